@@ -1,0 +1,154 @@
+"""The job record: what the state machine stores and the API shows.
+
+Times are integer milliseconds since the Unix epoch (UTC) everywhere inside the
+system; the API converts at its edge.  Records are frozen: a change of state is a
+new record, made by the state machine when it applies a command.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from enum import Enum
+from typing import Any
+
+
+class JobType(str, Enum):
+    UNICO = "unico"  # one-time: fires once at ``timestamp_ms``
+    RECURRENTE = "recurrente"  # recurring: fires on ``cron_expression``
+
+
+class JobStatus(str, Enum):
+    PENDING = "pending"
+    IN_PROGRESS = "in_progress"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    TIMEOUT = "timeout"
+
+
+FINISHED_STATUSES = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED})
+
+
+class MisfirePolicy(str, Enum):
+    FIRE_ONCE = "fire_once"  # runs missed while the cluster was down fire once on recovery
+    SKIP = "skip"  # missed runs are dropped; the next run on schedule fires
+
+
+class ErrorType(str, Enum):
+    TIMEOUT = "timeout"
+    CONNECTION_ERROR = "connection_error"
+    DNS_ERROR = "dns_error"
+    TLS_ERROR = "tls_error"
+    HTTP_ERROR = "http_error"
+
+
+@dataclass(frozen=True, slots=True)
+class JobSpec:
+    """What a client asked for: the validated, normalised body of ``POST /jobs``."""
+
+    id: str
+    type: JobType
+    timestamp_ms: int | None = None  # unico: when; recurrente: no run before it
+    cron_expression: str | None = None
+    timezone: str = "UTC"
+    last_date_ms: int | None = None
+    webhook_url: str | None = None
+    payload: dict[str, Any] | None = None
+    misfire_policy: MisfirePolicy = MisfirePolicy.FIRE_ONCE
+    max_attempts: int | None = None  # per-job override, capped by the cluster setting
+    timeout_ms: int | None = None  # per-attempt delivery timeout override
+
+    def to_wire(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["type"] = self.type.value
+        d["misfire_policy"] = self.misfire_policy.value
+        return d
+
+    @staticmethod
+    def from_wire(d: dict[str, Any]) -> JobSpec:
+        return JobSpec(
+            **{
+                **d,
+                "type": JobType(d["type"]),
+                "misfire_policy": MisfirePolicy(d["misfire_policy"]),
+            }
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """A stored job: its spec plus the state the cluster keeps about it."""
+
+    spec: JobSpec
+    created_at_ms: int
+    next_run_at_ms: int | None  # None once no further run is due
+    status: JobStatus = JobStatus.PENDING
+    paused: bool = False
+    attempt_count: int = 0
+    first_attempt_at_ms: int | None = None
+    last_attempt_at_ms: int | None = None
+    completed_at_ms: int | None = None
+    executing_node_id: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)  # forward-compatible fields
+
+    @property
+    def id(self) -> str:
+        return self.spec.id
+
+    def evolve(self, **changes: Any) -> Job:
+        return replace(self, **changes)
+
+    def to_wire(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["spec"] = self.spec.to_wire()
+        d["status"] = self.status.value
+        return d
+
+    @staticmethod
+    def from_wire(d: dict[str, Any]) -> Job:
+        return Job(
+            **{
+                **d,
+                "spec": JobSpec.from_wire(d["spec"]),
+                "status": JobStatus(d["status"]),
+            }
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One delivery attempt of one occurrence of a job."""
+
+    job_id: str
+    scheduled_at_ms: int  # the occurrence time: with job_id, the idempotency key
+    attempt_num: int
+    node_id: str
+    term: int
+    start_time_ms: int
+    end_time_ms: int | None = None
+    status: JobStatus = JobStatus.IN_PROGRESS
+    http_status: int | None = None
+    response_time_ms: int | None = None
+    error_message: str | None = None
+    error_type: ErrorType | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["status"] = self.status.value
+        d["error_type"] = self.error_type.value if self.error_type else None
+        return d
+
+    @staticmethod
+    def from_wire(d: dict[str, Any]) -> Attempt:
+        return Attempt(
+            **{
+                **d,
+                "status": JobStatus(d["status"]),
+                "error_type": ErrorType(d["error_type"]) if d["error_type"] else None,
+            }
+        )
+
+
+def idempotency_key(job_id: str, scheduled_at_ms: int) -> str:
+    """Identical across retries and failovers of one occurrence."""
+    return f"{job_id}:{scheduled_at_ms}"
