@@ -1,0 +1,161 @@
+"""The typed configuration objects: one frozen dataclass per YAML section.
+
+Built only by ``scheduled_db.config.load_config``, which has checked every value and
+every rule between values; code that receives a ``NodeConfig`` can trust it.
+Durations are integer milliseconds (attributes end in ``_ms``) and sizes integer
+bytes (``_bytes``), converted once at load so no other module parses units.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from scheduled_db.config_kinds import Address, Discovery, Member
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityConfig:
+    """The ``node`` section: who this node is and where it keeps its data."""
+
+    id: str
+    data_dir: str
+
+
+@dataclass(frozen=True, slots=True)
+class HttpConfig:
+    """The ``http`` section: the REST API listener."""
+
+    host: str
+    port: int
+    max_body_bytes: int
+    cors_origins: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RaftConfig:
+    """The ``raft`` section: the peer transport and the Raft core's tuning.
+
+    ``advertise_host`` is always set: left unset in every source it is ``host``.
+    """
+
+    host: str
+    port: int
+    advertise_host: str
+    heartbeat_interval_ms: int
+    election_timeout_ms: int
+    snapshot_threshold_entries: int
+    max_inflight: int
+    max_entries_per_msg: int
+    max_bytes_per_msg: int
+
+    @property
+    def listen_address(self) -> Address:
+        return Address(self.host, self.port)
+
+    @property
+    def advertise_address(self) -> Address:
+        return Address(self.advertise_host, self.port)
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterConfig:
+    """The ``cluster`` section: membership, discovery and the shared secret.
+
+    No members means a single-node cluster.  ``bootstrap_expect`` is always set:
+    left unset it is the number of members, else ``replicas``, else 1.
+    """
+
+    members: tuple[Member, ...]
+    bootstrap_expect: int
+    secret: str | None = field(repr=False)  # kept out of logs and tracebacks
+    discovery: Discovery
+    dns_service: str | None
+    replicas: int | None
+
+    def member(self, node_id: str) -> Member | None:
+        return next((m for m in self.members if m.id == node_id), None)
+
+    def peers(self, node_id: str) -> tuple[Member, ...]:
+        """Every member but ``node_id``."""
+        return tuple(m for m in self.members if m.id != node_id)
+
+
+@dataclass(frozen=True, slots=True)
+class SchedulerConfig:
+    """The ``scheduler`` section: how due jobs are grouped and how far ahead."""
+
+    slot_gap_ms: int
+    hot_window_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class QueueConfig:
+    """The ``queue`` section: admission limits on pending jobs."""
+
+    job_limit: int
+    memory_limit_bytes: int
+    memory_percent: float | None
+
+    def memory_budget_bytes(self, system_memory_bytes: int) -> int:
+        """The byte budget in force: a percent of system memory if one is set.
+
+        The shell measures system memory; this stays a pure function of it.
+        """
+        if self.memory_percent is None:
+            return self.memory_limit_bytes
+        return int(system_memory_bytes * self.memory_percent / 100)
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionConfig:
+    """The ``execution`` section: webhook delivery, retries and history."""
+
+    timeout_ms: int
+    inprogress_timeout_ms: int
+    max_attempts: int
+    history_retention_ms: int
+    backoff_base_ms: int
+    backoff_cap_ms: int
+    concurrency: int
+
+
+@dataclass(frozen=True, slots=True)
+class HealthConfig:
+    """The ``health`` section."""
+
+    failure_threshold: float
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsConfig:
+    """The ``metrics`` section: the Prometheus endpoint; port 0 turns it off."""
+
+    port: int
+
+    @property
+    def enabled(self) -> bool:
+        return self.port != 0
+
+
+@dataclass(frozen=True, slots=True)
+class LogConfig:
+    """The ``log`` section.  ``level`` is a ``logging`` level name (WARN -> WARNING)."""
+
+    level: str
+    json: bool
+
+
+@dataclass(frozen=True, slots=True)
+class NodeConfig:
+    """A node's whole configuration, one attribute per YAML section."""
+
+    node: IdentityConfig
+    http: HttpConfig
+    raft: RaftConfig
+    cluster: ClusterConfig
+    scheduler: SchedulerConfig
+    queue: QueueConfig
+    execution: ExecutionConfig
+    health: HealthConfig
+    metrics: MetricsConfig
+    log: LogConfig
