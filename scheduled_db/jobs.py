@@ -8,16 +8,16 @@ new record, made by the state machine when it applies a command.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 
-class JobType(str, Enum):
+class JobType(StrEnum):
     UNICO = "unico"  # one-time: fires once at ``timestamp_ms``
     RECURRENTE = "recurrente"  # recurring: fires on ``cron_expression``
 
 
-class JobStatus(str, Enum):
+class JobStatus(StrEnum):
     PENDING = "pending"
     IN_PROGRESS = "in_progress"
     COMPLETED = "completed"
@@ -29,12 +29,12 @@ class JobStatus(str, Enum):
 FINISHED_STATUSES = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED})
 
 
-class MisfirePolicy(str, Enum):
+class MisfirePolicy(StrEnum):
     FIRE_ONCE = "fire_once"  # runs missed while the cluster was down fire once on recovery
     SKIP = "skip"  # missed runs are dropped; the next run on schedule fires
 
 
-class ErrorType(str, Enum):
+class ErrorType(StrEnum):
     TIMEOUT = "timeout"
     CONNECTION_ERROR = "connection_error"
     DNS_ERROR = "dns_error"

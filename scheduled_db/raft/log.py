@@ -24,6 +24,10 @@ class RaftLog:
         self.unstable_snapshot: Snapshot | None = None
         self.committed = first - 1
         self.applied = max(first - 1, applied)
+        # Lowest index whose entry may have changed since an observer last looked.
+        # Only the simulator's checker reads and resets it (cheap, and it makes an
+        # incremental Log Matching check sound).
+        self.dirty_from = 0
 
     # -- positions --
 
@@ -125,6 +129,7 @@ class RaftLog:
 
     def _truncate_and_append(self, ents: list[Entry]) -> None:
         first = ents[0].index
+        self.dirty_from = min(self.dirty_from, first)
         end = self.unstable_offset + len(self.unstable)
         if first == end:
             self.unstable.extend(ents)
@@ -213,6 +218,7 @@ class RaftLog:
     def restore(self, snap: Snapshot) -> None:
         """Replace the whole log with ``snap`` (the host installs it from the Ready)."""
         self.committed = snap.meta.index
+        self.dirty_from = 0
         self.unstable = []
         self.unstable_offset = snap.meta.index + 1
         self.unstable_snapshot = snap

@@ -240,4 +240,3 @@ def decode_message(data: bytes) -> Message:
         raise
     except Exception as exc:  # msgpack, unpacking, enum and type errors alike
         raise DecodeError(f"malformed message: {type(exc).__name__}") from None
-

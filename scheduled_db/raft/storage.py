@@ -5,6 +5,12 @@ The core only *reads* storage.  Writing is the host's job: it takes a
 entries durable (in that order, atomically if it can), and only then sends the
 Ready's messages and calls ``advance()``.
 
+Bootstrap: every initial member of a cluster starts from the same snapshot at
+index 1 (term 1) holding the initial membership (:func:`bootstrap_snapshot`).
+Membership therefore always lives in replicated state, and a node that joins
+later with an empty log catches up by InstallSnapshot, never by replaying a log
+that lacks the initial configuration.
+
 Index conventions: the storage holds a *dummy* position at ``first_index() - 1``
 whose term is known (the last compacted entry, or the snapshot's index), so the
 core can always check the term of the entry before the first one it has.
@@ -64,6 +70,16 @@ class Storage(Protocol):
         ...
 
 
+BOOTSTRAP_INDEX = 1
+BOOTSTRAP_TERM = 1
+
+
+def bootstrap_snapshot(voters: tuple[str, ...]) -> Snapshot:
+    """The snapshot every initial member starts from (empty state data)."""
+    meta = SnapshotMeta(BOOTSTRAP_INDEX, BOOTSTRAP_TERM, ConfState(tuple(sorted(voters))))
+    return Snapshot(meta, b"")
+
+
 def limit_size(entries: list[Entry], max_size: int | None) -> list[Entry]:
     """The longest prefix within ``max_size`` bytes, but never fewer than one entry."""
     if max_size is None or not entries:
@@ -118,6 +134,13 @@ class MemoryStorage:
         return self._snapshot
 
     # -- writes (the host's side) --
+
+    def bootstrap(self, voters: tuple[str, ...]) -> None:
+        """Start as an initial member of a new cluster of ``voters``."""
+        if self.last_index() > 0 or self.hard_state != HardState():
+            raise ValueError("storage already holds state: refusing to bootstrap twice")
+        self.apply_snapshot(bootstrap_snapshot(voters))
+        self.hard_state = HardState(BOOTSTRAP_TERM, "", BOOTSTRAP_INDEX)
 
     def set_hard_state(self, hs: HardState) -> None:
         self.hard_state = hs
