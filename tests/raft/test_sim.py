@@ -106,3 +106,20 @@ def test_a_crashing_core_is_reported_not_fatal(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setattr(Raft, "tick", boom)
     result = sim.run_seed(1)
     assert any("deliberate" in v for v in result.violations)
+
+
+def test_removing_the_5_4_2_rule_breaks_figure_8(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Random faults rarely reach figure 8 (a new leader's own entries usually travel
+    with the old one); the deterministic scenario does, and must then fail."""
+    from tests.raft import test_scenarios
+
+    def count_any_term(self: RaftLog, index: int, term: int) -> bool:
+        if index > self.committed:
+            self.commit_to(index)
+            return True
+        return False
+
+    test_scenarios.test_figure8_old_term_entry_on_a_majority_is_not_committed()
+    monkeypatch.setattr(RaftLog, "maybe_commit", count_any_term)
+    with pytest.raises(AssertionError):
+        test_scenarios.test_figure8_old_term_entry_on_a_majority_is_not_committed()
