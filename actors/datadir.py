@@ -1,0 +1,213 @@
+"""A node's data directory: layout, metadata record, RocksDB options and opening.
+
+Layout of ``<data_dir>``::
+
+    db/                      one RocksDB with column families:
+        default              b"meta" (format version, node id, cluster id) and
+                             b"state_cf" (name of the live state column family)
+        raft                 Raft log, hard state, snapshot metadata
+        state-<generation>   the job state (key layout in scheduled_db.records)
+    snapshots/<index>-<term>/  RocksDB checkpoint (hard links) of the last snapshot
+
+One database with column families (not one database per concern) because a
+WriteBatch is atomic across the column families of one database: installing a
+snapshot flips ``state_cf`` and resets the Raft log in a single synced batch.
+
+Nothing here resets a directory silently: anything unexpected raises
+:class:`DataDirError` naming the directory.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+import msgpack
+from rocksdict import (
+    AccessType,
+    BlockBasedOptions,
+    Cache,
+    DBCompressionType,
+    Options,
+    Rdict,
+    WriteBatch,
+    WriteOptions,
+)
+
+FORMAT_VERSION = 1
+DB_DIR = "db"
+SNAPSHOT_DIR = "snapshots"
+RAFT_CF = "raft"
+STATE_CF_PREFIX = "state-"
+META_KEY = b"meta"
+STATE_POINTER = b"state_cf"
+
+
+class DataDirError(RuntimeError):
+    """The data directory is damaged, foreign, or belongs to another node/format."""
+
+    def __init__(self, path: Path | str, problem: str) -> None:
+        self.path = Path(path)
+        one_line = " ".join(problem.split())  # RocksDB messages span lines
+        super().__init__(f"data directory {path}: {one_line}")
+
+
+@dataclass(frozen=True, slots=True)
+class DirMeta:
+    """Written once when a directory is initialised, checked on every open."""
+
+    format_version: int
+    node_id: str
+    cluster_id: str | None
+
+
+def rocks_options(create: bool = False) -> Options:
+    """Options for every column family (raw bytes keys and values)."""
+    opts = Options(raw_mode=True)
+    opts.create_if_missing(create)
+    opts.create_missing_column_families(create)
+    opts.set_compression_type(DBCompressionType.lz4())
+    table = BlockBasedOptions()
+    table.set_bloom_filter(10, False)  # point reads of absent keys are most of apply's reads
+    table.set_block_cache(Cache(32 << 20))
+    opts.set_block_based_table_factory(table)
+    opts.set_max_total_wal_size(128 << 20)  # bounds WAL replay (time, memory) after a crash
+    opts.set_keep_log_file_num(3)
+    return opts
+
+
+def synced() -> WriteOptions:
+    wo = WriteOptions()
+    wo.sync = True
+    return wo
+
+
+def unsynced() -> WriteOptions:
+    return WriteOptions()
+
+
+def new_batch() -> WriteBatch:
+    return WriteBatch(raw_mode=True)
+
+
+class RocksStateView:
+    """The :class:`~scheduled_db.stateview.StateView` of one state column family."""
+
+    def __init__(self, cf: Rdict) -> None:
+        self._cf = cf
+
+    def get(self, key: bytes) -> bytes | None:
+        value: bytes | None = self._cf.get(key)
+        return value
+
+    def iter_range(self, lo: bytes, hi: bytes) -> Iterator[tuple[bytes, bytes]]:
+        for k, v in raw_items(self._cf, lo):
+            if k >= hi:
+                return
+            yield k, v
+
+
+def raw_items(cf: Rdict, start: bytes) -> Iterator[tuple[bytes, bytes]]:
+    """Pairs from ``start`` on; raw mode makes every key and value ``bytes``."""
+    return cast(Iterator[tuple[bytes, bytes]], iter(cf.items(from_key=start)))
+
+
+def open_rocks(path: Path, create: bool = False, read_only: bool = False) -> Rdict:
+    """Open the RocksDB at ``path`` with all its column families."""
+    opts = rocks_options(create)
+    try:
+        names = ["default"] if create else Rdict.list_cf(str(path), rocks_options())
+        cfs = {n: rocks_options(create) for n in names if n != "default"}
+        access = AccessType.read_only() if read_only else AccessType.read_write()
+        return Rdict(str(path), opts, column_families=cfs, access_type=access)
+    except Exception as exc:  # RocksDB reports every failure as a bare Exception
+        raise DataDirError(path.parent, f"cannot open RocksDB at {path}: {exc}") from None
+
+
+def _decode_meta(data_dir: Path, raw: Any) -> DirMeta:
+    try:
+        d = msgpack.unpackb(raw, raw=False)
+        return DirMeta(int(d["format"]), str(d["node_id"]), d.get("cluster_id"))
+    except Exception:
+        raise DataDirError(data_dir, "unreadable metadata record") from None
+
+
+def _encode_meta(meta: DirMeta) -> bytes:
+    d = {"format": meta.format_version, "node_id": meta.node_id, "cluster_id": meta.cluster_id}
+    return bytes(msgpack.packb(d))
+
+
+def check_meta(data_dir: Path, meta: DirMeta, node_id: str, cluster_id: str | None) -> None:
+    if meta.format_version != FORMAT_VERSION:
+        raise DataDirError(
+            data_dir, f"format version {meta.format_version}, this build reads {FORMAT_VERSION}"
+        )
+    if meta.node_id != node_id:
+        raise DataDirError(data_dir, f"belongs to node {meta.node_id!r}, not {node_id!r}")
+    if cluster_id is not None and meta.cluster_id not in (None, cluster_id):
+        raise DataDirError(data_dir, f"belongs to cluster {meta.cluster_id!r}, not {cluster_id!r}")
+
+
+def _is_empty(db: Rdict) -> bool:
+    for name in Rdict.list_cf(db.path(), rocks_options()):
+        cf = db.get_column_family(name)
+        if next(iter(cf.keys()), None) is not None:
+            return False
+    return True
+
+
+def _initialise(db: Rdict, node_id: str, cluster_id: str | None) -> None:
+    """Create the column families, then the metadata record last (one synced batch)."""
+    names = set(Rdict.list_cf(db.path(), rocks_options()))
+    for name in (RAFT_CF, STATE_CF_PREFIX + "1"):
+        if name not in names:
+            db.create_column_family(name, rocks_options(True))
+    wb = new_batch()
+    wb.put(META_KEY, _encode_meta(DirMeta(FORMAT_VERSION, node_id, cluster_id)))
+    wb.put(STATE_POINTER, (STATE_CF_PREFIX + "1").encode())
+    db.write(wb, synced())
+
+
+def open_data_dir(data_dir: Path, node_id: str, cluster_id: str | None) -> tuple[Rdict, DirMeta]:
+    """Open (initialising an absent or empty directory) and validate the metadata."""
+    db_path = data_dir / DB_DIR
+    if data_dir.exists() and not data_dir.is_dir():
+        raise DataDirError(data_dir, "is not a directory")
+    fresh = not data_dir.exists() or not any(data_dir.iterdir())
+    if not fresh and not db_path.is_dir():
+        raise DataDirError(data_dir, f"not a scheduled-db data directory (no {DB_DIR}/)")
+    if fresh:
+        data_dir.mkdir(parents=True, exist_ok=True)
+    db = open_rocks(db_path, create=fresh)
+    raw = db.get(META_KEY)
+    if raw is None:
+        if not _is_empty(db):
+            db.close()
+            raise DataDirError(data_dir, "RocksDB without a metadata record")
+        _initialise(db, node_id, cluster_id)  # first open, or an interrupted first open
+        raw = db.get(META_KEY)
+    meta = _decode_meta(data_dir, raw)
+    try:
+        check_meta(data_dir, meta, node_id, cluster_id)
+    except DataDirError:
+        db.close()
+        raise
+    return db, meta
+
+
+def flush_all(db: Rdict) -> None:
+    """Flush every column family's memtable (``Rdict.close`` flushes only the default)."""
+    for name in Rdict.list_cf(db.path(), rocks_options()):
+        db.get_column_family(name).flush(True)
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a rename or a new entry in ``path`` durable."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

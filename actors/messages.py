@@ -1,0 +1,280 @@
+"""Messages between the node's actors: immutable values, grouped by the actor they concern.
+
+Every message is a frozen dataclass.  Replies go to the ``reply_to`` actor ref
+a request carries, by ``tell``: no actor ever blocks on another's future.
+Records inside messages (jobs, attempts) are frozen too; treat the dicts they
+hold (a job's payload) as read-only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pykka
+
+from scheduled_db.commands import CommandKind
+from scheduled_db.jobs import Attempt, Job, JobStatus
+from scheduled_db.raft.messages import ConfState, Entry, HardState, SnapshotMeta
+from scheduled_db.results import CommandResult, EntryResult
+from scheduled_db.snapshot_codec import SnapshotCursor
+
+ActorRef = pykka.ActorRef[Any]
+
+# =============================================================================
+# Storage (actors/storage.py: StorageActor)
+# =============================================================================
+
+# --- requests: Raft log and apply ------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PersistReady:
+    """Make a Ready durable: ``snapshot`` (already staged), hard state and entries,
+    as one synced batch; then :class:`ReadyPersisted` goes to ``reply_to``."""
+
+    ready_id: int
+    hard_state: HardState | None
+    entries: tuple[Entry, ...]
+    snapshot: SnapshotMeta | None = None
+    reply_to: ActorRef | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyEntries:
+    """Apply committed entries (in order; already-applied ones are skipped).
+
+    ``conf_state`` is the membership after the CONF_CHANGE entries among them,
+    as the Raft core computed it; required if there is one.  :class:`Applied`
+    goes to ``reply_to`` and to every subscriber, then :class:`SnapshotTaken`
+    to ``reply_to`` if the log passed the snapshot threshold.
+    """
+
+    entries: tuple[Entry, ...]
+    conf_state: ConfState | None = None
+    reply_to: ActorRef | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Subscribe:
+    """Send :class:`Applied` and :class:`SnapshotInstalled` events to ``subscriber``."""
+
+    subscriber: ActorRef
+
+
+@dataclass(frozen=True, slots=True)
+class Unsubscribe:
+    subscriber: ActorRef
+
+
+# --- requests: snapshots ------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ReadSnapshotChunk:
+    """Leader side: the chunk of snapshot ``index`` after ``cursor`` (None: first).
+
+    Answered with :class:`SnapshotChunkRead`, or :class:`SnapshotUnavailable` if
+    a newer snapshot replaced it (start again with the new one).
+    """
+
+    index: int
+    cursor: SnapshotCursor | None
+    reply_to: ActorRef | None = None
+    max_bytes: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StageSnapshotChunk:
+    """Follower side: one received chunk (seq 0 starts over).  Answered with
+    :class:`SnapshotChunkStaged` or :class:`SnapshotChunkRejected`.  Once the
+    last chunk is staged, the Raft core may be given the snapshot message; its
+    Ready's :class:`PersistReady` then installs the staged state atomically."""
+
+    data: bytes
+    reply_to: ActorRef | None = None
+
+
+# --- requests: reads -----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class GetJob:
+    job_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ListJobs:
+    status: JobStatus | None = None
+    cursor: str | None = None
+    limit: int = 100
+
+
+@dataclass(frozen=True, slots=True)
+class GetExecutions:
+    job_id: str
+    limit: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DueBefore:
+    before_ms: int
+    limit: int = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class GetCounters:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class GetOpenClaims:
+    limit: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GetApplied:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class GetDigest:
+    pass
+
+
+Query = (
+    GetJob
+    | ListJobs
+    | GetExecutions
+    | DueBefore
+    | GetCounters
+    | GetOpenClaims
+    | GetApplied
+    | GetDigest
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Read:
+    """A read of the applied state; :class:`ReadResult` goes to ``reply_to``.
+
+    With ``ask`` instead of ``tell`` the value (or the error) comes back in
+    the future.  Values: GetJob -> Job | None; ListJobs -> JobPage;
+    GetExecutions / GetOpenClaims -> tuple[Attempt, ...]; DueBefore ->
+    tuple[Job, ...]; GetCounters -> Counters; GetApplied -> (index, term);
+    GetDigest -> hex str.
+    """
+
+    request_id: int
+    query: Query
+    reply_to: ActorRef | None = None
+
+
+# --- replies and events ----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ReadyPersisted:
+    """The Ready ``ready_id`` is durable: the log ends at ``last_index``."""
+
+    ready_id: int
+    hard_state: HardState
+    last_index: int
+    snapshot_index: int
+
+
+_RESCHEDULING = frozenset(
+    {
+        CommandKind.CANCEL,
+        CommandKind.COMPLETE,
+        CommandKind.UPDATE,
+        CommandKind.PAUSE,
+        CommandKind.RESUME,
+        CommandKind.RECORD_OUTCOME,
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """Entries up to ``applied_index`` are applied; their results, in index order."""
+
+    applied_index: int
+    applied_term: int
+    entries: tuple[EntryResult, ...]
+
+    @property
+    def results(self) -> tuple[CommandResult, ...]:
+        return tuple(r for e in self.entries for r in e.results)
+
+    def _changed(self, *kinds: CommandKind) -> tuple[CommandResult, ...]:
+        return tuple(r for r in self.results if r.changed and r.kind in kinds)
+
+    @property
+    def added(self) -> tuple[Job, ...]:
+        return tuple(r.job for r in self._changed(CommandKind.CREATE) if r.job is not None)
+
+    @property
+    def removed(self) -> tuple[str, ...]:
+        return tuple(r.job_id for r in self._changed(CommandKind.DELETE) if r.job_id is not None)
+
+    @property
+    def rescheduled(self) -> tuple[Job, ...]:
+        """Jobs whose status, pause or next run changed (other than by a claim)."""
+        return tuple(r.job for r in self._changed(*_RESCHEDULING) if r.job is not None)
+
+    @property
+    def claims(self) -> tuple[Attempt, ...]:
+        return tuple(r.attempt for r in self._changed(CommandKind.CLAIM) if r.attempt is not None)
+
+    @property
+    def outcomes(self) -> tuple[Attempt, ...]:
+        outcomes = self._changed(CommandKind.RECORD_OUTCOME)
+        return tuple(r.attempt for r in outcomes if r.attempt is not None)
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotTaken:
+    """A local snapshot was taken and the log compacted up to ``first_index - 1``."""
+
+    meta: SnapshotMeta
+    first_index: int
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotInstalled:
+    """The state was replaced by a snapshot from the leader (reload any cache)."""
+
+    meta: SnapshotMeta
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotChunkRead:
+    index: int
+    data: bytes
+    next_cursor: SnapshotCursor | None  # None: ``data`` was the last chunk
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotUnavailable:
+    index: int
+    current: int  # the snapshot the node has now (0: none)
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotChunkStaged:
+    meta: SnapshotMeta
+    seq: int
+    complete: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotChunkRejected:
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReadResult:
+    request_id: int
+    value: Any
+    error: str | None = None  # e.g. an invalid list cursor

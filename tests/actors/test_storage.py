@@ -1,0 +1,225 @@
+"""The StorageActor over a real RocksDB: persist, apply, events, snapshots, restart."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pykka
+import pytest
+
+from actors import messages as m
+from actors.node_store import NodeStore, SnapshotNotStagedError, StoreOptions
+from actors.storage import StorageActor
+from scheduled_db import commands as c
+from scheduled_db.fsm import ApplyOrderError
+from scheduled_db.jobs import JobStatus
+from scheduled_db.queries import JobPage
+from scheduled_db.raft.messages import (
+    ConfChange,
+    ConfChangeType,
+    ConfState,
+    Entry,
+    EntryType,
+    HardState,
+    SnapshotMeta,
+)
+from scheduled_db.results import ResultCode
+from tests.actors.probe import start_probe
+from tests.command_gen import entry_at
+from tests.fsm_helpers import spec
+
+T = 5.0  # seconds: the bound on every wait
+
+
+class Node:
+    """A StorageActor over a store in ``path``; ``restart`` reopens the same directory."""
+
+    def __init__(self, path: Path, options: StoreOptions | None = None) -> None:
+        self.path, self.options = path, options
+        self.probe, self.inbox = start_probe()
+        self.start()
+
+    def start(self) -> None:
+        self.store = NodeStore.open(self.path, "n1", options=self.options)
+        self.ref: pykka.ActorRef[Any] = StorageActor.start(self.store)
+
+    def ask(self, msg: object) -> Any:
+        return self.ref.ask(msg, timeout=T)
+
+    def read(self, query: m.Query) -> Any:
+        return self.ask(m.Read(0, query))
+
+    def restart(self) -> None:
+        self.ref.stop(timeout=T)  # on_stop closes the store
+        self.start()
+
+    def stop(self) -> None:
+        for ref in (self.ref, self.probe):
+            if ref.is_alive():
+                ref.stop(timeout=T)
+
+
+@pytest.fixture
+def node(tmp_path: Path) -> Iterator[Node]:
+    n = Node(tmp_path / "n1")
+    yield n
+    n.stop()
+
+
+def _cmd_entries(*cmds: c.Command, start: int = 1, term: int = 1) -> tuple[Entry, ...]:
+    return tuple(Entry(term, start + i, data=c.encode_command(x)) for i, x in enumerate(cmds))
+
+
+def test_persist_then_reload_log_and_hard_state(node: Node) -> None:
+    first = tuple(Entry(1, i, data=b"x%d" % i) for i in range(1, 6))
+    reply = node.ask(m.PersistReady(1, HardState(2, "n1", 0), first, reply_to=node.probe))
+    assert reply == m.ReadyPersisted(1, HardState(2, "n1", 0), 5, 0)
+    assert node.inbox.wait_for(m.ReadyPersisted, timeout=T) == reply
+    # A new leader overwrites the uncommitted tail: entry 4 with term 3 drops entry 5.
+    node.ask(m.PersistReady(2, HardState(3, "n2", 3), (Entry(3, 4, data=b"y"),)))
+    node.restart()
+    log = node.store.log
+    assert (log.first_index(), log.last_index(), log.term(3), log.term(4)) == (1, 4, 1, 3)
+    assert log.initial_state()[0] == HardState(3, "n2", 3)
+    assert [e.data for e in log.entries(1, 5)] == [b"x1", b"x2", b"x3", b"y"]
+
+
+def test_apply_reports_results_to_the_proposer_and_subscribers(node: Node) -> None:
+    sub, sub_inbox = start_probe()
+    try:
+        node.ask(m.Subscribe(sub))
+        entries = _cmd_entries(
+            c.CreateJob(spec("a"), 1, 100),
+            c.CreateJob(spec("a", payload={"other": 1}), 1, 100),
+            c.ClaimOccurrence("ghost", 100, 1, "n1", 1, 101),
+        ) + (Entry(1, 4, data=b"\x01garbage"), Entry(1, 5))
+        node.ask(m.PersistReady(1, HardState(1, "n1", 5), entries))
+        node.ref.tell(m.ApplyEntries(entries, reply_to=node.probe))
+        applied = node.inbox.wait_for(m.Applied, timeout=T)
+        assert sub_inbox.wait_for(m.Applied, timeout=T) == applied
+        assert applied.applied_index == 5
+        codes = [[r.code for r in e.results] for e in applied.entries]
+        assert codes == [
+            [ResultCode.OK],
+            [ResultCode.EXISTS_DIFFERENT],
+            [ResultCode.NOT_FOUND],
+            [ResultCode.INVALID],
+            [],
+        ]
+        assert [j.id for j in applied.added] == ["a"]
+    finally:
+        sub.stop(timeout=T)
+
+
+def test_applied_index_is_stored_with_the_state_and_replay_is_harmless(node: Node) -> None:
+    entries = _cmd_entries(c.CreateJob(spec("a"), 1, 100), c.CancelJob("a", 5), c.PauseJob("a"))
+    node.ask(m.PersistReady(1, HardState(1, "n1", 3), entries))
+    node.ask(m.ApplyEntries(entries[:2]))
+    digest = node.read(m.GetDigest())
+    again = node.ask(m.ApplyEntries(entries[:2]))
+    assert again.entries == () and node.read(m.GetDigest()) == digest
+    node.restart()
+    assert node.read(m.GetApplied()) == (2, 1)
+    assert node.read(m.GetDigest()) == digest
+    job = node.read(m.GetJob("a"))
+    assert job.status is JobStatus.CANCELLED
+    tail = node.ask(m.ApplyEntries(entries))  # the whole tail again, as after a crash
+    assert [e.index for e in tail.entries] == [3]
+    with pytest.raises(ApplyOrderError):  # an ask: the host bug comes back, the actor lives
+        node.ask(m.ApplyEntries((Entry(1, 9),)))
+    assert node.ref.is_alive()
+
+
+def test_conf_state_is_persisted_with_the_applied_batch(node: Node) -> None:
+    cc = Entry(1, 1, EntryType.CONF_CHANGE, ConfChange(ConfChangeType.ADD_VOTER, "n2").encode())
+    node.ask(m.PersistReady(1, HardState(1, "n1", 1), (cc,)))
+    node.ask(m.ApplyEntries((cc,), ConfState(("n1", "n2"))))
+    node.restart()
+    assert node.store.log.initial_state() == (HardState(1, "n1", 1), ConfState(("n1", "n2")))
+
+
+def test_reads_by_tell_and_an_invalid_cursor(node: Node) -> None:
+    entries = _cmd_entries(*(c.CreateJob(spec(f"j{i}"), 1, 100 + i) for i in range(5)))
+    node.ask(m.ApplyEntries(entries))
+    node.ref.tell(m.Read(7, m.ListJobs(limit=2), node.probe))
+    result = node.inbox.wait_for(m.ReadResult, lambda r: r.request_id == 7, T)
+    assert isinstance(result.value, JobPage) and len(result.value.jobs) == 2
+    node.ref.tell(m.Read(8, m.ListJobs(cursor="%%%"), node.probe))
+    bad = node.inbox.wait_for(m.ReadResult, lambda r: r.request_id == 8, T)
+    assert bad.value is None and bad.error is not None and "cursor" in bad.error
+    assert [j.id for j in node.read(m.DueBefore(103))] == ["j0", "j1", "j2"]
+    assert node.read(m.GetCounters()).jobs == 5
+
+
+def _fill(node: Node, seed: int, lo: int, hi: int, step: int = 5) -> None:
+    for start in range(lo, hi, step):
+        batch = tuple(entry_at(seed, i) for i in range(start, min(start + step, hi)))
+        node.ask(m.PersistReady(start, HardState(1, "n1", batch[-1].index), batch))
+        node.ref.tell(m.ApplyEntries(batch, reply_to=node.probe))
+    node.inbox.wait_for(m.Applied, lambda a: a.applied_index == hi - 1, T)
+
+
+def _stream(node: Node, index: int) -> list[bytes]:
+    chunks, cursor = [], None
+    while True:
+        reply = node.ask(m.ReadSnapshotChunk(index, cursor))
+        assert isinstance(reply, m.SnapshotChunkRead)
+        chunks.append(reply.data)
+        if (cursor := reply.next_cursor) is None:
+            return chunks
+
+
+def test_snapshot_create_stream_install_round_trip(tmp_path: Path) -> None:
+    opts = StoreOptions(snapshot_entries=10, keep_entries=3, chunk_bytes=600)
+    leader, follower = Node(tmp_path / "a", opts), Node(tmp_path / "b", opts)
+    try:
+        _fill(leader, seed=11, lo=1, hi=31)
+        leader.inbox.wait_for(m.SnapshotTaken, lambda t: t.meta.index == 30, T)
+        taken = leader.inbox.of_type(m.SnapshotTaken)
+        assert [t.meta.index for t in taken] == [10, 20, 30]
+        assert leader.store.log.first_index() == 28  # compacted, 3 entries kept
+        meta = leader.store.log.snapshot().meta
+        chunks = _stream(leader, meta.index)
+        assert len(chunks) > 3 and all(len(x) < 600 + 800 for x in chunks)
+        sub, sub_inbox = start_probe()
+        follower.ask(m.Subscribe(sub))
+        for data in chunks:
+            follower.ref.tell(m.StageSnapshotChunk(data, follower.probe))
+        staged = follower.inbox.wait_for(m.SnapshotChunkStaged, lambda s: s.complete, T)
+        assert staged.meta == meta
+        follower.ask(m.PersistReady(1, HardState(1, "n1", meta.index), (), snapshot=meta))
+        assert sub_inbox.wait_for(m.SnapshotInstalled, timeout=T).meta == meta
+        sub.stop(timeout=T)
+        assert follower.read(m.GetDigest()) == leader.read(m.GetDigest())
+        follower.restart()
+        log = follower.store.log
+        assert (log.first_index(), log.last_index(), log.snapshot().meta) == (31, 30, meta)
+        assert log.initial_state()[1] == meta.conf_state
+        assert follower.read(m.GetApplied()) == (30, 1)
+        tail = tuple(entry_at(11, i) for i in range(31, 36))
+        for n in (leader, follower):
+            n.ask(m.PersistReady(99, None, tail))
+            n.ask(m.ApplyEntries(tail))
+        assert follower.read(m.GetDigest()) == leader.read(m.GetDigest())
+    finally:
+        leader.stop()
+        follower.stop()
+
+
+def test_snapshot_rejections(node: Node) -> None:
+    assert node.ask(m.ReadSnapshotChunk(999, None)) == m.SnapshotUnavailable(999, 0)
+    assert isinstance(node.ask(m.StageSnapshotChunk(b"garbage")), m.SnapshotChunkRejected)
+    meta = SnapshotMeta(5, 1)
+    with pytest.raises(SnapshotNotStagedError):
+        node.ask(m.PersistReady(1, None, (), snapshot=meta))
+    assert node.ref.is_alive()
+
+
+def test_events_survive_a_dead_subscriber(node: Node) -> None:
+    dead, _ = start_probe()
+    node.ask(m.Subscribe(dead))
+    dead.stop(timeout=T)
+    node.ask(m.ApplyEntries(_cmd_entries(c.CreateJob(spec("a"), 1, 100))))
+    assert node.ref.is_alive()

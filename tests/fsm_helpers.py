@@ -1,0 +1,87 @@
+"""Test helpers for the state machine: an in-memory machine and an invariant check."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from scheduled_db import commands as c
+from scheduled_db import fsm
+from scheduled_db import records as r
+from scheduled_db.jobs import JobSpec, JobType
+from scheduled_db.raft.messages import ConfState, Entry
+from scheduled_db.results import CommandResult
+from scheduled_db.stateview import MemoryState, StateView
+from scheduled_db.txn import due_index_key
+
+ALL = (b"", b"\xff")
+
+
+def spec(job_id: str = "j1", recurring: bool = False, **kw: object) -> JobSpec:
+    base: dict[str, object] = {
+        "id": job_id,
+        "type": JobType.RECURRENTE if recurring else JobType.UNICO,
+        "timestamp_ms": None if recurring else 1_000,
+        "cron_expression": "0 * * * *" if recurring else None,
+        "webhook_url": "https://example.com/hook",
+        "payload": {"k": "v"},
+    }
+    base.update(kw)
+    return JobSpec(**base)  # type: ignore[arg-type]
+
+
+class Machine:
+    """A MemoryState plus the Raft-ish bookkeeping of applying entries to it."""
+
+    def __init__(self) -> None:
+        self.state = MemoryState()
+        self.index = 0
+
+    def apply_data(self, *datas: bytes, conf: ConfState | None = None) -> fsm.ApplyOutcome:
+        entries = []
+        for data in datas:
+            self.index += 1
+            entries.append(Entry(1, self.index, data=data))
+        out = fsm.apply_entries(self.state, entries, conf)
+        self.state.apply(out.writes)
+        return out
+
+    def run(self, *cmds: c.Command) -> list[CommandResult]:
+        """Apply each command in its own entry; the flattened results."""
+        out = self.apply_data(*(c.encode_command(x) for x in cmds))
+        return [res for e in out.results for res in e.results]
+
+    def one(self, cmd: c.Command) -> CommandResult:
+        (res,) = self.run(cmd)
+        return res
+
+
+def _keys(view: StateView, prefix: bytes) -> set[bytes]:
+    return {k for k, _ in view.iter_range(prefix, r.prefix_end(prefix))}
+
+
+def check_invariants(view: StateView) -> None:
+    """Indexes and counters agree with the job records (a full scan: tests only)."""
+    jobs = [r.decode_job(v) for _, v in view.iter_range(r.JOB, r.prefix_end(r.JOB))]
+    assert _keys(view, r.STATUS) == {r.status_key(j.status, j.id) for j in jobs}
+    assert _keys(view, r.DUE) == {k for j in jobs if (k := due_index_key(j)) is not None}
+    assert _keys(view, r.EXEC) == {r.exec_key(j.id) for j in jobs}
+    claims = set()
+    for j in jobs:
+        raw = view.get(r.exec_key(j.id))
+        assert raw is not None
+        if r.decode_execution(raw).claim_open:
+            claims.add(r.claim_key(j.id))
+    assert _keys(view, r.CLAIM) == claims
+    history = [r.decode_attempt(v) for _, v in view.iter_range(r.HISTORY, r.prefix_end(r.HISTORY))]
+    assert {a.job_id for a in history} <= {j.id for j in jobs}
+    starts = {
+        r.by_start_key(a.start_time_ms, a.job_id, a.scheduled_at_ms, a.attempt_num) for a in history
+    }
+    assert _keys(view, r.BY_START) == starts
+    raw = view.get(r.COUNTERS)
+    counters = r.Counters() if raw is None else r.decode_counters(raw)
+    assert counters.jobs == len(jobs)
+    by_status = Counter(j.status for j in jobs)
+    assert all(counters.count(s) == by_status[s] for s in r.STATUS_ORDER)
+    size = sum(len(k) + len(v) for k, v in view.iter_range(*ALL) if not k.startswith(b"m/"))
+    assert counters.bytes == size
