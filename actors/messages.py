@@ -8,6 +8,7 @@ hold (a job's payload) as read-only.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +16,8 @@ import pykka
 
 from scheduled_db.commands import CommandKind
 from scheduled_db.jobs import Attempt, Job, JobStatus
-from scheduled_db.raft.messages import ConfState, Entry, HardState, SnapshotMeta
+from scheduled_db.raft.messages import ConfChange, ConfState, Entry, HardState, SnapshotMeta
+from scheduled_db.raft.messages import Message as RaftMessage
 from scheduled_db.results import CommandResult, EntryResult
 from scheduled_db.snapshot_codec import SnapshotCursor
 
@@ -278,3 +280,104 @@ class ReadResult:
     request_id: int
     value: Any
     error: str | None = None  # e.g. an invalid list cursor
+
+
+# =============================================================================
+# Raft (actors/raft.py: RaftActor) and the node's transport
+# =============================================================================
+
+Reply = Callable[[Any], None]  # called from the replier's thread; must not block
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    """One tick of the Raft clock (sent by the actor's own ticker thread)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PeerMessage:
+    """A Raft message from a peer, decoded and authenticated by the transport."""
+
+    message: RaftMessage
+
+
+@dataclass(frozen=True, slots=True)
+class SendMessages:
+    """Raft messages for the transport to deliver to peers (fire and forget)."""
+
+    messages: tuple[RaftMessage, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ReportUnreachable:
+    peer: str
+
+
+@dataclass(frozen=True, slots=True)
+class Propose:
+    """Replicate one encoded command; ``reply`` gets a :class:`ProposeOutcome`."""
+
+    data: bytes
+    reply: Reply
+
+
+@dataclass(frozen=True, slots=True)
+class ProposeConfChange:
+    change: ConfChange
+    reply: Reply
+
+
+@dataclass(frozen=True, slots=True)
+class ProposeOutcome:
+    """Results once applied; or ``error``: not_leader | dropped | unknown_outcome."""
+
+    index: int = 0
+    results: tuple[CommandResult, ...] = ()
+    error: str | None = None
+    detail: str = ""
+    leader: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class TransferLeadership:
+    target: str
+
+
+@dataclass(frozen=True, slots=True)
+class Campaign:
+    """Start an election now (tests, and a single node at start-up)."""
+
+
+@dataclass(frozen=True, slots=True)
+class GetRaftStatus:
+    """The core's :class:`~scheduled_db.raft.core.Status`, to ``reply`` and the ask."""
+
+    reply: Reply | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SubscribeLeadership:
+    """Send :class:`Leadership` now and on every change to ``subscriber``."""
+
+    subscriber: ActorRef
+
+
+@dataclass(frozen=True, slots=True)
+class Leadership:
+    """Who leads in which term; ``established`` once this node's first entry of its
+    term is applied (the state then holds everything earlier leaders committed)."""
+
+    leader: str
+    term: int
+    is_leader: bool
+    established: bool
+
+
+# =============================================================================
+# HTTP (actors/ingress.py: HttpActor)
+# =============================================================================
+
+
+@dataclass(frozen=True, slots=True)
+class GetBoundPorts:
+    """Ask the HttpActor for (api_port, metrics_port) once it is listening."""

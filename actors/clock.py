@@ -1,0 +1,38 @@
+"""The node's one clock helper: wall time in milliseconds, and a periodic ticker."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+
+def now_ms() -> int:
+    """Wall-clock time in epoch milliseconds: the only place the node reads it."""
+    return time.time_ns() // 1_000_000
+
+
+class Ticker:
+    """Calls ``fn`` every ``interval`` seconds from a daemon thread until stopped.
+
+    Used to turn the passage of time into messages (e.g. a Raft tick); ``fn``
+    must be quick and must not block (it should only ``tell`` an actor).
+    """
+
+    def __init__(self, interval: float, fn: Callable[[], None]) -> None:
+        self._interval = interval
+        self._fn = fn
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="ticker", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+    def _run(self) -> None:
+        next_at = time.monotonic() + self._interval
+        while not self._stopped.wait(max(0.0, next_at - time.monotonic())):
+            self._fn()
+            next_at += self._interval

@@ -1,0 +1,134 @@
+"""The RaftActor with a real StorageActor on RocksDB, as a group of one and of three.
+
+A probe actor stands in for the transport of a 3-node group, so the test decides
+which messages reach whom; no sleeps, only bounded waits on conditions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pykka
+import pytest
+
+from actors import messages as m
+from actors.node_store import NodeStore
+from actors.raft import RaftActor, RaftSettings
+from actors.storage import StorageActor
+from scheduled_db import commands as c
+from scheduled_db.jobs import JobSpec, JobType
+from scheduled_db.results import ResultCode
+from tests.actors.probe import Inbox, start_probe
+
+
+def _create(job_id: str) -> bytes:
+    spec = JobSpec(id=job_id, type=JobType.UNICO, timestamp_ms=2_000_000_000_000)
+    return c.encode_command(c.CreateJob(spec, 1_000, 2_000_000_000_000))
+
+
+class Member:
+    """One node's storage and raft actors over a real data directory."""
+
+    def __init__(self, path: Path, node_id: str, voters: tuple[str, ...]) -> None:
+        self.path, self.node_id, self.voters = path, node_id, voters
+        self.transport, self.sent = start_probe()
+        self.events, self.inbox = start_probe()
+        self.refs: list[pykka.ActorRef[Any]] = []
+
+    def start(self, tick_ms: int = 20) -> None:
+        store = NodeStore.open(self.path, self.node_id)
+        if store.log.last_index() == 0:
+            store.bootstrap(self.voters)
+        self.storage = StorageActor.start(store)
+        settings = RaftSettings(self.node_id, tick_ms=tick_ms, election_ticks=10)
+        self.raft = RaftActor.start(
+            settings, store.log, store.applied()[0], self.storage, self.transport, seed=1
+        )
+        self.refs = [self.raft, self.storage]
+        self.raft.tell(m.SubscribeLeadership(self.events))
+
+    def propose(self, data: bytes) -> m.ProposeOutcome:
+        outbox = Inbox()
+        self.raft.tell(m.Propose(data, outbox.put))
+        return outbox.wait_for(m.ProposeOutcome)
+
+    def stop(self) -> None:
+        for ref in self.refs:
+            ref.stop()
+
+
+@pytest.fixture
+def solo(tmp_path: Path) -> Iterator[Member]:
+    node = Member(tmp_path / "n1", "n1", ("n1",))
+    node.start()
+    yield node
+    node.stop()
+    node.transport.stop()
+    node.events.stop()
+
+
+def test_a_group_of_one_elects_itself_and_announces_established_leadership(
+    solo: Member,
+) -> None:
+    event = solo.inbox.wait_for(m.Leadership, lambda e: e.established)
+    assert (event.leader, event.is_leader) == ("n1", True)
+
+
+def test_a_proposal_is_answered_with_its_applied_result(solo: Member) -> None:
+    solo.inbox.wait_for(m.Leadership, lambda e: e.established)
+    outcome = solo.propose(_create("a"))
+    assert outcome.error is None
+    assert [r.code for r in outcome.results] == [ResultCode.OK]
+    again = solo.propose(_create("a"))
+    assert [r.code for r in again.results] == [ResultCode.EXISTS_IDENTICAL]
+    job = solo.storage.ask(m.Read(1, m.GetJob("a")))
+    assert job is not None and job.id == "a"
+
+
+def test_state_survives_a_restart_on_the_same_directory(tmp_path: Path) -> None:
+    node = Member(tmp_path / "n1", "n1", ("n1",))
+    node.start()
+    node.inbox.wait_for(m.Leadership, lambda e: e.established)
+    assert node.propose(_create("kept")).error is None
+    node.stop()
+    again = Member(tmp_path / "n1", "n1", ("n1",))
+    again.start()
+    try:
+        again.inbox.wait_for(m.Leadership, lambda e: e.established)
+        assert again.storage.ask(m.Read(1, m.GetJob("kept"))) is not None
+        status = again.raft.ask(m.GetRaftStatus())
+        assert status.term > 1 and status.commit >= 3
+    finally:
+        again.stop()
+        for probe in (node.transport, node.events, again.transport, again.events):
+            probe.stop()
+
+
+def test_a_follower_refuses_proposals_naming_no_leader(tmp_path: Path) -> None:
+    node = Member(tmp_path / "n1", "n1", ("n1", "n2", "n3"))
+    node.start(tick_ms=10_000)  # no election will start on its own during the test
+    try:
+        outcome = node.propose(_create("x"))
+        assert (outcome.error, outcome.leader) == ("not_leader", "")
+    finally:
+        node.stop()
+        node.transport.stop()
+        node.events.stop()
+
+
+def test_a_campaign_asks_the_other_voters_for_pre_votes(tmp_path: Path) -> None:
+    node = Member(tmp_path / "n1", "n1", ("n1", "n2", "n3"))
+    node.start(tick_ms=10_000)
+    try:
+        node.raft.tell(m.Campaign())
+        sent = node.sent.wait_for(m.SendMessages)
+        assert {msg.to for msg in sent.messages} == {"n2", "n3"}
+        assert {msg.type.name for msg in sent.messages} == {"PRE_VOTE"}
+        status = node.raft.ask(m.GetRaftStatus())
+        assert status.role.value == "pre_candidate"
+    finally:
+        node.stop()
+        node.transport.stop()
+        node.events.stop()
