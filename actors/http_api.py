@@ -1,0 +1,197 @@
+"""The REST API of a node as an aiohttp application, over a :class:`Backend`.
+
+:func:`build_app` wires the routes (jobs in :mod:`actors.http_jobs`, the node's
+own routes here) and the middlewares, outermost first:
+
+1. request metrics (sees the final status of every request, errors included);
+2. CORS (:mod:`actors.http_cors`; error bodies get CORS headers too);
+3. the error renderer (:mod:`actors.http_errors`): every failure becomes a JSON
+   ``{"error": ...}`` body, an unexpected one a bare 500.
+
+:func:`build_metrics_app` is the separate metrics listener: ``GET /metrics`` only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from actors.backend import Backend
+from actors.http_body import read_json_object
+from actors.http_cors import CorsPolicy, cors_middleware
+from actors.http_errors import error_middleware
+from actors.http_jobs import READ_TIMEOUT_S, JobRoutes
+from actors.http_views import Limits, cluster_view, health_view
+from actors.messages import GetCounters
+from actors.metrics import ApiMetrics
+from scheduled_db.config import NodeConfig
+from scheduled_db.config_kinds import NODE_ID, parse_address
+from scheduled_db.errors import ValidationError
+from scheduled_db.records import Counters
+
+log = logging.getLogger(__name__)
+
+SCRAPE_TIMEOUT_S = 2.0  # a scrape answers with the last values rather than hang
+_JOIN_FIELDS = ("node_id", "address", "http_address")
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+def system_memory_bytes() -> int:
+    """Physical memory of the host (0 when the platform does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return 0
+
+
+def node_limits(config: NodeConfig) -> Limits:
+    """The limits in force, measured once (``queue.memory_percent`` is of host memory)."""
+    return Limits(
+        job_limit=config.queue.job_limit,
+        memory_limit_bytes=config.queue.memory_budget_bytes(system_memory_bytes()),
+        failure_threshold=config.health.failure_threshold,
+    )
+
+
+def _route_label(request: web.Request) -> str:
+    # The route template, never the raw path: one series per job id would not end.
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else "unmatched"
+
+
+def metrics_middleware(metrics: ApiMetrics) -> Any:
+    @web.middleware
+    async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
+        started = time.perf_counter()
+        status = 500
+        try:
+            response = await handler(request)
+            status = response.status
+            return response
+        except web.HTTPException as exc:
+            status = exc.status
+            raise
+        finally:
+            method = request.method if request.method in _METHODS else "OTHER"
+            elapsed = time.perf_counter() - started
+            metrics.observe_request(_route_label(request), method, status, elapsed)
+
+    return observe
+
+
+class NodeRoutes:
+    """Handlers of the node's own routes: health, cluster view, join, metrics."""
+
+    def __init__(
+        self, backend: Backend, metrics: ApiMetrics, limits: Limits, max_body_bytes: int
+    ) -> None:
+        self._backend = backend
+        self._metrics = metrics
+        self._limits = limits
+        self._max_body = max_body_bytes
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.get("/health", self.health),
+            web.get("/debug/cluster", self.cluster),
+            web.post("/join", self.join),
+            web.get("/metrics", self.metrics),
+        ]
+
+    async def _counters(self, timeout: float = READ_TIMEOUT_S) -> Counters:
+        counters: Counters = await self._backend.read(GetCounters(), timeout=timeout)
+        return counters
+
+    async def health(self, request: web.Request) -> web.Response:
+        # 200 whenever the node answers: a degraded node still serves, and a liveness
+        # probe must not restart a node because webhooks elsewhere fail.
+        status = await self._backend.status()
+        view = health_view(status, await self._counters(), self._limits)
+        return web.json_response(view)
+
+    async def cluster(self, request: web.Request) -> web.Response:
+        status = await self._backend.status()
+        return web.json_response(cluster_view(status, await self._counters()))
+
+    async def join(self, request: web.Request) -> web.Response:
+        body = await read_json_object(request, self._max_body, required=True)
+        unknown = sorted(k for k in body if k not in _JOIN_FIELDS)
+        if unknown:
+            raise ValidationError(unknown[0], "unknown field")
+        node_id = _join_value(body, "node_id", NODE_ID.parse)
+        raft_address = str(_join_value(body, "address", parse_address))
+        http = body.get("http_address")
+        http_address = "" if http is None else str(_join_value(body, "http_address", parse_address))
+        await self._backend.add_learner(node_id, raft_address, http_address)
+        return web.json_response(
+            {
+                "node_id": node_id,
+                "address": raft_address,
+                "http_address": http_address or None,
+                "suffrage": "learner",
+            }
+        )
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        await self.refresh_metrics()
+        return web.Response(
+            body=self._metrics.render(), headers={"Content-Type": self._metrics.content_type}
+        )
+
+    async def refresh_metrics(self) -> None:
+        """Update the state gauges from the node; on a timeout keep the last values."""
+        try:
+            status = await asyncio.wait_for(self._backend.status(), SCRAPE_TIMEOUT_S)
+            counters = await self._counters(SCRAPE_TIMEOUT_S)
+        except TimeoutError:
+            log.warning("metrics: the node did not answer within %.1fs", SCRAPE_TIMEOUT_S)
+            return
+        self._metrics.update_raft(status)
+        limits = self._limits
+        self._metrics.update_state(counters, limits.job_limit, limits.memory_limit_bytes)
+
+
+def _join_value(body: dict[str, object], name: str, parse: Callable[[object], Any]) -> Any:
+    value = body.get(name)
+    if value is None:
+        raise ValidationError(name, "is required")
+    try:
+        return parse(value)
+    except ValueError as exc:
+        raise ValidationError(name, str(exc)) from None
+
+
+def build_app(
+    backend: Backend, config: NodeConfig, metrics: ApiMetrics, clock: Callable[[], int]
+) -> web.Application:
+    """The REST API of one node.  ``clock`` gives epoch milliseconds (the leader's
+    "now" for the times a write decides)."""
+    limits = node_limits(config)
+    max_body = config.http.max_body_bytes
+    app = web.Application(
+        client_max_size=max_body,
+        middlewares=[
+            metrics_middleware(metrics),
+            cors_middleware(CorsPolicy(config.http.cors_origins)),
+            error_middleware(max_body),
+        ],
+    )
+    app.router.add_routes(JobRoutes(backend, limits, max_body, clock).routes())
+    app.router.add_routes(NodeRoutes(backend, metrics, limits, max_body).routes())
+    return app
+
+
+def build_metrics_app(backend: Backend, config: NodeConfig, metrics: ApiMetrics) -> web.Application:
+    """The metrics listener: ``GET /metrics`` and nothing else (JSON 404/405 otherwise)."""
+    max_body = config.http.max_body_bytes
+    app = web.Application(client_max_size=max_body, middlewares=[error_middleware(max_body)])
+    routes = NodeRoutes(backend, metrics, node_limits(config), max_body)
+    app.router.add_get("/metrics", routes.metrics)
+    return app

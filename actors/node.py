@@ -1,0 +1,156 @@
+"""The node supervisor: opens the data directory, starts the actors, stops them.
+
+Start order is storage → raft → http; stop order is the reverse, so nothing is
+ever asked of an actor that has already stopped, and RocksDB closes last.
+
+Let it crash: if any actor dies (an exception in a handler stops a Pykka actor),
+the supervisor logs which one, stops the rest and exits non-zero; the process
+supervisor (compose, Kubernetes, the local launcher) restarts the node, and Raft
+plus RocksDB bring it back to where it was.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+from dataclasses import dataclass
+from types import FrameType
+
+import pykka
+
+from actors import messages as m
+from actors.datadir import DataDirError
+from actors.ingress import HttpActor
+from actors.metrics import ApiMetrics
+from actors.node_backend import NodeBackend
+from actors.node_store import NodeStore, StoreOptions
+from actors.raft import RaftActor, RaftSettings
+from actors.storage import StorageActor
+from scheduled_db.config_model import NodeConfig
+from scheduled_db.raft.messages import HardState
+
+log = logging.getLogger("actors.node")
+
+WATCH_INTERVAL_S = 0.2
+STOP_TIMEOUT_S = 10.0
+
+
+@dataclass
+class _Started:
+    name: str
+    ref: m.ActorRef
+
+
+class Node:
+    """One scheduled-db node: its actors, started and stopped as a unit."""
+
+    def __init__(self, config: NodeConfig) -> None:
+        self.config = config
+        self._actors: list[_Started] = []
+        self._stop = threading.Event()
+        self.failure: str | None = None
+        self.http_port = 0
+        self.metrics_port = 0
+
+    def start(self) -> None:
+        """Open storage and start every actor; raises DataDirError / OSError."""
+        cfg = self.config
+        store = NodeStore.open(
+            cfg.node.data_dir,
+            cfg.node.id,
+            options=StoreOptions(snapshot_entries=cfg.raft.snapshot_threshold_entries),
+        )
+        if store.log.last_index() == 0 and store.log.hard_state() == HardState():
+            voters = tuple(mb.id for mb in cfg.cluster.members) or (cfg.node.id,)
+            store.bootstrap(voters)
+            log.info("bootstrapped a new cluster of %s", ", ".join(voters))
+        try:
+            self._start_actors(store)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start_actors(self, store: NodeStore) -> None:
+        cfg = self.config
+        storage = self._add("storage", StorageActor.start(store))
+        settings = RaftSettings(
+            node_id=cfg.node.id,
+            tick_ms=cfg.raft.heartbeat_interval_ms,
+            election_ticks=max(2, cfg.raft.election_timeout_ms // cfg.raft.heartbeat_interval_ms),
+            max_inflight=cfg.raft.max_inflight,
+            max_entries_per_msg=cfg.raft.max_entries_per_msg,
+            max_bytes_per_msg=cfg.raft.max_bytes_per_msg,
+        )
+        raft = self._add("raft", RaftActor.start(settings, store.log, store.applied()[0], storage))
+        backend = NodeBackend(cfg, raft, storage, f"{cfg.http.host}:{cfg.http.port}")
+        http = HttpActor.start(backend, cfg, ApiMetrics())
+        self._add("http", http)
+        self.http_port, self.metrics_port = http.ask(m.GetBoundPorts())
+        backend.set_http_address(_advertised(cfg.http.host, self.http_port))
+        log.info("node %s serving HTTP on port %d", cfg.node.id, self.http_port)
+
+    def _add(self, name: str, ref: m.ActorRef) -> m.ActorRef:
+        self._actors.append(_Started(name, ref))
+        return ref
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    def wait(self) -> int:
+        """Block until a stop is requested (0) or an actor dies (1)."""
+        while not self._stop.wait(WATCH_INTERVAL_S):
+            dead = [a.name for a in self._actors if not a.ref.is_alive()]
+            if dead:
+                self.failure = f"actor {dead[0]} stopped unexpectedly (see its error above)"
+                log.error("%s: stopping the node", self.failure)
+                return 1
+        return 0
+
+    def stop(self) -> None:
+        """Stop the actors in reverse start order (each within a bounded time)."""
+        for started in reversed(self._actors):
+            try:
+                started.ref.stop(block=True, timeout=STOP_TIMEOUT_S)
+            except pykka.ActorDeadError:
+                pass
+            except pykka.Timeout:
+                log.error("actor %s did not stop within %ss", started.name, STOP_TIMEOUT_S)
+        self._actors.clear()
+
+
+def _advertised(host: str, port: int) -> str:
+    shown = "127.0.0.1" if host in ("0.0.0.0", "", "::") else host
+    return f"{shown}:{port}"
+
+
+def run_node(config: NodeConfig) -> int:
+    """Run a node in this process until SIGTERM/SIGINT; return the exit code."""
+    node = Node(config)
+    try:
+        node.start()
+    except DataDirError as exc:
+        print(f"scheduled-db: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"scheduled-db: cannot start: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    signals = {"count": 0}
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        signals["count"] += 1
+        if signals["count"] > 1:
+            log.warning("second signal: exiting at once")
+            sys.stdout.flush()
+            os._exit(1)
+        log.info("signal %d: stopping", signum)
+        node.request_stop()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, on_signal)
+    code = node.wait()
+    node.stop()
+    log.info("node %s stopped", config.node.id)
+    return code

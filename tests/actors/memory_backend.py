@@ -1,0 +1,166 @@
+"""An in-memory :class:`~actors.backend.Backend` for tests of the HTTP layer.
+
+Commands go through the real, pure state machine (:func:`scheduled_db.fsm.apply_entries`
+over a :class:`~scheduled_db.stateview.MemoryState`), reads through
+:mod:`scheduled_db.queries`: only Raft and the actors are missing.  Switches make
+it refuse writes (``WriteRefused``), time out, or fail reads, so every error path
+of the API can be driven.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from actors import messages as m
+from actors.backend import NodeStatus, ServerInfo, WriteRefused
+from scheduled_db import fsm, queries
+from scheduled_db.commands import (
+    ClaimOccurrence,
+    Command,
+    CompleteOccurrence,
+    RecordOutcome,
+    encode_command,
+)
+from scheduled_db.jobs import ErrorType, JobStatus
+from scheduled_db.raft.messages import Entry
+from scheduled_db.results import CommandResult
+from scheduled_db.stateview import MemoryState, state_digest
+
+RAFT_ADDRESS = "10.9.8.7:7000"
+HTTP_ADDRESS = "10.9.8.7:8080"
+
+
+class MemoryBackend:
+    """A single-node "cluster" whose log is applied the moment it is proposed."""
+
+    def __init__(self, node_id: str = "node-1") -> None:
+        self.node_id = node_id
+        self.state = MemoryState()
+        self.index = 0
+        self.term = 1
+        self.role = "leader"
+        self.leader_id = node_id
+        self.leader_http_address = HTTP_ADDRESS
+        self.servers: tuple[ServerInfo, ...] = (
+            ServerInfo(node_id, RAFT_ADDRESS, HTTP_ADDRESS, "voter", 0, 0),
+        )
+        # Switches: what the next calls do instead of succeeding.
+        self.refusal: WriteRefused | None = None
+        self.apply_before_refusing = False  # an unknown_outcome that did commit
+        self.time_out = False  # every call raises TimeoutError
+        self.read_error: Exception | None = None
+        self.proposed: list[Command] = []
+        self.learners: list[tuple[str, str, str]] = []
+
+    # --- switches ---------------------------------------------------------------------
+
+    def refuse(self, reason: str, leader: str = "", *, applied: bool = False) -> None:
+        self.refusal = WriteRefused(reason, leader)
+        self.apply_before_refusing = applied
+
+    def follow(self, leader_id: str = "", leader_http_address: str = "") -> None:
+        """Become a follower of ``leader_id`` (none: no leader); writes are refused."""
+        self.role = "follower"
+        self.leader_id = leader_id
+        self.leader_http_address = leader_http_address
+        self.refuse("not_leader", leader_id)
+
+    # --- the Backend contract ---------------------------------------------------------
+
+    async def propose(self, command: Command, timeout: float = 10.0) -> CommandResult:
+        if self.time_out:
+            raise TimeoutError
+        if self.refusal is not None:
+            if self.apply_before_refusing:
+                self.apply(command)
+            raise self.refusal
+        self.proposed.append(command)
+        (result,) = self.apply(command)
+        return result
+
+    async def read(self, query: Any, timeout: float = 10.0) -> Any:
+        if self.time_out:
+            raise TimeoutError
+        if self.read_error is not None:
+            raise self.read_error
+        return self.query(query)
+
+    async def status(self) -> NodeStatus:
+        if self.time_out:
+            raise TimeoutError
+        return NodeStatus(
+            node_id=self.node_id,
+            role=self.role,
+            leader_id=self.leader_id,
+            leader_http_address=self.leader_http_address,
+            term=self.term,
+            commit_index=self.index,
+            applied_index=self.index,
+            servers=self.servers,
+        )
+
+    async def add_learner(self, node_id: str, raft_address: str, http_address: str) -> None:
+        if self.time_out:
+            raise TimeoutError
+        if self.refusal is not None:
+            raise self.refusal
+        self.learners.append((node_id, raft_address, http_address))
+
+    # --- synchronous helpers for test set-up ------------------------------------------
+
+    def apply(self, *commands: Command) -> list[CommandResult]:
+        """Commit and apply each command in an entry of its own; their results."""
+        entries = []
+        for command in commands:
+            self.index += 1
+            entries.append(Entry(self.term, self.index, data=encode_command(command)))
+        out = fsm.apply_entries(self.state, entries)
+        self.state.apply(out.writes)
+        return [r for e in out.results for r in e.results]
+
+    def query(self, query: Any) -> Any:
+        view = self.state
+        match query:
+            case m.GetJob(job_id):
+                return queries.get_job(view, job_id)
+            case m.ListJobs(status, cursor, limit):
+                return queries.list_jobs(view, status, cursor, limit)
+            case m.GetExecutions(job_id, limit):
+                return queries.executions(view, job_id, limit)
+            case m.GetCounters():
+                return queries.counters(view)
+            case m.DueBefore(before_ms, limit):
+                return queries.due_before(view, before_ms, limit)
+            case m.GetOpenClaims(limit):
+                return queries.open_claims(view, limit)
+            case m.GetApplied():
+                return fsm.applied_position(view)
+            case m.GetDigest():
+                return state_digest(view)
+        raise TypeError(f"not a query: {query!r}")
+
+    def run_attempt(self, job_id: str, outcome: JobStatus, at_ms: int, *, final: bool) -> None:
+        """Claim the job's next attempt and record ``outcome``; ``final`` also closes the
+        occurrence with that status (the job then counts as finished)."""
+        job = queries.get_job(self.state, job_id)
+        ex = queries.get_execution(self.state, job_id)
+        assert job is not None and ex is not None and ex.occurrence_ms is not None
+        occ, attempt = ex.occurrence_ms, ex.attempt + 1
+        failed = outcome is not JobStatus.COMPLETED
+        results = self.apply(
+            ClaimOccurrence(job_id, occ, attempt, self.node_id, self.term, at_ms),
+            RecordOutcome(
+                job_id,
+                occ,
+                attempt,
+                outcome,
+                at_ms + 25,
+                http_status=500 if failed else 200,
+                response_time_ms=25,
+                error_message="upstream said no" if failed else None,
+                error_type=ErrorType.HTTP_ERROR if failed else None,
+            ),
+        )
+        if final:
+            results += self.apply(CompleteOccurrence(job_id, occ, None, outcome, at_ms + 30))
+        assert all(r.accepted for r in results), results
