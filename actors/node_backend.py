@@ -117,12 +117,17 @@ class NodeBackend:
         member = self._config.cluster.member(node_id)
         return str(member.http_address) if member is not None else ""
 
+    def _raft_of(self, node_id: str) -> str:
+        if node_id == self.node_id:
+            return str(self._config.raft.advertise_address)
+        member = self._config.cluster.member(node_id)
+        return str(member.raft_address) if member is not None else ""
+
     def _servers(self, st: Any) -> tuple[ServerInfo, ...]:
         out = []
         for suffrage, ids in (("voter", st.conf_state.voters), ("learner", st.conf_state.learners)):
             for node_id in ids:
-                member = self._config.cluster.member(node_id)
-                raft_addr = str(member.raft_address) if member is not None else ""
+                raft_addr = self._raft_of(node_id)
                 progress = st.progress.get(node_id)
                 out.append(
                     ServerInfo(
