@@ -381,3 +381,57 @@ class Leadership:
 @dataclass(frozen=True, slots=True)
 class GetBoundPorts:
     """Ask the HttpActor for (api_port, metrics_port) once it is listening."""
+
+
+# =============================================================================
+# Webhook delivery (actors/webhook.py: WebhookActor)
+# =============================================================================
+
+
+@dataclass(frozen=True, slots=True)
+class Deliver:
+    """Make one delivery attempt of a claimed occurrence; :class:`DeliveryOutcome`
+    goes to ``reply_to``.  The request is sent at once (the caller fires on time)."""
+
+    job_id: str
+    job_type: str  # "unico" | "recurrente"
+    scheduled_at_ms: int  # with job_id, the idempotency key
+    attempt: int
+    term: int
+    url: str
+    payload: dict[str, Any] | None
+    timeout_ms: int
+    reply_to: ActorRef | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AbortDelivery:
+    """Abort the in-flight delivery of ``job_id`` (the job was cancelled or deleted);
+    its outcome is still reported, as an error of type ``aborted``."""
+
+    job_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class AbortAll:
+    """Abort every in-flight delivery (this node stopped leading)."""
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryOutcome:
+    """How one attempt ended.  ``retryable``: a timeout, connection/DNS/TLS error,
+    5xx, 408 or 429; ``retry_after_ms`` is the server's Retry-After, if any."""
+
+    job_id: str
+    scheduled_at_ms: int
+    attempt: int
+    ok: bool
+    start_ms: int
+    end_ms: int
+    sent_ms: int | None = None  # when the request went out (for lateness)
+    http_status: int | None = None
+    response_time_ms: int | None = None
+    error_type: str | None = None  # ErrorType value, or "aborted"
+    error_message: str | None = None
+    retryable: bool = False
+    retry_after_ms: int | None = None
