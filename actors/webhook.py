@@ -1,0 +1,278 @@
+"""The WebhookActor: delivers claimed occurrences over HTTP, on an event loop of its own.
+
+Like the HttpActor, the actor owns a thread running an asyncio loop; one
+``aiohttp.ClientSession`` there pools connections for every delivery.  The actor
+thread never waits on that loop except for the bounded start and stop handshakes:
+it hands each message over with ``loop.call_soon_threadsafe`` and returns.
+
+Contract:
+
+- every :class:`~actors.messages.Deliver` gets exactly one
+  :class:`~actors.messages.DeliveryOutcome`, told to its ``reply_to`` from the loop
+  thread (a dead ``reply_to`` is logged and the outcome dropped);
+- at most ``concurrency`` requests are in flight; later deliveries wait for a slot,
+  and their timeout only starts once they have one;
+- :class:`~actors.messages.AbortDelivery` and :class:`~actors.messages.AbortAll` cut
+  deliveries short, queued or in flight: their outcome is an error of type
+  ``aborted``.  Stopping the actor aborts whatever is left the same way.
+
+Each Deliver is a single attempt; when to retry is the caller's decision
+(:mod:`scheduled_db.retry`), since a retry needs a new claim through Raft.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from functools import partial
+from importlib import metadata
+from typing import Any
+
+import aiohttp
+import pykka
+
+from actors import webhook_attempt
+from actors.clock import now_ms
+from actors.messages import AbortAll, AbortDelivery, Deliver, DeliveryOutcome
+from actors.metrics import ApiMetrics
+
+log = logging.getLogger(__name__)
+
+START_TIMEOUT_S = 10.0
+STOP_TIMEOUT_S = 5.0
+DNS_CACHE_TTL_S = 30  # long enough to spare the resolver, short enough to follow a move
+# Execution takes up to the per-attempt timeout; lateness is milliseconds when healthy.
+DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+LATENESS_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 15.0, 60.0)
+
+
+def _version() -> str:
+    try:
+        return metadata.version("scheduled-db")
+    except metadata.PackageNotFoundError:  # running from a source tree never installed
+        return "0+unknown"
+
+
+USER_AGENT = f"scheduled-db/{_version()}"
+
+
+class WebhookMetrics:
+    """The delivery metrics, registered in the node's registry."""
+
+    def __init__(self, metrics: ApiMetrics) -> None:
+        self.deliveries = metrics.counter(
+            "webhook_deliveries_total", "Webhook delivery attempts by result", ("result",)
+        )
+        self.failures = metrics.counter(
+            "webhook_failures_total", "Failed webhook delivery attempts", ("error_type",)
+        )
+        self.in_flight = metrics.gauge("webhook_in_flight", "Webhook requests being sent")
+        self.duration = metrics.histogram(
+            "execution_duration_seconds",
+            "From sending a webhook request to its response (or failure)",
+            buckets=DURATION_BUCKETS,
+        )
+        self.lateness = metrics.histogram(
+            "firing_lateness_seconds",
+            "How long after its scheduled time an occurrence's first attempt was sent",
+            buckets=LATENESS_BUCKETS,
+        )
+
+    def observe(self, deliver: Deliver, outcome: DeliveryOutcome) -> None:
+        """Count one finished attempt."""
+        self.deliveries.labels("success" if outcome.ok else "failure").inc()
+        if not outcome.ok:
+            self.failures.labels(outcome.error_type or "unknown").inc()
+        if outcome.sent_ms is None:
+            return  # aborted while waiting for a slot: nothing was sent
+        self.duration.observe((outcome.end_ms - outcome.sent_ms) / 1000)
+        # Retries are late by their backoff, by design: only first attempts measure
+        # how precisely the scheduler fires.  An early send (the wall clock stepped
+        # back) counts as on time: a negative observation would skew the sum.
+        if deliver.attempt == 1:
+            self.lateness.observe(max(0, outcome.sent_ms - deliver.scheduled_at_ms) / 1000)
+
+
+class WebhookActor(pykka.ThreadingActor):
+    """Sends webhook deliveries, at most ``concurrency`` at a time, and reports each
+    one's :class:`DeliveryOutcome`.  Raises ValueError if ``concurrency < 1``."""
+
+    def __init__(
+        self,
+        node_id: str,
+        concurrency: int = 512,
+        metrics: ApiMetrics | None = None,
+        clock: Callable[[], int] = now_ms,
+        user_agent: str = USER_AGENT,
+    ) -> None:
+        super().__init__()
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be >= 1, got {concurrency}")
+        self._node_id = node_id
+        self._concurrency = concurrency
+        self._metrics = WebhookMetrics(metrics) if metrics is not None else None
+        self._clock = clock
+        self._user_agent = user_agent
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        # Touched only on the loop thread, once on_start has created them.
+        self._session: aiohttp.ClientSession | None = None
+        self._slots: asyncio.Semaphore | None = None
+        self._tasks: dict[str, set[asyncio.Task[None]]] = {}  # job id -> its deliveries
+        self._stopping = False
+
+    # --- messages (actor thread) -------------------------------------------------------
+
+    def on_receive(self, message: Any) -> None:
+        if isinstance(message, Deliver):
+            self._on_loop(self._spawn, message, self._clock())
+        elif isinstance(message, AbortDelivery):
+            self._on_loop(self._abort, message.job_id)
+        elif isinstance(message, AbortAll):
+            self._on_loop(self._abort_all)
+        else:
+            log.warning("webhook: ignoring unexpected message %r", type(message).__name__)
+
+    def _on_loop(self, fn: Callable[..., None], *args: Any) -> None:
+        # One FIFO queue for spawns and aborts: an abort told after a Deliver always
+        # finds that delivery's task registered.
+        assert self._loop is not None, "on_start creates the loop before any message"
+        self._loop.call_soon_threadsafe(fn, *args)
+
+    # --- deliveries (loop thread) ------------------------------------------------------
+
+    def _spawn(self, deliver: Deliver, start_ms: int) -> None:
+        assert self._loop is not None
+        task = self._loop.create_task(self._deliver(deliver, start_ms))
+        self._tasks.setdefault(deliver.job_id, set()).add(task)
+        task.add_done_callback(partial(self._done, deliver, start_ms))
+
+    def _done(self, deliver: Deliver, start_ms: int, task: asyncio.Task[None]) -> None:
+        tasks = self._tasks.get(deliver.job_id)
+        if tasks is not None:
+            tasks.discard(task)
+            if not tasks:
+                del self._tasks[deliver.job_id]
+        # A task cancelled before its first step never ran a line of _deliver (an
+        # abort in the same loop iteration as its spawn): it still owes an outcome.
+        if task.cancelled():
+            self._finish(deliver, webhook_attempt.aborted(deliver, start_ms, None, self._clock()))
+
+    def _abort(self, job_id: str) -> None:
+        for task in self._tasks.get(job_id, ()):
+            task.cancel()
+
+    def _abort_all(self) -> None:
+        for tasks in self._tasks.values():
+            for task in tasks:
+                task.cancel()
+
+    async def _deliver(self, deliver: Deliver, start_ms: int) -> None:
+        """One attempt, from waiting for a slot to telling its outcome."""
+        assert self._session is not None and self._slots is not None
+        sent_ms: int | None = None
+        try:
+            async with self._slots:
+                sent_ms = self._clock()
+                with self._counted_in_flight():
+                    outcome = await webhook_attempt.attempt(
+                        self._session, deliver, self._user_agent, self._clock, start_ms, sent_ms
+                    )
+        except asyncio.CancelledError:
+            # Only our own abort (or stop) cancels a delivery, and it still owes an
+            # outcome: report it instead of propagating, so the task ends normally.
+            outcome = webhook_attempt.aborted(deliver, start_ms, sent_ms, self._clock())
+        except Exception as exc:
+            # A bug here must not leave the caller waiting forever for an outcome.
+            log.exception("webhook: delivery of %s failed unexpectedly", deliver.job_id)
+            outcome = webhook_attempt.failed(deliver, start_ms, sent_ms, self._clock(), exc)
+        self._finish(deliver, outcome)
+
+    def _counted_in_flight(self) -> AbstractContextManager[object]:
+        if self._metrics is None:
+            return nullcontext()
+        return self._metrics.in_flight.track_inprogress()
+
+    def _finish(self, deliver: Deliver, outcome: DeliveryOutcome) -> None:
+        """Count the outcome and tell it to the delivery's ``reply_to``."""
+        if self._metrics is not None:
+            self._metrics.observe(deliver, outcome)
+        if deliver.reply_to is None:
+            return
+        try:
+            deliver.reply_to.tell(outcome)
+        except pykka.ActorDeadError:
+            level = logging.DEBUG if self._stopping else logging.WARNING
+            log.log(
+                level, "webhook: dropping the outcome of %s: its receiver is gone", outcome.job_id
+            )
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    def on_start(self) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        self._thread = threading.Thread(
+            target=self._run_loop, args=(loop,), name=f"webhook-{self._node_id}", daemon=True
+        )
+        self._thread.start()
+        try:
+            asyncio.run_coroutine_threadsafe(self._open(), loop).result(START_TIMEOUT_S)
+        except BaseException:
+            self._shutdown()
+            raise
+
+    def on_stop(self) -> None:
+        self._shutdown()
+
+    def on_failure(self, *exc_info: object) -> None:
+        self._shutdown()
+
+    @staticmethod
+    def _run_loop(loop: asyncio.AbstractEventLoop) -> None:
+        asyncio.set_event_loop(loop)
+        loop.run_forever()
+
+    async def _open(self) -> None:
+        # The session and semaphore belong to this loop, so they are made on it.
+        connector = aiohttp.TCPConnector(limit=self._concurrency, ttl_dns_cache=DNS_CACHE_TTL_S)
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            # Receivers are unrelated to each other: never carry one's cookies to another.
+            cookie_jar=aiohttp.DummyCookieJar(),
+            # Proxies come from the config, if ever, not from the node's environment.
+            trust_env=False,
+        )
+        self._slots = asyncio.Semaphore(self._concurrency)
+
+    async def _close(self) -> None:
+        self._stopping = True
+        tasks = [task for tasks in self._tasks.values() for task in tasks]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def _shutdown(self) -> None:
+        """Abort the deliveries, close the session, stop the loop: each bounded in time;
+        idempotent."""
+        loop, thread = self._loop, self._thread
+        self._loop = self._thread = None
+        if loop is None or thread is None:
+            return
+        if loop.is_running():  # else nothing was opened on it
+            try:
+                asyncio.run_coroutine_threadsafe(self._close(), loop).result(STOP_TIMEOUT_S)
+            except Exception:
+                log.exception("webhook: deliveries did not shut down cleanly")
+        loop.call_soon_threadsafe(loop.stop)  # also stops a loop that has yet to start
+        thread.join(STOP_TIMEOUT_S)
+        if thread.is_alive():
+            log.error("webhook: event loop thread did not stop within %.1fs", STOP_TIMEOUT_S)
+            return  # closing a running loop raises; the daemon thread dies with the process
+        loop.close()
