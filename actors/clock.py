@@ -36,3 +36,48 @@ class Ticker:
         while not self._stopped.wait(max(0.0, next_at - time.monotonic())):
             self._fn()
             next_at += self._interval
+
+
+class Alarm:
+    """Calls ``fn`` once the wall clock reaches the time last ``set`` (epoch ms).
+
+    One daemon thread; ``set`` re-arms it (earlier or later) at any time.  Used to
+    wake an actor exactly when its next item is due, rather than polling.
+    """
+
+    def __init__(self, fn: Callable[[], None], clock: Callable[[], int] = now_ms) -> None:
+        self._fn = fn
+        self._clock = clock
+        self._at: int | None = None
+        self._cond = threading.Condition()
+        self._stopped = False
+        self._thread = threading.Thread(target=self._run, name="alarm", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def set(self, at_ms: int | None) -> None:
+        with self._cond:
+            self._at = at_ms
+            self._cond.notify()
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopped = True
+            self._cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._stopped:
+                    if self._at is not None:
+                        left = self._at - self._clock()
+                        if left <= 0:
+                            break
+                        self._cond.wait(left / 1000)
+                    else:
+                        self._cond.wait()
+                if self._stopped:
+                    return
+                self._at = None
+            self._fn()

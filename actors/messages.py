@@ -125,6 +125,14 @@ class DueBefore:
 
 
 @dataclass(frozen=True, slots=True)
+class DueOccurrences:
+    """Like DueBefore, with each job's occurrence and attempts (queries.Due)."""
+
+    before_ms: int
+    limit: int = 1000
+
+
+@dataclass(frozen=True, slots=True)
 class GetCounters:
     pass
 
@@ -149,6 +157,7 @@ Query = (
     | ListJobs
     | GetExecutions
     | DueBefore
+    | DueOccurrences
     | GetCounters
     | GetOpenClaims
     | GetApplied
@@ -435,3 +444,24 @@ class DeliveryOutcome:
     error_message: str | None = None
     retryable: bool = False
     retry_after_ms: int | None = None
+
+
+# =============================================================================
+# Scheduling (actors/scheduler.py: SchedulerActor) — messages it sends itself
+# =============================================================================
+
+
+@dataclass(frozen=True, slots=True)
+class Wake:
+    """The scheduler's alarm went off (or a test advanced its clock)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SchedulerProposed:
+    """The outcome of a proposal the scheduler made in leadership ``epoch``;
+    ``purpose`` is "claim" or "outcome", ``keys`` the job ids in command order."""
+
+    epoch: int
+    purpose: str
+    keys: tuple[str, ...]
+    outcome: ProposeOutcome

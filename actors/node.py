@@ -1,6 +1,6 @@
 """The node supervisor: opens the data directory, starts the actors, stops them.
 
-Start order is storage → raft → http; stop order is the reverse, so nothing is
+Start order is storage → raft → webhook → scheduler → http; stop order is the reverse, so nothing is
 ever asked of an actor that has already stopped, and RocksDB closes last.
 
 Let it crash: if any actor dies (an exception in a handler stops a Pykka actor),
@@ -28,8 +28,11 @@ from actors.metrics import ApiMetrics
 from actors.node_backend import NodeBackend
 from actors.node_store import NodeStore, StoreOptions
 from actors.raft import RaftActor, RaftSettings
+from actors.scheduler import SchedulerActor, SchedulerSettings
 from actors.storage import StorageActor
+from actors.webhook import WebhookActor
 from scheduled_db.config_model import NodeConfig
+from scheduled_db.firing import Policy
 from scheduled_db.raft.messages import HardState
 
 log = logging.getLogger("actors.node")
@@ -85,8 +88,17 @@ class Node:
             max_bytes_per_msg=cfg.raft.max_bytes_per_msg,
         )
         raft = self._add("raft", RaftActor.start(settings, store.log, store.applied()[0], storage))
+        metrics = ApiMetrics()
+        ex = cfg.execution
+        webhook = self._add(
+            "webhook",
+            WebhookActor.start(cfg.node.id, ex.concurrency, metrics),
+        )
+        self._add(
+            "scheduler", SchedulerActor.start(_scheduler_settings(cfg), raft, storage, webhook)
+        )
         backend = NodeBackend(cfg, raft, storage, f"{cfg.http.host}:{cfg.http.port}")
-        http = HttpActor.start(backend, cfg, ApiMetrics())
+        http = HttpActor.start(backend, cfg, metrics)
         self._add("http", http)
         self.http_port, self.metrics_port = http.ask(m.GetBoundPorts())
         backend.set_http_address(_advertised(cfg.http.host, self.http_port))
@@ -119,6 +131,24 @@ class Node:
             except pykka.Timeout:
                 log.error("actor %s did not stop within %ss", started.name, STOP_TIMEOUT_S)
         self._actors.clear()
+
+
+def _scheduler_settings(cfg: NodeConfig) -> SchedulerSettings:
+    ex = cfg.execution
+    policy = Policy(
+        max_attempts=ex.max_attempts,
+        timeout_ms=ex.timeout_ms,
+        backoff_base_ms=ex.backoff_base_ms,
+        backoff_cap_ms=ex.backoff_cap_ms,
+    )
+    return SchedulerSettings(
+        node_id=cfg.node.id,
+        slot_gap_ms=cfg.scheduler.slot_gap_ms,
+        hot_window_ms=cfg.scheduler.hot_window_ms,
+        inprogress_timeout_ms=ex.inprogress_timeout_ms,
+        history_retention_ms=ex.history_retention_ms,
+        policy=policy,
+    )
 
 
 def _advertised(host: str, port: int) -> str:

@@ -156,6 +156,8 @@ class StorageActor(pykka.ThreadingActor):
             return queries.executions(view, q.job_id, q.limit)
         if isinstance(q, m.DueBefore):
             return queries.due_before(view, q.before_ms, q.limit)
+        if isinstance(q, m.DueOccurrences):
+            return queries.due_occurrences(view, q.before_ms, q.limit)
         if isinstance(q, m.GetCounters):
             return queries.counters(view)
         if isinstance(q, m.GetOpenClaims):

@@ -100,6 +100,33 @@ def due_before(view: StateView, before_ms: int, limit: int = MAX_PAGE) -> tuple[
     return tuple(out)
 
 
+@dataclass(frozen=True, slots=True)
+class Due:
+    """A job due to fire: the occurrence it is due for and the attempts made on it.
+
+    ``fire_at_ms`` is the job's next run: the occurrence itself for a first
+    attempt, or the retry time after a failed one (the occurrence stays the same,
+    and so does the idempotency key).
+    """
+
+    job: Job
+    occurrence_ms: int
+    attempts: int
+    fire_at_ms: int
+
+
+def due_occurrences(view: StateView, before_ms: int, limit: int = MAX_PAGE) -> tuple[Due, ...]:
+    """:func:`due_before` with each job's current occurrence and attempt count."""
+    out = []
+    for job in due_before(view, before_ms, limit):
+        assert job.next_run_at_ms is not None  # the due index holds only jobs with one
+        ex = get_execution(view, job.id)
+        occurrence = ex.occurrence_ms if ex is not None and ex.occurrence_ms is not None else None
+        attempts = ex.attempt if ex is not None else 0
+        out.append(Due(job, occurrence or job.next_run_at_ms, attempts, job.next_run_at_ms))
+    return tuple(out)
+
+
 def open_claims(view: StateView, limit: int | None = None) -> tuple[Attempt, ...]:
     """Attempts claimed but without an outcome: in flight, or lost with a leader."""
     out = []
