@@ -345,6 +345,7 @@ class SchedulerActor(pykka.ThreadingActor):
             # Same occurrence, so the same idempotency key; the next attempt number.
             due = Due(job, a.scheduled_at_ms, a.attempt_num, self.clock())
             self.due.add(job.id, due.fire_at_ms, due)
+            self._wake()
 
         return then
 

@@ -224,3 +224,18 @@ def test_losing_leadership_idles_the_scheduler_and_aborts_deliveries(world: Worl
     world.scheduler.tell(m.Leadership("n2", 99, False, False))
     world.webhook.wait_for(m.AbortAll)  # the probe handles it on its own thread
     assert not world.scheduler.proxy().active.get()
+
+
+def test_only_the_hot_window_is_held_and_it_refills_as_time_passes(world: World) -> None:
+    """Memory holds what is due within the window (60 s here), not every job."""
+    near, far = T0 + 30_000, T0 + 300_000
+    _create(world, _unico("near", near), near)
+    _create(world, _unico("far", far), far)
+    world.at(T0 + 1_000)
+    held = world.scheduler.proxy().due.get()
+    assert "near" in held and "far" not in held
+    world.at(far - 50_000)  # a refill after the window has moved over "far"
+    deadline = time.monotonic() + 10
+    while "far" not in world.scheduler.proxy().due.get() and time.monotonic() < deadline:
+        world.scheduler.ask(m.Wake())
+    assert "far" in world.scheduler.proxy().due.get()

@@ -70,6 +70,7 @@ class Receiver:
         app.router.add_post("/ok", self._ok)
         app.router.add_post("/status/{code}", self._status)
         app.router.add_post("/block", self._block)
+        app.router.add_post("/seq/{name}", self._seq)
         self._gate = asyncio.Condition()
         self._runner = web.AppRunner(
             app, handle_signals=False, shutdown_timeout=1.0, handler_cancellation=True
@@ -129,6 +130,14 @@ class Receiver:
             headers["Location"] = request.query["location"]
         status = int(request.match_info["code"])
         return web.Response(status=status, text=request.query.get("body", ""), headers=headers)
+
+    async def _seq(self, request: web.Request) -> web.Response:
+        """Answer the n-th request to ``/seq/<name>`` with the n-th of ``?codes=`` (the
+        last one repeats): a scripted receiver, e.g. ``codes=500,500,200``."""
+        await self._record(request)
+        codes = [int(x) for x in request.query["codes"].split(",")]
+        n = len(self.received(request.path)) - 1
+        return web.Response(status=codes[min(n, len(codes) - 1)], text="seq")
 
     async def _block(self, request: web.Request) -> web.Response:
         await self._record(request)

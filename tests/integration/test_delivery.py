@@ -1,0 +1,186 @@
+"""Scheduling and webhook delivery, end to end: a real node process firing at a
+real local receiver.  Waits are bounded conditions on what the receiver saw or
+what the API reports."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.actors.webhook_receiver import Receiver
+from tests.integration.nodeproc import NodeProcess, free_port, wait_until
+
+
+class FastNode(NodeProcess):
+    """A node with short backoffs and slots, so retries happen within a test."""
+
+    def args(self) -> list[str]:
+        return super().args() + [
+            "--execution-backoff-base", "100ms",
+            "--execution-backoff-cap", "300ms",
+            "--scheduler-slot-gap", "1s",
+        ]  # fmt: skip
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    r = Receiver().start()
+    yield r
+    r.release(1000)
+    r.stop()
+
+
+@pytest.fixture
+def node(tmp_path: Path) -> Iterator[FastNode]:
+    proc = FastNode(tmp_path / "data")
+    proc.start()
+    yield proc
+    if proc.proc is not None and proc.proc.poll() is None:
+        proc.stop()
+
+
+def _create(node: NodeProcess, **body: Any) -> dict[str, Any]:
+    status, _, job = node.http.call("POST", "/jobs", body)
+    assert status == 200, job
+    return job  # type: ignore[no-any-return]
+
+
+def _soon(seconds: float = 1.5) -> float:
+    return round(time.time() + seconds, 3)
+
+
+def _status(node: NodeProcess, job_id: str) -> dict[str, Any]:
+    return node.http.call("GET", f"/jobs/{job_id}/status")[2]  # type: ignore[no-any-return]
+
+
+def _wait_status(node: NodeProcess, job_id: str, status: str, timeout: float = 20) -> None:
+    wait_until(lambda: _status(node, job_id)["status"] == status, timeout, f"{job_id} {status}")
+
+
+def _attempts(node: NodeProcess, job_id: str) -> list[dict[str, Any]]:
+    return node.http.call("GET", f"/jobs/{job_id}/executions")[2]["attempts"]  # type: ignore[no-any-return]
+
+
+def test_a_due_job_is_delivered_once_with_its_documented_request(
+    node: FastNode, receiver: Receiver
+) -> None:
+    at = _soon()
+    _create(node, id="hello", type="unico", timestamp=at, webhook_url=receiver.url("/ok"),
+            payload={"n": 1})  # fmt: skip
+    receiver.wait_until(lambda r: len(r.received("/ok")) == 1, timeout=15)
+    (req,) = receiver.received("/ok")
+    body = json.loads(req.body)
+    assert body["job_id"] == "hello" and body["type"] == "unico" and body["attempt"] == 1
+    assert body["payload"] == {"n": 1}
+    assert abs(body["scheduled_at"] - at) < 0.002
+    assert body["executed_at"] >= body["scheduled_at"] - 0.5  # claims go out ahead, not fires
+    assert req.headers["Idempotency-Key"] == f"hello:{int(at * 1000)}"
+    assert req.headers["X-Scheduled-DB-Attempt"] == "1"
+    assert req.headers["User-Agent"].startswith("scheduled-db/")
+    _wait_status(node, "hello", "completed")
+    (attempt,) = _attempts(node, "hello")
+    assert attempt["status"] == "completed" and attempt["http_status"] == 200
+
+
+def test_500_500_200_completes_after_three_attempts_with_one_key(
+    node: FastNode, receiver: Receiver
+) -> None:
+    url = receiver.url("/seq/flaky?codes=500,500,200")
+    _create(node, id="flaky", type="unico", timestamp=_soon(), webhook_url=url)
+    _wait_status(node, "flaky", "completed")
+    reqs = receiver.received("/seq/flaky")
+    assert len(reqs) == 3
+    assert len({r.headers["Idempotency-Key"] for r in reqs}) == 1
+    assert [r.headers["X-Scheduled-DB-Attempt"] for r in reqs] == ["1", "2", "3"]
+    statuses = [(a["attempt_num"], a["status"], a["http_status"]) for a in _attempts(node, "flaky")]
+    assert statuses == [(1, "failed", 500), (2, "failed", 500), (3, "completed", 200)]
+
+
+@pytest.mark.parametrize(
+    ("case", "error_type"),
+    [("refused", "connection_error"), ("dns", "dns_error"), ("4xx", "http_error")],
+)
+def test_failures_are_recorded_with_their_type(
+    node: FastNode, receiver: Receiver, case: str, error_type: str
+) -> None:
+    url = {
+        "refused": f"http://127.0.0.1:{free_port()}/nobody-listens",
+        "dns": "http://does-not-exist.invalid/hook",
+        "4xx": receiver.url("/status/404"),
+    }[case]
+    job_id = f"fail-{case}"
+    _create(node, id=job_id, type="unico", timestamp=_soon(), webhook_url=url, max_attempts=2)
+    _wait_status(node, job_id, "failed")
+    attempts = _attempts(node, job_id)
+    assert {a["error_type"] for a in attempts} == {error_type}
+    # 4xx fails at once; network errors are retried up to max_attempts
+    assert len(attempts) == (1 if case == "4xx" else 2)
+
+
+def test_a_timeout_is_recorded_as_timeout(node: FastNode, receiver: Receiver) -> None:
+    _create(node, id="slow", type="unico", timestamp=_soon(), webhook_url=receiver.url("/block"),
+            timeout="1s", max_attempts=1)  # fmt: skip
+    _wait_status(node, "slow", "timeout")
+    (attempt,) = _attempts(node, "slow")
+    assert attempt["error_type"] == "timeout"
+
+
+def test_cancel_in_flight_stays_cancelled(node: FastNode, receiver: Receiver) -> None:
+    _create(node, id="held", type="unico", timestamp=_soon(), webhook_url=receiver.url("/block"))
+    receiver.wait_until(lambda r: r.in_flight == 1, timeout=15)
+    status, _, body = node.http.call("POST", "/jobs/held/cancel", {"reason": "changed my mind"})
+    assert status == 200 and body["status"] == "cancelled"
+    receiver.release(1)
+    wait_until(lambda: _attempts(node, "held")[0]["status"] == "cancelled", 10, "attempt closed")
+    assert _status(node, "held")["status"] == "cancelled"
+    assert len(receiver.received("/block")) == 1
+
+
+def test_a_recurring_seconds_schedule_ends_at_last_date(node: FastNode, receiver: Receiver) -> None:
+    last = _soon(5)
+    _create(node, id="tick", type="recurrente", cron_expression="*/2 * * * * *",
+            last_date=last, webhook_url=receiver.url("/ok"))  # fmt: skip
+    _wait_status(node, "tick", "completed", timeout=30)
+    reqs = receiver.received("/ok")
+    keys = [r.headers["Idempotency-Key"] for r in reqs]
+    assert 2 <= len(reqs) <= 3 and len(set(keys)) == len(keys)
+    fired = sorted(int(k.split(":")[1]) for k in keys)
+    assert all(ms % 2_000 == 0 for ms in fired) and fired[-1] <= last * 1000
+
+
+def test_jobs_due_while_the_node_is_down_fire_after_restart(
+    node: FastNode, receiver: Receiver
+) -> None:
+    due = {f"d{i}": _soon(1 + i * 0.2) for i in range(5)}
+    for job_id, at in due.items():
+        _create(node, id=job_id, type="unico", timestamp=at, webhook_url=receiver.url("/ok"))
+    assert node.stop(signal.SIGTERM) == 0
+    wait_until(lambda: time.time() > max(due.values()) + 0.5, 10, "the jobs to fall due")
+    node.start()
+    receiver.wait_until(lambda r: len(r.received("/ok")) >= len(due), timeout=20)
+    keys = {r.headers["Idempotency-Key"] for r in receiver.received("/ok")}
+    assert keys == {f"{j}:{int(at * 1000)}" for j, at in due.items()}
+    for job_id in due:
+        _wait_status(node, job_id, "completed")
+
+
+def test_a_delivery_cut_off_by_a_crash_fires_again_with_the_same_key(
+    node: FastNode, receiver: Receiver
+) -> None:
+    at = _soon()
+    _create(node, id="crash", type="unico", timestamp=at, webhook_url=receiver.url("/block"))
+    receiver.wait_until(lambda r: r.in_flight == 1, timeout=15)
+    node.stop(signal.SIGKILL)
+    receiver.release(1)
+    node.start()
+    receiver.wait_until(lambda r: len(r.received("/block")) == 2, timeout=20)
+    receiver.release(1)
+    keys = [r.headers["Idempotency-Key"] for r in receiver.received("/block")]
+    assert keys == [f"crash:{int(at * 1000)}"] * 2
+    _wait_status(node, "crash", "completed")
