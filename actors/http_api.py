@@ -183,7 +183,12 @@ def build_app(
             error_middleware(max_body),
         ],
     )
-    app.router.add_routes(JobRoutes(backend, limits, max_body, clock).routes())
+    rejected = metrics.job_rejections
+
+    def on_rejection(kind: str) -> None:
+        rejected.labels(reason=kind).inc()
+
+    app.router.add_routes(JobRoutes(backend, limits, max_body, clock, on_rejection).routes())
     app.router.add_routes(NodeRoutes(backend, metrics, limits, max_body).routes())
     return app
 

@@ -67,8 +67,14 @@ class JobRoutes:
     """Handlers of the ``/jobs`` routes over a :class:`Backend`."""
 
     def __init__(
-        self, backend: Backend, limits: Limits, max_body_bytes: int, clock: Callable[[], int]
+        self,
+        backend: Backend,
+        limits: Limits,
+        max_body_bytes: int,
+        clock: Callable[[], int],
+        on_rejection: Callable[[str], None] = lambda kind: None,
     ) -> None:
+        self._on_rejection = on_rejection
         self._backend = backend
         self._limits = limits
         self._max_body = max_body_bytes
@@ -152,9 +158,11 @@ class JobRoutes:
         counters: Counters = await self._read(GetCounters())
         limits = self._limits
         if counters.jobs + 1 > limits.job_limit:
+            self._on_rejection("job_count")
             raise CapacityExceeded("job_count", counters.jobs, limits.job_limit, 1)
         size = len(encode_job(Job(command.spec, command.created_at_ms, command.next_run_at_ms)))
         if counters.bytes + size > limits.memory_limit_bytes:
+            self._on_rejection("memory")
             raise CapacityExceeded("memory", counters.bytes, limits.memory_limit_bytes, size)
 
     # --- reads ------------------------------------------------------------------------

@@ -63,6 +63,13 @@ class ApiMetrics:
         self.raft_commit_index = self.gauge("raft_commit_index", "Raft commit index")
         self.raft_applied_index = self.gauge("raft_applied_index", "Last applied Raft index")
         self.raft_is_leader = self.gauge("raft_is_leader", "1 if this node is the Raft leader")
+        self.job_rejections = self.counter(
+            "job_rejections_total", "Job creations refused at a capacity limit", ("reason",)
+        )
+        self.job_retries = self.counter("job_retries_total", "Failed attempts scheduled to retry")
+        self.leader_changes = self.counter(
+            "raft_leader_changes_total", "Changes of the known leader seen by this node"
+        )
 
     # --- extension points: every metric of the node lives in this registry ----------
 

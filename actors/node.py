@@ -87,15 +87,25 @@ class Node:
             max_entries_per_msg=cfg.raft.max_entries_per_msg,
             max_bytes_per_msg=cfg.raft.max_bytes_per_msg,
         )
-        raft = self._add("raft", RaftActor.start(settings, store.log, store.applied()[0], storage))
         metrics = ApiMetrics()
+        raft = self._add(
+            "raft",
+            RaftActor.start(
+                settings,
+                store.log,
+                store.applied()[0],
+                storage,
+                on_leader_change=metrics.leader_changes.inc,
+            ),
+        )
         ex = cfg.execution
         webhook = self._add(
             "webhook",
             WebhookActor.start(cfg.node.id, ex.concurrency, metrics),
         )
         self._add(
-            "scheduler", SchedulerActor.start(_scheduler_settings(cfg), raft, storage, webhook)
+            "scheduler",
+            SchedulerActor.start(_scheduler_settings(cfg), raft, storage, webhook, metrics=metrics),
         )
         backend = NodeBackend(cfg, raft, storage, f"{cfg.http.host}:{cfg.http.port}")
         http = HttpActor.start(backend, cfg, metrics)

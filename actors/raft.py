@@ -53,8 +53,10 @@ class RaftActor(pykka.ThreadingActor):
         storage: m.ActorRef,
         transport: m.ActorRef | None = None,
         seed: int | None = None,
+        on_leader_change: Any = None,
     ) -> None:
         super().__init__()
+        self._on_leader_change = on_leader_change
         self.settings = settings
         self.storage = storage
         self.transport = transport
@@ -230,6 +232,8 @@ class RaftActor(pykka.ThreadingActor):
         """
         event = self._leadership_event()
         if event != self._announced:
+            if event.leader != self._announced.leader and self._on_leader_change is not None:
+                self._on_leader_change()
             self._announced = event
             for sub in list(self._subscribers):
                 try:

@@ -77,8 +77,10 @@ class SchedulerActor(pykka.ThreadingActor):
         webhook: m.ActorRef,
         clock: Any = now_ms,
         seed: int | None = None,
+        metrics: Any = None,
     ) -> None:
         super().__init__()
+        self.metrics = metrics
         self.s = settings
         self.raft, self.storage, self.webhook = raft, storage, webhook
         self.clock = clock
@@ -257,6 +259,8 @@ class SchedulerActor(pykka.ThreadingActor):
         cmds = firing.after_attempt(
             spec, armed.occurrence_ms, armed.attempt, result, self.s.policy, self.jitter
         )
+        if self.metrics is not None and len(cmds) == 1 and not result.ok:
+            self.metrics.job_retries.inc()  # one command: the outcome with a retry time
         self._propose("outcome", list(cmds), (spec.id,) * len(cmds))
 
     def _delivered(self, out: m.DeliveryOutcome) -> None:

@@ -199,3 +199,45 @@ def test_a_foreign_data_directory_stops_the_node_naming_it(tmp_path: Path) -> No
     assert other.proc.wait(60) != 0
     assert str(tmp_path / "data") in other.log()
     assert "Traceback" not in other.log()
+
+
+class SmallNode(NodeProcess):
+    def args(self) -> list[str]:
+        return super().args() + ["--queue-job-limit", "2"]
+
+
+def test_capacity_refuses_with_507_and_counts_the_rejection(tmp_path: Path) -> None:
+    node = SmallNode(tmp_path / "data")
+    node.start()
+    try:
+        for i in range(2):
+            body = {"id": f"j{i}", "type": "unico", "timestamp": _future()}
+            assert node.http.call("POST", "/jobs", body)[0] == 200
+        status, _, body = node.http.call(
+            "POST", "/jobs", {"id": "j2", "type": "unico", "timestamp": _future()}
+        )
+        _check_error(status, body, 507)
+        assert (body["type"], body["current"], body["limit"]) == ("job_count", 2, 2)
+        _, _, text = node.http.call("GET", "/metrics")
+        assert 'scheduled_db_job_rejections_total{reason="job_count"} 1.0' in text
+        for name in (
+            "scheduled_db_queue_memory_usage_bytes",
+            "scheduled_db_queue_memory_limit_bytes",
+            "scheduled_db_queue_memory_utilization_percent",
+            "scheduled_db_queue_job_count",
+            "scheduled_db_queue_job_limit",
+            "scheduled_db_jobs",
+            "scheduled_db_raft_term",
+            "scheduled_db_raft_leader_changes_total",
+            "scheduled_db_job_retries_total",
+            "scheduled_db_webhook_in_flight",
+            "scheduled_db_firing_lateness_seconds",
+            "scheduled_db_execution_duration_seconds",
+        ):
+            assert name in text, name
+        # deleting frees capacity
+        assert node.http.call("DELETE", "/jobs/j0")[0] == 204
+        body = {"id": "j3", "type": "unico", "timestamp": _future()}
+        assert node.http.call("POST", "/jobs", body)[0] == 200
+    finally:
+        node.stop()
