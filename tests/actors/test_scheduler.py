@@ -87,6 +87,15 @@ class World:
 
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[World]:
+    yield from _world(tmp_path, history_retention_ms=720 * 3_600_000)
+
+
+@pytest.fixture
+def short_memory(tmp_path: Path) -> Iterator[World]:
+    yield from _world(tmp_path, history_retention_ms=60_000)
+
+
+def _world(tmp_path: Path, history_retention_ms: int) -> Iterator[World]:
     store = NodeStore.open(tmp_path / "n1", "n1")
     store.bootstrap(("n1",))
     storage = StorageActor.start(store)
@@ -100,6 +109,8 @@ def world(tmp_path: Path) -> Iterator[World]:
         slot_gap_ms=1_000,
         hot_window_ms=60_000,
         claim_ahead_ms=200,
+        history_retention_ms=history_retention_ms,
+        prune_every_ms=10_000,
         policy=Policy(max_attempts=3, backoff_base_ms=1_000, backoff_cap_ms=1_000),
     )
     sched = SchedulerActor.start(settings, raft, storage, hook_ref, clock=clock, seed=7)
@@ -239,3 +250,23 @@ def test_only_the_hot_window_is_held_and_it_refills_as_time_passes(world: World)
     while "far" not in world.scheduler.proxy().due.get() and time.monotonic() < deadline:
         world.scheduler.ask(m.Wake())
     assert "far" in world.scheduler.proxy().due.get()
+
+
+def test_finished_jobs_and_their_history_are_pruned_after_the_retention(
+    short_memory: World,
+) -> None:
+    w = short_memory
+    due = T0 + 1_000
+    _create(w, _unico("old", due), due)
+    w.at(due)
+    (d,) = w.delivers(1)
+    w.answer(d, ok=True, http_status=200)
+    w.wait_job("old", lambda j: j.status is JobStatus.COMPLETED)
+    w.at(due + 30_000)  # within the retention: kept, with its history
+    assert w.storage.ask(m.Read(0, m.GetJob("old"))) is not None
+    w.at(due + 120_000)  # past it: the next prune removes it
+    deadline = time.monotonic() + 10
+    while w.storage.ask(m.Read(0, m.GetJob("old"))) is not None:
+        assert time.monotonic() < deadline, "the finished job was never pruned"
+        w.scheduler.ask(m.Wake())
+    assert w.storage.ask(m.Read(0, m.GetExecutions("old"))) == ()
