@@ -60,7 +60,14 @@ def _status(node: NodeProcess, job_id: str) -> dict[str, Any]:
 
 
 def _wait_status(node: NodeProcess, job_id: str, status: str, timeout: float = 20) -> None:
-    wait_until(lambda: _status(node, job_id)["status"] == status, timeout, f"{job_id} {status}")
+    """Wait for a *final* status: failed and timeout are also the states between
+    attempts (failed -> in_progress on retry), so the job must be finished too."""
+
+    def done() -> bool:
+        st = _status(node, job_id)
+        return bool(st["status"] == status and st["completed_at"] is not None)
+
+    wait_until(done, timeout, f"{job_id} to finish as {status}")
 
 
 def _attempts(node: NodeProcess, job_id: str) -> list[dict[str, Any]]:
