@@ -155,6 +155,7 @@ def _scheduler_settings(cfg: NodeConfig) -> SchedulerSettings:
         node_id=cfg.node.id,
         slot_gap_ms=cfg.scheduler.slot_gap_ms,
         hot_window_ms=cfg.scheduler.hot_window_ms,
+        claim_ahead_ms=cfg.scheduler.claim_ahead_ms,
         inprogress_timeout_ms=ex.inprogress_timeout_ms,
         history_retention_ms=ex.history_retention_ms,
         policy=policy,

@@ -82,10 +82,12 @@ class ClusterConfig:
 
 @dataclass(frozen=True, slots=True)
 class SchedulerConfig:
-    """The ``scheduler`` section: how due jobs are grouped and how far ahead."""
+    """The ``scheduler`` section: how due jobs are grouped, how far ahead they are held
+    and how early each one is claimed."""
 
     slot_gap_ms: int
     hot_window_ms: int
+    claim_ahead_ms: int
 
 
 @dataclass(frozen=True, slots=True)
