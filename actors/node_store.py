@@ -80,7 +80,7 @@ class NodeStore:
         self._db = db
         self._closed = False
         self._raft_h = db.get_column_family_handle(RAFT_CF)
-        self._state_name = self._read_pointer()
+        self._use_state(self._read_pointer())
         self._drop_other_state_cfs()
         hs, rec, ents = load_log(db.get_column_family(RAFT_CF))
         self._snap_rec = rec
@@ -131,9 +131,15 @@ class NodeStore:
             if name.startswith(STATE_CF_PREFIX) and name != self._state_name:
                 self._db.drop_column_family(name)
 
+    def _use_state(self, name: str) -> None:
+        # rocksdict's get_column_family costs milliseconds after writes to that family
+        # (2 us before); every apply and read takes a view, so the handle is kept.
+        self._state_name = name
+        self._state_cf = self._db.get_column_family(name)
+
     def view(self) -> RocksStateView:
         """A view of the live state (valid until the next snapshot install)."""
-        return RocksStateView(self._db.get_column_family(self._state_name))
+        return RocksStateView(self._state_cf)
 
     def applied(self) -> tuple[int, int]:
         return fsm.applied_position(self.view())
@@ -306,7 +312,8 @@ class NodeStore:
 
     def _finish_install(self, rec: SnapshotRecord) -> None:
         old = self._state_name
-        self._state_name = rec.state_cf
+        del self._state_cf  # no handle on the old family may outlive its drop
+        self._use_state(rec.state_cf)
         self._stager = None
         self._close_reader()
         self._db.drop_column_family(old)
@@ -338,6 +345,7 @@ class NodeStore:
         self._close_reader()
         self._stager = None
         del self._raft_h
+        del self._state_cf
         flush_all(self._db)  # so a restart replays no write-ahead log
         self._db.close()
 

@@ -41,6 +41,10 @@ from scheduled_db.slots import SlotIndex
 
 log = logging.getLogger(__name__)
 K = c.CommandKind
+# Outcomes are collected for this long and proposed as one Raft entry: under load
+# that turns thousands of entries into a few, and it delays only the bookkeeping,
+# never a firing.
+OUTCOME_FLUSH_MS = 5
 DUE_STATUSES = (JobStatus.PENDING, JobStatus.FAILED, JobStatus.TIMEOUT)
 
 
@@ -86,6 +90,7 @@ class SchedulerActor(pykka.ThreadingActor):
         self.clock = clock
         self.jitter = Random(seed)
         self.alarm = Alarm(self._ring, clock)
+        self.flush_alarm = Alarm(self._ring)  # real time: batching is not scheduling
         self.epoch = 0
         self.term = 0
         self.active = False
@@ -101,6 +106,8 @@ class SchedulerActor(pykka.ThreadingActor):
         self.horizon = 0
         self.next_refill = 0
         self.next_prune = 0
+        self.outbox: list[c.Command] = []
+        self.next_flush: int | None = None
 
     def _ring(self) -> None:
         try:
@@ -110,11 +117,13 @@ class SchedulerActor(pykka.ThreadingActor):
 
     def on_start(self) -> None:
         self.alarm.start()
+        self.flush_alarm.start()
         self.raft.tell(m.SubscribeLeadership(self.actor_ref))
         self.storage.tell(m.Subscribe(self.actor_ref))
 
     def on_stop(self) -> None:
         self.alarm.stop()
+        self.flush_alarm.stop()
 
     def on_receive(self, message: Any) -> None:
         if isinstance(message, m.Leadership):
@@ -205,7 +214,20 @@ class SchedulerActor(pykka.ThreadingActor):
         self._claim_due(now)
         for _, armed in self.armed.pop_due(now):
             self._fire(armed, now)
+        if self.next_flush is not None and now_ms() >= self.next_flush:
+            self._flush()
         self._arm()
+
+    def _later(self, commands: tuple[c.Command, ...]) -> None:
+        """Queue outcome commands for the next flush (see OUTCOME_FLUSH_MS)."""
+        self.outbox.extend(commands)
+        if self.next_flush is None:
+            self.next_flush = now_ms() + OUTCOME_FLUSH_MS
+            self.flush_alarm.set(self.next_flush)
+
+    def _flush(self) -> None:
+        commands, self.outbox, self.next_flush = self.outbox, [], None
+        self._propose("outcome", commands, tuple(_job_id(cmd) for cmd in commands))
 
     def _arm(self) -> None:
         times = [self.next_refill, self.next_prune]
@@ -261,7 +283,7 @@ class SchedulerActor(pykka.ThreadingActor):
         )
         if self.metrics is not None and len(cmds) == 1 and not result.ok:
             self.metrics.job_retries.inc()  # one command: the outcome with a retry time
-        self._propose("outcome", list(cmds), (spec.id,) * len(cmds))
+        self._later(cmds)
 
     def _delivered(self, out: m.DeliveryOutcome) -> None:
         armed = self.in_flight.get(out.job_id)
@@ -397,6 +419,10 @@ def _due_of(job: Job, attempt: Attempt | None) -> Due | None:
     if attempt is None:
         return None  # a retry is only known from the outcome that asked for it
     return Due(job, attempt.scheduled_at_ms, attempt.attempt_num, job.next_run_at_ms)
+
+
+def _job_id(cmd: c.Command) -> str:
+    return getattr(cmd, "job_id", "")
 
 
 def _pad(results: tuple[CommandResult, ...], n: int) -> list[CommandResult | None]:
