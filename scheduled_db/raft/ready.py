@@ -1,0 +1,75 @@
+"""The values the Raft core hands its host, and the errors it raises.
+
+Kept apart from :mod:`scheduled_db.raft.core` so the state machine reads on its
+own; ``core`` re-exports every name here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from scheduled_db.raft.messages import ConfState, Entry, HardState, Message, ReadState, Snapshot
+from scheduled_db.raft.progress import ProgressState
+from scheduled_db.raft.replication import Role
+
+
+class ProposalDropped(Exception):
+    """A proposal was refused and will not be replicated."""
+
+
+class NotLeader(ProposalDropped):
+    """Only the leader accepts proposals; ``leader`` is the known leader or ''."""
+
+    def __init__(self, leader: str) -> None:
+        super().__init__(f"not the leader (leader: {leader or 'unknown'})")
+        self.leader = leader
+
+
+class ConfChangeError(ValueError):
+    """A membership change that makes no sense against the current configuration."""
+
+
+@dataclass(frozen=True, slots=True)
+class SoftState:
+    lead: str
+    role: Role
+
+
+@dataclass(frozen=True, slots=True)
+class Ready:
+    """One batch of work for the host; see the module docstring for the order."""
+
+    soft_state: SoftState | None
+    hard_state: HardState | None
+    entries: tuple[Entry, ...]
+    snapshot: Snapshot | None
+    committed_entries: tuple[Entry, ...]
+    messages: tuple[Message, ...]
+    read_states: tuple[ReadState, ...]
+
+    @property
+    def must_sync(self) -> bool:
+        return bool(self.entries) or self.hard_state is not None or self.snapshot is not None
+
+
+@dataclass(frozen=True, slots=True)
+class PeerStatus:
+    match: int
+    next: int
+    state: ProgressState
+    recent_active: bool
+    is_learner: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    id: str
+    term: int
+    vote: str
+    commit: int
+    applied: int
+    lead: str
+    role: Role
+    conf_state: ConfState
+    progress: dict[str, PeerStatus]
+    lead_transferee: str
