@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -29,6 +28,7 @@ from actors import messages
 from actors.backend import Backend
 from actors.clock import now_ms
 from actors.http_api import build_app, build_metrics_app
+from actors.loop_thread import LoopThread
 from actors.metrics import ApiMetrics
 from scheduled_db.config import NodeConfig
 
@@ -68,8 +68,7 @@ class HttpActor(pykka.ThreadingActor):
         self._clock = clock
         enabled = config.metrics.enabled if metrics_enabled is None else metrics_enabled
         self._metrics_enabled = enabled
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
+        self._lt: LoopThread | None = None
         self._runners: list[web.AppRunner] = []
         self._ports: BoundPorts | None = None
 
@@ -94,18 +93,8 @@ class HttpActor(pykka.ThreadingActor):
     # --- lifecycle --------------------------------------------------------------------------
 
     def on_start(self) -> None:
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        self._thread = threading.Thread(
-            target=self._run_loop, args=(loop,), name=f"http-{self._config.node.id}", daemon=True
-        )
-        self._thread.start()
-        try:
-            future = asyncio.run_coroutine_threadsafe(self._start_servers(), loop)
-            self._ports = future.result(START_TIMEOUT_S)
-        except BaseException:
-            self._shutdown()
-            raise
+        self._lt = LoopThread(f"http-{self._config.node.id}")
+        self._ports = self._lt.start(self._start_servers(), START_TIMEOUT_S, self._stop_servers)
         log.info("http: serving on port %d (metrics: %s)", self._ports.http, self._ports.metrics)
 
     def on_stop(self) -> None:
@@ -113,11 +102,6 @@ class HttpActor(pykka.ThreadingActor):
 
     def on_failure(self, *exc_info: object) -> None:
         self._shutdown()
-
-    @staticmethod
-    def _run_loop(loop: asyncio.AbstractEventLoop) -> None:
-        asyncio.set_event_loop(loop)
-        loop.run_forever()
 
     async def _start_servers(self) -> BoundPorts:
         http = self._config.http
@@ -148,19 +132,5 @@ class HttpActor(pykka.ThreadingActor):
 
     def _shutdown(self) -> None:
         """Stop the servers and the loop, waiting a bounded time for each; idempotent."""
-        loop, thread = self._loop, self._thread
-        self._loop = self._thread = None
-        if loop is None or thread is None:
-            return
-        if loop.is_running():  # else no server was started: nothing to clean up
-            future = asyncio.run_coroutine_threadsafe(self._stop_servers(), loop)
-            try:
-                future.result(STOP_TIMEOUT_S)
-            except Exception:
-                log.exception("http: servers did not shut down cleanly")
-        loop.call_soon_threadsafe(loop.stop)  # also stops a loop that has yet to start
-        thread.join(STOP_TIMEOUT_S)
-        if thread.is_alive():
-            log.error("http: event loop thread did not stop within %.1fs", STOP_TIMEOUT_S)
-            return  # closing a running loop raises; the daemon thread dies with the process
-        loop.close()
+        if self._lt is not None:
+            self._lt.stop(self._stop_servers, STOP_TIMEOUT_S)

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from functools import partial
@@ -36,6 +35,7 @@ import pykka
 
 from actors import webhook_attempt
 from actors.clock import now_ms
+from actors.loop_thread import LoopThread
 from actors.messages import AbortAll, AbortDelivery, Deliver, DeliveryOutcome
 from actors.metrics import ApiMetrics
 
@@ -116,8 +116,7 @@ class WebhookActor(pykka.ThreadingActor):
         self._metrics = WebhookMetrics(metrics) if metrics is not None else None
         self._clock = clock
         self._user_agent = user_agent
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
+        self._lt: LoopThread | None = None
         # Touched only on the loop thread, once on_start has created them.
         self._session: aiohttp.ClientSession | None = None
         self._slots: asyncio.Semaphore | None = None
@@ -139,14 +138,13 @@ class WebhookActor(pykka.ThreadingActor):
     def _on_loop(self, fn: Callable[..., None], *args: Any) -> None:
         # One FIFO queue for spawns and aborts: an abort told after a Deliver always
         # finds that delivery's task registered.
-        assert self._loop is not None, "on_start creates the loop before any message"
-        self._loop.call_soon_threadsafe(fn, *args)
+        assert self._lt is not None, "on_start creates the loop before any message"
+        self._lt.call(fn, *args)
 
     # --- deliveries (loop thread) ------------------------------------------------------
 
     def _spawn(self, deliver: Deliver, start_ms: int) -> None:
-        assert self._loop is not None
-        task = self._loop.create_task(self._deliver(deliver, start_ms))
+        task = asyncio.get_running_loop().create_task(self._deliver(deliver, start_ms))
         self._tasks.setdefault(deliver.job_id, set()).add(task)
         task.add_done_callback(partial(self._done, deliver, start_ms))
 
@@ -213,28 +211,14 @@ class WebhookActor(pykka.ThreadingActor):
     # --- lifecycle ---------------------------------------------------------------------
 
     def on_start(self) -> None:
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        self._thread = threading.Thread(
-            target=self._run_loop, args=(loop,), name=f"webhook-{self._node_id}", daemon=True
-        )
-        self._thread.start()
-        try:
-            asyncio.run_coroutine_threadsafe(self._open(), loop).result(START_TIMEOUT_S)
-        except BaseException:
-            self._shutdown()
-            raise
+        self._lt = LoopThread(f"webhook-{self._node_id}")
+        self._lt.start(self._open(), START_TIMEOUT_S, self._close)
 
     def on_stop(self) -> None:
         self._shutdown()
 
     def on_failure(self, *exc_info: object) -> None:
         self._shutdown()
-
-    @staticmethod
-    def _run_loop(loop: asyncio.AbstractEventLoop) -> None:
-        asyncio.set_event_loop(loop)
-        loop.run_forever()
 
     async def _open(self) -> None:
         # The session and semaphore belong to this loop, so they are made on it.
@@ -261,18 +245,5 @@ class WebhookActor(pykka.ThreadingActor):
     def _shutdown(self) -> None:
         """Abort the deliveries, close the session, stop the loop: each bounded in time;
         idempotent."""
-        loop, thread = self._loop, self._thread
-        self._loop = self._thread = None
-        if loop is None or thread is None:
-            return
-        if loop.is_running():  # else nothing was opened on it
-            try:
-                asyncio.run_coroutine_threadsafe(self._close(), loop).result(STOP_TIMEOUT_S)
-            except Exception:
-                log.exception("webhook: deliveries did not shut down cleanly")
-        loop.call_soon_threadsafe(loop.stop)  # also stops a loop that has yet to start
-        thread.join(STOP_TIMEOUT_S)
-        if thread.is_alive():
-            log.error("webhook: event loop thread did not stop within %.1fs", STOP_TIMEOUT_S)
-            return  # closing a running loop raises; the daemon thread dies with the process
-        loop.close()
+        if self._lt is not None:
+            self._lt.stop(self._close, STOP_TIMEOUT_S)
