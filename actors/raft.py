@@ -16,6 +16,7 @@ result; if this node loses leadership first, it is told the outcome is unknown.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from random import Random
 from typing import Any
@@ -24,8 +25,15 @@ import pykka
 
 from actors import messages as m
 from actors.clock import Ticker
-from scheduled_db.raft.core import NotLeader, ProposalDropped, Raft, Ready, Status
-from scheduled_db.raft.messages import NO_NODE, ConfChange, ConfState, EntryType, Message
+from scheduled_db.raft.core import (
+    ConfChangeError,
+    NotLeader,
+    ProposalDropped,
+    Raft,
+    Ready,
+    Status,
+)
+from scheduled_db.raft.messages import NO_NODE, ConfChange, ConfState, Entry, EntryType, Message
 from scheduled_db.raft.replication import Config, Role
 from scheduled_db.raft.storage import Storage
 
@@ -121,26 +129,28 @@ class RaftActor(pykka.ThreadingActor):
     # -- proposals --
 
     def _propose(self, msg: m.Propose) -> None:
-        try:
-            entry = self.core.propose(msg.data)
-        except NotLeader as exc:
-            msg.reply(m.ProposeOutcome(error="not_leader", leader=exc.leader))
-            return
-        except ProposalDropped as exc:
-            msg.reply(m.ProposeOutcome(error="dropped", detail=str(exc), leader=self.core.lead))
-            return
-        self._pending[entry.index] = (entry.term, msg.reply)
+        self._track(lambda: self.core.propose(msg.data), msg.reply, (ProposalDropped,))
 
     def _propose_conf_change(self, msg: m.ProposeConfChange) -> None:
+        refusals = (ProposalDropped, ConfChangeError)
+        self._track(lambda: self.core.propose_conf_change(msg.change), msg.reply, refusals)
+
+    def _track(
+        self,
+        propose: Callable[[], Entry],
+        reply: m.Reply,
+        refusals: tuple[type[Exception], ...],
+    ) -> None:
+        """Make the proposal and remember who to answer, or answer the refusal now."""
         try:
-            entry = self.core.propose_conf_change(msg.change)
+            entry = propose()
         except NotLeader as exc:
-            msg.reply(m.ProposeOutcome(error="not_leader", leader=exc.leader))
+            reply(m.ProposeOutcome(error="not_leader", leader=exc.leader))
             return
-        except (ProposalDropped, ValueError) as exc:
-            msg.reply(m.ProposeOutcome(error="dropped", detail=str(exc), leader=self.core.lead))
+        except refusals as exc:
+            reply(m.ProposeOutcome(error="dropped", detail=str(exc), leader=self.core.lead))
             return
-        self._pending[entry.index] = (entry.term, msg.reply)
+        self._pending[entry.index] = (entry.term, reply)
 
     def _status(self, msg: m.GetRaftStatus) -> Status:
         status = self.core.status()
