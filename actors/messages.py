@@ -465,3 +465,77 @@ class SchedulerProposed:
     purpose: str
     keys: tuple[str, ...]
     outcome: ProposeOutcome
+
+
+# =============================================================================
+# Transport (actors/transport.py)
+# =============================================================================
+
+
+@dataclass(frozen=True, slots=True)
+class PeerAddress:
+    """Where the transport dials ``node_id``."""
+
+    node_id: str
+    host: str
+    port: int
+
+
+@dataclass(frozen=True, slots=True)
+class SetPeers:
+    """Replace the transport's whole peer map.  A peer left out is forgotten: its
+    connections are closed and its queue dropped.  A peer whose address changed is
+    re-dialled there, its queue kept.  An entry for the node itself is ignored."""
+
+    peers: tuple[PeerAddress, ...]
+
+    @staticmethod
+    def of(peers: dict[str, tuple[str, int]]) -> SetPeers:
+        """From a map of node id to (host, port), as the constructor takes it."""
+        return SetPeers(tuple(PeerAddress(n, h, p) for n, (h, p) in peers.items()))
+
+
+@dataclass(frozen=True, slots=True)
+class SetTransportInbox:
+    """Where the transport tells :class:`PeerMessage` and :class:`ReportUnreachable`
+    from now on (None: drop them)."""
+
+    inbox: ActorRef | None
+
+
+@dataclass(frozen=True, slots=True)
+class GetTransportStatus:
+    """Ask the TransportActor for a :class:`TransportStatus` (answered at once)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PeerLinkStatus:
+    """One peer as the transport sees it: whether the connection to it is up,
+    messages queued for it, sent to it, received from it, dropped (its queue was
+    full), rejected (sent on its connection in another node's name or for another
+    node), and failed attempts to connect to it."""
+
+    peer: str
+    connected: bool
+    queued: int
+    sent: int
+    received: int
+    dropped: int
+    rejected: int
+    connect_failures: int
+
+
+@dataclass(frozen=True, slots=True)
+class TransportStatus:
+    """A snapshot of the transport's counters.  ``auth_failures`` counts failed
+    handshakes (either side), ``bad_frames`` authenticated connections closed for
+    breaking the protocol."""
+
+    node_id: str
+    port: int
+    auth_failures: int
+    bad_frames: int
+    peers: tuple[PeerLinkStatus, ...]
+
+    def peer(self, node_id: str) -> PeerLinkStatus | None:
+        return next((p for p in self.peers if p.peer == node_id), None)
