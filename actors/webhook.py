@@ -1,9 +1,11 @@
 """The WebhookActor: delivers claimed occurrences over HTTP, on an event loop of its own.
 
 Like the HttpActor, the actor owns a thread running an asyncio loop; one
-``aiohttp.ClientSession`` there pools connections for every delivery.  The actor
-thread never waits on that loop except for the bounded start and stop handshakes:
-it hands each message over with ``loop.call_soon_threadsafe`` and returns.
+:class:`~actors.http_client.WebhookClient` there pools connections for every
+delivery.  The actor thread never waits on that loop except for the bounded start
+and stop handshakes: it queues each message for the loop and wakes the loop once
+per batch (``loop.call_soon_threadsafe``), so a burst of thousands of Delivers costs
+a handful of wake-ups, not one each.
 
 Contract:
 
@@ -24,17 +26,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from functools import partial
 from importlib import metadata
 from typing import Any
 
-import aiohttp
 import pykka
 
 from actors import webhook_attempt
 from actors.clock import now_ms
+from actors.http_client import WebhookClient
 from actors.loop_thread import LoopThread
 from actors.messages import AbortAll, AbortDelivery, Deliver, DeliveryOutcome
 from actors.metrics import ApiMetrics
@@ -43,7 +46,7 @@ log = logging.getLogger(__name__)
 
 START_TIMEOUT_S = 10.0
 STOP_TIMEOUT_S = 5.0
-DNS_CACHE_TTL_S = 30  # long enough to spare the resolver, short enough to follow a move
+DNS_CACHE_TTL_S = 30.0  # long enough to spare the resolver, short enough to follow a move
 # Execution takes up to the per-attempt timeout; lateness is milliseconds when healthy.
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 LATENESS_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 15.0, 60.0)
@@ -66,6 +69,9 @@ class WebhookMetrics:
         self.deliveries = metrics.counter(
             "webhook_deliveries_total", "Webhook delivery attempts by result", ("result",)
         )
+        # The two children every attempt touches, looked up once.
+        self.successes = self.deliveries.labels("success")
+        self.failed = self.deliveries.labels("failure")
         self.failures = metrics.counter(
             "webhook_failures_total", "Failed webhook delivery attempts", ("error_type",)
         )
@@ -83,7 +89,7 @@ class WebhookMetrics:
 
     def observe(self, deliver: Deliver, outcome: DeliveryOutcome) -> None:
         """Count one finished attempt."""
-        self.deliveries.labels("success" if outcome.ok else "failure").inc()
+        (self.successes if outcome.ok else self.failed).inc()
         if not outcome.ok:
             self.failures.labels(outcome.error_type or "unknown").inc()
         if outcome.sent_ms is None:
@@ -118,10 +124,14 @@ class WebhookActor(pykka.ThreadingActor):
         self._user_agent = user_agent
         self._lt: LoopThread | None = None
         # Touched only on the loop thread, once on_start has created them.
-        self._session: aiohttp.ClientSession | None = None
+        self._client: WebhookClient | None = None
         self._slots: asyncio.Semaphore | None = None
         self._tasks: dict[str, set[asyncio.Task[None]]] = {}  # job id -> its deliveries
         self._stopping = False
+        # Handed from the actor thread to the loop thread (deque appends and pops are
+        # thread-safe); _wake_set says a drain is scheduled and has not started yet.
+        self._queued: deque[tuple[Callable[..., None], tuple[Any, ...]]] = deque()
+        self._wake_set = False
 
     # --- messages (actor thread) -------------------------------------------------------
 
@@ -139,7 +149,18 @@ class WebhookActor(pykka.ThreadingActor):
         # One FIFO queue for spawns and aborts: an abort told after a Deliver always
         # finds that delivery's task registered.
         assert self._lt is not None, "on_start creates the loop before any message"
-        self._lt.call(fn, *args)
+        self._queued.append((fn, args))
+        if not self._wake_set:  # else a drain is scheduled and will find this one
+            self._wake_set = True
+            self._lt.call(self._drain)
+
+    def _drain(self) -> None:
+        # Cleared before draining: whatever is queued after this line either is
+        # drained below or schedules a drain of its own.
+        self._wake_set = False
+        while self._queued:
+            fn, args = self._queued.popleft()
+            fn(*args)
 
     # --- deliveries (loop thread) ------------------------------------------------------
 
@@ -170,14 +191,14 @@ class WebhookActor(pykka.ThreadingActor):
 
     async def _deliver(self, deliver: Deliver, start_ms: int) -> None:
         """One attempt, from waiting for a slot to telling its outcome."""
-        assert self._session is not None and self._slots is not None
+        assert self._client is not None and self._slots is not None
         sent_ms: int | None = None
         try:
             async with self._slots:
                 sent_ms = self._clock()
                 with self._counted_in_flight():
                     outcome = await webhook_attempt.attempt(
-                        self._session, deliver, self._user_agent, self._clock, start_ms, sent_ms
+                        self._client, deliver, self._user_agent, self._clock, start_ms, sent_ms
                     )
         except asyncio.CancelledError:
             # Only our own abort (or stop) cancels a delivery, and it still owes an
@@ -221,15 +242,9 @@ class WebhookActor(pykka.ThreadingActor):
         self._shutdown()
 
     async def _open(self) -> None:
-        # The session and semaphore belong to this loop, so they are made on it.
-        connector = aiohttp.TCPConnector(limit=self._concurrency, ttl_dns_cache=DNS_CACHE_TTL_S)
-        self._session = aiohttp.ClientSession(
-            connector=connector,
-            # Receivers are unrelated to each other: never carry one's cookies to another.
-            cookie_jar=aiohttp.DummyCookieJar(),
-            # Proxies come from the config, if ever, not from the node's environment.
-            trust_env=False,
-        )
+        # The client and semaphore belong to this loop, so they are made on it.  The
+        # client sends no cookies and uses no proxy from the node's environment.
+        self._client = WebhookClient(webhook_attempt.BODY_READ_LIMIT, DNS_CACHE_TTL_S)
         self._slots = asyncio.Semaphore(self._concurrency)
 
     async def _close(self) -> None:
@@ -238,9 +253,9 @@ class WebhookActor(pykka.ThreadingActor):
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
 
     def _shutdown(self) -> None:
         """Abort the deliveries, close the session, stop the loop: each bounded in time;

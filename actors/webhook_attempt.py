@@ -17,13 +17,12 @@ Redirects are not followed (see :mod:`scheduled_db.retry`): a 3xx is an ``http_e
 
 from __future__ import annotations
 
+import asyncio
 import json
-import socket
 import ssl
 from collections.abc import Callable
 
-import aiohttp
-
+from actors.http_client import DNSError, InvalidURLError, Response, TLSError, WebhookClient
 from actors.messages import Deliver, DeliveryOutcome
 from scheduled_db.jobs import ErrorType, idempotency_key
 from scheduled_db.retry import RETRY_AFTER_STATUSES, classify, parse_retry_after
@@ -65,7 +64,7 @@ def request_headers(deliver: Deliver, user_agent: str) -> dict[str, str]:
 
 
 async def attempt(
-    session: aiohttp.ClientSession,
+    client: WebhookClient,
     deliver: Deliver,
     user_agent: str,
     clock: Clock,
@@ -77,23 +76,20 @@ async def attempt(
     Raises only ``asyncio.CancelledError`` (an abort); every failure of the request
     itself is an outcome.
     """
-    timeout = aiohttp.ClientTimeout(total=deliver.timeout_ms / 1000)
     try:
-        async with session.post(
-            deliver.url,
-            data=request_body(deliver, sent_ms),
-            headers=request_headers(deliver, user_agent),
-            timeout=timeout,
-            allow_redirects=False,
-        ) as response:
-            body = await _read_prefix(response.content, BODY_READ_LIMIT)
-    except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+        async with asyncio.timeout(deliver.timeout_ms / 1000):
+            response = await client.post(
+                deliver.url,
+                request_body(deliver, sent_ms),
+                request_headers(deliver, user_agent),
+            )
+    except (OSError, InvalidURLError) as exc:  # TimeoutError is an OSError
         error_type, retryable, message = classify_error(exc, deliver.timeout_ms)
         return _outcome(
             deliver, start_ms, sent_ms, clock(), error_type, message, retryable=retryable
         )
     end_ms = clock()
-    return http_outcome(deliver, start_ms, sent_ms, end_ms, response, body)
+    return http_outcome(deliver, start_ms, sent_ms, end_ms, response)
 
 
 def http_outcome(
@@ -101,10 +97,9 @@ def http_outcome(
     start_ms: int,
     sent_ms: int,
     end_ms: int,
-    response: aiohttp.ClientResponse,
-    body: bytes,
+    response: Response,
 ) -> DeliveryOutcome:
-    """The outcome of an attempt that got a response (``body``: its first bytes)."""
+    """The outcome of an attempt that got a response."""
     status = response.status
     ok, retryable = classify(status)
     if ok:
@@ -121,11 +116,11 @@ def http_outcome(
         )
     retry_after = None
     if status in RETRY_AFTER_STATUSES:
-        retry_after = parse_retry_after(response.headers.get("Retry-After"), end_ms)
+        retry_after = parse_retry_after(response.retry_after, end_ms)
     message = f"HTTP {status}"
     if 300 <= status < 400:
         message += " (redirects are not followed)"
-    snippet = body_snippet(body)
+    snippet = body_snippet(response.body)
     if snippet:
         message += f": {snippet}"
     return _outcome(
@@ -160,25 +155,15 @@ def failed(
 def classify_error(exc: BaseException, timeout_ms: int) -> tuple[str, bool, str]:
     """``(error_type, retryable, message)`` for an exception raised by a request."""
     text = _truncate(f"{type(exc).__name__}: {exc}", MESSAGE_CHARS)
-    if _is_dns_error(exc):
+    if isinstance(exc, DNSError):
         return ErrorType.DNS_ERROR.value, True, text
-    if isinstance(exc, aiohttp.ClientSSLError | ssl.SSLError | aiohttp.ServerFingerprintMismatch):
+    if isinstance(exc, TLSError | ssl.SSLError):
         return ErrorType.TLS_ERROR.value, True, text
-    if isinstance(exc, TimeoutError):  # ServerTimeoutError is one too (and asyncio.TimeoutError)
+    if isinstance(exc, TimeoutError):
         return ErrorType.TIMEOUT.value, True, f"no response within {timeout_ms} ms"
-    if isinstance(exc, aiohttp.InvalidURL | aiohttp.NonHttpUrlClientError):
+    if isinstance(exc, InvalidURLError):
         return ErrorType.CONNECTION_ERROR.value, False, text  # retrying cannot fix the URL
     return ErrorType.CONNECTION_ERROR.value, True, text
-
-
-def _is_dns_error(exc: BaseException) -> bool:
-    # aiohttp >= 3.10 raises ClientConnectorDNSError; older ones (and custom resolvers)
-    # wrap the resolver's gaierror in a plain ClientConnectorError.
-    if isinstance(exc, aiohttp.ClientConnectorDNSError):
-        return True
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        return isinstance(exc.os_error, socket.gaierror)
-    return isinstance(exc, socket.gaierror)
 
 
 def body_snippet(body: bytes) -> str:
@@ -192,18 +177,6 @@ def body_snippet(body: bytes) -> str:
 
 def _truncate(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "\u2026"
-
-
-async def _read_prefix(content: aiohttp.StreamReader, limit: int) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    while size < limit:
-        chunk = await content.read(limit - size)
-        if not chunk:
-            break
-        chunks.append(chunk)
-        size += len(chunk)
-    return b"".join(chunks)
 
 
 def _outcome(
