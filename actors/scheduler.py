@@ -15,7 +15,8 @@ While active:
   one Raft entry; only a committed claim is *armed*;
 * an armed occurrence fires at its own time (an alarm, not a poll): the
   WebhookActor delivers it, and the outcome is proposed with what comes next
-  (a retry time, or the recurring job's next run, computed here);
+  (a retry time, or the recurring job's next run, computed here); outcomes are
+  batched, and held back while a burst is firing (see FIRING_SOON_MS);
 * claims left open by an older term are fired again with the same idempotency
   key (at-least-once); this term's claims that were lost track of become
   ``timeout`` after ``inprogress_timeout`` and are retried while attempts remain.
@@ -45,6 +46,13 @@ K = c.CommandKind
 # that turns thousands of entries into a few, and it delays only the bookkeeping,
 # never a firing.
 OUTCOME_FLUSH_MS = 5
+# Firing comes first.  In a burst (an armed occurrence due within FIRING_SOON_MS,
+# or BURST_IN_FLIGHT deliveries out) the flush waits, since applying outcomes takes
+# the CPU the deliveries need; for at most OUTCOME_MAX_DELAY_MS after the oldest
+# outcome waiting, so the bookkeeping is late by seconds at worst, never lost.
+FIRING_SOON_MS = 20
+BURST_IN_FLIGHT = 32
+OUTCOME_MAX_DELAY_MS = 5_000
 DUE_STATUSES = (JobStatus.PENDING, JobStatus.FAILED, JobStatus.TIMEOUT)
 
 
@@ -53,7 +61,7 @@ class SchedulerSettings:
     node_id: str
     slot_gap_ms: int = 10_000
     hot_window_ms: int = 60_000
-    claim_ahead_ms: int = 200
+    claim_ahead_ms: int = 2_000
     inprogress_timeout_ms: int = 300_000
     history_retention_ms: int = 720 * 3_600_000
     prune_every_ms: int = 60_000
@@ -105,8 +113,10 @@ class SchedulerActor(pykka.ThreadingActor):
         self.in_flight: dict[str, _Armed] = {}
         self.horizon = 0
         self.next_refill = 0
+        self.next_claim_check = 0
         self.next_prune = 0
         self.outbox: list[c.Command] = []
+        self.outbox_since = 0
         self.next_flush: int | None = None
 
     def _ring(self) -> None:
@@ -215,15 +225,28 @@ class SchedulerActor(pykka.ThreadingActor):
         for _, armed in self.armed.pop_due(now):
             self._fire(armed, now)
         if self.next_flush is not None and now_ms() >= self.next_flush:
-            self._flush()
+            self._flush_unless_firing(now)
         self._arm()
 
     def _later(self, commands: tuple[c.Command, ...]) -> None:
         """Queue outcome commands for the next flush (see OUTCOME_FLUSH_MS)."""
         self.outbox.extend(commands)
         if self.next_flush is None:
-            self.next_flush = now_ms() + OUTCOME_FLUSH_MS
+            self.outbox_since = now_ms()
+            self.next_flush = self.outbox_since + OUTCOME_FLUSH_MS
             self.flush_alarm.set(self.next_flush)
+
+    def _flush_unless_firing(self, now: int) -> None:
+        soon = self.armed.next_at()
+        real_now = now_ms()
+        busy = len(self.in_flight) >= BURST_IN_FLIGHT
+        if busy or (soon is not None and soon <= now + FIRING_SOON_MS):
+            give_up_at = self.outbox_since + OUTCOME_MAX_DELAY_MS
+            if real_now < give_up_at:
+                self.next_flush = min(real_now + OUTCOME_FLUSH_MS, give_up_at)
+                self.flush_alarm.set(self.next_flush)
+                return
+        self._flush()
 
     def _flush(self) -> None:
         commands, self.outbox, self.next_flush = self.outbox, [], None
@@ -318,7 +341,13 @@ class SchedulerActor(pykka.ThreadingActor):
         self.next_refill = now + self.s.slot_gap_ms
         horizon = now + self.s.hot_window_ms
         self._read(m.DueOccurrences(horizon, self.s.refill_limit), self._refilled(horizon))
-        self._read(m.GetOpenClaims(), self._check_open_claims)
+        if now >= self.next_claim_check:
+            # Claims of older terms exist from the start of the term, so the first
+            # check finds them; later ones only look for this term's lost claims,
+            # which take inprogress_timeout to matter.  Reading every open claim is
+            # not free in a burst (thousands of them), so not every slot gap.
+            self.next_claim_check = now + max(self.s.slot_gap_ms, self.s.inprogress_timeout_ms // 4)
+            self._read(m.GetOpenClaims(), self._check_open_claims)
 
     def _refilled(self, horizon: int) -> Any:
         def then(found: tuple[Due, ...]) -> None:

@@ -120,7 +120,7 @@ KEYS: tuple[Key, ...] = (
         "Width of the time slots due jobs are grouped into."),
     Key("scheduler.hot_window", DURATION, "60s", None,
         "How far ahead the leader holds due jobs in memory; at least scheduler.slot_gap."),
-    Key("scheduler.claim_ahead", DURATION, "200ms", None,
+    Key("scheduler.claim_ahead", DURATION, "2s", None,
         "How long before an occurrence is due the leader proposes its claim through Raft."),
     Key("queue.job_limit", _COUNT, 100000, "QUEUE_JOB_LIMIT",
         "Most pending jobs the cluster holds; creating more is refused."),

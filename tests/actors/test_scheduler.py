@@ -17,6 +17,8 @@ import pykka
 import pytest
 
 from actors import messages as m
+from actors import scheduler as scheduler_mod
+from actors.clock import now_ms
 from actors.node_store import NodeStore
 from actors.raft import RaftActor, RaftSettings
 from actors.scheduler import SchedulerActor, SchedulerSettings
@@ -270,3 +272,37 @@ def test_finished_jobs_and_their_history_are_pruned_after_the_retention(
         assert time.monotonic() < deadline, "the finished job was never pruned"
         w.scheduler.ask(m.Wake())
     assert w.storage.ask(m.Read(0, m.GetExecutions("old"))) == ()
+
+
+def test_outcomes_wait_while_a_burst_fires_and_then_are_recorded(world: World) -> None:
+    a_due, b_due = T0 + 1_000, T0 + 1_010  # b is due within FIRING_SOON_MS of a
+    _create(world, _unico("a", a_due), a_due)
+    _create(world, _unico("b", b_due), b_due)
+    world.at(a_due)
+    (a,) = world.delivers(1)
+    world.wait_job("b", lambda j: j.status is JobStatus.IN_PROGRESS)  # b's claim is armed
+    world.answer(a, ok=True, http_status=200)
+    answered = now_ms()
+    while now_ms() <= answered + 2 * scheduler_mod.OUTCOME_FLUSH_MS:  # past a flush
+        world.scheduler.ask(m.Wake())
+    assert world.scheduler.proxy().outbox.get(), "the outcome was proposed mid-burst"
+    assert world.job("a").status is JobStatus.IN_PROGRESS
+    world.at(b_due)  # b fires; nothing else is due: the held outcome goes out
+    world.wait_job("a", lambda j: j.status is JobStatus.COMPLETED)
+
+
+def test_a_held_outcome_is_recorded_after_the_longest_delay(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(scheduler_mod, "OUTCOME_MAX_DELAY_MS", 50)
+    a_due, b_due = T0 + 1_000, T0 + 1_010
+    _create(world, _unico("a", a_due), a_due)
+    _create(world, _unico("b", b_due), b_due)
+    world.at(a_due)
+    (a,) = world.delivers(1)
+    world.answer(a, ok=True, http_status=200)
+    # The scheduler's clock stays before b's time, so the burst never ends; the
+    # outcome still goes out once it has waited OUTCOME_MAX_DELAY_MS (real time).
+    world.wait_job("a", lambda j: j.status is JobStatus.COMPLETED)
+    assert world.job("b").status is JobStatus.IN_PROGRESS
+    assert world.webhook.of_type(m.Deliver) == [a]
