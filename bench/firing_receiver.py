@@ -180,7 +180,21 @@ def summarize(rows: list[list[Any]], expected: set[str]) -> dict[str, Any]:
         "delivery_span_s": round(span, 3),
         "deliveries_per_s": round(len(ours) / span) if span > 0 else None,
         "busiest_second": busiest_second(arrivals),
+        "arrivals_per_quarter_s": timeline(
+            [r[0] for r in ours], min((r[2] for r in ours), default=0)
+        ),
+        "sends_per_quarter_s": timeline([r[3] for r in ours], min((r[2] for r in ours), default=0)),
     }
+
+
+def timeline(times: list[float], start: float, step: float = 0.25) -> list[int]:
+    """How many of ``times`` fall in each ``step``-second bucket from ``start``."""
+    if not times:
+        return []
+    counts = [0] * (int((max(times) - start) // step) + 1)
+    for t in times:
+        counts[max(0, int((t - start) // step))] += 1
+    return counts
 
 
 if __name__ == "__main__":
