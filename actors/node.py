@@ -1,12 +1,15 @@
 """The node supervisor: opens the data directory, starts the actors, stops them.
 
-Start order is storage → raft → webhook → scheduler → http; stop order is the reverse, so nothing is
-ever asked of an actor that has already stopped, and RocksDB closes last.
+Start order is storage → transport → raft → webhook → scheduler → http; stop order
+is the reverse, so nothing is ever asked of an actor that has already stopped, and
+RocksDB closes last.  The transport exists only when the cluster has other
+members: a single node has nobody to talk to.
 
 Let it crash: if any actor dies (an exception in a handler stops a Pykka actor),
 the supervisor logs which one, stops the rest and exits non-zero; the process
-supervisor (compose, Kubernetes, the local launcher) restarts the node, and Raft
-plus RocksDB bring it back to where it was.
+supervisor (compose, Kubernetes) restarts the node, and Raft plus RocksDB bring it
+back to where it was.  The local launcher (``scheduled-db cluster``) restarts
+nothing: it reports the exit and leaves the node down.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from actors.node_store import NodeStore, StoreOptions
 from actors.raft import RaftActor, RaftSettings
 from actors.scheduler import SchedulerActor, SchedulerSettings
 from actors.storage import StorageActor
+from actors.transport import TransportActor
 from actors.webhook import WebhookActor
 from scheduled_db.config_model import NodeConfig
 from scheduled_db.firing import Policy
@@ -89,6 +93,7 @@ class Node:
             max_bytes_per_msg=cfg.raft.max_bytes_per_msg,
         )
         metrics = ApiMetrics()
+        transport = self._start_transport()
         raft = self._add(
             "raft",
             RaftActor.start(
@@ -96,9 +101,12 @@ class Node:
                 store.log,
                 store.applied()[0],
                 storage,
+                transport=transport,
                 on_leader_change=metrics.leader_changes.inc,
             ),
         )
+        if transport is not None:
+            transport.tell(m.SetTransportInbox(raft))
         ex = cfg.execution
         webhook = self._add(
             "webhook",
@@ -114,6 +122,29 @@ class Node:
         self.http_port, self.metrics_port = http.ask(m.GetBoundPorts())
         backend.set_http_address(_advertised(cfg.http.host, self.http_port))
         log.info("node %s serving HTTP on port %d", cfg.node.id, self.http_port)
+
+    def _start_transport(self) -> m.ActorRef | None:
+        cfg = self.config
+        peers = {
+            p.id: (_unbracket(p.raft_address.host), p.raft_address.port)
+            for p in cfg.cluster.peers(cfg.node.id)
+        }
+        if not peers:
+            return None
+        if not cfg.cluster.secret:  # the config refuses this too; never run unauthenticated
+            raise OSError("a cluster with other members needs cluster.secret")
+        listen = (_unbracket(cfg.raft.host), cfg.raft.port)
+        transport = self._add(
+            "transport",
+            TransportActor.start(cfg.node.id, listen, peers, cfg.cluster.secret.encode()),
+        )
+        log.info(
+            "node %s: Raft transport on port %d, peers %s",
+            cfg.node.id,
+            transport.proxy().port.get(),
+            ", ".join(sorted(peers)),
+        )
+        return transport
 
     def _add(self, name: str, ref: m.ActorRef) -> m.ActorRef:
         self._actors.append(_Started(name, ref))
@@ -161,6 +192,10 @@ def _scheduler_settings(cfg: NodeConfig) -> SchedulerSettings:
         history_retention_ms=ex.history_retention_ms,
         policy=policy,
     )
+
+
+def _unbracket(host: str) -> str:
+    return host[1:-1] if host.startswith("[") and host.endswith("]") else host
 
 
 def _advertised(host: str, port: int) -> str:

@@ -1,0 +1,144 @@
+"""Three real node processes forming one Raft cluster over the TCP transport.
+
+Each node is ``scheduled-db run`` with the same member list and cluster secret;
+webhooks go to a real local receiver.  Waits are bounded polls of a condition.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.actors.webhook_receiver import Receiver
+from tests.integration.nodeproc import NodeProcess, wait_until
+
+SECRET = "integration-test-cluster-secret"
+FAILOVER_BOUND_S = 10.0  # generous for a loaded CI machine; the measured time is printed
+
+
+class ClusterNode(NodeProcess):
+    def __init__(self, data_dir: Path, node_id: str) -> None:
+        super().__init__(data_dir, node_id, CLUSTER_SECRET=SECRET)
+        self.members = ""
+
+    def args(self) -> list[str]:
+        return super().args() + ["--cluster-members", self.members]
+
+    def member(self) -> str:
+        return f"{self.node_id}=127.0.0.1:{self.raft_port}=127.0.0.1:{self.http_port}"
+
+    def health(self) -> dict[str, Any]:
+        try:
+            status, _, body = self.http.call("GET", "/health")
+        except OSError:
+            return {}
+        return body if isinstance(body, dict) else {}
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[list[ClusterNode]]:
+    nodes = [ClusterNode(tmp_path / f"n{i}" / "data", f"node-{i}") for i in (1, 2, 3)]
+    members = ",".join(n.member() for n in nodes)
+    for n in nodes:
+        n.data_dir.parent.mkdir(parents=True)
+        n.members = members
+        n.start(wait=False)
+    try:
+        for n in nodes:
+            wait_until(n.healthy, 30, f"{n.node_id} to serve /health")
+        yield nodes
+    finally:
+        for n in nodes:
+            if n.proc is not None and n.proc.poll() is None:
+                n.stop()
+
+
+def leader_of(nodes: list[ClusterNode]) -> ClusterNode | None:
+    """The node every live node names as leader, if they agree and it says so itself."""
+    named = {n.health().get("leader") for n in nodes}
+    if len(named) != 1:
+        return None
+    (address,) = named
+    leader = next((n for n in nodes if address == f"127.0.0.1:{n.http_port}"), None)
+    if leader is None or leader.health().get("role") != "leader":
+        return None
+    return leader
+
+
+def wait_leader(nodes: list[ClusterNode], timeout: float = 30) -> ClusterNode:
+    found: list[ClusterNode] = []
+
+    def agreed() -> bool:
+        leader = leader_of(nodes)
+        if leader is not None:
+            found.append(leader)
+        return leader is not None
+
+    wait_until(agreed, timeout, "the nodes to agree on one leader")
+    return found[-1]
+
+
+def job(job_id: str, at_s: float, url: str | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"id": job_id, "type": "unico", "timestamp": round(at_s, 3)}
+    if url is not None:
+        body["webhook_url"] = url
+    return body
+
+
+def test_three_nodes_elect_one_leader_and_replicate_every_write(
+    cluster: list[ClusterNode],
+) -> None:
+    leader = wait_leader(cluster)
+    roles = sorted(n.health().get("role", "") for n in cluster)
+    assert roles == ["follower", "follower", "leader"]
+    for i in range(20):
+        status, _, body = leader.http.call("POST", "/jobs", job(f"j{i}", time.time() + 3600))
+        assert status in (200, 201), body
+    for n in cluster:  # every replica applies every write
+        wait_until(
+            lambda n=n: n.http.call("GET", "/jobs/j19")[0] == 200, 10, f"{n.node_id} to apply"
+        )
+        assert n.http.call("GET", "/jobs?limit=100")[2]["total"] == 20
+    view = leader.http.call("GET", "/debug/cluster")[2]
+    listed = {s["id"]: s for s in view["servers"]}
+    assert set(listed) == {"node-1", "node-2", "node-3"}
+    assert all(s["suffrage"] == "voter" for s in listed.values())
+
+
+def test_after_the_leader_dies_a_new_one_serves_writes_and_fires_its_jobs(
+    cluster: list[ClusterNode],
+) -> None:
+    receiver = Receiver().start()
+    try:
+        old = wait_leader(cluster)
+        due = time.time() + 4
+        status, _, body = old.http.call("POST", "/jobs", job("after", due, receiver.url("/ok")))
+        assert status in (200, 201), body
+        rest = [n for n in cluster if n is not old]
+        for n in rest:  # acknowledged means replicated to a majority; wait for both
+            wait_until(lambda n=n: n.http.call("GET", "/jobs/after")[0] == 200, 10, "replication")
+
+        killed_at = time.monotonic()
+        old.stop(signal.SIGKILL)
+        new = wait_leader(rest, FAILOVER_BOUND_S)
+        status, _, body = new.http.call("POST", "/jobs", job("new", time.time() + 3600))
+        took = time.monotonic() - killed_at
+        assert status in (200, 201), body
+        print(f"failover: {new.node_id} served a write {took:.2f} s after the leader died")
+        assert took < FAILOVER_BOUND_S
+
+        receiver.wait_until(lambda r: len(r.received("/ok")) >= 1, timeout=30)
+        got = receiver.received("/ok")[0]
+        assert got.headers["Idempotency-Key"] == f"after:{int(round(due * 1000))}"
+        wait_until(
+            lambda: new.http.call("GET", "/jobs/after/status")[2]["status"] == "completed",
+            15,
+            "the job to complete through the new leader",
+        )
+    finally:
+        receiver.stop()
