@@ -209,14 +209,14 @@ def _add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
         type=_int_in(1, 65535),
         default=8080,
         metavar="PORT",
-        help="REST API port of the first node; the next ones count up (default 8080).",
+        help="Node i serves its REST API on PORT+i (default 8080: node-1 on 8081).",
     )
     parser.add_argument(
         "--base-raft-port",
         type=_int_in(1, 65535),
         default=7000,
         metavar="PORT",
-        help="Peer port of the first node; the next ones count up (default 7000).",
+        help="Node i takes Raft peers on PORT+i (default 7000: node-1 on 7001).",
     )
 
 
@@ -235,7 +235,7 @@ def _int_in(low: int, high: int) -> Callable[[str], int]:
 
 def _check_port_ranges(nodes: int, http: int, raft: int) -> None:
     for flag, base in (("--base-http-port", http), ("--base-raft-port", raft)):
-        if base + nodes - 1 > 65535:
+        if base + nodes > 65535:  # node i listens on base + i
             raise UsageError(f"cluster: {flag} {base} leaves no room for {nodes} nodes")
     if http < raft + nodes and raft < http + nodes:
         raise UsageError(
@@ -247,10 +247,10 @@ def _check_port_ranges(nodes: int, http: int, raft: int) -> None:
 def _cluster(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     _check_port_ranges(args.nodes, args.base_http_port, args.base_raft_port)
     try:
-        run_cluster: Callable[[int, str, int, int], int] = _shell("actors.launcher", "run_cluster")
+        run_cluster: Callable[..., int] = _shell("actors.launcher", "run_cluster")
     except ModuleNotFoundError as exc:
         if exc.name != "actors.launcher":  # a broken install, not a missing feature
             raise
         raise CliError("cluster: not available in this build") from None
     _setup_logging("INFO", False, "launcher", [])
-    return run_cluster(args.nodes, args.data_dir, args.base_http_port, args.base_raft_port)
+    return run_cluster(args.nodes, args.data_dir, args.base_http_port, args.base_raft_port, environ)
