@@ -6,7 +6,9 @@ own routes here) and the middlewares, outermost first:
 1. request metrics (sees the final status of every request, errors included);
 2. CORS (:mod:`actors.http_cors`; error bodies get CORS headers too);
 3. the error renderer (:mod:`actors.http_errors`): every failure becomes a JSON
-   ``{"error": ...}`` body, an unexpected one a bare 500.
+   ``{"error": ...}`` body, an unexpected one a bare 500;
+4. in a node with peers, forwarding (:mod:`actors.http_forward`): a write refused
+   because this node is not the leader goes to the leader, or waits out an election.
 
 :func:`build_metrics_app` is the separate metrics listener: ``GET /metrics`` only.
 """
@@ -27,6 +29,7 @@ from actors.backend import Backend
 from actors.http_body import read_json_object
 from actors.http_cors import CorsPolicy, cors_middleware
 from actors.http_errors import error_middleware
+from actors.http_forward import Forwarder
 from actors.http_jobs import READ_TIMEOUT_S, JobRoutes
 from actors.http_views import Limits, cluster_view, health_view
 from actors.messages import GetCounters
@@ -183,6 +186,9 @@ def build_app(
             error_middleware(max_body),
         ],
     )
+    if config.cluster.peers(config.node.id):
+        wait_s = max(2.0, 3 * config.raft.election_timeout_ms / 1000)
+        Forwarder(backend, wait_s).install(app)
     rejected = metrics.job_rejections
 
     def on_rejection(kind: str) -> None:

@@ -142,3 +142,39 @@ def test_after_the_leader_dies_a_new_one_serves_writes_and_fires_its_jobs(
         )
     finally:
         receiver.stop()
+
+
+def test_a_write_sent_to_a_follower_is_answered_by_the_leader(
+    cluster: list[ClusterNode],
+) -> None:
+    leader = wait_leader(cluster)
+    follower = next(n for n in cluster if n is not leader)
+    status, _, body = follower.http.call("POST", "/jobs", job("via-follower", time.time() + 3600))
+    assert status in (200, 201), body
+    assert body["id"] == "via-follower" and body["status"] == "pending"
+    assert leader.http.call("GET", "/jobs/via-follower")[0] == 200
+    # The leader's own refusals come back as they are (here: a bad field).
+    status, _, body = follower.http.call("POST", "/jobs", {"type": "unico"})
+    assert status == 400 and "timestamp" in body["error"]
+    status, _, _ = follower.http.call("DELETE", "/jobs/via-follower")
+    assert status in (200, 204)
+    wait_until(
+        lambda: all(n.http.call("GET", "/jobs/via-follower")[0] == 404 for n in cluster),
+        10,
+        "the delete to reach every replica",
+    )
+
+
+def test_without_a_majority_a_write_waits_then_gets_503(cluster: list[ClusterNode]) -> None:
+    leader = wait_leader(cluster)
+    survivor = next(n for n in cluster if n is not leader)
+    for n in cluster:
+        if n is not survivor:
+            n.stop(signal.SIGKILL)
+    started = time.monotonic()
+    status, headers, body = survivor.http.call("POST", "/jobs", job("lonely", time.time() + 60))
+    waited = time.monotonic() - started
+    assert status == 503 and body["error"] == "No leader available", body
+    assert headers["Retry-After"] == "1"
+    assert 2.0 <= waited < 15.0  # it waited for an election, within a bound
+    assert survivor.http.call("GET", "/jobs/lonely")[0] == 404
