@@ -119,7 +119,10 @@ class Node:
         backend = NodeBackend(cfg, raft, storage, f"{cfg.http.host}:{cfg.http.port}")
         http = HttpActor.start(backend, cfg, metrics)
         self._add("http", http)
-        self.http_port, self.metrics_port = http.ask(m.GetBoundPorts())
+        try:
+            self.http_port, self.metrics_port = http.ask(m.GetBoundPorts())
+        except pykka.ActorDeadError:  # it logged why (a port in use, most likely)
+            raise OSError(f"cannot serve HTTP on {cfg.http.host}:{cfg.http.port}") from None
         backend.set_http_address(_advertised(cfg.http.host, self.http_port))
         log.info("node %s serving HTTP on port %d", cfg.node.id, self.http_port)
 
@@ -138,10 +141,14 @@ class Node:
             "transport",
             TransportActor.start(cfg.node.id, listen, peers, cfg.cluster.secret.encode()),
         )
+        try:
+            port = transport.proxy().port.get()
+        except pykka.ActorDeadError:  # it logged why (the port in use, most likely)
+            raise OSError(f"cannot listen for Raft peers on {listen[0]}:{listen[1]}") from None
         log.info(
             "node %s: Raft transport on port %d, peers %s",
             cfg.node.id,
-            transport.proxy().port.get(),
+            port,
             ", ".join(sorted(peers)),
         )
         return transport
