@@ -28,7 +28,8 @@ byte and a body.  A connection starts with a mutual challenge (HELLO frames)::
     dialer -> server  mac(DIALER, nonce_s, dialer_id) + nonce_d + dialer_id
     server -> dialer  mac(SERVER, nonce_d, server_id) + server_id
 
-where ``mac`` is :func:`handshake_proof` (HMAC-SHA256 under the cluster secret).
+where ``mac`` is :func:`~actors.peer_wire.handshake_proof` (HMAC-SHA256 under the
+cluster secret); the frames and proofs themselves are in :mod:`actors.peer_wire`.
 The server accepts only a node in its peer map (add a new member with SetPeers
 before it connects); the dialer accepts only the node it meant to reach, so it never
 hands Raft messages to an impostor.  Then RAFT frames flow from dialer to server,
@@ -39,12 +40,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import hmac
 import logging
 import random
 import secrets
-import struct
 import threading
 from collections import deque
 from collections.abc import Mapping
@@ -54,21 +53,29 @@ import pykka
 
 from actors import messages as m
 from actors.loop_thread import LoopThread
+from actors.peer_wire import (
+    DIALER,
+    KIND_HELLO,
+    KIND_RAFT,
+    LENGTH_BYTES,
+    MAC_BYTES,
+    MAX_FRAME_BYTES,
+    NONCE_BYTES,
+    SERVER,
+    AuthError,
+    FrameError,
+    frame,
+    handshake_proof,
+    read_frame,
+    read_hello,
+)
 from scheduled_db.raft.messages import DecodeError, Message, decode_message, encode_message
 
 log = logging.getLogger(__name__)
 
-KIND_HELLO = 1
-KIND_RAFT = 2
-MAX_FRAME_BYTES = 64 << 20
-MAX_HELLO_BYTES = 1024  # an unauthenticated peer never makes us buffer more than this
 MAX_BATCH_BYTES = 4 << 20  # one write gathers queued frames up to about this much
 MAX_QUEUED = 4096  # messages per peer
 MAX_QUEUED_BYTES = 64 << 20  # and bytes per peer
-NONCE_BYTES = 32
-MAC_BYTES = 32  # HMAC-SHA256
-PROTOCOL_LABEL = b"scheduled-db/raft-transport/1\x00"
-DIALER, SERVER = b"dialer", b"server"  # the role is in the MAC: no proof can be reflected
 HANDSHAKE_TIMEOUT_S = 5.0
 WRITE_TIMEOUT_S = 10.0  # a peer that takes no bytes for this long is treated as gone
 BACKOFF_MIN_S = 0.05
@@ -76,55 +83,7 @@ BACKOFF_MAX_S = 2.0
 START_TIMEOUT_S = 10.0
 STOP_TIMEOUT_S = 5.0
 
-_LENGTH = struct.Struct(">I")
-_HEADER = struct.Struct(">IB")  # length, kind
 Address = tuple[str, int]
-
-
-class FrameError(ValueError):
-    """A connection broke the wire protocol: bounds, truncation, an unexpected kind."""
-
-
-class AuthError(FrameError):
-    """A handshake proof did not match, or named a node we do not talk to."""
-
-
-def handshake_proof(secret: bytes, role: bytes, nonce: bytes, node_id: str) -> bytes:
-    """The answer of ``node_id``, acting as ``role``, to the challenge ``nonce``."""
-    return hmac.new(
-        secret, PROTOCOL_LABEL + role + nonce + node_id.encode(), hashlib.sha256
-    ).digest()
-
-
-def frame(kind: int, body: bytes) -> bytes:
-    return _HEADER.pack(len(body) + 1, kind) + body
-
-
-async def read_frame(reader: asyncio.StreamReader, limit: int) -> tuple[int, bytes] | None:
-    """The next frame's (kind, body), or None at a clean end of stream."""
-    try:
-        header = await reader.readexactly(_LENGTH.size)
-    except asyncio.IncompleteReadError as exc:
-        if exc.partial:
-            raise FrameError("truncated frame header") from None
-        return None
-    (size,) = _LENGTH.unpack(header)
-    if not 0 < size <= limit:
-        raise FrameError(f"frame length {size} out of bounds (limit {limit})")
-    try:
-        payload = await reader.readexactly(size)
-    except asyncio.IncompleteReadError:
-        raise FrameError(f"truncated frame ({size} bytes announced)") from None
-    return payload[0], payload[1:]
-
-
-async def _read_hello(reader: asyncio.StreamReader) -> bytes:
-    got = await read_frame(reader, MAX_HELLO_BYTES)
-    if got is None:
-        raise FrameError("connection closed during the handshake")
-    if got[0] != KIND_HELLO:
-        raise FrameError(f"frame kind {got[0]} during the handshake")
-    return got[1]
 
 
 async def _close(writer: asyncio.StreamWriter) -> None:
@@ -330,14 +289,14 @@ class _Network:
     async def _prove_to_server(
         self, peer: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
-        challenge = await _read_hello(reader)
+        challenge = await read_hello(reader)
         if len(challenge) != NONCE_BYTES:
             raise FrameError("malformed challenge")
         nonce = secrets.token_bytes(NONCE_BYTES)
         proof = handshake_proof(self._secret, DIALER, challenge, self.node_id)
         writer.write(frame(KIND_HELLO, proof + nonce + self.node_id.encode()))
         await writer.drain()
-        answer = await _read_hello(reader)
+        answer = await read_hello(reader)
         expected = handshake_proof(self._secret, SERVER, nonce, peer) + peer.encode()
         if not hmac.compare_digest(answer, expected):
             raise AuthError("the server did not prove the cluster secret and its node id")
@@ -422,7 +381,7 @@ class _Network:
         nonce = secrets.token_bytes(NONCE_BYTES)
         writer.write(frame(KIND_HELLO, nonce))
         await writer.drain()
-        hello = await _read_hello(reader)
+        hello = await read_hello(reader)
         proof, rest = hello[:MAC_BYTES], hello[MAC_BYTES:]
         their_nonce, raw_id = rest[:NONCE_BYTES], rest[NONCE_BYTES:]
         try:
@@ -533,7 +492,7 @@ class TransportActor(pykka.ThreadingActor):
         frames = []
         for msg in msgs:
             data = frame(KIND_RAFT, encode_message(msg))
-            if len(data) - _LENGTH.size > MAX_FRAME_BYTES:
+            if len(data) - LENGTH_BYTES > MAX_FRAME_BYTES:
                 log.warning("transport: a %d-byte message to %s is too big", len(data), msg.to)
                 continue
             frames.append((msg.to, data))

@@ -21,6 +21,7 @@ import pykka
 import pytest
 
 from actors import messages as m
+from actors import peer_wire as w
 from actors import transport as t
 from actors.transport import TransportActor
 from scheduled_db.raft.messages import Entry, Message, MessageType, encode_message
@@ -147,16 +148,16 @@ def dial_by_hand(port: int, node_id: str = "a", secret: bytes = SECRET) -> socke
     sock = socket.create_connection((HOST, port), timeout=TIMEOUT_S)
     try:
         kind, challenge = recv_frame(sock)
-        assert kind == t.KIND_HELLO and len(challenge) == t.NONCE_BYTES
-        nonce = secrets.token_bytes(t.NONCE_BYTES)
-        proof = t.handshake_proof(secret, t.DIALER, challenge, node_id)
-        sock.sendall(t.frame(t.KIND_HELLO, proof + nonce + node_id.encode()))
+        assert kind == w.KIND_HELLO and len(challenge) == w.NONCE_BYTES
+        nonce = secrets.token_bytes(w.NONCE_BYTES)
+        proof = w.handshake_proof(secret, w.DIALER, challenge, node_id)
+        sock.sendall(w.frame(w.KIND_HELLO, proof + nonce + node_id.encode()))
         kind, answer = recv_frame(sock)
     except BaseException:
         sock.close()
         raise
-    assert kind == t.KIND_HELLO
-    assert answer == t.handshake_proof(secret, t.SERVER, nonce, "b") + b"b"
+    assert kind == w.KIND_HELLO
+    assert answer == w.handshake_proof(secret, w.SERVER, nonce, "b") + b"b"
     return sock
 
 
@@ -242,9 +243,9 @@ def test_server_that_cannot_prove_the_secret_is_never_sent_raft(
         conn, _ = listener.accept()
         with conn:
             conn.settimeout(TIMEOUT_S)
-            conn.sendall(t.frame(t.KIND_HELLO, secrets.token_bytes(t.NONCE_BYTES)))
+            conn.sendall(w.frame(w.KIND_HELLO, secrets.token_bytes(w.NONCE_BYTES)))
             recv_frame(conn)
-            conn.sendall(t.frame(t.KIND_HELLO, bytes(t.MAC_BYTES) + b"b"))
+            conn.sendall(w.frame(w.KIND_HELLO, bytes(w.MAC_BYTES) + b"b"))
             rest = b""
             with contextlib.suppress(OSError):
                 while chunk := conn.recv(65536):
@@ -270,8 +271,8 @@ def test_handshake_by_hand_then_only_frames_from_a_to_b_are_delivered(
     b = nodes("b", peers={"a": (HOST, 1)})
     with dial_by_hand(b.port) as sock:
         for wrong in (msg("c", "b", 5), msg("a", "z", 6)):  # another sender; another receiver
-            sock.sendall(t.frame(t.KIND_RAFT, encode_message(wrong)))
-        sock.sendall(t.frame(t.KIND_RAFT, encode_message(msg("a", "b", 7, b"payload"))))
+            sock.sendall(w.frame(w.KIND_RAFT, encode_message(wrong)))
+        sock.sendall(w.frame(w.KIND_RAFT, encode_message(msg("a", "b", 7, b"payload"))))
         assert b.inbox.wait_for(m.PeerMessage).message == msg("a", "b", 7, b"payload")
     assert b.received() == [msg("a", "b", 7, b"payload")]
     assert b.link("a").rejected == 2
@@ -299,16 +300,16 @@ def test_frm_mismatch_is_dropped(nodes: Callable[..., Node]) -> None:
 BEFORE_AUTH = {
     "garbage": b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
     "oversize_length": struct.pack(">I", 0xFFFFFFFF),
-    "hello_too_long": t.frame(t.KIND_HELLO, bytes(t.MAX_HELLO_BYTES)),
+    "hello_too_long": w.frame(w.KIND_HELLO, bytes(w.MAX_HELLO_BYTES)),
     "truncated": struct.pack(">I", 100) + b"short",
-    "wrong_kind": t.frame(t.KIND_RAFT, b"\x01"),
+    "wrong_kind": w.frame(w.KIND_RAFT, b"\x01"),
 }
 AFTER_AUTH = {
-    "undecodable": t.frame(t.KIND_RAFT, b"\x01not msgpack at all"),
-    "oversize_length": struct.pack(">I", t.MAX_FRAME_BYTES + 1),
+    "undecodable": w.frame(w.KIND_RAFT, b"\x01not msgpack at all"),
+    "oversize_length": struct.pack(">I", w.MAX_FRAME_BYTES + 1),
     "zero_length": struct.pack(">I", 0),
-    "truncated": struct.pack(">IB", 1000, t.KIND_RAFT) + b"partial",
-    "wrong_kind": t.frame(t.KIND_HELLO, b"again"),
+    "truncated": struct.pack(">IB", 1000, w.KIND_RAFT) + b"partial",
+    "wrong_kind": w.frame(w.KIND_HELLO, b"again"),
 }
 
 
@@ -337,7 +338,7 @@ def test_bad_frames_after_auth_close_the_connection(
     b.set_peers({"a": (HOST, 1), "c": c.address})
     c.set_peers({"b": b.address})
     with dial_by_hand(b.port) as sock:
-        good = t.frame(t.KIND_RAFT, encode_message(msg("a", "b", 1)))
+        good = w.frame(w.KIND_RAFT, encode_message(msg("a", "b", 1)))
         sock.sendall(good + data + good)
         sock.shutdown(socket.SHUT_WR)
         assert closed_by_peer(sock)
