@@ -128,15 +128,15 @@ class Node:
 
     def _start_transport(self) -> m.ActorRef | None:
         cfg = self.config
+        # The transport takes hosts as the config writes them ([::1] included).
         peers = {
-            p.id: (_unbracket(p.raft_address.host), p.raft_address.port)
-            for p in cfg.cluster.peers(cfg.node.id)
+            p.id: (p.raft_address.host, p.raft_address.port) for p in cfg.cluster.peers(cfg.node.id)
         }
         if not peers:
             return None
         if not cfg.cluster.secret:  # the config refuses this too; never run unauthenticated
             raise OSError("a cluster with other members needs cluster.secret")
-        listen = (_unbracket(cfg.raft.host), cfg.raft.port)
+        listen = (cfg.raft.host, cfg.raft.port)
         transport = self._add(
             "transport",
             TransportActor.start(cfg.node.id, listen, peers, cfg.cluster.secret.encode()),
@@ -199,10 +199,6 @@ def _scheduler_settings(cfg: NodeConfig) -> SchedulerSettings:
         history_retention_ms=ex.history_retention_ms,
         policy=policy,
     )
-
-
-def _unbracket(host: str) -> str:
-    return host[1:-1] if host.startswith("[") and host.endswith("]") else host
 
 
 def _advertised(host: str, port: int) -> str:
