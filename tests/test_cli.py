@@ -263,3 +263,18 @@ def test_cluster_port_ranges_must_not_overlap(capsys: pytest.CaptureFixture[str]
     assert err.splitlines() == [
         "scheduled-db: cluster: the HTTP ports 7001.. and the Raft ports 7000.. overlap for 3 nodes"
     ]
+
+
+def test_cluster_ports_must_fit_below_65536(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], restore_root_logger: None
+) -> None:
+    calls: list[tuple[object, ...]] = []
+    fake_module(monkeypatch, "actors.launcher", run_cluster=lambda *a: calls.append(a) or 0)
+    # Node i listens on base + i: 65532 leaves room for 3 nodes (up to 65535), 65533 does not.
+    code, _, _ = run_cli(capsys, "cluster", "--base-http-port", "65532")
+    assert code == 0 and len(calls) == 1
+    code, _, err = run_cli(capsys, "cluster", "--base-http-port", "65533")
+    assert code == 2 and len(calls) == 1
+    assert err.splitlines() == [
+        "scheduled-db: cluster: --base-http-port 65533 leaves no room for 3 nodes"
+    ]
