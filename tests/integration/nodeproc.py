@@ -144,3 +144,8 @@ class NodeProcess:
             self.proc.kill()
             self.proc.wait(5)
             raise AssertionError(f"{self.node_id} did not stop on signal {sig}") from None
+
+    def stop_if_running(self) -> None:
+        """Stop the process if it was started and is still running (fixture cleanup)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.stop()

@@ -41,8 +41,7 @@ def node(tmp_path: Path) -> Iterator[FastNode]:
     proc = FastNode(tmp_path / "data")
     proc.start()
     yield proc
-    if proc.proc is not None and proc.proc.poll() is None:
-        proc.stop()
+    proc.stop_if_running()
 
 
 def _create(node: NodeProcess, **body: Any) -> dict[str, Any]:
