@@ -78,3 +78,7 @@ class Backend(Protocol):
     async def add_learner(self, node_id: str, raft_address: str, http_address: str) -> None:
         """Propose adding a node as a learner (leader only; raises WriteRefused)."""
         ...
+
+    async def remove_member(self, node_id: str) -> None:
+        """Propose removing a voter or learner (leader only; raises WriteRefused)."""
+        ...

@@ -16,6 +16,7 @@ own routes here) and the middlewares, outermost first:
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 import os
 import time
@@ -28,7 +29,7 @@ from aiohttp.typedefs import Handler
 from actors.backend import Backend
 from actors.http_body import read_json_object
 from actors.http_cors import CorsPolicy, cors_middleware
-from actors.http_errors import error_middleware
+from actors.http_errors import HttpError, error_middleware
 from actors.http_forward import Forwarder
 from actors.http_jobs import READ_TIMEOUT_S, JobRoutes
 from actors.http_views import Limits, cluster_view, health_view
@@ -93,20 +94,42 @@ class NodeRoutes:
     """Handlers of the node's own routes: health, cluster view, join, metrics."""
 
     def __init__(
-        self, backend: Backend, metrics: ApiMetrics, limits: Limits, max_body_bytes: int
+        self,
+        backend: Backend,
+        metrics: ApiMetrics,
+        limits: Limits,
+        max_body_bytes: int,
+        cluster_secret: str | None = None,
     ) -> None:
         self._backend = backend
         self._metrics = metrics
         self._limits = limits
         self._max_body = max_body_bytes
+        self._secret = cluster_secret
 
     def routes(self) -> list[web.RouteDef]:
         return [
             web.get("/health", self.health),
             web.get("/debug/cluster", self.cluster),
             web.post("/join", self.join),
+            web.post("/leave", self.leave),
+            web.delete("/cluster/members/{id}", self.remove_member),
             web.get("/metrics", self.metrics),
         ]
+
+    def _authorize_membership(self, request: web.Request) -> None:
+        """Membership changes need ``Authorization: Bearer <cluster secret>``."""
+        if not self._secret:
+            raise HttpError(403, "forbidden", "Membership changes need cluster.secret set")
+        given = request.headers.get("Authorization", "")
+        expected = f"Bearer {self._secret}"
+        if not hmac.compare_digest(given.encode(), expected.encode()):
+            raise HttpError(
+                401,
+                "unauthorized",
+                "Membership changes need Authorization: Bearer <cluster secret>",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
 
     async def _counters(self, timeout: float = READ_TIMEOUT_S) -> Counters:
         counters: Counters = await self._backend.read(GetCounters(), timeout=timeout)
@@ -124,6 +147,7 @@ class NodeRoutes:
         return web.json_response(cluster_view(status, await self._counters()))
 
     async def join(self, request: web.Request) -> web.Response:
+        self._authorize_membership(request)
         body = await read_json_object(request, self._max_body, required=True)
         unknown = sorted(k for k in body if k not in _JOIN_FIELDS)
         if unknown:
@@ -141,6 +165,30 @@ class NodeRoutes:
                 "suffrage": "learner",
             }
         )
+
+    async def leave(self, request: web.Request) -> web.Response:
+        """Remove ``node_id`` (default: this node) from the cluster."""
+        self._authorize_membership(request)
+        body = await read_json_object(request, self._max_body, required=False)
+        unknown = sorted(k for k in body if k != "node_id")
+        if unknown:
+            raise ValidationError(unknown[0], "unknown field")
+        node_id = self._backend.node_id
+        if body.get("node_id") is not None:
+            node_id = _join_value(body, "node_id", NODE_ID.parse)
+        return await self._remove(node_id)
+
+    async def remove_member(self, request: web.Request) -> web.Response:
+        self._authorize_membership(request)
+        try:
+            node_id = NODE_ID.parse(request.match_info["id"])
+        except ValueError as exc:
+            raise ValidationError("id", str(exc)) from None
+        return await self._remove(node_id)
+
+    async def _remove(self, node_id: str) -> web.Response:
+        await self._backend.remove_member(node_id)
+        return web.json_response({"node_id": node_id, "removed": True})
 
     async def metrics(self, request: web.Request) -> web.Response:
         await self.refresh_metrics()
@@ -195,7 +243,8 @@ def build_app(
         rejected.labels(reason=kind).inc()
 
     app.router.add_routes(JobRoutes(backend, limits, max_body, clock, on_rejection).routes())
-    app.router.add_routes(NodeRoutes(backend, metrics, limits, max_body).routes())
+    node_routes = NodeRoutes(backend, metrics, limits, max_body, config.cluster.secret)
+    app.router.add_routes(node_routes.routes())
     return app
 
 

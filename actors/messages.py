@@ -143,6 +143,11 @@ class GetOpenClaims:
 
 
 @dataclass(frozen=True, slots=True)
+class GetMembers:
+    """Node id -> (raft address, http address) of the members the state records."""
+
+
+@dataclass(frozen=True, slots=True)
 class GetApplied:
     pass
 
@@ -162,6 +167,7 @@ Query = (
     | GetOpenClaims
     | GetApplied
     | GetDigest
+    | GetMembers
 )
 
 
@@ -173,7 +179,7 @@ class Read:
     the future.  Values: GetJob -> Job | None; ListJobs -> JobPage;
     GetExecutions / GetOpenClaims -> tuple[Attempt, ...]; DueBefore ->
     tuple[Job, ...]; GetCounters -> Counters; GetApplied -> (index, term);
-    GetDigest -> hex str.
+    GetDigest -> hex str; GetMembers -> dict of node id -> (raft, http address).
     """
 
     request_id: int
@@ -318,6 +324,30 @@ class SendMessages:
 
 
 @dataclass(frozen=True, slots=True)
+class SnapshotOffer:
+    """RaftActor -> SnapshotStreamActor: a leader's SNAP message (metadata only) to
+    pull the snapshot for; :class:`InstallSnapshot` goes to ``raft`` once staged."""
+
+    offer: RaftMessage
+    raft: ActorRef
+
+
+@dataclass(frozen=True, slots=True)
+class InstallSnapshot:
+    """SnapshotStreamActor -> RaftActor: the offer's snapshot is staged; step it."""
+
+    offer: RaftMessage
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotSettled:
+    """RaftActor -> SnapshotStreamActor: the staged snapshot ``meta`` is installed
+    durably, or the core refused it; a new stream may start."""
+
+    meta: SnapshotMeta
+
+
+@dataclass(frozen=True, slots=True)
 class ReportUnreachable:
     peer: str
 
@@ -338,7 +368,8 @@ class ProposeConfChange:
 
 @dataclass(frozen=True, slots=True)
 class ProposeOutcome:
-    """Results once applied; or ``error``: not_leader | dropped | unknown_outcome."""
+    """Results once applied; or ``error``: not_leader | dropped | unknown_outcome |
+    conflict (a membership change the membership contradicts)."""
 
     index: int = 0
     results: tuple[CommandResult, ...] = ()
@@ -498,9 +529,26 @@ class SetPeers:
 @dataclass(frozen=True, slots=True)
 class SetTransportInbox:
     """Where the transport tells :class:`PeerMessage` and :class:`ReportUnreachable`
-    from now on (None: drop them)."""
+    from now on (None: drop them), and where :class:`SnapshotFrame` goes."""
 
     inbox: ActorRef | None
+    snapshots: ActorRef | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SendSnapshotFrame:
+    """Queue one snapshot stream frame (opaque bytes) for peer ``to``."""
+
+    to: str
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotFrame:
+    """A snapshot stream frame that arrived from the authenticated peer ``frm``."""
+
+    frm: str
+    data: bytes
 
 
 @dataclass(frozen=True, slots=True)

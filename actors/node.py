@@ -33,6 +33,7 @@ from actors.node_backend import NodeBackend
 from actors.node_store import NodeStore, StoreOptions
 from actors.raft import RaftActor, RaftSettings
 from actors.scheduler import SchedulerActor, SchedulerSettings
+from actors.snapshot_stream import SnapshotStreamActor
 from actors.storage import StorageActor
 from actors.transport import TransportActor
 from actors.webhook import WebhookActor
@@ -69,11 +70,17 @@ class Node:
         store = NodeStore.open(
             cfg.node.data_dir,
             cfg.node.id,
-            options=StoreOptions(snapshot_entries=cfg.raft.snapshot_threshold_entries),
+            options=StoreOptions(
+                snapshot_entries=cfg.raft.snapshot_threshold_entries,
+                keep_entries=cfg.raft.snapshot_keep_entries,
+            ),
         )
         if store.log.last_index() == 0 and store.log.hard_state() == HardState():
             voters = tuple(mb.id for mb in cfg.cluster.members) or (cfg.node.id,)
-            store.bootstrap(voters)
+            addresses = {
+                mb.id: (str(mb.raft_address), str(mb.http_address)) for mb in cfg.cluster.members
+            }
+            store.bootstrap(voters, addresses)
             log.info("bootstrapped a new cluster of %s", ", ".join(voters))
         try:
             self._start_actors(store)
@@ -94,6 +101,11 @@ class Node:
         )
         metrics = ApiMetrics()
         transport = self._start_transport()
+        snapshots = None
+        if transport is not None:
+            snapshots = self._add(
+                "snapshots", SnapshotStreamActor.start(cfg.node.id, storage, transport)
+            )
         raft = self._add(
             "raft",
             RaftActor.start(
@@ -102,11 +114,13 @@ class Node:
                 store.applied()[0],
                 storage,
                 transport=transport,
+                snapshots=snapshots,
+                static_peers=_static_peers(cfg),
                 on_leader_change=metrics.leader_changes.inc,
             ),
         )
         if transport is not None:
-            transport.tell(m.SetTransportInbox(raft))
+            transport.tell(m.SetTransportInbox(raft, snapshots))
         ex = cfg.execution
         webhook = self._add(
             "webhook",
@@ -128,10 +142,7 @@ class Node:
 
     def _start_transport(self) -> m.ActorRef | None:
         cfg = self.config
-        # The transport takes hosts as the config writes them ([::1] included).
-        peers = {
-            p.id: (p.raft_address.host, p.raft_address.port) for p in cfg.cluster.peers(cfg.node.id)
-        }
+        peers = _static_peers(cfg)
         if not peers:
             return None
         if not cfg.cluster.secret:  # the config refuses this too; never run unauthenticated
@@ -250,3 +261,11 @@ def run_node(config: NodeConfig) -> int:
     node.stop()
     log.info("node %s stopped", config.node.id)
     return code
+
+
+def _static_peers(cfg: NodeConfig) -> dict[str, tuple[str, int]]:
+    """The configured members but this node.  The transport takes hosts as the
+    config writes them ([::1] included)."""
+    return {
+        p.id: (p.raft_address.host, p.raft_address.port) for p in cfg.cluster.peers(cfg.node.id)
+    }

@@ -12,13 +12,13 @@ import asyncio
 import itertools
 from typing import Any
 
-import msgpack
-
 from actors import messages as m
 from actors.backend import NodeStatus, ServerInfo, WriteRefused
 from scheduled_db.commands import Command, encode_command
 from scheduled_db.config_model import NodeConfig
+from scheduled_db.errors import MembershipConflict
 from scheduled_db.raft.messages import ConfChange, ConfChangeType
+from scheduled_db.records import encode_member
 from scheduled_db.results import CommandResult
 
 
@@ -88,52 +88,56 @@ class NodeBackend:
         return result.value
 
     async def add_learner(self, node_id: str, raft_address: str, http_address: str) -> None:
-        context = bytes(msgpack.packb([raft_address, http_address]))
-        change = ConfChange(ConfChangeType.ADD_LEARNER, node_id, context)
+        context = encode_member(raft_address, http_address)
+        await self._change(ConfChange(ConfChangeType.ADD_LEARNER, node_id, context))
+
+    async def remove_member(self, node_id: str) -> None:
+        await self._change(ConfChange(ConfChangeType.REMOVE, node_id))
+
+    async def _change(self, change: ConfChange) -> None:
         outcome: m.ProposeOutcome = await self._call(
             self._raft, lambda r: m.ProposeConfChange(change, r), 10.0
         )
+        if outcome.error == "conflict":
+            raise MembershipConflict(outcome.detail)
         if outcome.error is not None:
             raise WriteRefused(outcome.error, outcome.leader, outcome.detail)
 
     async def status(self) -> NodeStatus:
         st: Any = await self._call(self._raft, lambda r: m.GetRaftStatus(r), 5.0)
+        addresses = self._addresses(await self.read(m.GetMembers(), timeout=5.0))
         return NodeStatus(
             node_id=self.node_id,
             role=_ROLE_NAMES.get(st.role.value, st.role.value),
             leader_id=st.lead,
-            leader_http_address=self._http_of(st.lead),
+            leader_http_address=addresses.get(st.lead, ("", ""))[1],
             term=st.term,
             commit_index=st.commit,
             applied_index=st.applied,
-            servers=self._servers(st),
+            servers=self._servers(st, addresses),
         )
 
-    def _http_of(self, node_id: str) -> str:
-        if not node_id:
-            return ""
-        if node_id == self.node_id:
-            return self._http_address
-        member = self._config.cluster.member(node_id)
-        return str(member.http_address) if member is not None else ""
+    def _addresses(self, recorded: dict[str, tuple[str, str]]) -> dict[str, tuple[str, str]]:
+        """Node id -> (raft, http) address: the config's members, then the state's, then us."""
+        out = {
+            mb.id: (str(mb.raft_address), str(mb.http_address))
+            for mb in self._config.cluster.members
+        }
+        out.update(recorded)
+        out[self.node_id] = (str(self._config.raft.advertise_address), self._http_address)
+        return out
 
-    def _raft_of(self, node_id: str) -> str:
-        if node_id == self.node_id:
-            return str(self._config.raft.advertise_address)
-        member = self._config.cluster.member(node_id)
-        return str(member.raft_address) if member is not None else ""
-
-    def _servers(self, st: Any) -> tuple[ServerInfo, ...]:
+    def _servers(self, st: Any, addresses: dict[str, tuple[str, str]]) -> tuple[ServerInfo, ...]:
         out = []
         for suffrage, ids in (("voter", st.conf_state.voters), ("learner", st.conf_state.learners)):
             for node_id in ids:
-                raft_addr = self._raft_of(node_id)
+                raft_addr, http_addr = addresses.get(node_id, ("", ""))
                 progress = st.progress.get(node_id)
                 out.append(
                     ServerInfo(
                         id=node_id,
                         raft_address=raft_addr,
-                        http_address=self._http_of(node_id),
+                        http_address=http_addr,
                         suffrage=suffrage,
                         match_index=progress.match if progress is not None else None,
                     )

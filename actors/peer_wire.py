@@ -17,6 +17,7 @@ import struct
 
 KIND_HELLO = 1
 KIND_RAFT = 2
+KIND_SNAPSHOT = 3  # a snapshot stream frame; its body is opaque to the transport
 MAX_FRAME_BYTES = 64 << 20
 MAX_HELLO_BYTES = 1024  # an unauthenticated peer never makes us buffer more than this
 NONCE_BYTES = 32

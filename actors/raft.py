@@ -16,7 +16,7 @@ result; if this node loses leadership first, it is told the outcome is unknown.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from random import Random
 from typing import Any
@@ -25,6 +25,7 @@ import pykka
 
 from actors import messages as m
 from actors.clock import Ticker
+from scheduled_db.config_kinds import parse_address
 from scheduled_db.raft.core import (
     ConfChangeError,
     NotLeader,
@@ -33,11 +34,24 @@ from scheduled_db.raft.core import (
     Ready,
     Status,
 )
-from scheduled_db.raft.messages import NO_NODE, ConfChange, ConfState, Entry, EntryType, Message
+from scheduled_db.raft.messages import (
+    NO_NODE,
+    ConfChange,
+    ConfChangeType,
+    ConfState,
+    Entry,
+    EntryType,
+    Message,
+    MessageType,
+    SnapshotMeta,
+)
 from scheduled_db.raft.replication import Config, Role
 from scheduled_db.raft.storage import Storage
 
 log = logging.getLogger(__name__)
+
+PROMOTE_CHECK_TICKS = 5  # how often the leader looks for a learner to promote
+PROMOTE_MAX_LAG = 64  # a learner this close to the commit index has caught up
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +74,8 @@ class RaftActor(pykka.ThreadingActor):
         applied_index: int,
         storage: m.ActorRef,
         transport: m.ActorRef | None = None,
+        snapshots: m.ActorRef | None = None,
+        static_peers: Mapping[str, tuple[str, int]] | None = None,
         seed: int | None = None,
         on_leader_change: Any = None,
     ) -> None:
@@ -68,6 +84,9 @@ class RaftActor(pykka.ThreadingActor):
         self.settings = settings
         self.storage = storage
         self.transport = transport
+        self.snapshots = snapshots
+        self._static_peers = dict(static_peers or {})
+        self._promote_wait = 0  # ticks until the next look for a learner to promote
         cfg = Config(
             settings.node_id,
             election_tick=settings.election_ticks,
@@ -87,8 +106,9 @@ class RaftActor(pykka.ThreadingActor):
         self._announced = m.Leadership(NO_NODE, 0, False, False)
         self._ticker = Ticker(settings.tick_ms / 1000, self._tick)
         self._handlers: dict[type[Any], Any] = {
-            m.Tick: lambda _: self.core.tick(),
-            m.PeerMessage: lambda msg: self.core.step(msg.message),
+            m.Tick: self._tick_core,
+            m.PeerMessage: self._peer_message,
+            m.InstallSnapshot: self._install_snapshot,
             m.Propose: self._propose,
             m.ProposeConfChange: self._propose_conf_change,
             m.GetRaftStatus: self._status,
@@ -108,6 +128,7 @@ class RaftActor(pykka.ThreadingActor):
 
     def on_start(self) -> None:
         self.storage.tell(m.Subscribe(self.actor_ref))
+        self._refresh_peers()
         if self.core.conf_state().voters == (self.settings.node_id,):
             self.core.campaign()  # a group of one need not wait for a timeout
         self._process()
@@ -126,14 +147,105 @@ class RaftActor(pykka.ThreadingActor):
         self._process()
         return result
 
+    def _tick_core(self, _: m.Tick) -> None:
+        self.core.tick()
+        self._maybe_promote()
+
+    # -- membership --
+
+    def _refresh_peers(self) -> None:
+        """Tell the transport where every member is, as the replicated state records it.
+
+        The configured members count only while the state records none (a data
+        directory from before addresses were recorded).  A removed member is
+        forgotten, and with it anything still queued for it: a node that rejoins
+        under the same id must never get messages meant for its earlier self.
+        """
+        if self.transport is None:
+            return
+        recorded = self.storage.ask(m.Read(0, m.GetMembers()))
+        peers = {} if recorded else dict(self._static_peers)
+        for node_id, (raft_address, _) in recorded.items():
+            if node_id == self.settings.node_id:
+                continue
+            try:
+                address = parse_address(raft_address)
+            except ValueError:
+                log.warning("raft: member %s has a bad address %r", node_id, raft_address)
+                continue
+            peers[node_id] = (address.host, address.port)
+        self.transport.tell(m.SetPeers.of(peers))
+
+    def _maybe_promote(self) -> None:
+        """On the leader: make a learner that has caught up a voter (one at a time)."""
+        core = self._core_if_established()
+        if core is None or not core.learners:
+            return
+        self._promote_wait -= 1
+        if self._promote_wait > 0:
+            return
+        self._promote_wait = PROMOTE_CHECK_TICKS
+        for learner in sorted(core.learners):
+            pr = core.prs.get(learner)
+            if pr is None or pr.match + PROMOTE_MAX_LAG < core.log.committed:
+                continue
+            try:
+                core.propose_conf_change(ConfChange(ConfChangeType.ADD_VOTER, learner))
+            except (NotLeader, ProposalDropped, ConfChangeError) as exc:
+                log.debug("raft: promoting %s must wait: %s", learner, exc)
+                return
+            log.info("raft: learner %s has caught up (match %d): promoting it", learner, pr.match)
+            return
+
+    def _core_if_established(self) -> Raft | None:
+        event = self._leadership_event()
+        return self.core if event.established else None
+
+    # -- snapshots (see actors.snapshot_stream) --
+
+    def _peer_message(self, msg: m.PeerMessage) -> None:
+        message = msg.message
+        if message.type is MessageType.SNAP and self._wants_stream(message):
+            assert self.snapshots is not None
+            self.snapshots.tell(m.SnapshotOffer(message, self.actor_ref))
+        else:
+            self.core.step(message)
+
+    def _wants_stream(self, message: Message) -> bool:
+        """Whether the core would take this snapshot: then its data must be pulled first."""
+        snap = message.snapshot
+        return (
+            self.snapshots is not None
+            and snap is not None
+            and message.term >= self.core.term
+            and snap.meta.index > self.core.log.committed
+        )
+
+    def _install_snapshot(self, msg: m.InstallSnapshot) -> None:
+        self.core.step(msg.offer)
+        taken = self.core.log.unstable_snapshot
+        assert msg.offer.snapshot is not None
+        meta = msg.offer.snapshot.meta
+        if taken is None or taken.meta != meta:  # refused: a newer term, or already past it
+            self._settled(meta)
+        # else: settled once the Ready that installs it is persisted (_persisted)
+
+    def _settled(self, meta: SnapshotMeta) -> None:
+        if self.snapshots is not None:
+            self.snapshots.tell(m.SnapshotSettled(meta))
+
     # -- proposals --
 
     def _propose(self, msg: m.Propose) -> None:
         self._track(lambda: self.core.propose(msg.data), msg.reply, (ProposalDropped,))
 
     def _propose_conf_change(self, msg: m.ProposeConfChange) -> None:
-        refusals = (ProposalDropped, ConfChangeError)
-        self._track(lambda: self.core.propose_conf_change(msg.change), msg.reply, refusals)
+        try:
+            self._track(
+                lambda: self.core.propose_conf_change(msg.change), msg.reply, (ProposalDropped,)
+            )
+        except ConfChangeError as exc:
+            msg.reply(m.ProposeOutcome(error="conflict", detail=str(exc), leader=self.core.lead))
 
     def _track(
         self,
@@ -193,6 +305,9 @@ class RaftActor(pykka.ThreadingActor):
         rd = self._inflight
         if rd is None or msg.ready_id != self._ready_id:
             raise RuntimeError(f"persisted Ready {msg.ready_id} was not in flight")
+        if rd.snapshot is not None:
+            self._settled(rd.snapshot.meta)
+            self._refresh_peers()
         if rd.messages:
             self._send(rd.messages)
         if rd.committed_entries:
@@ -202,6 +317,8 @@ class RaftActor(pykka.ThreadingActor):
                 if e.type is EntryType.CONF_CHANGE:
                     conf = self.core.apply_conf_change(ConfChange.decode(e.data))
             self.storage.tell(m.ApplyEntries(rd.committed_entries, conf, None))
+            if conf is not None:
+                self._refresh_peers()  # after the apply: storage answers in order
         self._inflight = None
         self.core.advance()
 

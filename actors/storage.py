@@ -162,6 +162,8 @@ class StorageActor(pykka.ThreadingActor):
             return queries.counters(view)
         if isinstance(q, m.GetOpenClaims):
             return queries.open_claims(view, q.limit)
+        if isinstance(q, m.GetMembers):
+            return queries.members(view)
         if isinstance(q, m.GetApplied):
             return self.store.applied()
         if isinstance(q, m.GetDigest):

@@ -33,7 +33,9 @@ cluster secret); the frames and proofs themselves are in :mod:`actors.peer_wire`
 The server accepts only a node in its peer map (add a new member with SetPeers
 before it connects); the dialer accepts only the node it meant to reach, so it never
 hands Raft messages to an impostor.  Then RAFT frames flow from dialer to server,
-each body made by :func:`~scheduled_db.raft.messages.encode_message`.
+each body made by :func:`~scheduled_db.raft.messages.encode_message`, and SNAPSHOT
+frames, whose bodies the transport does not read: it tells them to the snapshot
+inbox as :class:`~actors.messages.SnapshotFrame` (see :mod:`actors.snapshot_stream`).
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ from actors.peer_wire import (
     DIALER,
     KIND_HELLO,
     KIND_RAFT,
+    KIND_SNAPSHOT,
     LENGTH_BYTES,
     MAC_BYTES,
     MAX_FRAME_BYTES,
@@ -126,6 +129,7 @@ class _Network:
         self._secret = secret
         self._initial_peers = dict(peers)
         self._inbox: m.ActorRef | None = inbox
+        self._snapshots: m.ActorRef | None = None
         self._cap = cap
         self._links: dict[str, _Link] = {}
         self._lock = threading.Lock()  # guards the shape of _links against status()
@@ -179,8 +183,8 @@ class _Network:
 
     # --- messages from the actor (loop thread) ---------------------------------------------
 
-    def set_inbox(self, inbox: m.ActorRef | None) -> None:
-        self._inbox = inbox
+    def set_inbox(self, inbox: m.ActorRef | None, snapshots: m.ActorRef | None) -> None:
+        self._inbox, self._snapshots = inbox, snapshots
 
     def set_peers(self, peers: Mapping[str, Address]) -> None:
         wanted = {p: (str(h), int(port)) for p, (h, port) in peers.items() if p != self.node_id}
@@ -401,9 +405,13 @@ class _Network:
     async def _read_raft(self, link: _Link, reader: asyncio.StreamReader) -> None:
         while (got := await read_frame(reader, MAX_FRAME_BYTES)) is not None:
             kind, body = got
-            if kind != KIND_RAFT:
+            if kind == KIND_RAFT:
+                self._deliver(link, decode_message(body))
+            elif kind == KIND_SNAPSHOT:
+                link.received += 1
+                self._tell_to(self._snapshots, m.SnapshotFrame(link.peer, body))
+            else:
                 raise FrameError(f"unexpected frame kind {kind}")
-            self._deliver(link, decode_message(body))
 
     def _deliver(self, link: _Link, msg: Message) -> None:
         if msg.frm != link.peer or msg.to != self.node_id:
@@ -417,7 +425,10 @@ class _Network:
         self._tell(m.PeerMessage(msg))
 
     def _tell(self, message: Any) -> None:
-        inbox = self._inbox
+        self._tell_to(self._inbox, message)
+
+    @staticmethod
+    def _tell_to(inbox: m.ActorRef | None, message: Any) -> None:
         if inbox is None:
             log.debug("transport: no inbox; %s dropped", type(message).__name__)
             return
@@ -479,8 +490,14 @@ class TransportActor(pykka.ThreadingActor):
         elif isinstance(message, m.SetPeers):
             peers = {p.node_id: (p.host, p.port) for p in message.peers}
             lt.call(self._net.set_peers, peers)
+        elif isinstance(message, m.SendSnapshotFrame):
+            data = frame(KIND_SNAPSHOT, message.data)
+            if len(data) - LENGTH_BYTES <= MAX_FRAME_BYTES:
+                lt.call(self._net.enqueue, [(message.to, data)])
+            else:
+                log.warning("transport: a %d-byte snapshot frame is too big", len(data))
         elif isinstance(message, m.SetTransportInbox):
-            lt.call(self._net.set_inbox, message.inbox)
+            lt.call(self._net.set_inbox, message.inbox, message.snapshots)
         elif isinstance(message, m.GetTransportStatus):
             return self._net.status(self.port)
         else:

@@ -96,6 +96,8 @@ KEYS: tuple[Key, ...] = (
         "Leader silence before a follower campaigns; at least 3x raft.heartbeat_interval."),
     Key("raft.snapshot_threshold_entries", _COUNT, 10000, None,
         "Entries applied since the last snapshot that trigger a new one."),
+    Key("raft.snapshot_keep_entries", integer(0), 1000, None,
+        "Entries kept below a snapshot, so a follower a little behind catches up by log."),
     Key("raft.max_inflight", _COUNT, 256, None,
         "Append messages in flight to one follower before waiting for replies."),
     Key("raft.max_entries_per_msg", _COUNT, 1024, None,

@@ -44,6 +44,7 @@ class RaftConfig:
     heartbeat_interval_ms: int
     election_timeout_ms: int
     snapshot_threshold_entries: int
+    snapshot_keep_entries: int
     max_inflight: int
     max_entries_per_msg: int
     max_bytes_per_msg: int

@@ -168,3 +168,14 @@ class InvalidTransition(SchedulerError):
 
     def details(self) -> dict[str, object]:
         return {"job_id": self.job_id, "action": self.action, "status": self.status}
+
+
+class MembershipConflict(SchedulerError):
+    """A membership change that contradicts the membership (adding a member twice,
+    removing a node that is not one, removing the last voter)."""
+
+    http_status = 409
+    code = "membership_conflict"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(safe_text(message, 200))

@@ -10,8 +10,10 @@ Entry handling:
 
 * an empty NORMAL entry (the leader's no-op on election) only advances the
   applied index;
-* a CONF_CHANGE entry is not interpreted here: the Raft host applies it to its
-  core and passes the resulting :class:`ConfState`, persisted in the same batch;
+* a CONF_CHANGE entry changes the membership in the Raft host, which applies it
+  to its core and passes the resulting :class:`ConfState`, persisted in the same
+  batch; here it only records the address the change carries (or forgets a
+  removed member's), so every node knows where every member is reachable;
 * any other NORMAL entry is a command (see :mod:`scheduled_db.commands`); one
   that does not decode is rejected with an ``INVALID`` result, never raised;
 * entries at or below the applied index are skipped, so replaying a log tail
@@ -20,14 +22,15 @@ Entry handling:
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from scheduled_db import commands as c
 from scheduled_db import transitions as t
-from scheduled_db.raft.messages import ConfState, Entry, EntryType
-from scheduled_db.records import APPLIED, decode_applied
+from scheduled_db.raft.messages import ConfChange, ConfState, DecodeError, Entry, EntryType
+from scheduled_db.records import APPLIED, RecordError, decode_applied
 from scheduled_db.results import CommandResult, EntryResult, ResultCode
 from scheduled_db.stateview import StateView, Write
 from scheduled_db.txn import Txn
@@ -76,13 +79,23 @@ def apply_command(tx: Txn, command: c.Command) -> tuple[CommandResult, ...]:
 
 
 def _apply_entry(tx: Txn, entry: Entry) -> EntryResult:
-    if entry.type is EntryType.CONF_CHANGE or not entry.data:
+    if entry.type is EntryType.CONF_CHANGE:
+        _record_member(tx, entry.data)
+        return EntryResult(entry.index)
+    if not entry.data:
         return EntryResult(entry.index)
     try:
         command = c.decode_command(entry.data)
     except c.CommandDecodeError as exc:
         return EntryResult(entry.index, (CommandResult(ResultCode.INVALID, detail=str(exc)),))
     return EntryResult(entry.index, apply_command(tx, command))
+
+
+def _record_member(tx: Txn, data: bytes) -> None:
+    # The host has applied this change to its core already, so it decodes; an
+    # address that does not is left out (the member is still a member).
+    with contextlib.suppress(DecodeError, RecordError):
+        tx.record_member(ConfChange.decode(data))
 
 
 def apply_entries(

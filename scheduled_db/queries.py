@@ -148,3 +148,11 @@ def counters(view: StateView) -> r.Counters:
 def conf_state(view: StateView) -> ConfState:
     raw = view.get(r.CONF)
     return ConfState() if raw is None else r.decode_conf(raw)
+
+
+def members(view: StateView) -> dict[str, tuple[str, str]]:
+    """Node id -> (raft address, http address) of every member whose address is known."""
+    out = {}
+    for key, raw in view.iter_range(r.MEMBER, r.prefix_end(r.MEMBER)):
+        out[key[len(r.MEMBER) :].decode()] = r.decode_member(raw)
+    return out

@@ -40,6 +40,7 @@ APPLIED = b"m/applied"
 CONF = b"m/conf"
 COUNTERS = b"m/counters"
 META_PREFIX = b"m/"
+MEMBER = b"m/member/"  # + node id: [raft address, http address] of a cluster member
 JOB = b"j/"
 EXEC = b"x/"
 STATUS = b"s/"
@@ -143,6 +144,25 @@ class Counters:
 
     def count(self, status: JobStatus) -> int:
         return dict(self.by_status)[status]
+
+
+def member_key(node_id: str) -> bytes:
+    return MEMBER + node_id.encode()
+
+
+def encode_member(raft_address: str, http_address: str) -> bytes:
+    """Also the context of a conf change that adds a node: where it can be reached."""
+    return _pack([raft_address, http_address])
+
+
+def decode_member(data: bytes) -> tuple[str, str]:
+    def build(w: Any) -> tuple[str, str]:
+        raft_address, http_address = w
+        if not isinstance(raft_address, str) or not isinstance(http_address, str):
+            raise RecordError("member addresses are not strings")
+        return raft_address, http_address
+
+    return _decoded("member", data, build)
 
 
 def _pack(obj: Any) -> bytes:

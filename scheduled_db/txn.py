@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 from scheduled_db import records as r
 from scheduled_db.jobs import Attempt, Job, JobStatus
-from scheduled_db.raft.messages import ConfState
+from scheduled_db.raft.messages import ConfChange, ConfChangeType, ConfState
 from scheduled_db.stateview import Overlay, StateView, Write
 
 DUE_STATUSES = frozenset({JobStatus.PENDING, JobStatus.FAILED, JobStatus.TIMEOUT})
@@ -116,6 +116,17 @@ class Txn:
     def delete_attempt(self, a: Attempt) -> None:
         self.ov.delete(r.history_key(a.job_id, a.scheduled_at_ms, a.attempt_num))
         self.ov.delete(_by_start(a))
+
+    # -- cluster members --
+
+    def record_member(self, change: ConfChange) -> None:
+        """Keep the address a conf change carries; forget a removed member's."""
+        key = r.member_key(change.node_id)
+        if change.type is ConfChangeType.REMOVE:
+            self.ov.delete(key)
+        elif change.context:
+            r.decode_member(change.context)  # only a well-formed address is kept
+            self.ov.put(key, change.context)
 
     # -- the end --
 

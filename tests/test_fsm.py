@@ -14,7 +14,7 @@ from scheduled_db import commands as c
 from scheduled_db import fsm, queries
 from scheduled_db.jobs import JobStatus
 from scheduled_db.raft.messages import ConfChange, ConfChangeType, ConfState, Entry, EntryType
-from scheduled_db.records import APPLIED
+from scheduled_db.records import APPLIED, encode_member
 from scheduled_db.results import ResultCode
 from scheduled_db.stateview import MemoryState, state_digest
 from tests.command_gen import random_entry_data
@@ -323,3 +323,32 @@ def test_pure_core_does_not_import_io_clock_or_randomness() -> None:
             else:
                 continue
             assert not forbidden.intersection(names), f"{name}.py imports {names}"
+
+
+# --- member addresses ---------------------------------------------------------------------
+
+
+def test_conf_changes_record_and_forget_member_addresses() -> None:
+    m = Machine()
+
+    def change(kind: ConfChangeType, node: str, context: bytes, conf: ConfState) -> None:
+        m.index += 1
+        cc = ConfChange(kind, node, context)
+        entry = Entry(1, m.index, EntryType.CONF_CHANGE, cc.encode())
+        out = fsm.apply_entries(m.state, [entry], conf)
+        m.state.apply(out.writes)
+
+    one = ConfState(("n1",))
+    change(ConfChangeType.ADD_LEARNER, "n4", encode_member("h4:7000", "h4:8080"), one)
+    assert queries.members(m.state) == {"n4": ("h4:7000", "h4:8080")}
+    # A promotion carries no address: the recorded one stays.
+    change(ConfChangeType.ADD_VOTER, "n4", b"", ConfState(("n1", "n4")))
+    assert queries.members(m.state) == {"n4": ("h4:7000", "h4:8080")}
+    # A context that is not an address is not recorded; the change still applies.
+    change(ConfChangeType.ADD_LEARNER, "n5", b"\x01garbage", ConfState(("n1", "n4"), ("n5",)))
+    assert queries.members(m.state) == {"n4": ("h4:7000", "h4:8080")}
+    assert queries.conf_state(m.state) == ConfState(("n1", "n4"), ("n5",))
+    change(ConfChangeType.REMOVE, "n4", b"", ConfState(("n1",), ("n5",)))
+    assert queries.members(m.state) == {}
+    # Member records are metadata: they count towards no capacity limit.
+    assert queries.counters(m.state).bytes == 0

@@ -21,6 +21,7 @@ from scheduled_db.commands import (
     RecordOutcome,
     encode_command,
 )
+from scheduled_db.errors import MembershipConflict
 from scheduled_db.jobs import ErrorType, JobStatus
 from scheduled_db.raft.messages import Entry
 from scheduled_db.results import CommandResult
@@ -51,6 +52,7 @@ class MemoryBackend:
         self.read_error: Exception | None = None
         self.proposed: list[Command] = []
         self.learners: list[tuple[str, str, str]] = []
+        self.members = ["node-1", "node-2", "node-3"]
 
     # --- switches ---------------------------------------------------------------------
 
@@ -105,6 +107,13 @@ class MemoryBackend:
         if self.refusal is not None:
             raise self.refusal
         self.learners.append((node_id, raft_address, http_address))
+
+    async def remove_member(self, node_id: str) -> None:
+        if self.refusal is not None:
+            raise self.refusal
+        if node_id not in self.members:
+            raise MembershipConflict(f"{node_id} is not a member")
+        self.members.remove(node_id)
 
     # --- synchronous helpers for test set-up ------------------------------------------
 

@@ -82,7 +82,11 @@ async def test_health_of_a_follower_names_the_leader_address(api: Api) -> None:
     assert (await api.call("GET", "/health")).body["leader"] is None
 
 
-# --- /debug/cluster and /join -----------------------------------------------------------
+# --- /debug/cluster and membership -----------------------------------------------------
+
+SECRET = "a-cluster-secret-of-some-length"
+WITH_SECRET = {"cluster.secret": SECRET}
+ADMIN = {"Authorization": f"Bearer {SECRET}"}
 
 
 @api_test()
@@ -113,12 +117,14 @@ async def test_debug_cluster_shows_the_raft_view(api: Api) -> None:
     }
 
 
-@api_test()
+@api_test(WITH_SECRET)
 async def test_join_adds_a_learner(api: Api) -> None:
     body = {"node_id": "node-4", "address": "10.0.0.4:7000", "http_address": "10.0.0.4:8080"}
-    reply = await api.call("POST", "/join", body)
+    reply = await api.call("POST", "/join", body, headers=ADMIN)
     assert reply.status == 200 and reply.body["suffrage"] == "learner"
-    minimal = await api.call("POST", "/join", {"node_id": "node-5", "address": "n5:7000"})
+    minimal = await api.call(
+        "POST", "/join", {"node_id": "node-5", "address": "n5:7000"}, headers=ADMIN
+    )
     assert minimal.status == 200 and minimal.body["http_address"] is None
     assert api.backend.learners == [
         ("node-4", "10.0.0.4:7000", "10.0.0.4:8080"),
@@ -139,25 +145,84 @@ async def test_join_adds_a_learner(api: Api) -> None:
     ],
 )
 def test_join_validates_its_body(body: dict[str, object], field: str) -> None:
-    @api_test()
+    @api_test(WITH_SECRET)
     async def scenario(api: Api) -> None:
-        reply = await api.call("POST", "/join", body)
+        reply = await api.call("POST", "/join", body, headers=ADMIN)
         assert reply.status == 400 and reply.body["error"].startswith(f"{field}:"), reply
         assert api.backend.learners == []
 
     scenario()
 
 
-@api_test()
+@api_test(WITH_SECRET)
 async def test_join_on_a_follower_is_503(api: Api) -> None:
     body = {"node_id": "node-4", "address": "10.0.0.4:7000"}
     api.backend.follow()
-    reply = await api.call("POST", "/join", body)
+    reply = await api.call("POST", "/join", body, headers=ADMIN)
     assert reply.status == 503 and reply.body["error"] == NO_LEADER
     assert reply.headers["Retry-After"] == "1"
     api.backend.follow("node-2", "10.1.1.2:8080")
-    reply = await api.call("POST", "/join", body)
+    reply = await api.call("POST", "/join", body, headers=ADMIN)
     assert reply.status == 503 and reply.body["leader"] == "node-2"
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("POST", "/join"), ("POST", "/leave"), ("DELETE", "/cluster/members/node-2")],
+)
+def test_membership_changes_need_the_cluster_secret(method: str, path: str) -> None:
+    body = {"node_id": "node-4", "address": "10.0.0.4:7000"} if path == "/join" else None
+
+    @api_test(WITH_SECRET)
+    async def with_secret(api: Api) -> None:
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": SECRET}):
+            reply = await api.call(method, path, body, headers=headers)
+            assert reply.status == 401 and reply.body["code"] == "unauthorized", reply
+            assert reply.headers["WWW-Authenticate"] == "Bearer"
+            assert SECRET not in str(reply.body)
+        assert api.backend.learners == [] and len(api.backend.members) == 3
+
+    @api_test()
+    async def without_secret(api: Api) -> None:  # a single node has nothing to join
+        reply = await api.call(method, path, body, headers=ADMIN)
+        assert reply.status == 403 and "cluster.secret" in reply.body["error"], reply
+
+    with_secret()
+    without_secret()
+
+
+@api_test(WITH_SECRET)
+async def test_leave_and_delete_remove_a_member(api: Api) -> None:
+    reply = await api.call("DELETE", "/cluster/members/node-3", headers=ADMIN)
+    assert reply.status == 200 and reply.body == {"node_id": "node-3", "removed": True}
+    reply = await api.call("POST", "/leave", {"node_id": "node-2"}, headers=ADMIN)
+    assert reply.status == 200 and reply.body["node_id"] == "node-2"
+    reply = await api.call("POST", "/leave", headers=ADMIN)  # no body: this node leaves
+    assert reply.status == 200 and reply.body["node_id"] == "node-1"
+    assert api.backend.members == []
+    reply = await api.call("DELETE", "/cluster/members/node-3", headers=ADMIN)
+    assert reply.status == 409 and reply.body["code"] == "membership_conflict"
+    assert "not a member" in reply.body["error"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "field"),
+    [
+        ("POST", "/leave", {"node_id": "-bad"}, "node_id"),
+        ("POST", "/leave", {"node": "n"}, "node"),
+        ("DELETE", "/cluster/members/-bad", None, "id"),
+    ],
+)
+def test_removal_validates_the_node_id(
+    method: str, path: str, body: dict[str, object] | None, field: str
+) -> None:
+    @api_test(WITH_SECRET)
+    async def scenario(api: Api) -> None:
+        reply = await api.call(method, path, body, headers=ADMIN)
+        assert reply.status == 400 and reply.body["error"].startswith(f"{field}:"), reply
+        assert len(api.backend.members) == 3
+
+    scenario()
 
 
 # --- /metrics ---------------------------------------------------------------------------

@@ -195,6 +195,31 @@ def test_three_nodes_exchange_messages_in_order_per_link(nodes: Callable[..., No
     assert a.status().auth_failures == 0 and a.status().bad_frames == 0
 
 
+def test_snapshot_frames_go_to_the_snapshot_inbox_in_order(nodes: Callable[..., Node]) -> None:
+    a, b = nodes("a"), nodes("b")
+    wire(a, b)
+    snap_probe, snap_inbox = start_probe()
+    try:
+        b.ref.tell(m.SetTransportInbox(b.probe, snap_probe))
+        for i in range(50):
+            a.ref.tell(m.SendSnapshotFrame("b", b"chunk-%d" % i + b"x" * (i * 1000)))
+            a.send(msg("a", "b", i + 1))
+        a.ref.tell(m.SendSnapshotFrame("nobody", b"dropped"))  # not a peer: dropped
+        eventually(lambda: len(snap_inbox.of_type(m.SnapshotFrame)) == 50)
+        eventually(lambda: len(b.received()) == 50)
+        frames = snap_inbox.of_type(m.SnapshotFrame)
+        assert [f.frm for f in frames] == ["a"] * 50
+        assert [f.data for f in frames] == [b"chunk-%d" % i + b"x" * (i * 1000) for i in range(50)]
+        assert not snap_inbox.of_type(m.PeerMessage)  # Raft messages still go to the inbox
+        b.ref.tell(m.SetTransportInbox(b.probe))  # no snapshot inbox: frames are dropped
+        a.ref.tell(m.SendSnapshotFrame("b", b"late"))
+        a.send(msg("a", "b", 99))
+        eventually(lambda: len(b.received()) == 51)
+        assert len(snap_inbox.of_type(m.SnapshotFrame)) == 50
+    finally:
+        snap_probe.stop(timeout=TIMEOUT_S)
+
+
 def test_unknown_peer_is_dropped_and_inbox_can_be_attached_later(
     nodes: Callable[..., Node],
 ) -> None:

@@ -23,8 +23,7 @@ def node(tmp_path: Path) -> Iterator[NodeProcess]:
     proc = NodeProcess(tmp_path / "data")
     proc.start()
     yield proc
-    if proc.proc is not None and proc.proc.poll() is None:
-        proc.stop()
+    proc.stop_if_running()
 
 
 def _future(seconds: int = 3600) -> int:
@@ -134,7 +133,7 @@ def _same(job: dict[str, object]) -> dict[str, object]:
         ("GET", "/jobs?status=sleeping", None, None, 400),
         ("GET", "/jobs?limit=5000", None, None, 400),
         ("GET", "/jobs/unknown-job", None, None, 404),
-        ("POST", "/join", b'{"node_id": ""}', None, 400),
+        ("POST", "/join", b'{"node_id": ""}', None, 403),  # no cluster secret: no joining
     ],
     ids=[
         "malformed-json",
