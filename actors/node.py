@@ -77,10 +77,7 @@ class Node:
         )
         if store.log.last_index() == 0 and store.log.hard_state() == HardState():
             voters = tuple(mb.id for mb in cfg.cluster.members) or (cfg.node.id,)
-            addresses = {
-                mb.id: (str(mb.raft_address), str(mb.http_address)) for mb in cfg.cluster.members
-            }
-            store.bootstrap(voters, addresses)
+            store.bootstrap(voters)
             log.info("bootstrapped a new cluster of %s", ", ".join(voters))
         try:
             self._start_actors(store)

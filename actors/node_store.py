@@ -18,7 +18,7 @@ Only the owner's thread calls these; :attr:`NodeStore.log` (the Raft
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,16 +47,9 @@ from actors.snapshots import (
     SnapshotUnavailableError,
 )
 from scheduled_db import fsm, queries
-from scheduled_db.raft.messages import (
-    ConfChange,
-    ConfChangeType,
-    ConfState,
-    Entry,
-    HardState,
-    SnapshotMeta,
-)
+from scheduled_db.raft.messages import ConfState, Entry, HardState, SnapshotMeta
 from scheduled_db.raft.storage import bootstrap_snapshot
-from scheduled_db.records import RecordError, encode_member
+from scheduled_db.records import RecordError
 from scheduled_db.snapshot_codec import ChunkError, SnapshotCursor, decode_chunk
 from scheduled_db.stateview import state_digest
 from scheduled_db.txn import Txn
@@ -199,16 +192,15 @@ class NodeStore:
             self.log.commit_conf_state(conf_state)
         return out
 
-    def bootstrap(
-        self, voters: tuple[str, ...], addresses: Mapping[str, tuple[str, str]] | None = None
-    ) -> SnapshotMeta:
+    def bootstrap(self, voters: tuple[str, ...]) -> SnapshotMeta:
         """Start as an initial member of a new cluster (as ``MemoryStorage.bootstrap``).
 
         One synced batch records the bootstrap snapshot, its hard state, and the
         state it stands for (applied index 1, the membership), so every initial
         member starts from the same digest; the checkpoint follows (a crash
-        before it is healed on open).  ``addresses`` (node id -> raft and http
-        address) are recorded in the state as a conf change adding them would.
+        before it is healed on open).  The initial members' addresses are not
+        recorded in the state: each node has them from its config, and may know
+        them differently (behind a proxy, say) without the digests differing.
         """
         if self.log.last_index() > 0 or self.log.hard_state() != HardState():
             raise ValueError("storage already holds state: refusing to bootstrap twice")
@@ -217,11 +209,7 @@ class NodeStore:
         hs = HardState(meta.term, "", meta.index)
         wb = new_batch()
         handle = self._db.get_column_family_handle(self._state_name)
-        tx = Txn(self.view())
-        for node_id, (raft_address, http_address) in sorted((addresses or {}).items()):
-            context = encode_member(raft_address, http_address)
-            tx.record_member(ConfChange(ConfChangeType.ADD_VOTER, node_id, context))
-        for k, v in tx.finish(meta.index, meta.term, meta.conf_state):
+        for k, v in Txn(self.view()).finish(meta.index, meta.term, meta.conf_state):
             wb.put(k, v, handle)
         self.log.stage_reset(wb, self._raft_h, rec)
         self.log.stage_hard_state(wb, self._raft_h, hs)

@@ -154,26 +154,26 @@ class RaftActor(pykka.ThreadingActor):
     # -- membership --
 
     def _refresh_peers(self) -> None:
-        """Tell the transport where every member is, as the replicated state records it.
+        """Tell the transport where each current member (voter or learner) is.
 
-        The configured members count only while the state records none (a data
-        directory from before addresses were recorded).  A removed member is
-        forgotten, and with it anything still queued for it: a node that rejoins
-        under the same id must never get messages meant for its earlier self.
+        Addresses come from the config and, for members that joined later, from
+        the replicated state.  A node that is not a member is left out: a removed
+        member is forgotten with anything still queued for it, so a node that
+        rejoins under the same id never gets messages meant for its earlier self.
         """
         if self.transport is None:
             return
+        addresses = dict(self._static_peers)
         recorded = self.storage.ask(m.Read(0, m.GetMembers()))
-        peers = {} if recorded else dict(self._static_peers)
         for node_id, (raft_address, _) in recorded.items():
-            if node_id == self.settings.node_id:
-                continue
             try:
                 address = parse_address(raft_address)
             except ValueError:
                 log.warning("raft: member %s has a bad address %r", node_id, raft_address)
                 continue
-            peers[node_id] = (address.host, address.port)
+            addresses.setdefault(node_id, (address.host, address.port))
+        members = (self.core.voters | self.core.learners) - {self.settings.node_id}
+        peers = {node_id: addresses[node_id] for node_id in members if node_id in addresses}
         self.transport.tell(m.SetPeers.of(peers))
 
     def _maybe_promote(self) -> None:
