@@ -33,7 +33,7 @@ from actors.http_errors import HttpError, error_middleware
 from actors.http_forward import Forwarder
 from actors.http_jobs import READ_TIMEOUT_S, JobRoutes
 from actors.http_views import Limits, cluster_view, health_view
-from actors.messages import GetCounters
+from actors.messages import GetCounters, GetDigest
 from actors.metrics import ApiMetrics
 from scheduled_db.config import NodeConfig
 from scheduled_db.config_kinds import NODE_ID, parse_address
@@ -111,6 +111,7 @@ class NodeRoutes:
         return [
             web.get("/health", self.health),
             web.get("/debug/cluster", self.cluster),
+            web.get("/debug/digest", self.digest),
             web.post("/join", self.join),
             web.post("/leave", self.leave),
             web.delete("/cluster/members/{id}", self.remove_member),
@@ -145,6 +146,12 @@ class NodeRoutes:
     async def cluster(self, request: web.Request) -> web.Response:
         status = await self._backend.status()
         return web.json_response(cluster_view(status, await self._counters()))
+
+    async def digest(self, request: web.Request) -> web.Response:
+        """A hash of this node's whole applied state (it includes the applied index):
+        two replicas with equal digests hold equal state.  Reads every key."""
+        value = await self._backend.read(GetDigest(), timeout=READ_TIMEOUT_S)
+        return web.json_response({"node_id": self._backend.node_id, "digest": value})
 
     async def join(self, request: web.Request) -> web.Response:
         self._authorize_membership(request)

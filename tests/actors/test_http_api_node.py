@@ -117,6 +117,16 @@ async def test_debug_cluster_shows_the_raft_view(api: Api) -> None:
     }
 
 
+@api_test()
+async def test_debug_digest_changes_with_the_state(api: Api) -> None:
+    before = (await api.call("GET", "/debug/digest")).body
+    await api.create(id="one")
+    after = (await api.call("GET", "/debug/digest")).body
+    assert before["node_id"] == after["node_id"] == "node-1"
+    assert len(after["digest"]) == 64 and after["digest"] != before["digest"]
+    assert (await api.call("GET", "/debug/digest")).body == after
+
+
 @api_test(WITH_SECRET)
 async def test_join_adds_a_learner(api: Api) -> None:
     body = {"node_id": "node-4", "address": "10.0.0.4:7000", "http_address": "10.0.0.4:8080"}
