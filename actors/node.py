@@ -1,8 +1,9 @@
 """The node supervisor: opens the data directory, starts the actors, stops them.
 
-Start order is storage → transport → raft → webhook → scheduler → http; stop order
-is the reverse, so nothing is ever asked of an actor that has already stopped, and
-RocksDB closes last.  The transport exists only when the cluster has other
+Start order is storage → transport → snapshots → raft → webhook → scheduler → http;
+stop order is the reverse, so nothing is ever asked of an actor that has already
+stopped, and RocksDB closes last.  On SIGTERM a leader first hands leadership over
+(:meth:`Node.hand_over`).  The transport exists only when the cluster has other
 members: a single node has nobody to talk to.
 
 Let it crash: if any actor dies (an exception in a handler stops a Pykka actor),
@@ -14,12 +15,14 @@ nothing: it reports the exit and leaves the node down.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import os
 import signal
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from types import FrameType
 
@@ -39,11 +42,14 @@ from actors.transport import TransportActor
 from actors.webhook import WebhookActor
 from scheduled_db.config_model import NodeConfig
 from scheduled_db.firing import Policy
+from scheduled_db.raft.core import Status
 from scheduled_db.raft.messages import HardState
+from scheduled_db.raft.replication import Role
 
 log = logging.getLogger("actors.node")
 
 WATCH_INTERVAL_S = 0.2
+HAND_OVER_POLL_S = 0.02
 STOP_TIMEOUT_S = 10.0
 
 
@@ -178,6 +184,49 @@ class Node:
                 return 1
         return 0
 
+    def hand_over(self) -> None:
+        """Before a graceful stop: if this node leads a cluster, stop firing and pass
+        leadership to the most up-to-date voter, waiting (bounded) until it has it.
+
+        The scheduler stops first, proposing the outcomes it holds; deliveries still
+        in flight are fired again by the next leader with the same idempotency key
+        (their claims stay open).  Without a successor the node just stops: the
+        others elect one after an election timeout, as if it had crashed.
+        """
+        raft, scheduler = self._ref("raft"), self._ref("scheduler")
+        if raft is None or not self.config.cluster.peers(self.config.node.id):
+            return
+        try:
+            status = raft.ask(m.GetRaftStatus(), timeout=STOP_TIMEOUT_S)
+        except (pykka.ActorDeadError, pykka.Timeout):
+            return
+        if status.role is not Role.LEADER:
+            return
+        if scheduler is not None:
+            with contextlib.suppress(pykka.ActorDeadError, pykka.Timeout):
+                scheduler.stop(block=True, timeout=STOP_TIMEOUT_S)
+        target = _successor(status)
+        if target is None:
+            log.info("no voter to hand leadership to: stopping as leader")
+            return
+        started = time.monotonic()
+        deadline = started + max(2.0, 2 * self.config.raft.election_timeout_ms / 1000)
+        raft.tell(m.TransferLeadership(target))
+        while time.monotonic() < deadline:
+            try:
+                lead = raft.ask(m.GetRaftStatus(), timeout=STOP_TIMEOUT_S).lead
+            except (pykka.ActorDeadError, pykka.Timeout):
+                return
+            if lead not in ("", self.config.node.id):
+                took = time.monotonic() - started
+                log.info("leadership handed to %s in %.2f s", lead, took)
+                return
+            time.sleep(HAND_OVER_POLL_S)
+        log.warning("leadership was not taken up by %s in time: stopping anyway", target)
+
+    def _ref(self, name: str) -> m.ActorRef | None:
+        return next((a.ref for a in self._actors if a.name == name), None)
+
     def stop(self) -> None:
         """Stop the actors in reverse start order (each within a bounded time)."""
         for started in reversed(self._actors):
@@ -188,6 +237,14 @@ class Node:
             except pykka.Timeout:
                 log.error("actor %s did not stop within %ss", started.name, STOP_TIMEOUT_S)
         self._actors.clear()
+
+
+def _successor(status: Status) -> str | None:
+    """The voter (not us) with the longest replicated log; None if there is none."""
+    voters = [v for v in status.conf_state.voters if v != status.id and v in status.progress]
+    if not voters:
+        return None
+    return max(voters, key=lambda v: (status.progress[v].match, v))
 
 
 def _scheduler_settings(cfg: NodeConfig) -> SchedulerSettings:
@@ -255,6 +312,8 @@ def run_node(config: NodeConfig) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, on_signal)
     code = node.wait()
+    if code == 0:
+        node.hand_over()
     node.stop()
     log.info("node %s stopped", config.node.id)
     return code

@@ -24,6 +24,7 @@ While active:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass
 from random import Random
@@ -134,6 +135,8 @@ class SchedulerActor(pykka.ThreadingActor):
     def on_stop(self) -> None:
         self.alarm.stop()
         self.flush_alarm.stop()
+        if self.active:
+            self._flush()  # outcomes held back are proposed, not lost with us
 
     def on_receive(self, message: Any) -> None:
         if isinstance(message, m.Leadership):
@@ -192,7 +195,9 @@ class SchedulerActor(pykka.ThreadingActor):
         cmd = commands[0] if len(commands) == 1 else c.Batch(tuple(commands))
 
         def reply(outcome: m.ProposeOutcome) -> None:
-            ref.tell(m.SchedulerProposed(epoch, purpose, keys, outcome))
+            # Called on the Raft actor's thread; if we have stopped, nobody waits.
+            with contextlib.suppress(pykka.ActorDeadError):
+                ref.tell(m.SchedulerProposed(epoch, purpose, keys, outcome))
 
         self.raft.tell(m.Propose(c.encode_command(cmd), reply))
 
