@@ -75,6 +75,12 @@ class Backend(Protocol):
 
     async def status(self) -> NodeStatus: ...
 
+    async def read_index(self, timeout: float = 10.0) -> None:
+        """Return once this node has applied everything committed before the call,
+        as the leader confirms with a majority (a linearizable read may follow).
+        Raises WriteRefused (no leader) or TimeoutError."""
+        ...
+
     async def add_learner(self, node_id: str, raft_address: str, http_address: str) -> None:
         """Propose adding a node as a learner (leader only; raises WriteRefused)."""
         ...

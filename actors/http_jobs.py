@@ -166,15 +166,34 @@ class JobRoutes:
             raise CapacityExceeded("memory", counters.bytes, limits.memory_limit_bytes, size)
 
     # --- reads ------------------------------------------------------------------------
+    #
+    # A read answers from this node's applied state.  With ?consistent=true it first
+    # waits for a ReadIndex (the leader confirms with a majority that it still
+    # leads, and this node applies up to its commit index): the read then sees
+    # every write acknowledged before it began, on any node.
+
+    async def _linearize(self, request: web.Request) -> None:
+        raw = request.query.get("consistent")
+        if raw is None or raw == "false":
+            return
+        if raw != "true":
+            raise ValidationError("consistent", "must be true or false")
+        await self._backend.read_index(timeout=READ_TIMEOUT_S)
 
     async def get(self, request: web.Request) -> web.Response:
-        return web.json_response(job_view(await self._job(self._path_id(request))))
+        job_id = self._path_id(request)
+        await self._linearize(request)
+        return web.json_response(job_view(await self._job(job_id)))
 
     async def status(self, request: web.Request) -> web.Response:
-        return web.json_response(status_view(await self._job(self._path_id(request))))
+        job_id = self._path_id(request)
+        await self._linearize(request)
+        return web.json_response(status_view(await self._job(job_id)))
 
     async def executions(self, request: web.Request) -> web.Response:
-        job = await self._job(self._path_id(request))
+        job_id = self._path_id(request)
+        await self._linearize(request)
+        job = await self._job(job_id)
         raw_limit = request.query.get("limit")
         limit = None if raw_limit is None else parse_limit(raw_limit)
         attempts = await self._read(GetExecutions(job.id, limit))
@@ -186,6 +205,7 @@ class JobRoutes:
         status = validate_status_filter(query["status"]) if "status" in query else None
         limit = parse_limit(query.get("limit"))
         cursor = _cursor(query.get("cursor"))
+        await self._linearize(request)
         try:
             page = await self._read(ListJobs(status, cursor, limit))
         except ValueError:

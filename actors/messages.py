@@ -379,6 +379,14 @@ class ProposeOutcome:
 
 
 @dataclass(frozen=True, slots=True)
+class ReadIndex:
+    """Confirm leadership for a linearizable read; ``reply`` gets a ProposeOutcome
+    whose ``index`` is applied on this node by then (or an ``error``)."""
+
+    reply: Reply
+
+
+@dataclass(frozen=True, slots=True)
 class TransferLeadership:
     target: str
 

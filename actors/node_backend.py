@@ -87,6 +87,11 @@ class NodeBackend:
             raise ValueError(result.error)
         return result.value
 
+    async def read_index(self, timeout: float = 10.0) -> None:
+        outcome: m.ProposeOutcome = await self._call(self._raft, m.ReadIndex, timeout)
+        if outcome.error is not None:
+            raise WriteRefused(outcome.error, outcome.leader, outcome.detail)
+
     async def add_learner(self, node_id: str, raft_address: str, http_address: str) -> None:
         context = encode_member(raft_address, http_address)
         await self._change(ConfChange(ConfChangeType.ADD_LEARNER, node_id, context))

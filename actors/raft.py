@@ -16,6 +16,7 @@ result; if this node loses leadership first, it is told the outcome is unknown.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from random import Random
@@ -43,6 +44,7 @@ from scheduled_db.raft.messages import (
     EntryType,
     Message,
     MessageType,
+    ReadState,
     SnapshotMeta,
 )
 from scheduled_db.raft.replication import Config, Role
@@ -100,6 +102,10 @@ class RaftActor(pykka.ThreadingActor):
         self._inflight: Ready | None = None
         self._ready_id = 0
         self._pending: dict[int, tuple[int, m.Reply]] = {}  # index -> (term, reply)
+        self._reads: dict[bytes, m.Reply] = {}  # read index context -> reply
+        self._reads_applying: list[tuple[int, m.Reply]] = []  # confirmed, awaiting apply
+        self._read_prefix = os.urandom(8)  # contexts are unique across restarts too
+        self._read_seq = 0
         self._subscribers: list[m.ActorRef] = []
         self._established_at = 0  # index of this term's first entry while leading
         self._applied_index = applied_index
@@ -118,6 +124,8 @@ class RaftActor(pykka.ThreadingActor):
             m.TransferLeadership: self._transfer,
             m.ReportUnreachable: lambda msg: self.core.report_unreachable(msg.peer),
             m.Campaign: lambda _: self.core.campaign(),
+            m.ReadIndex: self._read_index,
+            m.SnapshotInstalled: self._snapshot_installed,
         }
 
     def _tick(self) -> None:
@@ -234,6 +242,43 @@ class RaftActor(pykka.ThreadingActor):
         if self.snapshots is not None:
             self.snapshots.tell(m.SnapshotSettled(meta))
 
+    # -- linearizable reads (ReadIndex, thesis §6.4) --
+
+    def _read_index(self, msg: m.ReadIndex) -> None:
+        self._read_seq += 1
+        context = self._read_prefix + self._read_seq.to_bytes(8, "big")
+        try:
+            self.core.read_index(context)
+        except NotLeader as exc:
+            msg.reply(m.ProposeOutcome(error="not_leader", leader=exc.leader))
+            return
+        self._reads[context] = msg.reply
+
+    def _reads_confirmed(self, states: tuple[ReadState, ...]) -> None:
+        for rs in states:
+            reply = self._reads.pop(rs.context, None)
+            if reply is not None:
+                self._reads_applying.append((rs.index, reply))
+        self._release_reads()
+
+    def _release_reads(self) -> None:
+        waiting, self._reads_applying = self._reads_applying, []
+        for index, reply in waiting:
+            if index <= self._applied_index:
+                reply(m.ProposeOutcome(index=index))
+            else:
+                self._reads_applying.append((index, reply))
+
+    def _fail_reads(self) -> None:
+        """The leader changed: a read it had not confirmed never will be."""
+        reads, self._reads = self._reads, {}
+        for reply in reads.values():
+            reply(m.ProposeOutcome(error="dropped", detail="leadership changed", leader=""))
+
+    def _snapshot_installed(self, msg: m.SnapshotInstalled) -> None:
+        self._applied_index = max(self._applied_index, msg.meta.index)
+        self._release_reads()
+
     # -- proposals --
 
     def _propose(self, msg: m.Propose) -> None:
@@ -292,6 +337,8 @@ class RaftActor(pykka.ThreadingActor):
         if self._inflight is not None or not self.core.has_ready():
             return
         rd = self.core.ready()
+        if rd.read_states:
+            self._reads_confirmed(rd.read_states)  # nothing to persist for a read
         self._inflight = rd
         self._ready_id += 1
         if rd.soft_state is not None:
@@ -337,6 +384,8 @@ class RaftActor(pykka.ThreadingActor):
 
     def _applied(self, msg: m.Applied) -> None:
         self._applied_index = msg.applied_index
+        if self._reads_applying:
+            self._release_reads()
         for entry in msg.entries:
             waiting = self._pending.pop(entry.index, None)
             if waiting is not None:
@@ -359,8 +408,10 @@ class RaftActor(pykka.ThreadingActor):
         """
         event = self._leadership_event()
         if event != self._announced:
-            if event.leader != self._announced.leader and self._on_leader_change is not None:
-                self._on_leader_change()
+            if event.leader != self._announced.leader:
+                self._fail_reads()
+                if self._on_leader_change is not None:
+                    self._on_leader_change()
             self._announced = event
             for sub in list(self._subscribers):
                 try:

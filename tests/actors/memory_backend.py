@@ -53,6 +53,7 @@ class MemoryBackend:
         self.proposed: list[Command] = []
         self.learners: list[tuple[str, str, str]] = []
         self.members = ["node-1", "node-2", "node-3"]
+        self.read_indexes = 0  # linearizable reads confirmed
 
     # --- switches ---------------------------------------------------------------------
 
@@ -100,6 +101,13 @@ class MemoryBackend:
             applied_index=self.index,
             servers=self.servers,
         )
+
+    async def read_index(self, timeout: float = 10.0) -> None:
+        if self.time_out:
+            raise TimeoutError
+        if self.refusal is not None:
+            raise self.refusal
+        self.read_indexes += 1
 
     async def add_learner(self, node_id: str, raft_address: str, http_address: str) -> None:
         if self.time_out:

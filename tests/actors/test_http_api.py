@@ -386,3 +386,41 @@ async def test_list_rejects_bad_parameters(api: Api) -> None:
         reply = await api.call("GET", f"/jobs?{query}")
         assert reply.status == 400, query
         assert reply.body["error"].startswith(query.split("=")[0])
+
+
+# --- ?consistent=true ----------------------------------------------------------------------
+
+
+@api_test()
+async def test_consistent_reads_wait_for_a_read_index_first(api: Api) -> None:
+    await api.create(id="one")
+    paths = ["/jobs/one", "/jobs/one/status", "/jobs/one/executions", "/jobs"]
+    for path in paths:
+        plain = await api.call("GET", path)
+        assert plain.status == 200 and api.backend.read_indexes == 0
+    for n, path in enumerate(paths, 1):
+        sep = "&" if "?" in path else "?"
+        reply = await api.call("GET", f"{path}{sep}consistent=true")
+        assert reply.status == 200 and api.backend.read_indexes == n
+        assert reply.body == (await api.call("GET", path)).body
+    assert (await api.call("GET", "/jobs/one?consistent=false")).status == 200
+    assert api.backend.read_indexes == len(paths)
+
+
+@api_test()
+async def test_consistent_must_be_true_or_false(api: Api) -> None:
+    await api.create(id="one")
+    for value in ("yes", "1", "TRUE", ""):
+        reply = await api.call("GET", f"/jobs/one?consistent={value}")
+        assert reply.status == 400 and reply.body["error"].startswith("consistent:"), reply
+    assert api.backend.read_indexes == 0
+
+
+@api_test()
+async def test_a_consistent_read_without_a_leader_is_503(api: Api) -> None:
+    await api.create(id="one")
+    api.backend.follow()
+    reply = await api.call("GET", "/jobs/one?consistent=true")
+    assert reply.status == 503 and reply.body["error"] == NO_LEADER
+    assert reply.headers["Retry-After"] == "1"
+    assert (await api.call("GET", "/jobs/one")).status == 200  # a plain read still answers

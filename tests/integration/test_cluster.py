@@ -118,3 +118,19 @@ def test_without_a_majority_a_write_waits_then_gets_503(cluster: list[ClusterNod
     assert headers["Retry-After"] == "1"
     assert 2.0 <= waited < 15.0  # it waited for an election, within a bound
     assert survivor.http.call("GET", "/jobs/lonely")[0] == 404
+
+
+def test_a_consistent_read_on_a_follower_sees_every_acknowledged_write(
+    cluster: list[ClusterNode],
+) -> None:
+    leader = wait_leader(cluster)
+    followers = [n for n in cluster if n is not leader]
+    for i in range(30):
+        status, _, body = leader.http.call("POST", "/jobs", job(f"c{i}", time.time() + 3600))
+        assert status in (200, 201), body
+        # No wait: the read itself waits until the follower has applied the write.
+        follower = followers[i % 2]
+        status, _, body = follower.http.call("GET", f"/jobs/c{i}?consistent=true")
+        assert status == 200, (follower.node_id, body)
+    status, _, body = followers[0].http.call("GET", "/jobs?consistent=true&limit=100")
+    assert status == 200 and body["total"] == 30
