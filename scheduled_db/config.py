@@ -58,6 +58,7 @@ from scheduled_db.config_model import (
     RaftConfig,
     SchedulerConfig,
 )
+from scheduled_db.discovery import dns_members
 from scheduled_db.units import format_duration_ms
 
 __all__ = [
@@ -135,7 +136,7 @@ def load_config(
     merged: dict[str, object] = {}
     for layer in layers:
         merged.update(layer)
-    config = _build(_fill_derived(merged))
+    config = _build(_discover(_fill_derived(merged)))
     _check(config)
     return config
 
@@ -275,6 +276,25 @@ def _fill_derived(merged: dict[str, object]) -> dict[str, object]:
     return merged
 
 
+def _discover(merged: dict[str, object]) -> dict[str, object]:
+    """With dns discovery and no members listed: the StatefulSet's members."""
+    if merged["cluster.discovery"] is not Discovery.DNS or merged["cluster.members"]:
+        return merged
+    service, replicas = merged["cluster.dns_service"], merged["cluster.replicas"]
+    if service is None:
+        raise ConfigError("cluster.dns_service", "must be set when cluster.discovery is dns")
+    if replicas is None:
+        raise ConfigError("cluster.replicas", "must be set when cluster.discovery is dns")
+    node_id, raft_port, http_port = merged["node.id"], merged["raft.port"], merged["http.port"]
+    assert isinstance(replicas, int) and isinstance(raft_port, int) and isinstance(http_port, int)
+    try:
+        members = dns_members(str(node_id), str(service), replicas, raft_port, http_port)
+    except ValueError as exc:
+        raise ConfigError("node.id", str(exc)) from None
+    merged["cluster.members"] = members
+    return merged
+
+
 def _build(merged: Mapping[str, object]) -> NodeConfig:
     sections: dict[str, Any] = {}
     for section, make in _SECTION_TYPES.items():
@@ -333,8 +353,6 @@ def _check_membership(c: NodeConfig) -> None:
             f"must be at most the {len(members)} cluster.members (got {c.cluster.bootstrap_expect})"
         )
         raise ConfigError("cluster.bootstrap_expect", problem)
-    if c.cluster.discovery is Discovery.DNS and c.cluster.dns_service is None:
-        raise ConfigError("cluster.dns_service", "must be set when cluster.discovery is dns")
     if (len(members) > 1 or c.cluster.discovery is Discovery.DNS) and c.cluster.secret is None:
         problem = "must be set (env CLUSTER_SECRET) for a cluster of more than one node"
         raise ConfigError("cluster.secret", problem)

@@ -587,3 +587,49 @@ def test_config_modules_stay_pure() -> None:
         }
         assert not imported & banned, (name, imported & banned)
     assert config_model.NodeConfig is NodeConfig
+
+
+# --- dns discovery ------------------------------------------------------------------------
+
+_DNS = {
+    "DISCOVERY_STRATEGY": "dns",
+    "CLUSTER_SECRET": SECRET,
+    "NODE_ID": "scheduled-db-1",
+    "RAFT_PORT": "7000",
+    "HTTP_PORT": "8080",
+}
+_SERVICE = "cluster: {dns_service: sdb-peers.prod.svc.cluster.local, replicas: 3}"
+
+
+def test_dns_discovery_lists_the_statefulset_pods() -> None:
+    c = load(env=_DNS, text=_SERVICE)
+    assert [(mb.id, str(mb.raft_address), str(mb.http_address)) for mb in c.cluster.members] == [
+        (f"scheduled-db-{i}", f"scheduled-db-{i}.sdb-peers.prod.svc.cluster.local:7000",
+         f"scheduled-db-{i}.sdb-peers.prod.svc.cluster.local:8080")
+        for i in range(3)
+    ]  # fmt: skip
+    assert c.cluster.bootstrap_expect == 3
+    assert [p.id for p in c.cluster.peers("scheduled-db-1")] == ["scheduled-db-0", "scheduled-db-2"]
+    # Every pod derives the same list: the same bootstrap configuration.
+    other = load(env={**_DNS, "NODE_ID": "scheduled-db-2"}, text=_SERVICE)
+    assert other.cluster.members == c.cluster.members
+    # Members listed explicitly win over discovery.
+    listed = load(env={**_DNS, "NODE_ID": "node-1", "PEERS": THREE}, text=_SERVICE)
+    assert [mb.id for mb in listed.cluster.members] == ["node-1", "node-2", "node-3"]
+
+
+@pytest.mark.parametrize(
+    ("env", "text", "key", "words"),
+    [
+        ({"NODE_ID": "node"}, _SERVICE, "node.id", "<name>-<ordinal>"),
+        ({"NODE_ID": "scheduled-db-3"}, _SERVICE, "node.id", "beyond cluster.replicas (3)"),
+        ({"NODE_ID": "scheduled-db-01"}, _SERVICE, "node.id", "<name>-<ordinal>"),
+        ({}, "cluster: {dns_service: sdb-peers}", "cluster.replicas", "must be set"),
+        ({}, "cluster: {replicas: 3}", "cluster.dns_service", "must be set"),
+    ],
+)
+def test_dns_discovery_errors_name_the_key(
+    env: dict[str, str], text: str, key: str, words: str
+) -> None:
+    err = error_of(env={**_DNS, **env}, text=text)
+    assert err.key == key and words in str(err), str(err)
