@@ -404,6 +404,13 @@ class GetRaftStatus:
 
 
 @dataclass(frozen=True, slots=True)
+class GetLastContact:
+    """Ask the RaftActor how long ago (ms) each peer was last heard from: a dict."""
+
+    reply: Reply | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class SubscribeLeadership:
     """Send :class:`Leadership` now and on every change to ``subscriber``."""
 

@@ -111,6 +111,7 @@ class NodeBackend:
     async def status(self) -> NodeStatus:
         st: Any = await self._call(self._raft, lambda r: m.GetRaftStatus(r), 5.0)
         addresses = self._addresses(await self.read(m.GetMembers(), timeout=5.0))
+        heard: dict[str, int] = await self._call(self._raft, m.GetLastContact, 5.0)
         return NodeStatus(
             node_id=self.node_id,
             role=_ROLE_NAMES.get(st.role.value, st.role.value),
@@ -119,20 +120,21 @@ class NodeBackend:
             term=st.term,
             commit_index=st.commit,
             applied_index=st.applied,
-            servers=self._servers(st, addresses),
+            servers=self._servers(st, addresses, heard),
         )
 
     def _addresses(self, recorded: dict[str, tuple[str, str]]) -> dict[str, tuple[str, str]]:
-        """Node id -> (raft, http) address: the config's members, then the state's, then us."""
-        out = {
-            mb.id: (str(mb.raft_address), str(mb.http_address))
-            for mb in self._config.cluster.members
-        }
-        out.update(recorded)
+        """Node id -> (raft, http) address: ours, then the config's, then the state's
+        (members that joined later), as the Raft actor dials them."""
+        out = dict(recorded)
+        for mb in self._config.cluster.members:
+            out[mb.id] = (str(mb.raft_address), str(mb.http_address))
         out[self.node_id] = (str(self._config.raft.advertise_address), self._http_address)
         return out
 
-    def _servers(self, st: Any, addresses: dict[str, tuple[str, str]]) -> tuple[ServerInfo, ...]:
+    def _servers(
+        self, st: Any, addresses: dict[str, tuple[str, str]], heard: dict[str, int]
+    ) -> tuple[ServerInfo, ...]:
         out = []
         for suffrage, ids in (("voter", st.conf_state.voters), ("learner", st.conf_state.learners)):
             for node_id in ids:
@@ -145,6 +147,7 @@ class NodeBackend:
                         http_address=http_addr,
                         suffrage=suffrage,
                         match_index=progress.match if progress is not None else None,
+                        last_contact_ms=heard.get(node_id),
                     )
                 )
         return tuple(out)

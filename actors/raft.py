@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from random import Random
@@ -106,6 +107,7 @@ class RaftActor(pykka.ThreadingActor):
         self._reads_applying: list[tuple[int, m.Reply]] = []  # confirmed, awaiting apply
         self._read_prefix = os.urandom(8)  # contexts are unique across restarts too
         self._read_seq = 0
+        self._heard: dict[str, float] = {}  # peer -> time.monotonic() of its last message
         self._subscribers: list[m.ActorRef] = []
         self._established_at = 0  # index of this term's first entry while leading
         self._applied_index = applied_index
@@ -125,6 +127,7 @@ class RaftActor(pykka.ThreadingActor):
             m.ReportUnreachable: lambda msg: self.core.report_unreachable(msg.peer),
             m.Campaign: lambda _: self.core.campaign(),
             m.ReadIndex: self._read_index,
+            m.GetLastContact: self._last_contact,
             m.SnapshotInstalled: self._snapshot_installed,
         }
 
@@ -213,6 +216,7 @@ class RaftActor(pykka.ThreadingActor):
 
     def _peer_message(self, msg: m.PeerMessage) -> None:
         message = msg.message
+        self._heard[message.frm] = time.monotonic()
         if message.type is MessageType.SNAP and self._wants_stream(message):
             assert self.snapshots is not None
             self.snapshots.tell(m.SnapshotOffer(message, self.actor_ref))
@@ -308,6 +312,13 @@ class RaftActor(pykka.ThreadingActor):
             reply(m.ProposeOutcome(error="dropped", detail=str(exc), leader=self.core.lead))
             return
         self._pending[entry.index] = (entry.term, reply)
+
+    def _last_contact(self, msg: m.GetLastContact) -> dict[str, int]:
+        now = time.monotonic()
+        ages = {peer: int((now - at) * 1000) for peer, at in self._heard.items()}
+        if msg.reply is not None:
+            msg.reply(ages)
+        return ages
 
     def _status(self, msg: m.GetRaftStatus) -> Status:
         status = self.core.status()

@@ -48,6 +48,13 @@ def test_three_nodes_elect_one_leader_and_replicate_every_write(
     listed = {s["id"]: s for s in view["servers"]}
     assert set(listed) == {"node-1", "node-2", "node-3"}
     assert all(s["suffrage"] == "voter" for s in listed.values())
+    assert listed[leader.node_id]["last_contact"] is None  # itself
+    for n in cluster:
+        if n is not leader:  # followers answer every heartbeat (100 ms)
+            s = listed[n.node_id]
+            assert 0 <= s["last_contact"] < 2000 and s["match_index"] >= 20, s
+            assert s["raft_address"] == f"127.0.0.1:{n.raft_port}"
+            assert s["http_address"] == f"127.0.0.1:{n.http_port}"
 
 
 def test_after_the_leader_dies_a_new_one_serves_writes_and_fires_its_jobs(
