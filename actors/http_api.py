@@ -32,7 +32,7 @@ from actors.http_cors import CorsPolicy, cors_middleware
 from actors.http_errors import HttpError, error_middleware
 from actors.http_forward import Forwarder
 from actors.http_jobs import READ_TIMEOUT_S, JobRoutes
-from actors.http_views import Limits, cluster_view, health_view
+from actors.http_views import Limits, cluster_view, health_view, ready_view
 from actors.messages import GetCounters, GetDigest
 from actors.metrics import ApiMetrics
 from scheduled_db.config import NodeConfig
@@ -110,6 +110,7 @@ class NodeRoutes:
     def routes(self) -> list[web.RouteDef]:
         return [
             web.get("/health", self.health),
+            web.get("/ready", self.ready),
             web.get("/debug/cluster", self.cluster),
             web.get("/debug/digest", self.digest),
             web.post("/join", self.join),
@@ -142,6 +143,12 @@ class NodeRoutes:
         status = await self._backend.status()
         view = health_view(status, await self._counters(), self._limits)
         return web.json_response(view)
+
+    async def ready(self, request: web.Request) -> web.Response:
+        # For a readiness probe: 503 keeps a node out of a load balancer until it
+        # has joined and caught up, without restarting it (that is /health's job).
+        ok, body = ready_view(await self._backend.status())
+        return web.json_response(body, status=200 if ok else 503)
 
     async def cluster(self, request: web.Request) -> web.Response:
         status = await self._backend.status()

@@ -145,6 +145,24 @@ def health_view(status: NodeStatus, counters: Counters, limits: Limits) -> dict[
     }
 
 
+def ready_view(status: NodeStatus) -> tuple[bool, dict[str, Any]]:
+    """``GET /ready``: whether this node can serve: it is a member of the cluster, it
+    knows a leader, and it has applied every entry it knows to be committed."""
+    member = any(s.id == status.node_id for s in status.servers)
+    if not member:
+        reason = "not a member of the cluster (yet)"
+    elif not status.leader_id:
+        reason = "no leader known"
+    elif status.applied_index < status.commit_index:
+        reason = f"applying the log ({status.applied_index} of {status.commit_index})"
+    else:
+        reason = None
+    body: dict[str, Any] = {"ready": reason is None, "node_id": status.node_id}
+    if reason is not None:
+        body["error"] = f"Not ready: {reason}"
+    return reason is None, body
+
+
 # --- cluster --------------------------------------------------------------------------
 
 

@@ -118,6 +118,20 @@ async def test_debug_cluster_shows_the_raft_view(api: Api) -> None:
 
 
 @api_test()
+async def test_ready_needs_membership_a_leader_and_the_log_applied(api: Api) -> None:
+    reply = await api.call("GET", "/ready")
+    assert reply.status == 200 and reply.body == {"ready": True, "node_id": "node-1"}
+    api.backend.follow()
+    reply = await api.call("GET", "/ready")
+    assert reply.status == 503 and reply.body["error"] == "Not ready: no leader known"
+    api.backend.follow("node-2", "10.1.1.2:8080")
+    assert (await api.call("GET", "/ready")).status == 200
+    api.backend.servers = ()
+    reply = await api.call("GET", "/ready")
+    assert reply.status == 503 and "not a member" in reply.body["error"]
+
+
+@api_test()
 async def test_debug_digest_changes_with_the_state(api: Api) -> None:
     before = (await api.call("GET", "/debug/digest")).body
     await api.create(id="one")

@@ -46,6 +46,7 @@ def test_a_wiped_node_catches_up_by_snapshot(tmp_path: Path) -> None:
             "address": f"127.0.0.1:{wiped.raft_port}",
             "http_address": f"127.0.0.1:{wiped.http_port}",
         }
+        assert wiped.http.call("GET", "/ready")[0] == 503  # no leader talks to it yet
         status, _, body = leader.http.call("POST", "/join", joining, headers=ADMIN)
         assert status == 200 and body["suffrage"] == "learner", body
         wait_until(
@@ -58,6 +59,7 @@ def test_a_wiped_node_catches_up_by_snapshot(tmp_path: Path) -> None:
         wait_until(
             lambda: suffrage(leader, wiped.node_id) == "voter", 20, "the learner's promotion"
         )
+        wait_until(lambda: wiped.http.call("GET", "/ready")[0] == 200, 10, "it to be ready")
         # It is a full member again: it applies new writes as they come.
         status, _, body = leader.http.call("POST", "/jobs", job("after", time.time() + 3600))
         assert status in (200, 201), body
