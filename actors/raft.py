@@ -109,7 +109,9 @@ class RaftActor(pykka.ThreadingActor):
         self._read_seq = 0
         self._heard: dict[str, float] = {}  # peer -> time.monotonic() of its last message
         self._subscribers: list[m.ActorRef] = []
-        self._established_at = 0  # index of this term's first entry while leading
+        # (term, index) of the first entry of the term this node leads in: the term
+        # matters, since the core can be leading again before we see its Ready.
+        self._established_at = (0, 0)
         self._applied_index = applied_index
         self._announced = m.Leadership(NO_NODE, 0, False, False)
         self._ticker = Ticker(settings.tick_ms / 1000, self._tick)
@@ -406,7 +408,7 @@ class RaftActor(pykka.ThreadingActor):
 
     def _role_changed(self, role: Role) -> None:
         if role is Role.LEADER:
-            self._established_at = self.core.log.last_index()  # this term's no-op
+            self._established_at = (self.core.term, self.core.log.last_index())  # the no-op
         elif self._pending:
             self._fail_pending("leadership lost before the entry was applied")
 
@@ -433,5 +435,6 @@ class RaftActor(pykka.ThreadingActor):
     def _leadership_event(self) -> m.Leadership:
         core = self.core
         leading = core.role is Role.LEADER
-        established = leading and self._applied_index >= self._established_at > 0
+        term, first = self._established_at
+        established = leading and term == core.term and self._applied_index >= first > 0
         return m.Leadership(core.lead, core.term, leading, established)
