@@ -63,7 +63,8 @@ class Backend(Protocol):
     async def propose(self, command: Command, timeout: float = 10.0) -> CommandResult:
         """Replicate ``command`` and return its result once applied locally.
 
-        Raises WriteRefused; TimeoutError if no outcome within ``timeout``.
+        Raises WriteRefused; with reason ``unknown_outcome`` if no outcome came
+        within ``timeout`` (the entry may still commit).
         """
         ...
 

@@ -9,9 +9,19 @@ not the leader:
   (from the cluster's member list, never from the client) with the same method,
   path, query, body and content type, and the client gets the leader's status
   and body, as the original's proxy did;
-- no leader known (an election), or the leader unreachable: it waits, polling
-  every :data:`POLL_S`, up to ``wait_s``; then the refusal stands and the client
-  gets 503 ``No leader available`` with ``Retry-After``.
+- no leader known (an election), the leader unreachable, or the leader refusing
+  because it is not the leader any more: it waits, polling every :data:`POLL_S`,
+  up to ``wait_s``; then the refusal stands and the client gets 503 ``No leader
+  available`` with ``Retry-After``.
+
+A write is sent again only when it certainly was not made: the connection to the
+leader was never established, or the leader answered 503 ``not_leader`` /
+``no_leader`` (refused before proposing).  If the connection broke after the
+request went out, or the leader answered ``unknown_outcome``, the write may have
+been made, and sending it again could apply it twice (a DELETE would then answer
+404 for its own deletion): the client gets 503 ``unknown_outcome`` and decides.
+aiohttp's own silent resend of an idempotent request is switched off for that
+reason.  Found by the linearizability test (tests/integration/test_cluster_linearizable.py).
 
 A forwarded request carries :data:`FORWARDED_HEADER`; a node that gets one and is
 not the leader either (leadership moved meanwhile) answers 503 rather than
@@ -21,6 +31,7 @@ forward again, so a request never travels in circles.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 
 import aiohttp
@@ -28,12 +39,15 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from actors.backend import Backend, WriteRefused
+from actors.http_errors import error_response, refusal_error
 
 log = logging.getLogger(__name__)
 
 FORWARDED_HEADER = "X-Scheduled-DB-Forwarded-By"
 POLL_S = 0.05  # how often a write waiting for an election looks again
 FORWARD_TIMEOUT_S = 15.0  # one forwarded request, start to end
+CONNECT_TIMEOUT_S = 2.0  # a connection not made in this long: nothing was sent
+_UNMADE_CODES = frozenset({"not_leader", "no_leader"})  # refusals before proposing
 _READS = frozenset({"GET", "HEAD", "OPTIONS"})
 _PASSED_ON = ("Content-Type", "Authorization")  # request headers the leader needs
 _PASSED_BACK = ("Content-Type", "Retry-After", "Location")  # and response headers
@@ -59,11 +73,16 @@ class Forwarder:
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:  # made on first use: it belongs to the server's loop
-            self._session = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=FORWARD_TIMEOUT_S),
+            session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=FORWARD_TIMEOUT_S, connect=CONNECT_TIMEOUT_S),
                 cookie_jar=aiohttp.DummyCookieJar(),
                 trust_env=False,
             )
+            # aiohttp resends an idempotent request (DELETE) once when the connection
+            # drops before the answer; there is no public switch.  A forwarded write
+            # must never be sent twice (see the module docstring); a test holds this.
+            session._retry_connection = False
+            self._session = session
         return self._session
 
     @web.middleware
@@ -90,7 +109,9 @@ class Forwarder:
 async def _to_leader(
     backend: Backend, session: aiohttp.ClientSession, request: web.Request
 ) -> web.Response | None:
-    """The leader's answer to ``request``, or None if there is no leader to ask."""
+    """The leader's answer to ``request``; None if the write certainly was not made
+    (no leader to ask, no connection to it, or it refused as no leader), so it may
+    be tried again."""
     status = await backend.status()
     if not status.leader_id or status.leader_id == status.node_id:
         return None
@@ -101,19 +122,33 @@ async def _to_leader(
     headers[FORWARDED_HEADER] = status.node_id
     url = f"http://{address}{request.path_qs}"
     body = await request.read()
+    who = status.leader_id
     try:
         async with session.request(
             request.method, url, data=body, headers=headers, allow_redirects=False
         ) as resp:
-            if resp.status == 503:
-                return None  # the leader is not one any more: wait for the next
             payload = await resp.read()
             passed = {h: resp.headers[h] for h in _PASSED_BACK if h in resp.headers}
-            return web.Response(status=resp.status, body=payload, headers=passed)
+            answer = web.Response(status=resp.status, body=payload, headers=passed)
+    except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
+        log.info("forwarding %s %s: cannot reach %s: %s", request.method, request.path, who, exc)
+        return None  # nothing was sent
     except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-        # The leader went away mid-request, or is not reachable from here: wait for
-        # the next one.  A write the old leader received may have been applied;
-        # its own outcome is lost here, like any write cut short (retries are safe).
-        who = status.leader_id
-        log.info("forwarding %s %s to %s failed: %s", request.method, request.path, who, exc)
-        return None
+        log.info(
+            "forwarding %s %s to %s broke off: %r; outcome unknown",
+            request.method, request.path, who, exc,
+        )  # fmt: skip
+        err = refusal_error(WriteRefused("unknown_outcome", who))
+        return error_response(err.status, err.code, err.message, err.extra, err.headers)
+    if answer.status == 503 and _refused_unmade(payload):
+        return None  # the leader is not one any more: wait for the next
+    return answer
+
+
+def _refused_unmade(payload: bytes) -> bool:
+    """Whether a 503 body says the write was refused before it was proposed."""
+    try:
+        body = json.loads(payload)
+    except ValueError:
+        return False
+    return isinstance(body, dict) and body.get("code") in _UNMADE_CODES

@@ -143,6 +143,12 @@ class JobRoutes:
             return None
         job: Job | None = await self._read(GetJob(job_id))
         if job is None:
+            return None  # Raft decides: the create answers EXISTS_* if it is there
+        # Found here, but this node may be behind (a delete it has not applied yet):
+        # look again once it has applied all the leader has committed (ReadIndex).
+        await self._backend.read_index(timeout=READ_TIMEOUT_S)
+        job = await self._read(GetJob(job_id))
+        if job is None:
             return None
         try:
             same = parse_job_spec(body, job.created_at_ms, generated_id=job_id) == job.spec

@@ -70,14 +70,21 @@ class NodeBackend:
 
     async def propose(self, command: Command, timeout: float = 10.0) -> CommandResult:
         data = encode_command(command)
-        outcome: m.ProposeOutcome = await self._call(
-            self._raft, lambda r: m.Propose(data, r), timeout
-        )
+        outcome: m.ProposeOutcome = await self._proposal(lambda r: m.Propose(data, r), timeout)
         if outcome.error is not None:
             raise WriteRefused(outcome.error, outcome.leader, outcome.detail)
         if len(outcome.results) != 1:
             raise RuntimeError(f"expected one result, got {len(outcome.results)}")
         return outcome.results[0]
+
+    async def _proposal(self, make: Any, timeout: float) -> m.ProposeOutcome:
+        """Propose and wait; a proposal with no answer in time may still commit."""
+        try:
+            outcome: m.ProposeOutcome = await self._call(self._raft, make, timeout)
+        except TimeoutError:
+            detail = f"no outcome within {timeout:g} s"
+            raise WriteRefused("unknown_outcome", "", detail) from None
+        return outcome
 
     async def read(self, query: Any, timeout: float = 10.0) -> Any:
         result: m.ReadResult = await self._call(
@@ -100,9 +107,7 @@ class NodeBackend:
         await self._change(ConfChange(ConfChangeType.REMOVE, node_id))
 
     async def _change(self, change: ConfChange) -> None:
-        outcome: m.ProposeOutcome = await self._call(
-            self._raft, lambda r: m.ProposeConfChange(change, r), 10.0
-        )
+        outcome = await self._proposal(lambda r: m.ProposeConfChange(change, r), 10.0)
         if outcome.error == "conflict":
             raise MembershipConflict(outcome.detail)
         if outcome.error is not None:

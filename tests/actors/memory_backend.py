@@ -72,7 +72,7 @@ class MemoryBackend:
 
     async def propose(self, command: Command, timeout: float = 10.0) -> CommandResult:
         if self.time_out:
-            raise TimeoutError
+            raise WriteRefused("unknown_outcome", "", "no outcome in time")
         if self.refusal is not None:
             if self.apply_before_refusing:
                 self.apply(command)

@@ -187,9 +187,14 @@ async def test_no_leader_is_503_with_retry_after(api: Api) -> None:
 
 
 @api_test()
-async def test_timeout_is_503_no_leader(api: Api) -> None:
+async def test_a_timed_out_write_is_an_unknown_outcome_and_a_timed_out_read_is_no_leader(
+    api: Api,
+) -> None:
     api.backend.time_out = True
-    reply = await api.call("DELETE", "/jobs/x")
+    reply = await api.call("DELETE", "/jobs/x")  # proposed: it may still commit
+    assert reply.status == 503 and reply.body["code"] == "unknown_outcome"
+    assert reply.headers["Retry-After"] == "1"
+    reply = await api.call("GET", "/jobs/x")
     assert reply.status == 503 and reply.body["error"] == NO_LEADER
     assert reply.headers["Retry-After"] == "1"
 
@@ -424,3 +429,18 @@ async def test_a_consistent_read_without_a_leader_is_503(api: Api) -> None:
     assert reply.status == 503 and reply.body["error"] == NO_LEADER
     assert reply.headers["Retry-After"] == "1"
     assert (await api.call("GET", "/jobs/one")).status == 200  # a plain read still answers
+
+
+@api_test()
+async def test_a_retried_create_confirms_the_job_still_exists_through_read_index(
+    api: Api,
+) -> None:
+    body = {"id": "twice", "type": "unico", "timestamp": NOW_S + 60}
+    assert (await api.call("POST", "/jobs", body)).status == 200
+    assert api.backend.read_indexes == 0  # a new job: Raft alone decides
+    again = await api.call("POST", "/jobs", body)
+    assert again.status == 200 and again.body["id"] == "twice"
+    assert api.backend.read_indexes == 1  # found locally: confirmed before answering
+    api.backend.follow()  # no leader to confirm with: no answer from stale state
+    reply = await api.call("POST", "/jobs", body)
+    assert reply.status == 503 and reply.body["error"] == NO_LEADER
