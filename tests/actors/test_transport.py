@@ -200,7 +200,8 @@ def test_snapshot_frames_go_to_the_snapshot_inbox_in_order(nodes: Callable[..., 
     wire(a, b)
     snap_probe, snap_inbox = start_probe()
     try:
-        b.ref.tell(m.SetTransportInbox(b.probe, snap_probe))
+        # ask, not tell: the change is queued on b's loop before any frame is sent
+        b.ref.ask(m.SetTransportInbox(b.probe, snap_probe), timeout=TIMEOUT_S)
         for i in range(50):
             a.ref.tell(m.SendSnapshotFrame("b", b"chunk-%d" % i + b"x" * (i * 1000)))
             a.send(msg("a", "b", i + 1))
@@ -211,7 +212,7 @@ def test_snapshot_frames_go_to_the_snapshot_inbox_in_order(nodes: Callable[..., 
         assert [f.frm for f in frames] == ["a"] * 50
         assert [f.data for f in frames] == [b"chunk-%d" % i + b"x" * (i * 1000) for i in range(50)]
         assert not snap_inbox.of_type(m.PeerMessage)  # Raft messages still go to the inbox
-        b.ref.tell(m.SetTransportInbox(b.probe))  # no snapshot inbox: frames are dropped
+        b.ref.ask(m.SetTransportInbox(b.probe), timeout=TIMEOUT_S)  # frames now dropped
         a.ref.tell(m.SendSnapshotFrame("b", b"late"))
         a.send(msg("a", "b", 99))
         eventually(lambda: len(b.received()) == 51)
