@@ -171,12 +171,16 @@ def _initialise(db: Rdict, node_id: str, cluster_id: str | None) -> None:
     db.write(wb, synced())
 
 
+_IGNORED = frozenset({"lost+found"})
+
+
 def open_data_dir(data_dir: Path, node_id: str, cluster_id: str | None) -> tuple[Rdict, DirMeta]:
     """Open (initialising an absent or empty directory) and validate the metadata."""
     db_path = data_dir / DB_DIR
     if data_dir.exists() and not data_dir.is_dir():
         raise DataDirError(data_dir, "is not a directory")
-    fresh = not data_dir.exists() or not any(data_dir.iterdir())
+    # A freshly formatted volume holds lost+found: that is still an empty directory.
+    fresh = not data_dir.exists() or all(p.name in _IGNORED for p in data_dir.iterdir())
     if not fresh and not db_path.is_dir():
         raise DataDirError(data_dir, f"not a scheduled-db data directory (no {DB_DIR}/)")
     if fresh:

@@ -239,3 +239,17 @@ def test_bootstrap_gives_every_initial_member_the_same_start(tmp_path: Path) -> 
         s.persist_ready(HardState(1, "", 11), follow)
         s.apply(follow)
     assert joiner.digest() == again.digest()
+
+
+def test_a_fresh_volume_with_lost_and_found_counts_as_empty(tmp_path: Path) -> None:
+    path = tmp_path / "volume"
+    (path / "lost+found").mkdir(parents=True)
+    store = NodeStore.open(path, "n1")
+    try:
+        assert store.log.last_index() == 0
+    finally:
+        store.close()
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "stray.txt").write_text("not ours")
+    with pytest.raises(DataDirError, match="not a scheduled-db data directory"):
+        NodeStore.open(tmp_path / "other", "n1")
