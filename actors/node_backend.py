@@ -129,12 +129,13 @@ class NodeBackend:
         )
 
     def _addresses(self, recorded: dict[str, tuple[str, str]]) -> dict[str, tuple[str, str]]:
-        """Node id -> (raft, http) address: ours, then the config's, then the state's
+        """Node id -> (raft, http) address: the config's members (this node too: a
+        node listening on 0.0.0.0 cannot tell its own address), else the state's
         (members that joined later), as the Raft actor dials them."""
-        out = dict(recorded)
-        for mb in self._config.cluster.members:
+        out = {self.node_id: (str(self._config.raft.advertise_address), self._http_address)}
+        out.update(recorded)
+        for mb in self._config.cluster.members:  # how the others know us, too
             out[mb.id] = (str(mb.raft_address), str(mb.http_address))
-        out[self.node_id] = (str(self._config.raft.advertise_address), self._http_address)
         return out
 
     def _servers(

@@ -613,6 +613,11 @@ def test_dns_discovery_lists_the_statefulset_pods() -> None:
     # Every pod derives the same list: the same bootstrap configuration.
     other = load(env={**_DNS, "NODE_ID": "scheduled-db-2"}, text=_SERVICE)
     assert other.cluster.members == c.cluster.members
+    # The service and the count may come from the environment too.
+    by_env = load(env={**_DNS, "DNS_SERVICE": "sdb-peers", "REPLICAS": "5"})
+    assert [str(mb.raft_address) for mb in by_env.cluster.members][
+        4
+    ] == "scheduled-db-4.sdb-peers:7000"
     # Members listed explicitly win over discovery.
     listed = load(env={**_DNS, "NODE_ID": "node-1", "PEERS": THREE}, text=_SERVICE)
     assert [mb.id for mb in listed.cluster.members] == ["node-1", "node-2", "node-3"]
