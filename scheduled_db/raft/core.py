@@ -149,12 +149,16 @@ class Raft(Replicator):
     def _tick_leader(self) -> None:
         self.heartbeat_elapsed += 1
         self.election_elapsed += 1
+        for p, pr in self.prs.items():
+            if p != self.id:
+                pr.silent_ticks += 1
+        # CheckQuorum (thesis §6.2), looked at every tick: a leader that has not
+        # heard from a majority within an election timeout steps down, no later.
+        if self.config.check_quorum and not self._quorum_active():
+            self.become_follower(self.term, NO_NODE)
+            return
         if self.election_elapsed >= self.config.election_tick:
             self.election_elapsed = 0
-            # CheckQuorum (thesis §6.2): a leader cut off from a majority steps down.
-            if self.config.check_quorum and not self._quorum_active():
-                self.become_follower(self.term, NO_NODE)
-                return
             self.lead_transferee = NO_NODE  # a transfer not done in an election timeout fails
         if self.heartbeat_elapsed >= self.config.heartbeat_tick:
             self.heartbeat_elapsed = 0
@@ -415,7 +419,7 @@ class Raft(Replicator):
         members = sorted(self.voters | self.learners)
         prs: dict[str, Progress] = {}
         for p in members:
-            prs[p] = self.prs.get(p) or self._new_progress(p, active=True)
+            prs[p] = self.prs.get(p) or self._new_progress(p)
             prs[p].is_learner = p in self.learners
         self.prs = prs
 
@@ -511,7 +515,7 @@ class Raft(Replicator):
 
     def status(self) -> Status:
         progress = {
-            p: PeerStatus(pr.match, pr.next, pr.state, pr.recent_active, pr.is_learner)
+            p: PeerStatus(pr.match, pr.next, pr.state, self._active(p), pr.is_learner)
             for p, pr in self.prs.items()
         }
         return Status(

@@ -32,7 +32,7 @@ class Progress:
         "probe_sent",
         "pending_snapshot",
         "snapshot_elapsed",
-        "recent_active",
+        "silent_ticks",
         "inflights",
         "max_inflight",
         "is_learner",
@@ -45,7 +45,7 @@ class Progress:
         self.probe_sent = False
         self.pending_snapshot = 0
         self.snapshot_elapsed = 0
-        self.recent_active = False
+        self.silent_ticks = 0  # leader ticks since this peer was last heard from
         self.inflights: deque[int] = deque()
         self.max_inflight = max_inflight
         self.is_learner = is_learner

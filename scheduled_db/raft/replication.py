@@ -177,7 +177,7 @@ class Replicator:
         pr = self.prs.get(m.frm)
         if pr is None:
             return
-        pr.recent_active = True
+        pr.silent_ticks = 0
         if m.reject:
             self._handle_append_rejection(m, pr)
             return
@@ -215,7 +215,7 @@ class Replicator:
         pr = self.prs.get(m.frm)
         if pr is None:
             return
-        pr.recent_active = True
+        pr.silent_ticks = 0
         pr.probe_sent = False
         if pr.state is ProgressState.REPLICATE and pr.is_paused():
             pr.inflights.popleft()  # a lost append must not stall the pipeline forever
@@ -248,11 +248,12 @@ class Replicator:
                     pr.pending_snapshot = 0
                     pr.become_probe()
 
+    def _active(self, peer: str) -> bool:
+        """Heard from within the last election timeout (this node always is)."""
+        return peer == self.id or self.prs[peer].silent_ticks < self.config.election_tick
+
     def _quorum_active(self) -> bool:
-        active = [p for p, pr in self.prs.items() if p == self.id or pr.recent_active]
-        for p, pr in self.prs.items():
-            pr.recent_active = p == self.id
-        return has_quorum(self.voters, active)
+        return has_quorum(self.voters, [p for p in self.prs if self._active(p)])
 
     # -- ReadIndex (§6.4 of the Raft thesis) --
 
@@ -296,10 +297,9 @@ class Replicator:
         ents = self.log.slice(self.log.applied + 1, self.log.committed + 1)
         return any(e.type is EntryType.CONF_CHANGE for e in ents)
 
-    def _new_progress(self, peer: str, active: bool = False) -> Progress:
+    def _new_progress(self, peer: str) -> Progress:
+        # silent_ticks starts at 0: a new leader, or a member just added, gets one
+        # election timeout to be heard from before CheckQuorum counts it as silent.
         pr = Progress(self.log.last_index() + 1, self.config.max_inflight_msgs)
         pr.is_learner = peer in self.learners
-        # A member added by a conf change gets one election timeout of grace before
-        # CheckQuorum counts it as silent.
-        pr.recent_active = active
         return pr
