@@ -195,7 +195,7 @@ class NodeRoutes:
     async def remove_member(self, request: web.Request) -> web.Response:
         self._authorize_membership(request)
         try:
-            node_id = NODE_ID.parse(request.match_info["id"])
+            node_id = str(NODE_ID.parse(request.match_info["id"]))
         except ValueError as exc:
             raise ValidationError("id", str(exc)) from None
         return await self._remove(node_id)
