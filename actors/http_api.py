@@ -27,6 +27,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from actors.backend import Backend
+from actors.http_auth import ROLE, auth_middleware
 from actors.http_body import read_json_object
 from actors.http_cors import CorsPolicy, cors_middleware
 from actors.http_errors import HttpError, error_middleware
@@ -35,6 +36,7 @@ from actors.http_jobs import READ_TIMEOUT_S, JobRoutes
 from actors.http_views import Limits, cluster_view, health_view, ready_view
 from actors.messages import GetCounters, GetDigest
 from actors.metrics import ApiMetrics
+from scheduled_db.auth import Role
 from scheduled_db.config import NodeConfig
 from scheduled_db.config_kinds import NODE_ID, parse_address
 from scheduled_db.errors import ValidationError
@@ -120,7 +122,10 @@ class NodeRoutes:
         ]
 
     def _authorize_membership(self, request: web.Request) -> None:
-        """Membership changes need ``Authorization: Bearer <cluster secret>``."""
+        """Membership changes need ``Authorization: Bearer <cluster secret>``, or an
+        admin token (checked by :mod:`actors.http_auth`)."""
+        if request.get(ROLE) is Role.ADMIN:
+            return
         if not self._secret:
             raise HttpError(403, "forbidden", "Membership changes need cluster.secret set")
         given = request.headers.get("Authorization", "")
@@ -246,6 +251,7 @@ def build_app(
             metrics_middleware(metrics),
             cors_middleware(CorsPolicy(config.http.cors_origins)),
             error_middleware(max_body),
+            auth_middleware(config.api.tokens, config.api.open_health, config.cluster.secret),
         ],
     )
     if config.cluster.peers(config.node.id):
@@ -265,7 +271,13 @@ def build_app(
 def build_metrics_app(backend: Backend, config: NodeConfig, metrics: ApiMetrics) -> web.Application:
     """The metrics listener: ``GET /metrics`` and nothing else (JSON 404/405 otherwise)."""
     max_body = config.http.max_body_bytes
-    app = web.Application(client_max_size=max_body, middlewares=[error_middleware(max_body)])
+    app = web.Application(
+        client_max_size=max_body,
+        middlewares=[
+            error_middleware(max_body),
+            auth_middleware(config.api.tokens, config.api.open_health, config.cluster.secret),
+        ],
+    )
     routes = NodeRoutes(backend, metrics, node_limits(config), max_body)
     app.router.add_get("/metrics", routes.metrics)
     return app

@@ -46,6 +46,7 @@ from scheduled_db.config_kinds import (
     Member,
 )
 from scheduled_db.config_model import (
+    ApiConfig,
     ClusterConfig,
     ExecutionConfig,
     HealthConfig,
@@ -67,6 +68,7 @@ __all__ = [
     "KEYS_BY_PATH",
     "PEERS_FORMAT",
     "Address",
+    "ApiConfig",
     "ClusterConfig",
     "ConfigError",
     "Discovery",
@@ -104,6 +106,7 @@ class ConfigError(ValueError):
 _SECTION_TYPES: dict[str, Callable[..., object]] = {
     "node": IdentityConfig,
     "http": HttpConfig,
+    "api": ApiConfig,
     "raft": RaftConfig,
     "cluster": ClusterConfig,
     "scheduler": SchedulerConfig,

@@ -14,6 +14,7 @@ import json
 from dataclasses import dataclass
 from types import MappingProxyType
 
+from scheduled_db.auth import TOKENS_FORMAT
 from scheduled_db.config_kinds import (
     BOOL,
     DISCOVERY,
@@ -28,6 +29,7 @@ from scheduled_db.config_kinds import (
     SIZE,
     STR_LIST,
     TEXT,
+    TOKENS,
     Kind,
     integer,
     number,
@@ -84,6 +86,11 @@ KEYS: tuple[Key, ...] = (
         "Largest request body the API accepts."),
     Key("http.cors_origins", STR_LIST, ["*"], None,
         "Origins allowed cross-origin GET requests; [] disables CORS."),
+    Key("api.tokens", TOKENS, [], "API_TOKENS",
+        f"Bearer tokens by SHA-256, role read|write|admin; env form {TOKENS_FORMAT},... "
+        "None: no token needed."),
+    Key("api.open_health", BOOL, True, None,
+        "With tokens set, whether /health, /ready and /metrics still answer without one."),
     Key("raft.host", HOST, "0.0.0.0", "RAFT_HOST",
         "Interface the peer (Raft) transport listens on."),
     Key("raft.port", PORT, 7000, "RAFT_PORT",

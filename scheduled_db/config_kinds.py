@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from scheduled_db import units
+from scheduled_db import auth, units
 
 
 class Invalid(ValueError):
@@ -291,3 +291,8 @@ def _reject_duplicates(members: Sequence[Member]) -> None:
 
 
 MEMBERS = Kind("members", _members)
+
+
+# --- API tokens (scheduled_db/auth.py) ----------------------------------------------------
+
+TOKENS = Kind("tokens", auth.parse_tokens)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from scheduled_db.auth import ApiToken
 from scheduled_db.config_kinds import Address, Discovery, Member
 
 
@@ -29,6 +30,14 @@ class HttpConfig:
     port: int
     max_body_bytes: int
     cors_origins: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ApiConfig:
+    """The ``api`` section: who may call the REST API (see :mod:`scheduled_db.auth`)."""
+
+    tokens: tuple[ApiToken, ...]
+    open_health: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +163,7 @@ class NodeConfig:
 
     node: IdentityConfig
     http: HttpConfig
+    api: ApiConfig
     raft: RaftConfig
     cluster: ClusterConfig
     scheduler: SchedulerConfig
