@@ -20,6 +20,7 @@ from typing import Any
 
 from scheduled_db.cli_http import (
     DEFAULT_URL,
+    TOKEN_ENV,
     URL_ENV,
     Response,
     UsageError,
@@ -156,30 +157,33 @@ def _positive(kind: Callable[[str], float], what: str) -> Callable[[str], Any]:
 # --- the handlers -----------------------------------------------------------------------
 
 
+def _call(args: argparse.Namespace, env: Mapping[str, str], *how: str, **what: Any) -> Response:
+    """One request with the command's timeout and the API token from the environment."""
+    return request(*how, timeout=args.timeout, token=env.get(TOKEN_ENV), **what)
+
+
 def _job_path(job_id: str, suffix: str = "") -> str:
     return "/jobs/" + urllib.parse.quote(job_id, safe="") + suffix
 
 
 def _one_job(method: str, suffix: str, args: argparse.Namespace, env: Mapping[str, str]) -> int:
     base = base_url(args.url, env)
-    return _report(request(base, method, _job_path(args.id, suffix), timeout=args.timeout))
+    return _report(_call(args, env, base, method, _job_path(args.id, suffix)))
 
 
 def _get(path: str, args: argparse.Namespace, env: Mapping[str, str]) -> int:
-    return _report(request(base_url(args.url, env), "GET", path, timeout=args.timeout))
+    return _report(_call(args, env, base_url(args.url, env), "GET", path))
 
 
 def _cancel(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     body = {} if args.reason is None else {"reason": args.reason}
     path = _job_path(args.id, "/cancel")
-    return _report(request(base_url(args.url, env), "POST", path, body=body, timeout=args.timeout))
+    return _report(_call(args, env, base_url(args.url, env), "POST", path, body=body))
 
 
 def _create(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     body = _create_body(args)
-    return _report(
-        request(base_url(args.url, env), "POST", "/jobs", body=body, timeout=args.timeout)
-    )
+    return _report(_call(args, env, base_url(args.url, env), "POST", "/jobs", body=body))
 
 
 def _list(args: argparse.Namespace, env: Mapping[str, str]) -> int:
@@ -190,11 +194,11 @@ def _list(args: argparse.Namespace, env: Mapping[str, str]) -> int:
         if value is not None
     }
     if not args.all:
-        return _report(request(base, "GET", "/jobs", query=query, timeout=args.timeout))
+        return _report(_call(args, env, base, "GET", "/jobs", query=query))
     jobs: list[object] = []
     seen: set[str] = set()
     while True:
-        answer = request(base, "GET", "/jobs", query=query, timeout=args.timeout)
+        answer = _call(args, env, base, "GET", "/jobs", query=query)
         if not answer.ok:
             return _report(answer)
         page = answer.body

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 DEFAULT_URL = "http://localhost:8080"
 URL_ENV = "SCHEDULED_DB_URL"
+TOKEN_ENV = "SCHEDULED_DB_TOKEN"  # an API token (api.tokens), sent as a bearer token
 _USER_AGENT = "scheduled-db-cli"
 
 # No proxy: the CLI talks to a node of the cluster, usually on this host or its
@@ -75,11 +76,13 @@ def request(
     timeout: float,
     query: Mapping[str, str] | None = None,
     body: object = None,
+    token: str | None = None,
 ) -> Response:
     """Send one request to ``base + path`` and return the answer, whatever its status.
 
-    ``body``, unless ``None``, is sent as JSON.  Raises ``Unreachable`` when no HTTP
-    answer arrives (refused, unknown host, timed out, connection dropped).
+    ``body``, unless ``None``, is sent as JSON; ``token``, if set, as a bearer token.
+    Raises ``Unreachable`` when no HTTP answer arrives (refused, unknown host, timed
+    out, connection dropped).
     """
     url = base + path
     if query:
@@ -88,6 +91,8 @@ def request(
     headers = {"Accept": "application/json", "User-Agent": _USER_AGENT}
     if data is not None:
         headers["Content-Type"] = "application/json"
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
     req = urllib.request.Request(url, data=data, method=method, headers=headers)
     try:
         with _OPENER.open(req, timeout=timeout) as answer:

@@ -40,6 +40,7 @@ class Seen:
     path: str
     body: object | None
     content_type: str | None
+    authorization: str | None = None
 
 
 @dataclass
@@ -60,7 +61,9 @@ def handler_for(stub: StubNode) -> type[BaseHTTPRequestHandler]:
         def _handle(self) -> None:
             raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             body = json.loads(raw) if raw else None
-            stub.requests.append(Seen(self.command, self.path, body, self.headers["Content-Type"]))
+            seen = Seen(self.command, self.path, body, self.headers["Content-Type"])
+            seen.authorization = self.headers["Authorization"]
+            stub.requests.append(seen)
             status, answer = stub.routes.get(
                 (self.command, self.path), (404, {"error": "not_found", "message": "no route"})
             )
@@ -319,3 +322,15 @@ def test_a_server_that_does_not_answer_in_time(
     node.answer("GET", "/health", 200, "hang")
     code, _, err = client(capsys, node, "health", "--timeout", "0.05")
     assert (code, err) == (2, f"scheduled-db: cannot reach {node.url}: no answer within 0.05s\n")
+
+
+def test_the_api_token_comes_from_the_environment(
+    capsys: pytest.CaptureFixture[str], node: StubNode
+) -> None:
+    node.answer("GET", "/jobs/job-1", 200, JOB)
+    code, out, _ = run_cli(capsys, "jobs", "get", "job-1", "--url", node.url)
+    assert code == 0 and node.requests[-1].authorization is None
+    env = {"SCHEDULED_DB_TOKEN": "s3cret-token"}
+    code, out, _ = run_cli(capsys, "jobs", "get", "job-1", "--url", node.url, env=env)
+    assert code == 0 and node.requests[-1].authorization == "Bearer s3cret-token"
+    assert "s3cret-token" not in out
