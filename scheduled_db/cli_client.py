@@ -82,7 +82,8 @@ def _common_options() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--url",
-        help=f"A node's REST API (default: ${URL_ENV}, else {DEFAULT_URL}).",
+        help=f"A node's REST API (default: ${URL_ENV}, else {DEFAULT_URL}). "
+        f"An API token, if the node needs one, comes from ${TOKEN_ENV}.",
     )
     common.add_argument(
         "--timeout",
