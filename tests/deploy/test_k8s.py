@@ -128,11 +128,16 @@ def test_services_target_the_ports_the_node_serves(layout: str) -> None:
 # --- every pod's configuration ------------------------------------------------------------------
 
 
-def secret_value(docs: list[Doc], ref: dict[str, str]) -> str:
+def secret_value(docs: list[Doc], ref: dict[str, str]) -> str | None:
+    """The value a secretKeyRef gives; None for an optional key that is absent (the
+    kubelet then leaves the variable unset)."""
     found = [d for d in docs if d["kind"] == "Secret" and d["metadata"]["name"] == ref["name"]]
     if not found:  # production: the Secret is created outside the manifests
-        return STAND_IN_SECRET
-    return str(found[0]["stringData"][ref["key"]])
+        return None if ref.get("optional") else STAND_IN_SECRET
+    data = found[0]["stringData"]
+    if ref["key"] not in data and ref.get("optional"):
+        return None
+    return str(data[ref["key"]])
 
 
 def pod_env(docs: list[Doc], pod_name: str) -> dict[str, str]:
@@ -145,8 +150,8 @@ def pod_env(docs: list[Doc], pod_name: str) -> dict[str, str]:
             env[item["name"]] = re.sub(r"\$\((\w+)\)", lambda m: env[m.group(1)], item["value"])
         elif source.get("fieldRef", {}).get("fieldPath") == "metadata.name":
             env[item["name"]] = pod_name
-        else:
-            env[item["name"]] = secret_value(docs, source["secretKeyRef"])
+        elif (value := secret_value(docs, source["secretKeyRef"])) is not None:
+            env[item["name"]] = value
     return env
 
 
