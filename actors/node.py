@@ -127,7 +127,9 @@ class Node:
         ex = cfg.execution
         webhook = self._add(
             "webhook",
-            WebhookActor.start(cfg.node.id, ex.concurrency, metrics),
+            WebhookActor.start(
+                cfg.node.id, ex.concurrency, metrics, signing_secret=_signing_secret(cfg)
+            ),
         )
         self._add(
             "scheduler",
@@ -325,3 +327,8 @@ def _static_peers(cfg: NodeConfig) -> dict[str, tuple[str, int]]:
     return {
         p.id: (p.raft_address.host, p.raft_address.port) for p in cfg.cluster.peers(cfg.node.id)
     }
+
+
+def _signing_secret(cfg: NodeConfig) -> bytes | None:
+    secret = cfg.webhooks.signing_secret
+    return None if secret is None else secret.encode()

@@ -113,8 +113,10 @@ class WebhookActor(pykka.ThreadingActor):
         metrics: ApiMetrics | None = None,
         clock: Callable[[], int] = now_ms,
         user_agent: str = USER_AGENT,
+        signing_secret: bytes | None = None,
     ) -> None:
         super().__init__()
+        self._signing_secret = signing_secret
         if concurrency < 1:
             raise ValueError(f"concurrency must be >= 1, got {concurrency}")
         self._node_id = node_id
@@ -198,7 +200,13 @@ class WebhookActor(pykka.ThreadingActor):
                 sent_ms = self._clock()
                 with self._counted_in_flight():
                     outcome = await webhook_attempt.attempt(
-                        self._client, deliver, self._user_agent, self._clock, start_ms, sent_ms
+                        self._client,
+                        deliver,
+                        self._user_agent,
+                        self._clock,
+                        start_ms,
+                        sent_ms,
+                        self._signing_secret,
                     )
         except asyncio.CancelledError:
             # Only our own abort (or stop) cancels a delivery, and it still owes an

@@ -24,6 +24,7 @@ from collections.abc import Callable
 
 from actors.http_client import DNSError, InvalidURLError, Response, TLSError, WebhookClient
 from actors.messages import Deliver, DeliveryOutcome
+from scheduled_db import signing
 from scheduled_db.jobs import ErrorType, idempotency_key
 from scheduled_db.retry import RETRY_AFTER_STATUSES, classify, parse_retry_after
 
@@ -70,19 +71,21 @@ async def attempt(
     clock: Clock,
     start_ms: int,
     sent_ms: int,
+    signing_secret: bytes | None = None,
 ) -> DeliveryOutcome:
-    """POST the occurrence to its URL and report how that went.
+    """POST the occurrence to its URL and report how that went; signed (see
+    :mod:`scheduled_db.signing`) when there is a ``signing_secret``.
 
     Raises only ``asyncio.CancelledError`` (an abort); every failure of the request
     itself is an outcome.
     """
+    body = request_body(deliver, sent_ms)
+    headers = request_headers(deliver, user_agent)
+    if signing_secret is not None:
+        headers[signing.HEADER] = signing.sign(signing_secret, sent_ms // 1000, body)
     try:
         async with asyncio.timeout(deliver.timeout_ms / 1000):
-            response = await client.post(
-                deliver.url,
-                request_body(deliver, sent_ms),
-                request_headers(deliver, user_agent),
-            )
+            response = await client.post(deliver.url, body, headers)
     except (OSError, InvalidURLError) as exc:  # TimeoutError is an OSError
         error_type, retryable, message = classify_error(exc, deliver.timeout_ms)
         return _outcome(

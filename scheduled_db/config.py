@@ -58,6 +58,7 @@ from scheduled_db.config_model import (
     QueueConfig,
     RaftConfig,
     SchedulerConfig,
+    WebhooksConfig,
 )
 from scheduled_db.discovery import dns_members
 from scheduled_db.units import format_duration_ms
@@ -113,6 +114,7 @@ _SECTION_TYPES: dict[str, Callable[..., object]] = {
     "queue": QueueConfig,
     "execution": ExecutionConfig,
     "health": HealthConfig,
+    "webhooks": WebhooksConfig,
     "metrics": MetricsConfig,
     "log": LogConfig,
 }

@@ -139,6 +139,13 @@ class HealthConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class WebhooksConfig:
+    """The ``webhooks`` section: how deliveries are made trustworthy to receivers."""
+
+    signing_secret: str | None = field(repr=False)  # kept out of logs and tracebacks
+
+
+@dataclass(frozen=True, slots=True)
 class MetricsConfig:
     """The ``metrics`` section: the Prometheus endpoint; port 0 turns it off."""
 
@@ -170,5 +177,6 @@ class NodeConfig:
     queue: QueueConfig
     execution: ExecutionConfig
     health: HealthConfig
+    webhooks: WebhooksConfig
     metrics: MetricsConfig
     log: LogConfig

@@ -18,6 +18,7 @@ from actors.clock import now_ms
 from actors.messages import AbortAll, AbortDelivery, Deliver, DeliveryOutcome
 from actors.metrics import ApiMetrics
 from actors.webhook import USER_AGENT, WebhookActor
+from scheduled_db import signing
 from tests.actors.http_harness import FakeClock
 from tests.actors.probe import Inbox, start_probe
 from tests.actors.webhook_receiver import Receiver
@@ -132,6 +133,31 @@ def test_a_2xx_is_a_success_and_the_request_carries_exact_headers_and_body(
     assert request.headers["X-Scheduled-DB-Attempt"] == "3"
     assert request.headers["X-Scheduled-DB-Term"] == "7"
     assert "Cookie" not in request.headers
+
+
+def test_with_a_signing_secret_each_delivery_is_signed_over_its_exact_body(
+    receiver: Receiver, probe: tuple[Ref, Inbox], start_webhook: StartWebhook
+) -> None:
+    ref, inbox = probe
+    plain = start_webhook(clock=FakeClock(SENT_MS))
+    plain.tell(deliver(receiver.url("/ok"), ref, job_id="plain"))
+    outcome_of(inbox, "plain")
+    assert signing.HEADER not in receiver.received("/ok")[0].headers  # no secret: unsigned
+    secret = b"a-signing-secret-for-tests"
+    signed = start_webhook(clock=FakeClock(SENT_MS), signing_secret=secret)
+    signed.tell(deliver(receiver.url("/ok"), ref, job_id="signed"))
+    outcome_of(inbox, "signed")
+    request = receiver.received("/ok")[1]
+    header = request.headers[signing.HEADER]
+    assert header.startswith(f"t={SENT_MS // 1000},v1=")
+    now_s = SENT_MS // 1000
+    assert signing.verify(secret, header, request.body, now_s)
+    assert not signing.verify(b"another-secret-of-length", header, request.body, now_s)
+    assert not signing.verify(secret, header, request.body + b" ", now_s)  # body changed
+    assert not signing.verify(secret, header, request.body, now_s + 301)  # too old
+    assert signing.verify(secret, header, request.body, now_s + 300)
+    assert not signing.verify(secret, "v1=abc", request.body, now_s)  # no timestamp
+    assert secret.decode() not in str(dict(request.headers))
 
 
 def test_the_idempotency_key_is_the_same_for_every_attempt_of_an_occurrence(
