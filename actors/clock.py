@@ -6,6 +6,8 @@ import threading
 import time
 from collections.abc import Callable
 
+import pykka
+
 
 def now_ms() -> int:
     """Wall-clock time in epoch milliseconds: the only place the node reads it."""
@@ -36,6 +38,21 @@ class Ticker:
         while not self._stopped.wait(max(0.0, next_at - time.monotonic())):
             self._fn()
             next_at += self._interval
+
+
+def actor_ticker(actor: pykka.Actor, interval: float, message: object) -> Ticker:
+    """A Ticker that tells ``actor`` ``message`` every ``interval`` seconds, and stops
+    itself once the actor is gone (``actor_ref`` is read at each tick, so it may be
+    made in the actor's ``__init__``)."""
+
+    def tick() -> None:
+        try:
+            actor.actor_ref.tell(message)
+        except pykka.ActorDeadError:
+            ticker.stop()
+
+    ticker = Ticker(interval, tick)
+    return ticker
 
 
 class Alarm:

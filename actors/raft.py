@@ -26,7 +26,7 @@ from typing import Any
 import pykka
 
 from actors import messages as m
-from actors.clock import Ticker
+from actors.clock import actor_ticker
 from scheduled_db.config_kinds import parse_address
 from scheduled_db.raft.core import (
     ConfChangeError,
@@ -114,7 +114,7 @@ class RaftActor(pykka.ThreadingActor):
         self._established_at = (0, 0)
         self._applied_index = applied_index
         self._announced = m.Leadership(NO_NODE, 0, False, False)
-        self._ticker = Ticker(settings.tick_ms / 1000, self._tick)
+        self._ticker = actor_ticker(self, settings.tick_ms / 1000, m.Tick())
         self._handlers: dict[type[Any], Any] = {
             m.Tick: self._tick_core,
             m.PeerMessage: self._peer_message,
@@ -132,12 +132,6 @@ class RaftActor(pykka.ThreadingActor):
             m.GetLastContact: self._last_contact,
             m.SnapshotInstalled: self._snapshot_installed,
         }
-
-    def _tick(self) -> None:
-        try:
-            self.actor_ref.tell(m.Tick())
-        except pykka.ActorDeadError:
-            self._ticker.stop()
 
     def on_start(self) -> None:
         self.storage.tell(m.Subscribe(self.actor_ref))

@@ -46,7 +46,7 @@ import msgpack
 import pykka
 
 from actors import messages as m
-from actors.clock import Ticker
+from actors.clock import actor_ticker
 from scheduled_db.raft.messages import Message, SnapshotMeta
 from scheduled_db.snapshot_codec import SnapshotCursor
 
@@ -124,7 +124,7 @@ class SnapshotStreamActor(pykka.ThreadingActor):
         self.transport = transport
         self._pull: _Pull | None = None
         self._settling: SnapshotMeta | None = None
-        self._ticker = Ticker(CHECK_INTERVAL_S, self._tick)
+        self._ticker = actor_ticker(self, CHECK_INTERVAL_S, m.Tick())
         self.installed = 0  # streams completed and handed to the core
         self.chunks_sent = 0
 
@@ -133,12 +133,6 @@ class SnapshotStreamActor(pykka.ThreadingActor):
 
     def on_stop(self) -> None:
         self._ticker.stop()
-
-    def _tick(self) -> None:
-        try:
-            self.actor_ref.tell(m.Tick())
-        except pykka.ActorDeadError:
-            self._ticker.stop()
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, m.SnapshotFrame):
