@@ -7,7 +7,9 @@ own routes here) and the middlewares, outermost first:
 2. CORS (:mod:`actors.http_cors`; error bodies get CORS headers too);
 3. the error renderer (:mod:`actors.http_errors`): every failure becomes a JSON
    ``{"error": ...}`` body, an unexpected one a bare 500;
-4. in a node with peers, forwarding (:mod:`actors.http_forward`): a write refused
+4. authentication (:mod:`actors.http_auth`), then the optional per-client rate
+   limit (:mod:`actors.http_limits`);
+5. in a node with peers, forwarding (:mod:`actors.http_forward`): a write refused
    because this node is not the leader goes to the leader, or waits out an election.
 
 :func:`build_metrics_app` is the separate metrics listener: ``GET /metrics`` only.
@@ -28,11 +30,12 @@ from aiohttp.typedefs import Handler
 
 from actors.backend import Backend
 from actors.http_auth import ROLE, auth_middleware
-from actors.http_body import read_json_object
+from actors.http_body import BODY_TIMEOUT_S, read_json_object
 from actors.http_cors import CorsPolicy, cors_middleware
 from actors.http_errors import HttpError, error_middleware
 from actors.http_forward import Forwarder
 from actors.http_jobs import READ_TIMEOUT_S, JobRoutes
+from actors.http_limits import rate_limit_middleware
 from actors.http_views import Limits, cluster_view, health_view, ready_view
 from actors.messages import GetCounters, GetDigest
 from actors.metrics import ApiMetrics
@@ -40,6 +43,7 @@ from scheduled_db.auth import Role
 from scheduled_db.config import NodeConfig
 from scheduled_db.config_kinds import NODE_ID, parse_address
 from scheduled_db.errors import ValidationError
+from scheduled_db.ratelimit import RateLimiter
 from scheduled_db.records import Counters
 
 log = logging.getLogger(__name__)
@@ -245,24 +249,27 @@ def build_app(
     "now" for the times a write decides)."""
     limits = node_limits(config)
     max_body = config.http.max_body_bytes
-    app = web.Application(
-        client_max_size=max_body,
-        middlewares=[
-            metrics_middleware(metrics),
-            cors_middleware(CorsPolicy(config.http.cors_origins)),
-            error_middleware(max_body),
-            auth_middleware(config.api.tokens, config.api.open_health, config.cluster.secret),
-        ],
-    )
+    middlewares = [
+        metrics_middleware(metrics),
+        cors_middleware(CorsPolicy(config.http.cors_origins)),
+        error_middleware(max_body),
+        auth_middleware(config.api.tokens, config.api.open_health, config.cluster.secret),
+    ]
+    if config.api.rate_limit > 0:
+        limiter = RateLimiter(config.api.rate_limit, config.api.rate_burst)
+        middlewares.append(rate_limit_middleware(limiter, config.cluster.secret))
+    app = web.Application(client_max_size=max_body, middlewares=middlewares)
+    app[BODY_TIMEOUT_S] = config.http.body_timeout_ms / 1000
     if config.cluster.peers(config.node.id):
         wait_s = max(2.0, 3 * config.raft.election_timeout_ms / 1000)
-        Forwarder(backend, wait_s).install(app)
+        Forwarder(backend, wait_s, config.cluster.secret).install(app)
     rejected = metrics.job_rejections
 
     def on_rejection(kind: str) -> None:
         rejected.labels(reason=kind).inc()
 
-    app.router.add_routes(JobRoutes(backend, limits, max_body, clock, on_rejection).routes())
+    jobs = JobRoutes(backend, limits, max_body, clock, on_rejection, config.http.max_payload_bytes)
+    app.router.add_routes(jobs.routes())
     node_routes = NodeRoutes(backend, metrics, limits, max_body, config.cluster.secret)
     app.router.add_routes(node_routes.routes())
     return app

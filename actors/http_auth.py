@@ -29,6 +29,7 @@ from actors.http_errors import HttpError
 from scheduled_db.auth import ApiToken, Role, find_token
 
 ROLE = web.RequestKey("role", Role)  # where the authenticated role is kept on a request
+CLIENT = web.RequestKey("client", str)  # and the name of the token that authenticated it
 OPEN_PATHS = frozenset({"/health", "/ready", "/metrics"})
 _MEMBERSHIP = ("/join", "/leave", "/cluster/members/")
 _READS = frozenset({"GET", "HEAD"})
@@ -63,6 +64,7 @@ def auth_middleware(
             raise HttpError(401, "unauthorized", "A bearer token is required", headers=_CHALLENGE)
         if needed is Role.ADMIN and _is_secret(presented, cluster_secret):
             request[ROLE] = Role.ADMIN
+            request[CLIENT] = "cluster-secret"
             return await handler(request)
         token = find_token(tokens, presented)
         if token is None:
@@ -71,6 +73,7 @@ def auth_middleware(
             message = f"Token {token.name} has role {token.role.label}; this needs {needed.label}"
             raise HttpError(403, "forbidden", message)
         request[ROLE] = token.role
+        request[CLIENT] = token.name
         return await handler(request)
 
     return authenticate

@@ -8,6 +8,7 @@ integers of hundreds of digits) are refused here, before validation sees them.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 
@@ -15,6 +16,9 @@ from aiohttp import web
 
 from actors.http_errors import HttpError
 
+# Seconds a client has to send a request's body; set on the application by build_app.
+BODY_TIMEOUT_S = web.AppKey("body_timeout_s", float)
+DEFAULT_BODY_TIMEOUT_S = 30.0
 MAX_INT_DIGITS = 40  # far beyond 64 bits; keeps int() off the slow path for huge literals
 _UTF8 = frozenset({"utf-8", "utf8"})
 
@@ -80,19 +84,31 @@ def parse_json(data: bytes) -> object:
         raise _bad_body("JSON is nested too deeply") from None
 
 
+async def _read_body(request: web.Request) -> bytes:
+    timeout_s = request.config_dict.get(BODY_TIMEOUT_S, DEFAULT_BODY_TIMEOUT_S)
+    try:
+        async with asyncio.timeout(timeout_s):
+            return await request.read()
+    except TimeoutError:
+        message = f"body: not received within {timeout_s:g} s"
+        raise HttpError(408, "request_timeout", message, {"field": "body"}) from None
+
+
 async def read_json(request: web.Request, max_bytes: int, *, required: bool) -> object | None:
     """The request's JSON body, or None when it is empty and not ``required``.
 
-    Raises 413 past ``max_bytes`` (the application's ``client_max_size`` enforces
-    the same limit on chunked bodies, whose length is not known in advance), 415
-    for a body that is not JSON, 400 for a missing or malformed one.
+    Raises 408 when the body takes longer than the application's
+    :data:`BODY_TIMEOUT_S` to arrive, 413 past ``max_bytes`` (the application's
+    ``client_max_size`` enforces the same limit on chunked bodies, whose length is
+    not known in advance), 415 for a body that is not JSON, 400 for a missing or
+    malformed one.
     """
     length = request.content_length
     if length is not None and length > max_bytes:
         raise web.HTTPRequestEntityTooLarge(max_size=max_bytes, actual_size=length)
     if request.body_exists:
         _check_content_type(request)
-    data = await request.read()
+    data = await _read_body(request)
     if not data:
         if required:
             raise _bad_body("a JSON object is required")

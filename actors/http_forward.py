@@ -40,10 +40,10 @@ from aiohttp.typedefs import Handler
 
 from actors.backend import Backend, WriteRefused
 from actors.http_errors import error_response, refusal_error
+from actors.http_limits import FORWARD_PROOF_HEADER, FORWARDED_HEADER, forward_proof
 
 log = logging.getLogger(__name__)
 
-FORWARDED_HEADER = "X-Scheduled-DB-Forwarded-By"
 POLL_S = 0.05  # how often a write waiting for an election looks again
 FORWARD_TIMEOUT_S = 15.0  # one forwarded request, start to end
 CONNECT_TIMEOUT_S = 2.0  # a connection not made in this long: nothing was sent
@@ -55,11 +55,14 @@ _PASSED_BACK = ("Content-Type", "Retry-After", "Location")  # and response heade
 
 class Forwarder:
     """The middleware (:meth:`middleware`) and the client session it forwards with;
-    ``wait_s`` bounds the wait for a leader (see the module docstring)."""
+    ``wait_s`` bounds the wait for a leader (see the module docstring); with the
+    cluster ``secret``, forwarded writes carry a proof that a member sent them
+    (the leader does not count them against the client's rate limit again)."""
 
-    def __init__(self, backend: Backend, wait_s: float) -> None:
+    def __init__(self, backend: Backend, wait_s: float, secret: str | None = None) -> None:
         self.backend = backend
         self.wait_s = wait_s
+        self.secret = secret
         self._session: aiohttp.ClientSession | None = None
 
     def install(self, app: web.Application) -> None:
@@ -98,7 +101,7 @@ class Forwarder:
                 if exc.reason not in ("not_leader", "dropped"):
                     raise
                 if request.headers.get(FORWARDED_HEADER) is None:
-                    reply = await _to_leader(self.backend, self._client(), request)
+                    reply = await _to_leader(self.backend, self._client(), request, self.secret)
                     if reply is not None:
                         return reply
                 if loop.time() + POLL_S > deadline:
@@ -107,7 +110,7 @@ class Forwarder:
 
 
 async def _to_leader(
-    backend: Backend, session: aiohttp.ClientSession, request: web.Request
+    backend: Backend, session: aiohttp.ClientSession, request: web.Request, secret: str | None
 ) -> web.Response | None:
     """The leader's answer to ``request``; None if the write certainly was not made
     (no leader to ask, no connection to it, or it refused as no leader), so it may
@@ -120,6 +123,8 @@ async def _to_leader(
         return None
     headers = {h: request.headers[h] for h in _PASSED_ON if h in request.headers}
     headers[FORWARDED_HEADER] = status.node_id
+    if secret:
+        headers[FORWARD_PROOF_HEADER] = forward_proof(secret, status.node_id)
     url = f"http://{address}{request.path_qs}"
     body = await request.read()
     who = status.leader_id

@@ -34,11 +34,12 @@ from scheduled_db.errors import (
     ValidationError,
     safe_text,
 )
-from scheduled_db.jobs import Job, JobStatus
+from scheduled_db.jobs import Job, JobSpec, JobStatus
 from scheduled_db.records import Counters, encode_job
 from scheduled_db.results import CommandResult, ResultCode
 from scheduled_db.schedule import first_fire
 from scheduled_db.validation import (
+    DEFAULT_MAX_PAYLOAD_BYTES,
     MAX_CURSOR_CHARS,
     MAX_JOB_ID_CHARS,
     parse_job_spec,
@@ -73,8 +74,10 @@ class JobRoutes:
         max_body_bytes: int,
         clock: Callable[[], int],
         on_rejection: Callable[[str], None] = lambda kind: None,
+        max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
     ) -> None:
         self._on_rejection = on_rejection
+        self._max_payload = max_payload_bytes
         self._backend = backend
         self._limits = limits
         self._max_body = max_body_bytes
@@ -105,6 +108,11 @@ class JobRoutes:
             raise JobNotFound(job_id)
         return job
 
+    def _spec(self, body: dict[str, object], now: int, generated_id: str) -> JobSpec:
+        return parse_job_spec(
+            body, now, generated_id=generated_id, max_payload_bytes=self._max_payload
+        )
+
     @staticmethod
     def _path_id(request: web.Request) -> str:
         job_id = request.match_info["id"]
@@ -121,7 +129,7 @@ class JobRoutes:
         if existing is not None:
             return web.json_response(job_view(existing))
         now = self._clock()
-        spec = parse_job_spec(body, now, generated_id=str(uuid.uuid4()))
+        spec = self._spec(body, now, str(uuid.uuid4()))
         next_run = first_fire(spec, now)
         if next_run is None:  # validation checked this at the same instant; belt and braces
             raise ValidationError("cron_expression", "never fires after the start time")
@@ -151,7 +159,7 @@ class JobRoutes:
         if job is None:
             return None
         try:
-            same = parse_job_spec(body, job.created_at_ms, generated_id=job_id) == job.spec
+            same = self._spec(body, job.created_at_ms, job_id) == job.spec
         except ValidationError:
             same = False
         if not same:

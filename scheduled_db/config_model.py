@@ -30,6 +30,11 @@ class HttpConfig:
     port: int
     max_body_bytes: int
     cors_origins: tuple[str, ...]
+    max_payload_bytes: int
+    max_headers: int
+    max_header_size_bytes: int
+    idle_timeout_ms: int
+    body_timeout_ms: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +43,8 @@ class ApiConfig:
 
     tokens: tuple[ApiToken, ...]
     open_health: bool
+    rate_limit: float
+    rate_burst: int
 
 
 @dataclass(frozen=True, slots=True)
