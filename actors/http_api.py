@@ -268,7 +268,15 @@ def build_app(
     def on_rejection(kind: str) -> None:
         rejected.labels(reason=kind).inc()
 
-    jobs = JobRoutes(backend, limits, max_body, clock, on_rejection, config.http.max_payload_bytes)
+    jobs = JobRoutes(
+        backend,
+        limits,
+        max_body,
+        clock,
+        on_rejection,
+        config.http.max_payload_bytes,
+        config.webhooks.signing_secrets.keys(),
+    )
     app.router.add_routes(jobs.routes())
     node_routes = NodeRoutes(backend, metrics, limits, max_body, config.cluster.secret)
     app.router.add_routes(node_routes.routes())

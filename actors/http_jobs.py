@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 from aiohttp import web
@@ -75,9 +75,11 @@ class JobRoutes:
         clock: Callable[[], int],
         on_rejection: Callable[[str], None] = lambda kind: None,
         max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
+        secret_names: Collection[str] = (),
     ) -> None:
         self._on_rejection = on_rejection
         self._max_payload = max_payload_bytes
+        self._secret_names = frozenset(secret_names)
         self._backend = backend
         self._limits = limits
         self._max_body = max_body_bytes
@@ -110,7 +112,11 @@ class JobRoutes:
 
     def _spec(self, body: dict[str, object], now: int, generated_id: str) -> JobSpec:
         return parse_job_spec(
-            body, now, generated_id=generated_id, max_payload_bytes=self._max_payload
+            body,
+            now,
+            generated_id=generated_id,
+            max_payload_bytes=self._max_payload,
+            secret_names=self._secret_names,
         )
 
     @staticmethod

@@ -40,6 +40,7 @@ def job_view(job: Job) -> dict[str, Any]:
         "misfire_policy": spec.misfire_policy.value,
         "max_attempts": spec.max_attempts,
         "timeout": seconds(spec.timeout_ms),
+        "signing_secret_ref": spec.signing_secret_ref,
         "status": job.status.value,
         "paused": job.paused,
         "created_at": seconds(job.created_at_ms),

@@ -457,6 +457,7 @@ class Deliver:
     payload: dict[str, Any] | None
     timeout_ms: int
     reply_to: ActorRef | None = None
+    signing_secret_ref: str | None = None  # a webhooks.signing_secrets name
 
 
 @dataclass(frozen=True, slots=True)

@@ -128,7 +128,11 @@ class Node:
         webhook = self._add(
             "webhook",
             WebhookActor.start(
-                cfg.node.id, ex.concurrency, metrics, signing_secret=_signing_secret(cfg)
+                cfg.node.id,
+                ex.concurrency,
+                metrics,
+                signing_secret=_signing_secret(cfg),
+                named_secrets={k: v.encode() for k, v in cfg.webhooks.signing_secrets.items()},
             ),
         )
         self._add(

@@ -301,6 +301,7 @@ class SchedulerActor(pykka.ThreadingActor):
                 spec.payload,
                 self.s.policy.timeout_for(spec),
                 self.actor_ref,
+                spec.signing_secret_ref,
             )
         )
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from functools import partial
 from importlib import metadata
@@ -114,9 +114,11 @@ class WebhookActor(pykka.ThreadingActor):
         clock: Callable[[], int] = now_ms,
         user_agent: str = USER_AGENT,
         signing_secret: bytes | None = None,
+        named_secrets: Mapping[str, bytes] | None = None,
     ) -> None:
         super().__init__()
         self._signing_secret = signing_secret
+        self._named_secrets = dict(named_secrets or {})
         if concurrency < 1:
             raise ValueError(f"concurrency must be >= 1, got {concurrency}")
         self._node_id = node_id
@@ -207,6 +209,7 @@ class WebhookActor(pykka.ThreadingActor):
                         start_ms,
                         sent_ms,
                         self._signing_secret,
+                        self._named_secrets,
                     )
         except asyncio.CancelledError:
             # Only our own abort (or stop) cancels a delivery, and it still owes an

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from actors.http_client import DNSError, InvalidURLError, Response, TLSError, WebhookClient
 from actors.messages import Deliver, DeliveryOutcome
@@ -72,15 +72,26 @@ async def attempt(
     start_ms: int,
     sent_ms: int,
     signing_secret: bytes | None = None,
+    named_secrets: Mapping[str, bytes] | None = None,
 ) -> DeliveryOutcome:
     """POST the occurrence to its URL and report how that went; signed (see
-    :mod:`scheduled_db.signing`) when there is a ``signing_secret``.
+    :mod:`scheduled_db.signing`) with the secret the job names, else with
+    ``signing_secret`` if there is one.  A job naming a secret this node does not
+    have is not sent unsigned: the attempt fails (retryably: the configuration, or
+    the next leader's, may have it).
 
     Raises only ``asyncio.CancelledError`` (an abort); every failure of the request
     itself is an outcome.
     """
     body = request_body(deliver, sent_ms)
     headers = request_headers(deliver, user_agent)
+    ref = deliver.signing_secret_ref
+    if ref is not None:
+        signing_secret = (named_secrets or {}).get(ref)
+        if signing_secret is None:
+            message = f"not sent: signing secret {ref} is not configured on this node"
+            error_type = ErrorType.CONNECTION_ERROR.value
+            return _outcome(deliver, start_ms, None, clock(), error_type, message, retryable=True)
     if signing_secret is not None:
         headers[signing.HEADER] = signing.sign(signing_secret, sent_ms // 1000, body)
     try:

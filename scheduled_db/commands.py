@@ -190,15 +190,17 @@ def _opt_enum_codec(cls: type[Enum]) -> Codec:
 
 
 _SPEC_FIELDS = frozenset(f.name for f in fields(JobSpec))
+_SPEC_OPTIONAL = frozenset({"signing_secret_ref"})  # on the wire only when set
 
 
 def _spec_in(v: Any) -> JobSpec:
-    _check(isinstance(v, dict) and set(v) == _SPEC_FIELDS, "bad job spec fields")
+    _check(isinstance(v, dict) and set(v) >= _SPEC_FIELDS - _SPEC_OPTIONAL, "bad job spec fields")
+    _check(set(v) <= _SPEC_FIELDS, "bad job spec fields")
     spec = JobSpec.from_wire(v)
     _check(isinstance(spec.id, str) and isinstance(spec.timezone, str), "bad job spec")
     for name in ("timestamp_ms", "last_date_ms", "max_attempts", "timeout_ms"):
         _optional(_uint_in)(getattr(spec, name))
-    for name in ("cron_expression", "webhook_url"):
+    for name in ("cron_expression", "webhook_url", "signing_secret_ref"):
         _optional(_str_in)(getattr(spec, name))
     _check(spec.payload is None or isinstance(spec.payload, dict), "bad payload")
     _check(isinstance(spec.type, JobType), "bad job type")

@@ -22,6 +22,7 @@ from scheduled_db.config_kinds import (
     HOST,
     LOG_LEVEL,
     MEMBERS,
+    NAMED_SECRETS,
     NODE_ID,
     PEERS_FORMAT,
     PORT,
@@ -35,6 +36,7 @@ from scheduled_db.config_kinds import (
     number,
     optional,
 )
+from scheduled_db.signing import NAMED_FORMAT
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +169,9 @@ KEYS: tuple[Key, ...] = (
         "Most webhook deliveries in flight at once."),
     Key("health.failure_threshold", number(0, 1), 0.1, "HEALTH_FAILURE_THRESHOLD",
         "Share of recent runs that may fail before the health check reports unhealthy."),
+    Key("webhooks.signing_secrets", NAMED_SECRETS, {}, "WEBHOOK_SIGNING_SECRETS",
+        f"Named secrets a job may sign with (signing_secret_ref); env form {NAMED_FORMAT},...",
+        secret=True),
     Key("webhooks.signing_secret", optional(SECRET), None, "WEBHOOK_SIGNING_SECRET",
         "If set, every delivery carries X-Scheduled-DB-Signature (see docs/webhooks.md).",
         secret=True),

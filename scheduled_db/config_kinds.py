@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from scheduled_db import auth, units
+from scheduled_db import auth, signing, units
 
 
 class Invalid(ValueError):
@@ -296,3 +296,7 @@ MEMBERS = Kind("members", _members)
 # --- API tokens (scheduled_db/auth.py) ----------------------------------------------------
 
 TOKENS = Kind("tokens", auth.parse_tokens)
+
+# --- named webhook signing secrets (scheduled_db/signing.py) -------------------------------
+
+NAMED_SECRETS = Kind("named secrets", signing.parse_named_secrets)

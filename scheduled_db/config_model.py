@@ -8,6 +8,7 @@ bytes (``_bytes``), converted once at load so no other module parses units.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from scheduled_db.auth import ApiToken
@@ -149,6 +150,7 @@ class HealthConfig:
 class WebhooksConfig:
     """The ``webhooks`` section: how deliveries are made trustworthy to receivers."""
 
+    signing_secrets: Mapping[str, str] = field(repr=False)  # by name; never shown
     signing_secret: str | None = field(repr=False)  # kept out of logs and tracebacks
 
 

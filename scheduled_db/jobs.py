@@ -57,11 +57,16 @@ class JobSpec:
     misfire_policy: MisfirePolicy = MisfirePolicy.FIRE_ONCE
     max_attempts: int | None = None  # per-job override, capped by the cluster setting
     timeout_ms: int | None = None  # per-attempt delivery timeout override
+    # The name of a webhooks.signing_secrets entry, never a secret.  Absent from the
+    # wire form when None, so entries and records written before it existed decode.
+    signing_secret_ref: str | None = None
 
     def to_wire(self) -> dict[str, Any]:
         d = asdict(self)
         d["type"] = self.type.value
         d["misfire_policy"] = self.misfire_policy.value
+        if self.signing_secret_ref is None:
+            del d["signing_secret_ref"]
         return d
 
     @staticmethod

@@ -200,6 +200,8 @@ def spec_to_wire(spec: JobSpec) -> dict[str, Any]:
     d = {name: getattr(spec, name) for name in _SPEC_FIELDS}
     d["type"] = spec.type.value
     d["misfire_policy"] = spec.misfire_policy.value
+    if spec.signing_secret_ref is None:
+        del d["signing_secret_ref"]
     return d
 
 

@@ -7,12 +7,19 @@ With a signing secret configured, every delivery carries::
 The timestamp is inside the MAC, so a receiver that also rejects stale timestamps
 (:func:`verify`, five minutes by default) cannot be fed a recorded delivery later.
 Every attempt is signed afresh (a new ``t``); the body is the exact bytes sent.
+
+A job may instead name one of the secrets in ``webhooks.signing_secrets``
+(``signing_secret_ref``), so that receivers owned by different teams each hold
+only their own secret.  The API shows the name, never a secret.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import re
+from collections.abc import Mapping
+from types import MappingProxyType
 
 HEADER = "X-Scheduled-DB-Signature"
 TOLERANCE_S = 300
@@ -37,3 +44,39 @@ def verify(
         return False
     expected = sign(secret, timestamp_s, body).split(",v1=", 1)[1]
     return hmac.compare_digest(expected, fields.get("v1", ""))
+
+
+# --- named secrets: a job may name the secret its deliveries are signed with ----------
+
+SECRET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", re.ASCII)
+NAMED_FORMAT = "name:secret"
+MIN_SECRET_CHARS = 16
+
+
+def parse_named_secrets(value: object) -> Mapping[str, str]:
+    """``webhooks.signing_secrets``: a YAML mapping of name to secret, or the env
+    form ``name:secret,name2:secret2``.  Errors never show a secret."""
+    if value is None:
+        pairs: list[tuple[object, object]] = []
+    elif isinstance(value, str):
+        items = [i.strip() for i in value.split(",") if i.strip()]
+        pairs = []
+        for n, item in enumerate(items, 1):
+            head, sep, tail = item.partition(":")
+            if not sep:
+                raise ValueError(f'secret {n}: must be written "{NAMED_FORMAT}"')
+            pairs.append((head.strip(), tail.strip()))
+    elif isinstance(value, Mapping):
+        pairs = list(value.items())
+    else:
+        raise ValueError(f'must be a mapping of name to secret or a "{NAMED_FORMAT},..." string')
+    secrets: dict[str, str] = {}
+    for n, (name, secret) in enumerate(pairs, 1):
+        if not isinstance(name, str) or not SECRET_NAME.fullmatch(name):
+            raise ValueError(f"secret {n}: name must be 1-64 letters, digits, '.', '_' or '-'")
+        if not isinstance(secret, str) or len(secret.strip()) < MIN_SECRET_CHARS:
+            raise ValueError(f'secret "{name}": must be at least {MIN_SECRET_CHARS} characters')
+        if name in secrets:
+            raise ValueError(f'duplicate secret name "{name}"')
+        secrets[name] = secret.strip()
+    return MappingProxyType(secrets)

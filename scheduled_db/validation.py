@@ -13,6 +13,7 @@ import ipaddress
 import json
 import math
 import re
+from collections.abc import Collection
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 from urllib.parse import urlsplit
@@ -20,6 +21,7 @@ from urllib.parse import urlsplit
 from scheduled_db.errors import ValidationError, safe_text
 from scheduled_db.jobs import JobSpec, JobStatus, JobType, MisfirePolicy
 from scheduled_db.schedule import first_fire, parse_cron, validate_timezone
+from scheduled_db.signing import SECRET_NAME
 from scheduled_db.timestamps import parse_timestamp
 from scheduled_db.units import parse_duration_ms
 
@@ -46,6 +48,7 @@ _FIELDS = (
     "misfire_policy",
     "max_attempts",
     "timeout",
+    "signing_secret_ref",
 )
 _JOB_ID = re.compile(r"[A-Za-z0-9._:-]+", re.ASCII)
 # RFC 3986 characters only: no spaces, quotes, backslashes or non-ASCII, which
@@ -64,11 +67,13 @@ def parse_job_spec(
     *,
     generated_id: str,
     max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
+    secret_names: Collection[str] = (),
 ) -> JobSpec:
     """Validate the JSON body of ``POST /jobs`` into a :class:`JobSpec`.
 
     ``generated_id`` (a fresh uuid4 from the caller) is used when the body has
-    no ``id``.  Raises :class:`ValidationError` on the first bad field.
+    no ``id``; ``secret_names`` are the signing secrets a job may name.  Raises
+    :class:`ValidationError` on the first bad field.
     """
     fields = _as_object(body)
     job_type = _job_type(fields.get("type"))
@@ -85,6 +90,7 @@ def parse_job_spec(
         misfire_policy=_misfire_policy(fields.get("misfire_policy")),
         max_attempts=_max_attempts(fields.get("max_attempts")),
         timeout_ms=_timeout(fields.get("timeout")),
+        signing_secret_ref=_secret_ref(fields.get("signing_secret_ref"), secret_names),
     )
     _check_fires(spec, now_ms)
     return spec
@@ -262,6 +268,19 @@ def _is_unicode(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+def _secret_ref(value: object, names: Collection[str]) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not SECRET_NAME.fullmatch(value):
+        raise ValidationError("signing_secret_ref", "must be the name of a signing secret")
+    if value not in names:
+        # The name is the client's own input, and names are not secrets.
+        raise ValidationError(
+            "signing_secret_ref", f"{value} is not one of this cluster's webhooks.signing_secrets"
+        )
+    return value
 
 
 def _misfire_policy(value: object) -> MisfirePolicy:

@@ -160,6 +160,28 @@ def test_with_a_signing_secret_each_delivery_is_signed_over_its_exact_body(
     assert secret.decode() not in str(dict(request.headers))
 
 
+def test_a_job_naming_a_secret_is_signed_with_that_one_and_never_sent_unsigned(
+    receiver: Receiver, probe: tuple[Ref, Inbox], start_webhook: StartWebhook
+) -> None:
+    ref, inbox = probe
+    default, team_a = b"the-cluster-wide-secret", b"team-a-own-secret-xyz"
+    webhook = start_webhook(
+        clock=FakeClock(SENT_MS), signing_secret=default, named_secrets={"team-a": team_a}
+    )
+    webhook.tell(deliver(receiver.url("/ok"), ref, job_id="a", signing_secret_ref="team-a"))
+    assert outcome_of(inbox, "a").ok
+    request = receiver.received("/ok")[0]
+    header, now_s = request.headers[signing.HEADER], SENT_MS // 1000
+    assert signing.verify(team_a, header, request.body, now_s)
+    assert not signing.verify(default, header, request.body, now_s)
+
+    webhook.tell(deliver(receiver.url("/ok"), ref, job_id="b", signing_secret_ref="team-b"))
+    outcome = outcome_of(inbox, "b")
+    assert not outcome.ok and outcome.retryable and outcome.sent_ms is None
+    assert outcome.error_message == "not sent: signing secret team-b is not configured on this node"
+    assert len(receiver.received("/ok")) == 1  # the unsigned request never went out
+
+
 def test_the_idempotency_key_is_the_same_for_every_attempt_of_an_occurrence(
     receiver: Receiver, probe: tuple[Ref, Inbox], start_webhook: StartWebhook
 ) -> None:
