@@ -19,6 +19,7 @@ import asyncio
 import hmac
 import logging
 import os
+import ssl
 import time
 from collections.abc import Callable
 from typing import Any
@@ -239,10 +240,16 @@ def _join_value(body: dict[str, object], name: str, parse: Callable[[object], An
 
 
 def build_app(
-    backend: Backend, config: NodeConfig, metrics: ApiMetrics, clock: Callable[[], int]
+    backend: Backend,
+    config: NodeConfig,
+    metrics: ApiMetrics,
+    clock: Callable[[], int],
+    *,
+    forward_tls: ssl.SSLContext | None = None,
 ) -> web.Application:
     """The REST API of one node.  ``clock`` gives epoch milliseconds (the leader's
-    "now" for the times a write decides)."""
+    "now" for the times a write decides); ``forward_tls``, if set, is how writes
+    forwarded to the leader are sent (HTTPS, checked with this context)."""
     limits = node_limits(config)
     max_body = config.http.max_body_bytes
     app = web.Application(
@@ -256,7 +263,7 @@ def build_app(
     )
     if config.cluster.peers(config.node.id):
         wait_s = max(2.0, 3 * config.raft.election_timeout_ms / 1000)
-        Forwarder(backend, wait_s).install(app)
+        Forwarder(backend, wait_s, forward_tls).install(app)
     rejected = metrics.job_rejections
 
     def on_rejection(kind: str) -> None:
