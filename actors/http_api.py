@@ -21,6 +21,7 @@ import asyncio
 import hmac
 import logging
 import os
+import ssl
 import time
 from collections.abc import Callable
 from typing import Any
@@ -243,10 +244,16 @@ def _join_value(body: dict[str, object], name: str, parse: Callable[[object], An
 
 
 def build_app(
-    backend: Backend, config: NodeConfig, metrics: ApiMetrics, clock: Callable[[], int]
+    backend: Backend,
+    config: NodeConfig,
+    metrics: ApiMetrics,
+    clock: Callable[[], int],
+    *,
+    forward_tls: ssl.SSLContext | None = None,
 ) -> web.Application:
     """The REST API of one node.  ``clock`` gives epoch milliseconds (the leader's
-    "now" for the times a write decides)."""
+    "now" for the times a write decides); ``forward_tls``, if set, is how writes
+    forwarded to the leader are sent (HTTPS, checked with this context)."""
     limits = node_limits(config)
     max_body = config.http.max_body_bytes
     middlewares = [
@@ -262,7 +269,7 @@ def build_app(
     app[BODY_TIMEOUT_S] = config.http.body_timeout_ms / 1000
     if config.cluster.peers(config.node.id):
         wait_s = max(2.0, 3 * config.raft.election_timeout_ms / 1000)
-        Forwarder(backend, wait_s, config.cluster.secret).install(app)
+        Forwarder(backend, wait_s, config.cluster.secret, forward_tls).install(app)
     rejected = metrics.job_rejections
 
     def on_rejection(kind: str) -> None:

@@ -26,6 +26,10 @@ reason.  Found by the linearizability test (tests/integration/test_cluster_linea
 A forwarded request carries :data:`FORWARDED_HEADER`; a node that gets one and is
 not the leader either (leadership moved meanwhile) answers 503 rather than
 forward again, so a request never travels in circles.
+
+With ``tls`` (the API serves HTTPS: ``api.tls_cert``) the leader is reached over
+HTTPS and its certificate checked with that context, host name included; a
+certificate that does not pass is a connection never made (logged, then 503).
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import ssl
 
 import aiohttp
 from aiohttp import web
@@ -55,14 +60,22 @@ _PASSED_BACK = ("Content-Type", "Retry-After", "Location")  # and response heade
 
 class Forwarder:
     """The middleware (:meth:`middleware`) and the client session it forwards with;
-    ``wait_s`` bounds the wait for a leader (see the module docstring); with the
-    cluster ``secret``, forwarded writes carry a proof that a member sent them
-    (the leader does not count them against the client's rate limit again)."""
+    ``wait_s`` bounds the wait for a leader; ``tls`` makes it HTTPS (see the module
+    docstring).  With the cluster ``secret``, forwarded writes carry a proof that a
+    member sent them (the leader does not count them against the client's rate
+    limit again)."""
 
-    def __init__(self, backend: Backend, wait_s: float, secret: str | None = None) -> None:
+    def __init__(
+        self,
+        backend: Backend,
+        wait_s: float,
+        secret: str | None = None,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
         self.backend = backend
         self.wait_s = wait_s
         self.secret = secret
+        self.tls = tls
         self._session: aiohttp.ClientSession | None = None
 
     def install(self, app: web.Application) -> None:
@@ -101,7 +114,9 @@ class Forwarder:
                 if exc.reason not in ("not_leader", "dropped"):
                     raise
                 if request.headers.get(FORWARDED_HEADER) is None:
-                    reply = await _to_leader(self.backend, self._client(), request, self.secret)
+                    reply = await _to_leader(
+                        self.backend, self._client(), request, self.secret, self.tls
+                    )
                     if reply is not None:
                         return reply
                 if loop.time() + POLL_S > deadline:
@@ -110,7 +125,11 @@ class Forwarder:
 
 
 async def _to_leader(
-    backend: Backend, session: aiohttp.ClientSession, request: web.Request, secret: str | None
+    backend: Backend,
+    session: aiohttp.ClientSession,
+    request: web.Request,
+    secret: str | None,
+    tls: ssl.SSLContext | None,
 ) -> web.Response | None:
     """The leader's answer to ``request``; None if the write certainly was not made
     (no leader to ask, no connection to it, or it refused as no leader), so it may
@@ -125,18 +144,27 @@ async def _to_leader(
     headers[FORWARDED_HEADER] = status.node_id
     if secret:
         headers[FORWARD_PROOF_HEADER] = forward_proof(secret, status.node_id)
-    url = f"http://{address}{request.path_qs}"
+    scheme = "http" if tls is None else "https"
+    url = f"{scheme}://{address}{request.path_qs}"
     body = await request.read()
     who = status.leader_id
     try:
         async with session.request(
-            request.method, url, data=body, headers=headers, allow_redirects=False
+            request.method,
+            url,
+            data=body,
+            headers=headers,
+            allow_redirects=False,
+            ssl=True if tls is None else tls,
         ) as resp:
             payload = await resp.read()
             passed = {h: resp.headers[h] for h in _PASSED_BACK if h in resp.headers}
             answer = web.Response(status=resp.status, body=payload, headers=passed)
     except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
-        log.info("forwarding %s %s: cannot reach %s: %s", request.method, request.path, who, exc)
+        # A certificate that does not pass is a misconfiguration, not a passing outage.
+        level = logging.WARNING if isinstance(exc, aiohttp.ClientSSLError) else logging.INFO
+        where = (request.method, request.path, who, exc)
+        log.log(level, "forwarding %s %s: cannot reach %s: %s", *where)
         return None  # nothing was sent
     except (aiohttp.ClientError, OSError, TimeoutError) as exc:
         log.info(

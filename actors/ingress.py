@@ -12,6 +12,8 @@ metrics listener unless ``metrics_enabled=True`` asks for it, in which case port
 (ask ``messages.GetBoundPorts`` or call it through a proxy: either is answered once
 ``on_start`` has bound them).
 A bind failure raises in ``on_start``, which stops the actor (let it crash).
+With ``tls`` (:class:`~actors.tls.ApiTls`) both listeners serve HTTPS only, and
+writes forwarded to the leader go over HTTPS.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from actors.http_api import build_app, build_metrics_app
 from actors.http_server import ApiRunner
 from actors.loop_thread import LoopThread
 from actors.metrics import ApiMetrics
+from actors.tls import ApiTls
 from scheduled_db.config import NodeConfig
 
 log = logging.getLogger(__name__)
@@ -61,10 +64,12 @@ class HttpActor(pykka.ThreadingActor):
         clock: Callable[[], int] = now_ms,
         *,
         metrics_enabled: bool | None = None,
+        tls: ApiTls | None = None,
     ) -> None:
         super().__init__()
         self._backend = backend
         self._config = config
+        self._tls = tls
         self._metrics = metrics if metrics is not None else ApiMetrics()
         self._clock = clock
         enabled = config.metrics.enabled if metrics_enabled is None else metrics_enabled
@@ -106,7 +111,10 @@ class HttpActor(pykka.ThreadingActor):
 
     async def _start_servers(self) -> BoundPorts:
         http = self._config.http
-        app = build_app(self._backend, self._config, self._metrics, self._clock)
+        forward_tls = None if self._tls is None else self._tls.client
+        app = build_app(
+            self._backend, self._config, self._metrics, self._clock, forward_tls=forward_tls
+        )
         port = await self._serve(app, http.host, http.port)
         metrics_port = 0
         if self._metrics_enabled:
@@ -120,7 +128,8 @@ class HttpActor(pykka.ThreadingActor):
         )
         await runner.setup()
         self._runners.append(runner)
-        await web.TCPSite(runner, host, port).start()
+        tls = None if self._tls is None else self._tls.server
+        await web.TCPSite(runner, host, port, ssl_context=tls).start()
         return int(runner.addresses[0][1])
 
     async def _stop_servers(self) -> None:

@@ -38,8 +38,10 @@ from actors.raft import RaftActor, RaftSettings
 from actors.scheduler import SchedulerActor, SchedulerSettings
 from actors.snapshot_stream import SnapshotStreamActor
 from actors.storage import StorageActor
+from actors.tls import NodeTls, load_node_tls
 from actors.transport import TransportActor
 from actors.webhook import WebhookActor
+from scheduled_db.config import ConfigError
 from scheduled_db.config_model import NodeConfig
 from scheduled_db.firing import Policy
 from scheduled_db.raft.core import Status
@@ -69,10 +71,13 @@ class Node:
         self.failure: str | None = None
         self.http_port = 0
         self.metrics_port = 0
+        self._tls = NodeTls()
 
     def start(self) -> None:
-        """Open storage and start every actor; raises DataDirError / OSError."""
+        """Read the TLS files, open storage and start every actor; raises
+        ConfigError (a TLS file at fault), DataDirError, OSError."""
         cfg = self.config
+        self._tls = load_node_tls(cfg)
         store = NodeStore.open(
             cfg.node.data_dir,
             cfg.node.id,
@@ -140,14 +145,15 @@ class Node:
             SchedulerActor.start(_scheduler_settings(cfg), raft, storage, webhook, metrics=metrics),
         )
         backend = NodeBackend(cfg, raft, storage, f"{cfg.http.host}:{cfg.http.port}")
-        http = HttpActor.start(backend, cfg, metrics)
+        http = HttpActor.start(backend, cfg, metrics, tls=self._tls.api)
         self._add("http", http)
         try:
             self.http_port, self.metrics_port = http.ask(m.GetBoundPorts())
         except pykka.ActorDeadError:  # it logged why (a port in use, most likely)
             raise OSError(f"cannot serve HTTP on {cfg.http.host}:{cfg.http.port}") from None
         backend.set_http_address(_advertised(cfg.http.host, self.http_port))
-        log.info("node %s serving HTTP on port %d", cfg.node.id, self.http_port)
+        scheme = "HTTPS" if self._tls.api is not None else "HTTP"
+        log.info("node %s serving %s on port %d", cfg.node.id, scheme, self.http_port)
 
     def _start_transport(self) -> m.ActorRef | None:
         cfg = self.config
@@ -159,15 +165,18 @@ class Node:
         listen = (cfg.raft.host, cfg.raft.port)
         transport = self._add(
             "transport",
-            TransportActor.start(cfg.node.id, listen, peers, cfg.cluster.secret.encode()),
+            TransportActor.start(
+                cfg.node.id, listen, peers, cfg.cluster.secret.encode(), tls=self._tls.raft
+            ),
         )
         try:
             port = transport.proxy().port.get()
         except pykka.ActorDeadError:  # it logged why (the port in use, most likely)
             raise OSError(f"cannot listen for Raft peers on {listen[0]}:{listen[1]}") from None
         log.info(
-            "node %s: Raft transport on port %d, peers %s",
+            "node %s: Raft transport%s on port %d, peers %s",
             cfg.node.id,
+            " (mutual TLS)" if self._tls.raft is not None else "",
             port,
             ", ".join(sorted(peers)),
         )
@@ -298,6 +307,9 @@ def run_node(config: NodeConfig) -> int:
     node = Node(config)
     try:
         node.start()
+    except ConfigError as exc:  # a TLS file: one line, like every other config error
+        print(f"scheduled-db: {exc}", file=sys.stderr)
+        return 2
     except DataDirError as exc:
         print(f"scheduled-db: {exc}", file=sys.stderr)
         return 1

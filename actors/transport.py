@@ -36,6 +36,13 @@ hands Raft messages to an impostor.  Then RAFT frames flow from dialer to server
 each body made by :func:`~scheduled_db.raft.messages.encode_message`, and SNAPSHOT
 frames, whose bodies the transport does not read: it tells them to the snapshot
 inbox as :class:`~actors.messages.SnapshotFrame` (see :mod:`actors.snapshot_stream`).
+
+With ``tls`` (:class:`~actors.tls.RaftTls`) every connection is mutual TLS first and
+the handshake above runs inside it: the dialer checks the server's certificate and
+host name, the server the dialer's certificate; a failure counts as an
+authentication failure on the side that saw it.  The server starts TLS itself on
+the accepted connection rather than letting asyncio do it, so that a failed TLS
+handshake is logged and counted like a failed HMAC one instead of vanishing.
 """
 
 from __future__ import annotations
@@ -46,6 +53,7 @@ import hmac
 import logging
 import random
 import secrets
+import ssl
 import threading
 from collections import deque
 from collections.abc import Mapping
@@ -72,6 +80,7 @@ from actors.peer_wire import (
     read_frame,
     read_hello,
 )
+from actors.tls import RaftTls
 from scheduled_db.raft.messages import DecodeError, Message, decode_message, encode_message
 
 log = logging.getLogger(__name__)
@@ -85,16 +94,20 @@ BACKOFF_MIN_S = 0.05
 BACKOFF_MAX_S = 2.0
 START_TIMEOUT_S = 10.0
 STOP_TIMEOUT_S = 5.0
+CLOSE_WAIT_S = 1.0
 
 Address = tuple[str, int]
 
 
 async def _close(writer: asyncio.StreamWriter) -> None:
     # Abort rather than close: nothing left unsent matters, and a dead peer could
-    # hold a graceful close (which flushes first) open forever.
+    # hold a graceful close (which flushes first) open forever.  The wait is bounded
+    # because asyncio never tells a stream that its TLS upgrade was cut short (a
+    # handshake timeout), and its wait_closed() would then never return.
     writer.transport.abort()
-    with contextlib.suppress(OSError):
-        await writer.wait_closed()
+    with contextlib.suppress(OSError, TimeoutError):
+        async with asyncio.timeout(CLOSE_WAIT_S):
+            await writer.wait_closed()
 
 
 class _Link:
@@ -124,9 +137,11 @@ class _Network:
         peers: Mapping[str, Address],
         inbox: m.ActorRef | None,
         cap: int,
+        tls: RaftTls | None,
     ) -> None:
         self.node_id = node_id
         self._secret = secret
+        self._tls = tls
         self._initial_peers = dict(peers)
         self._inbox: m.ActorRef | None = inbox
         self._snapshots: m.ActorRef | None = None
@@ -266,7 +281,7 @@ class _Network:
         return self._rng.uniform(ceiling / 2, ceiling)
 
     def _unreachable(self, link: _Link, exc: BaseException) -> None:
-        if isinstance(exc, AuthError):
+        if isinstance(exc, AuthError | ssl.SSLError):
             self.auth_failures += 1
             host, port = link.address
             log.warning(
@@ -282,13 +297,21 @@ class _Network:
     async def _dial(self, link: _Link) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         host, port = link.address
         async with asyncio.timeout(HANDSHAKE_TIMEOUT_S):
-            reader, writer = await asyncio.open_connection(host.strip("[]"), port)
+            reader, writer = await self._connect(host.strip("[]"), port)
             try:
                 await self._prove_to_server(link.peer, reader, writer)
             except BaseException:
                 await _close(writer)
                 raise
         return reader, writer
+
+    async def _connect(
+        self, host: str, port: int
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        if self._tls is None:
+            return await asyncio.open_connection(host, port)
+        # The member address is the name the peer's certificate must carry.
+        return await asyncio.open_connection(host, port, ssl=self._tls.client, server_hostname=host)
 
     async def _prove_to_server(
         self, peer: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
@@ -357,8 +380,10 @@ class _Network:
         where = f"{host}:{port}"
         try:
             async with asyncio.timeout(HANDSHAKE_TIMEOUT_S):
+                if self._tls is not None:
+                    await writer.start_tls(self._tls.server)
                 peer = await self._challenge(reader, writer)
-        except (FrameError, TimeoutError) as exc:
+        except (FrameError, TimeoutError, ssl.SSLError) as exc:
             self.auth_failures += 1
             log.warning("transport: handshake with %s failed: %r", where, exc)
             return
@@ -444,6 +469,7 @@ class TransportActor(pykka.ThreadingActor):
     ``listen`` is the (host, port) to serve on (port 0: any free one; the bound
     port is the ``port`` attribute once started, and in :class:`TransportStatus`).
     ``peers`` maps node ids to (host, port); an entry for ``node_id`` is ignored.
+    ``tls``, if given, puts every connection inside mutual TLS (module docstring).
     Raises ValueError for an empty ``secret`` or a ``max_queued`` below 1.
     """
 
@@ -455,6 +481,7 @@ class TransportActor(pykka.ThreadingActor):
         secret: bytes,
         inbox: m.ActorRef | None = None,
         max_queued: int = MAX_QUEUED,
+        tls: RaftTls | None = None,
     ) -> None:
         super().__init__()
         if not secret:
@@ -464,7 +491,7 @@ class TransportActor(pykka.ThreadingActor):
         self.node_id = node_id
         self.port = 0
         self._listen = listen
-        self._net = _Network(node_id, secret, peers, inbox, max_queued)
+        self._net = _Network(node_id, secret, peers, inbox, max_queued, tls)
         self._lt: LoopThread | None = None
 
     def on_start(self) -> None:

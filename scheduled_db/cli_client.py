@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from scheduled_db.cli_http import (
+    CA_ENV,
     DEFAULT_URL,
     TOKEN_ENV,
     URL_ENV,
@@ -84,6 +85,12 @@ def _common_options() -> argparse.ArgumentParser:
         "--url",
         help=f"A node's REST API (default: ${URL_ENV}, else {DEFAULT_URL}). "
         f"An API token, if the node needs one, comes from ${TOKEN_ENV}.",
+    )
+    common.add_argument(
+        "--ca",
+        metavar="FILE",
+        help=f"PEM CA file an https:// node's certificate must chain to "
+        f"(default: ${CA_ENV}, else the system's CAs).",
     )
     common.add_argument(
         "--timeout",
@@ -159,8 +166,10 @@ def _positive(kind: Callable[[str], float], what: str) -> Callable[[str], Any]:
 
 
 def _call(args: argparse.Namespace, env: Mapping[str, str], *how: str, **what: Any) -> Response:
-    """One request with the command's timeout and the API token from the environment."""
-    return request(*how, timeout=args.timeout, token=env.get(TOKEN_ENV), **what)
+    """One request with the command's timeout and CA, and the API token from the
+    environment."""
+    ca = args.ca or env.get(CA_ENV, "").strip() or None
+    return request(*how, timeout=args.timeout, token=env.get(TOKEN_ENV), ca=ca, **what)
 
 
 def _job_path(job_id: str, suffix: str = "") -> str:

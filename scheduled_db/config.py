@@ -372,4 +372,30 @@ def _check_ports(c: NodeConfig) -> None:
             raise ConfigError("metrics.port", f"must differ from {other} (both {port})")
 
 
-_RULES: tuple[Callable[[NodeConfig], None], ...] = (_check_timings, _check_membership, _check_ports)
+def _check_tls(c: NodeConfig) -> None:
+    # Half a TLS setup would silently serve (or dial) in the clear; refuse it.
+    # Only the pairing is checked here: the node reads the files when it starts.
+    _together(("api.tls_cert", c.api.tls_cert), ("api.tls_key", c.api.tls_key))
+    if c.api.tls_ca is not None and c.api.tls_cert is None:
+        raise ConfigError("api.tls_ca", "is used only with api.tls_cert and api.tls_key set")
+    _together(
+        ("raft.tls_cert", c.raft.tls_cert),
+        ("raft.tls_key", c.raft.tls_key),
+        ("raft.tls_ca", c.raft.tls_ca),
+    )
+
+
+def _together(*keys: tuple[str, object]) -> None:
+    given = [path for path, value in keys if value is not None]
+    missing = [path for path, value in keys if value is None]
+    if given and missing:
+        together = " and ".join(path for path, _ in keys)
+        raise ConfigError(missing[0], f"must be set with {given[0]} ({together} go together)")
+
+
+_RULES: tuple[Callable[[NodeConfig], None], ...] = (
+    _check_timings,
+    _check_membership,
+    _check_ports,
+    _check_tls,
+)

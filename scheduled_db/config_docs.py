@@ -15,6 +15,7 @@ from scheduled_db.config_keys import KEYS, SECTIONS, Key
 CLIENT_ENV = {
     "SCHEDULED_DB_URL": "The node the CLI talks to (default http://localhost:8080).",
     "SCHEDULED_DB_TOKEN": "The API token the CLI sends as `Authorization: Bearer`.",
+    "SCHEDULED_DB_CA": "The CA file the CLI checks an HTTPS node's certificate with.",
 }
 
 _INTRO = """\

@@ -173,6 +173,15 @@ def _str_list(value: object) -> tuple[str, ...]:
     return tuple(i.strip() for i in items if i.strip())
 
 
+def _file(value: object) -> str:
+    # Only the form is checked here (the core reads no files); the node opens the
+    # file at start-up and reports a missing or unreadable one against the same key.
+    path = value.strip() if isinstance(value, str) else ""
+    if not path or any(c in path for c in "\0\n\r"):
+        raise ValueError("must be a file path")
+    return path
+
+
 def _log_level(value: object) -> str:
     level = value.strip().upper() if isinstance(value, str) else ""
     level = "WARNING" if level == "WARN" else level
@@ -200,6 +209,7 @@ def optional(kind: Kind) -> Kind:
 TEXT = Kind("string", _text)
 SECRET = Kind("secret", _secret)
 HOST = Kind("host", _host)
+FILE = Kind("file path", _file)
 NODE_ID = Kind("node id", _node_id)
 PORT = integer(1, 65535)
 DURATION = Kind("duration", _duration, "_ms")

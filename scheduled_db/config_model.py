@@ -40,12 +40,16 @@ class HttpConfig:
 
 @dataclass(frozen=True, slots=True)
 class ApiConfig:
-    """The ``api`` section: who may call the REST API (see :mod:`scheduled_db.auth`)."""
+    """The ``api`` section: who may call the REST API (see :mod:`scheduled_db.auth`),
+    and its TLS files: ``tls_cert`` and ``tls_key`` are both set or both unset."""
 
     tokens: tuple[ApiToken, ...]
     open_health: bool
     rate_limit: float
     rate_burst: int
+    tls_cert: str | None
+    tls_key: str | None
+    tls_ca: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +57,7 @@ class RaftConfig:
     """The ``raft`` section: the peer transport and the Raft core's tuning.
 
     ``advertise_host`` is always set: left unset in every source it is ``host``.
+    The three ``tls_*`` files are all set (mutual TLS between nodes) or all unset.
     """
 
     host: str
@@ -65,6 +70,9 @@ class RaftConfig:
     max_inflight: int
     max_entries_per_msg: int
     max_bytes_per_msg: int
+    tls_cert: str | None
+    tls_key: str | None
+    tls_ca: str | None
 
     @property
     def listen_address(self) -> Address:

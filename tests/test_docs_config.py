@@ -24,7 +24,7 @@ _BACKTICKED_UPPER = re.compile(r"`([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+)(?:=[^`]*)?`")
 _ASSIGNED = re.compile(r"^\s*([A-Z][A-Z0-9_]*)\s*[:=]", re.MULTILINE)
 # Names of other programs' settings the docs may show.
 FOREIGN = {"PYTHONPATH", "POD_NAME", "POD_IP", "KUBECONFIG", "HTTP_PROXY", "HTTPS_PROXY"}
-NOT_ENV = {"SC_PAGE_SIZE", "SC_PHYS_PAGES"}  # os.sysconf names
+NOT_ENV = {"SC_PAGE_SIZE", "SC_PHYS_PAGES", "KEY_VALUES_MISMATCH"}  # sysconf, OpenSSL names
 _FILE_SUFFIXES = (".py", ".md", ".yaml", ".json")  # `log.py` is a file, not a key
 
 

@@ -12,6 +12,7 @@ import os
 import random
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -57,10 +58,12 @@ def wait_until(cond: Callable[[], bool], timeout: float, what: str) -> None:
 
 
 class Http:
-    """A tiny JSON client that returns (status, headers, body) and never raises on 4xx/5xx."""
+    """A tiny JSON client that returns (status, headers, body) and never raises on 4xx/5xx.
+    ``context`` checks an https:// base's certificate."""
 
-    def __init__(self, base: str) -> None:
+    def __init__(self, base: str, context: ssl.SSLContext | None = None) -> None:
         self.base = base
+        self.context = context
 
     def call(
         self,
@@ -75,7 +78,7 @@ class Http:
         hdrs.update(headers or {})
         req = urllib.request.Request(self.base + path, data=data, method=method, headers=hdrs)
         try:
-            with urllib.request.urlopen(req, timeout=15) as resp:
+            with urllib.request.urlopen(req, timeout=15, context=self.context) as resp:
                 return resp.status, dict(resp.headers), _decode(resp.read())
         except urllib.error.HTTPError as err:
             return err.code, dict(err.headers), _decode(err.read())
