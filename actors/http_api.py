@@ -36,6 +36,7 @@ from actors.http_jobs import READ_TIMEOUT_S, JobRoutes
 from actors.http_views import Limits, cluster_view, health_view, ready_view
 from actors.messages import GetCounters, GetDigest
 from actors.metrics import ApiMetrics
+from actors.webhook_guard import WebhookGuard
 from scheduled_db.auth import Role
 from scheduled_db.config import NodeConfig
 from scheduled_db.config_kinds import NODE_ID, parse_address
@@ -239,10 +240,17 @@ def _join_value(body: dict[str, object], name: str, parse: Callable[[object], An
 
 
 def build_app(
-    backend: Backend, config: NodeConfig, metrics: ApiMetrics, clock: Callable[[], int]
+    backend: Backend,
+    config: NodeConfig,
+    metrics: ApiMetrics,
+    clock: Callable[[], int],
+    guard: WebhookGuard | None = None,
 ) -> web.Application:
     """The REST API of one node.  ``clock`` gives epoch milliseconds (the leader's
-    "now" for the times a write decides)."""
+    "now" for the times a write decides); ``guard`` checks new webhook URLs (by
+    default against ``webhooks.*`` with the system resolver)."""
+    if guard is None:
+        guard = WebhookGuard(config.webhooks.address_policy)
     limits = node_limits(config)
     max_body = config.http.max_body_bytes
     app = web.Application(
@@ -262,7 +270,8 @@ def build_app(
     def on_rejection(kind: str) -> None:
         rejected.labels(reason=kind).inc()
 
-    app.router.add_routes(JobRoutes(backend, limits, max_body, clock, on_rejection).routes())
+    jobs = JobRoutes(backend, limits, max_body, clock, guard, on_rejection)
+    app.router.add_routes(jobs.routes())
     node_routes = NodeRoutes(backend, metrics, limits, max_body, config.cluster.secret)
     app.router.add_routes(node_routes.routes())
     return app
