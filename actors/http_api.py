@@ -40,6 +40,7 @@ from actors.http_limits import rate_limit_middleware
 from actors.http_views import Limits, cluster_view, health_view, ready_view
 from actors.messages import GetCounters, GetDigest
 from actors.metrics import ApiMetrics
+from actors.webhook_guard import WebhookGuard
 from scheduled_db.auth import Role
 from scheduled_db.config import NodeConfig
 from scheduled_db.config_kinds import NODE_ID, parse_address
@@ -250,10 +251,15 @@ def build_app(
     clock: Callable[[], int],
     *,
     forward_tls: ssl.SSLContext | None = None,
+    guard: WebhookGuard | None = None,
 ) -> web.Application:
     """The REST API of one node.  ``clock`` gives epoch milliseconds (the leader's
     "now" for the times a write decides); ``forward_tls``, if set, is how writes
-    forwarded to the leader are sent (HTTPS, checked with this context)."""
+    forwarded to the leader are sent (HTTPS, checked with this context); ``guard``
+    checks new webhook URLs (by default against ``webhooks.*`` with the system
+    resolver)."""
+    if guard is None:
+        guard = WebhookGuard(config.webhooks.address_policy)
     limits = node_limits(config)
     max_body = config.http.max_body_bytes
     middlewares = [
@@ -280,6 +286,7 @@ def build_app(
         limits,
         max_body,
         clock,
+        guard,
         on_rejection,
         config.http.max_payload_bytes,
         config.webhooks.signing_secrets.keys(),

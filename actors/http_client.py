@@ -17,7 +17,11 @@ What it does:
 - one pool of idle keep-alive connections per origin, reused
   most-recently-used first; a connection is reused only after a complete response
   the server did not ask to close; at most :data:`MAX_IDLE` idle in all;
-- DNS answers cached for ``dns_ttl_s``; every address of a host is tried in turn;
+- DNS answers cached for ``dns_ttl_s``; every address of a host is tried in turn,
+  except those the SSRF policy refuses (:mod:`scheduled_db.ssrf`): the check is made
+  on the address about to be dialled, each time one is, so neither the cache nor a
+  resolver that answers "public" first and "private" later (DNS rebinding) gets a
+  refused address dialled;
 - responses parsed by ``httptools`` (Node.js's llhttp): a malformed response is a
   :class:`ProtocolError`, never a crash; only the first ``read_limit`` bytes of a
   body are kept, and a connection whose body was cut short is closed, not reused;
@@ -25,10 +29,13 @@ What it does:
   keep-alive race) is sent again once on a fresh connection, before any byte of a
   response arrived: receivers dedupe on the idempotency key anyway.
 
+Redirects are never followed, to any address: a 3xx is the answer, and the caller
+reports it (so the redirect cap is 0).
+
 Timeouts are the caller's (``asyncio.timeout`` around :meth:`WebhookClient.post`);
 cancelling a post closes its connection.  Errors: :class:`InvalidURLError`,
-:class:`DNSError`, :class:`TLSError`, :class:`ProtocolError`, ``OSError`` (refused,
-reset, unreachable).
+:class:`DNSError`, :class:`AddressNotAllowedError`, :class:`TLSError`,
+:class:`ProtocolError`, ``OSError`` (refused, reset, unreachable).
 """
 
 from __future__ import annotations
@@ -44,6 +51,9 @@ from urllib.parse import urlsplit
 
 import httptools
 
+from actors.dns import CachedResolver, Resolver, system_resolve
+from scheduled_db.ssrf import DENY, AddressPolicy, dial_refusal_message
+
 MAX_IDLE = 1024  # idle connections kept, over all origins
 PER_ORIGIN = 128  # concurrent requests to one origin
 IDLE_TTL_S = 15.0  # an idle connection older than this is closed, not reused
@@ -56,6 +66,10 @@ class InvalidURLError(ValueError):
 
 class DNSError(OSError):
     """The host name did not resolve."""
+
+
+class AddressNotAllowedError(OSError):
+    """Every address of the host is one the SSRF policy refuses; none was dialled."""
 
 
 class TLSError(OSError):
@@ -223,20 +237,29 @@ class _Connection(asyncio.Protocol):
 
 
 class WebhookClient:
-    """POSTs over pooled connections; create and use it on one event loop."""
+    """POSTs over pooled connections; create and use it on one event loop.
+
+    ``policy`` says which addresses may be dialled (the default: public ones only);
+    ``resolve`` is the resolver behind the DNS cache (tests pass their own)."""
 
     def __init__(
-        self, read_limit: int = 64 * 1024, dns_ttl_s: float = 30.0, per_origin: int = PER_ORIGIN
+        self,
+        read_limit: int = 64 * 1024,
+        dns_ttl_s: float = 30.0,
+        per_origin: int = PER_ORIGIN,
+        *,
+        policy: AddressPolicy = DENY,
+        resolve: Resolver = system_resolve,
     ) -> None:
         self.read_limit = read_limit
-        self.dns_ttl_s = dns_ttl_s
         self.per_origin = per_origin
+        self.policy = policy
         self._slots: dict[_Origin, asyncio.Semaphore] = {}
         self._users: dict[_Origin, int] = {}  # posts holding or awaiting each slot
         self._urls: dict[str, tuple[_Origin, str]] = {}  # parse_url's answers
         self._idle: dict[_Origin, list[_Connection]] = {}
         self._idle_count = 0
-        self._dns: dict[tuple[str, int], tuple[float, list[tuple[str, int]]]] = {}
+        self._dns = CachedResolver(resolve, dns_ttl_s)
         self._tls: ssl.SSLContext | None = None
 
     async def post(self, url: str, body: bytes, headers: dict[str, str]) -> Response:
@@ -319,13 +342,19 @@ class WebhookClient:
         loop = asyncio.get_running_loop()
         tls = self._tls_context() if origin.scheme == "https" else None
         last: OSError | None = None
-        for host, port in await self._resolve(origin):
+        refused: str | None = None
+        for host in await self._resolve(origin):
+            # Checked here, on the address about to be dialled, not on the name.
+            category = self.policy.refusal_of(host)
+            if category is not None:
+                refused = refused or category
+                continue
             conn = _Connection(self.read_limit)
             try:
                 await loop.create_connection(
                     _factory(conn),
                     host,
-                    port,
+                    origin.port,
                     ssl=tls,
                     server_hostname=origin.host if tls is not None else None,
                 )
@@ -334,26 +363,18 @@ class WebhookClient:
                 raise TLSError(f"TLS with {origin.host} failed: {exc}") from None
             except OSError as exc:
                 last = exc
-        assert last is not None, "getaddrinfo never returns an empty list"
-        raise last
+        if last is not None:
+            raise last
+        raise AddressNotAllowedError(dial_refusal_message(origin.host, refused))
 
-    async def _resolve(self, origin: _Origin) -> list[tuple[str, int]]:
-        key = (origin.host, origin.port)
-        now = time.monotonic()
-        hit = self._dns.get(key)
-        if hit is not None and hit[0] > now:
-            return hit[1]
+    async def _resolve(self, origin: _Origin) -> list[str]:
         try:
-            infos = await asyncio.get_running_loop().getaddrinfo(
-                origin.host, origin.port, type=socket.SOCK_STREAM
-            )
+            addresses = await self._dns(origin.host, origin.port)
         except socket.gaierror as exc:
             raise DNSError(f"cannot resolve {origin.host}: {exc.strerror}") from None
-        addrs = list(dict.fromkeys((str(i[4][0]), int(i[4][1])) for i in infos))
-        if len(self._dns) > 4096:  # bounded: a stream of one-off hosts cannot grow it
-            self._dns.clear()
-        self._dns[key] = (now + self.dns_ttl_s, addrs)
-        return addrs
+        if not addresses:
+            raise DNSError(f"cannot resolve {origin.host}: no addresses")
+        return addresses
 
     def _tls_context(self) -> ssl.SSLContext:
         if self._tls is None:

@@ -4,6 +4,9 @@ Writes return once the command is committed and applied (``Backend.propose``).
 This node decides every value a command carries (the id when the client gives
 none, ``created_at``, the first run), per the rule that the leader decides.
 
+A new job's ``webhook_url`` must point where webhooks may go (the SSRF guard,
+:mod:`actors.webhook_guard`): 400 otherwise.
+
 Idempotent create: ``POST /jobs`` with the ``id`` of an existing job answers 200
 with the stored job when the body is the one that created it, and 409 otherwise.
 "The same body" is judged by validating the body *as of the job's creation
@@ -25,6 +28,7 @@ from actors.http_body import read_json_object
 from actors.http_errors import HttpError
 from actors.http_views import Limits, attempt_view, cancel_view, job_view, status_view
 from actors.messages import GetCounters, GetExecutions, GetJob, ListJobs
+from actors.webhook_guard import WebhookGuard
 from scheduled_db.commands import CancelJob, Command, CreateJob, DeleteJob
 from scheduled_db.errors import (
     CapacityExceeded,
@@ -73,6 +77,7 @@ class JobRoutes:
         limits: Limits,
         max_body_bytes: int,
         clock: Callable[[], int],
+        guard: WebhookGuard,
         on_rejection: Callable[[str], None] = lambda kind: None,
         max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
         secret_names: Collection[str] = (),
@@ -80,6 +85,7 @@ class JobRoutes:
         self._on_rejection = on_rejection
         self._max_payload = max_payload_bytes
         self._secret_names = frozenset(secret_names)
+        self._guard = guard
         self._backend = backend
         self._limits = limits
         self._max_body = max_body_bytes
@@ -136,6 +142,7 @@ class JobRoutes:
             return web.json_response(job_view(existing))
         now = self._clock()
         spec = self._spec(body, now, str(uuid.uuid4()))
+        await self._guard.check(spec.webhook_url)  # the SSRF guard (may resolve the host)
         next_run = first_fire(spec, now)
         if next_run is None:  # validation checked this at the same instant; belt and braces
             raise ValidationError("cron_expression", "never fires after the start time")

@@ -138,8 +138,10 @@ class Node:
                 metrics,
                 signing_secret=_signing_secret(cfg),
                 named_secrets={k: v.encode() for k, v in cfg.webhooks.signing_secrets.items()},
+                policy=cfg.webhooks.address_policy,
             ),
         )
+        _log_webhook_policy(cfg)
         self._add(
             "scheduler",
             SchedulerActor.start(_scheduler_settings(cfg), raft, storage, webhook, metrics=metrics),
@@ -343,6 +345,16 @@ def _static_peers(cfg: NodeConfig) -> dict[str, tuple[str, int]]:
     return {
         p.id: (p.raft_address.host, p.raft_address.port) for p in cfg.cluster.peers(cfg.node.id)
     }
+
+
+def _log_webhook_policy(cfg: NodeConfig) -> None:
+    """Say when the SSRF guard is open, since the default is shut."""
+    hooks = cfg.webhooks
+    if hooks.allow_private:
+        log.warning("webhooks.allow_private is on: webhooks may reach any address")
+    elif hooks.allow_networks:
+        nets = ", ".join(str(net) for net in hooks.allow_networks)
+        log.info("webhooks may reach these private networks too: %s", nets)
 
 
 def _signing_secret(cfg: NodeConfig) -> bytes | None:

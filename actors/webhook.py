@@ -37,10 +37,12 @@ import pykka
 
 from actors import webhook_attempt
 from actors.clock import now_ms
+from actors.dns import Resolver, system_resolve
 from actors.http_client import WebhookClient
 from actors.loop_thread import LoopThread
 from actors.messages import AbortAll, AbortDelivery, Deliver, DeliveryOutcome
 from actors.metrics import ApiMetrics
+from scheduled_db.ssrf import DENY, AddressPolicy
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +106,10 @@ class WebhookMetrics:
 
 class WebhookActor(pykka.ThreadingActor):
     """Sends webhook deliveries, at most ``concurrency`` at a time, and reports each
-    one's :class:`DeliveryOutcome`.  Raises ValueError if ``concurrency < 1``."""
+    one's :class:`DeliveryOutcome`.  Raises ValueError if ``concurrency < 1``.
+
+    Only to addresses ``policy`` allows (by default public ones; see
+    :mod:`scheduled_db.ssrf`), resolved by ``resolve`` (the system's by default)."""
 
     def __init__(
         self,
@@ -115,10 +120,14 @@ class WebhookActor(pykka.ThreadingActor):
         user_agent: str = USER_AGENT,
         signing_secret: bytes | None = None,
         named_secrets: Mapping[str, bytes] | None = None,
+        policy: AddressPolicy = DENY,
+        resolve: Resolver = system_resolve,
     ) -> None:
         super().__init__()
         self._signing_secret = signing_secret
         self._named_secrets = dict(named_secrets or {})
+        self._policy = policy
+        self._resolve = resolve
         if concurrency < 1:
             raise ValueError(f"concurrency must be >= 1, got {concurrency}")
         self._node_id = node_id
@@ -255,7 +264,12 @@ class WebhookActor(pykka.ThreadingActor):
     async def _open(self) -> None:
         # The client and semaphore belong to this loop, so they are made on it.  The
         # client sends no cookies and uses no proxy from the node's environment.
-        self._client = WebhookClient(webhook_attempt.BODY_READ_LIMIT, DNS_CACHE_TTL_S)
+        self._client = WebhookClient(
+            webhook_attempt.BODY_READ_LIMIT,
+            DNS_CACHE_TTL_S,
+            policy=self._policy,
+            resolve=self._resolve,
+        )
         self._slots = asyncio.Semaphore(self._concurrency)
 
     async def _close(self) -> None:

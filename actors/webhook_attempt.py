@@ -9,10 +9,14 @@ Every way a request can fail maps to one :class:`~scheduled_db.jobs.ErrorType`:
 - ``dns_error``: the host name did not resolve;
 - ``tls_error``: the TLS handshake or the certificate check failed;
 - ``connection_error``: refused, reset, closed early, or a malformed response;
-  an invalid URL too, but that one is not retryable;
+  an invalid URL too, and an address the SSRF guard refuses (``address not
+  allowed: ...``), but those two are not retryable: the URL and the policy stay
+  what they are until a person changes them;
 - ``http_error``: any status but 2xx, with a sanitized snippet of the body.
 
-Redirects are not followed (see :mod:`scheduled_db.retry`): a 3xx is an ``http_error``.
+Redirects are not followed, to any address (see :mod:`scheduled_db.retry`): a 3xx
+is a non-retryable ``http_error``, so a receiver cannot bounce a delivery past the
+SSRF guard.
 """
 
 from __future__ import annotations
@@ -22,7 +26,14 @@ import json
 import ssl
 from collections.abc import Callable, Mapping
 
-from actors.http_client import DNSError, InvalidURLError, Response, TLSError, WebhookClient
+from actors.http_client import (
+    AddressNotAllowedError,
+    DNSError,
+    InvalidURLError,
+    Response,
+    TLSError,
+    WebhookClient,
+)
 from actors.messages import Deliver, DeliveryOutcome
 from scheduled_db import signing
 from scheduled_db.jobs import ErrorType, idempotency_key
@@ -175,7 +186,7 @@ def classify_error(exc: BaseException, timeout_ms: int) -> tuple[str, bool, str]
         return ErrorType.TLS_ERROR.value, True, text
     if isinstance(exc, TimeoutError):
         return ErrorType.TIMEOUT.value, True, f"no response within {timeout_ms} ms"
-    if isinstance(exc, InvalidURLError):
+    if isinstance(exc, InvalidURLError | AddressNotAllowedError):
         return ErrorType.CONNECTION_ERROR.value, False, text  # retrying cannot fix the URL
     return ErrorType.CONNECTION_ERROR.value, True, text
 

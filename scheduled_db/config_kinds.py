@@ -8,6 +8,7 @@ adds the key and the source to that message.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from scheduled_db import auth, signing, units
+from scheduled_db.ssrf import IPNetwork
 
 
 class Invalid(ValueError):
@@ -182,6 +184,19 @@ def _file(value: object) -> str:
     return path
 
 
+def _networks(value: object) -> tuple[IPNetwork, ...]:
+    """CIDR networks (a bare address is a /32 or /128), as a list or comma-separated.
+    Host bits set (``10.0.0.1/8``) are refused as the likely typo they are."""
+    networks: list[IPNetwork] = []
+    for item in _str_list(value):
+        try:
+            networks.append(ipaddress.ip_network(item, strict=True))
+        except ValueError:
+            wanted = "must be CIDR networks such as 10.0.0.0/8 or fd00::/8, host bits zero"
+            raise Invalid(wanted, item) from None
+    return tuple(networks)
+
+
 def _log_level(value: object) -> str:
     level = value.strip().upper() if isinstance(value, str) else ""
     level = "WARNING" if level == "WARN" else level
@@ -216,6 +231,7 @@ DURATION = Kind("duration", _duration, "_ms")
 SIZE = Kind("size", _size, "_bytes")
 BOOL = Kind("boolean", units.parse_bool)
 STR_LIST = Kind("list of strings", _str_list)
+NETWORKS = Kind("list of CIDR networks", _networks)
 LOG_LEVEL = Kind("log level", _log_level)
 DISCOVERY = Kind("static|dns", _discovery)
 

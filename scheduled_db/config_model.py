@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from scheduled_db.auth import ApiToken
 from scheduled_db.config_kinds import Address, Discovery, Member
+from scheduled_db.ssrf import AddressPolicy, IPNetwork
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,10 +157,17 @@ class HealthConfig:
 
 @dataclass(frozen=True, slots=True)
 class WebhooksConfig:
-    """The ``webhooks`` section: how deliveries are made trustworthy to receivers."""
+    """The ``webhooks`` section: how deliveries are made trustworthy to receivers,
+    and where they may go (the SSRF guard, :mod:`scheduled_db.ssrf`)."""
 
     signing_secrets: Mapping[str, str] = field(repr=False)  # by name; never shown
     signing_secret: str | None = field(repr=False)  # kept out of logs and tracebacks
+    allow_private: bool
+    allow_networks: tuple[IPNetwork, ...]
+
+    @property
+    def address_policy(self) -> AddressPolicy:
+        return AddressPolicy(self.allow_private, self.allow_networks)
 
 
 @dataclass(frozen=True, slots=True)

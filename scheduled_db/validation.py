@@ -55,6 +55,7 @@ _JOB_ID = re.compile(r"[A-Za-z0-9._:-]+", re.ASCII)
 # URL parsers disagree about.  Clients percent-encode anything else.
 _URL_CHARS = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+", re.ASCII)
 _HOST_LABEL = re.compile(r"[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?", re.ASCII)
+_NUMERIC_LABEL = re.compile(r"0x[0-9a-f]*|[0-9]+", re.ASCII)  # inet_aton's number forms
 _INT_RANGE = (-(2**63), 2**64 - 1)  # what the msgpack wire and storage can carry
 _CURSOR = re.compile(r"[A-Za-z0-9_-]+", re.ASCII)
 _CURSOR_PREFIX = "v1:"
@@ -195,7 +196,9 @@ def _webhook_url(value: object) -> str | None:
     if "@" in parts.netloc:
         raise ValidationError("webhook_url", "must not contain credentials")
     if not host or not _valid_host(host):
-        raise ValidationError("webhook_url", "must have a valid host name or IP address")
+        raise ValidationError(
+            "webhook_url", "must have a valid host name or IP address (IPv4 as a.b.c.d)"
+        )
     if port == 0:
         raise ValidationError("webhook_url", "port must be 1-65535")
     return value
@@ -208,6 +211,11 @@ def _valid_host(host: str) -> bool:
     except ValueError:
         pass
     labels = host.removesuffix(".").split(".")
+    if all(_NUMERIC_LABEL.fullmatch(label) for label in labels):
+        # 2130706433, 0x7f.1, 0177.0.0.1, 127.1: resolvers read these as IPv4
+        # addresses (127.0.0.1 here), no DNS name looks like that, and the SSRF
+        # guard should judge the address a URL names, so only the a.b.c.d form is.
+        return False
     return len(host) <= 253 and all(_HOST_LABEL.fullmatch(label) for label in labels)
 
 

@@ -3,22 +3,27 @@
 ``@api_test(config={...})`` turns ``async def test_x(api: Api)`` into a plain test
 that runs it on a fresh event loop (``asyncio.run``) against a fresh server; no
 pytest event-loop plugin is needed.  Every error response any test receives is
-checked for the JSON error shape and for leaked internals.
+checked for the JSON error shape and for leaked internals.  No test reaches a real
+DNS server: the SSRF guard resolves webhook hosts through a table the test gives
+(``@api_test(dns={"hooks.test": ["10.0.0.7"]})``), where any other name does not resolve.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable, Mapping
+import socket
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 from aiohttp.test_utils import TestClient, TestServer
 from multidict import CIMultiDictProxy
 
+from actors.dns import Resolver
 from actors.http_api import build_app
 from actors.metrics import ApiMetrics
+from actors.webhook_guard import WebhookGuard
 from scheduled_db.config import NodeConfig, load_config
 from tests.actors.memory_backend import RAFT_ADDRESS, MemoryBackend
 
@@ -120,21 +125,38 @@ class Api:
         return result
 
 
-async def _drive(scenario: Scenario, config_values: Mapping[str, object]) -> None:
+def table_resolver(answers: Mapping[str, Sequence[str]]) -> Resolver:
+    """A resolver answering from ``answers`` (host -> addresses); other names fail."""
+
+    async def resolve(host: str, port: int) -> list[str]:
+        if host not in answers:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return list(answers[host])
+
+    return resolve
+
+
+async def _drive(
+    scenario: Scenario, config_values: Mapping[str, object], dns: Mapping[str, Sequence[str]]
+) -> None:
     backend, clock, metrics = MemoryBackend(), FakeClock(), ApiMetrics()
-    app = build_app(backend, make_config(config_values), metrics, clock)
+    config = make_config(config_values)
+    guard = WebhookGuard(config.webhooks.address_policy, table_resolver(dns))
+    app = build_app(backend, config, metrics, clock, guard=guard)
     async with TestClient(TestServer(app)) as client:
         await scenario(Api(client, backend, clock, metrics))
 
 
 def api_test(
     config: Mapping[str, object] | None = None,
+    dns: Mapping[str, Sequence[str]] | None = None,
 ) -> Callable[[Scenario], Callable[[], None]]:
-    """Run an async scenario as a plain pytest test against a fresh server."""
+    """Run an async scenario as a plain pytest test against a fresh server; ``dns``
+    is what the SSRF guard's resolver knows (nothing by default)."""
 
     def wrap(scenario: Scenario) -> Callable[[], None]:
         def test() -> None:
-            asyncio.run(_drive(scenario, config or {}))
+            asyncio.run(_drive(scenario, config or {}, dns or {}))
 
         # Not functools.wraps: pytest would read the scenario's ``api`` parameter
         # through __wrapped__ and look for a fixture of that name.

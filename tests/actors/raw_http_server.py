@@ -107,12 +107,16 @@ class RawServer:
     ``script(peer)`` in a task of its own, and is closed when the script returns."""
 
     def __init__(
-        self, script: Script, host: str = "127.0.0.1", tls: ssl.SSLContext | None = None
+        self,
+        script: Script,
+        host: str = "127.0.0.1",
+        tls: ssl.SSLContext | None = None,
+        port: int = 0,
     ) -> None:
         self.script = script
         self.host = host
         self.tls = tls
-        self.port = 0
+        self.port = port  # 0: an ephemeral one, known once entered
         self.peers: list[Peer] = []
         self.requests: list[Request] = []
         self._changed = asyncio.Event()
@@ -141,7 +145,7 @@ class RawServer:
             raise AssertionError(f"server condition not met within {timeout}s") from None
 
     async def __aenter__(self) -> RawServer:
-        self._server = await asyncio.start_server(self._handle, self.host, 0, ssl=self.tls)
+        self._server = await asyncio.start_server(self._handle, self.host, self.port, ssl=self.tls)
         self.port = int(self._server.sockets[0].getsockname()[1])
         return self
 

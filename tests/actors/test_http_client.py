@@ -40,6 +40,7 @@ from tests.actors.raw_http_server import (
     first_peer_then_ok,
     response,
 )
+from tests.actors.webhook_receiver import LOOPBACK_ALLOWED
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -48,6 +49,7 @@ OK_HEADERS = {"Content-Type": "application/json"}
 
 @contextlib.asynccontextmanager
 async def webhook_client(**options: Any) -> AsyncIterator[WebhookClient]:
+    options.setdefault("policy", LOOPBACK_ALLOWED)  # the servers are all on loopback
     client = WebhookClient(**options)
     try:
         yield client

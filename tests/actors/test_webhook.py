@@ -21,7 +21,7 @@ from actors.webhook import USER_AGENT, WebhookActor
 from scheduled_db import signing
 from tests.actors.http_harness import FakeClock
 from tests.actors.probe import Inbox, start_probe
-from tests.actors.webhook_receiver import Receiver
+from tests.actors.webhook_receiver import LOOPBACK_ALLOWED, Receiver
 
 TIMEOUT_S = 10.0
 SCHEDULED_MS = 1_800_000_000_000  # 2027-01-15T08:00:00Z
@@ -56,6 +56,7 @@ def start_webhook() -> Iterator[StartWebhook]:
     refs: list[Ref] = []
 
     def start(**kwargs: Any) -> Ref:
+        kwargs.setdefault("policy", LOOPBACK_ALLOWED)  # the receiver is on loopback
         ref = WebhookActor.start("n1", **kwargs)
         refs.append(ref)
         return ref
@@ -440,7 +441,7 @@ def test_stopping_aborts_what_is_in_flight_and_ends_the_loop_thread(
     receiver: Receiver, probe: tuple[Ref, Inbox]
 ) -> None:
     ref, inbox = probe
-    webhook = WebhookActor.start("n-stop")
+    webhook = WebhookActor.start("n-stop", policy=LOOPBACK_ALLOWED)
     webhook.tell(deliver(receiver.url("/block"), ref, timeout_ms=60_000))
     receiver.wait_until(lambda r: r.in_flight == 1)
 

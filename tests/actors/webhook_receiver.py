@@ -13,6 +13,7 @@ Routes (all POST):
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import threading
 import time
 from collections.abc import Callable, Coroutine
@@ -22,7 +23,14 @@ from typing import Any
 from aiohttp import web
 from multidict import CIMultiDict
 
+from scheduled_db.ssrf import AddressPolicy
+
 TIMEOUT_S = 10.0
+# What tests that deliver to receivers on loopback run under: the shipped default
+# refuses loopback, so they open exactly that, as an operator would.
+LOOPBACK_ALLOWED = AddressPolicy(
+    allow_networks=(ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
+)
 
 
 @dataclass(frozen=True)

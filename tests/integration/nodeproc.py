@@ -102,7 +102,9 @@ class NodeProcess:
         self.http_port = free_port()
         self.raft_port = free_port()
         self.metrics_port = free_port()
-        self.env = env
+        # The shipped default refuses webhooks to loopback, where every test receiver
+        # listens: open it, as an operator would (a test may pass "" for the default).
+        self.env = {"WEBHOOK_ALLOW_NETWORKS": "127.0.0.0/8", **env}
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = data_dir.parent / f"{node_id}.log"
         self.http = Http(f"http://127.0.0.1:{self.http_port}")
