@@ -5,7 +5,7 @@ webhook delivery is one small POST whose response we barely read, and the firing
 benchmark showed aiohttp's client spending 85–110 µs of the node's one GIL on
 each, which caps a node near 10,000 requests/s with nothing else to do.  This
 client does only what a delivery needs and costs a fraction of that (see
-docs/architecture.md, "Delivery", and docs/benchmarks.md).
+docs/architecture.md, "Delivery", and docs/benchmarks-history.md).
 
 What it does:
 

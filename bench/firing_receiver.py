@@ -14,8 +14,8 @@ Routes: ``POST /hook`` (record), ``GET /count``, ``GET /records`` (JSON list of
 from __future__ import annotations
 
 import asyncio
+import bisect
 import json
-import math
 import signal
 import subprocess
 import sys
@@ -26,6 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+
+from bench.common import distribution_ms
+from bench.procs import die_with_parent
 
 ROOT = Path(__file__).resolve().parents[1]
 START_TIMEOUT_S = 10.0
@@ -94,6 +97,7 @@ class ReceiverProcess:
             stdout=subprocess.PIPE,
             cwd=ROOT,
             text=True,
+            preexec_fn=die_with_parent,
         )
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline().split()  # blocks until the server is bound
@@ -135,19 +139,17 @@ class ReceiverProcess:
 # --- what the receiver saw ---------------------------------------------------------------
 
 
-def percentile(sorted_values: list[float], p: float) -> float:
-    """Nearest-rank percentile of an ascending list."""
-    rank = max(1, math.ceil(p / 100 * len(sorted_values)))
-    return sorted_values[min(rank, len(sorted_values)) - 1]
+# Lateness histogram bins (ms): fine near zero, where the targets are, coarse beyond.
+HISTOGRAM_EDGES_MS = [0, 0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 30000]
 
 
-def distribution_ms(values_s: list[float]) -> dict[str, float]:
-    ms = sorted(v * 1000 for v in values_s)
-    if not ms:
-        return {}
-    stats = {f"p{p}": percentile(ms, p) for p in (50, 90, 99)}
-    stats.update(min=ms[0], max=ms[-1])
-    return {k: round(v, 1) for k, v in stats.items()}
+def histogram_ms(values_s: list[float]) -> dict[str, Any]:
+    """Counts per bin of HISTOGRAM_EDGES_MS; the last bin is open-ended."""
+    edges = HISTOGRAM_EDGES_MS
+    counts = [0] * len(edges)
+    for v in values_s:
+        counts[max(0, bisect.bisect_right(edges, v * 1000) - 1)] += 1
+    return {"edges_ms": list(edges), "counts": counts}
 
 
 def busiest_second(arrivals: list[float]) -> int:
@@ -176,6 +178,7 @@ def summarize(rows: list[list[Any]], expected: set[str]) -> dict[str, Any]:
         "delivered": len(seen.keys() & expected),
         "duplicates": sum(n - 1 for n in seen.values() if n > 1),
         "lateness_ms": distribution_ms([r[0] - r[2] for r in ours]),
+        "lateness_histogram": histogram_ms([r[0] - r[2] for r in ours]),
         "send_lateness_ms": distribution_ms([r[3] - r[2] for r in ours]),
         "delivery_span_s": round(span, 3),
         "deliveries_per_s": round(len(ours) / span) if span > 0 else None,

@@ -1,0 +1,94 @@
+"""Run the benchmark suite, write ``bench/results/<part>.json``, regenerate docs/benchmarks.md.
+
+    python -m bench                     # every part, full size (15-20 minutes on 2 cores)
+    python -m bench --quick             # every part, smoke size (about 2 minutes)
+    python -m bench --only http,firing  # some parts (--only may also repeat)
+    python -m bench --report-only       # regenerate the page and plots from the JSON
+
+Each part is a module with ``NAME`` and ``run(quick) -> figures``.  A part that
+fails is reported and leaves its previous result file alone; the others still
+run, and the exit code is 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import time
+import traceback
+from pathlib import Path
+
+from bench.common import RESULTS, ROOT, record, say, verdict, write_json
+
+PARTS = {
+    "raft": "bench.raft_bench",
+    "http": "bench.http_bench",
+    "firing": "bench.firing_bench",
+    "failover": "bench.failover_bench",
+    "storage": "bench.storage_bench",
+    "snapshot": "bench.snapshot_bench",
+}
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="python -m bench", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    p.add_argument("--quick", action="store_true", help="smoke sizes: the suite in minutes")
+    p.add_argument("--only", action="append", default=[], help="parts, comma-separated")
+    p.add_argument("--list", action="store_true", help="list the parts and exit")
+    p.add_argument("--results", type=Path, default=RESULTS, help="where the JSON goes")
+    p.add_argument("--docs", type=Path, default=ROOT / "docs", help="where the page goes")
+    p.add_argument("--no-report", action="store_true", help="do not regenerate the page")
+    p.add_argument("--report-only", action="store_true", help="only regenerate the page")
+    return p.parse_args(argv)
+
+
+def selected(only: list[str]) -> list[str]:
+    names = [n.strip() for item in only for n in item.split(",") if n.strip()]
+    unknown = [n for n in names if n not in PARTS]
+    if unknown:
+        raise SystemExit(f"unknown part {unknown[0]!r}; parts: {', '.join(PARTS)}")
+    return [n for n in PARTS if n in names] if names else list(PARTS)
+
+
+def run_part(name: str, quick: bool, results: Path) -> bool:
+    """Run one part and write its result file; False if it failed."""
+    say(f"== {name}{' (quick)' if quick else ''}")
+    started = time.monotonic()
+    try:
+        module = importlib.import_module(PARTS[name])
+        figures = module.run(quick)
+    except Exception:  # one broken part must not cost the others' figures
+        traceback.print_exc()
+        say(f"== {name} FAILED after {time.monotonic() - started:.0f} s")
+        return False
+    path = write_json(results / f"{name}.json", record(name, figures, quick, started))
+    for c in figures.get("checks", []):
+        say(f"   {c['what']}: {c['value']} (target {c['target']}): {verdict(c)}")
+    say(f"== {name} done in {time.monotonic() - started:.0f} s -> {path}")
+    return True
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = parse_args(argv)
+    if a.list:
+        print("\n".join(PARTS))
+        return 0
+    ok = True
+    if not a.report_only:
+        started = time.monotonic()
+        for name in selected(a.only):
+            ok = run_part(name, a.quick, a.results) and ok
+        say(f"suite done in {time.monotonic() - started:.0f} s")
+    if not a.no_report:
+        from bench.report import generate  # matplotlib only when a page is wanted
+
+        page = generate(a.results, a.docs)
+        say(f"wrote {page}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

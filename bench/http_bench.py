@@ -1,0 +1,163 @@
+"""Cluster writes through HTTP: job creations on 3 scheduled-db nodes beside puts on 3 etcd nodes.
+
+    python -m bench --only http [--quick]
+
+scheduled-db: three ``scheduled-db run`` processes on loopback, one member list;
+``POST /jobs`` (a one-time job due in 30 days, a body of about 200 bytes) sent to
+the leader.  etcd: three ``etcd`` processes, ``POST /v3/kv/put`` of the same
+bytes under a fresh key, sent to its leader.  Both acknowledge a write once a
+majority has it on disk (fsync).  Both systems run in the same invocation, one
+after the other, on the same machine, under the same load generator
+(:mod:`bench.loadgen`).
+
+For each concurrency (1, 8, 32, 128 connections) a closed loop measures
+throughput and latency; then an open loop at half the highest throughput
+measures latency at a sustainable load.  Targets (issue 6): creations/s at 32
+connections >= 1.0x etcd's puts/s; p99 create latency <= 20 ms at half the
+maximum rate.  The API has no batch-create path, so there is no batch figure.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bench import loadgen
+from bench.common import check, ratio, say
+from bench.etcd import etcd_binary, etcd_cluster, etcd_leader, etcd_version, put_body
+from bench.procs import make_cluster, running, wait_leader
+
+NAME = "http"
+CONCURRENCY = (1, 8, 32, 128)
+QUICK_CONCURRENCY = (1, 32)
+TARGET_RATIO_AT_32 = 1.0
+TARGET_P99_MS = 20.0
+PAD = "x" * 120  # brings a create body to about 200 bytes
+NO_ETCD = "etcd not found (apt-get install etcd-server, or set ETCD_BIN): no ratio"
+BATCH_NOTE = "the API has no batch path (POST /jobs creates one job)"
+
+
+def job_body(key: str, due_s: float) -> bytes:
+    body = {"id": key, "type": "unico", "timestamp": due_s, "payload": {"pad": PAD}}
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def _measure(
+    system: str,
+    factory: Callable[[str], loadgen.MakeRequest],
+    concurrency: tuple[int, ...],
+    measure_s: float,
+    warmup_s: float,
+) -> dict[str, Any]:
+    """Closed loops at each concurrency, then an open loop at half the best rate."""
+    closed = []
+    for c in concurrency:
+        say(f"http: {system}, {c} connections, {measure_s:g} s")
+        closed.append(loadgen.closed_loop(factory(f"c{c}"), c, measure_s, warmup_s))
+    best = max(r["ops_per_s"] for r in closed)
+    say(f"http: {system}, open loop at half of {best:,}/s")
+    half = loadgen.open_loop(factory("half"), max(1.0, best / 2), measure_s)
+    return {"closed_loop": closed, "max_ops_per_s": best, "half_max_open_loop": half}
+
+
+def scheduled_db(concurrency: tuple[int, ...], measure_s: float, warmup_s: float) -> Any:
+    due_s = round(time.time() + 30 * 86_400)
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-http-") as tmp,
+        running(make_cluster(Path(tmp))) as nodes,
+    ):
+        url = wait_leader(nodes).base + "/jobs"
+
+        def factory(label: str) -> loadgen.MakeRequest:
+            return lambda i: (url, job_body(f"{label}-{i}", due_s))
+
+        return _measure("scheduled-db", factory, concurrency, measure_s, warmup_s)
+
+
+def etcd(binary: str, concurrency: tuple[int, ...], measure_s: float, warmup_s: float) -> Any:
+    value = job_body("x" * 12, round(time.time()))  # the same bytes as a create body
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-etcd-") as tmp,
+        etcd_cluster(Path(tmp), binary) as members,
+    ):
+        url = etcd_leader(members).base + "/v3/kv/put"
+
+        def factory(label: str) -> loadgen.MakeRequest:
+            return lambda i: (url, put_body(f"bench/{label}/{i}", value))
+
+        return _measure("etcd", factory, concurrency, measure_s, warmup_s)
+
+
+def compare(ours: dict[str, Any], etcd_figures: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """Per concurrency: both throughputs and latencies, and ours over etcd's."""
+    theirs = {r["connections"]: r for r in (etcd_figures or {}).get("closed_loop", [])}
+    rows = []
+    for r in ours["closed_loop"]:
+        e = theirs.get(r["connections"])
+        rows.append(
+            {
+                "connections": r["connections"],
+                "ops_per_s": r["ops_per_s"],
+                "etcd_ops_per_s": e["ops_per_s"] if e else None,
+                "ratio_ops": ratio(r["ops_per_s"], e["ops_per_s"]) if e else None,
+                "p99_ms": r["latency_ms"].get("p99"),
+                "etcd_p99_ms": e["latency_ms"].get("p99") if e else None,
+            }
+        )
+    return rows
+
+
+def checks(
+    rows: list[dict[str, Any]], ours: dict[str, Any], theirs: dict[str, Any] | None, why: str | None
+) -> list[Any]:
+    at32 = next((r for r in rows if r["connections"] == 32), None)
+    value = at32["ratio_ops"] if at32 else None
+    p99 = ours["half_max_open_loop"]["latency_ms"].get("p99")
+    their_p99 = theirs["half_max_open_loop"]["latency_ms"].get("p99") if theirs else None
+    return [
+        check(
+            "job creations/s at 32 connections, over etcd's puts/s",
+            f">= {TARGET_RATIO_AT_32}x",
+            value,
+            None if value is None else value >= TARGET_RATIO_AT_32,
+            reference=f"{at32['ops_per_s']:,}/s against etcd {at32['etcd_ops_per_s']:,}/s"
+            if at32 and at32["etcd_ops_per_s"]
+            else None,
+            note=why,
+        ),
+        check(
+            "p99 create latency at half the maximum rate (ms)",
+            f"<= {TARGET_P99_MS:g} ms",
+            p99,
+            None if p99 is None else p99 <= TARGET_P99_MS,
+            reference=None if their_p99 is None else f"etcd {their_p99:.1f} ms at half its maximum",
+        ),
+    ]
+
+
+def run(quick: bool) -> dict[str, Any]:
+    concurrency = QUICK_CONCURRENCY if quick else CONCURRENCY
+    measure_s, warmup_s = (2.0, 0.5) if quick else (15.0, 2.0)
+    ours = scheduled_db(concurrency, measure_s, warmup_s)
+    binary = etcd_binary()
+    reason = None if binary else NO_ETCD
+    theirs = etcd(binary, concurrency, measure_s, warmup_s) if binary else None
+    if reason:
+        say(f"http: {reason}")
+    rows = compare(ours, theirs)
+    return {
+        "measure_s": measure_s,
+        "warmup_s": warmup_s,
+        "request_body_bytes": len(job_body("c32-123456", 2e9)),
+        "scheduled_db": ours,
+        "etcd": theirs,
+        "etcd_version": etcd_version(binary) if binary else None,
+        "etcd_missing": reason,
+        "comparison": rows,
+        "batch_create": BATCH_NOTE,
+        "checks": checks(rows, ours, theirs, reason),
+    }

@@ -1,0 +1,69 @@
+"""The benchmark suite must not rot: its smallest part runs, and its page regenerates.
+
+The full suite takes minutes to an hour (``python -m bench``); here the Raft part
+runs at its quick size through the same entry point, and the page is generated
+from the committed result files into a temporary directory and compared with
+the committed docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+from bench.__main__ import main
+from bench.common import RESULTS, ROOT
+from bench.http_bench import checks as http_checks
+from bench.report import TITLES, generate
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_quick_raft_part_writes_its_figures_with_machine_and_commit(tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    code = main(["--quick", "--only", "raft", "--results", str(results), "--no-report"])
+    assert code == 0
+    rec = json.loads((results / "raft.json").read_text())
+    assert rec["name"] == "raft" and rec["quick"] is True
+    assert rec["machine"]["cpus"] == os.cpu_count() and rec["machine"]["memory_gib"] > 0
+    assert rec["commit"] and rec["dirty"] in (True, False)
+    runs = rec["figures"]["runs"]
+    assert [r["batch"] for r in runs] == [1, 16, 256]
+    assert all(r["entries_per_s"] > 0 for r in runs)
+    (target,) = rec["figures"]["checks"]
+    assert target["value"] == runs[-1]["entries_per_s"]
+    assert target["met"] is (target["value"] >= 100_000)
+
+
+def test_the_committed_page_is_what_the_committed_results_generate(tmp_path: Path) -> None:
+    """docs/benchmarks.md is generated, never edited: regenerating it changes nothing."""
+    page = generate(RESULTS, tmp_path)
+    assert page.read_text() == (ROOT / "docs" / "benchmarks.md").read_text()
+    for name in TITLES:
+        assert (RESULTS / f"{name}.json").exists(), f"no committed result for {name}"
+    for image in ("bench-http.png", "bench-firing.png", "bench-failover.png"):
+        assert (tmp_path / "img" / image).read_bytes().startswith(PNG_MAGIC)
+        assert f"(img/{image})" in page.read_text()
+        assert (ROOT / "docs" / "img" / image).exists(), f"{image} is not committed"
+
+
+def test_a_part_without_results_says_how_to_make_them(tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    results.mkdir()
+    shutil.copy(RESULTS / "raft.json", results / "raft.json")
+    text = generate(results, tmp_path / "docs").read_text()
+    assert "| raft | entries/s with batching" in text
+    for name in TITLES:
+        if name != "raft":
+            assert f"Not run yet: `python -m bench --only {name}`." in text
+    assert not (tmp_path / "docs" / "img").exists()  # no data, no plot
+
+
+def test_without_etcd_the_ratio_is_not_judged_and_says_why() -> None:
+    ours = {"half_max_open_loop": {"latency_ms": {"p99": 12.5}}}
+    rows = [{"connections": 32, "ops_per_s": 900, "etcd_ops_per_s": None, "ratio_ops": None}]
+    ratio, latency = http_checks(rows, ours, None, "etcd not found")
+    assert ratio["met"] is None and ratio["value"] is None and ratio["note"] == "etcd not found"
+    assert latency["met"] is True and latency["value"] == 12.5
