@@ -68,11 +68,16 @@ def start_together(nodes: list[ClusterNode]) -> None:
     for n in nodes:
         n.start(wait=False)
     for n in nodes:
-        try:
-            wait_until(n.healthy, 30, f"{n.node_id} to serve /health")
-        except AssertionError as exc:
-            tail = "\n".join(n.log().splitlines()[-40:])
-            raise AssertionError(f"{exc}; the end of its log:\n{tail}") from None
+        wait_serving(n)
+
+
+def wait_serving(node: ClusterNode, timeout: float = 30) -> None:
+    """Wait until a started ``node`` serves /health; fail with the end of its log."""
+    try:
+        wait_until(node.healthy, timeout, f"{node.node_id} to serve /health")
+    except AssertionError as exc:
+        tail = "\n".join(node.log().splitlines()[-40:])
+        raise AssertionError(f"{exc}; the end of its log:\n{tail}") from None
 
 
 def alive(node: ClusterNode) -> bool:
@@ -171,25 +176,28 @@ class CreateStream:
     """Client threads creating jobs with unique ids against random live nodes.
 
     Every ``webhook_every``-th job is due ``due_in`` seconds after it is sent and
-    fires at ``webhook_url``; the rest are due an hour later.  ``pause`` paces
-    each thread (a request rate, so three node processes keep a share of the
-    two cores), not a wait for anything.
+    fires at ``webhook_url``; the rest (all of them, without a ``webhook_url``)
+    are due an hour later.  ``pause`` paces each thread (a request rate, so three
+    node processes keep a share of the two cores), not a wait for anything.
+    ``seed`` picks the nodes each thread sends to.
     """
 
     def __init__(
         self,
         nodes: list[ClusterNode],
-        webhook_url: str,
+        webhook_url: str | None,
         threads: int = 3,
         due_in: float = 3.0,
         webhook_every: int = 4,
         pause: float = 0.01,
+        seed: int = 0,
     ) -> None:
         self.nodes = nodes
         self.webhook_url = webhook_url
         self.due_in = due_in
         self.webhook_every = webhook_every
         self.pause = pause
+        self.seed = seed
         self._lock = threading.Lock()
         self._creates: list[Create] = []
         self._stop = threading.Event()
@@ -217,7 +225,7 @@ class CreateStream:
         return [c for c in self.creates() if c.acked]
 
     def _run(self, thread: int) -> None:
-        rng = random.Random(thread)
+        rng = random.Random(self.seed * 1000 + thread)
         for i in itertools.count():
             if self._stop.is_set():
                 return
@@ -227,8 +235,9 @@ class CreateStream:
             self._stop.wait(self.pause)
 
     def _send(self, node: ClusterNode, job_id: str, webhook: bool) -> None:
-        due = round(time.time() + self.due_in, 3) if webhook else None
-        body = job(job_id, due, self.webhook_url) if due else job(job_id, time.time() + 3600)
+        url = self.webhook_url if webhook else None
+        due = None if url is None else round(time.time() + self.due_in, 3)
+        body = job(job_id, time.time() + 3600) if due is None else job(job_id, due, url)
         started = time.monotonic()
         status, answer = post(node, body)
         code = str(answer.get("code") if isinstance(answer, dict) else answer)[:40]
