@@ -80,19 +80,33 @@ def parse_json(data: bytes) -> object:
         raise _bad_body("JSON is nested too deeply") from None
 
 
+async def read_body(request: web.Request) -> bytes:
+    """The request's body as sent, decoded from its ``Content-Encoding``; 400 when the
+    client broke that encoding or the chunked framing (aiohttp raises it mid-read), or
+    went away before sending all of it (the answer then reaches no one, but the
+    node logs no error for a client's disconnection)."""
+    try:
+        return await request.read()
+    except web.RequestPayloadError:
+        raise _bad_body("could not be read: bad Content-Encoding or chunked framing") from None
+    except ConnectionResetError:
+        raise _bad_body("the connection closed before the body was complete") from None
+
+
 async def read_json(request: web.Request, max_bytes: int, *, required: bool) -> object | None:
     """The request's JSON body, or None when it is empty and not ``required``.
 
     Raises 413 past ``max_bytes`` (the application's ``client_max_size`` enforces
     the same limit on chunked bodies, whose length is not known in advance), 415
-    for a body that is not JSON, 400 for a missing or malformed one.
+    for a body that is not JSON, 400 for a missing or malformed one, or one whose
+    ``Content-Encoding`` or chunked framing is broken.
     """
     length = request.content_length
     if length is not None and length > max_bytes:
         raise web.HTTPRequestEntityTooLarge(max_size=max_bytes, actual_size=length)
     if request.body_exists:
         _check_content_type(request)
-    data = await request.read()
+    data = await read_body(request)
     if not data:
         if required:
             raise _bad_body("a JSON object is required")

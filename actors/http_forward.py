@@ -39,6 +39,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from actors.backend import Backend, WriteRefused
+from actors.http_body import read_body
 from actors.http_errors import error_response, refusal_error
 
 log = logging.getLogger(__name__)
@@ -121,7 +122,7 @@ async def _to_leader(
     headers = {h: request.headers[h] for h in _PASSED_ON if h in request.headers}
     headers[FORWARDED_HEADER] = status.node_id
     url = f"http://{address}{request.path_qs}"
-    body = await request.read()
+    body = await read_body(request)
     who = status.leader_id
     try:
         async with session.request(

@@ -28,6 +28,7 @@ from actors import messages
 from actors.backend import Backend
 from actors.clock import now_ms
 from actors.http_api import build_app, build_metrics_app
+from actors.http_protocol import ApiRunner
 from actors.loop_thread import LoopThread
 from actors.metrics import ApiMetrics
 from scheduled_db.config import NodeConfig
@@ -114,7 +115,7 @@ class HttpActor(pykka.ThreadingActor):
         return BoundPorts(port, metrics_port)
 
     async def _serve(self, app: web.Application, host: str, port: int) -> int:
-        runner = web.AppRunner(app, shutdown_timeout=SHUTDOWN_GRACE_S, handle_signals=False)
+        runner = ApiRunner(app, shutdown_timeout=SHUTDOWN_GRACE_S, handle_signals=False)
         await runner.setup()
         self._runners.append(runner)
         await web.TCPSite(runner, host, port).start()
