@@ -37,6 +37,7 @@ from actors.http_errors import HttpError, error_middleware
 from actors.http_forward import Forwarder
 from actors.http_jobs import READ_TIMEOUT_S, JobRoutes
 from actors.http_limits import rate_limit_middleware
+from actors.http_protocol import render_json_errors
 from actors.http_views import Limits, cluster_view, health_view, ready_view
 from actors.messages import GetCounters, GetDigest
 from actors.metrics import ApiMetrics
@@ -273,6 +274,7 @@ def build_app(
         middlewares.append(rate_limit_middleware(limiter, config.cluster.secret))
     app = web.Application(client_max_size=max_body, middlewares=middlewares)
     app[BODY_TIMEOUT_S] = config.http.body_timeout_ms / 1000
+    app.on_response_prepare.append(render_json_errors)
     if config.cluster.peers(config.node.id):
         wait_s = max(2.0, 3 * config.raft.election_timeout_ms / 1000)
         Forwarder(backend, wait_s, config.cluster.secret, forward_tls).install(app)
@@ -307,6 +309,7 @@ def build_metrics_app(backend: Backend, config: NodeConfig, metrics: ApiMetrics)
             auth_middleware(config.api.tokens, config.api.open_health, config.cluster.secret),
         ],
     )
+    app.on_response_prepare.append(render_json_errors)
     routes = NodeRoutes(backend, metrics, node_limits(config), max_body)
     app.router.add_get("/metrics", routes.metrics)
     return app

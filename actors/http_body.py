@@ -84,7 +84,14 @@ def parse_json(data: bytes) -> object:
         raise _bad_body("JSON is nested too deeply") from None
 
 
-async def _read_body(request: web.Request) -> bytes:
+async def read_body(request: web.Request) -> bytes:
+    """The request's body as sent, decoded from its ``Content-Encoding``.
+
+    408 when it takes longer than the application's :data:`BODY_TIMEOUT_S` to
+    arrive; 400 when the client broke its encoding or the chunked framing (aiohttp
+    raises it mid-read), or went away before sending all of it (the answer then
+    reaches no one, but the node logs no error for a client's disconnection).
+    """
     timeout_s = request.config_dict.get(BODY_TIMEOUT_S, DEFAULT_BODY_TIMEOUT_S)
     try:
         async with asyncio.timeout(timeout_s):
@@ -92,6 +99,10 @@ async def _read_body(request: web.Request) -> bytes:
     except TimeoutError:
         message = f"body: not received within {timeout_s:g} s"
         raise HttpError(408, "request_timeout", message, {"field": "body"}) from None
+    except web.RequestPayloadError:
+        raise _bad_body("could not be read: bad Content-Encoding or chunked framing") from None
+    except ConnectionResetError:
+        raise _bad_body("the connection closed before the body was complete") from None
 
 
 async def read_json(request: web.Request, max_bytes: int, *, required: bool) -> object | None:
@@ -101,14 +112,14 @@ async def read_json(request: web.Request, max_bytes: int, *, required: bool) -> 
     :data:`BODY_TIMEOUT_S` to arrive, 413 past ``max_bytes`` (the application's
     ``client_max_size`` enforces the same limit on chunked bodies, whose length is
     not known in advance), 415 for a body that is not JSON, 400 for a missing or
-    malformed one.
+    malformed one, or one whose ``Content-Encoding`` or chunked framing is broken.
     """
     length = request.content_length
     if length is not None and length > max_bytes:
         raise web.HTTPRequestEntityTooLarge(max_size=max_bytes, actual_size=length)
     if request.body_exists:
         _check_content_type(request)
-    data = await _read_body(request)
+    data = await read_body(request)
     if not data:
         if required:
             raise _bad_body("a JSON object is required")

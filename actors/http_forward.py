@@ -44,6 +44,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from actors.backend import Backend, WriteRefused
+from actors.http_body import read_body
 from actors.http_errors import error_response, refusal_error
 from actors.http_limits import FORWARD_PROOF_HEADER, FORWARDED_HEADER, forward_proof
 
@@ -146,7 +147,7 @@ async def _to_leader(
         headers[FORWARD_PROOF_HEADER] = forward_proof(secret, status.node_id)
     scheme = "http" if tls is None else "https"
     url = f"{scheme}://{address}{request.path_qs}"
-    body = await request.read()
+    body = await read_body(request)
     who = status.leader_id
     try:
         async with session.request(

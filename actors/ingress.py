@@ -30,7 +30,7 @@ from actors import messages
 from actors.backend import Backend
 from actors.clock import now_ms
 from actors.http_api import build_app, build_metrics_app
-from actors.http_server import ApiRunner
+from actors.http_protocol import ApiRunner
 from actors.loop_thread import LoopThread
 from actors.metrics import ApiMetrics
 from actors.tls import ApiTls

@@ -95,8 +95,15 @@ BACKOFF_MAX_S = 2.0
 START_TIMEOUT_S = 10.0
 STOP_TIMEOUT_S = 5.0
 CLOSE_WAIT_S = 1.0
+MAX_SHOWN_ID = 64  # characters of a claimed node id a log line shows
 
 Address = tuple[str, int]
+
+
+def _claimed(peer: str) -> str:
+    """A node id an unauthenticated dialler claimed, as a log line may show it: cut
+    short, since whoever dials the Raft port chooses it (up to ~1 KB)."""
+    return repr(peer[:MAX_SHOWN_ID]) + ("..." if len(peer) > MAX_SHOWN_ID else "")
 
 
 async def _close(writer: asyncio.StreamWriter) -> None:
@@ -420,9 +427,9 @@ class _Network:
         if not peer or len(their_nonce) != NONCE_BYTES:
             raise AuthError("malformed hello")
         if not hmac.compare_digest(proof, handshake_proof(self._secret, DIALER, nonce, peer)):
-            raise AuthError(f"wrong proof of the cluster secret for {peer!r}")
+            raise AuthError(f"wrong proof of the cluster secret for {_claimed(peer)}")
         if peer not in self._links:
-            raise AuthError(f"{peer!r} is not a peer of this node")
+            raise AuthError(f"{_claimed(peer)} is not a peer of this node")
         answer = handshake_proof(self._secret, SERVER, their_nonce, self.node_id)
         writer.write(frame(KIND_HELLO, answer + self.node_id.encode()))
         return peer
