@@ -80,12 +80,12 @@ def parse_json(data: bytes) -> object:
         raise _bad_body("JSON is nested too deeply") from None
 
 
-async def read_json(request: web.Request, max_bytes: int, *, required: bool) -> object | None:
-    """The request's JSON body, or None when it is empty and not ``required``.
+async def _read_body(request: web.Request, max_bytes: int, *, required: bool) -> bytes:
+    """The raw body; b"" when there is none and it is not ``required``.
 
     Raises 413 past ``max_bytes`` (the application's ``client_max_size`` enforces
     the same limit on chunked bodies, whose length is not known in advance), 415
-    for a body that is not JSON, 400 for a missing or malformed one.
+    for a body that is not JSON, 400 for a missing one.
     """
     length = request.content_length
     if length is not None and length > max_bytes:
@@ -93,20 +93,30 @@ async def read_json(request: web.Request, max_bytes: int, *, required: bool) -> 
     if request.body_exists:
         _check_content_type(request)
     data = await request.read()
-    if not data:
-        if required:
-            raise _bad_body("a JSON object is required")
-        return None
-    return parse_json(data)
+    if not data and required:
+        raise _bad_body("a JSON object is required")
+    return data
+
+
+async def read_json(request: web.Request, max_bytes: int, *, required: bool) -> object | None:
+    """The request's JSON body, or None when it is empty and not ``required`` (a JSON
+    ``null`` is None too: use :func:`read_json_object` where the two differ)."""
+    data = await _read_body(request, max_bytes, required=required)
+    return parse_json(data) if data else None
 
 
 async def read_json_object(
     request: web.Request, max_bytes: int, *, required: bool
 ) -> dict[str, object]:
-    """Like :func:`read_json`, but the body must be a JSON object ({} when absent)."""
-    value = await read_json(request, max_bytes, required=required)
-    if value is None:
+    """Like :func:`read_json`, but the body must be a JSON object ({} when absent).
+
+    Absent means no body at all: a JSON ``null`` is a body, and not an object
+    (schemathesis found ``-d null`` cancelling a job as if no body had been sent).
+    """
+    data = await _read_body(request, max_bytes, required=required)
+    if not data:
         return {}
+    value = parse_json(data)
     if not isinstance(value, dict):
         raise _bad_body("must be a JSON object")
     return value

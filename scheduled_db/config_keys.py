@@ -90,7 +90,7 @@ KEYS: tuple[Key, ...] = (
         f"Bearer tokens by SHA-256, role read|write|admin; env form {TOKENS_FORMAT},... "
         "None: no token needed."),
     Key("api.open_health", BOOL, True, None,
-        "With tokens set, whether /health, /ready and /metrics still answer without one."),
+        "With tokens set, whether /health, /ready, /metrics, /openapi.json answer without one."),
     Key("raft.host", HOST, "0.0.0.0", "RAFT_HOST",
         "Interface the peer (Raft) transport listens on."),
     Key("raft.port", PORT, 7000, "RAFT_PORT",
