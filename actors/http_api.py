@@ -37,6 +37,7 @@ from actors.http_errors import HttpError, error_middleware
 from actors.http_forward import Forwarder
 from actors.http_jobs import READ_TIMEOUT_S, JobRoutes
 from actors.http_limits import rate_limit_middleware
+from actors.http_openapi import openapi_json, serve_openapi
 from actors.http_protocol import render_json_errors
 from actors.http_views import Limits, cluster_view, health_view, ready_view
 from actors.messages import GetCounters, GetDigest
@@ -100,7 +101,8 @@ def metrics_middleware(metrics: ApiMetrics) -> Any:
 
 
 class NodeRoutes:
-    """Handlers of the node's own routes: health, cluster view, join, metrics."""
+    """Handlers of the node's own routes: health, cluster view, join, metrics, and the
+    API's description (``/openapi.json``)."""
 
     def __init__(
         self,
@@ -126,6 +128,7 @@ class NodeRoutes:
             web.post("/leave", self.leave),
             web.delete("/cluster/members/{id}", self.remove_member),
             web.get("/metrics", self.metrics),
+            web.get("/openapi.json", serve_openapi),
         ]
 
     def _authorize_membership(self, request: web.Request) -> None:
@@ -263,6 +266,7 @@ def build_app(
         guard = WebhookGuard(config.webhooks.address_policy)
     limits = node_limits(config)
     max_body = config.http.max_body_bytes
+    openapi_json()  # parsed once per process, here: a broken description stops start-up
     middlewares = [
         metrics_middleware(metrics),
         cors_middleware(CorsPolicy(config.http.cors_origins)),

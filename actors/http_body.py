@@ -105,14 +105,13 @@ async def read_body(request: web.Request) -> bytes:
         raise _bad_body("the connection closed before the body was complete") from None
 
 
-async def read_json(request: web.Request, max_bytes: int, *, required: bool) -> object | None:
-    """The request's JSON body, or None when it is empty and not ``required``.
+async def _read_raw(request: web.Request, max_bytes: int, *, required: bool) -> bytes:
+    """The raw body; b"" when there is none and it is not ``required``.
 
-    Raises 408 when the body takes longer than the application's
-    :data:`BODY_TIMEOUT_S` to arrive, 413 past ``max_bytes`` (the application's
-    ``client_max_size`` enforces the same limit on chunked bodies, whose length is
-    not known in advance), 415 for a body that is not JSON, 400 for a missing or
-    malformed one, or one whose ``Content-Encoding`` or chunked framing is broken.
+    Raises 413 past ``max_bytes`` (the application's ``client_max_size`` enforces
+    the same limit on chunked bodies, whose length is not known in advance), 415
+    for a body that is not JSON, 400 for a missing one, and what
+    :func:`read_body` raises.
     """
     length = request.content_length
     if length is not None and length > max_bytes:
@@ -120,20 +119,30 @@ async def read_json(request: web.Request, max_bytes: int, *, required: bool) -> 
     if request.body_exists:
         _check_content_type(request)
     data = await read_body(request)
-    if not data:
-        if required:
-            raise _bad_body("a JSON object is required")
-        return None
-    return parse_json(data)
+    if not data and required:
+        raise _bad_body("a JSON object is required")
+    return data
+
+
+async def read_json(request: web.Request, max_bytes: int, *, required: bool) -> object | None:
+    """The request's JSON body, or None when it is empty and not ``required`` (a JSON
+    ``null`` is None too: use :func:`read_json_object` where the two differ)."""
+    data = await _read_raw(request, max_bytes, required=required)
+    return parse_json(data) if data else None
 
 
 async def read_json_object(
     request: web.Request, max_bytes: int, *, required: bool
 ) -> dict[str, object]:
-    """Like :func:`read_json`, but the body must be a JSON object ({} when absent)."""
-    value = await read_json(request, max_bytes, required=required)
-    if value is None:
+    """Like :func:`read_json`, but the body must be a JSON object ({} when absent).
+
+    Absent means no body at all: a JSON ``null`` is a body, and not an object
+    (schemathesis found ``-d null`` cancelling a job as if no body had been sent).
+    """
+    data = await _read_raw(request, max_bytes, required=required)
+    if not data:
         return {}
+    value = parse_json(data)
     if not isinstance(value, dict):
         raise _bad_body("must be a JSON object")
     return value

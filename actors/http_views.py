@@ -161,6 +161,7 @@ def ready_view(status: NodeStatus) -> tuple[bool, dict[str, Any]]:
     body: dict[str, Any] = {"ready": reason is None, "node_id": status.node_id}
     if reason is not None:
         body["error"] = f"Not ready: {reason}"
+        body["code"] = "not_ready"  # like every other non-2xx body
     return reason is None, body
 
 

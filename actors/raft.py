@@ -193,16 +193,27 @@ class RaftActor(pykka.ThreadingActor):
             return
         self._promote_wait = PROMOTE_CHECK_TICKS
         for learner in sorted(core.learners):
-            pr = core.prs.get(learner)
-            if pr is None or pr.match + PROMOTE_MAX_LAG < core.log.committed:
+            if not self._caught_up(core, learner):
                 continue
             try:
                 core.propose_conf_change(ConfChange(ConfChangeType.ADD_VOTER, learner))
             except (NotLeader, ProposalDropped, ConfChangeError) as exc:
                 log.debug("raft: promoting %s must wait: %s", learner, exc)
                 return
-            log.info("raft: learner %s has caught up (match %d): promoting it", learner, pr.match)
+            match = core.prs[learner].match
+            log.info("raft: learner %s has caught up (match %d): promoting it", learner, match)
             return
+
+    def _caught_up(self, core: Raft, learner: str) -> bool:
+        """Close to the commit index, and answering now.  Lag alone is not enough: on
+        a young cluster (commit index under the lag) a learner at an address nobody
+        answers would pass, and as a voter it would cost the cluster its quorum."""
+        pr = core.prs.get(learner)
+        if pr is None or pr.match == 0 or pr.match + PROMOTE_MAX_LAG < core.log.committed:
+            return False
+        heard = self._heard.get(learner)
+        timeout_s = self.settings.tick_ms * self.settings.election_ticks / 1000
+        return heard is not None and time.monotonic() - heard < timeout_s
 
     def _core_if_established(self) -> Raft | None:
         event = self._leadership_event()

@@ -114,6 +114,8 @@ class MemoryBackend:
             raise TimeoutError
         if self.refusal is not None:
             raise self.refusal
+        if node_id in self.members or any(node_id == n for n, _, _ in self.learners):
+            raise MembershipConflict(f"{node_id} is already a member")  # as the Raft core
         self.learners.append((node_id, raft_address, http_address))
 
     async def remove_member(self, node_id: str) -> None:

@@ -123,6 +123,16 @@ def test_bodies_that_are_not_a_json_object_are_400(data: bytes, words: str) -> N
 
 
 @api_test()
+async def test_a_json_null_body_is_not_an_absent_one(api: Api) -> None:
+    """Found by schemathesis: ``-d null`` cancelled a job as if no body had been sent."""
+    await api.create(id="kept")
+    reply = await api.call("POST", "/jobs/kept/cancel", data=b"null", headers=JSON)
+    assert reply.status == 400 and reply.body["error"] == "body: must be a JSON object"
+    assert (await api.call("GET", "/jobs/kept")).body["status"] == "pending"
+    assert (await api.call("POST", "/jobs/kept/cancel")).status == 200  # no body at all
+
+
+@api_test()
 async def test_wrong_content_type_is_415(api: Api) -> None:
     for content_type in ("text/plain", "application/x-www-form-urlencoded", "application/xml"):
         reply = await api.call("POST", "/jobs", data="{}", headers={"Content-Type": content_type})

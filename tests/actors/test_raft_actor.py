@@ -15,12 +15,15 @@ import pytest
 
 from actors import messages as m
 from actors.node_store import NodeStore
-from actors.raft import RaftActor, RaftSettings
+from actors.raft import PROMOTE_CHECK_TICKS, RaftActor, RaftSettings
 from actors.storage import StorageActor
 from scheduled_db import commands as c
 from scheduled_db.jobs import JobSpec, JobType
+from scheduled_db.raft.messages import ConfChange, ConfChangeType
+from scheduled_db.records import encode_member
 from scheduled_db.results import ResultCode
 from tests.actors.probe import Inbox, start_probe
+from tests.integration.nodeproc import wait_until
 
 
 def _create(job_id: str) -> bytes:
@@ -132,3 +135,23 @@ def test_a_campaign_asks_the_other_voters_for_pre_votes(tmp_path: Path) -> None:
         node.stop()
         node.transport.stop()
         node.events.stop()
+
+
+def test_a_learner_that_never_answered_is_not_promoted(solo: Member) -> None:
+    """Found by schemathesis: a young cluster (commit index under the promotion lag)
+    promoted a learner at an address nobody answers, and lost its quorum."""
+    solo.inbox.wait_for(m.Leadership, lambda e: e.established)
+    outbox = Inbox()
+    join = ConfChange(ConfChangeType.ADD_LEARNER, "ghost", encode_member("127.0.0.1:9", ""))
+    solo.raft.tell(m.ProposeConfChange(join, outbox.put))
+    assert outbox.wait_for(m.ProposeOutcome).error is None
+
+    def heartbeats_to_ghost() -> int:
+        sent = solo.sent.of_type(m.SendMessages)
+        return sum(1 for batch in sent for msg in batch.messages if msg.to == "ghost")
+
+    # One heartbeat a tick: by this many, the leader has looked to promote it 4 times.
+    wait_until(lambda: heartbeats_to_ghost() >= 4 * PROMOTE_CHECK_TICKS, 10, "ticks")
+    conf = solo.raft.ask(m.GetRaftStatus()).conf_state
+    assert "ghost" in conf.learners and "ghost" not in conf.voters
+    assert solo.propose(_create("still-writable")).error is None
