@@ -12,7 +12,7 @@ KUSTOMIZE_DIR ?= k8s/overlays/dev
 	k8s-deploy k8s-delete bench bench-quick sim
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | \
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | \
 		awk 'BEGIN {FS = ":.*## "} {printf "  %-12s %s\n", $$1, $$2}'
 
 build: ## Install the package with its test tools (pip install '.[test]')
