@@ -35,6 +35,7 @@ from typing import Any
 from actors.http_client import WebhookClient
 from bench.common import check, say
 from bench.firing_receiver import ReceiverProcess
+from bench.loadgen import LOCAL
 from bench.procs import Node, make_cluster, post_jobs, running, wait_leader, wait_until
 
 NAME = "failover"
@@ -72,7 +73,7 @@ class Writer(threading.Thread):
         self.join(30)
 
     async def _main(self) -> None:
-        client = WebhookClient(per_origin=WRITERS)
+        client = WebhookClient(per_origin=WRITERS, policy=LOCAL)
         await asyncio.gather(*(self._worker(client, w) for w in range(WRITERS)))
         await client.close()
 

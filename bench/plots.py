@@ -29,6 +29,10 @@ def _save(fig: Any, path: Path) -> None:
     plt.close(fig)
 
 
+def _positive(value: float | None) -> float:
+    return value if value is not None and value > 0 else float("nan")
+
+
 def http(figures: dict[str, Any], path: Path) -> bool:
     """Throughput and latency percentiles against concurrency, both systems."""
     systems = [("scheduled-db", figures.get("scheduled_db"), OURS)]
@@ -41,7 +45,9 @@ def http(figures: dict[str, Any], path: Path) -> bool:
         conns = [r["connections"] for r in rows]
         rate_ax.plot(conns, [r["ops_per_s"] for r in rows], "o-", color=color, label=name)
         for pct, style in (("p50", "o-"), ("p99", "s--")):
-            values = [r["latency_ms"].get(pct) for r in rows]
+            # A size where every request failed has no latency: a gap, not a zero
+            # (which a log axis cannot draw).
+            values = [_positive(r["latency_ms"].get(pct)) for r in rows]
             late_ax.plot(conns, values, style, color=color, label=f"{name} {pct}")
     conns = [r["connections"] for r in figures["scheduled_db"]["closed_loop"]]
     for ax in (rate_ax, late_ax):
