@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -22,30 +20,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+# One port picker for the tests and the benchmarks: ports below the kernel's
+# ephemeral range, never handed out twice (see bench/procs.py).
+from bench.procs import free_port as free_port
+
 ROOT = Path(__file__).resolve().parents[2]
-
-
-# Ports handed out below the kernel's ephemeral range (32768+ on Linux): a port
-# the OS picked for us there can be taken, before our node binds it, as the
-# *source* port of some other connection (another node dialling its peers).
-_PORTS = range(20_000, 32_000)
-_handed_out: set[int] = set()
-
-
-def free_port() -> int:
-    """A loopback port nobody listens on now, never the same twice in this process."""
-    for _ in range(200):
-        port = random.choice(_PORTS)
-        if port in _handed_out:
-            continue
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        _handed_out.add(port)
-        return port
-    raise RuntimeError("no free port found in 200 tries")
 
 
 def wait_until(cond: Callable[[], bool], timeout: float, what: str) -> None:
