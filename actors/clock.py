@@ -34,10 +34,13 @@ class Ticker:
         self._stopped.set()
 
     def _run(self) -> None:
+        # Each call at least one interval after the last: a ticker held up (a paused
+        # process, a busy machine) never catches up with a burst.  Raft's election
+        # timeouts, and so the leader lease (actors/lease.py), count on it.
         next_at = time.monotonic() + self._interval
         while not self._stopped.wait(max(0.0, next_at - time.monotonic())):
             self._fn()
-            next_at += self._interval
+            next_at = time.monotonic() + self._interval
 
 
 def actor_ticker(actor: pykka.Actor, interval: float, message: object) -> Ticker:

@@ -76,6 +76,10 @@ class TLSError(OSError):
     """The TLS handshake or the certificate check failed."""
 
 
+class FencedError(Exception):
+    """Not sent: the sender's check just before writing said no (its lease ended)."""
+
+
 class ProtocolError(OSError):
     """The server closed early or answered something that is not HTTP/1.x."""
 
@@ -262,7 +266,15 @@ class WebhookClient:
         self._dns = CachedResolver(resolve, dns_ttl_s)
         self._tls: ssl.SSLContext | None = None
 
-    async def post(self, url: str, body: bytes, headers: dict[str, str]) -> Response:
+    async def post(
+        self,
+        url: str,
+        body: bytes,
+        headers: dict[str, str],
+        may_send: Callable[[], bool] | None = None,
+    ) -> Response:
+        """POST ``body``; ``may_send`` is asked just before the request's bytes are
+        written (after any connecting), and FencedError raised if it says no."""
         parsed = self._urls.get(url)
         if parsed is None:
             if len(self._urls) >= 4096:  # bounded: a stream of one-off URLs cannot grow it
@@ -280,7 +292,7 @@ class WebhookClient:
         self._users[origin] = self._users.get(origin, 0) + 1
         try:
             async with slot:
-                return await self._send(origin, request)
+                return await self._send(origin, request, may_send)
         finally:
             left = self._users[origin] - 1
             if left:
@@ -296,15 +308,17 @@ class WebhookClient:
             slot = self._slots[origin] = asyncio.Semaphore(self.per_origin)
         return slot
 
-    async def _send(self, origin: _Origin, request: bytes) -> Response:
+    async def _send(
+        self, origin: _Origin, request: bytes, may_send: Callable[[], bool] | None
+    ) -> Response:
         conn = self._take_idle(origin)
         if conn is not None:
             try:
-                return await self._use(origin, conn, request)
+                return await self._use(origin, conn, request, may_send)
             except ProtocolError:
                 if not conn.stale:
                     raise
-        return await self._use(origin, await self._connect(origin), request)
+        return await self._use(origin, await self._connect(origin), request, may_send)
 
     async def close(self) -> None:
         for conns in self._idle.values():
@@ -313,19 +327,31 @@ class WebhookClient:
         self._idle.clear()
         self._idle_count = 0
 
-    async def _use(self, origin: _Origin, conn: _Connection, request: bytes) -> Response:
+    async def _use(
+        self,
+        origin: _Origin,
+        conn: _Connection,
+        request: bytes,
+        may_send: Callable[[], bool] | None,
+    ) -> Response:
+        if may_send is not None and not may_send():
+            self._keep_idle(origin, conn)
+            raise FencedError("not sent: this node's leader lease has ended")
         try:
             response = await conn.exchange(request)
         except BaseException:
             conn.close()  # cancelled, timed out or failed mid-exchange: never reuse it
             raise
+        self._keep_idle(origin, conn)
+        return response
+
+    def _keep_idle(self, origin: _Origin, conn: _Connection) -> None:
         if conn.reusable and self._idle_count < MAX_IDLE:
             conn.idle_since = time.monotonic()
             self._idle.setdefault(origin, []).append(conn)
             self._idle_count += 1
         else:
             conn.close()
-        return response
 
     def _take_idle(self, origin: _Origin) -> _Connection | None:
         conns = self._idle.get(origin)

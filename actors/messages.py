@@ -446,7 +446,8 @@ class GetBoundPorts:
 @dataclass(frozen=True, slots=True)
 class Deliver:
     """Make one delivery attempt of a claimed occurrence; :class:`DeliveryOutcome`
-    goes to ``reply_to``.  The request is sent at once (the caller fires on time)."""
+    goes to ``reply_to``.  The request is sent at once (the caller fires on time),
+    but never before ``not_before_ms``, and only while the node's lease holds ``term``."""
 
     job_id: str
     job_type: str  # "unico" | "recurrente"
@@ -458,6 +459,7 @@ class Deliver:
     timeout_ms: int
     reply_to: ActorRef | None = None
     signing_secret_ref: str | None = None  # a webhooks.signing_secrets name
+    not_before_ms: int = 0  # never sent earlier (epoch ms): the attempt's fire time
 
 
 @dataclass(frozen=True, slots=True)

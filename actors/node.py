@@ -31,6 +31,7 @@ import pykka
 from actors import messages as m
 from actors.datadir import DataDirError
 from actors.ingress import HttpActor
+from actors.lease import LeaderLease
 from actors.metrics import ApiMetrics
 from actors.node_backend import NodeBackend
 from actors.node_store import NodeStore, StoreOptions
@@ -108,6 +109,7 @@ class Node:
             max_bytes_per_msg=cfg.raft.max_bytes_per_msg,
         )
         metrics = ApiMetrics()
+        lease = LeaderLease()  # granted by the Raft actor, checked before each delivery
         transport = self._start_transport()
         snapshots = None
         if transport is not None:
@@ -125,6 +127,7 @@ class Node:
                 snapshots=snapshots,
                 static_peers=_static_peers(cfg),
                 on_leader_change=metrics.leader_changes.inc,
+                lease=lease,
             ),
         )
         if transport is not None:
@@ -139,6 +142,7 @@ class Node:
                 signing_secret=_signing_secret(cfg),
                 named_secrets={k: v.encode() for k, v in cfg.webhooks.signing_secrets.items()},
                 policy=cfg.webhooks.address_policy,
+                lease=lease,
             ),
         )
         _log_webhook_policy(cfg)

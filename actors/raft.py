@@ -27,6 +27,7 @@ import pykka
 
 from actors import messages as m
 from actors.clock import actor_ticker
+from actors.lease import LeaderLease, lease_seconds
 from scheduled_db.config_kinds import parse_address
 from scheduled_db.raft.core import (
     ConfChangeError,
@@ -81,8 +82,11 @@ class RaftActor(pykka.ThreadingActor):
         static_peers: Mapping[str, tuple[str, int]] | None = None,
         seed: int | None = None,
         on_leader_change: Any = None,
+        lease: LeaderLease | None = None,
     ) -> None:
         super().__init__()
+        self.lease = lease if lease is not None else LeaderLease()
+        self._lease_s = lease_seconds(settings.election_ticks, settings.tick_ms / 1000)
         self._on_leader_change = on_leader_change
         self.settings = settings
         self.storage = storage
@@ -100,6 +104,8 @@ class RaftActor(pykka.ThreadingActor):
             max_inflight_msgs=settings.max_inflight,
         )
         self.core = Raft(cfg, log_storage, Random(seed))
+        # When (monotonic) the core counted each recent tick: a lease stamp names one.
+        self._tick_at: dict[int, float] = {self.core.ticks: time.monotonic()}
         self._inflight: Ready | None = None
         self._ready_id = 0
         self._pending: dict[int, tuple[int, m.Reply]] = {}  # index -> (term, reply)
@@ -156,6 +162,9 @@ class RaftActor(pykka.ThreadingActor):
 
     def _tick_core(self, _: m.Tick) -> None:
         self.core.tick()
+        # Read after the tick: every message stamped with this tick leaves later.
+        self._tick_at[self.core.ticks] = time.monotonic()
+        self._tick_at.pop(self.core.ticks - 4 * self.settings.election_ticks, None)
         self._maybe_promote()
 
     # -- membership --
@@ -352,6 +361,7 @@ class RaftActor(pykka.ThreadingActor):
 
     def _process(self) -> None:
         self._watch_leadership()
+        self._renew_lease()
         if self._inflight is not None or not self.core.has_ready():
             return
         rd = self.core.ready()
@@ -436,6 +446,16 @@ class RaftActor(pykka.ThreadingActor):
                     sub.tell(event)
                 except pykka.ActorDeadError:
                     self._subscribers.remove(sub)
+
+    def _renew_lease(self) -> None:
+        """Publish until when this node surely leads (see actors.lease): only while
+        its leadership is established, from the tick a quorum acknowledged last."""
+        stamp = self.core.lease_stamp()
+        at = self._tick_at.get(stamp) if stamp is not None else None
+        if at is None or not self._announced.established:
+            self.lease.revoke()
+        else:
+            self.lease.grant(self.core.term, at + self._lease_s)
 
     def _leadership_event(self) -> m.Leadership:
         core = self.core

@@ -18,8 +18,15 @@ While active:
   (a retry time, or the recurring job's next run, computed here); outcomes are
   batched, and held back while a burst is firing (see FIRING_SOON_MS);
 * claims left open by an older term are fired again with the same idempotency
-  key (at-least-once); this term's claims that were lost track of become
-  ``timeout`` after ``inprogress_timeout`` and are retried while attempts remain.
+  key (at-least-once), at the time they were due, never earlier (claims are made
+  ``claim_ahead`` before it); runs that came due shortly before this leader took
+  over are caught up one by one (:func:`scheduled_db.firing.skip_missed`), so a
+  failover costs a recurring job no run; this term's claims that were lost track
+  of become ``timeout`` after ``inprogress_timeout`` and are retried while
+  attempts remain;
+* a delivery is sent only while this node's leader lease holds (actors/lease.py);
+  one that was not (``fenced``) is tried again shortly, unless this node has
+  stopped leading by then.
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ from typing import Any
 import pykka
 
 from actors import messages as m
+from actors import webhook_attempt
 from actors.clock import Alarm, now_ms
 from scheduled_db import commands as c
 from scheduled_db import firing
@@ -50,10 +58,15 @@ OUTCOME_FLUSH_MS = 5
 # Firing comes first.  In a burst (an armed occurrence due within FIRING_SOON_MS,
 # or BURST_IN_FLIGHT deliveries out) the flush waits, since applying outcomes takes
 # the CPU the deliveries need; for at most OUTCOME_MAX_DELAY_MS after the oldest
-# outcome waiting, so the bookkeeping is late by seconds at worst, never lost.
+# outcome waiting.  That bound is also the window of deliveries a failover sends
+# again (their outcomes were not committed): a leader lost mid-burst redelivers what
+# it sent in roughly its last OUTCOME_MAX_DELAY_MS plus one commit.
 FIRING_SOON_MS = 20
 BURST_IN_FLIGHT = 32
-OUTCOME_MAX_DELAY_MS = 5_000
+OUTCOME_MAX_DELAY_MS = 100
+# A delivery fenced by an ended lease is tried again after this long: by then this
+# node has either renewed its lease or learnt that it no longer leads (and idles).
+FENCED_RETRY_MS = 50
 DUE_STATUSES = (JobStatus.PENDING, JobStatus.FAILED, JobStatus.TIMEOUT)
 
 
@@ -77,6 +90,7 @@ class _Armed:
     job: Job
     occurrence_ms: int
     attempt: int
+    fire_at_ms: int = 0
 
 
 class SchedulerActor(pykka.ThreadingActor):
@@ -103,6 +117,7 @@ class SchedulerActor(pykka.ThreadingActor):
         self.epoch = 0
         self.term = 0
         self.active = False
+        self.active_since = 0  # when (wall ms) this node's current term of firing began
         self._reads: dict[int, tuple[int, Any]] = {}
         self._read_ids = 0
         self._reset()
@@ -164,6 +179,7 @@ class SchedulerActor(pykka.ThreadingActor):
         if should and (not self.active or ev.term != self.term):
             self.epoch += 1
             self.active, self.term = True, ev.term
+            self.active_since = self.clock()
             self._reset()
             log.info("scheduler: active in term %d", ev.term)
             self._wake()
@@ -214,7 +230,8 @@ class SchedulerActor(pykka.ThreadingActor):
             due = self.claiming.pop(key, None)
             if due is not None and result is not None and result.code is ResultCode.OK:
                 assert result.job is not None and result.attempt is not None
-                armed = _Armed(result.job, due.occurrence_ms, result.attempt.attempt_num)
+                attempt = result.attempt.attempt_num
+                armed = _Armed(result.job, due.occurrence_ms, attempt, due.fire_at_ms)
                 self.armed.add(key, due.fire_at_ms, armed)
         self._wake()
 
@@ -273,7 +290,7 @@ class SchedulerActor(pykka.ThreadingActor):
             key = due.job.id
             if self._busy(key):
                 continue
-            skip = firing.skip_missed(due, now, self.s.policy)
+            skip = firing.skip_missed(due, now, self.s.policy, self.active_since)
             if skip is not None:
                 skips.append(skip)
                 continue
@@ -302,13 +319,20 @@ class SchedulerActor(pykka.ThreadingActor):
                 self.s.policy.timeout_for(spec),
                 self.actor_ref,
                 spec.signing_secret_ref,
+                armed.fire_at_ms,
             )
         )
 
     def _record(self, armed: _Armed, result: firing.Attempted) -> None:
         spec = armed.job.spec
         cmds = firing.after_attempt(
-            spec, armed.occurrence_ms, armed.attempt, result, self.s.policy, self.jitter
+            spec,
+            armed.occurrence_ms,
+            armed.attempt,
+            result,
+            self.s.policy,
+            self.jitter,
+            self.active_since,
         )
         if self.metrics is not None and len(cmds) == 1 and not result.ok:
             self.metrics.job_retries.inc()  # one command: the outcome with a retry time
@@ -322,7 +346,13 @@ class SchedulerActor(pykka.ThreadingActor):
         ):
             return
         del self.in_flight[out.job_id]
-        if out.error_type == "aborted":
+        if out.error_type == webhook_attempt.FENCED:
+            # Not sent, and the claim still stands: try again once the lease has been
+            # renewed, or drop it all when a Leadership event says we lost it.
+            self.armed.add(out.job_id, self.clock() + FENCED_RETRY_MS, armed)
+            self._wake()
+            return
+        if out.error_type == webhook_attempt.ABORTED:
             return  # cancelled or deleted: the state machine has closed the attempt
         result = firing.Attempted(
             ok=out.ok,
@@ -403,8 +433,10 @@ class SchedulerActor(pykka.ThreadingActor):
             if a.attempt_num >= self.s.policy.attempts_for(job.spec):
                 self._time_out(a, self.clock())(job)
                 return
-            # Same occurrence, so the same idempotency key; the next attempt number.
-            due = Due(job, a.scheduled_at_ms, a.attempt_num, self.clock())
+            # Same occurrence, so the same idempotency key; the next attempt number; and
+            # the attempt's own fire time (the claim was made ahead of it), not now.
+            fire_at = job.next_run_at_ms if job.next_run_at_ms is not None else a.scheduled_at_ms
+            due = Due(job, a.scheduled_at_ms, a.attempt_num, fire_at)
             self.due.add(job.id, due.fire_at_ms, due)
             self._wake()
 

@@ -39,6 +39,7 @@ from actors import webhook_attempt
 from actors.clock import now_ms
 from actors.dns import Resolver, system_resolve
 from actors.http_client import WebhookClient
+from actors.lease import LeaderLease
 from actors.loop_thread import LoopThread
 from actors.messages import AbortAll, AbortDelivery, Deliver, DeliveryOutcome
 from actors.metrics import ApiMetrics
@@ -77,6 +78,10 @@ class WebhookMetrics:
         self.failures = metrics.counter(
             "webhook_failures_total", "Failed webhook delivery attempts", ("error_type",)
         )
+        self.fenced = metrics.counter(
+            "webhook_fenced_total",
+            "Deliveries not sent because this node's leader lease had ended",
+        )
         self.in_flight = metrics.gauge("webhook_in_flight", "Webhook requests being sent")
         self.duration = metrics.histogram(
             "execution_duration_seconds",
@@ -91,6 +96,9 @@ class WebhookMetrics:
 
     def observe(self, deliver: Deliver, outcome: DeliveryOutcome) -> None:
         """Count one finished attempt."""
+        if outcome.error_type == webhook_attempt.FENCED:
+            self.fenced.inc()  # not an attempt: nothing left this node
+            return
         (self.successes if outcome.ok else self.failed).inc()
         if not outcome.ok:
             self.failures.labels(outcome.error_type or "unknown").inc()
@@ -122,8 +130,10 @@ class WebhookActor(pykka.ThreadingActor):
         named_secrets: Mapping[str, bytes] | None = None,
         policy: AddressPolicy = DENY,
         resolve: Resolver = system_resolve,
+        lease: LeaderLease | None = None,
     ) -> None:
         super().__init__()
+        self._lease = lease  # None: no fencing (tests of delivery alone)
         self._signing_secret = signing_secret
         self._named_secrets = dict(named_secrets or {})
         self._policy = policy
@@ -206,7 +216,11 @@ class WebhookActor(pykka.ThreadingActor):
         """One attempt, from waiting for a slot to telling its outcome."""
         assert self._client is not None and self._slots is not None
         sent_ms: int | None = None
+        may_send = None if self._lease is None else partial(self._lease.holds, deliver.term)
         try:
+            early_ms = deliver.not_before_ms - self._clock()
+            if early_ms > 0:  # never before its time, whatever the caller's clock did
+                await asyncio.sleep(early_ms / 1000)
             async with self._slots:
                 sent_ms = self._clock()
                 with self._counted_in_flight():
@@ -219,6 +233,7 @@ class WebhookActor(pykka.ThreadingActor):
                         sent_ms,
                         self._signing_secret,
                         self._named_secrets,
+                        may_send,
                     )
         except asyncio.CancelledError:
             # Only our own abort (or stop) cancels a delivery, and it still owes an

@@ -29,6 +29,7 @@ from collections.abc import Callable, Mapping
 from actors.http_client import (
     AddressNotAllowedError,
     DNSError,
+    FencedError,
     InvalidURLError,
     Response,
     TLSError,
@@ -46,6 +47,9 @@ SNIPPET_CHARS = 200  # of the body, in an http_error's message
 MESSAGE_CHARS = 300  # of any error message (an exception's text can be long)
 
 ABORTED = "aborted"  # the error type of an attempt cut short by an abort or a stop
+# The error type of an attempt not sent because this node's leader lease had ended
+# (actors/lease.py): nothing reached the receiver, and no attempt is used up.
+FENCED = "fenced"
 
 Clock = Callable[[], int]
 
@@ -84,12 +88,16 @@ async def attempt(
     sent_ms: int,
     signing_secret: bytes | None = None,
     named_secrets: Mapping[str, bytes] | None = None,
+    may_send: Callable[[], bool] | None = None,
 ) -> DeliveryOutcome:
     """POST the occurrence to its URL and report how that went; signed (see
     :mod:`scheduled_db.signing`) with the secret the job names, else with
     ``signing_secret`` if there is one.  A job naming a secret this node does not
     have is not sent unsigned: the attempt fails (retryably: the configuration, or
     the next leader's, may have it).
+
+    ``may_send`` is asked just before the request leaves (the leader lease); when
+    it says no, the outcome is of type :data:`FENCED` and nothing was sent.
 
     Raises only ``asyncio.CancelledError`` (an abort); every failure of the request
     itself is an outcome.
@@ -107,7 +115,9 @@ async def attempt(
         headers[signing.HEADER] = signing.sign(signing_secret, sent_ms // 1000, body)
     try:
         async with asyncio.timeout(deliver.timeout_ms / 1000):
-            response = await client.post(deliver.url, body, headers)
+            response = await client.post(deliver.url, body, headers, may_send)
+    except FencedError as exc:
+        return _outcome(deliver, start_ms, None, clock(), FENCED, str(exc), retryable=False)
     except (OSError, InvalidURLError) as exc:  # TimeoutError is an OSError
         error_type, retryable, message = classify_error(exc, deliver.timeout_ms)
         return _outcome(

@@ -17,6 +17,12 @@ from scheduled_db.queries import Due
 from scheduled_db.retry import next_retry_ms
 from scheduled_db.schedule import after_downtime, next_run
 
+# Runs that came due at most this long before the current leader took over were
+# missed because there was no leader (a failover takes one to a few seconds), not
+# because the cluster was down: each is fired, late, in order (see skip_missed).
+# Runs missed for longer are a downtime, which the job's misfire policy decides.
+FAILOVER_CATCHUP_MS = 10_000
+
 
 class Jitter(Protocol):
     def random(self) -> float: ...
@@ -60,12 +66,24 @@ def claim(due: Due, node_id: str, term: int, now_ms: int) -> c.ClaimOccurrence:
     return c.ClaimOccurrence(due.job.id, due.occurrence_ms, due.attempts + 1, node_id, term, now_ms)
 
 
-def skip_missed(due: Due, now_ms: int, policy: Policy) -> c.CompleteOccurrence | None:
+def _caught_up(occurrence_ms: int, takeover_ms: int) -> bool:
+    """Was this run missed only because no leader was there to fire it?"""
+    return takeover_ms - FAILOVER_CATCHUP_MS <= occurrence_ms < takeover_ms
+
+
+def skip_missed(
+    due: Due, now_ms: int, policy: Policy, takeover_ms: int = 0
+) -> c.CompleteOccurrence | None:
     """For a recurring ``skip`` job whose run was missed, the command that moves it
-    on to its next run without firing; None when the run should fire."""
+    on to its next run without firing; None when the run should fire.
+
+    ``takeover_ms`` is when the current leader began firing: a run due shortly
+    before it (a failover's gap, :data:`FAILOVER_CATCHUP_MS`) is late from then,
+    not from its due time, since nobody could have fired it sooner."""
     if due.attempts > 0:
         return None  # a retry of an occurrence already begun is never skipped
-    if due.occurrence_ms >= now_ms - policy.misfire_grace_ms:
+    late_from = takeover_ms if _caught_up(due.occurrence_ms, takeover_ms) else due.occurrence_ms
+    if late_from >= now_ms - policy.misfire_grace_ms:
         return None  # on time (claims go out a little ahead of the run): fire it
     fire, next_ms = after_downtime(
         due.job.spec, due.occurrence_ms, now_ms, grace_ms=policy.misfire_grace_ms
@@ -75,11 +93,19 @@ def skip_missed(due: Due, now_ms: int, policy: Policy) -> c.CompleteOccurrence |
     return c.CompleteOccurrence(due.job.id, due.occurrence_ms, next_ms, JobStatus.COMPLETED, now_ms)
 
 
-def complete(spec: JobSpec, occurrence_ms: int, now_ms: int, final: JobStatus) -> c.Command:
+def complete(
+    spec: JobSpec, occurrence_ms: int, now_ms: int, final: JobStatus, takeover_ms: int = 0
+) -> c.Command:
     """Close an occurrence: a recurring job moves on to its next run after *now*
-    (so runs missed while the cluster was down collapse into the one just made),
-    otherwise the job finishes with ``final``."""
-    following = next_run(spec, max(occurrence_ms, now_ms))
+    (runs that came due while this one was being delivered are skipped: the run
+    underway covers them), otherwise the job finishes with ``final``.
+
+    An occurrence due shortly before the current leader took over (``takeover_ms``)
+    was late because of the failover, not because of its receiver: the run after it
+    follows the schedule, so a failover loses no run (:func:`skip_missed` then
+    fires it, late, unless the job's policy says skip)."""
+    caught_up = _caught_up(occurrence_ms, takeover_ms)
+    following = next_run(spec, occurrence_ms if caught_up else max(occurrence_ms, now_ms))
     if following is not None:
         return c.CompleteOccurrence(spec.id, occurrence_ms, following, None, now_ms)
     return c.CompleteOccurrence(spec.id, occurrence_ms, None, final, now_ms)
@@ -92,8 +118,10 @@ def after_attempt(
     result: Attempted,
     policy: Policy,
     jitter: Jitter,
+    takeover_ms: int = 0,
 ) -> tuple[c.Command, ...]:
-    """The commands recording an attempt's outcome: retry it, or close the occurrence."""
+    """The commands recording an attempt's outcome: retry it, or close the occurrence
+    (``takeover_ms``: see :func:`complete`)."""
     status = (
         JobStatus.COMPLETED
         if result.ok
@@ -120,7 +148,7 @@ def after_attempt(
             jitter,
         )
         return (replace(record, retry_at_ms=retry_at),)
-    return (record, complete(spec, occurrence_ms, result.end_ms, status))
+    return (record, complete(spec, occurrence_ms, result.end_ms, status, takeover_ms))
 
 
 def _error_type(value: str | None) -> ErrorType | None:

@@ -3,7 +3,15 @@
 import random
 
 from scheduled_db import commands as c
-from scheduled_db.firing import Attempted, Policy, after_attempt, claim, complete, skip_missed
+from scheduled_db.firing import (
+    FAILOVER_CATCHUP_MS,
+    Attempted,
+    Policy,
+    after_attempt,
+    claim,
+    complete,
+    skip_missed,
+)
 from scheduled_db.jobs import Job, JobSpec, JobStatus, JobType, MisfirePolicy
 from scheduled_db.queries import Due
 
@@ -91,3 +99,36 @@ def test_a_series_ends_at_last_date() -> None:
     assert complete(ending, T, T + 5, JobStatus.COMPLETED) == c.CompleteOccurrence(
         "e", T, None, JobStatus.COMPLETED, T + 5
     )
+
+
+SECONDLY = JobSpec(id="sec", type=JobType.RECURRENTE, cron_expression="* * * * * *")
+
+
+def test_after_a_failover_the_next_run_follows_the_schedule() -> None:
+    """The new leader took over at T + 1.4 s and re-fired the run of T, which an old
+    leader had claimed: the run of T + 1 s still follows (late), not T + 2 s."""
+    takeover = T + 1_400
+    done = complete(SECONDLY, T, T + 1_450, JobStatus.COMPLETED, takeover)
+    assert isinstance(done, c.CompleteOccurrence) and done.next_run_at_ms == T + 1_000
+    # ... and so does the one after it, due before the takeover too.
+    done = complete(SECONDLY, T + 1_000, T + 1_470, JobStatus.COMPLETED, takeover)
+    assert isinstance(done, c.CompleteOccurrence) and done.next_run_at_ms == T + 2_000
+
+
+def test_runs_that_came_due_while_a_delivery_ran_are_still_skipped() -> None:
+    """Outside a failover (a slow receiver), the run underway covers the ones that
+    came due meanwhile: the next run is the first after the delivery ended."""
+    done = complete(SECONDLY, T + 20_000, T + 22_500, JobStatus.COMPLETED, T)
+    assert isinstance(done, c.CompleteOccurrence) and done.next_run_at_ms == T + 23_000
+
+
+def test_a_run_a_failover_delayed_is_not_a_misfire_but_a_downtime_is() -> None:
+    skipper = JobSpec(
+        id="s", type=JobType.RECURRENTE, cron_expression="* * * * * *",
+        misfire_policy=MisfirePolicy.SKIP,
+    )  # fmt: skip
+    takeover = T + 3_000  # no leader from T to T + 3 s
+    assert skip_missed(_due(skipper, T + 1_000), takeover + 50, POLICY, takeover) is None
+    assert skip_missed(_due(skipper, T + 1_000), takeover + 50, POLICY) is not None
+    long_ago = takeover - FAILOVER_CATCHUP_MS - 1_000  # down for longer: the policy decides
+    assert skip_missed(_due(skipper, long_ago), takeover + 50, POLICY, takeover) is not None

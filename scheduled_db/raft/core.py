@@ -49,7 +49,7 @@ from scheduled_db.raft.ready import (
     Status,
 )
 from scheduled_db.raft.replication import Config, RandomSource, Replicator, Role
-from scheduled_db.raft.storage import Storage
+from scheduled_db.raft.storage import BOOTSTRAP_TERM, Storage
 
 __all__ = [
     "CAMPAIGN_TRANSFER",
@@ -81,6 +81,14 @@ class Raft(Replicator):
         self.msgs, self.read_states = [], []
         self.prs = {}
         self.role = Role.FOLLOWER
+        # Ticks since this node started (from 1: a message stamp of 0 means none), and
+        # since it last heard from a leader.  A node restarting in a term that had a
+        # leader grants no vote for an election timeout: it may have acknowledged that
+        # leader's message just before it went down, and the leader counts on the
+        # acknowledgement for its lease (see lease_stamp).  A node still in the
+        # bootstrap term has never had a leader to acknowledge.
+        self.ticks = 1
+        self.leader_heard_ticks = 0 if hs.term > BOOTSTRAP_TERM else config.election_tick
         self._needs_bcast = False
         self._in_flight: Ready | None = None
         self._reset(self.term)
@@ -98,6 +106,7 @@ class Raft(Replicator):
         et = self.config.election_tick
         self.randomized_election_timeout = et + self.rng.randrange(0, et)
         self.lead_transferee = NO_NODE
+        self.lease_given_up = False
         self.votes: dict[str, bool] = {}
         self.prs = {p: self._new_progress(p) for p in sorted(self.voters | self.learners)}
         if self.id in self.prs:
@@ -138,6 +147,8 @@ class Raft(Replicator):
 
     def tick(self) -> None:
         """Advance the logical clock by one tick."""
+        self.ticks += 1
+        self.leader_heard_ticks += 1
         if self.role is Role.LEADER:
             self._tick_leader()
         else:
@@ -160,6 +171,11 @@ class Raft(Replicator):
         if self.election_elapsed >= self.config.election_tick:
             self.election_elapsed = 0
             self.lead_transferee = NO_NODE  # a transfer not done in an election timeout fails
+            if self.lease_given_up:
+                # Its TIMEOUT_NOW may still make the target campaign, so this leader
+                # cannot have a lease again in this term: let a new election decide.
+                self.become_follower(self.term, NO_NODE)
+                return
         if self.heartbeat_elapsed >= self.config.heartbeat_tick:
             self.heartbeat_elapsed = 0
             self._bcast_heartbeat()
@@ -225,15 +241,17 @@ class Raft(Replicator):
         else:
             self._step_candidate(m)
 
+    def _in_lease(self, m: Message) -> bool:
+        """Whether a vote request must be ignored: we lead, or heard from a leader
+        within an election timeout (thesis §4.2.3), and it is not a transfer's.  This
+        is also what makes the leader's lease safe (see lease_stamp)."""
+        if not self.config.check_quorum or m.context == CAMPAIGN_TRANSFER:
+            return False
+        return self.role is Role.LEADER or self.leader_heard_ticks < self.config.election_tick
+
     def _accept_higher_term(self, m: Message) -> bool:
-        if m.type in (MessageType.VOTE, MessageType.PRE_VOTE):
-            in_lease = (
-                self.config.check_quorum
-                and self.lead != NO_NODE
-                and self.election_elapsed < self.config.election_tick
-            )
-            if in_lease and m.context != CAMPAIGN_TRANSFER:
-                return False  # we heard from a live leader within the lease (thesis §4.2.3)
+        if m.type in (MessageType.VOTE, MessageType.PRE_VOTE) and self._in_lease(m):
+            return False  # we lead, or heard from a leader within an election timeout
         if m.type is MessageType.PRE_VOTE:
             return True  # pre-votes never change our term
         if m.type is MessageType.PRE_VOTE_RESP and not m.reject:
@@ -253,10 +271,12 @@ class Raft(Replicator):
 
     def _handle_vote_request(self, m: Message) -> None:
         resp = MessageType.VOTE_RESP if m.type is MessageType.VOTE else MessageType.PRE_VOTE_RESP
-        can_vote = (
-            self.vote == m.frm
-            or (self.vote == NO_NODE and self.lead == NO_NODE)
-            or (m.type is MessageType.PRE_VOTE and m.term > self.term)
+        can_vote = self.vote == m.frm or (
+            not self._in_lease(m)
+            and (
+                (self.vote == NO_NODE and self.lead == NO_NODE)
+                or (m.type is MessageType.PRE_VOTE and m.term > self.term)
+            )
         )
         if can_vote and self.log.is_up_to_date(m.index, m.log_term):
             self._send(Message(resp, m.frm, self.id, term=m.term))
@@ -297,21 +317,22 @@ class Raft(Replicator):
             self._leader_read_index(m.frm, m.context)
 
     def _handle_leader_message(self, m: Message) -> None:
+        self.leader_heard_ticks = 0
         if m.type is MessageType.APP:
             self._handle_append(m)
         elif m.type is MessageType.HEARTBEAT:
             self.log.commit_to(m.commit)
-            self._msg(MessageType.HEARTBEAT_RESP, m.frm, context=m.context)
+            self._msg(MessageType.HEARTBEAT_RESP, m.frm, context=m.context, stamp=m.stamp)
         else:
             self._handle_snapshot(m)
 
     def _handle_append(self, m: Message) -> None:
         if m.index < self.log.committed:
-            self._msg(MessageType.APP_RESP, m.frm, index=self.log.committed)
+            self._msg(MessageType.APP_RESP, m.frm, index=self.log.committed, stamp=m.stamp)
             return
         last_new = self.log.maybe_append(m.index, m.log_term, m.commit, m.entries)
         if last_new is not None:
-            self._msg(MessageType.APP_RESP, m.frm, index=last_new)
+            self._msg(MessageType.APP_RESP, m.frm, index=last_new, stamp=m.stamp)
             return
         # Tell the leader the last index (and its term) that could match (fast backtracking).
         hint = min(m.index, self.log.last_index())
@@ -323,14 +344,13 @@ class Raft(Replicator):
             reject=True,
             reject_hint=hint,
             log_term=hint_term,
+            stamp=m.stamp,
         )
 
     def _handle_snapshot(self, m: Message) -> None:
         assert m.snapshot is not None
-        if self._restore(m.snapshot):
-            self._msg(MessageType.APP_RESP, m.frm, index=self.log.last_index())
-        else:
-            self._msg(MessageType.APP_RESP, m.frm, index=self.log.committed)
+        index = self.log.last_index() if self._restore(m.snapshot) else self.log.committed
+        self._msg(MessageType.APP_RESP, m.frm, index=index, stamp=m.stamp)
 
     def _restore(self, snap: Snapshot) -> bool:
         meta = snap.meta
@@ -446,7 +466,7 @@ class Raft(Replicator):
         self.lead_transferee = target
         self.election_elapsed = 0
         if self.prs[target].match == self.log.last_index():
-            self._msg(MessageType.TIMEOUT_NOW, target)
+            self._send_timeout_now(target)
         else:
             self._maybe_send_append(target, send_if_empty=True)
 

@@ -95,6 +95,14 @@ class Checker:
         if prev != state:
             self.fail(f"{node}: state at index {index} differs from another node's")
 
+    def check_leases(self, holders: list[tuple[str, int]], leaders: list[tuple[str, Raft]]) -> None:
+        """Leader lease (thesis §6.4.1): while a node's lease holds, no other node
+        leads a newer term.  ``holders`` are (node, term) of the leases held now."""
+        for node, term in holders:
+            for other, raft in leaders:
+                if other != node and raft.term > term:
+                    self.fail(f"{node} holds a lease of term {term}; {other} leads {raft.term}")
+
     # -- after every event --
 
     def check_node(self, node: str, raft: Raft) -> None:

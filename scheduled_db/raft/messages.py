@@ -145,6 +145,10 @@ class Message:
     reject_hint: int = 0
     snapshot: Snapshot | None = None
     context: bytes = b""
+    # The leader's tick count when it sent APP, HEARTBEAT or SNAP; a follower's
+    # response echoes it, so the leader knows how recent its quorum's contact is
+    # (the leader lease, see Raft.lease_stamp).  0: none.
+    stamp: int = 0
 
 
 # --- encoding -----------------------------------------------------------------
@@ -207,6 +211,7 @@ def encode_message(m: Message) -> bytes:
         m.reject_hint,
         _snapshot_to_wire(m.snapshot),
         m.context,
+        m.stamp,
     ]
     return bytes([WIRE_VERSION]) + bytes(msgpack.packb(body, use_bin_type=True))
 
@@ -219,6 +224,8 @@ def decode_message(data: bytes) -> Message:
         raise DecodeError(f"unsupported wire version {data[0]}")
     try:
         w = msgpack.unpackb(data[1:], raw=False, strict_map_key=True)
+        # A 12-field body comes from a node without leader leases: stamp 0 (none).
+        stamp = w.pop() if len(w) == 13 else 0
         (kind, to, frm, term, log_term, index, entries, commit, reject, hint, snap, ctx) = w
         if not isinstance(reject, bool):
             raise DecodeError("reject must be a bool")
@@ -235,6 +242,7 @@ def decode_message(data: bytes) -> Message:
             reject_hint=_uint(hint),
             snapshot=_snapshot_from_wire(snap),
             context=_bytes(ctx),
+            stamp=_uint(stamp),
         )
     except DecodeError:
         raise

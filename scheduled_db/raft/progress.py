@@ -33,6 +33,7 @@ class Progress:
         "pending_snapshot",
         "snapshot_elapsed",
         "silent_ticks",
+        "acked_stamp",
         "inflights",
         "max_inflight",
         "is_learner",
@@ -46,6 +47,7 @@ class Progress:
         self.pending_snapshot = 0
         self.snapshot_elapsed = 0
         self.silent_ticks = 0  # leader ticks since this peer was last heard from
+        self.acked_stamp = 0  # the newest leader stamp this peer's responses echoed
         self.inflights: deque[int] = deque()
         self.max_inflight = max_inflight
         self.is_learner = is_learner
@@ -56,6 +58,11 @@ class Progress:
         self.snapshot_elapsed = 0
         self.state = state
         self.inflights.clear()
+
+    def heard(self, stamp: int) -> None:
+        """A response from this peer, echoing the stamp of what it answers."""
+        self.silent_ticks = 0
+        self.acked_stamp = max(self.acked_stamp, stamp)
 
     def become_probe(self) -> None:
         if self.state is ProgressState.SNAPSHOT:

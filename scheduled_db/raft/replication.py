@@ -85,6 +85,8 @@ class Replicator:
     msgs: list[Message]
     read_states: list[ReadState]
     lead_transferee: str
+    ticks: int
+    lease_given_up: bool
     reads: list[_ReadRequest]
     reads_waiting_commit: list[tuple[str, bytes]]
 
@@ -149,6 +151,7 @@ class Replicator:
             log_term=prev_term,
             entries=tuple(ents),
             commit=self.log.committed,
+            stamp=self.ticks,
         )
         if ents:
             pr.sent_entries(ents[-1].index)
@@ -160,7 +163,7 @@ class Replicator:
         snap = self.log.snapshot()
         if snap.is_empty():
             raise RuntimeError("log compacted but storage holds no snapshot")
-        self._msg(MessageType.SNAP, to, snapshot=snap)
+        self._msg(MessageType.SNAP, to, snapshot=snap, stamp=self.ticks)
         pr.become_snapshot(snap.meta.index)
         return True
 
@@ -169,7 +172,7 @@ class Replicator:
             context = self.reads[-1].context if self.reads else b""
         for p in self._peers():
             commit = min(self.prs[p].match, self.log.committed)
-            self._msg(MessageType.HEARTBEAT, p, commit=commit, context=context)
+            self._msg(MessageType.HEARTBEAT, p, commit=commit, context=context, stamp=self.ticks)
 
     # -- responses --
 
@@ -177,7 +180,7 @@ class Replicator:
         pr = self.prs.get(m.frm)
         if pr is None:
             return
-        pr.silent_ticks = 0
+        pr.heard(m.stamp)
         if m.reject:
             self._handle_append_rejection(m, pr)
             return
@@ -199,7 +202,7 @@ class Replicator:
         while self._maybe_send_append(m.frm, send_if_empty=False):
             pass
         if m.frm == self.lead_transferee and pr.match == self.log.last_index():
-            self._msg(MessageType.TIMEOUT_NOW, m.frm)
+            self._send_timeout_now(m.frm)
 
     def _handle_append_rejection(self, m: Message, pr: Progress) -> None:
         next_probe = m.reject_hint
@@ -215,7 +218,7 @@ class Replicator:
         pr = self.prs.get(m.frm)
         if pr is None:
             return
-        pr.silent_ticks = 0
+        pr.heard(m.stamp)
         pr.probe_sent = False
         if pr.state is ProgressState.REPLICATE and pr.is_paused():
             pr.inflights.popleft()  # a lost append must not stall the pipeline forever
@@ -247,6 +250,33 @@ class Replicator:
                 if pr.snapshot_elapsed >= self.config.snapshot_retry_ticks:
                     pr.pending_snapshot = 0
                     pr.become_probe()
+
+    def _send_timeout_now(self, to: str) -> None:
+        # The target will campaign at once, and voters grant a transfer's votes even
+        # within their lease: from here on this leader must not rely on its lease.
+        self.lease_given_up = True
+        self._msg(MessageType.TIMEOUT_NOW, to)
+
+    # -- the leader lease --
+
+    def lease_stamp(self) -> int | None:
+        """The tick (of this node's count) since which a quorum has heard from us.
+
+        Every voter that acknowledged a message stamped ``s`` reset its leader timer
+        when it got it, after this node's tick ``s``, and ignores vote requests (but
+        a transfer's) for ``election_tick`` of its own ticks after that.  So no other
+        leader can be elected until ``election_tick - 1`` tick intervals have passed
+        since our tick ``s`` on a clock that runs no faster than the voters'; the
+        host turns that into a deadline on its monotonic clock.  None when this node
+        is not the leader, has ordered a transfer, or no quorum has answered a
+        message of this term yet.
+        """
+        if self.role is not Role.LEADER or self.lease_given_up or not self.config.check_quorum:
+            return None
+        stamps = {p: pr.acked_stamp for p, pr in self.prs.items() if not pr.is_learner}
+        stamps[self.id] = self.ticks
+        stamp = committed_index(self.voters, stamps)
+        return stamp if stamp > 0 else None
 
     def _active(self, peer: str) -> bool:
         """Heard from within the last election timeout (this node always is)."""

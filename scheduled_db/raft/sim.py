@@ -34,6 +34,12 @@ LIVENESS_BOUND_TICKS = 150
 # ... and every member must have applied them within this many.
 CONVERGENCE_BOUND_TICKS = 400
 MAX_TICK_MS = 14
+# Each node's clock ticks every MIN_TICK_MS..MAX_TICK_MS: the simulator's bound on
+# clock drift.  A leader's lease is measured on its host's clock as a real host does
+# (actors/raft.py): it lasts as long as a voter's election timeout on the fastest
+# clock allowed, counted from the leader's tick that the quorum acknowledged.
+MIN_TICK_MS = 7
+LEASE_MS = (ELECTION_TICK - 1) * MIN_TICK_MS - 1
 
 
 @dataclass(frozen=True)
@@ -80,6 +86,13 @@ class SimNode:
     pending: Ready | None = None
     sm_index: int = 0
     sm_hash: bytes = b"\0" * 16
+    tick_times: dict[int, int] = field(default_factory=dict)  # core tick -> virtual ms
+    paused_until: int = 0  # a stopped process (SIGSTOP): it does nothing until then
+
+    def lease_until(self) -> int | None:
+        """Until when (virtual ms) this node may act as the leader, or None."""
+        stamp = self.core.lease_stamp() if self.core is not None else None
+        return None if stamp is None else self.tick_times[stamp] + LEASE_MS
 
 
 @dataclass
@@ -88,6 +101,7 @@ class SimResult:
     nodes: int
     violations: list[str]
     events: int
+    lease_events: int  # events after which some leader held a lease (the check had work)
     liveness_ticks: int | None
     converged_ticks: int | None
 
@@ -110,7 +124,7 @@ class Simulation:
         self.fault_ms = fault_ms
         self.checker = Checker() if check else None
         self.queue: list[tuple[int, int, Callable[..., None], tuple[Any, ...]]] = []
-        self.seq = self.events = self.now = 0
+        self.seq = self.events = self.now = self.lease_events = 0
         self.blocked: set[tuple[str, str]] = set()
         self.links: dict[tuple[str, str], int] = {}
         self.healing = False
@@ -158,6 +172,7 @@ class Simulation:
             len(self.initial),
             violations,
             self.events,
+            self.lease_events,
             self.liveness_ticks,
             self.converged_ticks,
         )
@@ -172,7 +187,7 @@ class Simulation:
     # -- nodes --
 
     def _new_node(self, nid: str) -> SimNode:
-        node = SimNode(nid, MemoryStorage(), self.rng.randint(7, MAX_TICK_MS))
+        node = SimNode(nid, MemoryStorage(), self.rng.randint(MIN_TICK_MS, MAX_TICK_MS))
         self.nodes[nid] = node
         return node
 
@@ -190,6 +205,7 @@ class Simulation:
             max_inflight_msgs=max_inflight,
         )
         node.core = Raft(cfg, node.storage, Random(self.rng.random()))
+        node.tick_times = {node.core.ticks: self.now}
         node.up, node.pending = True, None
         node.incarnation += 1
         if self.checker:
@@ -211,8 +227,13 @@ class Simulation:
         node = self._alive(nid, incarnation)
         if node is None:
             return
+        if self.now < node.paused_until:
+            # A stopped process's ticker does not catch up when it resumes: one tick.
+            self.at(node.paused_until - self.now, self._tick, nid, incarnation)
+            return
         assert node.core is not None
         node.core.tick()
+        node.tick_times[node.core.ticks] = self.now
         self._after(node)
         self.at(node.tick_ms, self._tick, nid, incarnation)
 
@@ -224,9 +245,21 @@ class Simulation:
             self.checker.check_node(node.id, core)
             if self.checker.fresh_commits:
                 self.checker.check_commits_against(self._leaders())
+            self._check_leases()
         if node.pending is None and core.has_ready():
             node.pending = core.ready()
             self.at(self.rng.randint(0, 3), self._persist, node.id, node.incarnation)
+
+    def _check_leases(self) -> None:
+        assert self.checker is not None
+        holders = []
+        for n in self.nodes.values():
+            until = n.lease_until() if n.up and n.core is not None else None
+            if until is not None and self.now < until:
+                holders.append((n.id, n.core.term if n.core else 0))
+        if holders:
+            self.lease_events += 1
+            self.checker.check_leases(holders, self._leaders())
 
     def _leaders(self) -> list[tuple[str, Raft]]:
         return [
@@ -240,6 +273,9 @@ class Simulation:
     def _persist(self, nid: str, incarnation: int) -> None:
         node = self._alive(nid, incarnation)
         if node is None or node.pending is None:
+            return
+        if self.now < node.paused_until:
+            self.at(node.paused_until - self.now, self._persist, nid, incarnation)
             return
         rd, core, st = node.pending, node.core, node.storage
         assert core is not None
@@ -316,6 +352,9 @@ class Simulation:
         node = self._alive(m.to)
         if node is None or (m.frm, m.to) in self.blocked:
             return
+        if self.now < node.paused_until:
+            self.at(node.paused_until - self.now, self._deliver, m)  # waits in the socket
+            return
         assert node.core is not None
         node.core.step(m)
         self._after(node)
@@ -370,8 +409,13 @@ class Simulation:
         if ups:
             # Half the crashes hit the leader: leader churn is where Raft is subtle.
             node = lead if lead is not None and self.rng.random() < 0.5 else self.rng.choice(ups)
-            self._crash(node)
-            self.at(self.rng.randint(20, 500), self._restart, node.id)
+            if self.rng.random() < 0.3:
+                # Or a pause (SIGSTOP, a long GC): the node wakes believing what it
+                # believed, leadership and lease included, and must not act on them.
+                node.paused_until = self.now + self.rng.randint(20, 500)
+            else:
+                self._crash(node)
+                self.at(self.rng.randint(20, 500), self._restart, node.id)
         self.at(self.rng.randint(50, 700), self._crash_some)
 
     def _restart(self, nid: str) -> None:
@@ -540,11 +584,12 @@ def main(argv: list[str] | None = None) -> int:
     # Worker processes are a concern of this command line, not of the simulation.
     from concurrent.futures import ProcessPoolExecutor
 
-    bad = events = 0
+    bad = events = lease_events = 0
     max_live = max_conv = 0
     with ProcessPoolExecutor(max_workers=a.jobs or None) as pool:
         for i, r in enumerate(pool.map(_run_args, work, chunksize=4), 1):
             events += r.events
+            lease_events += r.lease_events
             max_live = max(max_live, r.liveness_ticks or 0)
             max_conv = max(max_conv, r.converged_ticks or 0)
             if r.violations:
@@ -557,6 +602,7 @@ def main(argv: list[str] | None = None) -> int:
         f"(bound {LIVENESS_BOUND_TICKS}), all members applied in {max_conv} ticks "
         f"(bound {CONVERGENCE_BOUND_TICKS})"
     )
+    print(f"leader leases checked against newer leaders after {lease_events} events")
     print(f"seeds={len(work)} violations={bad} events={events}")
     return 1 if bad else 0
 

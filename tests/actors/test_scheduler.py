@@ -229,6 +229,42 @@ def test_a_claim_left_by_an_older_term_fires_again_with_the_same_key(world: Worl
     assert (d.scheduled_at_ms, d.attempt) == (due, 2)
 
 
+def test_a_claim_an_older_term_made_ahead_fires_at_its_time_not_at_the_takeover(
+    world: World,
+) -> None:
+    """Claims are made claim_ahead before the run: a new leader that finds one open
+    fires it when it is due, never earlier (a graceful hand-over just before a
+    burst sent every claimed run at once, up to claim_ahead early)."""
+    due = T0 + 150  # within claim_ahead (200 ms) of now, so an old leader claimed it
+    world.scheduler.tell(m.Leadership("n1", 1, False, False))
+    _create(world, _unico("ahead", due), due)
+    claim = c.ClaimOccurrence("ahead", due, 1, "n0", 0, due - 200)
+    assert world.propose(claim).results[0].code.value == "ok"
+    status = world.raft.ask(m.GetRaftStatus())
+    world.scheduler.tell(m.Leadership("n1", status.term, True, True))
+    deadline = time.monotonic() + 1.0
+    while time.monotonic() < deadline:  # the refire is read, claimed and armed meanwhile
+        world.scheduler.ask(m.Wake())
+    assert world.webhook.of_type(m.Deliver) == []
+    world.at(due)
+    (d,) = world.delivers(1)
+    assert (d.scheduled_at_ms, d.attempt, d.not_before_ms) == (due, 2, due)
+
+
+def test_a_fenced_delivery_is_sent_again_while_leadership_lasts(world: World) -> None:
+    """A delivery the lease stopped (nothing sent) keeps its claim and goes again."""
+    due = T0 + 1_000
+    _create(world, _unico("fenced", due), due)
+    world.at(due)
+    (d,) = world.delivers(1)
+    world.answer(d, ok=False, error_type="fenced")
+    world.scheduler.ask(m.Wake())  # a barrier: the outcome is handled at the old time
+    assert len(world.webhook.of_type(m.Deliver)) == 1
+    world.at(due + scheduler_mod.FENCED_RETRY_MS)
+    again = world.delivers(2)[1]
+    assert (again.scheduled_at_ms, again.attempt) == (d.scheduled_at_ms, d.attempt)
+
+
 def test_losing_leadership_idles_the_scheduler_and_aborts_deliveries(world: World) -> None:
     due = T0 + 1_000
     _create(world, _unico("gone", due), due)

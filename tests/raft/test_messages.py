@@ -50,12 +50,22 @@ messages = st.builds(
     reject_hint=uints,
     snapshot=st.none() | snapshots,
     context=st.binary(max_size=16),
+    stamp=uints,
 )
 
 
 @given(messages)
 def test_every_message_round_trips(m: Message) -> None:
     assert decode_message(encode_message(m)) == m
+
+
+def test_a_body_without_a_stamp_decodes_with_none() -> None:
+    """Nodes from before leader leases send 12 fields: their messages decode, with
+    stamp 0, which acknowledges nothing (such a cluster's leader holds no lease)."""
+    old = [int(MessageType.HEARTBEAT), "b", "a", 3, 0, 0, [], 7, False, 0, None, b""]
+    frame = bytes([WIRE_VERSION]) + msgpack.packb(old, use_bin_type=True)
+    m = decode_message(frame)
+    assert (m.type, m.commit, m.stamp) == (MessageType.HEARTBEAT, 7, 0)
 
 
 def test_frames_start_with_the_version_byte() -> None:

@@ -432,6 +432,62 @@ def test_followers_within_the_leader_lease_ignore_higher_term_vote_requests() ->
     assert (c["b"].term, c["b"].vote) == (4, "c")
 
 
+# -- the leader lease (thesis §6.4.1), which fences a deposed leader's deliveries --
+
+
+def test_leader_lease_follows_the_newest_tick_a_quorum_acknowledged() -> None:
+    """The lease stamp is the newest of the leader's ticks whose message a majority
+    answered: none before any answer in the term, renewed by each heartbeat round,
+    and it stops moving when the quorum stops answering."""
+    c = Cluster("abc")
+    c.campaign("a")
+    assert c["a"].lease_stamp() is None  # not the leader yet
+    c.deliver_all()
+    first = c["a"].lease_stamp()
+    assert first is not None
+    c.tick(n=3)
+    renewed = c["a"].lease_stamp()
+    assert renewed is not None and renewed == c["a"].ticks > first
+    c.isolate("a")
+    c.tick("a", n=4)
+    assert c["a"].role is Role.LEADER and c["a"].lease_stamp() == renewed
+
+
+def test_a_new_leader_is_elected_only_after_the_old_leaders_lease_ran_out() -> None:
+    """On clocks of one rate, the voters that acknowledged the old leader refuse
+    every election until at least election_tick - 1 ticks after the stamp they
+    acknowledged: by then the old leader (still leading, cut off) counts its lease
+    as over."""
+    c = Cluster("abc")
+    c.elect("a")
+    c.tick(n=2)
+    c.isolate("a")
+    c.tick_until(lambda: c.leader() not in (None, "a"))
+    old = c["a"]
+    assert old.role is Role.LEADER or old.lease_stamp() is None
+    stamp = old.lease_stamp()
+    if stamp is not None:
+        assert old.ticks - stamp >= c.config["election_tick"] - 1
+
+
+def test_restarted_voter_ignores_vote_requests_for_an_election_timeout() -> None:
+    """A voter that may have acknowledged the leader just before it went down comes
+    back granting no vote for an election timeout, since that leader's lease counts
+    on the acknowledgement; a node still in the bootstrap term grants at once."""
+    c = Cluster("abc", pre_vote=False)
+    c.elect("a")
+    c.partition({"a"}, {"b", "c"})
+    c.crash("b")
+    c.restart("b")
+    c.campaign("c")
+    c.deliver_all()
+    assert c["c"].role is not Role.LEADER and c["b"].term == 2  # not even its term
+    c.tick("b", n=c.config["election_tick"])
+    c.campaign("c")
+    c.deliver_all()
+    assert c["c"].role is Role.LEADER
+
+
 # -- leadership transfer (thesis §3.10) --
 
 
@@ -491,6 +547,8 @@ def test_transfer_that_cannot_finish_is_aborted_after_an_election_timeout() -> N
     c = Cluster("abc")
     c.elect("a")
     c.isolate("c")
+    c.propose("a", b"before")  # c lags behind, so TIMEOUT_NOW is never sent
+    c.deliver_all()
     c["a"].transfer_leadership("c")
     et = c.config["election_tick"]
     c.tick(["a", "b"], n=et - 1)
@@ -498,9 +556,24 @@ def test_transfer_that_cannot_finish_is_aborted_after_an_election_timeout() -> N
     c.tick(["a", "b"])
     assert c["a"].status().lead_transferee == ""
     assert c["a"].role is Role.LEADER and c["a"].term == 2
+    assert c["a"].lease_stamp() is not None
     c.propose("a", b"after")
     c.deliver_all()
-    assert c.applied("b") == [b"after"]
+    assert c.applied("b") == [b"before", b"after"]
+
+
+def test_leader_whose_timeout_now_went_out_steps_down_when_the_transfer_times_out() -> None:
+    """A TIMEOUT_NOW in the network can still make its target campaign, and voters
+    grant a transfer's votes inside their lease: the leader gives up its lease when
+    it sends one, and a transfer that then does not finish ends its leadership."""
+    c = Cluster("abc")
+    c.elect("a")
+    assert c["a"].lease_stamp() is not None
+    c.isolate("c")
+    c["a"].transfer_leadership("c")  # c is up to date: TIMEOUT_NOW goes out (and is lost)
+    assert c["a"].lease_stamp() is None
+    c.tick(["a", "b"], n=c.config["election_tick"])
+    assert c["a"].role is Role.FOLLOWER
 
 
 # -- snapshots (§7) --

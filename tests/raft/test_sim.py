@@ -123,3 +123,17 @@ def test_removing_the_5_4_2_rule_breaks_figure_8(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(RaftLog, "maybe_commit", count_any_term)
     with pytest.raises(AssertionError):
         test_scenarios.test_figure8_old_term_entry_on_a_majority_is_not_committed()
+
+
+def test_an_over_long_lease_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A lease longer than the voters' election timeout lets a paused leader wake
+    believing in a lease while a newer leader exists: the lease check reports it."""
+    monkeypatch.setattr(sim, "LEASE_MS", 10_000)
+    found = _first_violation(40)
+    assert found is not None and "holds a lease" in found
+
+
+def test_leases_are_held_and_checked_in_ordinary_runs() -> None:
+    """The check has work to do: leaders hold leases through most of a run."""
+    result = sim.run_seed(3)
+    assert result.violations == [] and result.lease_events > result.events // 4
