@@ -106,6 +106,11 @@ class FairQueue(Generic[K, T]):
             return dest.cap
         return self._idle.get(key, self.initial_cap)
 
+    def is_waiting(self, key: K, item: T) -> bool:
+        """Whether ``item`` is queued for ``key`` (pushed, neither admitted nor withdrawn)."""
+        dest = self._active.get(key)
+        return dest is not None and item in dest.waiting
+
     def push(self, key: K, item: T) -> None:
         """Queue ``item`` for ``key``; it leaves through :meth:`admit` or :meth:`withdraw`."""
         dest = self._active.get(key)
@@ -117,9 +122,9 @@ class FairQueue(Generic[K, T]):
 
     def withdraw(self, key: K, item: T) -> bool:
         """Take a waiting ``item`` out of the queue (an abort); False if it is not waiting."""
-        dest = self._active.get(key)
-        if dest is None or item not in dest.waiting:
+        if not self.is_waiting(key, item):
             return False
+        dest = self._active[key]
         del dest.waiting[item]
         self.waiting -= 1
         self._take_turn(key, dest)

@@ -104,8 +104,10 @@ def test_a_withdrawn_delivery_is_never_admitted_and_an_admitted_one_cannot_be_wi
     queue: Queue = FairQueue(slots=1, per_destination=32)
     fill(queue, "a", 3)
     [(_, first)] = queue.admit()
+    assert not queue.is_waiting("a", first) and queue.is_waiting("a", "a1")
     assert not queue.withdraw("a", first)
     assert queue.withdraw("a", "a1") and not queue.withdraw("a", "a1")
+    assert not queue.is_waiting("a", "a1")
     assert not queue.withdraw("nobody", "x")
     queue.release("a", Signal.ANSWERED)
     assert queue.admit() == [("a", "a2")]
