@@ -13,7 +13,11 @@ What it does:
   no proxies, no redirects (the caller treats a 3xx as an error), no cookies;
 - at most ``per_origin`` requests at a time to one origin (scheme, host, port):
   a burst opens that many connections to a receiver, not one per delivery slot
-  (opening hundreds at once costs both sides more than it gains);
+  (opening hundreds at once costs both sides more than it gains); a post past it
+  waits, inside its caller's timeout.  The WebhookActor shares out requests per
+  origin itself, before their timeouts start (:mod:`scheduled_db.fair_queue`), and
+  sets this to its own largest share, so there it is only a backstop;
+  :meth:`WebhookClient.destination` names the origin a URL counts against;
 - one pool of idle keep-alive connections per origin, reused
   most-recently-used first; a connection is reused only after a complete response
   the server did not ask to close; at most :data:`MAX_IDLE` idle in all;
@@ -266,6 +270,16 @@ class WebhookClient:
         self._dns = CachedResolver(resolve, dns_ttl_s)
         self._tls: ssl.SSLContext | None = None
 
+    def destination(self, url: str) -> str:
+        """The origin a post to ``url`` goes to, as ``scheme://host:port``; ``url``
+        itself if it cannot be posted to (such a post fails at once)."""
+        try:
+            origin = self._parse(url)[0]
+        except InvalidURLError:
+            return url
+        host = f"[{origin.host}]" if ":" in origin.host else origin.host
+        return f"{origin.scheme}://{host}:{origin.port}"
+
     async def post(
         self,
         url: str,
@@ -275,12 +289,7 @@ class WebhookClient:
     ) -> Response:
         """POST ``body``; ``may_send`` is asked just before the request's bytes are
         written (after any connecting), and FencedError raised if it says no."""
-        parsed = self._urls.get(url)
-        if parsed is None:
-            if len(self._urls) >= 4096:  # bounded: a stream of one-off URLs cannot grow it
-                self._urls.clear()
-            parsed = self._urls[url] = parse_url(url)
-        origin, target = parsed
+        origin, target = self._parse(url)
         lines = [f"POST {target} HTTP/1.1", f"Host: {origin.host_header}"]
         for name, value in headers.items():
             if not _header_safe(name) or not _header_safe(value):
@@ -299,6 +308,14 @@ class WebhookClient:
                 self._users[origin] = left
             else:
                 del self._users[origin]
+
+    def _parse(self, url: str) -> tuple[_Origin, str]:
+        parsed = self._urls.get(url)
+        if parsed is None:
+            if len(self._urls) >= 4096:  # bounded: a stream of one-off URLs cannot grow it
+                self._urls.clear()
+            parsed = self._urls[url] = parse_url(url)
+        return parsed
 
     def _slot(self, origin: _Origin) -> asyncio.Semaphore:
         slot = self._slots.get(origin)

@@ -35,6 +35,7 @@ from actors.lease import LeaderLease
 from actors.metrics import ApiMetrics
 from actors.node_backend import NodeBackend
 from actors.node_store import NodeStore, StoreOptions
+from actors.open_files import raise_soft_limit, webhook_slots
 from actors.raft import RaftActor, RaftSettings
 from actors.scheduler import SchedulerActor, SchedulerSettings
 from actors.snapshot_stream import SnapshotStreamActor
@@ -137,11 +138,12 @@ class Node:
             "webhook",
             WebhookActor.start(
                 cfg.node.id,
-                ex.concurrency,
+                webhook_slots(ex.concurrency, raise_soft_limit()),
                 metrics,
                 signing_secret=_signing_secret(cfg),
                 named_secrets={k: v.encode() for k, v in cfg.webhooks.signing_secrets.items()},
                 policy=cfg.webhooks.address_policy,
+                per_destination=ex.per_destination,
                 lease=lease,
             ),
         )

@@ -12,8 +12,15 @@ Contract:
 - every :class:`~actors.messages.Deliver` gets exactly one
   :class:`~actors.messages.DeliveryOutcome`, told to its ``reply_to`` from the loop
   thread (a dead ``reply_to`` is logged and the outcome dropped);
-- at most ``concurrency`` requests are in flight; later deliveries wait for a slot,
-  and their timeout only starts once they have one;
+- at most ``concurrency`` requests are in flight over all destinations (a URL's
+  origin: scheme, host, port), and to one destination at most its share: a cap
+  that starts small, grows with each answer up to ``per_destination`` and halves
+  when a request times out (:mod:`scheduled_db.fair_queue`).  Deliveries past those
+  caps wait in a queue per destination, and free slots go to the destinations in
+  turn, so a receiver that hangs or has a backlog delays only its own deliveries;
+- a delivery waits for its turn at most its timeout (``Deliver.timeout_ms``): past
+  it, it fails as a ``timeout`` with nothing sent.  Once sent, the request has its
+  whole timeout again, so an outcome comes within about twice the timeout;
 - :class:`~actors.messages.AbortDelivery` and :class:`~actors.messages.AbortAll` cut
   deliveries short, queued or in flight: their outcome is an error of type
   ``aborted``.  Stopping the actor aborts whatever is left the same way.
@@ -29,6 +36,7 @@ import logging
 from collections import deque
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
 from functools import partial
 from importlib import metadata
 from typing import Any
@@ -43,6 +51,7 @@ from actors.lease import LeaderLease
 from actors.loop_thread import LoopThread
 from actors.messages import AbortAll, AbortDelivery, Deliver, DeliveryOutcome
 from actors.metrics import ApiMetrics
+from scheduled_db.fair_queue import FairQueue, Signal, signal_for
 from scheduled_db.ssrf import DENY, AddressPolicy
 
 log = logging.getLogger(__name__)
@@ -83,6 +92,13 @@ class WebhookMetrics:
             "Deliveries not sent because this node's leader lease had ended",
         )
         self.in_flight = metrics.gauge("webhook_in_flight", "Webhook requests being sent")
+        self.waiting = metrics.gauge(
+            "webhook_waiting", "Webhook deliveries waiting for their destination's turn"
+        )
+        self.cuts = metrics.counter(
+            "webhook_destination_cuts_total",
+            "Times a destination's share of requests was halved (a timeout, 429, 503, 504)",
+        )
         self.duration = metrics.histogram(
             "execution_duration_seconds",
             "From sending a webhook request to its response (or failure)",
@@ -112,9 +128,21 @@ class WebhookMetrics:
             self.lateness.observe(max(0, outcome.sent_ms - deliver.scheduled_at_ms) / 1000)
 
 
+@dataclass(eq=False, slots=True)
+class _Pending:
+    """One Deliver, from its arrival to its outcome (compared by identity)."""
+
+    deliver: Deliver
+    start_ms: int
+    destination: str
+    task: asyncio.Task[DeliveryOutcome] | None = None  # once it is sent
+    expiry: asyncio.TimerHandle | None = None  # while it waits for its turn
+
+
 class WebhookActor(pykka.ThreadingActor):
-    """Sends webhook deliveries, at most ``concurrency`` at a time, and reports each
-    one's :class:`DeliveryOutcome`.  Raises ValueError if ``concurrency < 1``.
+    """Sends webhook deliveries, at most ``concurrency`` at a time and at most
+    ``per_destination`` to one origin, and reports each one's :class:`DeliveryOutcome`.
+    Raises ValueError if either is below 1.
 
     Only to addresses ``policy`` allows (by default public ones; see
     :mod:`scheduled_db.ssrf`), resolved by ``resolve`` (the system's by default)."""
@@ -122,7 +150,7 @@ class WebhookActor(pykka.ThreadingActor):
     def __init__(
         self,
         node_id: str,
-        concurrency: int = 512,
+        concurrency: int = 4096,
         metrics: ApiMetrics | None = None,
         clock: Callable[[], int] = now_ms,
         user_agent: str = USER_AGENT,
@@ -130,6 +158,7 @@ class WebhookActor(pykka.ThreadingActor):
         named_secrets: Mapping[str, bytes] | None = None,
         policy: AddressPolicy = DENY,
         resolve: Resolver = system_resolve,
+        per_destination: int = 128,
         lease: LeaderLease | None = None,
     ) -> None:
         super().__init__()
@@ -138,18 +167,22 @@ class WebhookActor(pykka.ThreadingActor):
         self._named_secrets = dict(named_secrets or {})
         self._policy = policy
         self._resolve = resolve
-        if concurrency < 1:
-            raise ValueError(f"concurrency must be >= 1, got {concurrency}")
+        if concurrency < 1 or per_destination < 1:
+            raise ValueError(
+                f"concurrency and per_destination must be >= 1, got {concurrency}, "
+                f"{per_destination}"
+            )
         self._node_id = node_id
-        self._concurrency = concurrency
+        self._per_destination = per_destination
         self._metrics = WebhookMetrics(metrics) if metrics is not None else None
         self._clock = clock
         self._user_agent = user_agent
         self._lt: LoopThread | None = None
         # Touched only on the loop thread, once on_start has created them.
         self._client: WebhookClient | None = None
-        self._slots: asyncio.Semaphore | None = None
-        self._tasks: dict[str, set[asyncio.Task[None]]] = {}  # job id -> its deliveries
+        self._queue: FairQueue[str, _Pending] = FairQueue(concurrency, per_destination)
+        self._pending: dict[str, set[_Pending]] = {}  # job id -> its deliveries
+        self._arrived: list[_Pending] = []  # in this drain, to arm the waiting ones
         self._stopping = False
         # Handed from the actor thread to the loop thread (deque appends and pops are
         # thread-safe); _wake_set says a drain is scheduled and has not started yet.
@@ -184,66 +217,133 @@ class WebhookActor(pykka.ThreadingActor):
         while self._queued:
             fn, args = self._queued.popleft()
             fn(*args)
+        self._admit()  # once per batch: a burst is shared out in turn, not first-come
+        self._arm_expiries()
+        self._count_waiting()
 
     # --- deliveries (loop thread) ------------------------------------------------------
 
     def _spawn(self, deliver: Deliver, start_ms: int) -> None:
-        task = asyncio.get_running_loop().create_task(self._deliver(deliver, start_ms))
-        self._tasks.setdefault(deliver.job_id, set()).add(task)
-        task.add_done_callback(partial(self._done, deliver, start_ms))
+        assert self._client is not None
+        pending = _Pending(deliver, start_ms, self._client.destination(deliver.url))
+        self._pending.setdefault(deliver.job_id, set()).add(pending)
+        self._queue.push(pending.destination, pending)
+        self._arrived.append(pending)
 
-    def _done(self, deliver: Deliver, start_ms: int, task: asyncio.Task[None]) -> None:
-        tasks = self._tasks.get(deliver.job_id)
-        if tasks is not None:
-            tasks.discard(task)
-            if not tasks:
-                del self._tasks[deliver.job_id]
+    def _arm_expiries(self) -> None:
+        """Give each delivery of this batch that has to wait a deadline (only those:
+        most are sent at once, and a timer each would cost a burst)."""
+        loop = asyncio.get_running_loop()
+        for pending in self._arrived:
+            if self._queue.is_waiting(pending.destination, pending):  # not sent, not aborted
+                timeout_s = pending.deliver.timeout_ms / 1000
+                pending.expiry = loop.call_later(timeout_s, self._expire, pending)
+        self._arrived.clear()
+
+    def _admit(self) -> None:
+        """Send every delivery whose turn it is."""
+        loop = asyncio.get_running_loop()
+        for _, pending in self._queue.admit():
+            if pending.expiry is not None:
+                pending.expiry.cancel()
+                pending.expiry = None
+            pending.task = loop.create_task(self._deliver(pending.deliver, pending.start_ms))
+            pending.task.add_done_callback(partial(self._done, pending))
+
+    def _done(self, pending: _Pending, task: asyncio.Task[DeliveryOutcome]) -> None:
+        self._forget(pending)
         # A task cancelled before its first step never ran a line of _deliver (an
-        # abort in the same loop iteration as its spawn): it still owes an outcome.
+        # abort in the same loop iteration as its turn): nothing was sent.
         if task.cancelled():
-            self._finish(deliver, webhook_attempt.aborted(deliver, start_ms, None, self._clock()))
+            deliver = pending.deliver
+            outcome = webhook_attempt.aborted(deliver, pending.start_ms, None, self._clock())
+        else:
+            outcome = task.result()
+        signal = signal_for(outcome.http_status, outcome.error_type == "timeout")
+        self._queue.release(pending.destination, signal)
+        if self._metrics is not None and signal is Signal.SLOW_DOWN:
+            self._metrics.cuts.inc()
+        self._finish(pending.deliver, outcome)
+        self._admit()
+        self._count_waiting()
+
+    def _expire(self, pending: _Pending) -> None:
+        """Its timeout passed while it waited for its turn: it fails, never sent."""
+        pending.expiry = None
+        if not self._queue.withdraw(pending.destination, pending):
+            return  # sent or aborted meanwhile
+        self._forget(pending)
+        outcome = webhook_attempt.not_sent_in_time(
+            pending.deliver, pending.start_ms, self._clock(), pending.destination
+        )
+        self._finish(pending.deliver, outcome)
+        self._count_waiting()
 
     def _abort(self, job_id: str) -> None:
-        for task in self._tasks.get(job_id, ()):
-            task.cancel()
+        for pending in list(self._pending.get(job_id, ())):
+            self._cancel(pending)
 
     def _abort_all(self) -> None:
-        for tasks in self._tasks.values():
-            for task in tasks:
-                task.cancel()
+        for pendings in list(self._pending.values()):
+            for pending in list(pendings):
+                self._cancel(pending)
 
-    async def _deliver(self, deliver: Deliver, start_ms: int) -> None:
-        """One attempt, from waiting for a slot to telling its outcome."""
-        assert self._client is not None and self._slots is not None
+    def _cancel(self, pending: _Pending) -> None:
+        """Abort one delivery: cancel its request, or take it out of the queue."""
+        if pending.task is not None:
+            pending.task.cancel()  # _done reports it
+            return
+        self._queue.withdraw(pending.destination, pending)
+        if pending.expiry is not None:
+            pending.expiry.cancel()
+        self._forget(pending)
+        deliver = pending.deliver
+        self._finish(
+            deliver, webhook_attempt.aborted(deliver, pending.start_ms, None, self._clock())
+        )
+
+    def _forget(self, pending: _Pending) -> None:
+        job_id = pending.deliver.job_id
+        pendings = self._pending.get(job_id)
+        if pendings is not None:
+            pendings.discard(pending)
+            if not pendings:
+                del self._pending[job_id]
+
+    async def _deliver(self, deliver: Deliver, start_ms: int) -> DeliveryOutcome:
+        """One attempt whose turn has come, from sending to its outcome."""
+        assert self._client is not None
         sent_ms: int | None = None
         may_send = None if self._lease is None else partial(self._lease.holds, deliver.term)
         try:
             early_ms = deliver.not_before_ms - self._clock()
             if early_ms > 0:  # never before its time, whatever the caller's clock did
                 await asyncio.sleep(early_ms / 1000)
-            async with self._slots:
-                sent_ms = self._clock()
-                with self._counted_in_flight():
-                    outcome = await webhook_attempt.attempt(
-                        self._client,
-                        deliver,
-                        self._user_agent,
-                        self._clock,
-                        start_ms,
-                        sent_ms,
-                        self._signing_secret,
-                        self._named_secrets,
-                        may_send,
-                    )
+            sent_ms = self._clock()
+            with self._counted_in_flight():
+                return await webhook_attempt.attempt(
+                    self._client,
+                    deliver,
+                    self._user_agent,
+                    self._clock,
+                    start_ms,
+                    sent_ms,
+                    self._signing_secret,
+                    self._named_secrets,
+                    may_send,
+                )
         except asyncio.CancelledError:
             # Only our own abort (or stop) cancels a delivery, and it still owes an
             # outcome: report it instead of propagating, so the task ends normally.
-            outcome = webhook_attempt.aborted(deliver, start_ms, sent_ms, self._clock())
+            return webhook_attempt.aborted(deliver, start_ms, sent_ms, self._clock())
         except Exception as exc:
             # A bug here must not leave the caller waiting forever for an outcome.
             log.exception("webhook: delivery of %s failed unexpectedly", deliver.job_id)
-            outcome = webhook_attempt.failed(deliver, start_ms, sent_ms, self._clock(), exc)
-        self._finish(deliver, outcome)
+            return webhook_attempt.failed(deliver, start_ms, sent_ms, self._clock(), exc)
+
+    def _count_waiting(self) -> None:
+        if self._metrics is not None:
+            self._metrics.waiting.set(self._queue.waiting)
 
     def _counted_in_flight(self) -> AbstractContextManager[object]:
         if self._metrics is None:
@@ -277,21 +377,21 @@ class WebhookActor(pykka.ThreadingActor):
         self._shutdown()
 
     async def _open(self) -> None:
-        # The client and semaphore belong to this loop, so they are made on it.  The
+        # The client belongs to this loop, so it is made on it.  The
         # client sends no cookies and uses no proxy from the node's environment.
         self._client = WebhookClient(
             webhook_attempt.BODY_READ_LIMIT,
             DNS_CACHE_TTL_S,
+            self._per_destination,  # the queue never lets more through: a backstop
             policy=self._policy,
             resolve=self._resolve,
         )
-        self._slots = asyncio.Semaphore(self._concurrency)
 
     async def _close(self) -> None:
         self._stopping = True
-        tasks = [task for tasks in self._tasks.values() for task in tasks]
-        for task in tasks:
-            task.cancel()
+        pendings = [p for pendings in self._pending.values() for p in pendings]
+        tasks = [p.task for p in pendings if p.task is not None]
+        self._abort_all()
         await asyncio.gather(*tasks, return_exceptions=True)
         if self._client is not None:
             await self._client.close()

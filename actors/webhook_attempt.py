@@ -1,11 +1,12 @@
 """One webhook delivery attempt over HTTP, and how it ended, as a DeliveryOutcome.
 
-The WebhookActor decides when an attempt runs (a concurrency slot, an abort);
+The WebhookActor decides when an attempt runs (its destination's turn, an abort);
 this module makes the request and turns whatever happened into an outcome.
 Every way a request can fail maps to one :class:`~scheduled_db.jobs.ErrorType`:
 
 - ``timeout``: no complete response within ``Deliver.timeout_ms`` (connecting,
-  sending and reading the body all count);
+  sending and reading the body all count); or, with nothing sent, no turn to send
+  within that time (:func:`not_sent_in_time`);
 - ``dns_error``: the host name did not resolve;
 - ``tls_error``: the TLS handshake or the certificate check failed;
 - ``connection_error``: refused, reset, closed early, or a malformed response;
@@ -175,6 +176,17 @@ def aborted(deliver: Deliver, start_ms: int, sent_ms: int | None, end_ms: int) -
     """The outcome of an attempt cut short (its job went away, or leadership did)."""
     message = "aborted before it was sent" if sent_ms is None else "aborted in flight"
     return _outcome(deliver, start_ms, sent_ms, end_ms, ABORTED, message, retryable=False)
+
+
+def not_sent_in_time(
+    deliver: Deliver, start_ms: int, end_ms: int, destination: str
+) -> DeliveryOutcome:
+    """The outcome of an attempt that waited its whole timeout for a turn to send to
+    ``destination`` (its receiver answers slowly or not at all, or has a backlog):
+    a timeout, retried like any other, with nothing sent."""
+    message = f"not sent: no turn to send to {destination} within {deliver.timeout_ms} ms"
+    error_type = ErrorType.TIMEOUT.value
+    return _outcome(deliver, start_ms, None, end_ms, error_type, message, retryable=True)
 
 
 def failed(

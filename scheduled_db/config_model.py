@@ -146,6 +146,7 @@ class ExecutionConfig:
     backoff_base_ms: int
     backoff_cap_ms: int
     concurrency: int
+    per_destination: int
 
 
 @dataclass(frozen=True, slots=True)

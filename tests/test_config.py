@@ -69,7 +69,8 @@ def test_defaults_without_any_source() -> None:
     ex = c.execution
     assert (ex.timeout_ms, ex.inprogress_timeout_ms, ex.max_attempts) == (30_000, 300_000, 3)
     assert ex.history_retention_ms == 720 * 3_600_000
-    assert (ex.backoff_base_ms, ex.backoff_cap_ms, ex.concurrency) == (1000, 60_000, 512)
+    assert (ex.backoff_base_ms, ex.backoff_cap_ms, ex.concurrency) == (1000, 60_000, 4096)
+    assert ex.per_destination == 128
     assert c.health.failure_threshold == 0.1
     assert c.metrics.port == 9090 and c.metrics.enabled
     assert (c.log.level, c.log.json) == ("INFO", False)

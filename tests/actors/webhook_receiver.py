@@ -38,6 +38,7 @@ class Received:
     path: str
     headers: CIMultiDict[str]
     body: bytes
+    at: float = 0.0  # wall-clock time it arrived (its body read)
 
 
 class Receiver:
@@ -122,7 +123,8 @@ class Receiver:
     async def _record(self, request: web.Request) -> None:
         body = await request.read()
         with self._cond:
-            self.requests.append(Received(request.path, CIMultiDict(request.headers), body))
+            received = Received(request.path, CIMultiDict(request.headers), body, time.time())
+            self.requests.append(received)
             self._cond.notify_all()
 
     async def _ok(self, request: web.Request) -> web.Response:
