@@ -28,6 +28,7 @@ class Figures:
     lost_acknowledged: int = 0
     late_p50_ms: float = 0.0
     late_p99_ms: float = 0.0
+    late_p99_bound_ms: float | None = None  # where a scenario promises punctuality
     notes: dict[str, float] = field(default_factory=dict)
 
     def problems(self) -> list[str]:
@@ -43,6 +44,10 @@ class Figures:
             )
         if self.stale_after_newer_term:
             found.append(f"{self.stale_after_newer_term} deliveries of an older term after a newer")
+        if self.late_p99_bound_ms is not None and self.late_p99_ms > self.late_p99_bound_ms:
+            found.append(
+                f"p99 lateness {self.late_p99_ms:.0f} ms (bound {self.late_p99_bound_ms:.0f})"
+            )
         if self.lost_acknowledged:
             found.append(f"{self.lost_acknowledged} acknowledged writes lost")
         return found

@@ -19,6 +19,7 @@ from tests.faults.figures import Figures, summarize
 from tests.faults.receiver import Arrival, RecordingReceiver
 from tests.integration.cluster import ClusterNode, job, running_cluster, wait_leader
 from tests.integration.cluster_faults_harness import post, wait_serving
+from tests.integration.hanging_receivers import HangingReceivers
 from tests.integration.nodeproc import wait_until
 
 CREATE_THREADS = 8
@@ -27,22 +28,26 @@ DELIVERY_WAIT_S = 30.0  # after the burst: generous for a loaded 2-core machine
 
 
 def _create_burst(
-    node: ClusterNode, url: str, n: int, spread_s: float, tag: str
+    node: ClusterNode, url: str, n: int, spread_s: float, tag: str, start: float = 0.0
 ) -> tuple[float, set[str]]:
-    """Create ``n`` one-time jobs due evenly over ``spread_s`` from a start time far
-    enough ahead to create them all first; return (start, their idempotency keys)."""
-    start = round(time.time() + 3.0 + n * CREATE_BUDGET_S, 3)
+    """Create ``n`` one-time jobs due evenly over ``spread_s`` from ``start`` (by
+    default a time far enough ahead to create them all first); return (start, their
+    idempotency keys)."""
+    start = start or round(time.time() + 3.0 + n * CREATE_BUDGET_S, 3)
     bodies = [job(f"{tag}-{i}", start + spread_s * i / n, url) for i in range(n)]
-    with ThreadPoolExecutor(CREATE_THREADS) as pool:
-        answers = list(pool.map(lambda b: post(node, b), bodies))
+    _create_all(node, bodies)
     left = start - time.time()
     assert left > 2.5, f"creating {n} jobs left {left:.1f} s before the burst: machine too busy"
+    return start, {f"{b['id']}:{round(b['timestamp'] * 1000)}" for b in bodies}
+
+
+def _create_all(node: ClusterNode, bodies: list[dict[str, Any]]) -> None:
+    with ThreadPoolExecutor(CREATE_THREADS) as pool:
+        answers = list(pool.map(lambda b: post(node, b), bodies))
     failed = [
         (b["id"], s) for b, (s, _) in zip(bodies, answers, strict=True) if s not in (200, 201)
     ]
     assert not failed, f"creates refused before any fault: {failed[:3]}"
-    keys = {f"{b['id']}:{round(b['timestamp'] * 1000)}" for b in bodies}
-    return start, keys
 
 
 def _wait_clock(at: float) -> None:
@@ -170,6 +175,30 @@ def cron_across_failovers(root: Path, kills: int = 3) -> Figures:
         rx.stop()
 
 
+def hanging_receivers(root: Path, hanging: int = 600, normal: int = 100) -> Figures:
+    """``hanging`` deliveries to receivers that accept and never answer (more than a
+    node's old 512 delivery slots), then ``normal`` jobs to a fast receiver due just
+    after: those must stay on time (p99 lateness <= 1 s)."""
+    rx = RecordingReceiver().start()
+    try:
+        with HangingReceivers(hanging) as hang, running_cluster(root) as nodes:
+            leader = wait_leader(nodes)
+            due = round(time.time() + 3.0 + (hanging + normal) * CREATE_BUDGET_S, 3)
+            stuck = [job(f"hang-{i}", due, hang.url(i)) for i in range(hanging)]
+            for body in stuck:
+                body["timeout"] = "30s"
+            _create_all(leader, stuck)
+            start, keys = _create_burst(leader, rx.url(), normal, 1.0, "normal", due + 0.5)
+            hang.wait_accepted(hanging // 2, timeout=start - time.time() + 10)
+            _wait_delivered(rx, keys, 1.0 + DELIVERY_WAIT_S)
+            figures = summarize("hanging", keys, rx.arrivals())
+            figures.late_p99_bound_ms = 1000.0
+            figures.notes["hanging"] = hanging
+            return figures
+    finally:
+        rx.stop()
+
+
 def _term(node: ClusterNode) -> int:
     return int(node.http.call("GET", "/debug/cluster")[2]["term"])
 
@@ -195,4 +224,5 @@ SCENARIOS: dict[str, Callable[[Path], Figures]] = {
     "pause": pause_mid_burst,
     "kill": kill_mid_burst,
     "cron": cron_across_failovers,
+    "hanging": hanging_receivers,
 }
