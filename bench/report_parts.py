@@ -251,6 +251,9 @@ def snapshot(figures: dict[str, Any]) -> str:
 # --- overload -----------------------------------------------------------------------------
 
 
+HISTORY_OVERLOAD = "benchmarks-history.md#overload-before-and-after-admission-control"
+
+
 def overload(figures: dict[str, Any]) -> str:
     text = (
         "One node process with its default configuration, `POST /jobs` of"
@@ -267,9 +270,11 @@ def overload(figures: dict[str, Any]) -> str:
         f" {figures['flood_in_flight']:,} in flight from the generator; latency from when"
         " each request was due. Targets (issue 16, defect 8), with clients that back"
         " off: accepted creates p99 ≤ 1 s, refusals answered p50 ≤ 100 ms. The flood has"
-        " no target: refusing costs the node about a third of what accepting does, so"
+        " no target: refusing costs the node a third to a half of what accepting does, so"
         " past a few thousand refusals a second the refusals themselves fill its event"
-        " loop (docs/architecture.md, *Admission control*)."
+        " loop (docs/architecture.md, *Admission control*). The same run on the code"
+        " before admission control, for comparison:"
+        f" [benchmarks-history.md]({HISTORY_OVERLOAD})."
     )
     head = ["connections", "creates/s", "p50 ms", "p99 ms"]
     closed = [
