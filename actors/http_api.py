@@ -9,7 +9,9 @@ own routes here) and the middlewares, outermost first:
    ``{"error": ...}`` body, an unexpected one a bare 500;
 4. authentication (:mod:`actors.http_auth`), then the optional per-client rate
    limit (:mod:`actors.http_limits`);
-5. in a node with peers, forwarding (:mod:`actors.http_forward`): a write refused
+5. admission control (:mod:`actors.http_admission`): past the bound on requests in
+   flight, 503 ``overloaded`` at once;
+6. in a node with peers, forwarding (:mod:`actors.http_forward`): a write refused
    because this node is not the leader goes to the leader, or waits out an election.
 
 :func:`build_metrics_app` is the separate metrics listener: ``GET /metrics`` only.
@@ -30,6 +32,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from actors.backend import Backend
+from actors.http_admission import admission_middleware, admissions
 from actors.http_auth import ROLE, auth_middleware
 from actors.http_body import BODY_TIMEOUT_S, read_json_object
 from actors.http_cors import CorsPolicy, cors_middleware
@@ -276,6 +279,8 @@ def build_app(
     if config.api.rate_limit > 0:
         limiter = RateLimiter(config.api.rate_limit, config.api.rate_burst)
         middlewares.append(rate_limit_middleware(limiter, config.cluster.secret))
+    gates = admissions(config.api, time.monotonic())
+    middlewares.append(admission_middleware(gates, metrics))
     app = web.Application(client_max_size=max_body, middlewares=middlewares)
     app[BODY_TIMEOUT_S] = config.http.body_timeout_ms / 1000
     app.on_response_prepare.append(render_json_errors)

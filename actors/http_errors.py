@@ -93,7 +93,9 @@ def _scheduler_error(exc: SchedulerError) -> web.Response:
         for k, v in exc.details().items()
         if k != "leader_address"
     }
-    return error_response(status, exc.code, str(exc), extra)
+    retry = exc.retry_after_s
+    headers = None if retry is None else {"Retry-After": str(retry)}
+    return error_response(status, exc.code, str(exc), extra, headers)
 
 
 def _framework_error(exc: web.HTTPException, max_body_bytes: int) -> web.Response:

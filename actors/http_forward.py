@@ -20,6 +20,9 @@ leader was never established, or the leader answered 503 ``not_leader`` /
 request went out, or the leader answered ``unknown_outcome``, the write may have
 been made, and sending it again could apply it twice (a DELETE would then answer
 404 for its own deletion): the client gets 503 ``unknown_outcome`` and decides.
+A leader's 503 ``overloaded`` (admission control, :mod:`actors.http_admission`) was
+not made either, but it is passed back as it is, ``Retry-After`` included: asking
+again at once would only add to the load the leader refused.
 aiohttp's own silent resend of an idempotent request is switched off for that
 reason.  Found by the linearizability test (tests/integration/test_cluster_linearizable.py).
 

@@ -43,6 +43,11 @@ STOP_TIMEOUT_S = 5.0
 # In-flight requests get this long to finish at shutdown; less than the stop
 # handshake, so cleanup ends before the actor gives up waiting for it.
 SHUTDOWN_GRACE_S = 2.0
+# Connections the kernel holds for the listener before it accepts them.  aiohttp's
+# default, 128, drops the rest of a burst of new connections: each dropped client
+# waits for its SYN to be sent again (a second or more) before the node can even
+# refuse it.  The kernel caps this at net.core.somaxconn.
+LISTEN_BACKLOG = 2048
 
 
 class BoundPorts(NamedTuple):
@@ -129,7 +134,8 @@ class HttpActor(pykka.ThreadingActor):
         await runner.setup()
         self._runners.append(runner)
         tls = None if self._tls is None else self._tls.server
-        await web.TCPSite(runner, host, port, ssl_context=tls).start()
+        site = web.TCPSite(runner, host, port, ssl_context=tls, backlog=LISTEN_BACKLOG)
+        await site.start()
         return int(runner.addresses[0][1])
 
     async def _stop_servers(self) -> None:

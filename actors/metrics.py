@@ -67,6 +67,15 @@ class ApiMetrics:
             "job_rejections_total", "Job creations refused at a capacity limit", ("reason",)
         )
         self.job_retries = self.counter("job_retries_total", "Failed attempts scheduled to retry")
+        self.requests_shed = self.counter(
+            "http_requests_shed_total", "Requests refused on arrival: 503 overloaded", ("kind",)
+        )
+        self.requests_in_flight = self.gauge(
+            "http_requests_in_flight", "Requests admitted and not yet answered", ("kind",)
+        )
+        self.admission_limit = self.gauge(
+            "http_admission_limit", "Most requests admitted at once now", ("kind",)
+        )
         self.leader_changes = self.counter(
             "raft_leader_changes_total", "Changes of the known leader seen by this node"
         )

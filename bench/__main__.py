@@ -1,6 +1,6 @@
 """Run the benchmark suite, write ``bench/results/<part>.json``, regenerate docs/benchmarks.md.
 
-    python -m bench                     # every part, full size (15-20 minutes on 2 cores)
+    python -m bench                     # every part, full size (about 20 minutes on 2 cores)
     python -m bench --quick             # every part, smoke size (about 2 minutes)
     python -m bench --only http,firing  # some parts (--only may also repeat)
     python -m bench --report-only       # regenerate the page and plots from the JSON
@@ -28,6 +28,7 @@ PARTS = {
     "failover": "bench.failover_bench",
     "storage": "bench.storage_bench",
     "snapshot": "bench.snapshot_bench",
+    "overload": "bench.overload_bench",
 }
 
 

@@ -45,10 +45,15 @@ class Tally:
     completed: int = 0  # answered successfully inside the window, whenever started
     errors: int = 0
     error_kinds: dict[str, int] = field(default_factory=dict)
+    # Latencies of the failures that were answers (http_503...), by kind: how soon a
+    # refusal came matters as much as that it came (the open loop records them).
+    error_latencies: dict[str, list[float]] = field(default_factory=dict)
 
-    def failed(self, kind: str) -> None:
+    def failed(self, kind: str, latency: float | None = None) -> None:
         self.errors += 1
         self.error_kinds[kind] = self.error_kinds.get(kind, 0) + 1
+        if latency is not None and kind.startswith("http_"):
+            self.error_latencies.setdefault(kind, []).append(latency)
 
 
 async def _one(client: WebhookClient, make: MakeRequest, i: int) -> str | None:
@@ -63,8 +68,10 @@ async def _one(client: WebhookClient, make: MakeRequest, i: int) -> str | None:
 
 
 def _figures(tally: Tally, seconds: float, cpu_percent: float, **more: Any) -> dict[str, Any]:
+    refusals = {k: distribution_ms(v) for k, v in sorted(tally.error_latencies.items())}
     return {
         **more,
+        **({"error_latency_ms": refusals} if refusals else {}),
         "seconds": round(seconds, 2),
         "requests": tally.completed,
         "errors": tally.errors,
@@ -123,7 +130,7 @@ async def _open(make: MakeRequest, rate: float, measure_s: float, max_in_flight:
             tally.completed += 1
             tally.latencies.append(time.perf_counter() - due)
         else:
-            tally.failed(problem)
+            tally.failed(problem, time.perf_counter() - due)
 
     tasks = []
     cpu0 = time.process_time()
@@ -135,12 +142,15 @@ async def _open(make: MakeRequest, rate: float, measure_s: float, max_in_flight:
             await asyncio.sleep(delay)
         tasks.append(asyncio.create_task(timed(i, due)))
         progress.update(i + 1)
+    sent_s = time.perf_counter() - start  # longer than measure_s: the generator fell behind
     await asyncio.gather(*tasks)
     elapsed = time.perf_counter() - start
     cpu = 100 * (time.process_time() - cpu0) / elapsed
     await client.close()
     progress.finish()
-    return _figures(tally, measure_s, cpu, finished_after_s=round(elapsed, 2))
+    return _figures(
+        tally, measure_s, cpu, finished_after_s=round(elapsed, 2), sent_in_s=round(sent_s, 2)
+    )
 
 
 def open_loop(

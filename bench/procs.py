@@ -91,12 +91,22 @@ async def _post_all(base: str, bodies: list[dict[str, Any]], connections: int) -
     connector = aiohttp.TCPConnector(limit=connections)
     async with aiohttp.ClientSession(connector=connector) as session:
 
+        async def create(body: dict[str, Any]) -> None:
+            while True:
+                async with session.post(base + "/jobs", json=body) as resp:
+                    text = await resp.text()
+                    if resp.status == 200:
+                        return
+                    retry = resp.headers.get("Retry-After", "")
+                    if resp.status != 503 or '"overloaded"' not in text or not retry.isdigit():
+                        raise RuntimeError(f"create {body['id']}: {resp.status} {text}")
+                # Refused on arrival (admission control): nothing was made, so send it
+                # again when the node says to.
+                await asyncio.sleep(int(retry))
+
         async def client() -> None:
             for body in todo:
-                async with session.post(base + "/jobs", json=body) as resp:
-                    if resp.status != 200:
-                        text = await resp.text()
-                        raise RuntimeError(f"create {body['id']}: {resp.status} {text}")
+                await create(body)
 
         await asyncio.gather(*(client() for _ in range(connections)))
 

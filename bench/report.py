@@ -27,6 +27,7 @@ TITLES = {
     "failover": "Failover",
     "storage": "Storage: memory and restart",
     "snapshot": "Snapshot install",
+    "overload": "Overload: admission control",
 }
 
 HEAD = """# Benchmarks
@@ -47,7 +48,7 @@ REPRODUCE = """## How to reproduce
 ```sh
 pip install '.[bench]'                 # APScheduler 3 and matplotlib
 sudo apt-get install -y etcd-server    # etcd 3.4, the reference for cluster writes
-python -m bench                        # the whole suite (15-20 minutes on 2 quiet cores)
+python -m bench                        # the whole suite (about 20 minutes on 2 quiet cores)
 python -m bench --quick                # a smoke run (about 2 minutes): small sizes, same page
 python -m bench --only firing,failover # some parts; the page is regenerated from all JSON
 python -m bench --report-only          # only this page and its plots, from the JSON

@@ -248,6 +248,71 @@ def snapshot(figures: dict[str, Any]) -> str:
     return text + "\n\n" + table(["figure", "value"], rows)
 
 
+# --- overload -----------------------------------------------------------------------------
+
+
+HISTORY_OVERLOAD = "benchmarks-history.md#overload-before-and-after-admission-control"
+
+
+def overload(figures: dict[str, Any]) -> str:
+    text = (
+        "One node process with its default configuration, `POST /jobs` of"
+        f" {figures['request_body_bytes']} bytes. Closed loops first find the rate it"
+        " sustains (the best of them). Past `api.max_in_flight` writes in flight (or"
+        " fewer, when their mean latency passes `api.write_latency_target`) the node"
+        " refuses on arrival: 503 `overloaded` with `Retry-After`. Then two overloads of"
+        f" {figures['measure_s']:g} s each. **Clients that back off**:"
+        f" {figures['backing_off']['clients']:,} clients on connections of their own,"
+        " arriving within a second, each sending its next create when the last is"
+        " answered and waiting `Retry-After` (times 1 to 2) when refused; latency from"
+        " each send. **A flood**: an open loop at"
+        f" {figures['factor']}× the sustainable rate, refused requests dropped, up to"
+        f" {figures['flood_in_flight']:,} in flight from the generator; latency from when"
+        " each request was due. Targets (issue 16, defect 8), with clients that back"
+        " off: accepted creates p99 ≤ 1 s, refusals answered p50 ≤ 100 ms. The flood has"
+        " no target: refusing costs the node a third to a half of what accepting does, so"
+        " past a few thousand refusals a second the refusals themselves fill its event"
+        " loop (docs/architecture.md, *Admission control*). The same run on the code"
+        " before admission control, for comparison:"
+        f" [benchmarks-history.md]({HISTORY_OVERLOAD})."
+    )
+    head = ["connections", "creates/s", "p50 ms", "p99 ms"]
+    closed = [
+        [r["connections"], r["ops_per_s"], _late(r, "p50"), _late(r, "p99")]
+        for r in figures["closed_loop"]
+    ]
+    return "\n\n".join([text, table(head, closed), _overloads(figures)])
+
+
+def _spread(d: dict[str, Any], points: Sequence[str] = ("p50", "p90", "p99", "max")) -> str:
+    return " / ".join(fmt(d.get(p)) for p in points) if d else "—"
+
+
+def _overloads(figures: dict[str, Any]) -> str:
+    b, f = figures["backing_off"], figures["flood"]
+    f_refused = f["error_kinds"].get("http_503", 0)
+    f_others = {k: v for k, v in f["error_kinds"].items() if k != "http_503"}
+    f_sent = (f["requests"] + f["errors"]) / f["sent_in_s"] if f.get("sent_in_s") else None
+    head = ["", "clients that back off", f"a flood at {figures['factor']}×"]
+    rows = [
+        ["asked (creates/s)", "—", f"{f['offered_per_s']:,} (sent: {fmt(f_sent)})"],
+        ["accepted", b["accepted"], f["requests"]],
+        ["accepted/s", b["accepted_per_s"], f["accepted_per_s"]],
+        ["accepted: p50 / p90 / p99 / max (ms)", _spread(b["accepted_latency_ms"])]
+        + [_spread(f["latency_ms"])],
+        ["refused (503 overloaded)", b["refused"], f_refused],
+        ["refused: p50 / p90 / p99 / max (ms)", _spread(b["refusal_latency_ms"])]
+        + [_spread(f.get("error_latency_ms", {}).get("http_503", {}))],
+        ["other failures", _kinds(b["other"]), _kinds(f_others)],
+        ["generator CPU (%, 100 = one core)", b["client_cpu_percent"], f["client_cpu_percent"]],
+    ]
+    return table(head, rows)
+
+
+def _kinds(kinds: dict[str, int]) -> str:
+    return ", ".join(f"{k}: {v:,}" for k, v in kinds.items()) or "none"
+
+
 SECTIONS: dict[str, Callable[[dict[str, Any]], str]] = {
     "raft": raft,
     "http": http,
@@ -255,4 +320,5 @@ SECTIONS: dict[str, Callable[[dict[str, Any]], str]] = {
     "failover": failover,
     "storage": storage,
     "snapshot": snapshot,
+    "overload": overload,
 }

@@ -42,12 +42,16 @@ class HttpConfig:
 @dataclass(frozen=True, slots=True)
 class ApiConfig:
     """The ``api`` section: who may call the REST API (see :mod:`scheduled_db.auth`),
+    how much of it this node works on at once (see :mod:`scheduled_db.admission`),
     and its TLS files: ``tls_cert`` and ``tls_key`` are both set or both unset."""
 
     tokens: tuple[ApiToken, ...]
     open_health: bool
     rate_limit: float
     rate_burst: int
+    max_in_flight: int
+    max_reads_in_flight: int
+    write_latency_target_ms: int
     tls_cert: str | None
     tls_key: str | None
     tls_ca: str | None

@@ -40,6 +40,7 @@ class SchedulerError(Exception):
 
     http_status: ClassVar[int] = 500
     code: ClassVar[str] = "internal_error"  # stable, machine-readable error name
+    retry_after_s: ClassVar[int | None] = None  # if set, the answer says when to retry
 
     def details(self) -> dict[str, object]:
         """The structured fields of the JSON error body (besides code and message)."""
@@ -151,6 +152,29 @@ class NoLeader(NotLeaderError):
 
     def _message(self) -> str:
         return "No leader is currently elected; retry shortly"
+
+
+class Overloaded(SchedulerError):
+    """This node already works on as many requests of this kind as it admits.
+
+    Raised on arrival, before anything is read or proposed: the request was not
+    made, so sending it again later, or to another node, is safe.
+    """
+
+    http_status = 503
+    code = "overloaded"
+    retry_after_s = 1
+
+    def __init__(self, kind: str, limit: int) -> None:
+        self.kind = kind
+        self.limit = limit
+        super().__init__(
+            f"This node is at its limit of {limit} {kind}s in flight; retry in "
+            f"{self.retry_after_s} s, or on another node"
+        )
+
+    def details(self) -> dict[str, object]:
+        return {"limit": self.limit}
 
 
 class InvalidTransition(SchedulerError):

@@ -13,6 +13,7 @@ from scheduled_db.errors import (
     JobNotFound,
     NoLeader,
     NotLeaderError,
+    Overloaded,
     SchedulerError,
     ValidationError,
     safe_text,
@@ -30,6 +31,7 @@ from scheduled_db.jobs import JobStatus
         (CapacityExceeded("job_count", 10, 10, 1), 507, SchedulerError),
         (NotLeaderError("n2", "10.0.0.2:8080"), 503, SchedulerError),
         (NoLeader(), 503, NotLeaderError),
+        (Overloaded("write", 128), 503, SchedulerError),
     ],
 )
 def test_status_and_base(error: SchedulerError, status: int, builtin: type) -> None:
@@ -57,6 +59,8 @@ def test_messages() -> None:
     }
     assert NotLeaderError("n2", "h:1").details() == {"leader_id": "n2", "leader_address": "h:1"}
     assert NoLeader().to_json()["leader_id"] is None
+    assert Overloaded("write", 128).details() == {"limit": 128}
+    assert Overloaded("write", 128).retry_after_s == 1
     assert ValidationError("id", "x").to_json() == {
         "error": "validation_error",
         "message": "id: x",

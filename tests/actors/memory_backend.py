@@ -4,11 +4,13 @@ Commands go through the real, pure state machine (:func:`scheduled_db.fsm.apply_
 over a :class:`~scheduled_db.stateview.MemoryState`), reads through
 :mod:`scheduled_db.queries`: only Raft and the actors are missing.  Switches make
 it refuse writes (``WriteRefused``), time out, or fail reads, so every error path
-of the API can be driven.
+of the API can be driven; ``hold()`` keeps proposals (and reads) waiting, so that
+requests stay in flight for as long as a test needs.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from actors import messages as m
@@ -54,12 +56,36 @@ class MemoryBackend:
         self.learners: list[tuple[str, str, str]] = []
         self.members = ["node-1", "node-2", "node-3"]
         self.read_indexes = 0  # linearizable reads confirmed
+        # Set by hold(): proposals (and reads) wait for it, so requests stay in flight.
+        self.held_writes: asyncio.Event | None = None
+        self.held_reads: asyncio.Event | None = None
+        self.waiting = 0  # proposals and reads waiting on a hold
 
     # --- switches ---------------------------------------------------------------------
 
     def refuse(self, reason: str, leader: str = "", *, applied: bool = False) -> None:
         self.refusal = WriteRefused(reason, leader)
         self.apply_before_refusing = applied
+
+    def hold(self, *, writes: bool = True, reads: bool = False) -> None:
+        """Keep proposals (and, with ``reads``, reads) waiting until :meth:`let_go`."""
+        self.held_writes = asyncio.Event() if writes else None
+        self.held_reads = asyncio.Event() if reads else None
+
+    def let_go(self) -> None:
+        for held in (self.held_writes, self.held_reads):
+            if held is not None:
+                held.set()
+        self.held_writes = self.held_reads = None
+
+    async def _wait(self, held: asyncio.Event | None) -> None:
+        if held is None:
+            return
+        self.waiting += 1
+        try:
+            await held.wait()
+        finally:
+            self.waiting -= 1
 
     def follow(self, leader_id: str = "", leader_http_address: str = "") -> None:
         """Become a follower of ``leader_id`` (none: no leader); writes are refused."""
@@ -71,6 +97,7 @@ class MemoryBackend:
     # --- the Backend contract ---------------------------------------------------------
 
     async def propose(self, command: Command, timeout: float = 10.0) -> CommandResult:
+        await self._wait(self.held_writes)
         if self.time_out:
             raise WriteRefused("unknown_outcome", "", "no outcome in time")
         if self.refusal is not None:
@@ -82,6 +109,7 @@ class MemoryBackend:
         return result
 
     async def read(self, query: Any, timeout: float = 10.0) -> Any:
+        await self._wait(self.held_reads)
         if self.time_out:
             raise TimeoutError
         if self.read_error is not None:

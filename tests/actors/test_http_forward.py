@@ -51,8 +51,13 @@ async def follower(address: str) -> AsyncIterator[Callable[..., Awaitable[tuple[
     port = runner.addresses[0][1]
     async with aiohttp.ClientSession() as client:
 
-        async def call(method: str, path: str) -> tuple[int, dict]:
+        async def call(
+            method: str, path: str, headers: dict[str, str] | None = None
+        ) -> tuple[int, dict]:
+            """The answer's status and body; its headers go into ``headers`` if given."""
             async with client.request(method, f"http://127.0.0.1:{port}{path}") as resp:
+                if headers is not None:
+                    headers.update(resp.headers)
                 return resp.status, json.loads(await resp.read() or b"{}")
 
         try:
@@ -71,12 +76,15 @@ async def read_then_close(peer: Peer) -> None:
     peer.close()
 
 
-def answer(status: bytes, code: str | None) -> Callable[[Peer], Awaitable[None]]:
+def answer(
+    status: bytes, code: str | None, headers: bytes = b""
+) -> Callable[[Peer], Awaitable[None]]:
     body = json.dumps({"error": "x", "code": code}).encode() if code else b"{}"
+    head = b"Content-Type: application/json\r\n" + headers
 
     async def script(peer: Peer) -> None:
         while await peer.read_request() is not None:
-            await peer.send(response(body, status, b"Content-Type: application/json\r\n"))
+            await peer.send(response(body, status, head))
 
     return script
 
@@ -121,6 +129,18 @@ async def test_the_leader_s_answer_comes_back_as_it_is() -> None:
     ):
         status, body = await call("DELETE", "/jobs/x")
         assert (status, body["code"]) == (404, "job_not_found")
+        assert len(leader.requests) == 1
+
+
+@bounded
+async def test_an_overloaded_leader_s_refusal_comes_back_as_it_is_and_is_not_retried() -> None:
+    """The leader refused on arrival (503 overloaded): the client hears that, with the
+    leader's Retry-After, at once; asking the leader again would only add to its load."""
+    overloaded = answer(b"503 Service Unavailable", "overloaded", b"Retry-After: 1\r\n")
+    async with RawServer(overloaded) as leader, follower(leader_address(leader)) as call:
+        headers: dict[str, str] = {}
+        status, body = await call("POST", "/jobs", headers)
+        assert (status, body["code"], headers["Retry-After"]) == (503, "overloaded", "1")
         assert len(leader.requests) == 1
 
 

@@ -9,6 +9,8 @@ every reply of every scenario is checked against the description of its operatio
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -153,6 +155,31 @@ async def full_queue(c: Checked) -> None:
     assert full.status == 507 and full.body["type"] == "job_count"
 
 
+async def overloaded(c: Checked) -> None:
+    """Past ``api.max_in_flight`` (writes) or ``api.max_reads_in_flight`` (reads), a
+    request is refused on arrival: 503 ``overloaded`` with ``Retry-After``."""
+    job = {"type": "unico", "timestamp": NOW_S + 60}
+    c.backend.hold(writes=True, reads=True)
+    held = [
+        asyncio.ensure_future(c.call("POST", "/jobs", body=job)),
+        asyncio.ensure_future(c.call("GET", "/jobs/{id}", "/jobs/x")),
+    ]
+    deadline = time.monotonic() + 5
+    while c.backend.waiting < len(held):  # both in flight, waiting on the node
+        assert time.monotonic() < deadline, "the held requests never reached the node"
+        await asyncio.sleep(0.005)
+    refused = [
+        await c.call("POST", "/jobs", body=job),
+        await c.call("DELETE", "/jobs/{id}", "/jobs/x"),
+        await c.call("POST", "/jobs/{id}/cancel", "/jobs/x/cancel"),
+        await c.call("GET", "/jobs"),
+        await c.call("GET", "/jobs/{id}/status", "/jobs/x/status"),
+    ]
+    assert {(r.status, r.body["code"]) for r in refused} == {(503, "overloaded")}
+    c.backend.let_go()
+    assert [r.status for r in await asyncio.gather(*held)] == [200, 404]
+
+
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
@@ -219,6 +246,7 @@ SCENARIOS: list[tuple[Scenario, dict[str, object]]] = [
     (node_routes, {}),
     (refusals, {}),
     (full_queue, {"queue.job_limit": 1}),
+    (overloaded, {"api.max_in_flight": 1, "api.max_reads_in_flight": 1}),
     (auth_and_membership, {**TOKENS, "http.max_body": "2KiB"}),
     (closed_health, {**TOKENS, "api.open_health": False}),
 ]
