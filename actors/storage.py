@@ -7,8 +7,10 @@ future's value; tests use that as a barrier).  The Raft actor reads the log
 directly through ``store.log`` (thread-safe); everything else goes through here.
 
 Failure policy: an invalid *command* is a result, never an exception; a bad
-snapshot chunk is answered with a rejection; anything else (RocksDB I/O errors,
-host bugs) raises, which stops this actor and so the node (let it crash).
+snapshot chunk is answered with a rejection.  Corruption that RocksDB reports
+while running (a damaged block) stops the actor, and so the node, with one log
+line naming the directory.  Anything else (RocksDB I/O errors, host bugs)
+raises, which stops this actor and so the node (let it crash).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 import pykka
 
 from actors import messages as m
+from actors.datadir import DataDirError, is_corruption
 from actors.node_store import NodeStore
 from actors.snapshots import SnapshotUnavailableError
 from scheduled_db import queries
@@ -36,6 +39,7 @@ class StorageActor(pykka.ThreadingActor):
         super().__init__()
         self.store = store
         self._subscribers: list[m.ActorRef] = []
+        self._stopping = False
         self._handlers: dict[type[Any], Callable[[Any], Any]] = {
             m.PersistReady: self._persist_ready,
             m.ApplyEntries: self._apply,
@@ -47,11 +51,22 @@ class StorageActor(pykka.ThreadingActor):
         }
 
     def on_receive(self, message: Any) -> Any:
+        if self._stopping:
+            return None
         handler = self._handlers.get(type(message))
         if handler is None:
             log.warning("storage: ignoring unexpected message %r", type(message).__name__)
             return None
-        return handler(message)
+        try:
+            return handler(message)
+        except Exception as exc:
+            if not is_corruption(exc):
+                raise
+            damage = DataDirError(self.store.data_dir, f"RocksDB reports corruption: {exc}")
+            log.error("storage: %s: stopping the node", damage)
+            self._stopping = True
+            self.stop()
+            return None
 
     def on_stop(self) -> None:
         self.store.close()

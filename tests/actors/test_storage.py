@@ -29,6 +29,7 @@ from scheduled_db.results import ResultCode
 from tests.actors.probe import start_probe
 from tests.command_gen import entry_at
 from tests.fsm_helpers import spec
+from tests.integration.nodeproc import wait_until
 
 T = 5.0  # seconds: the bound on every wait
 
@@ -223,3 +224,29 @@ def test_events_survive_a_dead_subscriber(node: Node) -> None:
     dead.stop(timeout=T)
     node.ask(m.ApplyEntries(_cmd_entries(c.CreateJob(spec("a"), 1, 100))))
     assert node.ref.is_alive()
+
+
+class DamagedStore(NodeStore):
+    """A real store whose reads meet a damaged block once ``damaged``."""
+
+    damaged = False
+
+    def view(self) -> Any:
+        if self.damaged:
+            raise Exception("Corruption: block checksum mismatch in /x/db/000017.sst offset 4")
+        return super().view()
+
+
+def test_corruption_met_while_running_stops_the_actor_with_one_line(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = DamagedStore.open(tmp_path / "n1", "n1")
+    assert isinstance(store, DamagedStore)
+    store.damaged = True
+    ref = StorageActor.start(store)
+    assert ref.ask(m.Read(0, m.GetJob("a")), timeout=T) is None
+    wait_until(lambda: not ref.is_alive(), T, "the storage actor to stop")
+    errors = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and errors[0].exc_info is None
+    message = errors[0].getMessage()
+    assert str(tmp_path / "n1") in message and "corruption" in message and "\n" not in message
