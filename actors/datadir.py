@@ -8,6 +8,9 @@ Layout of ``<data_dir>``::
         raft                 Raft log, hard state, snapshot metadata
         state-<generation>   the job state (key layout in scheduled_db.records)
     snapshots/<index>-<term>/  RocksDB checkpoint (hard links) of the last snapshot
+    watermark                what the node has made durable, kept outside RocksDB so
+                             that damage to RocksDB's log cannot take it along
+                             (actors/watermark.py)
 
 One database with column families (not one database per concern) because a
 WriteBatch is atomic across the column families of one database: installing a
@@ -33,6 +36,7 @@ from rocksdict import (
     BlockBasedOptions,
     Cache,
     DBCompressionType,
+    DBRecoveryMode,
     Options,
     Rdict,
     ReadOptions,
@@ -43,6 +47,7 @@ from rocksdict import (
 FORMAT_VERSION = 1
 DB_DIR = "db"
 SNAPSHOT_DIR = "snapshots"
+WATERMARK_FILE = "watermark"
 RAFT_CF = "raft"
 STATE_CF_PREFIX = "state-"
 META_KEY = b"meta"
@@ -84,6 +89,10 @@ def rocks_options(create: bool = False) -> Options:
     opts.set_block_based_table_factory(table)
     opts.set_max_total_wal_size(128 << 20)  # bounds WAL replay (time, memory) after a crash
     opts.set_keep_log_file_num(3)
+    # Replay the write-ahead log up to its first bad record, not past it, and never
+    # refuse to open over it: a write torn by a crash is normal.  A bad record that
+    # cost durable entries is caught by the watermark (actors/watermark.py).
+    opts.set_wal_recovery_mode(DBRecoveryMode.point_in_time())
     return opts
 
 

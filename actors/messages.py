@@ -58,6 +58,11 @@ class ApplyEntries:
 
 
 @dataclass(frozen=True, slots=True)
+class RecordWatermark:
+    """The StorageActor's own tick: bring the durability watermark up to the log."""
+
+
+@dataclass(frozen=True, slots=True)
 class Subscribe:
     """Send :class:`Applied` and :class:`SnapshotInstalled` events to ``subscriber``."""
 

@@ -11,6 +11,10 @@ Contract (what is durable when):
   applied index is a no-op, so a lost apply batch is simply re-applied.
 * :meth:`NodeStore.create_snapshot` checkpoints the state, then records the
   snapshot and compacts the log in one synced batch.
+* The watermark (:mod:`actors.watermark`) follows the log: at once after a
+  Ready that changed the term or vote, else when the owner calls
+  :meth:`NodeStore.record_watermark`.  On open, a log that lost what it
+  records raises :class:`DataDirError`.
 
 Only the owner's thread calls these; :attr:`NodeStore.log` (the Raft
 ``Storage``) may be read from any thread.
@@ -25,6 +29,7 @@ from typing import Any
 
 from rocksdict import Rdict
 
+from actors import watermark
 from actors.datadir import (
     RAFT_CF,
     SNAPSHOT_DIR,
@@ -65,6 +70,7 @@ class StoreOptions:
     keep_bytes: int = 8 << 20  # ... but no more bytes than this (the tail lives in memory)
     chunk_bytes: int = 1 << 20  # target size of a snapshot chunk
     sync_apply: bool = False  # see the module doc: safe off, and fsync is the expensive part
+    watermark_sync_s: float = watermark.SYNC_INTERVAL_S  # see actors/watermark.py
 
 
 class SnapshotNotStagedError(RuntimeError):
@@ -89,6 +95,7 @@ class NodeStore:
         applied = fsm.applied_position(view)[0]
         if not ents[0].index <= applied <= self.log.last_index():
             raise DataDirError(data_dir, f"applied index {applied} is outside the log")
+        self._mark = watermark.open_checked(data_dir, db, self.log, options.watermark_sync_s)
         self._files = SnapshotFiles(data_dir / SNAPSHOT_DIR)
         self._files.remove_all_but(rec)
         self._reader: CheckpointReader | None = None
@@ -167,12 +174,21 @@ class NodeStore:
             appended = self.log.stage_append(wb, self._raft_h, ents)
         if hard_state is not None:
             self.log.stage_hard_state(wb, self._raft_h, hard_state)
+        if snapshot is not None:
+            self._mark.lower_to(snapshot.index)
+        elif appended and appended[0].index <= self.log.last_index():
+            self._mark.lower_to(appended[0].index - 1)  # a new leader rewrites the tail
         self._db.write(wb, synced())
         if rec is not None:
             self._finish_install(rec)
         if hard_state is not None:
             self.log.commit_hard_state(hard_state)
         self.log.commit_append(appended)
+        self._mark.follow_election(self.log)
+
+    def record_watermark(self) -> None:
+        """Bring the watermark up to the durable log (the owner's periodic call)."""
+        self._mark.follow(self.log)
 
     def apply(
         self, entries: Iterable[Entry], conf_state: ConfState | None = None
@@ -216,6 +232,7 @@ class NodeStore:
         self._db.write(wb, synced())
         self.log.commit_reset(meta)
         self.log.commit_hard_state(hs)
+        self._mark.follow(self.log)
         self._snap_rec = rec
         self._files.create(self._db, rec)
         return meta
@@ -349,6 +366,8 @@ class NodeStore:
         del self._raft_h
         del self._state_cf
         flush_all(self._db)  # so a restart replays no write-ahead log
+        self._mark.write(self._mark.mark, sync=True)
+        self._mark.close()
         self._db.close()
 
 

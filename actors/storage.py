@@ -11,6 +11,9 @@ snapshot chunk is answered with a rejection.  Corruption that RocksDB reports
 while running (a damaged block) stops the actor, and so the node, with one log
 line naming the directory.  Anything else (RocksDB I/O errors, host bugs)
 raises, which stops this actor and so the node (let it crash).
+
+The watermark (actors/watermark.py) is brought up to the log on a tick of its
+own, every ``watermark.TICK_S``, off the synced write path.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from typing import Any
 import pykka
 
 from actors import messages as m
+from actors import watermark
+from actors.clock import actor_ticker
 from actors.datadir import DataDirError, is_corruption
 from actors.node_store import NodeStore
 from actors.snapshots import SnapshotUnavailableError
@@ -40,9 +45,11 @@ class StorageActor(pykka.ThreadingActor):
         self.store = store
         self._subscribers: list[m.ActorRef] = []
         self._stopping = False
+        self._mark_ticker = actor_ticker(self, watermark.TICK_S, m.RecordWatermark())
         self._handlers: dict[type[Any], Callable[[Any], Any]] = {
             m.PersistReady: self._persist_ready,
             m.ApplyEntries: self._apply,
+            m.RecordWatermark: lambda _: self.store.record_watermark(),
             m.Subscribe: self._subscribe,
             m.Unsubscribe: self._unsubscribe,
             m.ReadSnapshotChunk: self._read_chunk,
@@ -68,7 +75,11 @@ class StorageActor(pykka.ThreadingActor):
             self.stop()
             return None
 
+    def on_start(self) -> None:
+        self._mark_ticker.start()
+
     def on_stop(self) -> None:
+        self._mark_ticker.stop()
         self.store.close()
 
     def on_failure(self, *exc_info: object) -> None:
