@@ -18,12 +18,14 @@ snapshot flips ``state_cf`` and resets the Raft log in a single synced batch.
 
 Nothing here resets a directory silently: anything unexpected raises
 :class:`DataDirError` naming the directory.  RocksDB reports its failures as a
-bare ``Exception`` whose text starts with the status ("Corruption: ...");
-:func:`is_corruption` reads it.
+bare ``Exception`` whose text starts with the status ("Corruption: ...", "IO
+error: No space left on device ..."); :func:`is_corruption` and
+:func:`is_disk_full` read them.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -63,6 +65,16 @@ class DataDirError(RuntimeError):
         super().__init__(f"data directory {path}: {one_line}")
 
 
+_NO_SPACE_TEXTS = ("No space left on device", "Disk quota exceeded")
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether a failed write failed for lack of space (RocksDB's text, or the OS's errno)."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    return any(text in str(exc) for text in _NO_SPACE_TEXTS)
+
+
 def is_corruption(exc: BaseException) -> bool:
     """Whether RocksDB found damaged data (a checksum mismatch, a truncated table...)."""
     return str(exc).startswith("Corruption:")
@@ -93,6 +105,9 @@ def rocks_options(create: bool = False) -> Options:
     # refuse to open over it: a write torn by a crash is normal.  A bad record that
     # cost durable entries is caught by the watermark (actors/watermark.py).
     opts.set_wal_recovery_mode(DBRecoveryMode.point_in_time())
+    # After a failed write RocksDB refuses every write until reopened (NodeStore.reopen),
+    # rather than carry on after a record it may have half written.
+    opts.set_paranoid_checks(True)
     return opts
 
 
@@ -260,10 +275,41 @@ def _verify(data_dir: Path, db: Rdict) -> None:
         raise DataDirError(data_dir, f"RocksDB reports corruption: {exc}") from None
 
 
+def next_state_name(db: Rdict) -> str:
+    """A name for a new state column family (the next generation)."""
+    names = Rdict.list_cf(db.path(), rocks_options())
+    gens = [int(n[len(STATE_CF_PREFIX) :]) for n in names if n.startswith(STATE_CF_PREFIX)]
+    return f"{STATE_CF_PREFIX}{max(gens, default=0) + 1}"
+
+
+def drop_state_cfs(db: Rdict, keep: tuple[str, ...]) -> None:
+    """Drop every state column family but ``keep``: half-received snapshots, and
+    states replaced before a crash."""
+    for name in Rdict.list_cf(db.path(), rocks_options()):
+        if name.startswith(STATE_CF_PREFIX) and name not in keep:
+            db.drop_column_family(name)
+
+
 def flush_all(db: Rdict) -> None:
     """Flush every column family's memtable (``Rdict.close`` flushes only the default)."""
     for name in Rdict.list_cf(db.path(), rocks_options()):
         db.get_column_family(name).flush(True)
+
+
+REOPEN_HEADROOM = 4 << 20  # free bytes, beyond the write-ahead log, to reopen RocksDB
+
+
+def room_to_reopen(data_dir: Path) -> bool:
+    """Whether the disk has room to reopen the RocksDB of ``data_dir`` after a write
+    failed for lack of space: opening may write its whole write-ahead log out."""
+    wal = 0
+    for path in (data_dir / DB_DIR).glob("*.log"):
+        try:
+            wal += path.stat().st_size
+        except FileNotFoundError:  # RocksDB removed an old one meanwhile
+            continue
+    st = os.statvfs(data_dir)
+    return st.f_bavail * st.f_frsize >= wal + REOPEN_HEADROOM
 
 
 def fsync_dir(path: Path) -> None:

@@ -16,12 +16,17 @@ Contract (what is durable when):
   :meth:`NodeStore.record_watermark`.  On open, a log that lost what it
   records raises :class:`DataDirError`.
 
+A write that fails for lack of space changes nothing in memory (memory is
+updated only once a batch is durable), but RocksDB then refuses every write:
+:meth:`NodeStore.reopen` once space is back, then repeat the write.
+
 Only the owner's thread calls these; :attr:`NodeStore.log` (the Raft
 ``Storage``) may be read from any thread.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,16 +36,21 @@ from rocksdict import Rdict
 
 from actors import watermark
 from actors.datadir import (
+    DB_DIR,
     RAFT_CF,
     SNAPSHOT_DIR,
-    STATE_CF_PREFIX,
     STATE_POINTER,
     DataDirError,
     RocksStateView,
+    drop_state_cfs,
     flush_all,
+    is_disk_full,
     new_batch,
+    next_state_name,
     open_data_dir,
+    open_rocks,
     rocks_options,
+    room_to_reopen,
     synced,
     unsynced,
 )
@@ -58,6 +68,8 @@ from scheduled_db.records import RecordError
 from scheduled_db.snapshot_codec import ChunkError, SnapshotCursor, decode_chunk
 from scheduled_db.stateview import state_digest
 from scheduled_db.txn import Txn
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,11 +95,9 @@ class NodeStore:
     def __init__(self, data_dir: Path, db: Rdict, options: StoreOptions) -> None:
         self.data_dir = data_dir
         self.options = options
-        self._db = db
         self._closed = False
-        self._raft_h = db.get_column_family_handle(RAFT_CF)
-        self._use_state(self._read_pointer())
-        self._drop_other_state_cfs()
+        self._adopt(db, self._read_pointer(db))
+        drop_state_cfs(db, keep=(self._state_name,))
         hs, rec, ents = load_log(db.get_column_family(RAFT_CF))
         self._snap_rec = rec
         view = self.view()
@@ -125,18 +135,12 @@ class NodeStore:
 
     # -- state --
 
-    def _read_pointer(self) -> str:
-        raw = self._db.get(STATE_POINTER)
-        names = Rdict.list_cf(self._db.path(), rocks_options())
+    def _read_pointer(self, db: Rdict) -> str:
+        raw = db.get(STATE_POINTER)
+        names = Rdict.list_cf(db.path(), rocks_options())
         if raw is None or raw.decode() not in names:
             raise DataDirError(self.data_dir, "the state column family is missing")
         return str(raw.decode())
-
-    def _drop_other_state_cfs(self) -> None:
-        """Drop half-received snapshots and states replaced before a crash."""
-        for name in Rdict.list_cf(self._db.path(), rocks_options()):
-            if name.startswith(STATE_CF_PREFIX) and name != self._state_name:
-                self._db.drop_column_family(name)
 
     def _use_state(self, name: str) -> None:
         # rocksdict's get_column_family costs milliseconds after writes to that family
@@ -296,7 +300,7 @@ class NodeStore:
         chunk = decode_chunk(data)
         if chunk.seq == 0:
             self._discard_staging()
-            name = self._next_state_name()
+            name = next_state_name(self._db)
             self._db.create_column_family(name, rocks_options(True))
             self._stager = SnapshotStager(self._db, name, chunk.meta)
         if self._stager is None:
@@ -335,15 +339,14 @@ class NodeStore:
         self._use_state(rec.state_cf)
         self._stager = None
         self._close_reader()
-        self._db.drop_column_family(old)
+        try:
+            self._db.drop_column_family(old)
+        except Exception as exc:  # the install is durable; the next open drops it
+            if not is_disk_full(exc):
+                raise
         self._snap_rec = rec
         self.log.commit_reset(rec.meta)
         self._files.remove_all_but(rec)
-
-    def _next_state_name(self) -> str:
-        names = Rdict.list_cf(self._db.path(), rocks_options())
-        gens = [int(n[len(STATE_CF_PREFIX) :]) for n in names if n.startswith(STATE_CF_PREFIX)]
-        return f"{STATE_CF_PREFIX}{max(gens, default=0) + 1}"
 
     def _discard_staging(self) -> None:
         if self._stager is not None:
@@ -356,6 +359,50 @@ class NodeStore:
             self._reader.close()
             self._reader = None
 
+    # -- a full disk --
+
+    def has_room(self) -> bool:
+        """Whether there is room to reopen RocksDB (see :func:`room_to_reopen`)."""
+        return room_to_reopen(self.data_dir)
+
+    def reopen(self) -> bool:
+        """Reopen RocksDB after a write failed for lack of space (it refuses every
+        write until then).  Memory is kept: it holds only what was made durable.
+
+        False if RocksDB cannot be opened for writing yet: reads then go to a
+        read-only instance until a later call succeeds.  Raises DataDirError if
+        it cannot be opened at all.
+        """
+        self._close_reader()
+        stager, self._stager = self._stager, None
+        self._release_db()
+        try:
+            self._adopt(open_rocks(self.data_dir / DB_DIR), self._state_name)
+        except DataDirError as exc:
+            log.info("%s cannot be reopened for writing yet: %s", self.data_dir, exc)
+            self._adopt(open_rocks(self.data_dir / DB_DIR, read_only=True), self._state_name)
+            return False
+        if self._read_pointer(self._db) != self._state_name:  # a failed install reached the disk
+            raise DataDirError(self.data_dir, "the live state changed under a failed write")
+        if stager is not None and stager.complete:  # received whole: the install may follow
+            stager.db, self._stager = self._db, stager
+        staged = () if self._stager is None else (self._stager.cf_name,)
+        drop_state_cfs(self._db, keep=(self._state_name, *staged))
+        return True
+
+    def _adopt(self, db: Rdict, state_name: str) -> None:
+        self._db = db
+        self._raft_h = db.get_column_family_handle(RAFT_CF)
+        self._use_state(state_name)
+
+    def _release_db(self) -> None:
+        del self._raft_h
+        del self._state_cf
+        try:
+            self._db.close()
+        except Exception as exc:  # a RocksDB that failed a write reports it again here
+            log.info("closing %s after a failed write: %s", self.data_dir, exc)
+
     def close(self) -> None:
         """Flush and release RocksDB (every column family handle goes first)."""
         if self._closed:
@@ -363,12 +410,13 @@ class NodeStore:
         self._closed = True
         self._close_reader()
         self._stager = None
-        del self._raft_h
-        del self._state_cf
-        flush_all(self._db)  # so a restart replays no write-ahead log
-        self._mark.write(self._mark.mark, sync=True)
+        try:
+            flush_all(self._db)  # so a restart replays no write-ahead log
+            self._mark.write(self._mark.mark, sync=True)
+        except Exception as exc:  # RocksDB refuses writes (a full disk): it is replayed
+            log.warning("%s not flushed at close: %s", self.data_dir, exc)
         self._mark.close()
-        self._db.close()
+        self._release_db()
 
 
 def _meta(rec: SnapshotRecord | None) -> SnapshotMeta:

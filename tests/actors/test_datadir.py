@@ -1,7 +1,9 @@
-"""The data directory's RocksDB helpers: a damaged block is an error, never a short scan."""
+"""The data directory's RocksDB helpers: a damaged block is an error, never a short scan;
+and the failures RocksDB reports as text are told apart."""
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
@@ -11,6 +13,7 @@ from rocksdict import Rdict
 from actors.datadir import (
     DataDirError,
     is_corruption,
+    is_disk_full,
     new_batch,
     open_data_dir,
     raw_items,
@@ -61,3 +64,13 @@ def test_a_damaged_table_stops_the_open_with_one_line(tmp_path: Path) -> None:
     with pytest.raises(DataDirError, match="RocksDB reports corruption") as caught:
         open_data_dir(data, "n1", None)
     assert "\n" not in str(caught.value) and str(data) in str(caught.value)
+
+
+def test_full_disk_and_corruption_are_told_apart() -> None:
+    no_space = "IO error: No space left on device: While appending to file: /d/db/000012.log"
+    assert is_disk_full(Exception(no_space))
+    assert is_disk_full(OSError(errno.ENOSPC, "No space left on device"))
+    assert is_disk_full(OSError(errno.EDQUOT, "Disk quota exceeded"))
+    assert not is_disk_full(OSError(errno.EIO, "Input/output error"))
+    assert not is_corruption(Exception(no_space))
+    assert is_corruption(Exception("Corruption: block checksum mismatch in /d/db/000017.sst"))
