@@ -19,9 +19,11 @@ class WriteRefused(Exception):
     """A write was not accepted by Raft.
 
     ``reason`` is ``not_leader`` (``leader`` names the leader, or '' if none is
-    known), ``dropped`` (e.g. a leadership transfer is in progress) or
-    ``unknown_outcome`` (leadership was lost after the proposal: the command may
-    or may not have been applied; an idempotent retry is safe).
+    known), ``dropped`` (e.g. a leadership transfer is in progress),
+    ``disk_full`` (the leader cannot make writes durable: refused before it was
+    proposed) or ``unknown_outcome`` (leadership was lost after the proposal, or
+    the disk filled up under it: the command may or may not have been applied;
+    an idempotent retry is safe).
     """
 
     def __init__(self, reason: str, leader: str = "", detail: str = "") -> None:

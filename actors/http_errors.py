@@ -22,7 +22,11 @@ from scheduled_db.errors import InvalidTransition, SchedulerError, safe_text
 log = logging.getLogger(__name__)
 
 RETRY_AFTER_S = "1"
+DISK_FULL_RETRY_AFTER_S = "5"
 NO_LEADER = "No leader available"
+DISK_FULL = (
+    "The disk of the leader is full: writes are refused until space is freed; reads still work"
+)
 UNKNOWN_OUTCOME = (
     "The outcome of the write is unknown: leadership changed before it was confirmed, "
     "so it may or may not have been applied; an idempotent retry is safe"
@@ -72,10 +76,15 @@ def error_response(
 
 
 def refusal_error(exc: WriteRefused | TimeoutError) -> HttpError:
-    """A write that Raft did not (or could not confirm it did) accept: always 503."""
+    """A write that Raft did not (or could not confirm it did) accept: 503, or 507
+    when the leader's disk is full."""
     retry = {"Retry-After": RETRY_AFTER_S}
     if isinstance(exc, TimeoutError):
         return HttpError(503, "no_leader", NO_LEADER, headers=retry)
+    if exc.reason == "disk_full":
+        return HttpError(
+            507, "disk_full", DISK_FULL, headers={"Retry-After": DISK_FULL_RETRY_AFTER_S}
+        )
     if exc.reason == "unknown_outcome":
         return HttpError(503, "unknown_outcome", UNKNOWN_OUTCOME, headers=retry)
     if exc.reason == "not_leader" and exc.leader:

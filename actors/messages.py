@@ -58,8 +58,20 @@ class ApplyEntries:
 
 
 @dataclass(frozen=True, slots=True)
+class RetryWrites:
+    """The StorageActor's own tick while the disk is full: look for space, then write
+    what is held (see actors/storage.py)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RecordWatermark:
+    """The StorageActor's own tick: bring the durability watermark up to the log."""
+
+
+@dataclass(frozen=True, slots=True)
 class Subscribe:
-    """Send :class:`Applied` and :class:`SnapshotInstalled` events to ``subscriber``."""
+    """Send :class:`Applied`, :class:`SnapshotInstalled` and :class:`DiskFull`
+    events to ``subscriber``."""
 
     subscriber: ActorRef
 
@@ -266,6 +278,14 @@ class SnapshotInstalled:
 
 
 @dataclass(frozen=True, slots=True)
+class DiskFull:
+    """A write found no space (``full``): writes from now on are held, reads go on; or
+    (not ``full``) space is back and the held writes are done."""
+
+    full: bool
+
+
+@dataclass(frozen=True, slots=True)
 class SnapshotChunkRead:
     index: int
     data: bytes
@@ -369,7 +389,8 @@ class ProposeConfChange:
 @dataclass(frozen=True, slots=True)
 class ProposeOutcome:
     """Results once applied; or ``error``: not_leader | dropped | unknown_outcome |
-    conflict (a membership change the membership contradicts)."""
+    disk_full (a leader that cannot persist refused it) | conflict (a membership
+    change the membership contradicts)."""
 
     index: int = 0
     results: tuple[CommandResult, ...] = ()

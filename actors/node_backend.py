@@ -9,6 +9,7 @@ loop, and no actor ever waits on the HTTP side.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 from typing import Any
 
@@ -34,7 +35,9 @@ class LoopReply:
         self.future: asyncio.Future[Any] = loop.create_future()
 
     def tell(self, message: Any) -> None:
-        self._loop.call_soon_threadsafe(self._resolve, message)
+        # A closed loop (RuntimeError): the node is stopping and nobody waits.
+        with contextlib.suppress(RuntimeError):
+            self._loop.call_soon_threadsafe(self._resolve, message)
 
     __call__ = tell
 

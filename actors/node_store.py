@@ -11,6 +11,14 @@ Contract (what is durable when):
   applied index is a no-op, so a lost apply batch is simply re-applied.
 * :meth:`NodeStore.create_snapshot` checkpoints the state, then records the
   snapshot and compacts the log in one synced batch.
+* The watermark (:mod:`actors.watermark`) follows the log: at once after a
+  Ready that changed the term or vote, else when the owner calls
+  :meth:`NodeStore.record_watermark`.  On open, a log that lost what it
+  records raises :class:`DataDirError`.
+
+A write that fails for lack of space changes nothing in memory (memory is
+updated only once a batch is durable), but RocksDB then refuses every write:
+:meth:`NodeStore.reopen` once space is back, then repeat the write.
 
 Only the owner's thread calls these; :attr:`NodeStore.log` (the Raft
 ``Storage``) may be read from any thread.
@@ -18,6 +26,7 @@ Only the owner's thread calls these; :attr:`NodeStore.log` (the Raft
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,17 +34,23 @@ from typing import Any
 
 from rocksdict import Rdict
 
+from actors import watermark
 from actors.datadir import (
+    DB_DIR,
     RAFT_CF,
     SNAPSHOT_DIR,
-    STATE_CF_PREFIX,
     STATE_POINTER,
     DataDirError,
     RocksStateView,
+    drop_state_cfs,
     flush_all,
+    is_disk_full,
     new_batch,
+    next_state_name,
     open_data_dir,
+    open_rocks,
     rocks_options,
+    room_to_reopen,
     synced,
     unsynced,
 )
@@ -54,6 +69,8 @@ from scheduled_db.snapshot_codec import ChunkError, SnapshotCursor, decode_chunk
 from scheduled_db.stateview import state_digest
 from scheduled_db.txn import Txn
 
+log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True, slots=True)
 class StoreOptions:
@@ -65,6 +82,7 @@ class StoreOptions:
     keep_bytes: int = 8 << 20  # ... but no more bytes than this (the tail lives in memory)
     chunk_bytes: int = 1 << 20  # target size of a snapshot chunk
     sync_apply: bool = False  # see the module doc: safe off, and fsync is the expensive part
+    watermark_sync_s: float = watermark.SYNC_INTERVAL_S  # see actors/watermark.py
 
 
 class SnapshotNotStagedError(RuntimeError):
@@ -77,11 +95,9 @@ class NodeStore:
     def __init__(self, data_dir: Path, db: Rdict, options: StoreOptions) -> None:
         self.data_dir = data_dir
         self.options = options
-        self._db = db
         self._closed = False
-        self._raft_h = db.get_column_family_handle(RAFT_CF)
-        self._use_state(self._read_pointer())
-        self._drop_other_state_cfs()
+        self._adopt(db, self._read_pointer(db))
+        drop_state_cfs(db, keep=(self._state_name,))
         hs, rec, ents = load_log(db.get_column_family(RAFT_CF))
         self._snap_rec = rec
         view = self.view()
@@ -89,6 +105,7 @@ class NodeStore:
         applied = fsm.applied_position(view)[0]
         if not ents[0].index <= applied <= self.log.last_index():
             raise DataDirError(data_dir, f"applied index {applied} is outside the log")
+        self._mark = watermark.open_checked(data_dir, db, self.log, options.watermark_sync_s)
         self._files = SnapshotFiles(data_dir / SNAPSHOT_DIR)
         self._files.remove_all_but(rec)
         self._reader: CheckpointReader | None = None
@@ -118,18 +135,12 @@ class NodeStore:
 
     # -- state --
 
-    def _read_pointer(self) -> str:
-        raw = self._db.get(STATE_POINTER)
-        names = Rdict.list_cf(self._db.path(), rocks_options())
+    def _read_pointer(self, db: Rdict) -> str:
+        raw = db.get(STATE_POINTER)
+        names = Rdict.list_cf(db.path(), rocks_options())
         if raw is None or raw.decode() not in names:
             raise DataDirError(self.data_dir, "the state column family is missing")
         return str(raw.decode())
-
-    def _drop_other_state_cfs(self) -> None:
-        """Drop half-received snapshots and states replaced before a crash."""
-        for name in Rdict.list_cf(self._db.path(), rocks_options()):
-            if name.startswith(STATE_CF_PREFIX) and name != self._state_name:
-                self._db.drop_column_family(name)
 
     def _use_state(self, name: str) -> None:
         # rocksdict's get_column_family costs milliseconds after writes to that family
@@ -167,12 +178,21 @@ class NodeStore:
             appended = self.log.stage_append(wb, self._raft_h, ents)
         if hard_state is not None:
             self.log.stage_hard_state(wb, self._raft_h, hard_state)
+        if snapshot is not None:
+            self._mark.lower_to(snapshot.index)
+        elif appended and appended[0].index <= self.log.last_index():
+            self._mark.lower_to(appended[0].index - 1)  # a new leader rewrites the tail
         self._db.write(wb, synced())
         if rec is not None:
             self._finish_install(rec)
         if hard_state is not None:
             self.log.commit_hard_state(hard_state)
         self.log.commit_append(appended)
+        self._mark.follow_election(self.log)
+
+    def record_watermark(self) -> None:
+        """Bring the watermark up to the durable log (the owner's periodic call)."""
+        self._mark.follow(self.log)
 
     def apply(
         self, entries: Iterable[Entry], conf_state: ConfState | None = None
@@ -216,6 +236,7 @@ class NodeStore:
         self._db.write(wb, synced())
         self.log.commit_reset(meta)
         self.log.commit_hard_state(hs)
+        self._mark.follow(self.log)
         self._snap_rec = rec
         self._files.create(self._db, rec)
         return meta
@@ -279,7 +300,7 @@ class NodeStore:
         chunk = decode_chunk(data)
         if chunk.seq == 0:
             self._discard_staging()
-            name = self._next_state_name()
+            name = next_state_name(self._db)
             self._db.create_column_family(name, rocks_options(True))
             self._stager = SnapshotStager(self._db, name, chunk.meta)
         if self._stager is None:
@@ -318,15 +339,14 @@ class NodeStore:
         self._use_state(rec.state_cf)
         self._stager = None
         self._close_reader()
-        self._db.drop_column_family(old)
+        try:
+            self._db.drop_column_family(old)
+        except Exception as exc:  # the install is durable; the next open drops it
+            if not is_disk_full(exc):
+                raise
         self._snap_rec = rec
         self.log.commit_reset(rec.meta)
         self._files.remove_all_but(rec)
-
-    def _next_state_name(self) -> str:
-        names = Rdict.list_cf(self._db.path(), rocks_options())
-        gens = [int(n[len(STATE_CF_PREFIX) :]) for n in names if n.startswith(STATE_CF_PREFIX)]
-        return f"{STATE_CF_PREFIX}{max(gens, default=0) + 1}"
 
     def _discard_staging(self) -> None:
         if self._stager is not None:
@@ -339,6 +359,50 @@ class NodeStore:
             self._reader.close()
             self._reader = None
 
+    # -- a full disk --
+
+    def has_room(self) -> bool:
+        """Whether there is room to reopen RocksDB (see :func:`room_to_reopen`)."""
+        return room_to_reopen(self.data_dir)
+
+    def reopen(self) -> bool:
+        """Reopen RocksDB after a write failed for lack of space (it refuses every
+        write until then).  Memory is kept: it holds only what was made durable.
+
+        False if RocksDB cannot be opened for writing yet: reads then go to a
+        read-only instance until a later call succeeds.  Raises DataDirError if
+        it cannot be opened at all.
+        """
+        self._close_reader()
+        stager, self._stager = self._stager, None
+        self._release_db()
+        try:
+            self._adopt(open_rocks(self.data_dir / DB_DIR), self._state_name)
+        except DataDirError as exc:
+            log.info("%s cannot be reopened for writing yet: %s", self.data_dir, exc)
+            self._adopt(open_rocks(self.data_dir / DB_DIR, read_only=True), self._state_name)
+            return False
+        if self._read_pointer(self._db) != self._state_name:  # a failed install reached the disk
+            raise DataDirError(self.data_dir, "the live state changed under a failed write")
+        if stager is not None and stager.complete:  # received whole: the install may follow
+            stager.db, self._stager = self._db, stager
+        staged = () if self._stager is None else (self._stager.cf_name,)
+        drop_state_cfs(self._db, keep=(self._state_name, *staged))
+        return True
+
+    def _adopt(self, db: Rdict, state_name: str) -> None:
+        self._db = db
+        self._raft_h = db.get_column_family_handle(RAFT_CF)
+        self._use_state(state_name)
+
+    def _release_db(self) -> None:
+        del self._raft_h
+        del self._state_cf
+        try:
+            self._db.close()
+        except Exception as exc:  # a RocksDB that failed a write reports it again here
+            log.info("closing %s after a failed write: %s", self.data_dir, exc)
+
     def close(self) -> None:
         """Flush and release RocksDB (every column family handle goes first)."""
         if self._closed:
@@ -346,10 +410,13 @@ class NodeStore:
         self._closed = True
         self._close_reader()
         self._stager = None
-        del self._raft_h
-        del self._state_cf
-        flush_all(self._db)  # so a restart replays no write-ahead log
-        self._db.close()
+        try:
+            flush_all(self._db)  # so a restart replays no write-ahead log
+            self._mark.write(self._mark.mark, sync=True)
+        except Exception as exc:  # RocksDB refuses writes (a full disk): it is replayed
+            log.warning("%s not flushed at close: %s", self.data_dir, exc)
+        self._mark.close()
+        self._release_db()
 
 
 def _meta(rec: SnapshotRecord | None) -> SnapshotMeta:

@@ -11,6 +11,14 @@ is where write throughput comes from (group commit), not from skipping fsync.
 
 A proposer is answered when its entry is applied, with the state machine's
 result; if this node loses leadership first, it is told the outcome is unknown.
+
+A full disk (:class:`~actors.messages.DiskFull` from the StorageActor): the
+Ready in flight stays in flight until storage has made it durable, however
+long that takes, so none of its messages leaves before (a follower stops
+acknowledging; a leader stops replicating and is replaced once the others'
+election timeout passes).  Meanwhile a leader refuses new proposals with
+``disk_full``, and tells those waiting that their outcome is unknown: their
+entries are in the held Ready and may yet commit once space returns.
 """
 
 from __future__ import annotations
@@ -119,6 +127,7 @@ class RaftActor(pykka.ThreadingActor):
         # matters, since the core can be leading again before we see its Ready.
         self._established_at = (0, 0)
         self._applied_index = applied_index
+        self._disk_full = False
         self._announced = m.Leadership(NO_NODE, 0, False, False)
         self._ticker = actor_ticker(self, settings.tick_ms / 1000, m.Tick())
         self._handlers: dict[type[Any], Any] = {
@@ -137,6 +146,7 @@ class RaftActor(pykka.ThreadingActor):
             m.ReadIndex: self._read_index,
             m.GetLastContact: self._last_contact,
             m.SnapshotInstalled: self._snapshot_installed,
+            m.DiskFull: self._disk_space,
         }
 
     def on_start(self) -> None:
@@ -302,9 +312,12 @@ class RaftActor(pykka.ThreadingActor):
     # -- proposals --
 
     def _propose(self, msg: m.Propose) -> None:
-        self._track(lambda: self.core.propose(msg.data), msg.reply, (ProposalDropped,))
+        if not self._refused_for_space(msg.reply):
+            self._track(lambda: self.core.propose(msg.data), msg.reply, (ProposalDropped,))
 
     def _propose_conf_change(self, msg: m.ProposeConfChange) -> None:
+        if self._refused_for_space(msg.reply):
+            return
         try:
             self._track(
                 lambda: self.core.propose_conf_change(msg.change), msg.reply, (ProposalDropped,)
@@ -328,6 +341,18 @@ class RaftActor(pykka.ThreadingActor):
             reply(m.ProposeOutcome(error="dropped", detail=str(exc), leader=self.core.lead))
             return
         self._pending[entry.index] = (entry.term, reply)
+
+    def _refused_for_space(self, reply: m.Reply) -> bool:
+        """A leader whose disk is full refuses at once (a follower says who leads)."""
+        if not self._disk_full or self.core.role is not Role.LEADER:
+            return False
+        reply(m.ProposeOutcome(error="disk_full", leader=self.core.lead))
+        return True
+
+    def _disk_space(self, msg: m.DiskFull) -> None:
+        self._disk_full = msg.full
+        if msg.full:
+            self._fail_pending("the disk is full: the entry is not durable yet")
 
     def _last_contact(self, msg: m.GetLastContact) -> dict[str, int]:
         now = time.monotonic()

@@ -221,6 +221,18 @@ async def test_unknown_outcome_is_503_and_the_retry_is_safe(api: Api) -> None:
 
 
 @api_test()
+async def test_a_full_disk_refuses_writes_with_507_disk_full_and_reads_go_on(api: Api) -> None:
+    body = {"id": "kept", "type": "unico", "timestamp": NOW_S + 60}
+    assert (await api.call("POST", "/jobs", body)).status == 200
+    api.backend.refuse("disk_full")
+    reply = await api.call("POST", "/jobs", {**body, "id": "refused"})
+    assert reply.status == 507 and reply.body["code"] == "disk_full"
+    assert "disk" in reply.body["error"] and reply.headers["Retry-After"] == "5"
+    assert (await api.call("DELETE", "/jobs/kept")).status == 507
+    assert (await api.call("GET", "/jobs/kept")).status == 200
+
+
+@api_test()
 async def test_unexpected_exception_is_a_bare_500_logged_server_side(api: Api) -> None:
     api.backend.read_error = RuntimeError('boom in File "/usr/lib/x.py" from 127.0.0.1:7000')
     reply = await api.call("GET", "/jobs/abc")

@@ -184,6 +184,25 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
+async def full_disk(c: Checked) -> None:
+    """Every write refused with 507 ``disk_full``; reads go on."""
+    c.backend.refuse("disk_full")
+    admin = bearer("admin-tok")
+    join = {"node_id": "node-4", "address": "10.0.0.4:7000", "http_address": "10.0.0.4:8080"}
+    writes: list[tuple[str, str, str, object]] = [
+        ("POST", "/jobs", "/jobs", {"type": "unico", "timestamp": NOW_S + 60}),
+        ("DELETE", "/jobs/{id}", "/jobs/x", None),
+        ("POST", "/jobs/{id}/cancel", "/jobs/x/cancel", None),
+        ("POST", "/join", "/join", join),
+        ("POST", "/leave", "/leave", {"node_id": "node-2"}),
+        ("DELETE", "/cluster/members/{id}", "/cluster/members/node-2", None),
+    ]
+    for method, template, path, body in writes:
+        reply = await c.call(method, template, path, body=body, headers=admin)
+        assert (reply.status, reply.body["code"]) == (507, "disk_full"), (method, path)
+    assert (await c.call("GET", "/jobs", headers=admin)).status == 200
+
+
 async def every_operation_behind_a_token(c: Checked, *, open_health: bool = True) -> None:
     """401 without a valid token, 403 with one whose role is too low."""
     for method, template in sorted(described_operations(SPEC)):
@@ -247,6 +266,7 @@ SCENARIOS: list[tuple[Scenario, dict[str, object]]] = [
     (refusals, {}),
     (full_queue, {"queue.job_limit": 1}),
     (overloaded, {"api.max_in_flight": 1, "api.max_reads_in_flight": 1}),
+    (full_disk, TOKENS),
     (auth_and_membership, {**TOKENS, "http.max_body": "2KiB"}),
     (closed_health, {**TOKENS, "api.open_health": False}),
 ]

@@ -109,12 +109,25 @@ def test_state_survives_a_restart_on_the_same_directory(tmp_path: Path) -> None:
             probe.stop()
 
 
+def test_a_leader_whose_disk_is_full_refuses_proposals_until_space_returns(
+    solo: Member,
+) -> None:
+    solo.inbox.wait_for(m.Leadership, lambda e: e.established)
+    solo.raft.tell(m.DiskFull(True))  # as the StorageActor publishes it
+    assert solo.propose(_create("refused")).error == "disk_full"
+    solo.raft.tell(m.DiskFull(False))
+    assert solo.propose(_create("accepted")).error is None
+    assert solo.storage.ask(m.Read(1, m.GetJob("refused"))) is None
+
+
 def test_a_follower_refuses_proposals_naming_no_leader(tmp_path: Path) -> None:
     node = Member(tmp_path / "n1", "n1", ("n1", "n2", "n3"))
     node.start(tick_ms=10_000)  # no election will start on its own during the test
     try:
         outcome = node.propose(_create("x"))
         assert (outcome.error, outcome.leader) == ("not_leader", "")
+        node.raft.tell(m.DiskFull(True))  # a follower's full disk: the leader may have room
+        assert node.propose(_create("x")).error == "not_leader"
     finally:
         node.stop()
         node.transport.stop()

@@ -29,6 +29,7 @@ from scheduled_db.results import ResultCode
 from tests.actors.probe import start_probe
 from tests.command_gen import entry_at
 from tests.fsm_helpers import spec
+from tests.integration.nodeproc import wait_until
 
 T = 5.0  # seconds: the bound on every wait
 
@@ -223,3 +224,83 @@ def test_events_survive_a_dead_subscriber(node: Node) -> None:
     dead.stop(timeout=T)
     node.ask(m.ApplyEntries(_cmd_entries(c.CreateJob(spec("a"), 1, 100))))
     assert node.ref.is_alive()
+
+
+class FillingStore(NodeStore):
+    """A real store whose disk can be declared full: every write then fails as
+    RocksDB's does, and the space check says no until it is emptied again."""
+
+    full = False
+
+    def persist_ready(self, *args: Any, **kw: Any) -> None:
+        self._maybe_full()
+        super().persist_ready(*args, **kw)
+
+    def apply(self, *args: Any, **kw: Any) -> Any:
+        self._maybe_full()
+        return super().apply(*args, **kw)
+
+    def _maybe_full(self) -> None:
+        if self.full:
+            raise Exception("IO error: No space left on device: While appending to file")
+
+    def has_room(self) -> bool:
+        return not self.full
+
+
+def test_a_full_disk_holds_writes_in_order_serves_reads_and_resumes(tmp_path: Path) -> None:
+    store = FillingStore.open(tmp_path / "n1", "n1")
+    assert isinstance(store, FillingStore)
+    ref = StorageActor.start(store, retry_s=0.01)
+    probe, inbox = start_probe()
+    try:
+        ref.tell(m.Subscribe(probe))
+        first = _cmd_entries(c.CreateJob(spec("a"), 1, 2))
+        ref.ask(m.PersistReady(1, HardState(1, "n1", 1), first, reply_to=probe), timeout=T)
+        ref.ask(m.ApplyEntries(first), timeout=T)
+        store.full = True
+        second = _cmd_entries(c.CreateJob(spec("b"), 1, 2), start=2)
+        ref.tell(m.PersistReady(2, HardState(1, "n1", 2), second, reply_to=probe))
+        ref.tell(m.ApplyEntries(second))
+        assert inbox.wait_for(m.DiskFull, timeout=T).full
+        assert ref.ask(m.Read(0, m.GetApplied()), timeout=T)[0] == 1  # reads go on
+        assert ref.ask(m.Read(0, m.GetJob("a")), timeout=T) is not None
+        assert not [r for r in inbox.of_type(m.ReadyPersisted) if r.ready_id == 2]
+        store.full = False
+        inbox.wait_for(m.DiskFull, lambda e: not e.full, timeout=T)
+        kinds = [type(x) for x in inbox.items if type(x) in (m.ReadyPersisted, m.Applied)]
+        assert kinds[-2:] == [m.ReadyPersisted, m.Applied]  # persisted, then applied
+        assert inbox.of_type(m.Applied)[-1].applied_index == 2
+        assert ref.ask(m.Read(0, m.GetJob("b")), timeout=T) is not None
+    finally:
+        ref.stop(timeout=T)
+        probe.stop()
+    again = NodeStore.open(tmp_path / "n1", "n1")
+    assert again.log.last_index() == 2 and again.applied()[0] == 2
+    again.close()
+
+
+class DamagedStore(NodeStore):
+    """A real store whose reads meet a damaged block once ``damaged``."""
+
+    damaged = False
+
+    def view(self) -> Any:
+        if self.damaged:
+            raise Exception("Corruption: block checksum mismatch in /x/db/000017.sst offset 4")
+        return super().view()
+
+
+def test_corruption_met_while_running_stops_the_actor_with_one_line(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = DamagedStore.open(tmp_path / "n1", "n1")
+    assert isinstance(store, DamagedStore)
+    store.damaged = True
+    ref = StorageActor.start(store)
+    assert ref.ask(m.Read(0, m.GetJob("a")), timeout=T) is None
+    wait_until(lambda: not ref.is_alive(), T, "the storage actor to stop")
+    errors = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and errors[0].exc_info is None
+    message = errors[0].getMessage()
+    assert str(tmp_path / "n1") in message and "corruption" in message and "\n" not in message
