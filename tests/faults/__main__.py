@@ -1,7 +1,7 @@
 """``python -m tests.faults [--rounds N] [--only a,b] [--json FILE]``: run the fault
 scenarios on real 3-node clusters and print their figures (early deliveries,
 missed, duplicates, stale-term deliveries, lost acknowledged writes).  Exits 1 if
-any round broke a promise.  Scenarios: handover, pause, kill, cron."""
+any round broke a promise.  Scenarios: handover, pause, kill, cron, hanging, wal."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ COLUMNS = (
     ("stale_after_newer_term", "stale"),
     ("late_p50_ms", "late p50 ms"),
     ("late_p99_ms", "late p99 ms"),
+    ("lost_acknowledged", "lost acked"),
 )
 
 

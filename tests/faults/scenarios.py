@@ -17,6 +17,7 @@ from typing import Any
 
 from tests.faults.figures import Figures, summarize
 from tests.faults.receiver import Arrival, RecordingReceiver
+from tests.faults.storage import damaged_log
 from tests.integration.cluster import ClusterNode, job, running_cluster, wait_leader
 from tests.integration.cluster_faults_harness import post, wait_serving
 from tests.integration.hanging_receivers import HangingReceivers
@@ -225,4 +226,5 @@ SCENARIOS: dict[str, Callable[[Path], Figures]] = {
     "kill": kill_mid_burst,
     "cron": cron_across_failovers,
     "hanging": hanging_receivers,
+    "wal": damaged_log,
 }

@@ -14,6 +14,7 @@ import pytest
 
 from tests.faults import scenarios
 from tests.faults.figures import Figures
+from tests.faults.storage import damaged_log
 
 pytestmark = pytest.mark.slow
 
@@ -41,3 +42,14 @@ def test_a_leader_killed_mid_burst_redelivers_only_its_last_moments(tmp_path: Pa
 
 def test_a_per_second_cron_loses_no_run_across_failovers(tmp_path: Path) -> None:
     _check(scenarios.cron_across_failovers(tmp_path, kills=2))
+
+
+def test_hanging_receivers_leave_other_jobs_on_time(tmp_path: Path) -> None:
+    _check(scenarios.hanging_receivers(tmp_path, hanging=600, normal=100))
+
+
+def test_a_damaged_log_never_loses_acknowledged_writes_silently(tmp_path: Path) -> None:
+    figures = damaged_log(tmp_path, jobs=400)
+    print(f"\n{figures}")
+    assert figures.problems() == []
+    assert -1 in figures.notes.values(), "no damage was detected: the scenario did not bite"
