@@ -9,7 +9,7 @@ KUSTOMIZE_DIR ?= k8s/overlays/dev
 
 .DEFAULT_GOAL := help
 .PHONY: help build test lint run cluster create-jobs dev-up dev-down dev-logs \
-	k8s-deploy k8s-delete bench bench-quick sim
+	k8s-deploy k8s-delete bench bench-quick sim faults
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -37,6 +37,9 @@ create-jobs: ## Create example one-time and recurring jobs (URL=http://localhost
 
 sim: ## Run the Raft simulator over 3000 seeds
 	$(PYTHON) -m scheduled_db.raft.sim --seeds 3000
+
+faults: ## Run the fault-injection suite (3 rounds of each scenario, about 15 minutes)
+	$(PYTHON) -m tests.faults --rounds 3
 
 dev-up: ## Start the compose cluster (3 nodes, nginx on :80, Prometheus, Grafana)
 	$(COMPOSE) up -d --build

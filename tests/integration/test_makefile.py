@@ -14,7 +14,7 @@ from tests.integration.nodeproc import NodeProcess
 ROOT = Path(__file__).resolve().parents[2]
 TARGETS = [
     "build", "test", "run", "cluster", "create-jobs", "dev-up", "dev-down", "dev-logs",
-    "k8s-deploy", "k8s-delete", "bench", "help",
+    "k8s-deploy", "k8s-delete", "bench", "help", "faults",
 ]  # fmt: skip
 
 
