@@ -36,7 +36,7 @@ create-jobs: ## Create example one-time and recurring jobs (URL=http://localhost
 	SCHEDULED_DB_URL=$(URL) sh scripts/create-jobs.sh
 
 sim: ## Run the Raft simulator over 3000 seeds
-	$(PYTHON) -m scheduled_db.raft.sim --seeds 3000
+	$(PYTHON) -m scheduled_db.testing.sim --seeds 3000
 
 faults: ## Run the fault-injection suite (3 rounds of each scenario, about 15 minutes)
 	$(PYTHON) -m tests.faults --rounds 3

@@ -14,17 +14,17 @@ from typing import Any
 
 import pykka
 
-from scheduled_db.commands import CommandKind
-from scheduled_db.jobs import Attempt, Job, JobStatus
+from scheduled_db.jobs.model import Attempt, Job, JobStatus
 from scheduled_db.raft.messages import ConfChange, ConfState, Entry, HardState, SnapshotMeta
 from scheduled_db.raft.messages import Message as RaftMessage
-from scheduled_db.results import CommandResult, EntryResult
-from scheduled_db.snapshot_codec import SnapshotCursor
+from scheduled_db.state.commands import CommandKind
+from scheduled_db.state.results import CommandResult, EntryResult
+from scheduled_db.state.snapshot_codec import SnapshotCursor
 
 ActorRef = pykka.ActorRef[Any]
 
 # =============================================================================
-# Storage (actors/storage.py: StorageActor)
+# Storage (actors/storage/actor.py: StorageActor)
 # =============================================================================
 
 # --- requests: Raft log and apply ------------------------------------------------
@@ -60,7 +60,7 @@ class ApplyEntries:
 @dataclass(frozen=True, slots=True)
 class RetryWrites:
     """The StorageActor's own tick while the disk is full: look for space, then write
-    what is held (see actors/storage.py)."""
+    what is held (see actors/storage/actor.py)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -318,7 +318,7 @@ class ReadResult:
 
 
 # =============================================================================
-# Raft (actors/raft.py: RaftActor) and the node's transport
+# Raft (actors/raft/actor.py: RaftActor) and the node's transport
 # =============================================================================
 
 Reply = Callable[[Any], None]  # called from the replier's thread; must not block
@@ -450,7 +450,7 @@ class Leadership:
 
 
 # =============================================================================
-# HTTP (actors/ingress.py: HttpActor)
+# HTTP (actors/api/actor.py: HttpActor)
 # =============================================================================
 
 
@@ -460,7 +460,7 @@ class GetBoundPorts:
 
 
 # =============================================================================
-# Webhook delivery (actors/webhook.py: WebhookActor)
+# Webhook delivery (actors/webhook/actor.py: WebhookActor)
 # =============================================================================
 
 
@@ -517,7 +517,7 @@ class DeliveryOutcome:
 
 
 # =============================================================================
-# Scheduling (actors/scheduler.py: SchedulerActor) — messages it sends itself
+# Scheduling (actors/scheduler/actor.py: SchedulerActor) — messages it sends itself
 # =============================================================================
 
 
@@ -538,7 +538,7 @@ class SchedulerProposed:
 
 
 # =============================================================================
-# Transport (actors/transport.py)
+# Transport (actors/raft/transport.py)
 # =============================================================================
 
 

@@ -29,23 +29,23 @@ from types import FrameType
 import pykka
 
 from actors import messages as m
-from actors.datadir import DataDirError
-from actors.ingress import HttpActor
-from actors.lease import LeaderLease
-from actors.metrics import ApiMetrics
-from actors.node_backend import NodeBackend
-from actors.node_store import NodeStore, StoreOptions
-from actors.open_files import raise_soft_limit, webhook_slots
-from actors.raft import RaftActor, RaftSettings
-from actors.scheduler import SchedulerActor, SchedulerSettings
-from actors.snapshot_stream import SnapshotStreamActor
-from actors.storage import StorageActor
-from actors.tls import NodeTls, load_node_tls
-from actors.transport import TransportActor
-from actors.webhook import WebhookActor
-from scheduled_db.config import ConfigError
-from scheduled_db.config_model import NodeConfig
-from scheduled_db.firing import Policy
+from actors.api.actor import HttpActor
+from actors.api.node_backend import NodeBackend
+from actors.raft.actor import RaftActor, RaftSettings
+from actors.raft.lease import LeaderLease
+from actors.raft.snapshot_stream import SnapshotStreamActor
+from actors.raft.transport import TransportActor
+from actors.runtime.metrics import ApiMetrics
+from actors.runtime.open_files import raise_soft_limit, webhook_slots
+from actors.runtime.tls import NodeTls, load_node_tls
+from actors.scheduler.actor import SchedulerActor, SchedulerSettings
+from actors.storage.actor import StorageActor
+from actors.storage.datadir import DataDirError
+from actors.storage.store import NodeStore, StoreOptions
+from actors.webhook.actor import WebhookActor
+from scheduled_db.config.loading import ConfigError
+from scheduled_db.config.model import NodeConfig
+from scheduled_db.firing.decisions import Policy
 from scheduled_db.raft.core import Status
 from scheduled_db.raft.messages import HardState
 from scheduled_db.raft.replication import Role

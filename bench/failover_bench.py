@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from actors.http_client import WebhookClient
+from actors.webhook.client import WebhookClient
 from bench.common import check, say
 from bench.firing_receiver import ReceiverProcess
 from bench.loadgen import LOCAL

@@ -1,7 +1,7 @@
 """HTTP load for the throughput benchmarks: closed loop (N connections) and open loop (a rate).
 
 Both systems under comparison get the same generator: the project's own small
-HTTP/1.1 client (``actors/http_client.py``), whose cost per request is about a
+HTTP/1.1 client (``actors/webhook/client.py``), whose cost per request is about a
 third of aiohttp's, so on a 2-core machine the generator takes as little CPU as
 it can from the servers it measures.  Its CPU use is reported beside the figures
 (``client_cpu_percent``: 100 means one core): a generator near 100% was the limit,
@@ -22,9 +22,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from actors.http_client import WebhookClient
+from actors.webhook.client import WebhookClient
 from bench.common import Progress, distribution_ms
-from scheduled_db.ssrf import AddressPolicy
+from scheduled_db.policy.ssrf import AddressPolicy
 
 # The benchmarks talk to nodes and etcd on loopback, which the webhook client refuses by
 # default (the SSRF guard): this client is the load generator's, not a node's.

@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from actors.http_client import WebhookClient
+from actors.webhook.client import WebhookClient
 from bench import loadgen
 from bench.common import NO_TARGET, check, distribution_ms, say
 from bench.http_bench import job_body

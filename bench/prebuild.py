@@ -31,12 +31,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from actors.node_store import NodeStore, StoreOptions
+from actors.storage.store import NodeStore, StoreOptions
 from bench.common import Progress
-from scheduled_db import commands as c
-from scheduled_db import queries
-from scheduled_db.jobs import JobSpec, JobType, MisfirePolicy
+from scheduled_db.jobs.model import JobSpec, JobType, MisfirePolicy
 from scheduled_db.raft.messages import Entry, HardState
+from scheduled_db.state import commands as c
+from scheduled_db.state import queries
 
 DAY_MS = 86_400_000
 

@@ -33,11 +33,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from actors.node_store import NodeStore
+from actors.storage.store import NodeStore
 from bench import prebuild
 from bench.common import check, say, write_result
 from bench.procs import Node, rss_mb, wait_until
-from scheduled_db import queries
+from scheduled_db.state import queries
 
 NAME = "storage"
 SIZES = (100_000, 1_000_000)

@@ -2,7 +2,7 @@
 
 import sys
 
-from scheduled_db.cli import main
+from scheduled_db.cli.main import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -10,9 +10,9 @@ from __future__ import annotations
 import random
 from dataclasses import replace
 
-from scheduled_db import commands as c
-from scheduled_db.jobs import ErrorType, JobSpec, JobStatus, JobType
+from scheduled_db.jobs.model import ErrorType, JobSpec, JobStatus, JobType
 from scheduled_db.raft.messages import Entry
+from scheduled_db.state import commands as c
 
 IDS = ("a", "b", "c", "d", "e")
 TIMES = (100, 200, 300, 400)

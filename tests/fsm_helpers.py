@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from collections import Counter
 
-from scheduled_db import commands as c
-from scheduled_db import fsm
-from scheduled_db import records as r
-from scheduled_db.jobs import JobSpec, JobType
+from scheduled_db.jobs.model import JobSpec, JobType
 from scheduled_db.raft.messages import ConfState, Entry
-from scheduled_db.results import CommandResult
-from scheduled_db.stateview import MemoryState, StateView
-from scheduled_db.txn import due_index_key
+from scheduled_db.state import commands as c
+from scheduled_db.state import fsm
+from scheduled_db.state import records as r
+from scheduled_db.state.results import CommandResult
+from scheduled_db.state.stateview import MemoryState, StateView
+from scheduled_db.state.txn import due_index_key
 
 ALL = (b"", b"\xff")
 

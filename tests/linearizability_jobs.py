@@ -1,7 +1,7 @@
 """The model of scheduled-db's jobs for the checker in :mod:`tests.linearizability`.
 
-The model (:data:`JOB_MODEL`, per job id), as ``actors/http_jobs.py`` and
-``scheduled_db/transitions.py`` answer today:
+The model (:data:`JOB_MODEL`, per job id), as ``actors/api/jobs.py`` and
+``scheduled_db/state/transitions.py`` answer today:
 
 * ``Create(id, body)``: a new job answers 200 (what the route sends) or 201
   (accepted should the route adopt it); an existing job with the same body
@@ -32,7 +32,7 @@ from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from scheduled_db.jobs import JobStatus
+from scheduled_db.jobs.model import JobStatus
 from tests.linearizability import UNKNOWN, Model, Operation, partition_by
 
 # --- the job model ---------------------------------------------------------------------

@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
 from scheduled_db.errors import ValidationError
-from scheduled_db.timestamps import MAX_EPOCH_MS, parse_timestamp
+from scheduled_db.jobs.timestamps import MAX_EPOCH_MS, parse_timestamp
 
 CI = settings(
     max_examples=300,

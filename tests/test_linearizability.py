@@ -11,10 +11,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scheduled_db import commands as c
-from scheduled_db.jobs import JobStatus
-from scheduled_db.results import ResultCode
-from scheduled_db.txn import Txn
+from scheduled_db.jobs.model import JobStatus
+from scheduled_db.state import commands as c
+from scheduled_db.state.results import ResultCode
+from scheduled_db.state.txn import Txn
 from tests.fsm_helpers import Machine, spec
 from tests.linearizability import (
     UNKNOWN,
@@ -344,7 +344,7 @@ IDS = ("a", "b", "c")
 
 
 class Simulation:
-    """The real state machine (scheduled_db.fsm), answered as actors/http_jobs.py does."""
+    """The real state machine (scheduled_db.state.fsm), answered as actors/api/jobs.py does."""
 
     def __init__(self, rng: random.Random) -> None:
         self.rng = rng

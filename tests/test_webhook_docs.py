@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from scheduled_db import signing
+from scheduled_db.policy import signing
 
 DOC = Path(__file__).parents[1] / "docs" / "webhooks.md"
 

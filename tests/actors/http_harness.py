@@ -20,11 +20,11 @@ from typing import Any
 from aiohttp.test_utils import TestClient, TestServer
 from multidict import CIMultiDictProxy
 
-from actors.dns import Resolver
-from actors.http_api import build_app
-from actors.metrics import ApiMetrics
-from actors.webhook_guard import WebhookGuard
-from scheduled_db.config import NodeConfig, load_config
+from actors.api.app import build_app
+from actors.runtime.metrics import ApiMetrics
+from actors.webhook.dns import Resolver
+from actors.webhook.guard import WebhookGuard
+from scheduled_db.config.loading import NodeConfig, load_config
 from tests.actors.memory_backend import RAFT_ADDRESS, MemoryBackend
 
 START_MS = 1_800_000_000_000  # 2027-01-15T08:00:00Z

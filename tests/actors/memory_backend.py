@@ -1,8 +1,8 @@
-"""An in-memory :class:`~actors.backend.Backend` for tests of the HTTP layer.
+"""An in-memory :class:`~actors.api.backend.Backend` for tests of the HTTP layer.
 
-Commands go through the real, pure state machine (:func:`scheduled_db.fsm.apply_entries`
-over a :class:`~scheduled_db.stateview.MemoryState`), reads through
-:mod:`scheduled_db.queries`: only Raft and the actors are missing.  Switches make
+Commands go through the real, pure state machine (:func:`scheduled_db.state.fsm.apply_entries`
+over a :class:`~scheduled_db.state.stateview.MemoryState`), reads through
+:mod:`scheduled_db.state.queries`: only Raft and the actors are missing.  Switches make
 it refuse writes (``WriteRefused``), time out, or fail reads, so every error path
 of the API can be driven; ``hold()`` keeps proposals (and reads) waiting, so that
 requests stay in flight for as long as a test needs.
@@ -14,20 +14,20 @@ import asyncio
 from typing import Any
 
 from actors import messages as m
-from actors.backend import NodeStatus, ServerInfo, WriteRefused
-from scheduled_db import fsm, queries
-from scheduled_db.commands import (
+from actors.api.backend import NodeStatus, ServerInfo, WriteRefused
+from scheduled_db.errors import MembershipConflict
+from scheduled_db.jobs.model import ErrorType, JobStatus
+from scheduled_db.raft.messages import Entry
+from scheduled_db.state import fsm, queries
+from scheduled_db.state.commands import (
     ClaimOccurrence,
     Command,
     CompleteOccurrence,
     RecordOutcome,
     encode_command,
 )
-from scheduled_db.errors import MembershipConflict
-from scheduled_db.jobs import ErrorType, JobStatus
-from scheduled_db.raft.messages import Entry
-from scheduled_db.results import CommandResult
-from scheduled_db.stateview import MemoryState, state_digest
+from scheduled_db.state.results import CommandResult
+from scheduled_db.state.stateview import MemoryState, state_digest
 
 RAFT_ADDRESS = "10.9.8.7:7000"
 HTTP_ADDRESS = "10.9.8.7:8080"

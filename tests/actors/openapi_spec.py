@@ -2,7 +2,7 @@
 what the description documents for its operation.
 
 The description is read from ``docs/openapi.yaml`` (what people and schemathesis
-read); tests/actors/test_openapi.py checks that the node serves the same document.
+read); tests/actors/api/test_openapi.py checks that the node serves the same document.
 """
 
 from __future__ import annotations

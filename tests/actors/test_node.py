@@ -8,8 +8,8 @@ from pathlib import Path
 
 from actors import messages as m
 from actors.node import Node
-from scheduled_db.config import load_config
-from scheduled_db.config_model import NodeConfig
+from scheduled_db.config.loading import load_config
+from scheduled_db.config.model import NodeConfig
 from scheduled_db.raft.messages import HardState
 
 

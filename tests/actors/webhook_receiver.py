@@ -23,7 +23,7 @@ from typing import Any
 from aiohttp import web
 from multidict import CIMultiDict
 
-from scheduled_db.ssrf import AddressPolicy
+from scheduled_db.policy.ssrf import AddressPolicy
 
 TIMEOUT_S = 10.0
 # What tests that deliver to receivers on loopback run under: the shipped default

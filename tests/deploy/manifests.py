@@ -18,10 +18,10 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from actors.http_api import build_app, build_metrics_app
-from actors.metrics import ApiMetrics
-from scheduled_db.cli import build_config
-from scheduled_db.config import NodeConfig, load_config
+from actors.api.app import build_app, build_metrics_app
+from actors.runtime.metrics import ApiMetrics
+from scheduled_db.cli.main import build_config
+from scheduled_db.config.loading import NodeConfig, load_config
 from tests.actors.memory_backend import MemoryBackend
 
 ROOT = Path(__file__).resolve().parents[2]

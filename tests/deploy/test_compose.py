@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from scheduled_db.config import KEYS_BY_ENV, NodeConfig
+from scheduled_db.config.loading import KEYS_BY_ENV, NodeConfig
 from tests.deploy.manifests import (
     COMPOSE_FILE,
     DASHBOARD,

@@ -13,7 +13,7 @@ import os
 import subprocess
 import sys
 
-from scheduled_db.config import KEYS_BY_ENV, KEYS_BY_PATH
+from scheduled_db.config.loading import KEYS_BY_ENV, KEYS_BY_PATH
 from tests.deploy.manifests import ROOT, Instruction, api_routes, dockerfile_stages, image_env
 from tests.deploy.topology import ComposeNode
 from tests.integration.nodeproc import free_port
@@ -63,7 +63,7 @@ def test_the_node_gets_sigterm_directly() -> None:
     setup = configparser.ConfigParser()
     setup.read(ROOT / "setup.cfg")
     scripts = setup["options.entry_points"]["console_scripts"]
-    assert "scheduled-db = scheduled_db.cli:main" in scripts
+    assert "scheduled-db = scheduled_db.cli.main:main" in scripts
 
 
 def healthcheck(http_port: int) -> int:

@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 import yaml
 
-from scheduled_db.cli import build_config
-from scheduled_db.config import KEYS_BY_ENV, NodeConfig
-from scheduled_db.discovery import dns_members
+from scheduled_db.cli.main import build_config
+from scheduled_db.config.discovery import dns_members
+from scheduled_db.config.loading import KEYS_BY_ENV, NodeConfig
 from tests.deploy.kustomize import Doc, render
 from tests.deploy.manifests import K8S, api_routes, dockerfile_stages, image_env
 

@@ -19,8 +19,8 @@ from typing import Any
 import pykka
 
 from actors import messages as m
-from actors.node_store import NodeStore, StoreOptions
-from actors.storage import StorageActor
+from actors.storage.actor import StorageActor
+from actors.storage.store import NodeStore, StoreOptions
 from scheduled_db.raft.messages import HardState
 from tests.command_gen import entry_at
 

@@ -38,7 +38,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
-from actors.loop_thread import LoopThread
+from actors.runtime.loop_thread import LoopThread
 
 T = TypeVar("T")
 Address = tuple[str, int]

@@ -46,7 +46,7 @@ CLIENT_REQUESTS = 500  # per fuzzed node
 WORKERS = 8  # requests in flight at once
 # One exchange.  The node answers in milliseconds, but a write caught in an election
 # on a follower may wait for a leader (3 election timeouts: 9 s) and then for the
-# forwarded request (actors/http_forward.py: up to 15 s) before it is answered.
+# forwarded request (actors/api/forward.py: up to 15 s) before it is answered.
 TIMEOUT_S = 30.0
 KNOWN_IDS = [f"known-{i}" for i in range(5)]
 # Raft timing is not under test: a longer election timeout keeps a starved CI machine

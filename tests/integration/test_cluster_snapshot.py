@@ -7,7 +7,7 @@ leader would count entries it no longer has towards a majority.  So it is remove
 
 The nodes snapshot every 20 applied entries and keep no entries below a snapshot,
 so after a few dozen writes the leader's log no longer starts where a new node's
-does: the only way in is the snapshot stream (actors/snapshot_stream.py).
+does: the only way in is the snapshot stream (actors/raft/snapshot_stream.py).
 """
 
 from __future__ import annotations

@@ -33,9 +33,9 @@ import schemathesis
 import yaml
 from hypothesis import HealthCheck
 
-from scheduled_db.auth import token_digest
 from scheduled_db.errors import ValidationError
-from scheduled_db.validation import parse_job_spec
+from scheduled_db.jobs.validation import parse_job_spec
+from scheduled_db.policy.auth import token_digest
 from tests.actors.openapi_spec import DOCS_SPEC
 from tests.actors.webhook_receiver import Receiver
 from tests.integration.nodeproc import ROOT, NodeProcess

@@ -31,7 +31,7 @@ from typing import Any
 import msgpack
 import pytest
 
-from actors.peer_wire import (
+from actors.raft.wire import (
     DIALER,
     KIND_HELLO,
     KIND_RAFT,
@@ -42,8 +42,7 @@ from actors.peer_wire import (
     frame,
     handshake_proof,
 )
-from scheduled_db.commands import CreateJob, encode_command
-from scheduled_db.jobs import JobSpec, JobType
+from scheduled_db.jobs.model import JobSpec, JobType
 from scheduled_db.raft.messages import (
     ConfState,
     Entry,
@@ -53,6 +52,7 @@ from scheduled_db.raft.messages import (
     SnapshotMeta,
     encode_message,
 )
+from scheduled_db.state.commands import CreateJob, encode_command
 from tests.integration.cluster import ClusterNode, job, running_cluster, wait_leader
 from tests.integration.nodeproc import wait_until
 

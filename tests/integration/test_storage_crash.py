@@ -16,9 +16,9 @@ import sys
 import time
 from pathlib import Path
 
-from actors.node_store import NodeStore
-from scheduled_db import fsm
-from scheduled_db.stateview import MemoryState, state_digest
+from actors.storage.store import NodeStore
+from scheduled_db.state import fsm
+from scheduled_db.state.stateview import MemoryState, state_digest
 from tests.command_gen import entry_at
 from tests.fsm_helpers import check_invariants
 from tests.integration.storage_crash_worker import OPTIONS

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from actors import peer_wire as w
-from scheduled_db.cli import main
+from actors.raft import wire as w
+from scheduled_db.cli.main import main
 from tests.integration.cluster import ClusterNode, job, wait_leader
 from tests.integration.cluster_faults_harness import wait_converged
 from tests.integration.nodeproc import ROOT, Http, NodeProcess, wait_until

@@ -1,0 +1,1 @@
+"""The HttpActor: the REST API, its routes, views, errors, limits and forwarding."""

@@ -1,0 +1,154 @@
+"""The HttpActor: the node's aiohttp servers, on an event loop of their own.
+
+The actor owns a thread running an asyncio loop; the REST API (and, when
+enabled, the metrics listener) run there.  The actor thread only waits on that
+loop for a bounded start and stop handshake: it never blocks on it otherwise,
+and the handlers never block the loop on an actor (the :class:`Backend` bridges
+with ``loop.call_soon_threadsafe``).
+
+Ports: ``http.port`` 0 binds an ephemeral port; ``metrics.port`` 0 disables the
+metrics listener unless ``metrics_enabled=True`` asks for it, in which case port
+0 binds an ephemeral port too.  :meth:`HttpActor.ports` tells the bound ports
+(ask ``messages.GetBoundPorts`` or call it through a proxy: either is answered once
+``on_start`` has bound them).
+A bind failure raises in ``on_start``, which stops the actor (let it crash).
+With ``tls`` (:class:`~actors.runtime.tls.ApiTls`) both listeners serve HTTPS only, and
+writes forwarded to the leader go over HTTPS.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import pykka
+from aiohttp import web
+
+from actors import messages
+from actors.api.app import build_app, build_metrics_app
+from actors.api.backend import Backend
+from actors.api.protocol import ApiRunner
+from actors.runtime.clock import now_ms
+from actors.runtime.loop_thread import LoopThread
+from actors.runtime.metrics import ApiMetrics
+from actors.runtime.tls import ApiTls
+from scheduled_db.config.loading import NodeConfig
+
+log = logging.getLogger(__name__)
+
+START_TIMEOUT_S = 10.0
+STOP_TIMEOUT_S = 5.0
+# In-flight requests get this long to finish at shutdown; less than the stop
+# handshake, so cleanup ends before the actor gives up waiting for it.
+SHUTDOWN_GRACE_S = 2.0
+# Connections the kernel holds for the listener before it accepts them.  aiohttp's
+# default, 128, drops the rest of a burst of new connections: each dropped client
+# waits for its SYN to be sent again (a second or more) before the node can even
+# refuse it.  The kernel caps this at net.core.somaxconn.
+LISTEN_BACKLOG = 2048
+
+
+class BoundPorts(NamedTuple):
+    """The ports the listeners bound; ``metrics`` is 0 when that listener is off (as
+    in the config).  A tuple, so ``http_port, metrics_port = ports`` unpacks it."""
+
+    http: int
+    metrics: int
+
+
+class HttpActor(pykka.ThreadingActor):
+    """Serves a node's REST API, and its Prometheus metrics, over HTTP."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        config: NodeConfig,
+        metrics: ApiMetrics | None = None,
+        clock: Callable[[], int] = now_ms,
+        *,
+        metrics_enabled: bool | None = None,
+        tls: ApiTls | None = None,
+    ) -> None:
+        super().__init__()
+        self._backend = backend
+        self._config = config
+        self._tls = tls
+        self._metrics = metrics if metrics is not None else ApiMetrics()
+        self._clock = clock
+        enabled = config.metrics.enabled if metrics_enabled is None else metrics_enabled
+        self._metrics_enabled = enabled
+        self._lt: LoopThread | None = None
+        self._runners: list[web.AppRunner] = []
+        self._ports: BoundPorts | None = None
+
+    # --- queries (ask through the ref) ----------------------------------------------------
+
+    def ports(self) -> BoundPorts:
+        assert self._ports is not None, "on_start binds the ports before any message"
+        return self._ports
+
+    def bound_port(self) -> int:
+        return self.ports().http
+
+    def metrics_port(self) -> int:
+        return self.ports().metrics
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, messages.GetBoundPorts):
+            return self.ports()
+        log.warning("http: ignoring unexpected message %r", type(message).__name__)
+        return None
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    def on_start(self) -> None:
+        self._lt = LoopThread(f"http-{self._config.node.id}")
+        self._ports = self._lt.start(self._start_servers(), START_TIMEOUT_S, self._stop_servers)
+        log.info("http: serving on port %d (metrics: %s)", self._ports.http, self._ports.metrics)
+
+    def on_stop(self) -> None:
+        self._shutdown()
+
+    def on_failure(self, *exc_info: object) -> None:
+        self._shutdown()
+
+    async def _start_servers(self) -> BoundPorts:
+        http = self._config.http
+        forward_tls = None if self._tls is None else self._tls.client
+        app = build_app(
+            self._backend, self._config, self._metrics, self._clock, forward_tls=forward_tls
+        )
+        port = await self._serve(app, http.host, http.port)
+        metrics_port = 0
+        if self._metrics_enabled:
+            metrics_app = build_metrics_app(self._backend, self._config, self._metrics)
+            metrics_port = await self._serve(metrics_app, http.host, self._config.metrics.port)
+        return BoundPorts(port, metrics_port)
+
+    async def _serve(self, app: web.Application, host: str, port: int) -> int:
+        runner = ApiRunner(
+            app, self._config.http, shutdown_timeout=SHUTDOWN_GRACE_S, handle_signals=False
+        )
+        await runner.setup()
+        self._runners.append(runner)
+        tls = None if self._tls is None else self._tls.server
+        site = web.TCPSite(runner, host, port, ssl_context=tls, backlog=LISTEN_BACKLOG)
+        await site.start()
+        return int(runner.addresses[0][1])
+
+    async def _stop_servers(self) -> None:
+        runners, self._runners = self._runners, []
+        for runner in reversed(runners):
+            await runner.cleanup()
+        current = asyncio.current_task()
+        leftovers = [t for t in asyncio.all_tasks() if t is not current]
+        for task in leftovers:
+            task.cancel()
+        await asyncio.gather(*leftovers, return_exceptions=True)
+
+    def _shutdown(self) -> None:
+        """Stop the servers and the loop, waiting a bounded time for each; idempotent."""
+        if self._lt is not None:
+            self._lt.stop(self._stop_servers, STOP_TIMEOUT_S)

@@ -1,0 +1,104 @@
+"""Admission control of the API: past its bound, a request is refused on arrival.
+
+Writes and reads are counted apart, each from the moment the middleware sees
+the request to the moment its answer is ready (:mod:`scheduled_db.policy.admission`
+holds the policy):
+
+- **writes** (POST, PUT, PATCH, DELETE on the jobs routes) are held to
+  ``api.max_in_flight``, and below that to the limit that keeps their mean
+  latency near ``api.write_latency_target``.  A write a follower forwards to the
+  leader counts on both: on the follower for as long as it waits for the
+  leader's answer, on the leader as any write.  A follower passes the leader's
+  503 ``overloaded`` back as it is (:mod:`actors.api.forward` retries only
+  refusals that say no leader took the write);
+- **reads** (GET, HEAD) are held to ``api.max_reads_in_flight`` alone: a read is
+  one hop to the local store, with no fsync and no quorum behind it (but for
+  ``consistent=true``), so a count bounds the memory and the queue it can build;
+- never counted: the probes and scrapes (``/health``, ``/ready``, ``/metrics``,
+  ``/openapi.json``: an overloaded node must still say how it is), CORS
+  preflights, and membership changes (rare, made by an operator, one at a time
+  by Raft's own rule; an operator removing a sick node must not be shed).
+
+A refused request is answered 503 ``overloaded`` with ``Retry-After`` before its
+body is read and before anything is proposed through Raft: refused means not
+made.  The middleware runs after authentication and the per-client rate limit
+(a client over its own rate hears 429, the more useful answer) and before
+forwarding.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from enum import Enum
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from actors.api.auth import OPEN_PATHS
+from actors.runtime.metrics import ApiMetrics
+from scheduled_db.config.model import ApiConfig
+from scheduled_db.errors import Overloaded
+from scheduled_db.policy.admission import Admission
+
+_MEMBERSHIP = ("/join", "/leave", "/cluster/members/")
+_READS = frozenset({"GET", "HEAD"})
+
+
+class Traffic(Enum):
+    """The kinds of request counted apart."""
+
+    READ = "read"
+    WRITE = "write"
+
+
+def traffic_of(request: web.Request) -> Traffic | None:
+    """What ``request`` counts as; None when it is never refused for load."""
+    if request.method == "OPTIONS" or request.path in OPEN_PATHS:
+        return None
+    if request.path.startswith(_MEMBERSHIP):
+        return None
+    return Traffic.READ if request.method in _READS else Traffic.WRITE
+
+
+def admissions(api: ApiConfig, now: float) -> dict[Traffic, Admission]:
+    """The admission state of one node, from its ``api`` section."""
+    return {
+        Traffic.WRITE: Admission(api.max_in_flight, api.write_latency_target_ms / 1000, now),
+        Traffic.READ: Admission(api.max_reads_in_flight, None, now),
+    }
+
+
+def admission_middleware(
+    gates: dict[Traffic, Admission],
+    metrics: ApiMetrics,
+    clock: Callable[[], float] = time.monotonic,
+) -> object:
+    """The middleware over ``gates`` (see :func:`admissions`); it keeps the shed,
+    in-flight and limit metrics of each kind."""
+    shed = {t: metrics.requests_shed.labels(t.value) for t in gates}
+    in_flight = {t: metrics.requests_in_flight.labels(t.value) for t in gates}
+    limits = {t: metrics.admission_limit.labels(t.value) for t in gates}
+    for traffic, gate in gates.items():
+        limits[traffic].set(gate.limit)
+
+    @web.middleware
+    async def admit(request: web.Request, handler: Handler) -> web.StreamResponse:
+        traffic = traffic_of(request)
+        if traffic is None:
+            return await handler(request)
+        gate = gates[traffic]
+        started = clock()
+        if not gate.admit(started):
+            shed[traffic].inc()
+            raise Overloaded(traffic.value, gate.limit)
+        in_flight[traffic].set(gate.in_flight)
+        try:
+            return await handler(request)
+        finally:
+            now = clock()
+            gate.release(now - started, now)
+            in_flight[traffic].set(gate.in_flight)
+            limits[traffic].set(gate.limit)
+
+    return admit

@@ -1,0 +1,93 @@
+"""What the HTTP layer needs from a node, as one small async contract.
+
+The REST handlers never touch actors directly: they call a :class:`Backend`.
+The real one (:class:`actors.api.node_backend.NodeBackend`) bridges to the Raft and
+Storage actors with ``loop.call_soon_threadsafe`` (a Pykka future must never be
+awaited on the event loop: it would block it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from scheduled_db.state.commands import Command
+from scheduled_db.state.results import CommandResult
+
+
+class WriteRefused(Exception):
+    """A write was not accepted by Raft.
+
+    ``reason`` is ``not_leader`` (``leader`` names the leader, or '' if none is
+    known), ``dropped`` (e.g. a leadership transfer is in progress),
+    ``disk_full`` (the leader cannot make writes durable: refused before it was
+    proposed) or ``unknown_outcome`` (leadership was lost after the proposal, or
+    the disk filled up under it: the command may or may not have been applied;
+    an idempotent retry is safe).
+    """
+
+    def __init__(self, reason: str, leader: str = "", detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.leader = leader
+        self.detail = detail
+
+
+@dataclass(frozen=True, slots=True)
+class ServerInfo:
+    id: str
+    raft_address: str
+    http_address: str
+    suffrage: str  # "voter" | "learner"
+    match_index: int | None = None
+    last_contact_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NodeStatus:
+    """A point-in-time view of this node, for /health and /debug/cluster."""
+
+    node_id: str
+    role: str  # "leader" | "follower" | "candidate"
+    leader_id: str  # '' when unknown
+    leader_http_address: str
+    term: int
+    commit_index: int
+    applied_index: int
+    servers: tuple[ServerInfo, ...] = field(default_factory=tuple)
+
+
+class Backend(Protocol):
+    """The node as the REST API sees it."""
+
+    node_id: str
+
+    async def propose(self, command: Command, timeout: float = 10.0) -> CommandResult:
+        """Replicate ``command`` and return its result once applied locally.
+
+        Raises WriteRefused; with reason ``unknown_outcome`` if no outcome came
+        within ``timeout`` (the entry may still commit).
+        """
+        ...
+
+    async def read(self, query: Any, timeout: float = 10.0) -> Any:
+        """Serve a query of :mod:`actors.messages` (GetJob, ListJobs, ...) from the
+        local applied state.  Raises LookupError-free: a missing job is ``None``;
+        raises ValueError for an invalid list cursor."""
+        ...
+
+    async def status(self) -> NodeStatus: ...
+
+    async def read_index(self, timeout: float = 10.0) -> None:
+        """Return once this node has applied everything committed before the call,
+        as the leader confirms with a majority (a linearizable read may follow).
+        Raises WriteRefused (no leader) or TimeoutError."""
+        ...
+
+    async def add_learner(self, node_id: str, raft_address: str, http_address: str) -> None:
+        """Propose adding a node as a learner (leader only; raises WriteRefused)."""
+        ...
+
+    async def remove_member(self, node_id: str) -> None:
+        """Propose removing a voter or learner (leader only; raises WriteRefused)."""
+        ...

@@ -1,0 +1,142 @@
+"""How every failure of a request becomes a JSON error body: the one mapping.
+
+Bodies are ``{"error": "<one-line message>", "code": "<stable name>", ...}``.  The
+middleware here turns the framework's own exceptions (404 unknown route, 405,
+413), the named errors of :mod:`scheduled_db.errors`, refused writes and
+timeouts into that shape; anything else is a bug and becomes a generic 500
+whose body says nothing about it (the traceback goes to the log only).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from actors.api.backend import WriteRefused
+from scheduled_db.errors import InvalidTransition, SchedulerError, safe_text
+
+log = logging.getLogger(__name__)
+
+RETRY_AFTER_S = "1"
+DISK_FULL_RETRY_AFTER_S = "5"
+NO_LEADER = "No leader available"
+DISK_FULL = (
+    "The disk of the leader is full: writes are refused until space is freed; reads still work"
+)
+UNKNOWN_OUTCOME = (
+    "The outcome of the write is unknown: leadership changed before it was confirmed, "
+    "so it may or may not have been applied; an idempotent retry is safe"
+)
+# The API of the issue answers an illegal transition ("Cannot cancel completed job")
+# with 400, where the named error's own status is 409.
+_STATUS_OVERRIDES: dict[type[SchedulerError], int] = {InvalidTransition: 400}
+_FRAMEWORK_MESSAGES = {
+    400: ("bad_request", "Bad request"),
+    404: ("not_found", "Not found"),
+    405: ("method_not_allowed", "Method not allowed"),
+    413: ("body_too_large", "Request body too large"),
+}
+# Headers of a framework exception that describe its text body, not the error.
+_BODY_HEADERS = frozenset({"content-type", "content-length", "content-encoding"})
+
+
+class HttpError(Exception):
+    """An error of the HTTP exchange itself (body, content type, CORS), not of a job."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        extra: Mapping[str, object] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.extra = dict(extra or {})
+        self.headers = dict(headers or {})
+
+
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    extra: Mapping[str, object] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> web.Response:
+    """The JSON error body every failure is rendered as."""
+    body: dict[str, Any] = {"error": message, "code": code, **(extra or {})}
+    return web.json_response(body, status=status, headers=headers)
+
+
+def refusal_error(exc: WriteRefused | TimeoutError) -> HttpError:
+    """A write that Raft did not (or could not confirm it did) accept: 503, or 507
+    when the leader's disk is full."""
+    retry = {"Retry-After": RETRY_AFTER_S}
+    if isinstance(exc, TimeoutError):
+        return HttpError(503, "no_leader", NO_LEADER, headers=retry)
+    if exc.reason == "disk_full":
+        return HttpError(
+            507, "disk_full", DISK_FULL, headers={"Retry-After": DISK_FULL_RETRY_AFTER_S}
+        )
+    if exc.reason == "unknown_outcome":
+        return HttpError(503, "unknown_outcome", UNKNOWN_OUTCOME, headers=retry)
+    if exc.reason == "not_leader" and exc.leader:
+        leader = safe_text(exc.leader, 64)
+        message = f"This node is not the leader; the leader is {leader}"
+        return HttpError(503, "not_leader", message, {"leader": leader}, retry)
+    return HttpError(503, "no_leader", NO_LEADER, headers=retry)
+
+
+def _scheduler_error(exc: SchedulerError) -> web.Response:
+    status = _STATUS_OVERRIDES.get(type(exc), exc.http_status)
+    # Peer addresses stay out of error bodies; a client needs the leader's id only.
+    extra = {
+        k: safe_text(v) if isinstance(v, str) else v
+        for k, v in exc.details().items()
+        if k != "leader_address"
+    }
+    retry = exc.retry_after_s
+    headers = None if retry is None else {"Retry-After": str(retry)}
+    return error_response(status, exc.code, str(exc), extra, headers)
+
+
+def _framework_error(exc: web.HTTPException, max_body_bytes: int) -> web.Response:
+    code, message = _FRAMEWORK_MESSAGES.get(exc.status, ("http_error", exc.reason))
+    if exc.status == 413:
+        message = f"Request body too large: the limit is {max_body_bytes} bytes"
+    headers = {k: v for k, v in exc.headers.items() if k.lower() not in _BODY_HEADERS}
+    return error_response(exc.status, code, message, headers=headers)
+
+
+def error_middleware(max_body_bytes: int) -> Any:
+    """The middleware that renders every error as JSON (innermost, next to handlers)."""
+
+    @web.middleware
+    async def render_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise  # a redirect or an empty success raised by a handler
+            return _framework_error(exc, max_body_bytes)
+        except HttpError as exc:
+            return error_response(exc.status, exc.code, exc.message, exc.extra, exc.headers)
+        except SchedulerError as exc:
+            return _scheduler_error(exc)
+        except (WriteRefused, TimeoutError) as exc:
+            err = refusal_error(exc)
+            return error_response(err.status, err.code, err.message, err.extra, err.headers)
+        except Exception:
+            # The body must not say what failed: exception text may hold paths,
+            # addresses or data; the log gets all of it.
+            log.exception("internal error answering %s %s", request.method, request.path)
+            return error_response(500, "internal_error", "internal error")
+
+    return render_errors

@@ -1,0 +1,298 @@
+"""The ``/jobs`` routes: create, read, list, cancel and delete jobs.
+
+Writes return once the command is committed and applied (``Backend.propose``).
+This node decides every value a command carries (the id when the client gives
+none, ``created_at``, the first run), per the rule that the leader decides.
+
+A new job's ``webhook_url`` must point where webhooks may go (the SSRF guard,
+:mod:`actors.webhook.guard`): 400 otherwise.
+
+Idempotent create: ``POST /jobs`` with the ``id`` of an existing job answers 200
+with the stored job when the body is the one that created it, and 409 otherwise.
+"The same body" is judged by validating the body *as of the job's creation
+time*: a retry of a one-time job whose ``timestamp`` has passed since is still
+recognised as the same request, instead of failing "must be in the future".
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable, Collection
+from typing import Any
+
+from aiohttp import web
+
+from actors.api.backend import Backend
+from actors.api.body import read_json_object
+from actors.api.errors import HttpError
+from actors.api.views import Limits, attempt_view, cancel_view, job_view, status_view
+from actors.messages import GetCounters, GetExecutions, GetJob, ListJobs
+from actors.webhook.guard import WebhookGuard
+from scheduled_db.errors import (
+    CapacityExceeded,
+    InvalidTransition,
+    JobConflict,
+    JobNotFound,
+    ValidationError,
+    safe_text,
+)
+from scheduled_db.jobs.model import Job, JobSpec, JobStatus
+from scheduled_db.jobs.schedule import first_fire
+from scheduled_db.jobs.validation import (
+    DEFAULT_MAX_PAYLOAD_BYTES,
+    MAX_CURSOR_CHARS,
+    MAX_JOB_ID_CHARS,
+    parse_job_spec,
+    parse_limit,
+    validate_status_filter,
+)
+from scheduled_db.state.commands import CancelJob, Command, CreateJob, DeleteJob
+from scheduled_db.state.records import Counters, encode_job
+from scheduled_db.state.results import CommandResult, ResultCode
+
+WRITE_TIMEOUT_S = 10.0
+READ_TIMEOUT_S = 10.0
+MAX_REASON_CHARS = 1000
+# The shape every stored job id has (validation enforces it on create): a path
+# segment of any other shape names no job, so it is answered 404 without a read
+# or a Raft round trip.
+_JOB_ID = re.compile(rf"[A-Za-z0-9._:-]{{1,{MAX_JOB_ID_CHARS}}}", re.ASCII)
+_CURSOR = re.compile(rf"[A-Za-z0-9_-]{{1,{MAX_CURSOR_CHARS}}}", re.ASCII)
+
+
+class UnexpectedResult(RuntimeError):
+    """The state machine answered a command with a code this route never expects."""
+
+    def __init__(self, result: CommandResult) -> None:
+        super().__init__(f"unexpected result {result.code.value} for {result.kind}")
+
+
+class JobRoutes:
+    """Handlers of the ``/jobs`` routes over a :class:`Backend`."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        limits: Limits,
+        max_body_bytes: int,
+        clock: Callable[[], int],
+        guard: WebhookGuard,
+        on_rejection: Callable[[str], None] = lambda kind: None,
+        max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
+        secret_names: Collection[str] = (),
+    ) -> None:
+        self._on_rejection = on_rejection
+        self._max_payload = max_payload_bytes
+        self._secret_names = frozenset(secret_names)
+        self._guard = guard
+        self._backend = backend
+        self._limits = limits
+        self._max_body = max_body_bytes
+        self._clock = clock
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.post("/jobs", self.create),
+            web.get("/jobs", self.list),
+            web.get("/jobs/{id}", self.get),
+            web.delete("/jobs/{id}", self.delete),
+            web.get("/jobs/{id}/status", self.status),
+            web.get("/jobs/{id}/executions", self.executions),
+            web.post("/jobs/{id}/cancel", self.cancel),
+        ]
+
+    # --- helpers ----------------------------------------------------------------------
+
+    async def _read(self, query: Any) -> Any:
+        return await self._backend.read(query, timeout=READ_TIMEOUT_S)
+
+    async def _propose(self, command: Command) -> CommandResult:
+        return await self._backend.propose(command, timeout=WRITE_TIMEOUT_S)
+
+    async def _job(self, job_id: str) -> Job:
+        job: Job | None = await self._read(GetJob(job_id))
+        if job is None:
+            raise JobNotFound(job_id)
+        return job
+
+    def _spec(self, body: dict[str, object], now: int, generated_id: str) -> JobSpec:
+        return parse_job_spec(
+            body,
+            now,
+            generated_id=generated_id,
+            max_payload_bytes=self._max_payload,
+            secret_names=self._secret_names,
+        )
+
+    @staticmethod
+    def _path_id(request: web.Request) -> str:
+        job_id = request.match_info["id"]
+        if not _JOB_ID.fullmatch(job_id):
+            # Not echoed: it is no job id, only whatever the client put in the path.
+            raise HttpError(404, "job_not_found", "Job not found")
+        return job_id
+
+    # --- create -----------------------------------------------------------------------
+
+    async def create(self, request: web.Request) -> web.Response:
+        body = await read_json_object(request, self._max_body, required=True)
+        existing = await self._existing(body)
+        if existing is not None:
+            return web.json_response(job_view(existing))
+        now = self._clock()
+        spec = self._spec(body, now, str(uuid.uuid4()))
+        await self._guard.check(spec.webhook_url)  # the SSRF guard (may resolve the host)
+        next_run = first_fire(spec, now)
+        if next_run is None:  # validation checked this at the same instant; belt and braces
+            raise ValidationError("cron_expression", "never fires after the start time")
+        command = CreateJob(spec, now, next_run)
+        await self._admit(command)
+        result = await self._propose(command)
+        if result.code in (ResultCode.OK, ResultCode.EXISTS_IDENTICAL) and result.job:
+            return web.json_response(job_view(result.job))
+        if result.code is ResultCode.EXISTS_DIFFERENT:
+            raise JobConflict(spec.id)
+        if result.code is ResultCode.INVALID:
+            raise ValidationError("id", result.detail or "is not a valid job id")
+        raise UnexpectedResult(result)
+
+    async def _existing(self, body: dict[str, object]) -> Job | None:
+        """The stored job a create with this body is a retry of; 409 if the id is taken."""
+        job_id = body.get("id")
+        if not isinstance(job_id, str) or not _JOB_ID.fullmatch(job_id):
+            return None
+        job: Job | None = await self._read(GetJob(job_id))
+        if job is None:
+            return None  # Raft decides: the create answers EXISTS_* if it is there
+        # Found here, but this node may be behind (a delete it has not applied yet):
+        # look again once it has applied all the leader has committed (ReadIndex).
+        await self._backend.read_index(timeout=READ_TIMEOUT_S)
+        job = await self._read(GetJob(job_id))
+        if job is None:
+            return None
+        try:
+            same = self._spec(body, job.created_at_ms, job_id) == job.spec
+        except ValidationError:
+            same = False
+        if not same:
+            raise JobConflict(job_id)
+        return job
+
+    async def _admit(self, command: CreateJob) -> None:
+        """Refuse a job past the queue limits (507).  Best effort: creates racing on
+        other connections may overshoot a limit by the number in flight."""
+        counters: Counters = await self._read(GetCounters())
+        limits = self._limits
+        if counters.jobs + 1 > limits.job_limit:
+            self._on_rejection("job_count")
+            raise CapacityExceeded("job_count", counters.jobs, limits.job_limit, 1)
+        size = len(encode_job(Job(command.spec, command.created_at_ms, command.next_run_at_ms)))
+        if counters.bytes + size > limits.memory_limit_bytes:
+            self._on_rejection("memory")
+            raise CapacityExceeded("memory", counters.bytes, limits.memory_limit_bytes, size)
+
+    # --- reads ------------------------------------------------------------------------
+    #
+    # A read answers from this node's applied state.  With ?consistent=true it first
+    # waits for a ReadIndex (the leader confirms with a majority that it still
+    # leads, and this node applies up to its commit index): the read then sees
+    # every write acknowledged before it began, on any node.
+
+    async def _linearize(self, request: web.Request) -> None:
+        raw = request.query.get("consistent")
+        if raw is None or raw == "false":
+            return
+        if raw != "true":
+            raise ValidationError("consistent", "must be true or false")
+        await self._backend.read_index(timeout=READ_TIMEOUT_S)
+
+    async def get(self, request: web.Request) -> web.Response:
+        job_id = self._path_id(request)
+        await self._linearize(request)
+        return web.json_response(job_view(await self._job(job_id)))
+
+    async def status(self, request: web.Request) -> web.Response:
+        job_id = self._path_id(request)
+        await self._linearize(request)
+        return web.json_response(status_view(await self._job(job_id)))
+
+    async def executions(self, request: web.Request) -> web.Response:
+        job_id = self._path_id(request)
+        await self._linearize(request)
+        job = await self._job(job_id)
+        raw_limit = request.query.get("limit")
+        limit = None if raw_limit is None else parse_limit(raw_limit)
+        attempts = await self._read(GetExecutions(job.id, limit))
+        views = [attempt_view(a) for a in attempts]
+        return web.json_response({"job_id": job.id, "attempts": views})
+
+    async def list(self, request: web.Request) -> web.Response:
+        query = request.query
+        status = validate_status_filter(query["status"]) if "status" in query else None
+        limit = parse_limit(query.get("limit"))
+        cursor = _cursor(query.get("cursor"))
+        await self._linearize(request)
+        try:
+            page = await self._read(ListJobs(status, cursor, limit))
+        except ValueError:
+            if cursor is None:
+                raise
+            raise ValidationError("cursor", "Invalid cursor") from None
+        counters: Counters = await self._read(GetCounters())
+        total = counters.jobs if status is None else counters.count(status)
+        return web.json_response(
+            {
+                "jobs": [job_view(j) for j in page.jobs],
+                "total": total,
+                "next_cursor": page.next_cursor,
+            }
+        )
+
+    # --- writes on a job --------------------------------------------------------------
+
+    async def delete(self, request: web.Request) -> web.Response:
+        job_id = self._path_id(request)
+        result = await self._propose(DeleteJob(job_id))
+        if result.code is ResultCode.OK:
+            return web.Response(status=204)
+        if result.code is ResultCode.NOT_FOUND:
+            raise JobNotFound(job_id)
+        raise UnexpectedResult(result)
+
+    async def cancel(self, request: web.Request) -> web.Response:
+        job_id = self._path_id(request)
+        body = await read_json_object(request, self._max_body, required=False)
+        reason = _cancel_reason(body)
+        result = await self._propose(CancelJob(job_id, self._clock()))
+        if result.code in (ResultCode.OK, ResultCode.UNCHANGED) and result.job:
+            return web.json_response(cancel_view(result.job, reason))
+        if result.code is ResultCode.NOT_FOUND:
+            raise JobNotFound(job_id)
+        if result.code is ResultCode.ILLEGAL_TRANSITION and result.job:
+            raise InvalidTransition(job_id, "cancel", _status_word(result.job.status))
+        raise UnexpectedResult(result)
+
+
+def _cursor(value: str | None) -> str | None:
+    if value is None or value == "":
+        return None
+    if not _CURSOR.fullmatch(value):
+        raise ValidationError("cursor", "Invalid cursor")
+    return value
+
+
+def _cancel_reason(body: dict[str, object]) -> str | None:
+    unknown = sorted(k for k in body if k != "reason")
+    if unknown:
+        raise ValidationError(unknown[0], "unknown field (only reason is accepted)")
+    reason = body.get("reason")
+    if reason is None:
+        return None
+    if not isinstance(reason, str) or len(reason) > MAX_REASON_CHARS:
+        raise ValidationError("reason", f"must be a string of at most {MAX_REASON_CHARS} chars")
+    return safe_text(reason, MAX_REASON_CHARS)
+
+
+def _status_word(status: JobStatus) -> str:
+    return status.value.replace("_", " ")

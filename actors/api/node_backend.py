@@ -1,0 +1,166 @@
+"""The real :class:`~actors.api.backend.Backend`: the REST API's bridge to the actors.
+
+Requests go to actors by ``tell`` with a :class:`LoopReply` as the reply target.
+An actor answers by calling/telling it from its own thread; the reply crosses
+into the event loop with ``loop.call_soon_threadsafe``.  Nothing here blocks the
+loop, and no actor ever waits on the HTTP side.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+from typing import Any
+
+from actors import messages as m
+from actors.api.backend import NodeStatus, ServerInfo, WriteRefused
+from scheduled_db.config.model import NodeConfig
+from scheduled_db.errors import MembershipConflict
+from scheduled_db.raft.messages import ConfChange, ConfChangeType
+from scheduled_db.state.commands import Command, encode_command
+from scheduled_db.state.records import encode_member
+from scheduled_db.state.results import CommandResult
+
+
+class LoopReply:
+    """A reply target usable from any thread: resolves one asyncio future.
+
+    It quacks like the parts of a Pykka ActorRef that repliers use (``tell`` and
+    ``is_alive``) and is also callable, for messages whose reply is a callable.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self.future: asyncio.Future[Any] = loop.create_future()
+
+    def tell(self, message: Any) -> None:
+        # A closed loop (RuntimeError): the node is stopping and nobody waits.
+        with contextlib.suppress(RuntimeError):
+            self._loop.call_soon_threadsafe(self._resolve, message)
+
+    __call__ = tell
+
+    def is_alive(self) -> bool:
+        return not self.future.done()
+
+    def _resolve(self, message: Any) -> None:
+        if not self.future.done():  # a timed-out waiter has gone away
+            self.future.set_result(message)
+
+
+class NodeBackend:
+    """Bridges REST calls to the RaftActor and the StorageActor of this node."""
+
+    def __init__(
+        self, config: NodeConfig, raft: m.ActorRef, storage: m.ActorRef, http_address: str
+    ) -> None:
+        self.node_id = config.node.id
+        self._config = config
+        self._raft = raft
+        self._storage = storage
+        self._http_address = http_address
+        self._ids = itertools.count(1)
+
+    def set_http_address(self, address: str) -> None:
+        """Where this node's API is reachable (known once the server has bound)."""
+        self._http_address = address
+
+    async def _call(self, ref: m.ActorRef, make: Any, timeout: float) -> Any:
+        reply = LoopReply(asyncio.get_running_loop())
+        ref.tell(make(reply))
+        return await asyncio.wait_for(reply.future, timeout)
+
+    async def propose(self, command: Command, timeout: float = 10.0) -> CommandResult:
+        data = encode_command(command)
+        outcome: m.ProposeOutcome = await self._proposal(lambda r: m.Propose(data, r), timeout)
+        if outcome.error is not None:
+            raise WriteRefused(outcome.error, outcome.leader, outcome.detail)
+        if len(outcome.results) != 1:
+            raise RuntimeError(f"expected one result, got {len(outcome.results)}")
+        return outcome.results[0]
+
+    async def _proposal(self, make: Any, timeout: float) -> m.ProposeOutcome:
+        """Propose and wait; a proposal with no answer in time may still commit."""
+        try:
+            outcome: m.ProposeOutcome = await self._call(self._raft, make, timeout)
+        except TimeoutError:
+            detail = f"no outcome within {timeout:g} s"
+            raise WriteRefused("unknown_outcome", "", detail) from None
+        return outcome
+
+    async def read(self, query: Any, timeout: float = 10.0) -> Any:
+        result: m.ReadResult = await self._call(
+            self._storage, lambda r: m.Read(next(self._ids), query, r), timeout
+        )
+        if result.error is not None:
+            raise ValueError(result.error)
+        return result.value
+
+    async def read_index(self, timeout: float = 10.0) -> None:
+        outcome: m.ProposeOutcome = await self._call(self._raft, m.ReadIndex, timeout)
+        if outcome.error is not None:
+            raise WriteRefused(outcome.error, outcome.leader, outcome.detail)
+
+    async def add_learner(self, node_id: str, raft_address: str, http_address: str) -> None:
+        context = encode_member(raft_address, http_address)
+        await self._change(ConfChange(ConfChangeType.ADD_LEARNER, node_id, context))
+
+    async def remove_member(self, node_id: str) -> None:
+        await self._change(ConfChange(ConfChangeType.REMOVE, node_id))
+
+    async def _change(self, change: ConfChange) -> None:
+        outcome = await self._proposal(lambda r: m.ProposeConfChange(change, r), 10.0)
+        if outcome.error == "conflict":
+            raise MembershipConflict(outcome.detail)
+        if outcome.error is not None:
+            raise WriteRefused(outcome.error, outcome.leader, outcome.detail)
+
+    async def status(self) -> NodeStatus:
+        st: Any = await self._call(self._raft, lambda r: m.GetRaftStatus(r), 5.0)
+        addresses = self._addresses(await self.read(m.GetMembers(), timeout=5.0))
+        heard: dict[str, int] = await self._call(self._raft, m.GetLastContact, 5.0)
+        return NodeStatus(
+            node_id=self.node_id,
+            role=_ROLE_NAMES.get(st.role.value, st.role.value),
+            leader_id=st.lead,
+            leader_http_address=addresses.get(st.lead, ("", ""))[1],
+            term=st.term,
+            commit_index=st.commit,
+            applied_index=st.applied,
+            servers=self._servers(st, addresses, heard),
+        )
+
+    def _addresses(self, recorded: dict[str, tuple[str, str]]) -> dict[str, tuple[str, str]]:
+        """Node id -> (raft, http) address: the config's members (this node too: a
+        node listening on 0.0.0.0 cannot tell its own address), else the state's
+        (members that joined later), as the Raft actor dials them."""
+        out = {self.node_id: (str(self._config.raft.advertise_address), self._http_address)}
+        out.update(recorded)
+        for mb in self._config.cluster.members:  # how the others know us, too
+            out[mb.id] = (str(mb.raft_address), str(mb.http_address))
+        return out
+
+    def _servers(
+        self, st: Any, addresses: dict[str, tuple[str, str]], heard: dict[str, int]
+    ) -> tuple[ServerInfo, ...]:
+        out = []
+        for suffrage, ids in (("voter", st.conf_state.voters), ("learner", st.conf_state.learners)):
+            for node_id in ids:
+                raft_addr, http_addr = addresses.get(node_id, ("", ""))
+                progress = st.progress.get(node_id)
+                out.append(
+                    ServerInfo(
+                        id=node_id,
+                        raft_address=raft_addr,
+                        http_address=http_addr,
+                        suffrage=suffrage,
+                        match_index=progress.match if progress is not None else None,
+                        last_contact_ms=heard.get(node_id),
+                    )
+                )
+        return tuple(out)
+
+
+# The core distinguishes the two phases of candidacy; the API shows one.
+_ROLE_NAMES = {"pre_candidate": "candidate"}

@@ -1,0 +1,1 @@
+"""The RaftActor, its peer transport and wire format, snapshot streaming, the lease."""

@@ -1,0 +1,490 @@
+"""The RaftActor: hosts the pure Raft core and drives it through the Ready contract.
+
+Every input (a tick, a peer's message, a proposal) is a message to this actor, so
+the core is only ever touched by this actor's thread.  Each Ready goes to the
+StorageActor as one :class:`~actors.messages.PersistReady`; only when
+:class:`~actors.messages.ReadyPersisted` comes back are the Ready's messages sent
+and its committed entries handed on for applying (the StorageActor applies them
+in order, after the write), and ``advance()`` called.  While a Ready is being
+persisted, new proposals accumulate in the core and travel in the next one: that
+is where write throughput comes from (group commit), not from skipping fsync.
+
+A proposer is answered when its entry is applied, with the state machine's
+result; if this node loses leadership first, it is told the outcome is unknown.
+
+A full disk (:class:`~actors.messages.DiskFull` from the StorageActor): the
+Ready in flight stays in flight until storage has made it durable, however
+long that takes, so none of its messages leaves before (a follower stops
+acknowledging; a leader stops replicating and is replaced once the others'
+election timeout passes).  Meanwhile a leader refuses new proposals with
+``disk_full``, and tells those waiting that their outcome is unknown: their
+entries are in the held Ready and may yet commit once space returns.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from random import Random
+from typing import Any
+
+import pykka
+
+from actors import messages as m
+from actors.raft.lease import LeaderLease, lease_seconds
+from actors.runtime.clock import actor_ticker
+from scheduled_db.config.kinds import parse_address
+from scheduled_db.raft.core import (
+    ConfChangeError,
+    NotLeader,
+    ProposalDropped,
+    Raft,
+    Ready,
+    Status,
+)
+from scheduled_db.raft.messages import (
+    NO_NODE,
+    ConfChange,
+    ConfChangeType,
+    ConfState,
+    Entry,
+    EntryType,
+    Message,
+    MessageType,
+    ReadState,
+    SnapshotMeta,
+)
+from scheduled_db.raft.replication import Config, Role
+from scheduled_db.raft.storage import Storage
+
+log = logging.getLogger(__name__)
+
+PROMOTE_CHECK_TICKS = 5  # how often the leader looks for a learner to promote
+PROMOTE_MAX_LAG = 64  # a learner this close to the commit index has caught up
+
+
+@dataclass(frozen=True, slots=True)
+class RaftSettings:
+    node_id: str
+    tick_ms: int = 100
+    election_ticks: int = 10
+    max_inflight: int = 256
+    max_entries_per_msg: int = 1024
+    max_bytes_per_msg: int = 1 << 20
+
+
+class RaftActor(pykka.ThreadingActor):
+    """Owns the Raft core of this node; see the module docstring for the flow."""
+
+    def __init__(
+        self,
+        settings: RaftSettings,
+        log_storage: Storage,
+        applied_index: int,
+        storage: m.ActorRef,
+        transport: m.ActorRef | None = None,
+        snapshots: m.ActorRef | None = None,
+        static_peers: Mapping[str, tuple[str, int]] | None = None,
+        seed: int | None = None,
+        on_leader_change: Any = None,
+        lease: LeaderLease | None = None,
+    ) -> None:
+        super().__init__()
+        self.lease = lease if lease is not None else LeaderLease()
+        self._lease_s = lease_seconds(settings.election_ticks, settings.tick_ms / 1000)
+        self._on_leader_change = on_leader_change
+        self.settings = settings
+        self.storage = storage
+        self.transport = transport
+        self.snapshots = snapshots
+        self._static_peers = dict(static_peers or {})
+        self._promote_wait = 0  # ticks until the next look for a learner to promote
+        cfg = Config(
+            settings.node_id,
+            election_tick=settings.election_ticks,
+            heartbeat_tick=1,
+            applied=applied_index,
+            max_size_per_msg=settings.max_bytes_per_msg,
+            max_entries_per_msg=settings.max_entries_per_msg,
+            max_inflight_msgs=settings.max_inflight,
+        )
+        self.core = Raft(cfg, log_storage, Random(seed))
+        # When (monotonic) the core counted each recent tick: a lease stamp names one.
+        self._tick_at: dict[int, float] = {self.core.ticks: time.monotonic()}
+        self._inflight: Ready | None = None
+        self._ready_id = 0
+        self._pending: dict[int, tuple[int, m.Reply]] = {}  # index -> (term, reply)
+        self._reads: dict[bytes, m.Reply] = {}  # read index context -> reply
+        self._reads_applying: list[tuple[int, m.Reply]] = []  # confirmed, awaiting apply
+        self._read_prefix = os.urandom(8)  # contexts are unique across restarts too
+        self._read_seq = 0
+        self._heard: dict[str, float] = {}  # peer -> time.monotonic() of its last message
+        self._subscribers: list[m.ActorRef] = []
+        # (term, index) of the first entry of the term this node leads in: the term
+        # matters, since the core can be leading again before we see its Ready.
+        self._established_at = (0, 0)
+        self._applied_index = applied_index
+        self._disk_full = False
+        self._announced = m.Leadership(NO_NODE, 0, False, False)
+        self._ticker = actor_ticker(self, settings.tick_ms / 1000, m.Tick())
+        self._handlers: dict[type[Any], Any] = {
+            m.Tick: self._tick_core,
+            m.PeerMessage: self._peer_message,
+            m.InstallSnapshot: self._install_snapshot,
+            m.Propose: self._propose,
+            m.ProposeConfChange: self._propose_conf_change,
+            m.GetRaftStatus: self._status,
+            m.ReadyPersisted: self._persisted,
+            m.Applied: self._applied,
+            m.SubscribeLeadership: self._subscribe,
+            m.TransferLeadership: self._transfer,
+            m.ReportUnreachable: lambda msg: self.core.report_unreachable(msg.peer),
+            m.Campaign: lambda _: self.core.campaign(),
+            m.ReadIndex: self._read_index,
+            m.GetLastContact: self._last_contact,
+            m.SnapshotInstalled: self._snapshot_installed,
+            m.DiskFull: self._disk_space,
+        }
+
+    def on_start(self) -> None:
+        self.storage.tell(m.Subscribe(self.actor_ref))
+        self._refresh_peers()
+        if self.core.conf_state().voters == (self.settings.node_id,):
+            self.core.campaign()  # a group of one need not wait for a timeout
+        self._process()
+        self._ticker.start()
+
+    def on_stop(self) -> None:
+        self._ticker.stop()
+        self._fail_pending("the node is shutting down")
+
+    def on_receive(self, message: Any) -> Any:
+        handler = self._handlers.get(type(message))
+        if handler is None:
+            log.warning("raft: ignoring unexpected %s", type(message).__name__)
+            return None
+        result = handler(message)
+        self._process()
+        return result
+
+    def _tick_core(self, _: m.Tick) -> None:
+        self.core.tick()
+        # Read after the tick: every message stamped with this tick leaves later.
+        self._tick_at[self.core.ticks] = time.monotonic()
+        self._tick_at.pop(self.core.ticks - 4 * self.settings.election_ticks, None)
+        self._maybe_promote()
+
+    # -- membership --
+
+    def _refresh_peers(self) -> None:
+        """Tell the transport where each current member (voter or learner) is.
+
+        Addresses come from the config and, for members that joined later, from
+        the replicated state.  A node that is not a member is left out: a removed
+        member is forgotten with anything still queued for it, so a node that
+        rejoins under the same id never gets messages meant for its earlier self.
+        """
+        if self.transport is None:
+            return
+        addresses = dict(self._static_peers)
+        recorded = self.storage.ask(m.Read(0, m.GetMembers()))
+        for node_id, (raft_address, _) in recorded.items():
+            try:
+                address = parse_address(raft_address)
+            except ValueError:
+                log.warning("raft: member %s has a bad address %r", node_id, raft_address)
+                continue
+            addresses.setdefault(node_id, (address.host, address.port))
+        members = (self.core.voters | self.core.learners) - {self.settings.node_id}
+        peers = {node_id: addresses[node_id] for node_id in members if node_id in addresses}
+        self.transport.tell(m.SetPeers.of(peers))
+
+    def _maybe_promote(self) -> None:
+        """On the leader: make a learner that has caught up a voter (one at a time)."""
+        core = self._core_if_established()
+        if core is None or not core.learners:
+            return
+        self._promote_wait -= 1
+        if self._promote_wait > 0:
+            return
+        self._promote_wait = PROMOTE_CHECK_TICKS
+        for learner in sorted(core.learners):
+            if not self._caught_up(core, learner):
+                continue
+            try:
+                core.propose_conf_change(ConfChange(ConfChangeType.ADD_VOTER, learner))
+            except (NotLeader, ProposalDropped, ConfChangeError) as exc:
+                log.debug("raft: promoting %s must wait: %s", learner, exc)
+                return
+            match = core.prs[learner].match
+            log.info("raft: learner %s has caught up (match %d): promoting it", learner, match)
+            return
+
+    def _caught_up(self, core: Raft, learner: str) -> bool:
+        """Close to the commit index, and answering now.  Lag alone is not enough: on
+        a young cluster (commit index under the lag) a learner at an address nobody
+        answers would pass, and as a voter it would cost the cluster its quorum."""
+        pr = core.prs.get(learner)
+        if pr is None or pr.match == 0 or pr.match + PROMOTE_MAX_LAG < core.log.committed:
+            return False
+        heard = self._heard.get(learner)
+        timeout_s = self.settings.tick_ms * self.settings.election_ticks / 1000
+        return heard is not None and time.monotonic() - heard < timeout_s
+
+    def _core_if_established(self) -> Raft | None:
+        event = self._leadership_event()
+        return self.core if event.established else None
+
+    # -- snapshots (see actors.raft.snapshot_stream) --
+
+    def _peer_message(self, msg: m.PeerMessage) -> None:
+        message = msg.message
+        self._heard[message.frm] = time.monotonic()
+        if message.type is MessageType.SNAP and self._wants_stream(message):
+            assert self.snapshots is not None
+            self.snapshots.tell(m.SnapshotOffer(message, self.actor_ref))
+        else:
+            self.core.step(message)
+
+    def _wants_stream(self, message: Message) -> bool:
+        """Whether the core would take this snapshot: then its data must be pulled first."""
+        snap = message.snapshot
+        return (
+            self.snapshots is not None
+            and snap is not None
+            and message.term >= self.core.term
+            and snap.meta.index > self.core.log.committed
+        )
+
+    def _install_snapshot(self, msg: m.InstallSnapshot) -> None:
+        self.core.step(msg.offer)
+        taken = self.core.log.unstable_snapshot
+        assert msg.offer.snapshot is not None
+        meta = msg.offer.snapshot.meta
+        if taken is None or taken.meta != meta:  # refused: a newer term, or already past it
+            self._settled(meta)
+        # else: settled once the Ready that installs it is persisted (_persisted)
+
+    def _settled(self, meta: SnapshotMeta) -> None:
+        if self.snapshots is not None:
+            self.snapshots.tell(m.SnapshotSettled(meta))
+
+    # -- linearizable reads (ReadIndex, thesis §6.4) --
+
+    def _read_index(self, msg: m.ReadIndex) -> None:
+        self._read_seq += 1
+        context = self._read_prefix + self._read_seq.to_bytes(8, "big")
+        try:
+            self.core.read_index(context)
+        except NotLeader as exc:
+            msg.reply(m.ProposeOutcome(error="not_leader", leader=exc.leader))
+            return
+        self._reads[context] = msg.reply
+
+    def _reads_confirmed(self, states: tuple[ReadState, ...]) -> None:
+        for rs in states:
+            reply = self._reads.pop(rs.context, None)
+            if reply is not None:
+                self._reads_applying.append((rs.index, reply))
+        self._release_reads()
+
+    def _release_reads(self) -> None:
+        waiting, self._reads_applying = self._reads_applying, []
+        for index, reply in waiting:
+            if index <= self._applied_index:
+                reply(m.ProposeOutcome(index=index))
+            else:
+                self._reads_applying.append((index, reply))
+
+    def _fail_reads(self) -> None:
+        """The leader changed: a read it had not confirmed never will be."""
+        reads, self._reads = self._reads, {}
+        for reply in reads.values():
+            reply(m.ProposeOutcome(error="dropped", detail="leadership changed", leader=""))
+
+    def _snapshot_installed(self, msg: m.SnapshotInstalled) -> None:
+        self._applied_index = max(self._applied_index, msg.meta.index)
+        self._release_reads()
+
+    # -- proposals --
+
+    def _propose(self, msg: m.Propose) -> None:
+        if not self._refused_for_space(msg.reply):
+            self._track(lambda: self.core.propose(msg.data), msg.reply, (ProposalDropped,))
+
+    def _propose_conf_change(self, msg: m.ProposeConfChange) -> None:
+        if self._refused_for_space(msg.reply):
+            return
+        try:
+            self._track(
+                lambda: self.core.propose_conf_change(msg.change), msg.reply, (ProposalDropped,)
+            )
+        except ConfChangeError as exc:
+            msg.reply(m.ProposeOutcome(error="conflict", detail=str(exc), leader=self.core.lead))
+
+    def _track(
+        self,
+        propose: Callable[[], Entry],
+        reply: m.Reply,
+        refusals: tuple[type[Exception], ...],
+    ) -> None:
+        """Make the proposal and remember who to answer, or answer the refusal now."""
+        try:
+            entry = propose()
+        except NotLeader as exc:
+            reply(m.ProposeOutcome(error="not_leader", leader=exc.leader))
+            return
+        except refusals as exc:
+            reply(m.ProposeOutcome(error="dropped", detail=str(exc), leader=self.core.lead))
+            return
+        self._pending[entry.index] = (entry.term, reply)
+
+    def _refused_for_space(self, reply: m.Reply) -> bool:
+        """A leader whose disk is full refuses at once (a follower says who leads)."""
+        if not self._disk_full or self.core.role is not Role.LEADER:
+            return False
+        reply(m.ProposeOutcome(error="disk_full", leader=self.core.lead))
+        return True
+
+    def _disk_space(self, msg: m.DiskFull) -> None:
+        self._disk_full = msg.full
+        if msg.full:
+            self._fail_pending("the disk is full: the entry is not durable yet")
+
+    def _last_contact(self, msg: m.GetLastContact) -> dict[str, int]:
+        now = time.monotonic()
+        ages = {peer: int((now - at) * 1000) for peer, at in self._heard.items()}
+        if msg.reply is not None:
+            msg.reply(ages)
+        return ages
+
+    def _status(self, msg: m.GetRaftStatus) -> Status:
+        status = self.core.status()
+        if msg.reply is not None:
+            msg.reply(status)
+        return status
+
+    def _fail_pending(self, why: str) -> None:
+        pending, self._pending = self._pending, {}
+        for _, reply in pending.values():
+            reply(m.ProposeOutcome(error="unknown_outcome", detail=why, leader=self.core.lead))
+
+    def _transfer(self, msg: m.TransferLeadership) -> None:
+        try:
+            self.core.transfer_leadership(msg.target)
+        except (NotLeader, ValueError) as exc:
+            log.info("raft: transfer to %s refused: %s", msg.target, exc)
+
+    def _subscribe(self, msg: m.SubscribeLeadership) -> None:
+        self._subscribers.append(msg.subscriber)
+        msg.subscriber.tell(self._leadership_event())
+
+    # -- the Ready loop --
+
+    def _process(self) -> None:
+        self._watch_leadership()
+        self._renew_lease()
+        if self._inflight is not None or not self.core.has_ready():
+            return
+        rd = self.core.ready()
+        if rd.read_states:
+            self._reads_confirmed(rd.read_states)  # nothing to persist for a read
+        self._inflight = rd
+        self._ready_id += 1
+        if rd.soft_state is not None:
+            self._role_changed(rd.soft_state.role)
+        snap = rd.snapshot.meta if rd.snapshot is not None else None
+        self.storage.tell(
+            m.PersistReady(self._ready_id, rd.hard_state, rd.entries, snap, self.actor_ref)
+        )
+
+    def _persisted(self, msg: m.ReadyPersisted) -> None:
+        rd = self._inflight
+        if rd is None or msg.ready_id != self._ready_id:
+            raise RuntimeError(f"persisted Ready {msg.ready_id} was not in flight")
+        if rd.snapshot is not None:
+            self._settled(rd.snapshot.meta)
+            self._refresh_peers()
+        if rd.messages:
+            self._send(rd.messages)
+        if rd.committed_entries:
+            conf: ConfState | None = None
+            for e in rd.committed_entries:
+                self._drop_if_replaced(e.index, e.term)
+                if e.type is EntryType.CONF_CHANGE:
+                    conf = self.core.apply_conf_change(ConfChange.decode(e.data))
+            self.storage.tell(m.ApplyEntries(rd.committed_entries, conf, None))
+            if conf is not None:
+                self._refresh_peers()  # after the apply: storage answers in order
+        self._inflight = None
+        self.core.advance()
+
+    def _drop_if_replaced(self, index: int, term: int) -> None:
+        waiting = self._pending.get(index)
+        if waiting is not None and waiting[0] != term:
+            # Another leader's entry committed at this index: ours was never applied.
+            del self._pending[index]
+            waiting[1](m.ProposeOutcome(error="unknown_outcome", detail="entry was replaced"))
+
+    def _send(self, msgs: tuple[Message, ...]) -> None:
+        if self.transport is None:
+            log.debug("raft: no transport; %d messages to peers dropped", len(msgs))
+            return
+        self.transport.tell(m.SendMessages(msgs))
+
+    def _applied(self, msg: m.Applied) -> None:
+        self._applied_index = msg.applied_index
+        if self._reads_applying:
+            self._release_reads()
+        for entry in msg.entries:
+            waiting = self._pending.pop(entry.index, None)
+            if waiting is not None:
+                waiting[1](m.ProposeOutcome(index=entry.index, results=entry.results))
+
+    # -- leadership --
+
+    def _role_changed(self, role: Role) -> None:
+        if role is Role.LEADER:
+            self._established_at = (self.core.term, self.core.log.last_index())  # the no-op
+        elif self._pending:
+            self._fail_pending("leadership lost before the entry was applied")
+
+    def _watch_leadership(self) -> None:
+        """Tell subscribers of every change of leader, term, or established leadership.
+
+        Leadership is *established* once this term's first entry is applied: only
+        then does the state machine hold every entry committed by earlier leaders,
+        so only then may the scheduler act on it.
+        """
+        event = self._leadership_event()
+        if event != self._announced:
+            if event.leader != self._announced.leader:
+                self._fail_reads()
+                if self._on_leader_change is not None:
+                    self._on_leader_change()
+            self._announced = event
+            for sub in list(self._subscribers):
+                try:
+                    sub.tell(event)
+                except pykka.ActorDeadError:
+                    self._subscribers.remove(sub)
+
+    def _renew_lease(self) -> None:
+        """Publish until when this node surely leads (see actors.raft.lease): only while
+        its leadership is established, from the tick a quorum acknowledged last."""
+        stamp = self.core.lease_stamp()
+        at = self._tick_at.get(stamp) if stamp is not None else None
+        if at is None or not self._announced.established:
+            self.lease.revoke()
+        else:
+            self.lease.grant(self.core.term, at + self._lease_s)
+
+    def _leadership_event(self) -> m.Leadership:
+        core = self.core
+        leading = core.role is Role.LEADER
+        term, first = self._established_at
+        established = leading and term == core.term and self._applied_index >= first > 0
+        return m.Leadership(core.lead, core.term, leading, established)

@@ -1,0 +1,1 @@
+"""The shell's plumbing: clock, event-loop thread, logs, metrics, TLS, launcher."""

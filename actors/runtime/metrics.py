@@ -1,0 +1,136 @@
+"""Prometheus metrics of one node, in a registry of its own.
+
+Each node gets its own :class:`prometheus_client.CollectorRegistry`: tests run
+many nodes in one process, and the global registry would refuse the second
+node's metrics (duplicate names) or mix the nodes' values.
+
+Request metrics are observed by the HTTP middleware as requests finish; the
+state gauges (queue, jobs, raft) are refreshed from the node when ``/metrics``
+is scraped, so they cost nothing between scrapes.  Other actors add their own
+metrics to the same holder with :meth:`ApiMetrics.counter`,
+:meth:`ApiMetrics.gauge` and :meth:`ApiMetrics.histogram`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.metrics import Counter, Gauge, Histogram
+
+from actors.api.backend import NodeStatus
+from scheduled_db.state.records import Counters
+
+PREFIX = "scheduled_db_"
+# Buckets for request latency: sub-millisecond reads up to writes waiting on a slow quorum.
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+def memory_utilization_percent(current_bytes: int, limit_bytes: int) -> float:
+    """Percent of ``limit_bytes`` in use, rounded to 2 decimals (100 when there is no budget)."""
+    if limit_bytes <= 0:
+        return 100.0
+    return round(current_bytes * 100.0 / limit_bytes, 2)
+
+
+class ApiMetrics:
+    """The metrics of one node: HTTP traffic, queue capacity, jobs and Raft state."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        self.http_requests = self.counter(
+            "http_requests_total", "HTTP requests answered", ("route", "method", "status")
+        )
+        self.http_latency = self.histogram(
+            "http_request_duration_seconds",
+            "Time to answer an HTTP request",
+            ("route", "method"),
+            buckets=LATENCY_BUCKETS,
+        )
+        self.queue_job_count = self.gauge("queue_job_count", "Jobs stored")
+        self.queue_job_limit = self.gauge("queue_job_limit", "Most jobs the queue admits")
+        self.queue_memory_usage = self.gauge(
+            "queue_memory_usage_bytes", "Bytes of job state stored"
+        )
+        self.queue_memory_limit = self.gauge(
+            "queue_memory_limit_bytes", "Byte budget of the job state"
+        )
+        self.queue_memory_utilization = self.gauge(
+            "queue_memory_utilization_percent", "Job state bytes as a percent of the budget"
+        )
+        self.jobs = self.gauge("jobs", "Jobs by status", ("status",))
+        self.raft_term = self.gauge("raft_term", "Current Raft term")
+        self.raft_commit_index = self.gauge("raft_commit_index", "Raft commit index")
+        self.raft_applied_index = self.gauge("raft_applied_index", "Last applied Raft index")
+        self.raft_is_leader = self.gauge("raft_is_leader", "1 if this node is the Raft leader")
+        self.job_rejections = self.counter(
+            "job_rejections_total", "Job creations refused at a capacity limit", ("reason",)
+        )
+        self.job_retries = self.counter("job_retries_total", "Failed attempts scheduled to retry")
+        self.requests_shed = self.counter(
+            "http_requests_shed_total", "Requests refused on arrival: 503 overloaded", ("kind",)
+        )
+        self.requests_in_flight = self.gauge(
+            "http_requests_in_flight", "Requests admitted and not yet answered", ("kind",)
+        )
+        self.admission_limit = self.gauge(
+            "http_admission_limit", "Most requests admitted at once now", ("kind",)
+        )
+        self.leader_changes = self.counter(
+            "raft_leader_changes_total", "Changes of the known leader seen by this node"
+        )
+
+    # --- extension points: every metric of the node lives in this registry ----------
+
+    def counter(self, name: str, doc: str, labels: Sequence[str] = ()) -> Counter:
+        """A counter named ``scheduled_db_<name>`` in this node's registry."""
+        return Counter(PREFIX + name, doc, tuple(labels), registry=self.registry)
+
+    def gauge(self, name: str, doc: str, labels: Sequence[str] = ()) -> Gauge:
+        """A gauge named ``scheduled_db_<name>`` in this node's registry."""
+        return Gauge(PREFIX + name, doc, tuple(labels), registry=self.registry)
+
+    def histogram(
+        self,
+        name: str,
+        doc: str,
+        labels: Sequence[str] = (),
+        buckets: Sequence[float] = LATENCY_BUCKETS,
+    ) -> Histogram:
+        """A histogram named ``scheduled_db_<name>`` in this node's registry."""
+        return Histogram(
+            PREFIX + name, doc, tuple(labels), registry=self.registry, buckets=tuple(buckets)
+        )
+
+    # --- updates ---------------------------------------------------------------------
+
+    def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
+        """Record one answered request; ``route`` must be a route template, never a raw
+        path (one series per job id would grow without bound)."""
+        self.http_requests.labels(route, method, str(status)).inc()
+        self.http_latency.labels(route, method).observe(seconds)
+
+    def update_state(self, counters: Counters, job_limit: int, memory_limit_bytes: int) -> None:
+        """Refresh the queue and per-status gauges from the state counters."""
+        self.queue_job_count.set(counters.jobs)
+        self.queue_job_limit.set(job_limit)
+        self.queue_memory_usage.set(counters.bytes)
+        self.queue_memory_limit.set(memory_limit_bytes)
+        self.queue_memory_utilization.set(
+            memory_utilization_percent(counters.bytes, memory_limit_bytes)
+        )
+        for status, count in counters.by_status:
+            self.jobs.labels(status.value).set(count)
+
+    def update_raft(self, status: NodeStatus) -> None:
+        """Refresh the Raft gauges from a node status."""
+        self.raft_term.set(status.term)
+        self.raft_commit_index.set(status.commit_index)
+        self.raft_applied_index.set(status.applied_index)
+        self.raft_is_leader.set(1 if status.role == "leader" else 0)
+
+    def render(self) -> bytes:
+        """The registry in the Prometheus text exposition format."""
+        return generate_latest(self.registry)
+
+    content_type = CONTENT_TYPE_LATEST

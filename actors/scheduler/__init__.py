@@ -1,0 +1,1 @@
+"""The SchedulerActor: leader-only firing, claim before fire."""

@@ -1,0 +1,496 @@
+"""The SchedulerActor: fires due jobs from the leader, claiming each before it fires.
+
+It is active only while this node's leadership is *established* (its first entry
+of the term is applied) and goes idle the moment a :class:`Leadership` event says
+otherwise; everything it holds belongs to one leadership *epoch*, and replies
+from an older epoch are ignored.
+
+While active:
+
+* the hot window (:class:`~scheduled_db.firing.slots.SlotIndex`) holds the occurrences
+  due before a horizon ``hot_window`` ahead, refilled from the storage's due index
+  every ``slot_gap`` and kept current by the storage's ``Applied`` events;
+* ``claim_ahead`` before an occurrence is due, its claim (job, occurrence,
+  attempt, node, term) is proposed, together with every other claim due then, in
+  one Raft entry; only a committed claim is *armed*;
+* an armed occurrence fires at its own time (an alarm, not a poll): the
+  WebhookActor delivers it, and the outcome is proposed with what comes next
+  (a retry time, or the recurring job's next run, computed here); outcomes are
+  batched, and held back while a burst is firing (see FIRING_SOON_MS);
+* claims left open by an older term are fired again with the same idempotency
+  key (at-least-once), at the time they were due, never earlier (claims are made
+  ``claim_ahead`` before it); runs that came due shortly before this leader took
+  over are caught up one by one (:func:`scheduled_db.firing.decisions.skip_missed`), so a
+  failover costs a recurring job no run; this term's claims that were lost track
+  of become ``timeout`` after ``inprogress_timeout`` and are retried while
+  attempts remain;
+* a delivery is sent only while this node's leader lease holds (actors/raft/lease.py);
+  one that was not (``fenced``) is tried again shortly, unless this node has
+  stopped leading by then.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass
+from random import Random
+from typing import Any
+
+import pykka
+
+from actors import messages as m
+from actors.runtime.clock import Alarm, now_ms
+from actors.webhook import attempt as webhook_attempt
+from scheduled_db.firing import decisions as firing
+from scheduled_db.firing.slots import SlotIndex
+from scheduled_db.jobs.model import Attempt, Job, JobStatus
+from scheduled_db.state import commands as c
+from scheduled_db.state.queries import Due
+from scheduled_db.state.results import CommandResult, ResultCode
+
+log = logging.getLogger(__name__)
+K = c.CommandKind
+# Outcomes are collected for this long and proposed as one Raft entry: under load
+# that turns thousands of entries into a few, and it delays only the bookkeeping,
+# never a firing.
+OUTCOME_FLUSH_MS = 5
+# Firing comes first.  In a burst (an armed occurrence due within FIRING_SOON_MS,
+# or BURST_IN_FLIGHT deliveries out) the flush waits, since applying outcomes takes
+# the CPU the deliveries need; for at most OUTCOME_MAX_DELAY_MS after the oldest
+# outcome waiting.  That bound is also the window of deliveries a failover sends
+# again (their outcomes were not committed): a leader lost mid-burst redelivers what
+# it sent in roughly its last OUTCOME_MAX_DELAY_MS plus one commit.
+FIRING_SOON_MS = 20
+BURST_IN_FLIGHT = 32
+OUTCOME_MAX_DELAY_MS = 100
+# A delivery fenced by an ended lease is tried again after this long: by then this
+# node has either renewed its lease or learnt that it no longer leads (and idles).
+FENCED_RETRY_MS = 50
+DUE_STATUSES = (JobStatus.PENDING, JobStatus.FAILED, JobStatus.TIMEOUT)
+
+
+@dataclass(frozen=True, slots=True)
+class SchedulerSettings:
+    node_id: str
+    slot_gap_ms: int = 10_000
+    hot_window_ms: int = 60_000
+    claim_ahead_ms: int = 2_000
+    inprogress_timeout_ms: int = 300_000
+    history_retention_ms: int = 720 * 3_600_000
+    prune_every_ms: int = 60_000
+    refill_limit: int = 50_000
+    policy: firing.Policy = firing.Policy()
+
+
+@dataclass(frozen=True, slots=True)
+class _Armed:
+    """A committed claim, waiting for its fire time or out for delivery."""
+
+    job: Job
+    occurrence_ms: int
+    attempt: int
+    fire_at_ms: int = 0
+
+
+class SchedulerActor(pykka.ThreadingActor):
+    """Leader-only scheduling; see the module docstring."""
+
+    def __init__(
+        self,
+        settings: SchedulerSettings,
+        raft: m.ActorRef,
+        storage: m.ActorRef,
+        webhook: m.ActorRef,
+        clock: Any = now_ms,
+        seed: int | None = None,
+        metrics: Any = None,
+    ) -> None:
+        super().__init__()
+        self.metrics = metrics
+        self.s = settings
+        self.raft, self.storage, self.webhook = raft, storage, webhook
+        self.clock = clock
+        self.jitter = Random(seed)
+        self.alarm = Alarm(self._ring, clock)
+        self.flush_alarm = Alarm(self._ring)  # real time: batching is not scheduling
+        self.epoch = 0
+        self.term = 0
+        self.active = False
+        self.active_since = 0  # when (wall ms) this node's current term of firing began
+        self._reads: dict[int, tuple[int, Any]] = {}
+        self._read_ids = 0
+        self._reset()
+
+    def _reset(self) -> None:
+        self.due: SlotIndex[Due] = SlotIndex(self.s.slot_gap_ms)
+        self.claiming: dict[str, Due] = {}
+        self.armed: SlotIndex[_Armed] = SlotIndex(self.s.slot_gap_ms)
+        self.in_flight: dict[str, _Armed] = {}
+        self.horizon = 0
+        self.next_refill = 0
+        self.next_claim_check = 0
+        self.next_prune = 0
+        self.outbox: list[c.Command] = []
+        self.outbox_since = 0
+        self.next_flush: int | None = None
+
+    def _ring(self) -> None:
+        try:
+            self.actor_ref.tell(m.Wake())
+        except pykka.ActorDeadError:
+            self.alarm.stop()
+
+    def on_start(self) -> None:
+        self.alarm.start()
+        self.flush_alarm.start()
+        self.raft.tell(m.SubscribeLeadership(self.actor_ref))
+        self.storage.tell(m.Subscribe(self.actor_ref))
+
+    def on_stop(self) -> None:
+        self.alarm.stop()
+        self.flush_alarm.stop()
+        if self.active:
+            self._flush()  # outcomes held back are proposed, not lost with us
+
+    def on_receive(self, message: Any) -> None:
+        if isinstance(message, m.Leadership):
+            self._leadership(message)
+        elif not self.active:
+            return  # followers never fire; stale replies die here
+        elif isinstance(message, m.Wake):
+            self._wake()
+        elif isinstance(message, m.Applied):
+            self._applied(message)
+            self._wake()
+        elif isinstance(message, m.ReadResult):
+            self._read_done(message)
+        elif isinstance(message, m.SchedulerProposed):
+            self._proposed(message)
+        elif isinstance(message, m.DeliveryOutcome):
+            self._delivered(message)
+        elif isinstance(message, m.SnapshotInstalled):
+            self.next_refill = 0  # the state was replaced: reload the window
+
+    # -- leadership --
+
+    def _leadership(self, ev: m.Leadership) -> None:
+        should = ev.is_leader and ev.established
+        if should and (not self.active or ev.term != self.term):
+            self.epoch += 1
+            self.active, self.term = True, ev.term
+            self.active_since = self.clock()
+            self._reset()
+            log.info("scheduler: active in term %d", ev.term)
+            self._wake()
+        elif not should and self.active:
+            self.epoch += 1
+            self.active = False
+            if self.in_flight:
+                self.webhook.tell(m.AbortAll())
+            self._reset()
+            self.alarm.set(None)
+            log.info("scheduler: idle (no longer the established leader)")
+
+    # -- reads and proposals, tagged with the epoch --
+
+    def _read(self, query: Any, then: Any) -> None:
+        self._read_ids += 1
+        self._reads[self._read_ids] = (self.epoch, then)
+        self.storage.tell(m.Read(self._read_ids, query, self.actor_ref))
+
+    def _read_done(self, msg: m.ReadResult) -> None:
+        epoch, then = self._reads.pop(msg.request_id, (None, None))
+        if epoch == self.epoch and msg.error is None:
+            then(msg.value)
+
+    def _propose(self, purpose: str, commands: list[c.Command], keys: tuple[str, ...]) -> None:
+        if not commands:
+            return
+        ref, epoch = self.actor_ref, self.epoch
+        cmd = commands[0] if len(commands) == 1 else c.Batch(tuple(commands))
+
+        def reply(outcome: m.ProposeOutcome) -> None:
+            # Called on the Raft actor's thread; if we have stopped, nobody waits.
+            with contextlib.suppress(pykka.ActorDeadError):
+                ref.tell(m.SchedulerProposed(epoch, purpose, keys, outcome))
+
+        self.raft.tell(m.Propose(c.encode_command(cmd), reply))
+
+    def _proposed(self, msg: m.SchedulerProposed) -> None:
+        if msg.epoch != self.epoch:
+            return
+        if msg.purpose != "claim":
+            for r in msg.outcome.results:
+                if not r.accepted:
+                    log.debug("scheduler: %s of %s refused: %s", r.kind, r.job_id, r.detail)
+            return
+        results = msg.outcome.results if msg.outcome.error is None else ()
+        for key, result in zip(msg.keys, _pad(results, len(msg.keys)), strict=True):
+            due = self.claiming.pop(key, None)
+            if due is not None and result is not None and result.code is ResultCode.OK:
+                assert result.job is not None and result.attempt is not None
+                attempt = result.attempt.attempt_num
+                armed = _Armed(result.job, due.occurrence_ms, attempt, due.fire_at_ms)
+                self.armed.add(key, due.fire_at_ms, armed)
+        self._wake()
+
+    # -- the alarm --
+
+    def _wake(self) -> None:
+        now = self.clock()
+        if now >= self.next_refill:
+            self._refill(now)
+        if now >= self.next_prune:
+            self._prune(now)
+        self._claim_due(now)
+        for _, armed in self.armed.pop_due(now):
+            self._fire(armed, now)
+        if self.next_flush is not None and now_ms() >= self.next_flush:
+            self._flush_unless_firing(now)
+        self._arm()
+
+    def _later(self, commands: tuple[c.Command, ...]) -> None:
+        """Queue outcome commands for the next flush (see OUTCOME_FLUSH_MS)."""
+        self.outbox.extend(commands)
+        if self.next_flush is None:
+            self.outbox_since = now_ms()
+            self.next_flush = self.outbox_since + OUTCOME_FLUSH_MS
+            self.flush_alarm.set(self.next_flush)
+
+    def _flush_unless_firing(self, now: int) -> None:
+        soon = self.armed.next_at()
+        real_now = now_ms()
+        busy = len(self.in_flight) >= BURST_IN_FLIGHT
+        if busy or (soon is not None and soon <= now + FIRING_SOON_MS):
+            give_up_at = self.outbox_since + OUTCOME_MAX_DELAY_MS
+            if real_now < give_up_at:
+                self.next_flush = min(real_now + OUTCOME_FLUSH_MS, give_up_at)
+                self.flush_alarm.set(self.next_flush)
+                return
+        self._flush()
+
+    def _flush(self) -> None:
+        commands, self.outbox, self.next_flush = self.outbox, [], None
+        self._propose("outcome", commands, tuple(_job_id(cmd) for cmd in commands))
+
+    def _arm(self) -> None:
+        times = [self.next_refill, self.next_prune]
+        if (at := self.due.next_at()) is not None:
+            times.append(at - self.s.claim_ahead_ms)
+        if (at := self.armed.next_at()) is not None:
+            times.append(at)
+        self.alarm.set(min(times))
+
+    def _claim_due(self, now: int) -> None:
+        claims: list[c.Command] = []
+        keys: list[str] = []
+        skips: list[c.Command] = []
+        for _, due in self.due.pop_due(now + self.s.claim_ahead_ms):
+            key = due.job.id
+            if self._busy(key):
+                continue
+            skip = firing.skip_missed(due, now, self.s.policy, self.active_since)
+            if skip is not None:
+                skips.append(skip)
+                continue
+            self.claiming[key] = due
+            claims.append(firing.claim(due, self.s.node_id, self.term, now))
+            keys.append(key)
+        self._propose("claim", claims, tuple(keys))  # claims due together: one entry
+        self._propose("outcome", skips, ())
+
+    def _fire(self, armed: _Armed, now: int) -> None:
+        spec = armed.job.spec
+        if spec.webhook_url is None:  # nothing to call: the occurrence completes now
+            done = firing.Attempted(ok=True, end_ms=now)
+            self._record(armed, done)
+            return
+        self.in_flight[spec.id] = armed
+        self.webhook.tell(
+            m.Deliver(
+                spec.id,
+                spec.type.value,
+                armed.occurrence_ms,
+                armed.attempt,
+                self.term,
+                spec.webhook_url,
+                spec.payload,
+                self.s.policy.timeout_for(spec),
+                self.actor_ref,
+                spec.signing_secret_ref,
+                armed.fire_at_ms,
+            )
+        )
+
+    def _record(self, armed: _Armed, result: firing.Attempted) -> None:
+        spec = armed.job.spec
+        cmds = firing.after_attempt(
+            spec,
+            armed.occurrence_ms,
+            armed.attempt,
+            result,
+            self.s.policy,
+            self.jitter,
+            self.active_since,
+        )
+        if self.metrics is not None and len(cmds) == 1 and not result.ok:
+            self.metrics.job_retries.inc()  # one command: the outcome with a retry time
+        self._later(cmds)
+
+    def _delivered(self, out: m.DeliveryOutcome) -> None:
+        armed = self.in_flight.get(out.job_id)
+        if armed is None or (armed.occurrence_ms, armed.attempt) != (
+            out.scheduled_at_ms,
+            out.attempt,
+        ):
+            return
+        del self.in_flight[out.job_id]
+        if out.error_type == webhook_attempt.FENCED:
+            # Not sent, and the claim still stands: try again once the lease has been
+            # renewed, or drop it all when a Leadership event says we lost it.
+            self.armed.add(out.job_id, self.clock() + FENCED_RETRY_MS, armed)
+            self._wake()
+            return
+        if out.error_type == webhook_attempt.ABORTED:
+            return  # cancelled or deleted: the state machine has closed the attempt
+        result = firing.Attempted(
+            ok=out.ok,
+            end_ms=out.end_ms,
+            timed_out=out.error_type == "timeout",
+            retryable=out.retryable,
+            retry_after_ms=out.retry_after_ms,
+            http_status=out.http_status,
+            response_time_ms=out.response_time_ms,
+            error_type=out.error_type,
+            error_message=out.error_message,
+        )
+        self._record(armed, result)
+
+    # -- keeping the window current --
+
+    def _busy(self, key: str) -> bool:
+        """Is an attempt of this job being claimed, armed or delivered already?"""
+        return key in self.claiming or key in self.armed or key in self.in_flight
+
+    def _refill(self, now: int) -> None:
+        self.next_refill = now + self.s.slot_gap_ms
+        horizon = now + self.s.hot_window_ms
+        self._read(m.DueOccurrences(horizon, self.s.refill_limit), self._refilled(horizon))
+        if now >= self.next_claim_check:
+            # Claims of older terms exist from the start of the term, so the first
+            # check finds them; later ones only look for this term's lost claims,
+            # which take inprogress_timeout to matter.  Reading every open claim is
+            # not free in a burst (thousands of them), so not every slot gap.
+            self.next_claim_check = now + max(self.s.slot_gap_ms, self.s.inprogress_timeout_ms // 4)
+            self._read(m.GetOpenClaims(), self._check_open_claims)
+
+    def _refilled(self, horizon: int) -> Any:
+        def then(found: tuple[Due, ...]) -> None:
+            for due in found:
+                if not self._busy(due.job.id):
+                    self.due.add(due.job.id, due.fire_at_ms, due)
+            full = len(found) >= self.s.refill_limit
+            self.horizon = found[-1].fire_at_ms if full and found else horizon
+            self._wake()
+
+        return then
+
+    def _applied(self, ev: m.Applied) -> None:
+        for r in ev.results:
+            if r.changed and r.job_id is not None:
+                self._track(r)
+
+    def _track(self, r: CommandResult) -> None:
+        key = r.job_id
+        assert key is not None
+        job = r.job
+        if r.kind in (K.DELETE, K.CANCEL, K.PAUSE) or job is None:
+            self.due.remove(key)
+            self.armed.remove(key)
+            if key in self.in_flight and r.kind is not K.PAUSE:
+                self.webhook.tell(m.AbortDelivery(key))
+            return
+        due = _due_of(job, r.attempt)
+        if due is not None and due.fire_at_ms < self.horizon and not self._busy(key):
+            self.due.add(key, due.fire_at_ms, due)
+
+    def _check_open_claims(self, claims: tuple[Attempt, ...]) -> None:
+        now = self.clock()
+        for a in claims:
+            key = a.job_id
+            if self._busy(key):
+                continue
+            if a.term < self.term:  # in flight when an older leader went away
+                self._read(m.GetJob(key), self._refire(a))
+            elif now - a.start_time_ms >= self.s.inprogress_timeout_ms:
+                self._read(m.GetJob(key), self._time_out(a, now))
+
+    def _refire(self, a: Attempt) -> Any:
+        def then(job: Job | None) -> None:
+            if job is None or job.status is not JobStatus.IN_PROGRESS:
+                return
+            if a.attempt_num >= self.s.policy.attempts_for(job.spec):
+                self._time_out(a, self.clock())(job)
+                return
+            # Same occurrence, so the same idempotency key; the next attempt number; and
+            # the attempt's own fire time (the claim was made ahead of it), not now.
+            fire_at = job.next_run_at_ms if job.next_run_at_ms is not None else a.scheduled_at_ms
+            due = Due(job, a.scheduled_at_ms, a.attempt_num, fire_at)
+            self.due.add(job.id, due.fire_at_ms, due)
+            self._wake()
+
+        return then
+
+    def _time_out(self, a: Attempt, now: int) -> Any:
+        def then(job: Job | None) -> None:
+            if job is None or job.status is not JobStatus.IN_PROGRESS:
+                return
+            lost = firing.Attempted(
+                ok=False,
+                end_ms=now,
+                timed_out=True,
+                retryable=True,
+                error_type="timeout",
+                error_message="no outcome within the in-progress timeout",
+            )
+            self._record(_Armed(job, a.scheduled_at_ms, a.attempt_num), lost)
+
+        return then
+
+    def _prune(self, now: int) -> None:
+        self.next_prune = now + self.s.prune_every_ms
+        cutoff = now - self.s.history_retention_ms
+        self._propose("outcome", [c.PruneHistory(cutoff, 1_000)], ())
+        for status in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED):
+            self._read(m.ListJobs(status, None, 500), self._prune_finished(cutoff))
+
+    def _prune_finished(self, cutoff: int) -> Any:
+        def then(page: Any) -> None:
+            old = [
+                c.DeleteJob(j.id)
+                for j in page.jobs
+                if j.completed_at_ms is not None and j.completed_at_ms < cutoff
+            ]
+            self._propose("outcome", list(old), tuple(d.job_id for d in old))
+
+        return then
+
+
+def _due_of(job: Job, attempt: Attempt | None) -> Due | None:
+    """The occurrence a job waits for after a change, if it is due at all."""
+    if job.paused or job.next_run_at_ms is None or job.status not in DUE_STATUSES:
+        return None
+    if job.status is JobStatus.PENDING:
+        return Due(job, job.next_run_at_ms, 0, job.next_run_at_ms)
+    if attempt is None:
+        return None  # a retry is only known from the outcome that asked for it
+    return Due(job, attempt.scheduled_at_ms, attempt.attempt_num, job.next_run_at_ms)
+
+
+def _job_id(cmd: c.Command) -> str:
+    return getattr(cmd, "job_id", "")
+
+
+def _pad(results: tuple[CommandResult, ...], n: int) -> list[CommandResult | None]:
+    return list(results) + [None] * (n - len(results))

@@ -1,0 +1,1 @@
+"""The StorageActor and its RocksDB store: Raft log, state, snapshots, data dir."""

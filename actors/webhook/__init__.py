@@ -1,0 +1,1 @@
+"""The WebhookActor: delivery attempts, its HTTP client, DNS and the SSRF guard."""

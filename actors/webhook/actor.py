@@ -1,0 +1,404 @@
+"""The WebhookActor: delivers claimed occurrences over HTTP, on an event loop of its own.
+
+Like the HttpActor, the actor owns a thread running an asyncio loop; one
+:class:`~actors.webhook.client.WebhookClient` there pools connections for every
+delivery.  The actor thread never waits on that loop except for the bounded start
+and stop handshakes: it queues each message for the loop and wakes the loop once
+per batch (``loop.call_soon_threadsafe``), so a burst of thousands of Delivers costs
+a handful of wake-ups, not one each.
+
+Contract:
+
+- every :class:`~actors.messages.Deliver` gets exactly one
+  :class:`~actors.messages.DeliveryOutcome`, told to its ``reply_to`` from the loop
+  thread (a dead ``reply_to`` is logged and the outcome dropped);
+- at most ``concurrency`` requests are in flight over all destinations (a URL's
+  origin: scheme, host, port), and to one destination at most its share: a cap
+  that starts small, grows with each answer up to ``per_destination`` and halves
+  when a request times out (:mod:`scheduled_db.firing.fair_queue`).  Deliveries past those
+  caps wait in a queue per destination, and free slots go to the destinations in
+  turn, so a receiver that hangs or has a backlog delays only its own deliveries;
+- a delivery waits for its turn at most its timeout (``Deliver.timeout_ms``): past
+  it, it fails as a ``timeout`` with nothing sent.  Once sent, the request has its
+  whole timeout again, so an outcome comes within about twice the timeout;
+- :class:`~actors.messages.AbortDelivery` and :class:`~actors.messages.AbortAll` cut
+  deliveries short, queued or in flight: their outcome is an error of type
+  ``aborted``.  Stopping the actor aborts whatever is left the same way.
+
+Each Deliver is a single attempt; when to retry is the caller's decision
+(:mod:`scheduled_db.firing.retry`), since a retry needs a new claim through Raft.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+from functools import partial
+from importlib import metadata
+from typing import Any
+
+import pykka
+
+from actors.messages import AbortAll, AbortDelivery, Deliver, DeliveryOutcome
+from actors.raft.lease import LeaderLease
+from actors.runtime.clock import now_ms
+from actors.runtime.loop_thread import LoopThread
+from actors.runtime.metrics import ApiMetrics
+from actors.webhook import attempt as webhook_attempt
+from actors.webhook.client import WebhookClient
+from actors.webhook.dns import Resolver, system_resolve
+from scheduled_db.firing.fair_queue import FairQueue, Signal, signal_for
+from scheduled_db.policy.ssrf import DENY, AddressPolicy
+
+log = logging.getLogger(__name__)
+
+START_TIMEOUT_S = 10.0
+STOP_TIMEOUT_S = 5.0
+DNS_CACHE_TTL_S = 30.0  # long enough to spare the resolver, short enough to follow a move
+# Execution takes up to the per-attempt timeout; lateness is milliseconds when healthy.
+DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+LATENESS_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 15.0, 60.0)
+
+
+def _version() -> str:
+    try:
+        return metadata.version("scheduled-db")
+    except metadata.PackageNotFoundError:  # running from a source tree never installed
+        return "0+unknown"
+
+
+USER_AGENT = f"scheduled-db/{_version()}"
+
+
+class WebhookMetrics:
+    """The delivery metrics, registered in the node's registry."""
+
+    def __init__(self, metrics: ApiMetrics) -> None:
+        self.deliveries = metrics.counter(
+            "webhook_deliveries_total", "Webhook delivery attempts by result", ("result",)
+        )
+        # The two children every attempt touches, looked up once.
+        self.successes = self.deliveries.labels("success")
+        self.failed = self.deliveries.labels("failure")
+        self.failures = metrics.counter(
+            "webhook_failures_total", "Failed webhook delivery attempts", ("error_type",)
+        )
+        self.fenced = metrics.counter(
+            "webhook_fenced_total",
+            "Deliveries not sent because this node's leader lease had ended",
+        )
+        self.in_flight = metrics.gauge("webhook_in_flight", "Webhook requests being sent")
+        self.waiting = metrics.gauge(
+            "webhook_waiting", "Webhook deliveries waiting for their destination's turn"
+        )
+        self.cuts = metrics.counter(
+            "webhook_destination_cuts_total",
+            "Times a destination's share of requests was halved (a timeout, 429, 503, 504)",
+        )
+        self.duration = metrics.histogram(
+            "execution_duration_seconds",
+            "From sending a webhook request to its response (or failure)",
+            buckets=DURATION_BUCKETS,
+        )
+        self.lateness = metrics.histogram(
+            "firing_lateness_seconds",
+            "How long after its scheduled time an occurrence's first attempt was sent",
+            buckets=LATENESS_BUCKETS,
+        )
+
+    def observe(self, deliver: Deliver, outcome: DeliveryOutcome) -> None:
+        """Count one finished attempt."""
+        if outcome.error_type == webhook_attempt.FENCED:
+            self.fenced.inc()  # not an attempt: nothing left this node
+            return
+        (self.successes if outcome.ok else self.failed).inc()
+        if not outcome.ok:
+            self.failures.labels(outcome.error_type or "unknown").inc()
+        if outcome.sent_ms is None:
+            return  # aborted while waiting for a slot: nothing was sent
+        self.duration.observe((outcome.end_ms - outcome.sent_ms) / 1000)
+        # Retries are late by their backoff, by design: only first attempts measure
+        # how precisely the scheduler fires.  An early send (the wall clock stepped
+        # back) counts as on time: a negative observation would skew the sum.
+        if deliver.attempt == 1:
+            self.lateness.observe(max(0, outcome.sent_ms - deliver.scheduled_at_ms) / 1000)
+
+
+@dataclass(eq=False, slots=True)
+class _Pending:
+    """One Deliver, from its arrival to its outcome (compared by identity)."""
+
+    deliver: Deliver
+    start_ms: int
+    destination: str
+    task: asyncio.Task[DeliveryOutcome] | None = None  # once it is sent
+    expiry: asyncio.TimerHandle | None = None  # while it waits for its turn
+
+
+class WebhookActor(pykka.ThreadingActor):
+    """Sends webhook deliveries, at most ``concurrency`` at a time and at most
+    ``per_destination`` to one origin, and reports each one's :class:`DeliveryOutcome`.
+    Raises ValueError if either is below 1.
+
+    Only to addresses ``policy`` allows (by default public ones; see
+    :mod:`scheduled_db.policy.ssrf`), resolved by ``resolve`` (the system's by default)."""
+
+    def __init__(
+        self,
+        node_id: str,
+        concurrency: int = 4096,
+        metrics: ApiMetrics | None = None,
+        clock: Callable[[], int] = now_ms,
+        user_agent: str = USER_AGENT,
+        signing_secret: bytes | None = None,
+        named_secrets: Mapping[str, bytes] | None = None,
+        policy: AddressPolicy = DENY,
+        resolve: Resolver = system_resolve,
+        per_destination: int = 128,
+        lease: LeaderLease | None = None,
+    ) -> None:
+        super().__init__()
+        self._lease = lease  # None: no fencing (tests of delivery alone)
+        self._signing_secret = signing_secret
+        self._named_secrets = dict(named_secrets or {})
+        self._policy = policy
+        self._resolve = resolve
+        if concurrency < 1 or per_destination < 1:
+            raise ValueError(
+                f"concurrency and per_destination must be >= 1, got {concurrency}, "
+                f"{per_destination}"
+            )
+        self._node_id = node_id
+        self._per_destination = per_destination
+        self._metrics = WebhookMetrics(metrics) if metrics is not None else None
+        self._clock = clock
+        self._user_agent = user_agent
+        self._lt: LoopThread | None = None
+        # Touched only on the loop thread, once on_start has created them.
+        self._client: WebhookClient | None = None
+        self._queue: FairQueue[str, _Pending] = FairQueue(concurrency, per_destination)
+        self._pending: dict[str, set[_Pending]] = {}  # job id -> its deliveries
+        self._arrived: list[_Pending] = []  # in this drain, to arm the waiting ones
+        self._stopping = False
+        # Handed from the actor thread to the loop thread (deque appends and pops are
+        # thread-safe); _wake_set says a drain is scheduled and has not started yet.
+        self._queued: deque[tuple[Callable[..., None], tuple[Any, ...]]] = deque()
+        self._wake_set = False
+
+    # --- messages (actor thread) -------------------------------------------------------
+
+    def on_receive(self, message: Any) -> None:
+        if isinstance(message, Deliver):
+            self._on_loop(self._spawn, message, self._clock())
+        elif isinstance(message, AbortDelivery):
+            self._on_loop(self._abort, message.job_id)
+        elif isinstance(message, AbortAll):
+            self._on_loop(self._abort_all)
+        else:
+            log.warning("webhook: ignoring unexpected message %r", type(message).__name__)
+
+    def _on_loop(self, fn: Callable[..., None], *args: Any) -> None:
+        # One FIFO queue for spawns and aborts: an abort told after a Deliver always
+        # finds that delivery's task registered.
+        assert self._lt is not None, "on_start creates the loop before any message"
+        self._queued.append((fn, args))
+        if not self._wake_set:  # else a drain is scheduled and will find this one
+            self._wake_set = True
+            self._lt.call(self._drain)
+
+    def _drain(self) -> None:
+        # Cleared before draining: whatever is queued after this line either is
+        # drained below or schedules a drain of its own.
+        self._wake_set = False
+        while self._queued:
+            fn, args = self._queued.popleft()
+            fn(*args)
+        self._admit()  # once per batch: a burst is shared out in turn, not first-come
+        self._arm_expiries()
+        self._count_waiting()
+
+    # --- deliveries (loop thread) ------------------------------------------------------
+
+    def _spawn(self, deliver: Deliver, start_ms: int) -> None:
+        assert self._client is not None
+        pending = _Pending(deliver, start_ms, self._client.destination(deliver.url))
+        self._pending.setdefault(deliver.job_id, set()).add(pending)
+        self._queue.push(pending.destination, pending)
+        self._arrived.append(pending)
+
+    def _arm_expiries(self) -> None:
+        """Give each delivery of this batch that has to wait a deadline (only those:
+        most are sent at once, and a timer each would cost a burst)."""
+        loop = asyncio.get_running_loop()
+        for pending in self._arrived:
+            if self._queue.is_waiting(pending.destination, pending):  # not sent, not aborted
+                timeout_s = pending.deliver.timeout_ms / 1000
+                pending.expiry = loop.call_later(timeout_s, self._expire, pending)
+        self._arrived.clear()
+
+    def _admit(self) -> None:
+        """Send every delivery whose turn it is."""
+        loop = asyncio.get_running_loop()
+        for _, pending in self._queue.admit():
+            if pending.expiry is not None:
+                pending.expiry.cancel()
+                pending.expiry = None
+            pending.task = loop.create_task(self._deliver(pending.deliver, pending.start_ms))
+            pending.task.add_done_callback(partial(self._done, pending))
+
+    def _done(self, pending: _Pending, task: asyncio.Task[DeliveryOutcome]) -> None:
+        self._forget(pending)
+        # A task cancelled before its first step never ran a line of _deliver (an
+        # abort in the same loop iteration as its turn): nothing was sent.
+        if task.cancelled():
+            deliver = pending.deliver
+            outcome = webhook_attempt.aborted(deliver, pending.start_ms, None, self._clock())
+        else:
+            outcome = task.result()
+        signal = signal_for(outcome.http_status, outcome.error_type == "timeout")
+        self._queue.release(pending.destination, signal)
+        if self._metrics is not None and signal is Signal.SLOW_DOWN:
+            self._metrics.cuts.inc()
+        self._finish(pending.deliver, outcome)
+        self._admit()
+        self._count_waiting()
+
+    def _expire(self, pending: _Pending) -> None:
+        """Its timeout passed while it waited for its turn: it fails, never sent."""
+        pending.expiry = None
+        if not self._queue.withdraw(pending.destination, pending):
+            return  # sent or aborted meanwhile
+        self._forget(pending)
+        outcome = webhook_attempt.not_sent_in_time(
+            pending.deliver, pending.start_ms, self._clock(), pending.destination
+        )
+        self._finish(pending.deliver, outcome)
+        self._count_waiting()
+
+    def _abort(self, job_id: str) -> None:
+        for pending in list(self._pending.get(job_id, ())):
+            self._cancel(pending)
+
+    def _abort_all(self) -> None:
+        for pendings in list(self._pending.values()):
+            for pending in list(pendings):
+                self._cancel(pending)
+
+    def _cancel(self, pending: _Pending) -> None:
+        """Abort one delivery: cancel its request, or take it out of the queue."""
+        if pending.task is not None:
+            pending.task.cancel()  # _done reports it
+            return
+        self._queue.withdraw(pending.destination, pending)
+        if pending.expiry is not None:
+            pending.expiry.cancel()
+        self._forget(pending)
+        deliver = pending.deliver
+        self._finish(
+            deliver, webhook_attempt.aborted(deliver, pending.start_ms, None, self._clock())
+        )
+
+    def _forget(self, pending: _Pending) -> None:
+        job_id = pending.deliver.job_id
+        pendings = self._pending.get(job_id)
+        if pendings is not None:
+            pendings.discard(pending)
+            if not pendings:
+                del self._pending[job_id]
+
+    async def _deliver(self, deliver: Deliver, start_ms: int) -> DeliveryOutcome:
+        """One attempt whose turn has come, from sending to its outcome."""
+        assert self._client is not None
+        sent_ms: int | None = None
+        may_send = None if self._lease is None else partial(self._lease.holds, deliver.term)
+        try:
+            early_ms = deliver.not_before_ms - self._clock()
+            if early_ms > 0:  # never before its time, whatever the caller's clock did
+                await asyncio.sleep(early_ms / 1000)
+            sent_ms = self._clock()
+            with self._counted_in_flight():
+                return await webhook_attempt.attempt(
+                    self._client,
+                    deliver,
+                    self._user_agent,
+                    self._clock,
+                    start_ms,
+                    sent_ms,
+                    self._signing_secret,
+                    self._named_secrets,
+                    may_send,
+                )
+        except asyncio.CancelledError:
+            # Only our own abort (or stop) cancels a delivery, and it still owes an
+            # outcome: report it instead of propagating, so the task ends normally.
+            return webhook_attempt.aborted(deliver, start_ms, sent_ms, self._clock())
+        except Exception as exc:
+            # A bug here must not leave the caller waiting forever for an outcome.
+            log.exception("webhook: delivery of %s failed unexpectedly", deliver.job_id)
+            return webhook_attempt.failed(deliver, start_ms, sent_ms, self._clock(), exc)
+
+    def _count_waiting(self) -> None:
+        if self._metrics is not None:
+            self._metrics.waiting.set(self._queue.waiting)
+
+    def _counted_in_flight(self) -> AbstractContextManager[object]:
+        if self._metrics is None:
+            return nullcontext()
+        return self._metrics.in_flight.track_inprogress()
+
+    def _finish(self, deliver: Deliver, outcome: DeliveryOutcome) -> None:
+        """Count the outcome and tell it to the delivery's ``reply_to``."""
+        if self._metrics is not None:
+            self._metrics.observe(deliver, outcome)
+        if deliver.reply_to is None:
+            return
+        try:
+            deliver.reply_to.tell(outcome)
+        except pykka.ActorDeadError:
+            level = logging.DEBUG if self._stopping else logging.WARNING
+            log.log(
+                level, "webhook: dropping the outcome of %s: its receiver is gone", outcome.job_id
+            )
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    def on_start(self) -> None:
+        self._lt = LoopThread(f"webhook-{self._node_id}")
+        self._lt.start(self._open(), START_TIMEOUT_S, self._close)
+
+    def on_stop(self) -> None:
+        self._shutdown()
+
+    def on_failure(self, *exc_info: object) -> None:
+        self._shutdown()
+
+    async def _open(self) -> None:
+        # The client belongs to this loop, so it is made on it.  The
+        # client sends no cookies and uses no proxy from the node's environment.
+        self._client = WebhookClient(
+            webhook_attempt.BODY_READ_LIMIT,
+            DNS_CACHE_TTL_S,
+            self._per_destination,  # the queue never lets more through: a backstop
+            policy=self._policy,
+            resolve=self._resolve,
+        )
+
+    async def _close(self) -> None:
+        self._stopping = True
+        pendings = [p for pendings in self._pending.values() for p in pendings]
+        tasks = [p.task for p in pendings if p.task is not None]
+        self._abort_all()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+
+    def _shutdown(self) -> None:
+        """Abort the deliveries, close the session, stop the loop: each bounded in time;
+        idempotent."""
+        if self._lt is not None:
+            self._lt.stop(self._close, STOP_TIMEOUT_S)

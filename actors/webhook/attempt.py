@@ -1,0 +1,255 @@
+"""One webhook delivery attempt over HTTP, and how it ended, as a DeliveryOutcome.
+
+The WebhookActor decides when an attempt runs (its destination's turn, an abort);
+this module makes the request and turns whatever happened into an outcome.
+Every way a request can fail maps to one :class:`~scheduled_db.jobs.model.ErrorType`:
+
+- ``timeout``: no complete response within ``Deliver.timeout_ms`` (connecting,
+  sending and reading the body all count); or, with nothing sent, no turn to send
+  within that time (:func:`not_sent_in_time`);
+- ``dns_error``: the host name did not resolve;
+- ``tls_error``: the TLS handshake or the certificate check failed;
+- ``connection_error``: refused, reset, closed early, or a malformed response;
+  an invalid URL too, and an address the SSRF guard refuses (``address not
+  allowed: ...``), but those two are not retryable: the URL and the policy stay
+  what they are until a person changes them;
+- ``http_error``: any status but 2xx, with a sanitized snippet of the body.
+
+Redirects are not followed, to any address (see :mod:`scheduled_db.firing.retry`): a 3xx
+is a non-retryable ``http_error``, so a receiver cannot bounce a delivery past the
+SSRF guard.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import ssl
+from collections.abc import Callable, Mapping
+
+from actors.messages import Deliver, DeliveryOutcome
+from actors.webhook.client import (
+    AddressNotAllowedError,
+    DNSError,
+    FencedError,
+    InvalidURLError,
+    Response,
+    TLSError,
+    WebhookClient,
+)
+from scheduled_db.firing.retry import RETRY_AFTER_STATUSES, classify, parse_retry_after
+from scheduled_db.jobs.model import ErrorType, idempotency_key
+from scheduled_db.policy import signing
+
+# Read at most this much of a response: enough to drain a typical small body, so
+# the connection goes back to the pool, without letting a receiver fill our memory.
+BODY_READ_LIMIT = 64 * 1024
+SNIPPET_CHARS = 200  # of the body, in an http_error's message
+MESSAGE_CHARS = 300  # of any error message (an exception's text can be long)
+
+ABORTED = "aborted"  # the error type of an attempt cut short by an abort or a stop
+# The error type of an attempt not sent because this node's leader lease had ended
+# (actors/raft/lease.py): nothing reached the receiver, and no attempt is used up.
+FENCED = "fenced"
+
+Clock = Callable[[], int]
+
+
+def request_body(deliver: Deliver, sent_ms: int) -> bytes:
+    """The JSON the receiver gets; times in epoch seconds (with milliseconds)."""
+    body = {
+        "job_id": deliver.job_id,
+        "type": deliver.job_type,
+        "scheduled_at": deliver.scheduled_at_ms / 1000,
+        "executed_at": sent_ms / 1000,
+        "attempt": deliver.attempt,
+        "payload": deliver.payload,
+    }
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def request_headers(deliver: Deliver, user_agent: str) -> dict[str, str]:
+    """The headers of one attempt; the idempotency key is the same for every attempt
+    of one occurrence (and across failovers), so receivers can drop duplicates."""
+    return {
+        "Content-Type": "application/json",
+        "User-Agent": user_agent,
+        "Idempotency-Key": idempotency_key(deliver.job_id, deliver.scheduled_at_ms),
+        "X-Scheduled-DB-Attempt": str(deliver.attempt),
+        "X-Scheduled-DB-Term": str(deliver.term),
+    }
+
+
+async def attempt(
+    client: WebhookClient,
+    deliver: Deliver,
+    user_agent: str,
+    clock: Clock,
+    start_ms: int,
+    sent_ms: int,
+    signing_secret: bytes | None = None,
+    named_secrets: Mapping[str, bytes] | None = None,
+    may_send: Callable[[], bool] | None = None,
+) -> DeliveryOutcome:
+    """POST the occurrence to its URL and report how that went; signed (see
+    :mod:`scheduled_db.policy.signing`) with the secret the job names, else with
+    ``signing_secret`` if there is one.  A job naming a secret this node does not
+    have is not sent unsigned: the attempt fails (retryably: the configuration, or
+    the next leader's, may have it).
+
+    ``may_send`` is asked just before the request leaves (the leader lease); when
+    it says no, the outcome is of type :data:`FENCED` and nothing was sent.
+
+    Raises only ``asyncio.CancelledError`` (an abort); every failure of the request
+    itself is an outcome.
+    """
+    body = request_body(deliver, sent_ms)
+    headers = request_headers(deliver, user_agent)
+    ref = deliver.signing_secret_ref
+    if ref is not None:
+        signing_secret = (named_secrets or {}).get(ref)
+        if signing_secret is None:
+            message = f"not sent: signing secret {ref} is not configured on this node"
+            error_type = ErrorType.CONNECTION_ERROR.value
+            return _outcome(deliver, start_ms, None, clock(), error_type, message, retryable=True)
+    if signing_secret is not None:
+        headers[signing.HEADER] = signing.sign(signing_secret, sent_ms // 1000, body)
+    try:
+        async with asyncio.timeout(deliver.timeout_ms / 1000):
+            response = await client.post(deliver.url, body, headers, may_send)
+    except FencedError as exc:
+        return _outcome(deliver, start_ms, None, clock(), FENCED, str(exc), retryable=False)
+    except (OSError, InvalidURLError) as exc:  # TimeoutError is an OSError
+        error_type, retryable, message = classify_error(exc, deliver.timeout_ms)
+        return _outcome(
+            deliver, start_ms, sent_ms, clock(), error_type, message, retryable=retryable
+        )
+    end_ms = clock()
+    return http_outcome(deliver, start_ms, sent_ms, end_ms, response)
+
+
+def http_outcome(
+    deliver: Deliver,
+    start_ms: int,
+    sent_ms: int,
+    end_ms: int,
+    response: Response,
+) -> DeliveryOutcome:
+    """The outcome of an attempt that got a response."""
+    status = response.status
+    ok, retryable = classify(status)
+    if ok:
+        return DeliveryOutcome(
+            job_id=deliver.job_id,
+            scheduled_at_ms=deliver.scheduled_at_ms,
+            attempt=deliver.attempt,
+            ok=True,
+            start_ms=start_ms,
+            end_ms=end_ms,
+            sent_ms=sent_ms,
+            http_status=status,
+            response_time_ms=end_ms - sent_ms,
+        )
+    retry_after = None
+    if status in RETRY_AFTER_STATUSES:
+        retry_after = parse_retry_after(response.retry_after, end_ms)
+    message = f"HTTP {status}"
+    if 300 <= status < 400:
+        message += " (redirects are not followed)"
+    snippet = body_snippet(response.body)
+    if snippet:
+        message += f": {snippet}"
+    return _outcome(
+        deliver,
+        start_ms,
+        sent_ms,
+        end_ms,
+        ErrorType.HTTP_ERROR.value,
+        message,
+        retryable=retryable,
+        http_status=status,
+        retry_after_ms=retry_after,
+    )
+
+
+def aborted(deliver: Deliver, start_ms: int, sent_ms: int | None, end_ms: int) -> DeliveryOutcome:
+    """The outcome of an attempt cut short (its job went away, or leadership did)."""
+    message = "aborted before it was sent" if sent_ms is None else "aborted in flight"
+    return _outcome(deliver, start_ms, sent_ms, end_ms, ABORTED, message, retryable=False)
+
+
+def not_sent_in_time(
+    deliver: Deliver, start_ms: int, end_ms: int, destination: str
+) -> DeliveryOutcome:
+    """The outcome of an attempt that waited its whole timeout for a turn to send to
+    ``destination`` (its receiver answers slowly or not at all, or has a backlog):
+    a timeout, retried like any other, with nothing sent."""
+    message = f"not sent: no turn to send to {destination} within {deliver.timeout_ms} ms"
+    error_type = ErrorType.TIMEOUT.value
+    return _outcome(deliver, start_ms, None, end_ms, error_type, message, retryable=True)
+
+
+def failed(
+    deliver: Deliver, start_ms: int, sent_ms: int | None, end_ms: int, exc: BaseException
+) -> DeliveryOutcome:
+    """The outcome of an attempt that hit an error nobody foresaw (retried, since the
+    error says nothing about the receiver)."""
+    message = _truncate(f"{type(exc).__name__}: {exc}", MESSAGE_CHARS)
+    error_type = ErrorType.CONNECTION_ERROR.value
+    return _outcome(deliver, start_ms, sent_ms, end_ms, error_type, message, retryable=True)
+
+
+def classify_error(exc: BaseException, timeout_ms: int) -> tuple[str, bool, str]:
+    """``(error_type, retryable, message)`` for an exception raised by a request."""
+    text = _truncate(f"{type(exc).__name__}: {exc}", MESSAGE_CHARS)
+    if isinstance(exc, DNSError):
+        return ErrorType.DNS_ERROR.value, True, text
+    if isinstance(exc, TLSError | ssl.SSLError):
+        return ErrorType.TLS_ERROR.value, True, text
+    if isinstance(exc, TimeoutError):
+        return ErrorType.TIMEOUT.value, True, f"no response within {timeout_ms} ms"
+    if isinstance(exc, InvalidURLError | AddressNotAllowedError):
+        return ErrorType.CONNECTION_ERROR.value, False, text  # retrying cannot fix the URL
+    return ErrorType.CONNECTION_ERROR.value, True, text
+
+
+def body_snippet(body: bytes) -> str:
+    """At most :data:`SNIPPET_CHARS` printable characters of a response body, with
+    whitespace runs collapsed: it ends up in the API and the logs, so no control
+    characters (terminal escapes, forged log lines) get through."""
+    text = body[: SNIPPET_CHARS * 4].decode("utf-8", errors="replace")
+    printable = "".join(c if c.isprintable() else " " for c in text)
+    return _truncate(" ".join(printable.split()), SNIPPET_CHARS)
+
+
+def _truncate(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
+def _outcome(
+    deliver: Deliver,
+    start_ms: int,
+    sent_ms: int | None,
+    end_ms: int,
+    error_type: str,
+    message: str,
+    *,
+    retryable: bool,
+    http_status: int | None = None,
+    retry_after_ms: int | None = None,
+) -> DeliveryOutcome:
+    return DeliveryOutcome(
+        job_id=deliver.job_id,
+        scheduled_at_ms=deliver.scheduled_at_ms,
+        attempt=deliver.attempt,
+        ok=False,
+        start_ms=start_ms,
+        end_ms=end_ms,
+        sent_ms=sent_ms,
+        http_status=http_status,
+        response_time_ms=None if sent_ms is None else end_ms - sent_ms,
+        error_type=error_type,
+        error_message=message,
+        retryable=retryable,
+        retry_after_ms=retry_after_ms,
+    )

@@ -1,0 +1,1 @@
+"""The command line (not pure: it talks HTTP and starts the node)."""

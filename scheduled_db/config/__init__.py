@@ -1,0 +1,1 @@
+"""The typed configuration: keys, kinds, model, loading, discovery, docs."""

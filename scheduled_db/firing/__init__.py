@@ -1,0 +1,1 @@
+"""What the leader decides at fire time: claims, retries, slots, fairness (pure)."""

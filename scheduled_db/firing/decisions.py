@@ -1,0 +1,160 @@
+"""What the leader decides when a job is due and when an attempt ends.
+
+Pure functions of (job, occurrence, now, policy): the scheduler actor calls them
+and proposes the commands they return.  Every value a replica needs (claim time,
+retry time, the next run of a recurring job) is computed here, on the leader,
+and travels in the command (ARCHITECTURE rule 2).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Protocol
+
+from scheduled_db.firing.retry import next_retry_ms
+from scheduled_db.jobs.model import ErrorType, JobSpec, JobStatus
+from scheduled_db.jobs.schedule import after_downtime, next_run
+from scheduled_db.state import commands as c
+from scheduled_db.state.queries import Due
+
+# Runs that came due at most this long before the current leader took over were
+# missed because there was no leader (a failover takes one to a few seconds), not
+# because the cluster was down: each is fired, late, in order (see skip_missed).
+# Runs missed for longer are a downtime, which the job's misfire policy decides.
+FAILOVER_CATCHUP_MS = 10_000
+
+
+class Jitter(Protocol):
+    def random(self) -> float: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """Cluster-wide delivery settings (a job may lower max_attempts, never raise it)."""
+
+    max_attempts: int = 3
+    timeout_ms: int = 30_000
+    backoff_base_ms: int = 1_000
+    backoff_cap_ms: int = 60_000
+    misfire_grace_ms: int = 1_000
+
+    def attempts_for(self, spec: JobSpec) -> int:
+        wanted = spec.max_attempts if spec.max_attempts is not None else self.max_attempts
+        return max(1, min(wanted, self.max_attempts))
+
+    def timeout_for(self, spec: JobSpec) -> int:
+        return spec.timeout_ms if spec.timeout_ms is not None else self.timeout_ms
+
+
+@dataclass(frozen=True, slots=True)
+class Attempted:
+    """How a delivery attempt ended, as the scheduler needs it."""
+
+    ok: bool
+    end_ms: int
+    timed_out: bool = False
+    retryable: bool = False
+    retry_after_ms: int | None = None
+    http_status: int | None = None
+    response_time_ms: int | None = None
+    error_type: str | None = None
+    error_message: str | None = None
+
+
+def claim(due: Due, node_id: str, term: int, now_ms: int) -> c.ClaimOccurrence:
+    """Claim the next attempt of ``due``'s occurrence (claim before fire)."""
+    return c.ClaimOccurrence(due.job.id, due.occurrence_ms, due.attempts + 1, node_id, term, now_ms)
+
+
+def _caught_up(occurrence_ms: int, takeover_ms: int) -> bool:
+    """Was this run missed only because no leader was there to fire it?"""
+    return takeover_ms - FAILOVER_CATCHUP_MS <= occurrence_ms < takeover_ms
+
+
+def skip_missed(
+    due: Due, now_ms: int, policy: Policy, takeover_ms: int = 0
+) -> c.CompleteOccurrence | None:
+    """For a recurring ``skip`` job whose run was missed, the command that moves it
+    on to its next run without firing; None when the run should fire.
+
+    ``takeover_ms`` is when the current leader began firing: a run due shortly
+    before it (a failover's gap, :data:`FAILOVER_CATCHUP_MS`) is late from then,
+    not from its due time, since nobody could have fired it sooner."""
+    if due.attempts > 0:
+        return None  # a retry of an occurrence already begun is never skipped
+    late_from = takeover_ms if _caught_up(due.occurrence_ms, takeover_ms) else due.occurrence_ms
+    if late_from >= now_ms - policy.misfire_grace_ms:
+        return None  # on time (claims go out a little ahead of the run): fire it
+    fire, next_ms = after_downtime(
+        due.job.spec, due.occurrence_ms, now_ms, grace_ms=policy.misfire_grace_ms
+    )
+    if fire:
+        return None
+    return c.CompleteOccurrence(due.job.id, due.occurrence_ms, next_ms, JobStatus.COMPLETED, now_ms)
+
+
+def complete(
+    spec: JobSpec, occurrence_ms: int, now_ms: int, final: JobStatus, takeover_ms: int = 0
+) -> c.Command:
+    """Close an occurrence: a recurring job moves on to its next run after *now*
+    (runs that came due while this one was being delivered are skipped: the run
+    underway covers them), otherwise the job finishes with ``final``.
+
+    An occurrence due shortly before the current leader took over (``takeover_ms``)
+    was late because of the failover, not because of its receiver: the run after it
+    follows the schedule, so a failover loses no run (:func:`skip_missed` then
+    fires it, late, unless the job's policy says skip)."""
+    caught_up = _caught_up(occurrence_ms, takeover_ms)
+    following = next_run(spec, occurrence_ms if caught_up else max(occurrence_ms, now_ms))
+    if following is not None:
+        return c.CompleteOccurrence(spec.id, occurrence_ms, following, None, now_ms)
+    return c.CompleteOccurrence(spec.id, occurrence_ms, None, final, now_ms)
+
+
+def after_attempt(
+    spec: JobSpec,
+    occurrence_ms: int,
+    attempt: int,
+    result: Attempted,
+    policy: Policy,
+    jitter: Jitter,
+    takeover_ms: int = 0,
+) -> tuple[c.Command, ...]:
+    """The commands recording an attempt's outcome: retry it, or close the occurrence
+    (``takeover_ms``: see :func:`complete`)."""
+    status = (
+        JobStatus.COMPLETED
+        if result.ok
+        else (JobStatus.TIMEOUT if result.timed_out else JobStatus.FAILED)
+    )
+    record = c.RecordOutcome(
+        spec.id,
+        occurrence_ms,
+        attempt,
+        status,
+        result.end_ms,
+        http_status=result.http_status,
+        response_time_ms=result.response_time_ms,
+        error_message=result.error_message,
+        error_type=_error_type(result.error_type),
+    )
+    if not result.ok and result.retryable and attempt < policy.attempts_for(spec):
+        retry_at = next_retry_ms(
+            result.end_ms,
+            attempt,
+            result.retry_after_ms,
+            policy.backoff_base_ms,
+            policy.backoff_cap_ms,
+            jitter,
+        )
+        return (replace(record, retry_at_ms=retry_at),)
+    return (record, complete(spec, occurrence_ms, result.end_ms, status, takeover_ms))
+
+
+def _error_type(value: str | None) -> ErrorType | None:
+    if value is None:
+        return None
+    try:
+        return ErrorType(value)
+    except ValueError:
+        return ErrorType.CONNECTION_ERROR  # e.g. "aborted": the request may not have gone out

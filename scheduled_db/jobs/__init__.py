@@ -1,0 +1,1 @@
+"""The job model, its validation, timestamps and cron schedules (pure)."""

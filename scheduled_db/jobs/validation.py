@@ -1,0 +1,373 @@
+"""Validation of client input: the ``POST /jobs`` body and the list-query parameters.
+
+The contract: for any JSON-decodable input these functions return a value or
+raise :class:`~scheduled_db.errors.ValidationError` naming the offending field,
+never another exception.  A JSON ``null`` in an optional field means "absent".
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import ipaddress
+import json
+import math
+import re
+from collections.abc import Collection
+from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Any
+from urllib.parse import urlsplit
+
+from scheduled_db.config.units import parse_duration_ms
+from scheduled_db.errors import ValidationError, safe_text
+from scheduled_db.jobs.model import JobSpec, JobStatus, JobType, MisfirePolicy
+from scheduled_db.jobs.schedule import first_fire, parse_cron, validate_timezone
+from scheduled_db.jobs.timestamps import parse_timestamp
+from scheduled_db.policy.signing import SECRET_NAME
+
+MAX_JOB_ID_CHARS = 256
+MAX_URL_CHARS = 2048
+DEFAULT_MAX_PAYLOAD_BYTES = 256 * 1024  # of the payload as compact UTF-8 JSON
+MAX_PAYLOAD_DEPTH = 64  # well under msgpack's and json's own nesting limits
+MAX_ATTEMPTS = 100
+MIN_TIMEOUT_MS = 1_000
+MAX_TIMEOUT_MS = 3_600_000
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
+MAX_CURSOR_CHARS = 1024
+
+_FIELDS = (
+    "id",
+    "type",
+    "timestamp",
+    "cron_expression",
+    "timezone",
+    "last_date",
+    "webhook_url",
+    "payload",
+    "misfire_policy",
+    "max_attempts",
+    "timeout",
+    "signing_secret_ref",
+)
+_JOB_ID = re.compile(r"[A-Za-z0-9._:-]+", re.ASCII)
+# RFC 3986 characters only: no spaces, quotes, backslashes or non-ASCII, which
+# URL parsers disagree about.  Clients percent-encode anything else.
+_URL_CHARS = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+", re.ASCII)
+_HOST_LABEL = re.compile(r"[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?", re.ASCII)
+_NUMERIC_LABEL = re.compile(r"0x[0-9a-f]*|[0-9]+", re.ASCII)  # inet_aton's number forms
+_INT_RANGE = (-(2**63), 2**64 - 1)  # what the msgpack wire and storage can carry
+_CURSOR = re.compile(r"[A-Za-z0-9_-]+", re.ASCII)
+_CURSOR_PREFIX = "v1:"
+_STATUSES = frozenset(status.value for status in JobStatus)
+
+
+def parse_job_spec(
+    body: object,
+    now_ms: int,
+    *,
+    generated_id: str,
+    max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
+    secret_names: Collection[str] = (),
+) -> JobSpec:
+    """Validate the JSON body of ``POST /jobs`` into a :class:`JobSpec`.
+
+    ``generated_id`` (a fresh uuid4 from the caller) is used when the body has
+    no ``id``; ``secret_names`` are the signing secrets a job may name.  Raises
+    :class:`ValidationError` on the first bad field.
+    """
+    fields = _as_object(body)
+    job_type = _job_type(fields.get("type"))
+    timestamp_ms = _timestamp(fields.get("timestamp"), job_type, now_ms)
+    spec = JobSpec(
+        id=_job_id(fields.get("id"), generated_id),
+        type=job_type,
+        timestamp_ms=timestamp_ms,
+        cron_expression=_cron(fields.get("cron_expression"), job_type),
+        timezone=_timezone(fields.get("timezone")),
+        last_date_ms=_last_date(fields.get("last_date"), timestamp_ms, now_ms),
+        webhook_url=_webhook_url(fields.get("webhook_url")),
+        payload=_payload(fields.get("payload"), max_payload_bytes),
+        misfire_policy=_misfire_policy(fields.get("misfire_policy")),
+        max_attempts=_max_attempts(fields.get("max_attempts")),
+        timeout_ms=_timeout(fields.get("timeout")),
+        signing_secret_ref=_secret_ref(fields.get("signing_secret_ref"), secret_names),
+    )
+    _check_fires(spec, now_ms)
+    return spec
+
+
+def _as_object(body: object) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise ValidationError("body", "must be a JSON object")
+    if not all(isinstance(key, str) for key in body):
+        raise ValidationError("body", "field names must be strings")
+    unknown = sorted(key for key in body if key not in _FIELDS)
+    if unknown:
+        others = ", ".join(safe_text(k, 40) for k in unknown[1:5])
+        raise ValidationError(unknown[0], f"unknown field{f' (also: {others})' if others else ''}")
+    return body
+
+
+def _job_type(value: object) -> JobType:
+    if value is None:
+        raise ValidationError("type", "is required: unico or recurrente")
+    if value not in ("unico", "recurrente"):
+        raise ValidationError("type", "must be unico or recurrente")
+    return JobType(value)
+
+
+def _job_id(value: object, generated_id: str) -> str:
+    if value is None:
+        return generated_id
+    if not isinstance(value, str):
+        raise ValidationError("id", "must be a string")
+    if not 1 <= len(value) <= MAX_JOB_ID_CHARS:
+        raise ValidationError("id", f"must be 1 to {MAX_JOB_ID_CHARS} characters")
+    if not _JOB_ID.fullmatch(value):
+        raise ValidationError("id", "may contain only letters, digits and . _ : -")
+    if value in (".", ".."):  # HTTP clients rewrite /jobs/.. : the job would be unreachable
+        raise ValidationError("id", "must not be '.' or '..'")
+    return value
+
+
+def _timestamp(value: object, job_type: JobType, now_ms: int) -> int | None:
+    if value is None:
+        if job_type is JobType.UNICO:
+            raise ValidationError("timestamp", "is required for unico jobs")
+        return None
+    timestamp_ms = parse_timestamp(value, "timestamp")
+    if job_type is JobType.UNICO and timestamp_ms <= now_ms:
+        raise ValidationError("timestamp", "must be in the future")
+    return timestamp_ms
+
+
+def _cron(value: object, job_type: JobType) -> str | None:
+    if job_type is JobType.UNICO:
+        if value is not None:
+            raise ValidationError("cron_expression", "is only allowed for recurrente jobs")
+        return None
+    if value is None:
+        raise ValidationError("cron_expression", "is required for recurrente jobs")
+    return parse_cron(value, "cron_expression").expression
+
+
+def _timezone(value: object) -> str:
+    return "UTC" if value is None else validate_timezone(value, "timezone")
+
+
+def _last_date(value: object, timestamp_ms: int | None, now_ms: int) -> int | None:
+    if value is None:
+        return None
+    last_ms = parse_timestamp(value, "last_date")
+    if last_ms <= now_ms:
+        raise ValidationError("last_date", "must be in the future")
+    if timestamp_ms is not None and last_ms <= timestamp_ms:
+        raise ValidationError("last_date", "must be after timestamp")
+    return last_ms
+
+
+def _check_fires(spec: JobSpec, now_ms: int) -> None:
+    """A recurring job must have at least one run, or it would sit pending forever."""
+    if spec.type is JobType.RECURRENTE and first_fire(spec, now_ms) is None:
+        if spec.last_date_ms is not None:
+            raise ValidationError("last_date", "no run of the schedule falls before last_date")
+        raise ValidationError("cron_expression", "never fires after the start time")
+
+
+def _webhook_url(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValidationError("webhook_url", "must be a string")
+    if not 1 <= len(value) <= MAX_URL_CHARS:
+        raise ValidationError("webhook_url", f"must be 1 to {MAX_URL_CHARS} characters")
+    if not _URL_CHARS.fullmatch(value):
+        raise ValidationError(
+            "webhook_url", "must contain only URL characters (percent-encode the others)"
+        )
+    try:
+        parts = urlsplit(value)
+        port, host = parts.port, parts.hostname
+    except ValueError:  # bad [IPv6] literal or a non-numeric / out-of-range port
+        raise ValidationError("webhook_url", "is not a valid URL") from None
+    if parts.scheme.lower() not in ("http", "https"):
+        raise ValidationError("webhook_url", "must be an absolute http or https URL")
+    if "@" in parts.netloc:
+        raise ValidationError("webhook_url", "must not contain credentials")
+    if not host or not _valid_host(host):
+        raise ValidationError(
+            "webhook_url", "must have a valid host name or IP address (IPv4 as a.b.c.d)"
+        )
+    if port == 0:
+        raise ValidationError("webhook_url", "port must be 1-65535")
+    return value
+
+
+def _valid_host(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        pass
+    labels = host.removesuffix(".").split(".")
+    if all(_NUMERIC_LABEL.fullmatch(label) for label in labels):
+        # 2130706433, 0x7f.1, 0177.0.0.1, 127.1: resolvers read these as IPv4
+        # addresses (127.0.0.1 here), no DNS name looks like that, and the SSRF
+        # guard should judge the address a URL names, so only the a.b.c.d form is.
+        return False
+    return len(host) <= 253 and all(_HOST_LABEL.fullmatch(label) for label in labels)
+
+
+def _payload(value: object, max_bytes: int) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ValidationError("payload", "must be a JSON object")
+    problem = _json_problem(value)
+    if problem is not None:
+        raise ValidationError("payload", problem)
+    encoded = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    size = len(encoded.encode("utf-8"))
+    if size > max_bytes:
+        raise ValidationError("payload", f"is {size} bytes as JSON; the limit is {max_bytes}")
+    return value
+
+
+def _json_problem(root: dict[Any, Any]) -> str | None:
+    """Why ``root`` cannot be stored and sent as strict JSON, or None.  Iterative:
+    a deep payload must not hit Python's recursion limit here."""
+    stack: list[tuple[object, int]] = [(root, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict | list):
+            if depth > MAX_PAYLOAD_DEPTH:
+                return f"is nested deeper than {MAX_PAYLOAD_DEPTH} levels"
+            if isinstance(value, dict):
+                if not all(isinstance(k, str) and _is_unicode(k) for k in value):
+                    return "has a key that is not valid Unicode text"
+                stack.extend((v, depth + 1) for v in value.values())
+            else:
+                stack.extend((v, depth + 1) for v in value)
+        else:
+            problem = _scalar_problem(value)
+            if problem is not None:
+                return problem
+    return None
+
+
+def _scalar_problem(value: object) -> str | None:
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        return None if _is_unicode(value) else "has a string that is not valid Unicode text"
+    if isinstance(value, int):
+        low, high = _INT_RANGE
+        return None if low <= value <= high else "has an integer outside the 64-bit range"
+    if isinstance(value, float):
+        return None if math.isfinite(value) else "must not contain NaN or Infinity"
+    return "contains a value that is not JSON"
+
+
+def _is_unicode(text: str) -> bool:
+    # JSON's "\ud800" decodes to a lone surrogate, which no UTF-8 encoder accepts.
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _secret_ref(value: object, names: Collection[str]) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not SECRET_NAME.fullmatch(value):
+        raise ValidationError("signing_secret_ref", "must be the name of a signing secret")
+    if value not in names:
+        # The name is the client's own input, and names are not secrets.
+        raise ValidationError(
+            "signing_secret_ref", f"{value} is not one of this cluster's webhooks.signing_secrets"
+        )
+    return value
+
+
+def _misfire_policy(value: object) -> MisfirePolicy:
+    if value is None:
+        return MisfirePolicy.FIRE_ONCE
+    if value not in ("fire_once", "skip"):
+        raise ValidationError("misfire_policy", "must be fire_once or skip")
+    return MisfirePolicy(value)
+
+
+def _max_attempts(value: object) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationError("max_attempts", "must be an integer")
+    if not 1 <= value <= MAX_ATTEMPTS:
+        raise ValidationError("max_attempts", f"must be between 1 and {MAX_ATTEMPTS}")
+    return value
+
+
+def _timeout(value: object) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            timeout_ms = parse_duration_ms(value)
+        except ValueError as exc:
+            raise ValidationError("timeout", str(exc)) from None
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        # Bound before converting: a float may be NaN or 1e308, an int 10**5000.
+        if not (isinstance(value, int) or math.isfinite(value)) or not 0 <= value <= 86_400:
+            raise ValidationError("timeout", "must be between 1s and 1h")
+        seconds = Decimal(value) if isinstance(value, int) else Decimal(repr(value))
+        timeout_ms = int((seconds * 1000).to_integral_value(rounding=ROUND_HALF_EVEN))
+    else:
+        raise ValidationError("timeout", "must be a duration such as '30s' or seconds")
+    if not MIN_TIMEOUT_MS <= timeout_ms <= MAX_TIMEOUT_MS:
+        raise ValidationError("timeout", "must be between 1s and 1h")
+    return timeout_ms
+
+
+def validate_status_filter(value: object) -> JobStatus:
+    """The ``status`` query parameter as a :class:`JobStatus`."""
+    if not isinstance(value, str) or value not in _STATUSES:
+        raise ValidationError("status", "Invalid status value")
+    return JobStatus(value)
+
+
+def parse_limit(value: object) -> int:
+    """The ``limit`` query parameter: absent or empty gives 100; else 1..1000."""
+    if value is None or value == "":
+        return DEFAULT_LIMIT
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 9:
+        number = int(value)
+    elif isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    else:
+        number = 0
+    if not 1 <= number <= MAX_LIMIT:
+        raise ValidationError("limit", f"must be an integer between 1 and {MAX_LIMIT}")
+    return number
+
+
+def encode_cursor(key: str) -> str:
+    """An opaque, URL-safe pagination cursor for "continue after ``key``"."""
+    raw = (_CURSOR_PREFIX + key).encode("utf-8")
+    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+
+def decode_cursor(token: object) -> str | None:
+    """The key a cursor from :func:`encode_cursor` continues after; None when absent."""
+    if token is None or token == "":
+        return None
+    if not isinstance(token, str) or len(token) > MAX_CURSOR_CHARS or not _CURSOR.fullmatch(token):
+        raise ValidationError("cursor", "Invalid cursor")
+    try:
+        text = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        raise ValidationError("cursor", "Invalid cursor") from None
+    if not text.startswith(_CURSOR_PREFIX):
+        raise ValidationError("cursor", "Invalid cursor")
+    return text[len(_CURSOR_PREFIX) :]

@@ -1,0 +1,1 @@
+"""Who may do what and how much: auth, rate limit, admission, SSRF, signing (pure)."""

@@ -1,0 +1,1 @@
+"""The replicated state machine: commands, transitions, records, queries (pure)."""

@@ -1,0 +1,285 @@
+"""State-machine commands and their versioned msgpack encoding.
+
+A command is what the leader proposes as the data of a NORMAL Raft entry.  The
+leader decides every value a command carries (times, the next run, the node
+that executes), so applying it is a pure function of (state, command).
+
+Encoding: one version byte (:data:`COMMAND_VERSION`) followed by a msgpack
+array ``[kind, field, ...]``; a :class:`Batch` carries its commands as nested
+arrays without their own version byte.  :func:`decode_command` raises
+:class:`CommandDecodeError` and nothing else for anything malformed, so the
+state machine can turn a bad entry into a deterministic rejection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from enum import Enum, IntEnum
+from typing import Any
+
+import msgpack
+
+from scheduled_db.jobs.model import ErrorType, JobSpec, JobStatus, JobType, MisfirePolicy
+from scheduled_db.state.records import spec_to_wire
+
+COMMAND_VERSION = 1
+
+
+class CommandDecodeError(ValueError):
+    """Raised for any entry data that is not a valid command of this version."""
+
+
+class CommandKind(IntEnum):
+    CREATE = 1
+    DELETE = 2
+    CANCEL = 3
+    CLAIM = 4
+    RECORD_OUTCOME = 5
+    COMPLETE = 6
+    UPDATE = 7
+    PAUSE = 8
+    RESUME = 9
+    PRUNE_HISTORY = 10
+    BATCH = 11
+
+
+@dataclass(frozen=True, slots=True)
+class CreateJob:
+    """Add a job; ``next_run_at_ms`` is its first fire time, computed by the leader."""
+
+    spec: JobSpec
+    created_at_ms: int
+    next_run_at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteJob:
+    """Remove a job with its execution state and history, whatever its status."""
+
+    job_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class CancelJob:
+    """Stop a pending or in-progress job for good; later outcomes are rejected."""
+
+    job_id: str
+    at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimOccurrence:
+    """Reserve one attempt of one occurrence for ``node_id`` (claim before fire)."""
+
+    job_id: str
+    scheduled_at_ms: int
+    attempt: int
+    node_id: str
+    term: int
+    at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class RecordOutcome:
+    """The result of a claimed attempt; ``retry_at_ms`` re-queues a failed one."""
+
+    job_id: str
+    scheduled_at_ms: int
+    attempt: int
+    status: JobStatus  # completed | failed | timeout
+    end_time_ms: int
+    http_status: int | None = None
+    response_time_ms: int | None = None
+    error_message: str | None = None
+    error_type: ErrorType | None = None
+    retry_at_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CompleteOccurrence:
+    """Close an occurrence: reschedule at ``next_run_at_ms`` or finish with a status."""
+
+    job_id: str
+    scheduled_at_ms: int
+    next_run_at_ms: int | None
+    final_status: JobStatus | None
+    at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateJob:
+    """Replace the spec of a pending job (same id) and its next fire time."""
+
+    spec: JobSpec
+    next_run_at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class PauseJob:
+    job_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ResumeJob:
+    """Unpause; a pending job may be given a new next fire time (misfire policy)."""
+
+    job_id: str
+    next_run_at_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PruneHistory:
+    """Drop attempts that started before ``cutoff_ms`` (at most ``limit`` of them)."""
+
+    cutoff_ms: int
+    limit: int
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """Many commands in one entry; each is applied (or rejected) on its own."""
+
+    commands: tuple[Command, ...]
+
+
+Command = (
+    CreateJob
+    | DeleteJob
+    | CancelJob
+    | ClaimOccurrence
+    | RecordOutcome
+    | CompleteOccurrence
+    | UpdateJob
+    | PauseJob
+    | ResumeJob
+    | PruneHistory
+    | Batch
+)
+
+# --- field codecs: (to wire, from wire with validation) -------------------------
+
+Codec = tuple[Callable[[Any], Any], Callable[[Any], Any]]
+
+
+def _check(ok: bool, what: str) -> None:
+    if not ok:
+        raise CommandDecodeError(what)
+
+
+def _uint_in(v: Any) -> int:
+    _check(type(v) is int and v >= 0, "expected a non-negative integer")
+    return int(v)
+
+
+def _str_in(v: Any) -> str:
+    _check(isinstance(v, str), "expected a string")
+    return str(v)
+
+
+def _optional(inner: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    return lambda v: None if v is None else inner(v)
+
+
+def _enum_codec(cls: type[Enum]) -> Codec:
+    return (lambda v: v.value, lambda v: cls(v))
+
+
+def _opt_enum_codec(cls: type[Enum]) -> Codec:
+    return (lambda v: None if v is None else v.value, _optional(lambda v: cls(v)))
+
+
+_SPEC_FIELDS = frozenset(f.name for f in fields(JobSpec))
+_SPEC_OPTIONAL = frozenset({"signing_secret_ref"})  # on the wire only when set
+
+
+def _spec_in(v: Any) -> JobSpec:
+    _check(isinstance(v, dict) and set(v) >= _SPEC_FIELDS - _SPEC_OPTIONAL, "bad job spec fields")
+    _check(set(v) <= _SPEC_FIELDS, "bad job spec fields")
+    spec = JobSpec.from_wire(v)
+    _check(isinstance(spec.id, str) and isinstance(spec.timezone, str), "bad job spec")
+    for name in ("timestamp_ms", "last_date_ms", "max_attempts", "timeout_ms"):
+        _optional(_uint_in)(getattr(spec, name))
+    for name in ("cron_expression", "webhook_url", "signing_secret_ref"):
+        _optional(_str_in)(getattr(spec, name))
+    _check(spec.payload is None or isinstance(spec.payload, dict), "bad payload")
+    _check(isinstance(spec.type, JobType), "bad job type")
+    _check(isinstance(spec.misfire_policy, MisfirePolicy), "bad misfire policy")
+    return spec
+
+
+def _ident(v: Any) -> Any:
+    return v
+
+
+UINT: Codec = (_ident, _uint_in)
+OPT_UINT: Codec = (_ident, _optional(_uint_in))
+STR: Codec = (_ident, _str_in)
+OPT_STR: Codec = (_ident, _optional(_str_in))
+SPEC: Codec = (spec_to_wire, _spec_in)
+STATUS = _enum_codec(JobStatus)
+OPT_STATUS = _opt_enum_codec(JobStatus)
+OPT_ERROR = _opt_enum_codec(ErrorType)
+
+_SCHEMA: dict[CommandKind, tuple[type[Any], tuple[Codec, ...]]] = {
+    CommandKind.CREATE: (CreateJob, (SPEC, UINT, UINT)),
+    CommandKind.DELETE: (DeleteJob, (STR,)),
+    CommandKind.CANCEL: (CancelJob, (STR, UINT)),
+    CommandKind.CLAIM: (ClaimOccurrence, (STR, UINT, UINT, STR, UINT, UINT)),
+    CommandKind.RECORD_OUTCOME: (
+        RecordOutcome,
+        (STR, UINT, UINT, STATUS, UINT, OPT_UINT, OPT_UINT, OPT_STR, OPT_ERROR, OPT_UINT),
+    ),
+    CommandKind.COMPLETE: (CompleteOccurrence, (STR, UINT, OPT_UINT, OPT_STATUS, UINT)),
+    CommandKind.UPDATE: (UpdateJob, (SPEC, UINT)),
+    CommandKind.PAUSE: (PauseJob, (STR,)),
+    CommandKind.RESUME: (ResumeJob, (STR, OPT_UINT)),
+    CommandKind.PRUNE_HISTORY: (PruneHistory, (UINT, UINT)),
+}
+_KIND_OF: dict[type[Any], CommandKind] = {cls: kind for kind, (cls, _) in _SCHEMA.items()}
+_KIND_OF[Batch] = CommandKind.BATCH
+
+
+def kind_of(command: Command) -> CommandKind:
+    return _KIND_OF[type(command)]
+
+
+def _to_wire(command: Command) -> list[Any]:
+    if isinstance(command, Batch):
+        return [int(CommandKind.BATCH), [_to_wire(c) for c in command.commands]]
+    kind = _KIND_OF[type(command)]
+    codecs = _SCHEMA[kind][1]
+    values = [getattr(command, f.name) for f in fields(command)]
+    return [int(kind)] + [enc(v) for (enc, _), v in zip(codecs, values, strict=True)]
+
+
+def _from_wire(w: Any, nested: bool) -> Command:
+    _check(isinstance(w, list) and len(w) >= 1, "a command is a non-empty array")
+    kind = CommandKind(w[0])
+    if kind is CommandKind.BATCH:
+        _check(not nested, "batches do not nest")
+        _check(len(w) == 2 and isinstance(w[1], list), "bad batch")
+        return Batch(tuple(_from_wire(c, nested=True) for c in w[1]))
+    cls, codecs = _SCHEMA[kind]
+    _check(len(w) == len(codecs) + 1, f"{kind.name}: wrong number of fields")
+    return cls(*(dec(v) for (_, dec), v in zip(codecs, w[1:], strict=True)))  # type: ignore[no-any-return]
+
+
+def encode_command(command: Command) -> bytes:
+    """The entry data for ``command``: version byte + msgpack array."""
+    body = msgpack.packb(_to_wire(command), use_bin_type=True)
+    return bytes([COMMAND_VERSION]) + bytes(body)
+
+
+def decode_command(data: bytes) -> Command:
+    """Decode entry data made by :func:`encode_command`; raise CommandDecodeError otherwise."""
+    if not data:
+        raise CommandDecodeError("empty command")
+    if data[0] != COMMAND_VERSION:
+        raise CommandDecodeError(f"unsupported command version {data[0]}")
+    try:
+        return _from_wire(msgpack.unpackb(data[1:], raw=False, strict_map_key=True), False)
+    except CommandDecodeError:
+        raise
+    except Exception as exc:  # msgpack, enum, dataclass and type errors alike
+        raise CommandDecodeError(f"malformed command: {type(exc).__name__}") from None

@@ -1,0 +1,267 @@
+"""The key layout of the job state and the encoding of its records.
+
+Every replica stores exactly these keys and values, so a digest over them in key
+order compares replicas byte for byte.  Integers in keys are big-endian and fixed
+width so that byte order is numeric order; job ids never contain NUL (the state
+machine rejects such ids), so ``<id>\\0`` ends an id inside a key.
+
+=========================================  ===========================================
+key                                        value
+=========================================  ===========================================
+``m/applied``                              ``[index, term]`` of the last applied entry
+``m/conf``                                 ``[voters, learners]`` as of that entry
+``m/counters``                             ``[jobs, bytes, [count per status]]``
+``j/<id>``                                 the :class:`Job` record
+``x/<id>``                                 the :class:`Execution` record
+``s/<status>\\0<id>``                       empty: jobs by status
+``d/<be64 fire ms><id>``                   empty: the due index
+``c/<id>``                                 empty: a claim without outcome
+``h/<id>\\0<be64 occurrence><be32 n>``      the :class:`Attempt` record
+``t/<be64 start ms><id>\\0<be64 occ><be32 n>`` empty: attempts by start time (pruning)
+=========================================  ===========================================
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from typing import Any, TypeVar
+
+import msgpack
+
+from scheduled_db.jobs.model import Attempt, Job, JobSpec, JobStatus
+from scheduled_db.raft.messages import ConfState
+
+RECORD_VERSION = 1
+MAX_JOB_ID_BYTES = 256
+
+APPLIED = b"m/applied"
+CONF = b"m/conf"
+COUNTERS = b"m/counters"
+META_PREFIX = b"m/"
+MEMBER = b"m/member/"  # + node id: [raft address, http address] of a cluster member
+JOB = b"j/"
+EXEC = b"x/"
+STATUS = b"s/"
+DUE = b"d/"
+CLAIM = b"c/"
+HISTORY = b"h/"
+BY_START = b"t/"
+
+STATUS_ORDER = tuple(JobStatus)  # fixed order of the per-status counters
+
+T = TypeVar("T")
+_U64 = struct.Struct(">Q")
+_OCC = struct.Struct(">QI")  # occurrence ms, attempt number
+
+
+class RecordError(ValueError):
+    """A stored value that does not decode: the state is damaged."""
+
+
+def prefix_end(prefix: bytes) -> bytes:
+    """The smallest key greater than every key starting with ``prefix``."""
+    return prefix[:-1] + bytes([prefix[-1] + 1])
+
+
+def u64(n: int) -> bytes:
+    return _U64.pack(n)
+
+
+def id_bytes(job_id: str) -> bytes:
+    return job_id.encode()
+
+
+def job_key(job_id: str) -> bytes:
+    return JOB + id_bytes(job_id)
+
+
+def exec_key(job_id: str) -> bytes:
+    return EXEC + id_bytes(job_id)
+
+
+def claim_key(job_id: str) -> bytes:
+    return CLAIM + id_bytes(job_id)
+
+
+def status_prefix(status: JobStatus) -> bytes:
+    return STATUS + status.value.encode() + b"\0"
+
+
+def status_key(status: JobStatus, job_id: str) -> bytes:
+    return status_prefix(status) + id_bytes(job_id)
+
+
+def due_key(at_ms: int, job_id: str) -> bytes:
+    return DUE + u64(at_ms) + id_bytes(job_id)
+
+
+def history_prefix(job_id: str) -> bytes:
+    return HISTORY + id_bytes(job_id) + b"\0"
+
+
+def history_key(job_id: str, scheduled_at_ms: int, attempt: int) -> bytes:
+    return history_prefix(job_id) + _OCC.pack(scheduled_at_ms, attempt)
+
+
+def by_start_key(start_ms: int, job_id: str, scheduled_at_ms: int, attempt: int) -> bytes:
+    return BY_START + u64(start_ms) + id_bytes(job_id) + b"\0" + _OCC.pack(scheduled_at_ms, attempt)
+
+
+def parse_by_start_key(key: bytes) -> tuple[str, int, int]:
+    """``(job id, occurrence ms, attempt)`` of a ``t/`` key."""
+    body = key[len(BY_START) + 8 :]
+    occ, attempt = _OCC.unpack(body[-_OCC.size :])
+    return body[: -_OCC.size - 1].decode(), occ, attempt
+
+
+def parse_due_key(key: bytes) -> tuple[int, str]:
+    return _U64.unpack(key[2:10])[0], key[10:].decode()
+
+
+# --- records -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Execution:
+    """Where a job is in its current occurrence: the attempt count and any open claim."""
+
+    occurrence_ms: int | None
+    attempt: int = 0  # attempts claimed for this occurrence so far
+    claim_open: bool = False
+    claim_node: str | None = None
+    claim_term: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Counters:
+    """Capacity counters kept with every applied batch (O(1) to read)."""
+
+    jobs: int = 0
+    bytes: int = 0  # sum of len(key) + len(value) over all non-``m/`` keys
+    by_status: tuple[tuple[JobStatus, int], ...] = tuple((s, 0) for s in STATUS_ORDER)
+
+    def count(self, status: JobStatus) -> int:
+        return dict(self.by_status)[status]
+
+
+def member_key(node_id: str) -> bytes:
+    return MEMBER + node_id.encode()
+
+
+def encode_member(raft_address: str, http_address: str) -> bytes:
+    """Also the context of a conf change that adds a node: where it can be reached."""
+    return _pack([raft_address, http_address])
+
+
+def decode_member(data: bytes) -> tuple[str, str]:
+    def build(w: Any) -> tuple[str, str]:
+        raft_address, http_address = w
+        if not isinstance(raft_address, str) or not isinstance(http_address, str):
+            raise RecordError("member addresses are not strings")
+        return raft_address, http_address
+
+    return _decoded("member", data, build)
+
+
+def _pack(obj: Any) -> bytes:
+    return bytes([RECORD_VERSION]) + bytes(msgpack.packb(obj, use_bin_type=True))
+
+
+def _unpack(data: bytes) -> Any:
+    if not data or data[0] != RECORD_VERSION:
+        raise RecordError("unknown record version")
+    try:
+        return msgpack.unpackb(data[1:], raw=False)
+    except Exception as exc:
+        raise RecordError(f"malformed record: {type(exc).__name__}") from None
+
+
+def _decoded(what: str, data: bytes, build: Callable[[Any], T]) -> T:
+    try:
+        return build(_unpack(data))
+    except RecordError:
+        raise
+    except Exception as exc:
+        raise RecordError(f"malformed {what} record: {exc}") from None
+
+
+_SPEC_FIELDS = tuple(f.name for f in fields(JobSpec))
+_JOB_FIELDS = tuple(f.name for f in fields(Job) if f.name != "spec")
+_ATTEMPT_FIELDS = tuple(f.name for f in fields(Attempt))
+
+
+def spec_to_wire(spec: JobSpec) -> dict[str, Any]:
+    """``spec.to_wire()`` without ``asdict``'s deep copy (the hot path of apply).
+
+    Same keys, same order, same values: the bytes msgpack makes of it are equal.
+    """
+    d = {name: getattr(spec, name) for name in _SPEC_FIELDS}
+    d["type"] = spec.type.value
+    d["misfire_policy"] = spec.misfire_policy.value
+    if spec.signing_secret_ref is None:
+        del d["signing_secret_ref"]
+    return d
+
+
+def job_to_wire(job: Job) -> dict[str, Any]:
+    d: dict[str, Any] = {"spec": spec_to_wire(job.spec)}
+    d.update((name, getattr(job, name)) for name in _JOB_FIELDS)
+    d["status"] = job.status.value
+    return d
+
+
+def encode_job(job: Job) -> bytes:
+    return _pack(job_to_wire(job))
+
+
+def decode_job(data: bytes) -> Job:
+    return _decoded("job", data, Job.from_wire)
+
+
+def encode_attempt(a: Attempt) -> bytes:
+    d = {name: getattr(a, name) for name in _ATTEMPT_FIELDS}
+    d["status"] = a.status.value
+    d["error_type"] = a.error_type.value if a.error_type else None
+    return _pack(d)
+
+
+def decode_attempt(data: bytes) -> Attempt:
+    return _decoded("attempt", data, Attempt.from_wire)
+
+
+def encode_execution(e: Execution) -> bytes:
+    return _pack([e.occurrence_ms, e.attempt, e.claim_open, e.claim_node, e.claim_term])
+
+
+def decode_execution(data: bytes) -> Execution:
+    return _decoded("execution", data, lambda w: Execution(*w))
+
+
+def encode_counters(c: Counters) -> bytes:
+    return _pack([c.jobs, c.bytes, [n for _, n in c.by_status]])
+
+
+def decode_counters(data: bytes) -> Counters:
+    def build(w: Any) -> Counters:
+        jobs, size, counts = w
+        return Counters(jobs, size, tuple(zip(STATUS_ORDER, counts, strict=True)))
+
+    return _decoded("counters", data, build)
+
+
+def encode_applied(index: int, term: int) -> bytes:
+    return _pack([index, term])
+
+
+def decode_applied(data: bytes) -> tuple[int, int]:
+    return _decoded("applied", data, lambda w: (int(w[0]), int(w[1])))
+
+
+def encode_conf(cs: ConfState) -> bytes:
+    return _pack([list(cs.voters), list(cs.learners)])
+
+
+def decode_conf(data: bytes) -> ConfState:
+    return _decoded("conf", data, lambda w: ConfState(tuple(w[0]), tuple(w[1])))

@@ -1,0 +1,272 @@
+"""One handler per command: check the job's status, then write the new state.
+
+Status machine of a job (one occurrence at a time)::
+
+    pending --claim--> in_progress --outcome--> completed | failed | timeout
+    failed/timeout --claim (attempt + 1)--> in_progress           (retry)
+    in_progress --claim (newer term, attempt + 1)--> in_progress  (failover re-fire)
+    completed/failed/timeout/pending --complete(next run)--> pending   (recurring)
+    completed/failed/timeout/pending --complete(no next run)--> final status
+    pending/in_progress/failed/timeout --cancel--> cancelled (final)
+
+A job is *finished* once ``completed_at_ms`` is set (final status or
+cancelled); nothing but delete changes a finished job.  Handlers never raise:
+every rejection is a :class:`CommandResult` with a code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from scheduled_db.jobs.model import Attempt, Job, JobStatus, JobType
+from scheduled_db.state import commands as c
+from scheduled_db.state.records import MAX_JOB_ID_BYTES, Execution
+from scheduled_db.state.results import CommandResult, ResultCode
+from scheduled_db.state.txn import Txn
+
+OUTCOME_STATUSES = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.TIMEOUT})
+RETRYABLE = frozenset({JobStatus.FAILED, JobStatus.TIMEOUT})
+CLAIMABLE = frozenset({JobStatus.PENDING, JobStatus.IN_PROGRESS}) | RETRYABLE
+K = c.CommandKind
+
+
+def _reject(code: ResultCode, kind: K, job_id: str, job: Job | None, why: str) -> CommandResult:
+    return CommandResult(code, kind, job_id, job, detail=why)
+
+
+def _not_found(kind: K, job_id: str) -> CommandResult:
+    return CommandResult(ResultCode.NOT_FOUND, kind, job_id)
+
+
+def _finished(job: Job) -> bool:
+    return job.completed_at_ms is not None
+
+
+def _id_problem(job_id: str) -> str | None:
+    if not job_id:
+        return "empty job id"
+    if "\0" in job_id:
+        return "job id contains NUL"
+    if len(job_id.encode()) > MAX_JOB_ID_BYTES:
+        return f"job id longer than {MAX_JOB_ID_BYTES} bytes"
+    return None
+
+
+def create(tx: Txn, cmd: c.CreateJob) -> CommandResult:
+    job_id = cmd.spec.id
+    problem = _id_problem(job_id)
+    if problem is not None:
+        return _reject(ResultCode.INVALID, K.CREATE, job_id, None, problem)
+    old = tx.get_job(job_id)
+    if old is not None:
+        same = old.spec == cmd.spec
+        code = ResultCode.EXISTS_IDENTICAL if same else ResultCode.EXISTS_DIFFERENT
+        return CommandResult(code, K.CREATE, job_id, old)
+    job = Job(spec=cmd.spec, created_at_ms=cmd.created_at_ms, next_run_at_ms=cmd.next_run_at_ms)
+    tx.put_job(None, job)
+    tx.put_exec(job_id, Execution(cmd.next_run_at_ms))
+    return CommandResult(ResultCode.OK, K.CREATE, job_id, job)
+
+
+def delete(tx: Txn, cmd: c.DeleteJob) -> CommandResult:
+    job = tx.get_job(cmd.job_id)
+    if job is None:
+        return _not_found(K.DELETE, cmd.job_id)
+    tx.remove_job(job)
+    return CommandResult(ResultCode.OK, K.DELETE, cmd.job_id, job)
+
+
+def cancel(tx: Txn, cmd: c.CancelJob) -> CommandResult:
+    job = tx.get_job(cmd.job_id)
+    if job is None:
+        return _not_found(K.CANCEL, cmd.job_id)
+    if job.status is JobStatus.CANCELLED:
+        return CommandResult(ResultCode.UNCHANGED, K.CANCEL, job.id, job)
+    if _finished(job):
+        return _reject(ResultCode.ILLEGAL_TRANSITION, K.CANCEL, job.id, job, "finished")
+    ex = tx.get_exec(job.id)
+    if ex.claim_open and ex.occurrence_ms is not None:
+        # The in-flight attempt is closed now, so its late outcome is rejected.
+        opened = tx.get_attempt(job.id, ex.occurrence_ms, ex.attempt)
+        if opened is not None:
+            tx.put_attempt(replace(opened, status=JobStatus.CANCELLED, end_time_ms=cmd.at_ms))
+        tx.put_exec(job.id, replace(ex, claim_open=False))
+    new = job.evolve(status=JobStatus.CANCELLED, next_run_at_ms=None, completed_at_ms=cmd.at_ms)
+    tx.put_job(job, new)
+    return CommandResult(ResultCode.OK, K.CANCEL, job.id, new)
+
+
+def _claim_problem(job: Job, ex: Execution, cmd: c.ClaimOccurrence) -> str | None:
+    if cmd.scheduled_at_ms != ex.occurrence_ms:
+        return f"occurrence {cmd.scheduled_at_ms} is not the current one ({ex.occurrence_ms})"
+    if cmd.attempt != ex.attempt + 1:
+        return f"attempt {cmd.attempt} is not the next one ({ex.attempt + 1})"
+    if job.status is JobStatus.IN_PROGRESS and cmd.term <= ex.claim_term:
+        return f"an attempt from term {ex.claim_term} is in flight"
+    return None
+
+
+def claim(tx: Txn, cmd: c.ClaimOccurrence) -> CommandResult:
+    job = tx.get_job(cmd.job_id)
+    if job is None:
+        return _not_found(K.CLAIM, cmd.job_id)
+    if _finished(job) or job.paused or job.status not in CLAIMABLE:
+        why = "paused" if job.paused else f"status {job.status.value}"
+        return _reject(ResultCode.ILLEGAL_TRANSITION, K.CLAIM, job.id, job, why)
+    ex = tx.get_exec(job.id)
+    problem = _claim_problem(job, ex, cmd)
+    if problem is not None:
+        return _reject(ResultCode.STALE, K.CLAIM, job.id, job, problem)
+    attempt = Attempt(job.id, cmd.scheduled_at_ms, cmd.attempt, cmd.node_id, cmd.term, cmd.at_ms)
+    tx.put_attempt(attempt)
+    tx.put_exec(job.id, Execution(cmd.scheduled_at_ms, cmd.attempt, True, cmd.node_id, cmd.term))
+    new = job.evolve(
+        status=JobStatus.IN_PROGRESS,
+        attempt_count=cmd.attempt,
+        first_attempt_at_ms=cmd.at_ms if cmd.attempt == 1 else job.first_attempt_at_ms,
+        last_attempt_at_ms=cmd.at_ms,
+        executing_node_id=cmd.node_id,
+    )
+    tx.put_job(job, new)
+    return CommandResult(ResultCode.OK, K.CLAIM, job.id, new, attempt=attempt)
+
+
+def _outcome_problem(job: Job, ex: Execution, cmd: c.RecordOutcome) -> tuple[ResultCode, str]:
+    if cmd.status not in OUTCOME_STATUSES:
+        return ResultCode.INVALID, f"{cmd.status.value} is not an outcome"
+    if cmd.retry_at_ms is not None and cmd.status is JobStatus.COMPLETED:
+        return ResultCode.INVALID, "a completed attempt has no retry"
+    if _finished(job):
+        return ResultCode.ILLEGAL_TRANSITION, f"status {job.status.value}"
+    if not ex.claim_open or (ex.occurrence_ms, ex.attempt) != (cmd.scheduled_at_ms, cmd.attempt):
+        return ResultCode.STALE, "not the attempt in flight"
+    return ResultCode.OK, ""
+
+
+def record_outcome(tx: Txn, cmd: c.RecordOutcome) -> CommandResult:
+    job = tx.get_job(cmd.job_id)
+    if job is None:
+        return _not_found(K.RECORD_OUTCOME, cmd.job_id)
+    ex = tx.get_exec(job.id)
+    code, why = _outcome_problem(job, ex, cmd)
+    opened = tx.get_attempt(job.id, cmd.scheduled_at_ms, cmd.attempt)
+    if code is not ResultCode.OK or opened is None:
+        return _reject(code, K.RECORD_OUTCOME, job.id, job, why or "no such attempt")
+    closed = replace(
+        opened,
+        status=cmd.status,
+        end_time_ms=cmd.end_time_ms,
+        http_status=cmd.http_status,
+        response_time_ms=cmd.response_time_ms,
+        error_message=cmd.error_message,
+        error_type=cmd.error_type,
+    )
+    tx.put_attempt(closed)
+    tx.put_exec(job.id, replace(ex, claim_open=False))
+    new = job.evolve(status=cmd.status, next_run_at_ms=cmd.retry_at_ms)
+    tx.put_job(job, new)
+    return CommandResult(ResultCode.OK, K.RECORD_OUTCOME, job.id, new, attempt=closed)
+
+
+def _complete_problem(job: Job, ex: Execution, cmd: c.CompleteOccurrence) -> tuple[ResultCode, str]:
+    if _finished(job):
+        return ResultCode.ILLEGAL_TRANSITION, f"status {job.status.value}"
+    if job.status is JobStatus.IN_PROGRESS:
+        return ResultCode.ILLEGAL_TRANSITION, "no outcome recorded for the attempt in flight"
+    if cmd.scheduled_at_ms != ex.occurrence_ms:
+        return ResultCode.STALE, f"occurrence {cmd.scheduled_at_ms} is not the current one"
+    if cmd.next_run_at_ms is not None:
+        if job.spec.type is not JobType.RECURRENTE:
+            return ResultCode.INVALID, "only a recurring job has a next run"
+        if cmd.next_run_at_ms <= cmd.scheduled_at_ms:
+            return ResultCode.INVALID, "the next run must be after the occurrence"
+        return ResultCode.OK, ""
+    final = cmd.final_status or job.status
+    if final not in OUTCOME_STATUSES:
+        return ResultCode.INVALID, f"{final.value} is not a final status"
+    return ResultCode.OK, ""
+
+
+def complete(tx: Txn, cmd: c.CompleteOccurrence) -> CommandResult:
+    job = tx.get_job(cmd.job_id)
+    if job is None:
+        return _not_found(K.COMPLETE, cmd.job_id)
+    ex = tx.get_exec(job.id)
+    code, why = _complete_problem(job, ex, cmd)
+    if code is not ResultCode.OK:
+        return _reject(code, K.COMPLETE, job.id, job, why)
+    if cmd.next_run_at_ms is not None:
+        tx.put_exec(job.id, Execution(cmd.next_run_at_ms))
+        new = job.evolve(
+            status=JobStatus.PENDING,
+            next_run_at_ms=cmd.next_run_at_ms,
+            attempt_count=0,
+            executing_node_id=None,
+        )
+    else:
+        final = cmd.final_status or job.status
+        new = job.evolve(status=final, next_run_at_ms=None, completed_at_ms=cmd.at_ms)
+    tx.put_job(job, new)
+    return CommandResult(ResultCode.OK, K.COMPLETE, job.id, new)
+
+
+def update(tx: Txn, cmd: c.UpdateJob) -> CommandResult:
+    job = tx.get_job(cmd.spec.id)
+    if job is None:
+        return _not_found(K.UPDATE, cmd.spec.id)
+    if _finished(job) or job.status is not JobStatus.PENDING:
+        why = f"status {job.status.value}"
+        return _reject(ResultCode.ILLEGAL_TRANSITION, K.UPDATE, job.id, job, why)
+    tx.put_exec(job.id, Execution(cmd.next_run_at_ms))
+    new = job.evolve(spec=cmd.spec, next_run_at_ms=cmd.next_run_at_ms, attempt_count=0)
+    tx.put_job(job, new)
+    return CommandResult(ResultCode.OK, K.UPDATE, job.id, new)
+
+
+def pause(tx: Txn, cmd: c.PauseJob) -> CommandResult:
+    job = tx.get_job(cmd.job_id)
+    if job is None:
+        return _not_found(K.PAUSE, cmd.job_id)
+    if _finished(job):
+        why = f"status {job.status.value}"
+        return _reject(ResultCode.ILLEGAL_TRANSITION, K.PAUSE, job.id, job, why)
+    if job.paused:
+        return CommandResult(ResultCode.UNCHANGED, K.PAUSE, job.id, job)
+    new = job.evolve(paused=True)
+    tx.put_job(job, new)
+    return CommandResult(ResultCode.OK, K.PAUSE, job.id, new)
+
+
+def resume(tx: Txn, cmd: c.ResumeJob) -> CommandResult:
+    job = tx.get_job(cmd.job_id)
+    if job is None:
+        return _not_found(K.RESUME, cmd.job_id)
+    if _finished(job):
+        why = f"status {job.status.value}"
+        return _reject(ResultCode.ILLEGAL_TRANSITION, K.RESUME, job.id, job, why)
+    if not job.paused:
+        return CommandResult(ResultCode.UNCHANGED, K.RESUME, job.id, job)
+    new = job.evolve(paused=False)
+    if cmd.next_run_at_ms is not None and job.status is JobStatus.PENDING:
+        # The leader applied the misfire policy: runs missed while paused move on.
+        tx.put_exec(job.id, Execution(cmd.next_run_at_ms))
+        new = new.evolve(next_run_at_ms=cmd.next_run_at_ms, attempt_count=0)
+    tx.put_job(job, new)
+    return CommandResult(ResultCode.OK, K.RESUME, job.id, new)
+
+
+def prune_history(tx: Txn, cmd: c.PruneHistory) -> CommandResult:
+    """Drop up to ``limit`` attempts started before the cutoff, except one in flight."""
+    doomed: list[Attempt] = []
+    for job_id, occurrence, n in tx.attempts_started_before(cmd.cutoff_ms):
+        if len(doomed) >= cmd.limit:
+            break
+        ex = tx.get_exec(job_id)
+        if ex.claim_open and (ex.occurrence_ms, ex.attempt) == (occurrence, n):
+            continue
+        a = tx.get_attempt(job_id, occurrence, n)
+        if a is not None:
+            doomed.append(a)
+    for a in doomed:  # collected first: the overlay must not change while iterated
+        tx.delete_attempt(a)
+    return CommandResult(ResultCode.OK, K.PRUNE_HISTORY, count=len(doomed))

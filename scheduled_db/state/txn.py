@@ -1,0 +1,152 @@
+"""A state-machine transaction: typed reads and writes over an :class:`Overlay`.
+
+Every job write goes through :meth:`Txn.put_job`, which keeps the secondary
+indexes (status, due) and the counters consistent with the job record, so the
+command handlers never maintain an index by hand.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+
+from scheduled_db.jobs.model import Attempt, Job, JobStatus
+from scheduled_db.raft.messages import ConfChange, ConfChangeType, ConfState
+from scheduled_db.state import records as r
+from scheduled_db.state.stateview import Overlay, StateView, Write
+
+DUE_STATUSES = frozenset({JobStatus.PENDING, JobStatus.FAILED, JobStatus.TIMEOUT})
+
+
+def due_index_key(job: Job) -> bytes | None:
+    """The job's key in the due index, or None if nothing is due for it.
+
+    Due: not paused, a next run is set, and the job waits for a first attempt
+    (pending) or for a retry (failed/timeout with a retry time).
+    """
+    if job.paused or job.next_run_at_ms is None or job.status not in DUE_STATUSES:
+        return None
+    return r.due_key(job.next_run_at_ms, job.id)
+
+
+def load_counters(view: StateView) -> r.Counters:
+    raw = view.get(r.COUNTERS)
+    return r.Counters() if raw is None else r.decode_counters(raw)
+
+
+class Txn:
+    """Reads see earlier writes of the same transaction; :meth:`finish` ends it."""
+
+    def __init__(self, view: StateView) -> None:
+        self.ov = Overlay(view)
+        base = load_counters(view)
+        self._jobs = base.jobs
+        self._bytes = base.bytes
+        self._by_status: Counter[JobStatus] = Counter(dict(base.by_status))
+
+    # -- jobs --
+
+    def get_job(self, job_id: str) -> Job | None:
+        raw = self.ov.get(r.job_key(job_id))
+        return None if raw is None else r.decode_job(raw)
+
+    def put_job(self, old: Job | None, new: Job) -> None:
+        """Write ``new`` (which replaces ``old``, None for a new job) and its indexes."""
+        self.ov.put(r.job_key(new.id), r.encode_job(new))
+        if old is None:
+            self._jobs += 1
+        if old is None or old.status is not new.status:
+            if old is not None:
+                self.ov.delete(r.status_key(old.status, old.id))
+                self._by_status[old.status] -= 1
+            self.ov.put(r.status_key(new.status, new.id), b"")
+            self._by_status[new.status] += 1
+        old_due = None if old is None else due_index_key(old)
+        new_due = due_index_key(new)
+        if old_due != new_due:
+            if old_due is not None:
+                self.ov.delete(old_due)
+            if new_due is not None:
+                self.ov.put(new_due, b"")
+
+    def remove_job(self, job: Job) -> None:
+        """Delete the job, its indexes, its execution record and its history."""
+        for key, value in list(self.ov.iter_range(*_range(r.history_prefix(job.id)))):
+            a = r.decode_attempt(value)
+            self.ov.delete(key)
+            self.ov.delete(_by_start(a))
+        due = due_index_key(job)
+        if due is not None:
+            self.ov.delete(due)
+        for key in (r.job_key(job.id), r.exec_key(job.id), r.claim_key(job.id)):
+            self.ov.delete(key)
+        self.ov.delete(r.status_key(job.status, job.id))
+        self._jobs -= 1
+        self._by_status[job.status] -= 1
+
+    # -- execution state --
+
+    def get_exec(self, job_id: str) -> r.Execution:
+        raw = self.ov.get(r.exec_key(job_id))
+        return r.Execution(None) if raw is None else r.decode_execution(raw)
+
+    def put_exec(self, job_id: str, ex: r.Execution) -> None:
+        self.ov.put(r.exec_key(job_id), r.encode_execution(ex))
+        if ex.claim_open:
+            self.ov.put(r.claim_key(job_id), b"")
+        else:
+            self.ov.delete(r.claim_key(job_id))
+
+    # -- history --
+
+    def get_attempt(self, job_id: str, scheduled_at_ms: int, attempt: int) -> Attempt | None:
+        raw = self.ov.get(r.history_key(job_id, scheduled_at_ms, attempt))
+        return None if raw is None else r.decode_attempt(raw)
+
+    def put_attempt(self, a: Attempt) -> None:
+        key = r.history_key(a.job_id, a.scheduled_at_ms, a.attempt_num)
+        self.ov.put(key, r.encode_attempt(a))
+        self.ov.put(_by_start(a), b"")
+
+    def attempts_started_before(self, cutoff_ms: int) -> Iterator[tuple[str, int, int]]:
+        """``(job id, occurrence, attempt)`` of attempts started before ``cutoff_ms``."""
+        for key, _ in self.ov.iter_range(r.BY_START, r.BY_START + r.u64(cutoff_ms)):
+            yield r.parse_by_start_key(key)
+
+    def delete_attempt(self, a: Attempt) -> None:
+        self.ov.delete(r.history_key(a.job_id, a.scheduled_at_ms, a.attempt_num))
+        self.ov.delete(_by_start(a))
+
+    # -- cluster members --
+
+    def record_member(self, change: ConfChange) -> None:
+        """Keep the address a conf change carries; forget a removed member's."""
+        key = r.member_key(change.node_id)
+        if change.type is ConfChangeType.REMOVE:
+            self.ov.delete(key)
+        elif change.context:
+            r.decode_member(change.context)  # only a well-formed address is kept
+            self.ov.put(key, change.context)
+
+    # -- the end --
+
+    def finish(self, applied: int, term: int, conf: ConfState | None) -> list[Write]:
+        """Write the applied position, conf state and counters; return all writes."""
+        if conf is not None:
+            self.ov.put(r.CONF, r.encode_conf(conf))
+        self.ov.put(r.APPLIED, r.encode_applied(applied, term))
+        counters = r.Counters(
+            self._jobs,
+            self._bytes + self.ov.size_delta,
+            tuple((s, self._by_status[s]) for s in r.STATUS_ORDER),
+        )
+        self.ov.put(r.COUNTERS, r.encode_counters(counters))
+        return self.ov.writes()
+
+
+def _by_start(a: Attempt) -> bytes:
+    return r.by_start_key(a.start_time_ms, a.job_id, a.scheduled_at_ms, a.attempt_num)
+
+
+def _range(prefix: bytes) -> tuple[bytes, bytes]:
+    return prefix, r.prefix_end(prefix)

@@ -1,0 +1,1 @@
+"""The Raft simulator and its invariant checker (whole clusters in one process)."""

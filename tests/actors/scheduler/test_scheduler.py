@@ -1,0 +1,344 @@
+"""The SchedulerActor with real Raft and Storage actors and an injected clock.
+
+A probe stands in for the WebhookActor (it records every Deliver); the test
+answers with DeliveryOutcomes and moves the clock, then tells the scheduler to
+wake.  Waits are bounded conditions, never sleeps.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pykka
+import pytest
+
+from actors import messages as m
+from actors.raft.actor import RaftActor, RaftSettings
+from actors.runtime.clock import now_ms
+from actors.scheduler import actor as scheduler_mod
+from actors.scheduler.actor import SchedulerActor, SchedulerSettings
+from actors.storage.actor import StorageActor
+from actors.storage.store import NodeStore
+from scheduled_db.firing.decisions import Policy
+from scheduled_db.jobs.model import Job, JobSpec, JobStatus, JobType, MisfirePolicy
+from scheduled_db.state import commands as c
+from tests.actors.probe import Inbox, start_probe
+
+T0 = 1_900_000_000_000  # the test's "now" (ms)
+URL = "http://receiver.example/hook"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> int:
+        return self.now
+
+
+@dataclass
+class World:
+    clock: Clock
+    storage: pykka.ActorRef[Any]
+    raft: pykka.ActorRef[Any]
+    scheduler: pykka.ActorRef[Any]
+    webhook: Inbox
+
+    def propose(self, cmd: c.Command) -> m.ProposeOutcome:
+        box = Inbox()
+        self.raft.tell(m.Propose(c.encode_command(cmd), box.put))
+        return box.wait_for(m.ProposeOutcome)
+
+    def job(self, job_id: str) -> Job:
+        job = self.storage.ask(m.Read(0, m.GetJob(job_id)))
+        assert job is not None
+        return job
+
+    def wait_job(self, job_id: str, pred: Callable[[Job], bool]) -> Job:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            job = self.job(job_id)
+            if pred(job):
+                return job
+            self.scheduler.tell(m.Wake())
+            self.scheduler.ask(m.Wake())  # a barrier: everything before it is handled
+        raise AssertionError(f"job {job_id} never satisfied the condition: {self.job(job_id)}")
+
+    def at(self, ms: int) -> None:
+        self.clock.now = ms
+        self.scheduler.ask(m.Wake())
+
+    def delivers(self, n: int) -> list[m.Deliver]:
+        deadline = time.monotonic() + 10
+        while len(self.webhook.of_type(m.Deliver)) < n and time.monotonic() < deadline:
+            self.scheduler.ask(m.Wake())
+        got = self.webhook.of_type(m.Deliver)
+        assert len(got) >= n, got
+        return got
+
+    def answer(self, d: m.Deliver, ok: bool, **kw: Any) -> None:
+        now = self.clock.now
+        self.scheduler.tell(
+            m.DeliveryOutcome(d.job_id, d.scheduled_at_ms, d.attempt, ok, now, now, now, **kw)
+        )
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    yield from _world(tmp_path, history_retention_ms=720 * 3_600_000)
+
+
+@pytest.fixture
+def short_memory(tmp_path: Path) -> Iterator[World]:
+    yield from _world(tmp_path, history_retention_ms=60_000)
+
+
+def _world(tmp_path: Path, history_retention_ms: int) -> Iterator[World]:
+    store = NodeStore.open(tmp_path / "n1", "n1")
+    store.bootstrap(("n1",))
+    storage = StorageActor.start(store)
+    raft = RaftActor.start(
+        RaftSettings("n1", tick_ms=20), store.log, store.applied()[0], storage, seed=1
+    )
+    hook_ref, hook = start_probe()
+    clock = Clock()
+    settings = SchedulerSettings(
+        "n1",
+        slot_gap_ms=1_000,
+        hot_window_ms=60_000,
+        claim_ahead_ms=200,
+        history_retention_ms=history_retention_ms,
+        prune_every_ms=10_000,
+        policy=Policy(max_attempts=3, backoff_base_ms=1_000, backoff_cap_ms=1_000),
+    )
+    sched = SchedulerActor.start(settings, raft, storage, hook_ref, clock=clock, seed=7)
+    w = World(clock, storage, raft, sched, hook)
+    _wait_active(w)
+    yield w
+    for ref in (sched, raft, storage, hook_ref):
+        ref.stop()
+
+
+def _wait_active(w: World) -> None:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if w.scheduler.proxy().active.get():
+            return
+    raise AssertionError("the scheduler never became active")
+
+
+def _create(w: World, spec: JobSpec, first_run: int) -> None:
+    assert w.propose(c.CreateJob(spec, T0 - 5_000, first_run)).error is None
+
+
+def _unico(job_id: str, at: int, url: str | None = URL) -> JobSpec:
+    return JobSpec(id=job_id, type=JobType.UNICO, timestamp_ms=at, webhook_url=url)
+
+
+def test_claims_before_firing_and_fires_at_its_own_time(world: World) -> None:
+    due = T0 + 10_000
+    _create(world, _unico("a", due), due)
+    world.at(due - 1_000)
+    assert world.job("a").status is JobStatus.PENDING
+    world.at(due - 100)  # within claim_ahead: the claim commits, nothing fires yet
+    job = world.wait_job("a", lambda j: j.status is JobStatus.IN_PROGRESS)
+    assert job.attempt_count == 1 and job.executing_node_id == "n1"
+    assert world.webhook.of_type(m.Deliver) == []
+    world.at(due)
+    (d,) = world.delivers(1)
+    assert (d.job_id, d.scheduled_at_ms, d.attempt, d.url) == ("a", due, 1, URL)
+    world.answer(d, ok=True, http_status=200)
+    done = world.wait_job("a", lambda j: j.status is JobStatus.COMPLETED)
+    assert done.completed_at_ms is not None
+
+
+def test_a_retryable_failure_retries_the_same_occurrence(world: World) -> None:
+    due = T0 + 1_000
+    _create(world, _unico("r", due), due)
+    world.at(due)
+    (first,) = world.delivers(1)
+    world.answer(first, ok=False, http_status=500, error_type="http_error", retryable=True)
+    failed = world.wait_job("r", lambda j: j.status is JobStatus.FAILED)
+    assert failed.next_run_at_ms is not None and failed.next_run_at_ms > due
+    world.at(failed.next_run_at_ms)
+    second = world.delivers(2)[1]
+    assert (second.scheduled_at_ms, second.attempt) == (due, 2)  # same idempotency key
+    world.answer(second, ok=True, http_status=200)
+    world.wait_job("r", lambda j: j.status is JobStatus.COMPLETED)
+
+
+def test_a_non_retryable_failure_fails_at_once(world: World) -> None:
+    due = T0 + 1_000
+    _create(world, _unico("f", due), due)
+    world.at(due)
+    (d,) = world.delivers(1)
+    world.answer(d, ok=False, http_status=404, error_type="http_error", retryable=False)
+    job = world.wait_job("f", lambda j: j.completed_at_ms is not None)
+    assert job.status is JobStatus.FAILED
+
+
+def test_a_job_without_a_webhook_completes_at_its_time(world: World) -> None:
+    due = T0 + 1_000
+    _create(world, _unico("quiet", due, url=None), due)
+    world.at(due)
+    world.wait_job("quiet", lambda j: j.status is JobStatus.COMPLETED)
+    assert world.webhook.of_type(m.Deliver) == []
+
+
+def test_a_recurring_job_moves_on_to_its_next_run(world: World) -> None:
+    spec = JobSpec(
+        id="rec", type=JobType.RECURRENTE, cron_expression="*/10 * * * * *", webhook_url=URL
+    )
+    first = (T0 // 10_000 + 1) * 10_000
+    _create(world, spec, first)
+    world.at(first)
+    (d,) = world.delivers(1)
+    world.answer(d, ok=True, http_status=200)
+    job = world.wait_job("rec", lambda j: j.next_run_at_ms == first + 10_000)
+    assert job.status is JobStatus.PENDING
+
+
+def test_a_missed_run_of_a_skip_job_moves_on_without_firing(world: World) -> None:
+    spec = JobSpec(
+        id="skip",
+        type=JobType.RECURRENTE,
+        cron_expression="0 * * * *",
+        webhook_url=URL,
+        misfire_policy=MisfirePolicy.SKIP,
+    )
+    missed = (T0 // 3_600_000 - 2) * 3_600_000  # two hours ago
+    _create(world, spec, missed)
+    job = world.wait_job("skip", lambda j: (j.next_run_at_ms or 0) > T0)
+    assert job.status is JobStatus.PENDING
+    assert world.webhook.of_type(m.Deliver) == []
+
+
+def test_a_claim_left_by_an_older_term_fires_again_with_the_same_key(world: World) -> None:
+    due = T0 - 1_000
+    world.scheduler.tell(m.Leadership("n1", 1, False, False))  # idle while we plant the claim
+    _create(world, _unico("lost", due), due)
+    claim = c.ClaimOccurrence("lost", due, 1, "n0", 0, due)  # an older leader's claim
+    assert world.propose(claim).results[0].code.value == "ok"
+    status = world.raft.ask(m.GetRaftStatus())
+    world.scheduler.tell(m.Leadership("n1", status.term, True, True))
+    (d,) = world.delivers(1)
+    assert (d.scheduled_at_ms, d.attempt) == (due, 2)
+
+
+def test_a_claim_an_older_term_made_ahead_fires_at_its_time_not_at_the_takeover(
+    world: World,
+) -> None:
+    """Claims are made claim_ahead before the run: a new leader that finds one open
+    fires it when it is due, never earlier (a graceful hand-over just before a
+    burst sent every claimed run at once, up to claim_ahead early)."""
+    due = T0 + 150  # within claim_ahead (200 ms) of now, so an old leader claimed it
+    world.scheduler.tell(m.Leadership("n1", 1, False, False))
+    _create(world, _unico("ahead", due), due)
+    claim = c.ClaimOccurrence("ahead", due, 1, "n0", 0, due - 200)
+    assert world.propose(claim).results[0].code.value == "ok"
+    status = world.raft.ask(m.GetRaftStatus())
+    world.scheduler.tell(m.Leadership("n1", status.term, True, True))
+    deadline = time.monotonic() + 1.0
+    while time.monotonic() < deadline:  # the refire is read, claimed and armed meanwhile
+        world.scheduler.ask(m.Wake())
+    assert world.webhook.of_type(m.Deliver) == []
+    world.at(due)
+    (d,) = world.delivers(1)
+    assert (d.scheduled_at_ms, d.attempt, d.not_before_ms) == (due, 2, due)
+
+
+def test_a_fenced_delivery_is_sent_again_while_leadership_lasts(world: World) -> None:
+    """A delivery the lease stopped (nothing sent) keeps its claim and goes again."""
+    due = T0 + 1_000
+    _create(world, _unico("fenced", due), due)
+    world.at(due)
+    (d,) = world.delivers(1)
+    world.answer(d, ok=False, error_type="fenced")
+    world.scheduler.ask(m.Wake())  # a barrier: the outcome is handled at the old time
+    assert len(world.webhook.of_type(m.Deliver)) == 1
+    world.at(due + scheduler_mod.FENCED_RETRY_MS)
+    again = world.delivers(2)[1]
+    assert (again.scheduled_at_ms, again.attempt) == (d.scheduled_at_ms, d.attempt)
+
+
+def test_losing_leadership_idles_the_scheduler_and_aborts_deliveries(world: World) -> None:
+    due = T0 + 1_000
+    _create(world, _unico("gone", due), due)
+    world.at(due)
+    world.delivers(1)
+    world.scheduler.tell(m.Leadership("n2", 99, False, False))
+    world.webhook.wait_for(m.AbortAll)  # the probe handles it on its own thread
+    assert not world.scheduler.proxy().active.get()
+
+
+def test_only_the_hot_window_is_held_and_it_refills_as_time_passes(world: World) -> None:
+    """Memory holds what is due within the window (60 s here), not every job."""
+    near, far = T0 + 30_000, T0 + 300_000
+    _create(world, _unico("near", near), near)
+    _create(world, _unico("far", far), far)
+    world.at(T0 + 1_000)
+    held = world.scheduler.proxy().due.get()
+    assert "near" in held and "far" not in held
+    world.at(far - 50_000)  # a refill after the window has moved over "far"
+    deadline = time.monotonic() + 10
+    while "far" not in world.scheduler.proxy().due.get() and time.monotonic() < deadline:
+        world.scheduler.ask(m.Wake())
+    assert "far" in world.scheduler.proxy().due.get()
+
+
+def test_finished_jobs_and_their_history_are_pruned_after_the_retention(
+    short_memory: World,
+) -> None:
+    w = short_memory
+    due = T0 + 1_000
+    _create(w, _unico("old", due), due)
+    w.at(due)
+    (d,) = w.delivers(1)
+    w.answer(d, ok=True, http_status=200)
+    w.wait_job("old", lambda j: j.status is JobStatus.COMPLETED)
+    w.at(due + 30_000)  # within the retention: kept, with its history
+    assert w.storage.ask(m.Read(0, m.GetJob("old"))) is not None
+    w.at(due + 120_000)  # past it: the next prune removes it
+    deadline = time.monotonic() + 10
+    while w.storage.ask(m.Read(0, m.GetJob("old"))) is not None:
+        assert time.monotonic() < deadline, "the finished job was never pruned"
+        w.scheduler.ask(m.Wake())
+    assert w.storage.ask(m.Read(0, m.GetExecutions("old"))) == ()
+
+
+def test_outcomes_wait_while_a_burst_fires_and_then_are_recorded(world: World) -> None:
+    a_due, b_due = T0 + 1_000, T0 + 1_010  # b is due within FIRING_SOON_MS of a
+    _create(world, _unico("a", a_due), a_due)
+    _create(world, _unico("b", b_due), b_due)
+    world.at(a_due)
+    (a,) = world.delivers(1)
+    world.wait_job("b", lambda j: j.status is JobStatus.IN_PROGRESS)  # b's claim is armed
+    world.answer(a, ok=True, http_status=200)
+    answered = now_ms()
+    while now_ms() <= answered + 2 * scheduler_mod.OUTCOME_FLUSH_MS:  # past a flush
+        world.scheduler.ask(m.Wake())
+    assert world.scheduler.proxy().outbox.get(), "the outcome was proposed mid-burst"
+    assert world.job("a").status is JobStatus.IN_PROGRESS
+    world.at(b_due)  # b fires; nothing else is due: the held outcome goes out
+    world.wait_job("a", lambda j: j.status is JobStatus.COMPLETED)
+
+
+def test_a_held_outcome_is_recorded_after_the_longest_delay(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(scheduler_mod, "OUTCOME_MAX_DELAY_MS", 50)
+    a_due, b_due = T0 + 1_000, T0 + 1_010
+    _create(world, _unico("a", a_due), a_due)
+    _create(world, _unico("b", b_due), b_due)
+    world.at(a_due)
+    (a,) = world.delivers(1)
+    world.answer(a, ok=True, http_status=200)
+    # The scheduler's clock stays before b's time, so the burst never ends; the
+    # outcome still goes out once it has waited OUTCOME_MAX_DELAY_MS (real time).
+    world.wait_job("a", lambda j: j.status is JobStatus.COMPLETED)
+    assert world.job("b").status is JobStatus.IN_PROGRESS
+    assert world.webhook.of_type(m.Deliver) == [a]

@@ -1,0 +1,306 @@
+"""The StorageActor over a real RocksDB: persist, apply, events, snapshots, restart."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pykka
+import pytest
+
+from actors import messages as m
+from actors.storage.actor import StorageActor
+from actors.storage.store import NodeStore, SnapshotNotStagedError, StoreOptions
+from scheduled_db.jobs.model import JobStatus
+from scheduled_db.raft.messages import (
+    ConfChange,
+    ConfChangeType,
+    ConfState,
+    Entry,
+    EntryType,
+    HardState,
+    SnapshotMeta,
+)
+from scheduled_db.state import commands as c
+from scheduled_db.state.fsm import ApplyOrderError
+from scheduled_db.state.queries import JobPage
+from scheduled_db.state.results import ResultCode
+from tests.actors.probe import start_probe
+from tests.command_gen import entry_at
+from tests.fsm_helpers import spec
+from tests.integration.nodeproc import wait_until
+
+T = 5.0  # seconds: the bound on every wait
+
+
+class Node:
+    """A StorageActor over a store in ``path``; ``restart`` reopens the same directory."""
+
+    def __init__(self, path: Path, options: StoreOptions | None = None) -> None:
+        self.path, self.options = path, options
+        self.probe, self.inbox = start_probe()
+        self.start()
+
+    def start(self) -> None:
+        self.store = NodeStore.open(self.path, "n1", options=self.options)
+        self.ref: pykka.ActorRef[Any] = StorageActor.start(self.store)
+
+    def ask(self, msg: object) -> Any:
+        return self.ref.ask(msg, timeout=T)
+
+    def read(self, query: m.Query) -> Any:
+        return self.ask(m.Read(0, query))
+
+    def restart(self) -> None:
+        self.ref.stop(timeout=T)  # on_stop closes the store
+        self.start()
+
+    def stop(self) -> None:
+        for ref in (self.ref, self.probe):
+            if ref.is_alive():
+                ref.stop(timeout=T)
+
+
+@pytest.fixture
+def node(tmp_path: Path) -> Iterator[Node]:
+    n = Node(tmp_path / "n1")
+    yield n
+    n.stop()
+
+
+def _cmd_entries(*cmds: c.Command, start: int = 1, term: int = 1) -> tuple[Entry, ...]:
+    return tuple(Entry(term, start + i, data=c.encode_command(x)) for i, x in enumerate(cmds))
+
+
+def test_persist_then_reload_log_and_hard_state(node: Node) -> None:
+    first = tuple(Entry(1, i, data=b"x%d" % i) for i in range(1, 6))
+    reply = node.ask(m.PersistReady(1, HardState(2, "n1", 0), first, reply_to=node.probe))
+    assert reply == m.ReadyPersisted(1, HardState(2, "n1", 0), 5, 0)
+    assert node.inbox.wait_for(m.ReadyPersisted, timeout=T) == reply
+    # A new leader overwrites the uncommitted tail: entry 4 with term 3 drops entry 5.
+    node.ask(m.PersistReady(2, HardState(3, "n2", 3), (Entry(3, 4, data=b"y"),)))
+    node.restart()
+    log = node.store.log
+    assert (log.first_index(), log.last_index(), log.term(3), log.term(4)) == (1, 4, 1, 3)
+    assert log.initial_state()[0] == HardState(3, "n2", 3)
+    assert [e.data for e in log.entries(1, 5)] == [b"x1", b"x2", b"x3", b"y"]
+
+
+def test_apply_reports_results_to_the_proposer_and_subscribers(node: Node) -> None:
+    sub, sub_inbox = start_probe()
+    try:
+        node.ask(m.Subscribe(sub))
+        entries = _cmd_entries(
+            c.CreateJob(spec("a"), 1, 100),
+            c.CreateJob(spec("a", payload={"other": 1}), 1, 100),
+            c.ClaimOccurrence("ghost", 100, 1, "n1", 1, 101),
+        ) + (Entry(1, 4, data=b"\x01garbage"), Entry(1, 5))
+        node.ask(m.PersistReady(1, HardState(1, "n1", 5), entries))
+        node.ref.tell(m.ApplyEntries(entries, reply_to=node.probe))
+        applied = node.inbox.wait_for(m.Applied, timeout=T)
+        assert sub_inbox.wait_for(m.Applied, timeout=T) == applied
+        assert applied.applied_index == 5
+        codes = [[r.code for r in e.results] for e in applied.entries]
+        assert codes == [
+            [ResultCode.OK],
+            [ResultCode.EXISTS_DIFFERENT],
+            [ResultCode.NOT_FOUND],
+            [ResultCode.INVALID],
+            [],
+        ]
+        assert [j.id for j in applied.added] == ["a"]
+    finally:
+        sub.stop(timeout=T)
+
+
+def test_applied_index_is_stored_with_the_state_and_replay_is_harmless(node: Node) -> None:
+    entries = _cmd_entries(c.CreateJob(spec("a"), 1, 100), c.CancelJob("a", 5), c.PauseJob("a"))
+    node.ask(m.PersistReady(1, HardState(1, "n1", 3), entries))
+    node.ask(m.ApplyEntries(entries[:2]))
+    digest = node.read(m.GetDigest())
+    again = node.ask(m.ApplyEntries(entries[:2]))
+    assert again.entries == () and node.read(m.GetDigest()) == digest
+    node.restart()
+    assert node.read(m.GetApplied()) == (2, 1)
+    assert node.read(m.GetDigest()) == digest
+    job = node.read(m.GetJob("a"))
+    assert job.status is JobStatus.CANCELLED
+    tail = node.ask(m.ApplyEntries(entries))  # the whole tail again, as after a crash
+    assert [e.index for e in tail.entries] == [3]
+    with pytest.raises(ApplyOrderError):  # an ask: the host bug comes back, the actor lives
+        node.ask(m.ApplyEntries((Entry(1, 9),)))
+    assert node.ref.is_alive()
+
+
+def test_conf_state_is_persisted_with_the_applied_batch(node: Node) -> None:
+    cc = Entry(1, 1, EntryType.CONF_CHANGE, ConfChange(ConfChangeType.ADD_VOTER, "n2").encode())
+    node.ask(m.PersistReady(1, HardState(1, "n1", 1), (cc,)))
+    node.ask(m.ApplyEntries((cc,), ConfState(("n1", "n2"))))
+    node.restart()
+    assert node.store.log.initial_state() == (HardState(1, "n1", 1), ConfState(("n1", "n2")))
+
+
+def test_reads_by_tell_and_an_invalid_cursor(node: Node) -> None:
+    entries = _cmd_entries(*(c.CreateJob(spec(f"j{i}"), 1, 100 + i) for i in range(5)))
+    node.ask(m.ApplyEntries(entries))
+    node.ref.tell(m.Read(7, m.ListJobs(limit=2), node.probe))
+    result = node.inbox.wait_for(m.ReadResult, lambda r: r.request_id == 7, T)
+    assert isinstance(result.value, JobPage) and len(result.value.jobs) == 2
+    node.ref.tell(m.Read(8, m.ListJobs(cursor="%%%"), node.probe))
+    bad = node.inbox.wait_for(m.ReadResult, lambda r: r.request_id == 8, T)
+    assert bad.value is None and bad.error is not None and "cursor" in bad.error
+    assert [j.id for j in node.read(m.DueBefore(103))] == ["j0", "j1", "j2"]
+    assert node.read(m.GetCounters()).jobs == 5
+
+
+def _fill(node: Node, seed: int, lo: int, hi: int, step: int = 5) -> None:
+    for start in range(lo, hi, step):
+        batch = tuple(entry_at(seed, i) for i in range(start, min(start + step, hi)))
+        node.ask(m.PersistReady(start, HardState(1, "n1", batch[-1].index), batch))
+        node.ref.tell(m.ApplyEntries(batch, reply_to=node.probe))
+    node.inbox.wait_for(m.Applied, lambda a: a.applied_index == hi - 1, T)
+
+
+def _stream(node: Node, index: int) -> list[bytes]:
+    chunks, cursor = [], None
+    while True:
+        reply = node.ask(m.ReadSnapshotChunk(index, cursor))
+        assert isinstance(reply, m.SnapshotChunkRead)
+        chunks.append(reply.data)
+        if (cursor := reply.next_cursor) is None:
+            return chunks
+
+
+def test_snapshot_create_stream_install_round_trip(tmp_path: Path) -> None:
+    opts = StoreOptions(snapshot_entries=10, keep_entries=3, chunk_bytes=600)
+    leader, follower = Node(tmp_path / "a", opts), Node(tmp_path / "b", opts)
+    try:
+        _fill(leader, seed=11, lo=1, hi=31)
+        leader.inbox.wait_for(m.SnapshotTaken, lambda t: t.meta.index == 30, T)
+        taken = leader.inbox.of_type(m.SnapshotTaken)
+        assert [t.meta.index for t in taken] == [10, 20, 30]
+        assert leader.store.log.first_index() == 28  # compacted, 3 entries kept
+        meta = leader.store.log.snapshot().meta
+        chunks = _stream(leader, meta.index)
+        assert len(chunks) > 3 and all(len(x) < 600 + 800 for x in chunks)
+        sub, sub_inbox = start_probe()
+        follower.ask(m.Subscribe(sub))
+        for data in chunks:
+            follower.ref.tell(m.StageSnapshotChunk(data, follower.probe))
+        staged = follower.inbox.wait_for(m.SnapshotChunkStaged, lambda s: s.complete, T)
+        assert staged.meta == meta
+        follower.ask(m.PersistReady(1, HardState(1, "n1", meta.index), (), snapshot=meta))
+        assert sub_inbox.wait_for(m.SnapshotInstalled, timeout=T).meta == meta
+        sub.stop(timeout=T)
+        assert follower.read(m.GetDigest()) == leader.read(m.GetDigest())
+        follower.restart()
+        log = follower.store.log
+        assert (log.first_index(), log.last_index(), log.snapshot().meta) == (31, 30, meta)
+        assert log.initial_state()[1] == meta.conf_state
+        assert follower.read(m.GetApplied()) == (30, 1)
+        tail = tuple(entry_at(11, i) for i in range(31, 36))
+        for n in (leader, follower):
+            n.ask(m.PersistReady(99, None, tail))
+            n.ask(m.ApplyEntries(tail))
+        assert follower.read(m.GetDigest()) == leader.read(m.GetDigest())
+    finally:
+        leader.stop()
+        follower.stop()
+
+
+def test_snapshot_rejections(node: Node) -> None:
+    assert node.ask(m.ReadSnapshotChunk(999, None)) == m.SnapshotUnavailable(999, 0)
+    assert isinstance(node.ask(m.StageSnapshotChunk(b"garbage")), m.SnapshotChunkRejected)
+    meta = SnapshotMeta(5, 1)
+    with pytest.raises(SnapshotNotStagedError):
+        node.ask(m.PersistReady(1, None, (), snapshot=meta))
+    assert node.ref.is_alive()
+
+
+def test_events_survive_a_dead_subscriber(node: Node) -> None:
+    dead, _ = start_probe()
+    node.ask(m.Subscribe(dead))
+    dead.stop(timeout=T)
+    node.ask(m.ApplyEntries(_cmd_entries(c.CreateJob(spec("a"), 1, 100))))
+    assert node.ref.is_alive()
+
+
+class FillingStore(NodeStore):
+    """A real store whose disk can be declared full: every write then fails as
+    RocksDB's does, and the space check says no until it is emptied again."""
+
+    full = False
+
+    def persist_ready(self, *args: Any, **kw: Any) -> None:
+        self._maybe_full()
+        super().persist_ready(*args, **kw)
+
+    def apply(self, *args: Any, **kw: Any) -> Any:
+        self._maybe_full()
+        return super().apply(*args, **kw)
+
+    def _maybe_full(self) -> None:
+        if self.full:
+            raise Exception("IO error: No space left on device: While appending to file")
+
+    def has_room(self) -> bool:
+        return not self.full
+
+
+def test_a_full_disk_holds_writes_in_order_serves_reads_and_resumes(tmp_path: Path) -> None:
+    store = FillingStore.open(tmp_path / "n1", "n1")
+    assert isinstance(store, FillingStore)
+    ref = StorageActor.start(store, retry_s=0.01)
+    probe, inbox = start_probe()
+    try:
+        ref.tell(m.Subscribe(probe))
+        first = _cmd_entries(c.CreateJob(spec("a"), 1, 2))
+        ref.ask(m.PersistReady(1, HardState(1, "n1", 1), first, reply_to=probe), timeout=T)
+        ref.ask(m.ApplyEntries(first), timeout=T)
+        store.full = True
+        second = _cmd_entries(c.CreateJob(spec("b"), 1, 2), start=2)
+        ref.tell(m.PersistReady(2, HardState(1, "n1", 2), second, reply_to=probe))
+        ref.tell(m.ApplyEntries(second))
+        assert inbox.wait_for(m.DiskFull, timeout=T).full
+        assert ref.ask(m.Read(0, m.GetApplied()), timeout=T)[0] == 1  # reads go on
+        assert ref.ask(m.Read(0, m.GetJob("a")), timeout=T) is not None
+        assert not [r for r in inbox.of_type(m.ReadyPersisted) if r.ready_id == 2]
+        store.full = False
+        inbox.wait_for(m.DiskFull, lambda e: not e.full, timeout=T)
+        kinds = [type(x) for x in inbox.items if type(x) in (m.ReadyPersisted, m.Applied)]
+        assert kinds[-2:] == [m.ReadyPersisted, m.Applied]  # persisted, then applied
+        assert inbox.of_type(m.Applied)[-1].applied_index == 2
+        assert ref.ask(m.Read(0, m.GetJob("b")), timeout=T) is not None
+    finally:
+        ref.stop(timeout=T)
+        probe.stop()
+    again = NodeStore.open(tmp_path / "n1", "n1")
+    assert again.log.last_index() == 2 and again.applied()[0] == 2
+    again.close()
+
+
+class DamagedStore(NodeStore):
+    """A real store whose reads meet a damaged block once ``damaged``."""
+
+    damaged = False
+
+    def view(self) -> Any:
+        if self.damaged:
+            raise Exception("Corruption: block checksum mismatch in /x/db/000017.sst offset 4")
+        return super().view()
+
+
+def test_corruption_met_while_running_stops_the_actor_with_one_line(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = DamagedStore.open(tmp_path / "n1", "n1")
+    assert isinstance(store, DamagedStore)
+    store.damaged = True
+    ref = StorageActor.start(store)
+    assert ref.ask(m.Read(0, m.GetJob("a")), timeout=T) is None
+    wait_until(lambda: not ref.is_alive(), T, "the storage actor to stop")
+    errors = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and errors[0].exc_info is None
+    message = errors[0].getMessage()
+    assert str(tmp_path / "n1") in message and "corruption" in message and "\n" not in message

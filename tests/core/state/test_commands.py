@@ -1,0 +1,56 @@
+"""Command encoding: round trips, and malformed data only ever raises CommandDecodeError."""
+
+from __future__ import annotations
+
+import contextlib
+import random
+
+import msgpack
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from scheduled_db.state import commands as c
+from tests.command_gen import random_command
+
+
+@settings(max_examples=200, deadline=None)
+@given(rng=st.randoms(use_true_random=False))
+def test_every_command_round_trips(rng: random.Random) -> None:
+    cmd = random_command(rng)
+    data = c.encode_command(cmd)
+    assert data[0] == c.COMMAND_VERSION
+    assert c.decode_command(data) == cmd
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.binary(max_size=64))
+def test_garbage_raises_only_decode_error(data: bytes) -> None:
+    with contextlib.suppress(c.CommandDecodeError):
+        c.decode_command(data)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    body=st.recursive(
+        st.none() | st.integers(-(2**63), 2**64 - 1) | st.text() | st.binary(), st.lists
+    )
+)
+def test_wrong_shapes_raise_only_decode_error(body: object) -> None:
+    data = bytes([c.COMMAND_VERSION]) + msgpack.packb(body, use_bin_type=True)
+    for kind in c.CommandKind:
+        for payload in (data, bytes([1]) + msgpack.packb([int(kind), body], use_bin_type=True)):
+            with contextlib.suppress(c.CommandDecodeError):
+                c.decode_command(payload)
+
+
+def test_rejects_other_versions_and_nested_batches() -> None:
+    good = c.encode_command(c.DeleteJob("x"))
+    with pytest.raises(c.CommandDecodeError, match="version"):
+        c.decode_command(bytes([2]) + good[1:])
+    nested = [int(c.CommandKind.BATCH), [[int(c.CommandKind.BATCH), []]]]
+    with pytest.raises(c.CommandDecodeError, match="nest"):
+        c.decode_command(bytes([1]) + msgpack.packb(nested))
+    negative = [int(c.CommandKind.CANCEL), "x", -1]
+    with pytest.raises(c.CommandDecodeError):
+        c.decode_command(bytes([1]) + msgpack.packb(negative))

@@ -1,0 +1,336 @@
+"""The job state machine, pure: status machine, rejections, batches, determinism."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from scheduled_db.jobs.model import JobStatus
+from scheduled_db.raft.messages import ConfChange, ConfChangeType, ConfState, Entry, EntryType
+from scheduled_db.state import commands as c
+from scheduled_db.state import fsm, queries
+from scheduled_db.state.records import APPLIED, encode_member
+from scheduled_db.state.results import ResultCode
+from scheduled_db.state.stateview import MemoryState, state_digest
+from tests.command_gen import random_entry_data
+from tests.fsm_helpers import ALL, Machine, check_invariants, spec
+
+OK = ResultCode.OK
+
+
+def _claimed(m: Machine, job_id: str = "j1", at: int = 1_000, term: int = 1) -> None:
+    assert m.one(c.ClaimOccurrence(job_id, at, 1, "n1", term, at + 1)).code is OK
+
+
+def test_create_then_read() -> None:
+    m = Machine()
+    res = m.one(c.CreateJob(spec(), 10, 1_000))
+    assert res.code is OK and res.job is not None and res.job.status is JobStatus.PENDING
+    assert queries.get_job(m.state, "j1") == res.job
+    assert queries.due_before(m.state, 1_001) == (res.job,)
+    assert queries.due_before(m.state, 1_000) == ()
+    assert queries.counters(m.state).jobs == 1
+    check_invariants(m.state)
+
+
+def test_duplicate_create_identical_or_different() -> None:
+    m = Machine()
+    first = m.one(c.CreateJob(spec(), 10, 1_000))
+    again = m.one(c.CreateJob(spec(), 99, 2_000))
+    assert again.code is ResultCode.EXISTS_IDENTICAL and again.job == first.job
+    other = m.one(c.CreateJob(spec(payload={"k": "other"}), 10, 1_000))
+    assert other.code is ResultCode.EXISTS_DIFFERENT and not other.accepted
+    assert queries.get_job(m.state, "j1") == first.job
+
+
+@pytest.mark.parametrize("bad_id", ["", "a\0b", "x" * 300])
+def test_invalid_job_id_is_rejected(bad_id: str) -> None:
+    m = Machine()
+    assert m.one(c.CreateJob(spec(bad_id), 10, 1_000)).code is ResultCode.INVALID
+    assert queries.counters(m.state).jobs == 0
+
+
+def test_one_time_job_lifecycle() -> None:
+    m = Machine()
+    m.one(c.CreateJob(spec(), 10, 1_000))
+    _claimed(m)
+    assert queries.due_before(m.state, 10**12) == ()
+    (claim,) = queries.open_claims(m.state)
+    assert (claim.job_id, claim.scheduled_at_ms, claim.attempt_num, claim.term) == (
+        "j1",
+        1_000,
+        1,
+        1,
+    )
+    done = m.run(
+        c.Batch(
+            (
+                c.RecordOutcome("j1", 1_000, 1, JobStatus.COMPLETED, 1_005, http_status=200),
+                c.CompleteOccurrence("j1", 1_000, None, None, 1_006),
+            )
+        )
+    )
+    assert [r.code for r in done] == [OK, OK]
+    job = queries.get_job(m.state, "j1")
+    assert job is not None and job.status is JobStatus.COMPLETED and job.completed_at_ms == 1_006
+    assert queries.open_claims(m.state) == ()
+    (attempt,) = queries.executions(m.state, "j1")
+    assert attempt.status is JobStatus.COMPLETED and attempt.http_status == 200
+    check_invariants(m.state)
+
+
+def test_retry_after_failure_uses_the_next_attempt() -> None:
+    m = Machine()
+    m.one(c.CreateJob(spec(), 10, 1_000))
+    _claimed(m)
+    failed = m.one(c.RecordOutcome("j1", 1_000, 1, JobStatus.FAILED, 1_002, retry_at_ms=1_500))
+    assert failed.job is not None and failed.job.status is JobStatus.FAILED
+    assert [j.id for j in queries.due_before(m.state, 1_501)] == ["j1"]
+    assert m.one(c.ClaimOccurrence("j1", 1_000, 1, "n1", 1, 1_501)).code is ResultCode.STALE
+    retry = m.one(c.ClaimOccurrence("j1", 1_000, 2, "n2", 1, 1_501))
+    assert retry.code is OK and retry.job is not None and retry.job.attempt_count == 2
+    assert len(queries.executions(m.state, "j1")) == 2
+    check_invariants(m.state)
+
+
+def test_claims_naming_the_wrong_occurrence_attempt_or_term_are_stale() -> None:
+    m = Machine()
+    m.one(c.CreateJob(spec(), 10, 1_000))
+    assert m.one(c.ClaimOccurrence("j1", 999, 1, "n1", 1, 1)).code is ResultCode.STALE
+    assert m.one(c.ClaimOccurrence("j1", 1_000, 2, "n1", 1, 1)).code is ResultCode.STALE
+    _claimed(m, term=2)
+    assert m.one(c.ClaimOccurrence("j1", 1_000, 2, "n2", 2, 5)).code is ResultCode.STALE
+    takeover = m.one(c.ClaimOccurrence("j1", 1_000, 2, "n2", 3, 5))  # a newer leader re-fires
+    assert takeover.code is OK
+    assert [a.attempt_num for a in queries.open_claims(m.state)] == [2]
+    stale = m.one(c.RecordOutcome("j1", 1_000, 1, JobStatus.COMPLETED, 9))
+    assert stale.code is ResultCode.STALE
+    check_invariants(m.state)
+
+
+def test_recurring_completion_reschedules() -> None:
+    m = Machine()
+    m.one(c.CreateJob(spec(recurring=True), 10, 1_000))
+    _claimed(m)
+    m.one(c.RecordOutcome("j1", 1_000, 1, JobStatus.COMPLETED, 1_002))
+    res = m.one(c.CompleteOccurrence("j1", 1_000, 4_600, None, 1_003))
+    assert res.job is not None and res.job.status is JobStatus.PENDING
+    assert res.job.next_run_at_ms == 4_600 and res.job.attempt_count == 0
+    assert queries.due_before(m.state, 4_000) == ()
+    assert [j.id for j in queries.due_before(m.state, 4_601)] == ["j1"]
+    assert m.one(c.ClaimOccurrence("j1", 4_600, 1, "n1", 1, 4_601)).code is OK
+    again = m.one(c.CompleteOccurrence("j1", 1_000, 9_000, None, 1))
+    assert again.code is ResultCode.ILLEGAL_TRANSITION  # in flight: needs an outcome first
+    check_invariants(m.state)
+
+
+def test_one_time_job_cannot_get_a_next_run() -> None:
+    m = Machine()
+    m.one(c.CreateJob(spec(), 10, 1_000))
+    res = m.one(c.CompleteOccurrence("j1", 1_000, 5_000, None, 1))
+    assert res.code is ResultCode.INVALID
+
+
+def test_cancel_in_flight_rejects_the_late_outcome() -> None:
+    m = Machine()
+    m.one(c.CreateJob(spec(), 10, 1_000))
+    _claimed(m)
+    assert m.one(c.CancelJob("j1", 1_001)).code is OK
+    late = m.one(c.RecordOutcome("j1", 1_000, 1, JobStatus.COMPLETED, 1_003))
+    assert late.code is ResultCode.ILLEGAL_TRANSITION
+    complete = m.one(c.CompleteOccurrence("j1", 1_000, None, JobStatus.COMPLETED, 1_004))
+    assert complete.code is ResultCode.ILLEGAL_TRANSITION
+    assert (
+        m.one(c.ClaimOccurrence("j1", 1_000, 2, "n1", 5, 1)).code is ResultCode.ILLEGAL_TRANSITION
+    )
+    assert m.one(c.CancelJob("j1", 1_005)).code is ResultCode.UNCHANGED
+    job = queries.get_job(m.state, "j1")
+    assert job is not None and job.status is JobStatus.CANCELLED
+    assert queries.open_claims(m.state) == ()
+    assert queries.executions(m.state, "j1")[0].status is JobStatus.CANCELLED
+    check_invariants(m.state)
+
+
+def test_finished_jobs_cannot_be_cancelled_paused_or_updated() -> None:
+    m = Machine()
+    m.one(c.CreateJob(spec(), 10, 1_000))
+    m.one(c.CompleteOccurrence("j1", 1_000, None, JobStatus.COMPLETED, 2))  # skipped occurrence
+    for cmd in (c.CancelJob("j1", 3), c.PauseJob("j1"), c.UpdateJob(spec(), 5)):
+        assert m.one(cmd).code is ResultCode.ILLEGAL_TRANSITION
+
+
+def test_pause_and_resume() -> None:
+    m = Machine()
+    m.one(c.CreateJob(spec(recurring=True), 10, 1_000))
+    assert m.one(c.PauseJob("j1")).code is OK
+    assert m.one(c.PauseJob("j1")).code is ResultCode.UNCHANGED
+    assert queries.due_before(m.state, 10**12) == ()
+    assert (
+        m.one(c.ClaimOccurrence("j1", 1_000, 1, "n1", 1, 2)).code is ResultCode.ILLEGAL_TRANSITION
+    )
+    res = m.one(c.ResumeJob("j1", 7_000))
+    assert res.job is not None and res.job.next_run_at_ms == 7_000 and not res.job.paused
+    assert m.one(c.ResumeJob("j1")).code is ResultCode.UNCHANGED
+    assert m.one(c.ClaimOccurrence("j1", 7_000, 1, "n1", 1, 7_001)).code is OK
+    check_invariants(m.state)
+
+
+def test_update_only_while_pending() -> None:
+    m = Machine()
+    m.one(c.CreateJob(spec(), 10, 1_000))
+    res = m.one(c.UpdateJob(spec(webhook_url="https://other.example/x"), 2_000))
+    assert res.code is OK and res.job is not None and res.job.next_run_at_ms == 2_000
+    assert m.one(c.UpdateJob(spec("nope"), 1)).code is ResultCode.NOT_FOUND
+    _claimed(m, at=2_000)
+    assert m.one(c.UpdateJob(spec(), 3_000)).code is ResultCode.ILLEGAL_TRANSITION
+    check_invariants(m.state)
+
+
+def test_delete_removes_every_key_of_the_job() -> None:
+    m = Machine()
+    m.one(c.CreateJob(spec("keep"), 10, 1_000))
+    before = {k: v for k, v in m.state.iter_range(*ALL) if not k.startswith(b"m/")}
+    m.one(c.CreateJob(spec(), 10, 1_000))
+    _claimed(m)
+    m.one(c.RecordOutcome("j1", 1_000, 1, JobStatus.FAILED, 1_002, retry_at_ms=1_100))
+    assert m.one(c.DeleteJob("j1")).code is OK
+    after = {k: v for k, v in m.state.iter_range(*ALL) if not k.startswith(b"m/")}
+    assert after == before
+    assert m.one(c.DeleteJob("j1")).code is ResultCode.NOT_FOUND
+    assert m.one(c.RecordOutcome("j1", 1_000, 1, JobStatus.FAILED, 1)).code is ResultCode.NOT_FOUND
+    check_invariants(m.state)
+
+
+def test_prune_history_uses_the_cutoff_in_the_command() -> None:
+    m = Machine()
+    for i in range(3):
+        m.one(c.CreateJob(spec(f"j{i}"), 10, 1_000))
+        _claimed(m, f"j{i}", at=1_000)
+    for i in range(2):
+        m.one(c.RecordOutcome(f"j{i}", 1_000, 1, JobStatus.COMPLETED, 1_002))
+    assert m.one(c.PruneHistory(cutoff_ms=1_001, limit=10)).count == 0  # started at 1_001
+    assert m.one(c.PruneHistory(cutoff_ms=1_002, limit=1)).count == 1
+    assert m.one(c.PruneHistory(cutoff_ms=1_002, limit=10)).count == 1  # j2 is in flight
+    assert [len(queries.executions(m.state, f"j{i}")) for i in range(3)] == [0, 0, 1]
+    check_invariants(m.state)
+
+
+def test_batch_applies_each_command_on_its_own_in_one_entry() -> None:
+    m = Machine()
+    out = m.apply_data(
+        c.encode_command(
+            c.Batch((c.CreateJob(spec("x"), 1, 100), c.DeleteJob("ghost"), c.PauseJob("x")))
+        )
+    )
+    (entry,) = out.results
+    assert [r.code for r in entry.results] == [OK, ResultCode.NOT_FOUND, OK]
+    job = queries.get_job(m.state, "x")
+    assert job is not None and job.paused
+
+
+def test_empty_entry_only_advances_the_applied_index() -> None:
+    m = Machine()
+    m.run(c.CreateJob(spec(), 10, 1_000))
+    before = {k: v for k, v in m.state.iter_range(*ALL) if k != APPLIED}
+    out = m.apply_data(b"")
+    assert out.results[0].results == () and out.applied_index == 2
+    assert {k: v for k, v in m.state.iter_range(*ALL) if k != APPLIED} == before
+    assert fsm.applied_position(m.state) == (2, 1)
+
+
+@pytest.mark.parametrize("data", [b"\x01", b"\x02garbage", b"\x01\x93\x01\x02", b"\xff" * 5])
+def test_undecodable_entries_are_rejected_not_raised(data: bytes) -> None:
+    m = Machine()
+    out = m.apply_data(data)
+    (res,) = out.results[0].results
+    assert res.code is ResultCode.INVALID and res.kind is None
+    assert fsm.applied_position(m.state)[0] == 1
+
+
+def test_conf_change_needs_its_conf_state_and_persists_it() -> None:
+    m = Machine()
+    cc = ConfChange(ConfChangeType.ADD_VOTER, "n2").encode()
+    entry = Entry(1, 1, EntryType.CONF_CHANGE, cc)
+    with pytest.raises(fsm.ApplyOrderError):
+        fsm.apply_entries(m.state, [entry])
+    conf = ConfState(("n1", "n2"))
+    out = fsm.apply_entries(m.state, [entry], conf)
+    m.state.apply(out.writes)
+    assert queries.conf_state(m.state) == conf and out.results[0].results == ()
+
+
+def test_replayed_entries_are_skipped_and_gaps_raise() -> None:
+    m = Machine()
+    m.run(c.CreateJob(spec(), 10, 1_000), c.CancelJob("j1", 5))
+    digest = state_digest(m.state)
+    replay = fsm.apply_entries(m.state, [Entry(1, 1, data=c.encode_command(c.DeleteJob("j1")))])
+    assert replay.writes == () and replay.results == ()
+    assert state_digest(m.state) == digest
+    with pytest.raises(fsm.ApplyOrderError):
+        fsm.apply_entries(m.state, [Entry(1, 4, data=b"")])
+
+
+def test_apply_does_not_touch_the_view_it_reads() -> None:
+    m = Machine()
+    m.run(c.CreateJob(spec(), 10, 1_000))
+    digest = state_digest(m.state)
+    fsm.apply_entries(m.state, [Entry(1, 2, data=c.encode_command(c.DeleteJob("j1")))])
+    assert state_digest(m.state) == digest
+
+
+# --- properties -------------------------------------------------------------------
+
+
+def _replay(datas: list[bytes], chunk: int) -> tuple[str, list[object]]:
+    state, results = MemoryState(), list[object]()
+    entries = [Entry(1, i + 1, data=d) for i, d in enumerate(datas)]
+    for i in range(0, len(entries), chunk):
+        out = fsm.apply_entries(state, entries[i : i + chunk])
+        state.apply(out.writes)
+        results.extend(out.results)
+        check_invariants(state)
+    return state_digest(state), results
+
+
+@settings(max_examples=60, deadline=None)
+@given(rng=st.randoms(use_true_random=False), n=st.integers(1, 60), chunk=st.integers(1, 9))
+def test_same_commands_give_the_same_state_however_batched(
+    rng: random.Random, n: int, chunk: int
+) -> None:
+    datas = [random_entry_data(rng) for _ in range(n)]
+    digest_a, results_a = _replay(datas, 1)
+    digest_b, results_b = _replay(datas, chunk)
+    assert digest_a == digest_b
+    assert results_a == results_b
+
+
+# --- member addresses ---------------------------------------------------------------------
+
+
+def test_conf_changes_record_and_forget_member_addresses() -> None:
+    m = Machine()
+
+    def change(kind: ConfChangeType, node: str, context: bytes, conf: ConfState) -> None:
+        m.index += 1
+        cc = ConfChange(kind, node, context)
+        entry = Entry(1, m.index, EntryType.CONF_CHANGE, cc.encode())
+        out = fsm.apply_entries(m.state, [entry], conf)
+        m.state.apply(out.writes)
+
+    one = ConfState(("n1",))
+    change(ConfChangeType.ADD_LEARNER, "n4", encode_member("h4:7000", "h4:8080"), one)
+    assert queries.members(m.state) == {"n4": ("h4:7000", "h4:8080")}
+    # A promotion carries no address: the recorded one stays.
+    change(ConfChangeType.ADD_VOTER, "n4", b"", ConfState(("n1", "n4")))
+    assert queries.members(m.state) == {"n4": ("h4:7000", "h4:8080")}
+    # A context that is not an address is not recorded; the change still applies.
+    change(ConfChangeType.ADD_LEARNER, "n5", b"\x01garbage", ConfState(("n1", "n4"), ("n5",)))
+    assert queries.members(m.state) == {"n4": ("h4:7000", "h4:8080")}
+    assert queries.conf_state(m.state) == ConfState(("n1", "n4"), ("n5",))
+    change(ConfChangeType.REMOVE, "n4", b"", ConfState(("n1",), ("n5",)))
+    assert queries.members(m.state) == {}
+    # Member records are metadata: they count towards no capacity limit.
+    assert queries.counters(m.state).bytes == 0
