@@ -25,6 +25,7 @@ import threading
 import time
 from dataclasses import dataclass
 from types import FrameType
+from typing import Any
 
 import pykka
 
@@ -156,7 +157,8 @@ class Node:
         http = HttpActor.start(backend, cfg, metrics, tls=self._tls.api)
         self._add("http", http)
         try:
-            self.http_port, self.metrics_port = http.ask(m.GetBoundPorts())
+            ports: tuple[int, int] = _ask(http, m.GetBoundPorts(), None)
+            self.http_port, self.metrics_port = ports
         except pykka.ActorDeadError:  # it logged why (a port in use, most likely)
             raise OSError(f"cannot serve HTTP on {cfg.http.host}:{cfg.http.port}") from None
         backend.set_http_address(_advertised(cfg.http.host, self.http_port))
@@ -220,7 +222,7 @@ class Node:
         if raft is None or not self.config.cluster.peers(self.config.node.id):
             return
         try:
-            status = raft.ask(m.GetRaftStatus(), timeout=STOP_TIMEOUT_S)
+            status: Status = _ask(raft, m.GetRaftStatus(), STOP_TIMEOUT_S)
         except (pykka.ActorDeadError, pykka.Timeout):
             return
         if status.role is not Role.LEADER:
@@ -237,7 +239,8 @@ class Node:
         raft.tell(m.TransferLeadership(target))
         while time.monotonic() < deadline:
             try:
-                lead = raft.ask(m.GetRaftStatus(), timeout=STOP_TIMEOUT_S).lead
+                now: Status = _ask(raft, m.GetRaftStatus(), STOP_TIMEOUT_S)
+                lead = now.lead
             except (pykka.ActorDeadError, pykka.Timeout):
                 return
             if lead not in ("", self.config.node.id):
@@ -287,6 +290,11 @@ def _scheduler_settings(cfg: NodeConfig) -> SchedulerSettings:
         history_retention_ms=ex.history_retention_ms,
         policy=policy,
     )
+
+
+def _ask(ref: pykka.ActorRef[Any], message: object, timeout: float | None) -> Any:
+    """Wait for an actor's answer: the supervisor may block, an actor's handler never."""
+    return ref.ask(message, block=False).get(timeout=timeout)
 
 
 def _advertised(host: str, port: int) -> str:

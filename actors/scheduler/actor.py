@@ -200,9 +200,9 @@ class SchedulerActor(pykka.ThreadingActor):
         self.storage.tell(m.Read(self._read_ids, query, self.actor_ref))
 
     def _read_done(self, msg: m.ReadResult) -> None:
-        epoch, then = self._reads.pop(msg.request_id, (None, None))
-        if epoch == self.epoch and msg.error is None:
-            then(msg.value)
+        waiting = self._reads.pop(msg.request_id, None)
+        if waiting is not None and waiting[0] == self.epoch and msg.error is None:
+            waiting[1](msg.value)
 
     def _propose(self, purpose: str, commands: list[c.Command], keys: tuple[str, ...]) -> None:
         if not commands:
