@@ -398,7 +398,7 @@ class RaftActor(pykka.ThreadingActor):
             self._role_changed(rd.soft_state.role)
         snap = rd.snapshot.meta if rd.snapshot is not None else None
         self.storage.tell(
-            m.PersistReady(self._ready_id, rd.hard_state, rd.entries, snap, self.actor_ref)
+            m.PersistReady(self._ready_id, rd.hard_state, rd.entries, snap, self.actor_ref.tell)
         )
 
     def _persisted(self, msg: m.ReadyPersisted) -> None:

@@ -78,7 +78,7 @@ def deliver(url: str, reply_to: Ref, job_id: str = "job-1", **changes: Any) -> D
         "url": url,
         "payload": PAYLOAD,
         "timeout_ms": 5_000,
-        "reply_to": reply_to,
+        "reply": reply_to.tell,
     }
     return Deliver(**{**fields, **changes})
 

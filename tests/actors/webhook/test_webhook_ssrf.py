@@ -202,7 +202,7 @@ def deliver(url: str, reply_to: Ref, job_id: str = "job-1") -> Deliver:
         url=url,
         payload=None,
         timeout_ms=5_000,
-        reply_to=reply_to,
+        reply=reply_to.tell,
     )
 
 
