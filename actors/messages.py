@@ -193,10 +193,10 @@ Query = (
 
 @dataclass(frozen=True, slots=True)
 class Read:
-    """A read of the applied state; :class:`ReadResult` goes to ``reply``.
+    """A read of the applied state; :class:`ReadResult` goes to ``reply`` (and is
+    the value of an ``ask`` from a test or the supervisor, never from an actor).
 
-    Without a ``reply`` (an ``ask`` from a test or the supervisor, never from an
-    actor) the value, or the error, is the future's.  Values: GetJob -> Job |
+    The result's values: GetJob -> Job |
     None; ListJobs -> JobPage; GetExecutions / GetOpenClaims -> tuple[Attempt,
     ...]; DueBefore -> tuple[Job, ...]; GetCounters -> Counters; GetApplied ->
     (index, term); GetDigest -> hex str; GetMembers -> dict of node id ->

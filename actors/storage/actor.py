@@ -278,14 +278,13 @@ class StorageActor(pykka.ThreadingActor):
 
     # -- reads --
 
-    def _read(self, msg: m.Read) -> Any:
-        if msg.reply is None:
-            return self._query(msg.query)  # an ask: errors travel back in the future
+    def _read(self, msg: m.Read) -> m.ReadResult:
         try:
-            self._answer(msg.reply, m.ReadResult(msg.request_id, self._query(msg.query)))
+            result = m.ReadResult(msg.request_id, self._query(msg.query))
         except InvalidCursorError as exc:
-            self._answer(msg.reply, m.ReadResult(msg.request_id, None, str(exc)))
-        return None
+            result = m.ReadResult(msg.request_id, None, str(exc))
+        self._answer(msg.reply, result)
+        return result
 
     def _query(self, q: m.Query) -> Any:
         view = self.store.view()

@@ -86,7 +86,7 @@ def test_a_proposal_is_answered_with_its_applied_result(solo: Member) -> None:
     assert [r.code for r in outcome.results] == [ResultCode.OK]
     again = solo.propose(_create("a"))
     assert [r.code for r in again.results] == [ResultCode.EXISTS_IDENTICAL]
-    job = solo.storage.ask(m.Read(1, m.GetJob("a")))
+    job = solo.storage.ask(m.Read(1, m.GetJob("a"))).value
     assert job is not None and job.id == "a"
 
 
@@ -100,7 +100,7 @@ def test_state_survives_a_restart_on_the_same_directory(tmp_path: Path) -> None:
     again.start()
     try:
         again.inbox.wait_for(m.Leadership, lambda e: e.established)
-        assert again.storage.ask(m.Read(1, m.GetJob("kept"))) is not None
+        assert again.storage.ask(m.Read(1, m.GetJob("kept"))).value is not None
         status = again.raft.ask(m.GetRaftStatus())
         assert status.term > 1 and status.commit >= 3
     finally:
@@ -117,7 +117,7 @@ def test_a_leader_whose_disk_is_full_refuses_proposals_until_space_returns(
     assert solo.propose(_create("refused")).error == "disk_full"
     solo.raft.tell(m.DiskFull(False))
     assert solo.propose(_create("accepted")).error is None
-    assert solo.storage.ask(m.Read(1, m.GetJob("refused"))) is None
+    assert solo.storage.ask(m.Read(1, m.GetJob("refused"))).value is None
 
 
 def test_a_follower_refuses_proposals_naming_no_leader(tmp_path: Path) -> None:

@@ -50,7 +50,9 @@ class Node:
         return self.ref.ask(msg, timeout=T)
 
     def read(self, query: m.Query) -> Any:
-        return self.ask(m.Read(0, query))
+        result: m.ReadResult = self.ask(m.Read(0, query))
+        assert result.error is None, result.error
+        return result.value
 
     def restart(self) -> None:
         self.ref.stop(timeout=T)  # on_stop closes the store
@@ -263,15 +265,15 @@ def test_a_full_disk_holds_writes_in_order_serves_reads_and_resumes(tmp_path: Pa
         ref.tell(m.PersistReady(2, HardState(1, "n1", 2), second, reply=probe.tell))
         ref.tell(m.ApplyEntries(second))
         assert inbox.wait_for(m.DiskFull, timeout=T).full
-        assert ref.ask(m.Read(0, m.GetApplied()), timeout=T)[0] == 1  # reads go on
-        assert ref.ask(m.Read(0, m.GetJob("a")), timeout=T) is not None
+        assert ref.ask(m.Read(0, m.GetApplied()), timeout=T).value[0] == 1  # reads go on
+        assert ref.ask(m.Read(0, m.GetJob("a")), timeout=T).value is not None
         assert not [r for r in inbox.of_type(m.ReadyPersisted) if r.ready_id == 2]
         store.full = False
         inbox.wait_for(m.DiskFull, lambda e: not e.full, timeout=T)
         kinds = [type(x) for x in inbox.items if type(x) in (m.ReadyPersisted, m.Applied)]
         assert kinds[-2:] == [m.ReadyPersisted, m.Applied]  # persisted, then applied
         assert inbox.of_type(m.Applied)[-1].applied_index == 2
-        assert ref.ask(m.Read(0, m.GetJob("b")), timeout=T) is not None
+        assert ref.ask(m.Read(0, m.GetJob("b")), timeout=T).value is not None
     finally:
         ref.stop(timeout=T)
         probe.stop()
@@ -298,7 +300,7 @@ def test_corruption_met_while_running_stops_the_actor_with_one_line(
     assert isinstance(store, DamagedStore)
     store.damaged = True
     ref = StorageActor.start(store)
-    assert ref.ask(m.Read(0, m.GetJob("a")), timeout=T) is None
+    assert ref.ask(m.Read(0, m.GetJob("a")), timeout=T) is None  # the actor stopped: no answer
     wait_until(lambda: not ref.is_alive(), T, "the storage actor to stop")
     errors = [r for r in caplog.records if r.levelname == "ERROR"]
     assert len(errors) == 1 and errors[0].exc_info is None
