@@ -1,7 +1,11 @@
 """Messages between the node's actors: immutable values, grouped by the actor they concern.
 
-Every message is a frozen dataclass.  Replies go to the ``reply_to`` actor ref
-a request carries, by ``tell``: no actor ever blocks on another's future.
+Every message is a frozen dataclass.  A request that is answered carries a
+``reply`` (:data:`Reply`): a callable the sender built, which the replier calls
+with the answer from its own thread.  An actor passes ``self.actor_ref.tell`` (or
+a closure that tags the answer and tells it); the HTTP side passes a hop onto its
+event loop.  No actor ever blocks on another's future (see docs/architecture.md,
+"One way to reply").
 Records inside messages (jobs, attempts) are frozen too; treat the dicts they
 hold (a job's payload) as read-only.
 """
@@ -22,6 +26,10 @@ from scheduled_db.state.results import CommandResult, EntryResult
 from scheduled_db.state.snapshot_codec import SnapshotCursor
 
 ActorRef = pykka.ActorRef[Any]
+# How every request is answered: called once, from the replier's thread, with the
+# answer; it must not block (tell, or hop onto an event loop).  It may raise
+# pykka.ActorDeadError if the sender is gone; repliers drop the answer then.
+Reply = Callable[[Any], None]
 
 # =============================================================================
 # Storage (actors/storage/actor.py: StorageActor)
@@ -33,13 +41,13 @@ ActorRef = pykka.ActorRef[Any]
 @dataclass(frozen=True, slots=True)
 class PersistReady:
     """Make a Ready durable: ``snapshot`` (already staged), hard state and entries,
-    as one synced batch; then :class:`ReadyPersisted` goes to ``reply_to``."""
+    as one synced batch; then :class:`ReadyPersisted` goes to ``reply``."""
 
     ready_id: int
     hard_state: HardState | None
     entries: tuple[Entry, ...]
     snapshot: SnapshotMeta | None = None
-    reply_to: ActorRef | None = None
+    reply: Reply | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,13 +56,13 @@ class ApplyEntries:
 
     ``conf_state`` is the membership after the CONF_CHANGE entries among them,
     as the Raft core computed it; required if there is one.  :class:`Applied`
-    goes to ``reply_to`` and to every subscriber, then :class:`SnapshotTaken`
-    to ``reply_to`` if the log passed the snapshot threshold.
+    goes to ``reply`` and to every subscriber, then :class:`SnapshotTaken`
+    to ``reply`` if the log passed the snapshot threshold.
     """
 
     entries: tuple[Entry, ...]
     conf_state: ConfState | None = None
-    reply_to: ActorRef | None = None
+    reply: Reply | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +102,7 @@ class ReadSnapshotChunk:
 
     index: int
     cursor: SnapshotCursor | None
-    reply_to: ActorRef | None = None
+    reply: Reply | None = None
     max_bytes: int | None = None
 
 
@@ -106,7 +114,7 @@ class StageSnapshotChunk:
     Ready's :class:`PersistReady` then installs the staged state atomically."""
 
     data: bytes
-    reply_to: ActorRef | None = None
+    reply: Reply | None = None
 
 
 # --- requests: reads -----------------------------------------------------------------
@@ -185,18 +193,19 @@ Query = (
 
 @dataclass(frozen=True, slots=True)
 class Read:
-    """A read of the applied state; :class:`ReadResult` goes to ``reply_to``.
+    """A read of the applied state; :class:`ReadResult` goes to ``reply`` (and is
+    the value of an ``ask`` from a test or the supervisor, never from an actor).
 
-    With ``ask`` instead of ``tell`` the value (or the error) comes back in
-    the future.  Values: GetJob -> Job | None; ListJobs -> JobPage;
-    GetExecutions / GetOpenClaims -> tuple[Attempt, ...]; DueBefore ->
-    tuple[Job, ...]; GetCounters -> Counters; GetApplied -> (index, term);
-    GetDigest -> hex str; GetMembers -> dict of node id -> (raft, http address).
+    The result's values: GetJob -> Job |
+    None; ListJobs -> JobPage; GetExecutions / GetOpenClaims -> tuple[Attempt,
+    ...]; DueBefore -> tuple[Job, ...]; GetCounters -> Counters; GetApplied ->
+    (index, term); GetDigest -> hex str; GetMembers -> dict of node id ->
+    (raft, http address).
     """
 
     request_id: int
     query: Query
-    reply_to: ActorRef | None = None
+    reply: Reply | None = None
 
 
 # --- replies and events ----------------------------------------------------------
@@ -320,8 +329,6 @@ class ReadResult:
 # =============================================================================
 # Raft (actors/raft/actor.py: RaftActor) and the node's transport
 # =============================================================================
-
-Reply = Callable[[Any], None]  # called from the replier's thread; must not block
 
 
 @dataclass(frozen=True, slots=True)
@@ -467,7 +474,7 @@ class GetBoundPorts:
 @dataclass(frozen=True, slots=True)
 class Deliver:
     """Make one delivery attempt of a claimed occurrence; :class:`DeliveryOutcome`
-    goes to ``reply_to``.  The request is sent at once (the caller fires on time),
+    goes to ``reply``.  The request is sent at once (the caller fires on time),
     but never before ``not_before_ms``, and only while the node's lease holds ``term``."""
 
     job_id: str
@@ -478,7 +485,7 @@ class Deliver:
     url: str
     payload: dict[str, Any] | None
     timeout_ms: int
-    reply_to: ActorRef | None = None
+    reply: Reply | None = None
     signing_secret_ref: str | None = None  # a webhooks.signing_secrets name
     not_before_ms: int = 0  # never sent earlier (epoch ms): the attempt's fire time
 

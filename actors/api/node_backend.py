@@ -1,8 +1,8 @@
 """The real :class:`~actors.api.backend.Backend`: the REST API's bridge to the actors.
 
-Requests go to actors by ``tell`` with a :class:`LoopReply` as the reply target.
-An actor answers by calling/telling it from its own thread; the reply crosses
-into the event loop with ``loop.call_soon_threadsafe``.  Nothing here blocks the
+Requests go to actors by ``tell`` with a ``reply`` made by :func:`loop_reply`.
+An actor answers by calling it from its own thread; the answer crosses into the
+event loop with ``loop.call_soon_threadsafe``.  Nothing here blocks the
 loop, and no actor ever waits on the HTTP side.
 """
 
@@ -23,30 +23,24 @@ from scheduled_db.state.records import encode_member
 from scheduled_db.state.results import CommandResult
 
 
-class LoopReply:
-    """A reply target usable from any thread: resolves one asyncio future.
+def loop_reply(loop: asyncio.AbstractEventLoop) -> tuple[asyncio.Future[Any], m.Reply]:
+    """A future on ``loop`` and the :data:`~actors.messages.Reply` that resolves it.
 
-    It quacks like the parts of a Pykka ActorRef that repliers use (``tell`` and
-    ``is_alive``) and is also callable, for messages whose reply is a callable.
+    The reply may be called from any thread: the answer hops onto the loop with
+    ``call_soon_threadsafe``.  A later answer, or one after the waiter gave up
+    (timed out), is dropped; so is one after the loop closed (the node is stopping).
     """
+    future: asyncio.Future[Any] = loop.create_future()
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
-        self.future: asyncio.Future[Any] = loop.create_future()
+    def resolve(answer: Any) -> None:
+        if not future.done():
+            future.set_result(answer)
 
-    def tell(self, message: Any) -> None:
-        # A closed loop (RuntimeError): the node is stopping and nobody waits.
-        with contextlib.suppress(RuntimeError):
-            self._loop.call_soon_threadsafe(self._resolve, message)
+    def reply(answer: Any) -> None:
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits
+            loop.call_soon_threadsafe(resolve, answer)
 
-    __call__ = tell
-
-    def is_alive(self) -> bool:
-        return not self.future.done()
-
-    def _resolve(self, message: Any) -> None:
-        if not self.future.done():  # a timed-out waiter has gone away
-            self.future.set_result(message)
+    return future, reply
 
 
 class NodeBackend:
@@ -67,9 +61,9 @@ class NodeBackend:
         self._http_address = address
 
     async def _call(self, ref: m.ActorRef, make: Any, timeout: float) -> Any:
-        reply = LoopReply(asyncio.get_running_loop())
+        future, reply = loop_reply(asyncio.get_running_loop())
         ref.tell(make(reply))
-        return await asyncio.wait_for(reply.future, timeout)
+        return await asyncio.wait_for(future, timeout)
 
     async def propose(self, command: Command, timeout: float = 10.0) -> CommandResult:
         data = encode_command(command)

@@ -123,6 +123,8 @@ class RaftActor(pykka.ThreadingActor):
         self._read_seq = 0
         self._heard: dict[str, float] = {}  # peer -> time.monotonic() of its last message
         self._subscribers: list[m.ActorRef] = []
+        self._member_read = 0  # the id of the last members read (see _refresh_peers)
+        self._member_reads: dict[int, frozenset[str]] = {}  # read id -> members then
         # (term, index) of the first entry of the term this node leads in: the term
         # matters, since the core can be leading again before we see its Ready.
         self._established_at = (0, 0)
@@ -147,6 +149,7 @@ class RaftActor(pykka.ThreadingActor):
             m.GetLastContact: self._last_contact,
             m.SnapshotInstalled: self._snapshot_installed,
             m.DiskFull: self._disk_space,
+            m.ReadResult: self._members_read,
         }
 
     def on_start(self) -> None:
@@ -183,22 +186,40 @@ class RaftActor(pykka.ThreadingActor):
         """Tell the transport where each current member (voter or learner) is.
 
         Addresses come from the config and, for members that joined later, from
-        the replicated state.  A node that is not a member is left out: a removed
-        member is forgotten with anything still queued for it, so a node that
-        rejoins under the same id never gets messages meant for its earlier self.
+        the replicated state: this asks storage for the members it records and
+        finishes in :meth:`_members_read` once the answer comes back (this actor
+        never waits on storage).  Storage answers in order, so a refresh asked
+        after an ApplyEntries or a PersistReady sees the state they produced; and
+        the answer reaches this mailbox before the answer to any later request
+        (a ReadyPersisted whose messages go to the peers).  The members are
+        those of the core now, as it was when the refresh was due.
         """
         if self.transport is None:
             return
+        self._member_read += 1
+        members = (self.core.voters | self.core.learners) - {self.settings.node_id}
+        self._member_reads[self._member_read] = frozenset(members)
+        self.storage.tell(m.Read(self._member_read, m.GetMembers(), self.actor_ref.tell))
+
+    def _members_read(self, msg: m.ReadResult) -> None:
+        """The rest of :meth:`_refresh_peers`; a node that is not a member is left out:
+        a removed member is forgotten with anything still queued for it, so a node that
+        rejoins under the same id never gets messages meant for its earlier self."""
+        members = self._member_reads.pop(msg.request_id, None)
+        if members is None:
+            log.warning("raft: an answer to no members read (%d)", msg.request_id)
+            return
+        assert self.transport is not None  # else no read was asked
+        if msg.error is not None:
+            raise RuntimeError(f"raft: storage could not read the members: {msg.error}")
         addresses = dict(self._static_peers)
-        recorded = self.storage.ask(m.Read(0, m.GetMembers()))
-        for node_id, (raft_address, _) in recorded.items():
+        for node_id, (raft_address, _) in msg.value.items():
             try:
                 address = parse_address(raft_address)
             except ValueError:
                 log.warning("raft: member %s has a bad address %r", node_id, raft_address)
                 continue
             addresses.setdefault(node_id, (address.host, address.port))
-        members = (self.core.voters | self.core.learners) - {self.settings.node_id}
         peers = {node_id: addresses[node_id] for node_id in members if node_id in addresses}
         self.transport.tell(m.SetPeers.of(peers))
 
@@ -398,7 +419,7 @@ class RaftActor(pykka.ThreadingActor):
             self._role_changed(rd.soft_state.role)
         snap = rd.snapshot.meta if rd.snapshot is not None else None
         self.storage.tell(
-            m.PersistReady(self._ready_id, rd.hard_state, rd.entries, snap, self.actor_ref)
+            m.PersistReady(self._ready_id, rd.hard_state, rd.entries, snap, self.actor_ref.tell)
         )
 
     def _persisted(self, msg: m.ReadyPersisted) -> None:
@@ -418,7 +439,7 @@ class RaftActor(pykka.ThreadingActor):
                     conf = self.core.apply_conf_change(ConfChange.decode(e.data))
             self.storage.tell(m.ApplyEntries(rd.committed_entries, conf, None))
             if conf is not None:
-                self._refresh_peers()  # after the apply: storage answers in order
+                self._refresh_peers()  # told after the apply: storage answers in order
         self._inflight = None
         self.core.advance()
 

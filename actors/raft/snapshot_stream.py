@@ -13,6 +13,13 @@ flips the node to the staged state in one synced write.
 On the leader, the same actor answers each request with the chunk it names, read
 from the snapshot's checkpoint (:class:`~actors.messages.ReadSnapshotChunk`).
 
+Storage is told, never waited on: each request carries ``self.actor_ref.tell`` as
+its reply, and the answer comes back as a message of its own.  Storage answers in
+the order it was asked, so the answers are matched to the requests by a queue of
+each kind.  While a received chunk is being staged, the pull is not stalled (the
+wait is on this node's disk, not on the leader) and the same chunk arriving again
+is ignored.
+
 The frames ride the peer transport as opaque SNAPSHOT frames (msgpack lists)::
 
     follower -> leader  ["want", index, seq, after]   chunk ``seq``; ``after`` is the
@@ -39,6 +46,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,7 +63,6 @@ log = logging.getLogger(__name__)
 REQUEST_TIMEOUT_S = 5.0
 MAX_RETRIES = 5
 CHECK_INTERVAL_S = 1.0
-STORAGE_TIMEOUT_S = 60.0
 
 
 class FrameDecodeError(ValueError):
@@ -95,6 +102,26 @@ def decode_frame(data: bytes) -> list[Any]:
     return frame
 
 
+@dataclass(frozen=True, slots=True)
+class _Staging:
+    """A received chunk told to storage to stage, and what to do once it is."""
+
+    pull: _Pull
+    seq: int
+    after: bytes | None
+    last: bool
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Serving:
+    """A chunk read told to storage, and who wants it."""
+
+    to: str
+    index: int
+    seq: int
+
+
 @dataclass(slots=True)
 class _Pull:
     """The snapshot this node is receiving: whose offer, and the next chunk wanted."""
@@ -107,6 +134,7 @@ class _Pull:
     retries: int = 0
     received_bytes: int = 0
     started_at: float = 0.0
+    staging: _Staging | None = None  # the chunk storage is staging now, if any
 
     @property
     def meta(self) -> SnapshotMeta:
@@ -124,6 +152,10 @@ class SnapshotStreamActor(pykka.ThreadingActor):
         self.transport = transport
         self._pull: _Pull | None = None
         self._settling: SnapshotMeta | None = None
+        # Requests told to storage, oldest first: storage answers in the order it is
+        # asked, so each answer belongs to the head of its queue.
+        self._staging: deque[_Staging] = deque()
+        self._serving: deque[_Serving] = deque()
         self._ticker = actor_ticker(self, CHECK_INTERVAL_S, m.Tick())
         self.installed = 0  # streams completed and handed to the core
         self.chunks_sent = 0
@@ -142,6 +174,10 @@ class SnapshotStreamActor(pykka.ThreadingActor):
         elif isinstance(message, m.SnapshotSettled):
             if self._settling == message.meta:
                 self._settling = None
+        elif isinstance(message, m.SnapshotChunkStaged | m.SnapshotChunkRejected):
+            self._staged(message)
+        elif isinstance(message, m.SnapshotChunkRead | m.SnapshotUnavailable):
+            self._chunk_read(message)
         elif isinstance(message, m.Tick):
             self._check_stalled()
         else:
@@ -171,7 +207,9 @@ class SnapshotStreamActor(pykka.ThreadingActor):
 
     def _check_stalled(self) -> None:
         pull = self._pull
-        if pull is None or time.monotonic() - pull.asked_at < REQUEST_TIMEOUT_S:
+        if pull is None or pull.staging is not None:
+            return  # nothing asked; or the chunk came and our storage is staging it
+        if time.monotonic() - pull.asked_at < REQUEST_TIMEOUT_S:
             return
         pull.retries += 1
         if pull.retries > MAX_RETRIES:
@@ -188,18 +226,32 @@ class SnapshotStreamActor(pykka.ThreadingActor):
         pull = self._pull
         if pull is None or frm != pull.offer.frm or index != pull.meta.index or seq != pull.seq:
             return  # an answer to a request we have given up on, or sent twice
-        reply = self.storage.ask(m.StageSnapshotChunk(data), timeout=STORAGE_TIMEOUT_S)
+        if pull.staging is not None:
+            return  # the same chunk again (a retried request's answer): being staged
+        staging = _Staging(pull, seq, after, last, len(data))
+        pull.staging = staging
+        self._staging.append(staging)
+        self.storage.tell(m.StageSnapshotChunk(data, self.actor_ref.tell))
+
+    def _staged(self, reply: m.SnapshotChunkStaged | m.SnapshotChunkRejected) -> None:
+        """Storage's answer to the oldest chunk told to it; the pull goes on from there."""
+        staging = self._staging.popleft()
+        pull = staging.pull
+        pull.staging = None
+        if pull is not self._pull:
+            return  # the pull was abandoned or replaced meanwhile
+        frm, index, seq = pull.offer.frm, pull.meta.index, staging.seq
         if isinstance(reply, m.SnapshotChunkRejected):
             log.warning("snapshot: chunk %d from %s refused: %s", seq, frm, reply.reason)
             self._pull = None
             return
-        pull.received_bytes += len(data)
+        pull.received_bytes += staging.size
         if not reply.complete:
-            if last:  # the sender thinks it is done; the stager does not
+            if staging.last:  # the sender thinks it is done; the stager does not
                 log.warning("snapshot: %s ended snapshot %d early", frm, index)
                 self._pull = None
                 return
-            pull.seq, pull.after, pull.retries = seq + 1, after, 0
+            pull.seq, pull.after, pull.retries = seq + 1, staging.after, 0
             self._ask()
             return
         log.info(
@@ -216,13 +268,19 @@ class SnapshotStreamActor(pykka.ThreadingActor):
     def _serve(self, frm: str, frame: list[Any]) -> None:
         _, index, seq, after = frame
         cursor = None if seq == 0 else SnapshotCursor(seq - 1, after or b"")
-        reply = self.storage.ask(m.ReadSnapshotChunk(index, cursor), timeout=STORAGE_TIMEOUT_S)
+        self._serving.append(_Serving(frm, index, seq))
+        self.storage.tell(m.ReadSnapshotChunk(index, cursor, self.actor_ref.tell))
+
+    def _chunk_read(self, reply: m.SnapshotChunkRead | m.SnapshotUnavailable) -> None:
+        """Storage's answer to the oldest chunk read told to it: send it on."""
+        serving = self._serving.popleft()
+        to, index, seq = serving.to, serving.index, serving.seq
         if isinstance(reply, m.SnapshotUnavailable):
-            self._send(frm, _gone(index, reply.current))
+            self._send(to, _gone(index, reply.current))
             return
         nxt = reply.next_cursor
         self._send(
-            frm, _chunk(index, seq, reply.data, None if nxt is None else nxt.after, nxt is None)
+            to, _chunk(index, seq, reply.data, None if nxt is None else nxt.after, nxt is None)
         )
         self.chunks_sent += 1
 

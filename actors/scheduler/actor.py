@@ -197,7 +197,7 @@ class SchedulerActor(pykka.ThreadingActor):
     def _read(self, query: Any, then: Any) -> None:
         self._read_ids += 1
         self._reads[self._read_ids] = (self.epoch, then)
-        self.storage.tell(m.Read(self._read_ids, query, self.actor_ref))
+        self.storage.tell(m.Read(self._read_ids, query, self.actor_ref.tell))
 
     def _read_done(self, msg: m.ReadResult) -> None:
         waiting = self._reads.pop(msg.request_id, None)
@@ -317,7 +317,7 @@ class SchedulerActor(pykka.ThreadingActor):
                 spec.webhook_url,
                 spec.payload,
                 self.s.policy.timeout_for(spec),
-                self.actor_ref,
+                self.actor_ref.tell,
                 spec.signing_secret_ref,
                 armed.fire_at_ms,
             )

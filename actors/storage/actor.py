@@ -2,8 +2,8 @@
 
 It owns a :class:`~actors.storage.store.NodeStore` and serves the messages of the
 storage section of :mod:`actors.messages`.  Every request may come by ``tell``
-(the answer goes to its ``reply_to``) or by ``ask`` (the answer is also the
-future's value; tests use that as a barrier).  The Raft actor reads the log
+(the answer goes to its ``reply``) or by ``ask`` from outside any actor (the
+answer is also the future's value; tests use that as a barrier).  The Raft actor reads the log
 directly through ``store.log`` (thread-safe); everything else goes through here.
 
 Failure policy: an invalid *command* is a result, never an exception; a bad
@@ -119,20 +119,23 @@ class StorageActor(pykka.ThreadingActor):
 
     # -- helpers --
 
-    def _tell(self, ref: m.ActorRef | None, msg: object) -> None:
-        if ref is None:
+    def _answer(self, reply: m.Reply | None, msg: object) -> None:
+        if reply is None:
             return
         try:
-            ref.tell(msg)
+            reply(msg)
         except pykka.ActorDeadError:
-            log.info("storage: %s is gone, dropping %s", ref, type(msg).__name__)
+            log.info("storage: the asker is gone, dropping %s", type(msg).__name__)
 
     def _publish(self, msg: object) -> None:
         for ref in list(self._subscribers):
             if not ref.is_alive():
                 self._subscribers.remove(ref)
                 continue
-            self._tell(ref, msg)
+            try:
+                ref.tell(msg)
+            except pykka.ActorDeadError:
+                log.info("storage: %s is gone, dropping %s", ref, type(msg).__name__)
 
     # -- writes, and a full disk --
 
@@ -212,19 +215,19 @@ class StorageActor(pykka.ThreadingActor):
         )
         if msg.snapshot is not None:
             self._publish(m.SnapshotInstalled(msg.snapshot))
-        self._tell(msg.reply_to, reply)
+        self._answer(msg.reply, reply)
         return reply
 
     def _apply(self, msg: m.ApplyEntries) -> m.Applied:
         out = self.store.apply(msg.entries, msg.conf_state)
         event = m.Applied(out.applied_index, out.applied_term, out.results)
-        self._tell(msg.reply_to, event)
+        self._answer(msg.reply, event)
         self._publish(event)
         if self.store.should_snapshot():
-            self._snapshot(msg.reply_to)
+            self._snapshot(msg.reply)
         return event
 
-    def _snapshot(self, reply_to: m.ActorRef | None) -> None:
+    def _snapshot(self, reply: m.Reply | None) -> None:
         try:
             meta = self.store.create_snapshot()
         except Exception as exc:  # the apply is done; the snapshot waits for space
@@ -233,7 +236,7 @@ class StorageActor(pykka.ThreadingActor):
             self._stall(exc)
             return
         if meta is not None:
-            self._tell(reply_to, m.SnapshotTaken(meta, self.store.log.first_index()))
+            self._answer(reply, m.SnapshotTaken(meta, self.store.log.first_index()))
 
     def _subscribe(self, msg: m.Subscribe) -> None:
         if msg.subscriber not in self._subscribers:
@@ -252,7 +255,7 @@ class StorageActor(pykka.ThreadingActor):
             reply = m.SnapshotChunkRead(msg.index, data, cursor)
         except SnapshotUnavailableError as exc:
             reply = m.SnapshotUnavailable(exc.index, exc.current)
-        self._tell(msg.reply_to, reply)
+        self._answer(msg.reply, reply)
         return reply
 
     def _stage_chunk(self, msg: m.StageSnapshotChunk) -> object:
@@ -270,19 +273,18 @@ class StorageActor(pykka.ThreadingActor):
                 raise
             self._stall(exc)
             reply = m.SnapshotChunkRejected("the disk is full")
-        self._tell(msg.reply_to, reply)
+        self._answer(msg.reply, reply)
         return reply
 
     # -- reads --
 
-    def _read(self, msg: m.Read) -> Any:
-        if msg.reply_to is None:
-            return self._query(msg.query)  # an ask: errors travel back in the future
+    def _read(self, msg: m.Read) -> m.ReadResult:
         try:
-            self._tell(msg.reply_to, m.ReadResult(msg.request_id, self._query(msg.query)))
+            result = m.ReadResult(msg.request_id, self._query(msg.query))
         except InvalidCursorError as exc:
-            self._tell(msg.reply_to, m.ReadResult(msg.request_id, None, str(exc)))
-        return None
+            result = m.ReadResult(msg.request_id, None, str(exc))
+        self._answer(msg.reply, result)
+        return result
 
     def _query(self, q: m.Query) -> Any:
         view = self.store.view()

@@ -10,8 +10,8 @@ a handful of wake-ups, not one each.
 Contract:
 
 - every :class:`~actors.messages.Deliver` gets exactly one
-  :class:`~actors.messages.DeliveryOutcome`, told to its ``reply_to`` from the loop
-  thread (a dead ``reply_to`` is logged and the outcome dropped);
+  :class:`~actors.messages.DeliveryOutcome`, given to its ``reply`` from the loop
+  thread (a gone receiver is logged and the outcome dropped);
 - at most ``concurrency`` requests are in flight over all destinations (a URL's
   origin: scheme, host, port), and to one destination at most its share: a cap
   that starts small, grows with each answer up to ``per_destination`` and halves
@@ -351,13 +351,13 @@ class WebhookActor(pykka.ThreadingActor):
         return self._metrics.in_flight.track_inprogress()
 
     def _finish(self, deliver: Deliver, outcome: DeliveryOutcome) -> None:
-        """Count the outcome and tell it to the delivery's ``reply_to``."""
+        """Count the outcome and give it to the delivery's ``reply``."""
         if self._metrics is not None:
             self._metrics.observe(deliver, outcome)
-        if deliver.reply_to is None:
+        if deliver.reply is None:
             return
         try:
-            deliver.reply_to.tell(outcome)
+            deliver.reply(outcome)
         except pykka.ActorDeadError:
             level = logging.DEBUG if self._stopping else logging.WARNING
             log.log(

@@ -42,15 +42,15 @@ def main(data_dir: str, seed: int) -> None:
     applied, last = store.applied()[0], store.log.last_index()
     if last > applied:
         tail = tuple(store.log.entries(applied + 1, last + 1))
-        ref.tell(m.ApplyEntries(tail, reply_to=printer))
+        ref.tell(m.ApplyEntries(tail, reply=printer.tell))
     rng = random.Random(seed)
     index = last + 1
     while True:
         batch = tuple(entry_at(seed, i) for i in range(index, index + rng.randint(1, 8)))
         index += len(batch)
-        ready = m.PersistReady(index, HardState(1, "n1", index - 1), batch, reply_to=printer)
+        ready = m.PersistReady(index, HardState(1, "n1", index - 1), batch, reply=printer.tell)
         ref.tell(ready)
-        ref.tell(m.ApplyEntries(batch, reply_to=printer))
+        ref.tell(m.ApplyEntries(batch, reply=printer.tell))
         ref.ask(m.Read(0, m.GetApplied()), timeout=30)  # flow control, not a settle wait
 
 

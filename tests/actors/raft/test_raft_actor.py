@@ -86,7 +86,7 @@ def test_a_proposal_is_answered_with_its_applied_result(solo: Member) -> None:
     assert [r.code for r in outcome.results] == [ResultCode.OK]
     again = solo.propose(_create("a"))
     assert [r.code for r in again.results] == [ResultCode.EXISTS_IDENTICAL]
-    job = solo.storage.ask(m.Read(1, m.GetJob("a")))
+    job = solo.storage.ask(m.Read(1, m.GetJob("a"))).value
     assert job is not None and job.id == "a"
 
 
@@ -100,7 +100,7 @@ def test_state_survives_a_restart_on_the_same_directory(tmp_path: Path) -> None:
     again.start()
     try:
         again.inbox.wait_for(m.Leadership, lambda e: e.established)
-        assert again.storage.ask(m.Read(1, m.GetJob("kept"))) is not None
+        assert again.storage.ask(m.Read(1, m.GetJob("kept"))).value is not None
         status = again.raft.ask(m.GetRaftStatus())
         assert status.term > 1 and status.commit >= 3
     finally:
@@ -117,7 +117,7 @@ def test_a_leader_whose_disk_is_full_refuses_proposals_until_space_returns(
     assert solo.propose(_create("refused")).error == "disk_full"
     solo.raft.tell(m.DiskFull(False))
     assert solo.propose(_create("accepted")).error is None
-    assert solo.storage.ask(m.Read(1, m.GetJob("refused"))) is None
+    assert solo.storage.ask(m.Read(1, m.GetJob("refused"))).value is None
 
 
 def test_a_follower_refuses_proposals_naming_no_leader(tmp_path: Path) -> None:
@@ -168,3 +168,30 @@ def test_a_learner_that_never_answered_is_not_promoted(solo: Member) -> None:
     conf = solo.raft.ask(m.GetRaftStatus()).conf_state
     assert "ghost" in conf.learners and "ghost" not in conf.voters
     assert solo.propose(_create("still-writable")).error is None
+
+
+def test_the_transport_knows_the_peers_before_the_first_message_leaves(tmp_path: Path) -> None:
+    """The members read is told to storage, not waited on; storage answers in order,
+    so the peers reach the transport before any Ready's messages do."""
+    node = Member(tmp_path / "n1", "n1", ("n1", "n2", "n3"))
+    node.start(tick_ms=10_000)
+    try:
+        node.raft.tell(m.Campaign())
+        node.sent.wait_for(m.SendMessages)
+        kinds = [type(msg) for msg in node.sent.items]
+        assert m.SetPeers in kinds
+        assert kinds.index(m.SetPeers) < kinds.index(m.SendMessages)
+    finally:
+        node.stop()
+        node.transport.stop()
+        node.events.stop()
+
+
+def test_a_member_that_joins_is_dialled_at_the_address_it_recorded(solo: Member) -> None:
+    solo.inbox.wait_for(m.Leadership, lambda e: e.established)
+    outbox = Inbox()
+    join = ConfChange(ConfChangeType.ADD_LEARNER, "n9", encode_member("127.0.0.1:9", ""))
+    solo.raft.tell(m.ProposeConfChange(join, outbox.put))
+    assert outbox.wait_for(m.ProposeOutcome).error is None
+    peers = solo.sent.wait_for(m.SetPeers, lambda s: s.peers != ())
+    assert peers == m.SetPeers.of({"n9": ("127.0.0.1", 9)})

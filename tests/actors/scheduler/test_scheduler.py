@@ -54,7 +54,7 @@ class World:
         return box.wait_for(m.ProposeOutcome)
 
     def job(self, job_id: str) -> Job:
-        job = self.storage.ask(m.Read(0, m.GetJob(job_id)))
+        job = self.storage.ask(m.Read(0, m.GetJob(job_id))).value
         assert job is not None
         return job
 
@@ -301,13 +301,13 @@ def test_finished_jobs_and_their_history_are_pruned_after_the_retention(
     w.answer(d, ok=True, http_status=200)
     w.wait_job("old", lambda j: j.status is JobStatus.COMPLETED)
     w.at(due + 30_000)  # within the retention: kept, with its history
-    assert w.storage.ask(m.Read(0, m.GetJob("old"))) is not None
+    assert w.storage.ask(m.Read(0, m.GetJob("old"))).value is not None
     w.at(due + 120_000)  # past it: the next prune removes it
     deadline = time.monotonic() + 10
-    while w.storage.ask(m.Read(0, m.GetJob("old"))) is not None:
+    while w.storage.ask(m.Read(0, m.GetJob("old"))).value is not None:
         assert time.monotonic() < deadline, "the finished job was never pruned"
         w.scheduler.ask(m.Wake())
-    assert w.storage.ask(m.Read(0, m.GetExecutions("old"))) == ()
+    assert w.storage.ask(m.Read(0, m.GetExecutions("old"))).value == ()
 
 
 def test_outcomes_wait_while_a_burst_fires_and_then_are_recorded(world: World) -> None:

@@ -50,7 +50,9 @@ class Node:
         return self.ref.ask(msg, timeout=T)
 
     def read(self, query: m.Query) -> Any:
-        return self.ask(m.Read(0, query))
+        result: m.ReadResult = self.ask(m.Read(0, query))
+        assert result.error is None, result.error
+        return result.value
 
     def restart(self) -> None:
         self.ref.stop(timeout=T)  # on_stop closes the store
@@ -75,7 +77,7 @@ def _cmd_entries(*cmds: c.Command, start: int = 1, term: int = 1) -> tuple[Entry
 
 def test_persist_then_reload_log_and_hard_state(node: Node) -> None:
     first = tuple(Entry(1, i, data=b"x%d" % i) for i in range(1, 6))
-    reply = node.ask(m.PersistReady(1, HardState(2, "n1", 0), first, reply_to=node.probe))
+    reply = node.ask(m.PersistReady(1, HardState(2, "n1", 0), first, reply=node.probe.tell))
     assert reply == m.ReadyPersisted(1, HardState(2, "n1", 0), 5, 0)
     assert node.inbox.wait_for(m.ReadyPersisted, timeout=T) == reply
     # A new leader overwrites the uncommitted tail: entry 4 with term 3 drops entry 5.
@@ -97,7 +99,7 @@ def test_apply_reports_results_to_the_proposer_and_subscribers(node: Node) -> No
             c.ClaimOccurrence("ghost", 100, 1, "n1", 1, 101),
         ) + (Entry(1, 4, data=b"\x01garbage"), Entry(1, 5))
         node.ask(m.PersistReady(1, HardState(1, "n1", 5), entries))
-        node.ref.tell(m.ApplyEntries(entries, reply_to=node.probe))
+        node.ref.tell(m.ApplyEntries(entries, reply=node.probe.tell))
         applied = node.inbox.wait_for(m.Applied, timeout=T)
         assert sub_inbox.wait_for(m.Applied, timeout=T) == applied
         assert applied.applied_index == 5
@@ -144,10 +146,10 @@ def test_conf_state_is_persisted_with_the_applied_batch(node: Node) -> None:
 def test_reads_by_tell_and_an_invalid_cursor(node: Node) -> None:
     entries = _cmd_entries(*(c.CreateJob(spec(f"j{i}"), 1, 100 + i) for i in range(5)))
     node.ask(m.ApplyEntries(entries))
-    node.ref.tell(m.Read(7, m.ListJobs(limit=2), node.probe))
+    node.ref.tell(m.Read(7, m.ListJobs(limit=2), node.probe.tell))
     result = node.inbox.wait_for(m.ReadResult, lambda r: r.request_id == 7, T)
     assert isinstance(result.value, JobPage) and len(result.value.jobs) == 2
-    node.ref.tell(m.Read(8, m.ListJobs(cursor="%%%"), node.probe))
+    node.ref.tell(m.Read(8, m.ListJobs(cursor="%%%"), node.probe.tell))
     bad = node.inbox.wait_for(m.ReadResult, lambda r: r.request_id == 8, T)
     assert bad.value is None and bad.error is not None and "cursor" in bad.error
     assert [j.id for j in node.read(m.DueBefore(103))] == ["j0", "j1", "j2"]
@@ -158,7 +160,7 @@ def _fill(node: Node, seed: int, lo: int, hi: int, step: int = 5) -> None:
     for start in range(lo, hi, step):
         batch = tuple(entry_at(seed, i) for i in range(start, min(start + step, hi)))
         node.ask(m.PersistReady(start, HardState(1, "n1", batch[-1].index), batch))
-        node.ref.tell(m.ApplyEntries(batch, reply_to=node.probe))
+        node.ref.tell(m.ApplyEntries(batch, reply=node.probe.tell))
     node.inbox.wait_for(m.Applied, lambda a: a.applied_index == hi - 1, T)
 
 
@@ -187,7 +189,7 @@ def test_snapshot_create_stream_install_round_trip(tmp_path: Path) -> None:
         sub, sub_inbox = start_probe()
         follower.ask(m.Subscribe(sub))
         for data in chunks:
-            follower.ref.tell(m.StageSnapshotChunk(data, follower.probe))
+            follower.ref.tell(m.StageSnapshotChunk(data, follower.probe.tell))
         staged = follower.inbox.wait_for(m.SnapshotChunkStaged, lambda s: s.complete, T)
         assert staged.meta == meta
         follower.ask(m.PersistReady(1, HardState(1, "n1", meta.index), (), snapshot=meta))
@@ -256,22 +258,22 @@ def test_a_full_disk_holds_writes_in_order_serves_reads_and_resumes(tmp_path: Pa
     try:
         ref.tell(m.Subscribe(probe))
         first = _cmd_entries(c.CreateJob(spec("a"), 1, 2))
-        ref.ask(m.PersistReady(1, HardState(1, "n1", 1), first, reply_to=probe), timeout=T)
+        ref.ask(m.PersistReady(1, HardState(1, "n1", 1), first, reply=probe.tell), timeout=T)
         ref.ask(m.ApplyEntries(first), timeout=T)
         store.full = True
         second = _cmd_entries(c.CreateJob(spec("b"), 1, 2), start=2)
-        ref.tell(m.PersistReady(2, HardState(1, "n1", 2), second, reply_to=probe))
+        ref.tell(m.PersistReady(2, HardState(1, "n1", 2), second, reply=probe.tell))
         ref.tell(m.ApplyEntries(second))
         assert inbox.wait_for(m.DiskFull, timeout=T).full
-        assert ref.ask(m.Read(0, m.GetApplied()), timeout=T)[0] == 1  # reads go on
-        assert ref.ask(m.Read(0, m.GetJob("a")), timeout=T) is not None
+        assert ref.ask(m.Read(0, m.GetApplied()), timeout=T).value[0] == 1  # reads go on
+        assert ref.ask(m.Read(0, m.GetJob("a")), timeout=T).value is not None
         assert not [r for r in inbox.of_type(m.ReadyPersisted) if r.ready_id == 2]
         store.full = False
         inbox.wait_for(m.DiskFull, lambda e: not e.full, timeout=T)
         kinds = [type(x) for x in inbox.items if type(x) in (m.ReadyPersisted, m.Applied)]
         assert kinds[-2:] == [m.ReadyPersisted, m.Applied]  # persisted, then applied
         assert inbox.of_type(m.Applied)[-1].applied_index == 2
-        assert ref.ask(m.Read(0, m.GetJob("b")), timeout=T) is not None
+        assert ref.ask(m.Read(0, m.GetJob("b")), timeout=T).value is not None
     finally:
         ref.stop(timeout=T)
         probe.stop()
@@ -298,7 +300,7 @@ def test_corruption_met_while_running_stops_the_actor_with_one_line(
     assert isinstance(store, DamagedStore)
     store.damaged = True
     ref = StorageActor.start(store)
-    assert ref.ask(m.Read(0, m.GetJob("a")), timeout=T) is None
+    assert ref.ask(m.Read(0, m.GetJob("a")), timeout=T) is None  # the actor stopped: no answer
     wait_until(lambda: not ref.is_alive(), T, "the storage actor to stop")
     errors = [r for r in caplog.records if r.levelname == "ERROR"]
     assert len(errors) == 1 and errors[0].exc_info is None

@@ -68,7 +68,7 @@ def start_webhook() -> Iterator[StartWebhook]:
             ref.stop(timeout=TIMEOUT_S)
 
 
-def deliver(url: str, reply_to: Ref, job_id: str = "job-1", **changes: Any) -> Deliver:
+def deliver(url: str, receiver: Ref, job_id: str = "job-1", **changes: Any) -> Deliver:
     fields: dict[str, Any] = {
         "job_id": job_id,
         "job_type": "unico",
@@ -78,7 +78,7 @@ def deliver(url: str, reply_to: Ref, job_id: str = "job-1", **changes: Any) -> D
         "url": url,
         "payload": PAYLOAD,
         "timeout_ms": 5_000,
-        "reply_to": reply_to,
+        "reply": receiver.tell,
     }
     return Deliver(**{**fields, **changes})
 

@@ -192,7 +192,7 @@ def webhook_actor(**kwargs: Any) -> Iterator[Ref]:
         ref.stop(timeout=TIMEOUT_S)
 
 
-def deliver(url: str, reply_to: Ref, job_id: str = "job-1") -> Deliver:
+def deliver(url: str, receiver: Ref, job_id: str = "job-1") -> Deliver:
     return Deliver(
         job_id=job_id,
         job_type="unico",
@@ -202,7 +202,7 @@ def deliver(url: str, reply_to: Ref, job_id: str = "job-1") -> Deliver:
         url=url,
         payload=None,
         timeout_ms=5_000,
-        reply_to=reply_to,
+        reply=receiver.tell,
     )
 
 
