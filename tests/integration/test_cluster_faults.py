@@ -13,7 +13,6 @@ import random
 import signal
 import time
 from collections import Counter
-from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,13 +59,6 @@ SHORT_CLAIM_AHEAD = ("--scheduler-claim-ahead", "300ms")
 # leader still leads, the last well after it has stepped down.
 DUE_AFTER_CUT_S = (0.6, 1.0, 2.5, 4.0)
 OK = (200, 201)
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    r = Receiver().start()
-    yield r
-    r.stop()
 
 
 def wait_everywhere(nodes: list[ClusterNode], job_id: str, present: bool, timeout: float) -> None:

@@ -29,14 +29,6 @@ class FastNode(NodeProcess):
 
 
 @pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    r = Receiver().start()
-    yield r
-    r.release(1000)
-    r.stop()
-
-
-@pytest.fixture
 def node(tmp_path: Path) -> Iterator[FastNode]:
     proc = FastNode(tmp_path / "data")
     proc.start()

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -39,13 +38,6 @@ class Node(NodeProcess):
 
     def args(self) -> list[str]:
         return super().args() + self.extra
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    r = Receiver().start()
-    yield r
-    r.stop()
 
 
 def _create_all(node: NodeProcess, jobs: list[dict[str, Any]]) -> None:

@@ -6,24 +6,12 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from tests.actors.webhook_receiver import Receiver
 from tests.integration.nodeproc import NodeProcess, wait_until
 
 SHIPPED_DEFAULT = {"WEBHOOK_ALLOW_NETWORKS": ""}  # empty: unset, so the default (deny)
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    started = Receiver().start()
-    try:
-        yield started
-    finally:
-        started.stop()
 
 
 def test_the_shipped_default_refuses_webhooks_inside_at_creation(

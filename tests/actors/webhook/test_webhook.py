@@ -33,24 +33,6 @@ StartWebhook = Callable[..., Ref]
 
 
 @pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    started = Receiver().start()
-    try:
-        yield started
-    finally:
-        started.stop()
-
-
-@pytest.fixture
-def probe() -> Iterator[tuple[Ref, Inbox]]:
-    ref, inbox = start_probe()
-    try:
-        yield ref, inbox
-    finally:
-        ref.stop(timeout=TIMEOUT_S)
-
-
-@pytest.fixture
 def start_webhook() -> Iterator[StartWebhook]:
     """Starts WebhookActors (node ``n1``) and stops them, before the receiver and probe."""
     refs: list[Ref] = []

@@ -15,7 +15,7 @@ from actors.messages import AbortAll, DeliveryOutcome
 from actors.runtime.metrics import ApiMetrics
 from actors.webhook.actor import WebhookActor
 from scheduled_db.firing.fair_queue import INITIAL_CAP
-from tests.actors.probe import Inbox, start_probe
+from tests.actors.probe import Inbox
 from tests.actors.webhook.test_webhook import TIMEOUT_S, deliver, outcome_of, requests_seen
 from tests.actors.webhook_receiver import LOOPBACK_ALLOWED, Receiver
 
@@ -39,13 +39,6 @@ def fast() -> Iterator[Receiver]:
     started = Receiver().start()
     yield started
     started.stop()
-
-
-@pytest.fixture
-def probe() -> Iterator[tuple[Ref, Inbox]]:
-    ref, inbox = start_probe()
-    yield ref, inbox
-    ref.stop(timeout=TIMEOUT_S)
 
 
 @pytest.fixture

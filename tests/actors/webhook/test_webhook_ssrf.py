@@ -22,7 +22,7 @@ from actors.webhook.client import AddressNotAllowedError, WebhookClient
 from actors.webhook.dns import Resolver, system_resolve
 from scheduled_db.policy.ssrf import DENY, AddressPolicy
 from tests.actors.http_harness import START_MS, table_resolver
-from tests.actors.probe import Inbox, start_probe
+from tests.actors.probe import Inbox
 from tests.actors.raw_http_server import Peer, RawServer, answer_ok, bounded, response
 from tests.actors.webhook_receiver import LOOPBACK_ALLOWED, Receiver
 
@@ -163,24 +163,6 @@ async def test_only_the_allowed_answers_of_a_mixed_name_are_dialled() -> None:
 
 
 # --- at delivery: the actor --------------------------------------------------------------
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    started = Receiver().start()
-    try:
-        yield started
-    finally:
-        started.stop()
-
-
-@pytest.fixture
-def probe() -> Iterator[tuple[Ref, Inbox]]:
-    ref, inbox = start_probe()
-    try:
-        yield ref, inbox
-    finally:
-        ref.stop(timeout=TIMEOUT_S)
 
 
 @contextlib.contextmanager
