@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from scheduled_db.testing.harness import NodeProcess, wait_until
 from tests.actors.webhook_receiver import Receiver
-from tests.integration.nodeproc import NodeProcess, wait_until
 
 SHIPPED_DEFAULT = {"WEBHOOK_ALLOW_NETWORKS": ""}  # empty: unset, so the default (deny)
 

@@ -22,8 +22,8 @@ from scheduled_db.raft.messages import ConfChange, ConfChangeType
 from scheduled_db.state import commands as c
 from scheduled_db.state.records import encode_member
 from scheduled_db.state.results import ResultCode
+from scheduled_db.testing.harness import wait_until
 from tests.actors.probe import Inbox, start_probe
-from tests.integration.nodeproc import wait_until
 
 
 def _create(job_id: str) -> bytes:
