@@ -46,7 +46,6 @@ from actors.storage.store import NodeStore, StoreOptions
 from actors.webhook.actor import WebhookActor
 from scheduled_db.config.loading import ConfigError
 from scheduled_db.config.model import NodeConfig
-from scheduled_db.firing.decisions import Policy
 from scheduled_db.raft.core import Status
 from scheduled_db.raft.messages import HardState
 from scheduled_db.raft.replication import Role
@@ -102,14 +101,7 @@ class Node:
     def _start_actors(self, store: NodeStore) -> None:
         cfg = self.config
         storage = self._add("storage", StorageActor.start(store))
-        settings = RaftSettings(
-            node_id=cfg.node.id,
-            tick_ms=cfg.raft.heartbeat_interval_ms,
-            election_ticks=max(2, cfg.raft.election_timeout_ms // cfg.raft.heartbeat_interval_ms),
-            max_inflight=cfg.raft.max_inflight,
-            max_entries_per_msg=cfg.raft.max_entries_per_msg,
-            max_bytes_per_msg=cfg.raft.max_bytes_per_msg,
-        )
+        settings = RaftSettings.from_config(cfg.node.id, cfg.raft)
         metrics = ApiMetrics()
         lease = LeaderLease()  # granted by the Raft actor, checked before each delivery
         transport = self._start_transport()
@@ -151,7 +143,9 @@ class Node:
         _log_webhook_policy(cfg)
         self._add(
             "scheduler",
-            SchedulerActor.start(_scheduler_settings(cfg), raft, storage, webhook, metrics=metrics),
+            SchedulerActor.start(
+                SchedulerSettings.from_config(cfg), raft, storage, webhook, metrics=metrics
+            ),
         )
         backend = NodeBackend(cfg, raft, storage, f"{cfg.http.host}:{cfg.http.port}")
         http = HttpActor.start(backend, cfg, metrics, tls=self._tls.api)
@@ -271,25 +265,6 @@ def _successor(status: Status) -> str | None:
     if not voters:
         return None
     return max(voters, key=lambda v: (status.progress[v].match, v))
-
-
-def _scheduler_settings(cfg: NodeConfig) -> SchedulerSettings:
-    ex = cfg.execution
-    policy = Policy(
-        max_attempts=ex.max_attempts,
-        timeout_ms=ex.timeout_ms,
-        backoff_base_ms=ex.backoff_base_ms,
-        backoff_cap_ms=ex.backoff_cap_ms,
-    )
-    return SchedulerSettings(
-        node_id=cfg.node.id,
-        slot_gap_ms=cfg.scheduler.slot_gap_ms,
-        hot_window_ms=cfg.scheduler.hot_window_ms,
-        claim_ahead_ms=cfg.scheduler.claim_ahead_ms,
-        inprogress_timeout_ms=ex.inprogress_timeout_ms,
-        history_retention_ms=ex.history_retention_ms,
-        policy=policy,
-    )
 
 
 def _ask(ref: pykka.ActorRef[Any], message: object, timeout: float | None) -> Any:

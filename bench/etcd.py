@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from bench.procs import die_with_parent, free_port, get_json, wait_until
+from scheduled_db.testing.harness import die_with_parent, free_port, get_json, wait_until
 
 START_TIMEOUT_S = 30.0
 

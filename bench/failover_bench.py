@@ -36,7 +36,8 @@ from actors.webhook.client import WebhookClient
 from bench.common import check, say
 from bench.firing_receiver import ReceiverProcess
 from bench.loadgen import LOCAL
-from bench.procs import Node, make_cluster, post_jobs, running, wait_leader, wait_until
+from bench.procs import READY_S, Node, make_cluster, post_jobs
+from scheduled_db.testing.harness import running, wait_leader, wait_until
 
 NAME = "failover"
 KILLS, QUICK_KILLS = 12, 2
@@ -201,7 +202,7 @@ def wait_gaps(writer: Writer, receiver: ReceiverProcess, killed_at: float) -> tu
 
 def restart(node: Node, nodes: list[Node]) -> None:
     """Start the killed node on its data again and wait until it serves and has caught up."""
-    node.start()
+    node.start(wait=False)
     wait_until(lambda: node.answers("/ready"), 60, f"{node.node_id} to be ready again")
     wait_leader(nodes)
 
@@ -222,7 +223,7 @@ def run(quick: bool) -> dict[str, Any]:
     try:
         with (
             tempfile.TemporaryDirectory(prefix="bench-failover-") as tmp,
-            running(make_cluster(Path(tmp))) as nodes,
+            running(make_cluster(Path(tmp)), READY_S) as nodes,
         ):
             wait_leader(nodes)
             writer = Writer([n.base for n in nodes])

@@ -42,7 +42,8 @@ from apscheduler.schedulers.background import BackgroundScheduler  # type: ignor
 
 from bench.common import check, ratio, say, write_result
 from bench.firing_receiver import ReceiverProcess, summarize
-from bench.procs import Node, post_jobs, wait_until
+from bench.procs import Node, post_jobs
+from scheduled_db.testing.harness import WaitTimeout, wait_until
 
 NAME = "firing"
 SIZES = (1_000, 10_000, 50_000)
@@ -106,7 +107,7 @@ def completed_count(node: Node, n: int, timeout: float = 60) -> int:
         seen[0] = int(node.call("GET", "/jobs?status=completed&limit=1")[1]["total"])
         return seen[0] >= n
 
-    with contextlib.suppress(TimeoutError):  # reported as the count, and as a missed target
+    with contextlib.suppress(WaitTimeout):  # reported as the count, and as a missed target
         wait_until(done, timeout, "every job to complete", poll=0.2)
     return seen[0]
 
@@ -122,7 +123,7 @@ def sampled_statuses(node: Node, ids: list[str], k: int = 50) -> dict[str, int]:
 def run_scheduled_db(n: int, spread: bool, receiver: ReceiverProcess, a: Any) -> Any:
     with tempfile.TemporaryDirectory(prefix="bench-firing-") as tmp:
         node = Node(Path(tmp) / "data", extra=node_flags(a))
-        node.start()
+        node.start(wait=False)
         try:
             wait_until(node.answers, 60, "the node to serve /health")
             return _fire_on_node(node, n, spread, receiver, a.margin)

@@ -28,7 +28,7 @@ from typing import Any
 from aiohttp import web
 
 from bench.common import distribution_ms
-from bench.procs import die_with_parent
+from scheduled_db.testing.harness import die_with_parent
 
 ROOT = Path(__file__).resolve().parents[1]
 START_TIMEOUT_S = 10.0

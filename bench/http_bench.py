@@ -29,7 +29,8 @@ from typing import Any
 from bench import loadgen
 from bench.common import check, ratio, say
 from bench.etcd import etcd_binary, etcd_cluster, etcd_leader, etcd_version, put_body
-from bench.procs import make_cluster, running, wait_leader
+from bench.procs import READY_S, make_cluster
+from scheduled_db.testing.harness import running, wait_leader
 
 NAME = "http"
 CONCURRENCY = (1, 8, 32, 128)
@@ -68,7 +69,7 @@ def scheduled_db(concurrency: tuple[int, ...], measure_s: float, warmup_s: float
     due_s = round(time.time() + 30 * 86_400)
     with (
         tempfile.TemporaryDirectory(prefix="bench-http-") as tmp,
-        running(make_cluster(Path(tmp))) as nodes,
+        running(make_cluster(Path(tmp)), READY_S) as nodes,
     ):
         url = wait_leader(nodes).base + "/jobs"
 

@@ -33,7 +33,8 @@ from actors.webhook.client import WebhookClient
 from bench import loadgen
 from bench.common import NO_TARGET, check, distribution_ms, say
 from bench.http_bench import job_body
-from bench.procs import Node, running
+from bench.procs import READY_S, Node
+from scheduled_db.testing.harness import running
 
 NAME = "overload"
 FACTOR = 5
@@ -155,7 +156,7 @@ def run(quick: bool) -> dict[str, Any]:
     concurrency, measure_s = ((32,), 3.0) if quick else ((32, 128), 10.0)
     with tempfile.TemporaryDirectory(prefix="bench-overload-") as tmp:
         node = Node(Path(tmp) / "n1" / "data")
-        with running([node]):
+        with running([node], READY_S):
             figures = measure(node.base + "/jobs", concurrency, measure_s)
     figures.update(
         measure_s=measure_s,

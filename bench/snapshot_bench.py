@@ -28,7 +28,8 @@ from typing import Any
 
 from bench import prebuild
 from bench.common import NO_TARGET, check, say
-from bench.procs import ADMIN, Node, make_cluster, rss_mb, running, wait_leader, wait_until
+from bench.procs import ADMIN, READY_S, Node, make_cluster, rss_mb
+from scheduled_db.testing.harness import running, wait_leader, wait_until
 
 NAME = "snapshot"
 JOBS, QUICK_JOBS = 1_000_000, 20_000
@@ -72,7 +73,7 @@ def rejoin(leader: Node, wiped: Node, jobs: int) -> dict[str, Any]:
     """Remove the wiped node, start it empty, join it; time the catch-up."""
     status, body = leader.call("DELETE", f"/cluster/members/{wiped.node_id}", headers=ADMIN)
     assert status == 200, body
-    wiped.start()
+    wiped.start(wait=False)
     wait_until(wiped.answers, 60, "the wiped node to serve /health")
     joining = {
         "node_id": wiped.node_id,
@@ -104,7 +105,7 @@ def run(quick: bool) -> dict[str, Any]:
         build(nodes, jobs)
         built_s = time.monotonic() - t
         snapshot_mb = disk_mb(nodes[0].data_dir / "snapshots")
-        with running(nodes[:2]):
+        with running(nodes[:2], READY_S):
             leader = wait_leader(nodes[:2], 120)
             say(f"snapshot: {nodes[2].node_id} wiped, rejoining {leader.node_id}'s cluster")
             try:

@@ -36,8 +36,9 @@ from typing import Any
 from actors.storage.store import NodeStore
 from bench import prebuild
 from bench.common import check, say, write_result
-from bench.procs import Node, rss_mb, wait_until
+from bench.procs import Node, rss_mb
 from scheduled_db.state import queries
+from scheduled_db.testing.harness import wait_until
 
 NAME = "storage"
 SIZES = (100_000, 1_000_000)
@@ -89,7 +90,7 @@ def restart_node(path: Path, jobs: int) -> dict[str, Any]:
     """Phase 3: a node process on the directory; time to serve, memory."""
     node = Node(path, NODE_ID)
     t0 = time.monotonic()
-    node.start()
+    node.start(wait=False)
     try:
         wait_until(node.answers, 120, "the node to serve /health", poll=0.02)
         health_s = time.monotonic() - t0

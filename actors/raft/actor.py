@@ -37,6 +37,7 @@ from actors import messages as m
 from actors.raft.lease import LeaderLease, lease_seconds
 from actors.runtime.clock import actor_ticker
 from scheduled_db.config.kinds import parse_address
+from scheduled_db.config.model import RaftConfig
 from scheduled_db.raft.core import (
     ConfChangeError,
     NotLeader,
@@ -68,12 +69,27 @@ PROMOTE_MAX_LAG = 64  # a learner this close to the commit index has caught up
 
 @dataclass(frozen=True, slots=True)
 class RaftSettings:
+    """The Raft actor's tuning in ticks, from the ``raft`` config section (whose key
+    table holds the defaults)."""
+
     node_id: str
-    tick_ms: int = 100
-    election_ticks: int = 10
-    max_inflight: int = 256
-    max_entries_per_msg: int = 1024
-    max_bytes_per_msg: int = 1 << 20
+    tick_ms: int
+    election_ticks: int
+    max_inflight: int
+    max_entries_per_msg: int
+    max_bytes_per_msg: int
+
+    @classmethod
+    def from_config(cls, node_id: str, raft: RaftConfig) -> RaftSettings:
+        """One tick per heartbeat interval; the election timeout in whole ticks (at least 2)."""
+        return cls(
+            node_id=node_id,
+            tick_ms=raft.heartbeat_interval_ms,
+            election_ticks=max(2, raft.election_timeout_ms // raft.heartbeat_interval_ms),
+            max_inflight=raft.max_inflight,
+            max_entries_per_msg=raft.max_entries_per_msg,
+            max_bytes_per_msg=raft.max_bytes_per_msg,
+        )
 
 
 class RaftActor(pykka.ThreadingActor):

@@ -42,6 +42,7 @@ import pykka
 from actors import messages as m
 from actors.runtime.clock import Alarm, now_ms
 from actors.webhook import attempt as webhook_attempt
+from scheduled_db.config.model import NodeConfig
 from scheduled_db.firing import decisions as firing
 from scheduled_db.firing.slots import SlotIndex
 from scheduled_db.jobs.model import Attempt, Job, JobStatus
@@ -72,15 +73,37 @@ DUE_STATUSES = (JobStatus.PENDING, JobStatus.FAILED, JobStatus.TIMEOUT)
 
 @dataclass(frozen=True, slots=True)
 class SchedulerSettings:
+    """The scheduler's settings: from the ``scheduler`` and ``execution`` config
+    sections (whose key table holds the defaults), but for two internal rhythms."""
+
     node_id: str
-    slot_gap_ms: int = 10_000
-    hot_window_ms: int = 60_000
-    claim_ahead_ms: int = 2_000
-    inprogress_timeout_ms: int = 300_000
-    history_retention_ms: int = 720 * 3_600_000
-    prune_every_ms: int = 60_000
-    refill_limit: int = 50_000
-    policy: firing.Policy = firing.Policy()
+    slot_gap_ms: int
+    hot_window_ms: int
+    claim_ahead_ms: int
+    inprogress_timeout_ms: int
+    history_retention_ms: int
+    policy: firing.Policy
+    prune_every_ms: int = 60_000  # how often finished history is pruned
+    refill_limit: int = 50_000  # most due occurrences read in one refill
+
+    @classmethod
+    def from_config(cls, cfg: NodeConfig) -> SchedulerSettings:
+        ex = cfg.execution
+        policy = firing.Policy(
+            max_attempts=ex.max_attempts,
+            timeout_ms=ex.timeout_ms,
+            backoff_base_ms=ex.backoff_base_ms,
+            backoff_cap_ms=ex.backoff_cap_ms,
+        )
+        return cls(
+            node_id=cfg.node.id,
+            slot_gap_ms=cfg.scheduler.slot_gap_ms,
+            hot_window_ms=cfg.scheduler.hot_window_ms,
+            claim_ahead_ms=cfg.scheduler.claim_ahead_ms,
+            inprogress_timeout_ms=ex.inprogress_timeout_ms,
+            history_retention_ms=ex.history_retention_ms,
+            policy=policy,
+        )
 
 
 @dataclass(frozen=True, slots=True)

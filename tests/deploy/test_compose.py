@@ -16,6 +16,7 @@ from pathlib import Path
 import yaml
 
 from scheduled_db.config.loading import KEYS_BY_ENV, NodeConfig
+from scheduled_db.testing.harness import free_port
 from tests.deploy.manifests import (
     COMPOSE_FILE,
     DASHBOARD,
@@ -34,7 +35,6 @@ from tests.deploy.manifests import (
     node_services,
 )
 from tests.deploy.topology import LOOPBACK, nginx_argv, render_nginx, require
-from tests.integration.nodeproc import free_port
 
 COMPOSE = load_compose()
 SERVICES = compose_services(COMPOSE)

@@ -13,9 +13,9 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from scheduled_db.testing.harness import wait_until
 from tests.deploy.manifests import DASHBOARD
 from tests.deploy.topology import ComposeNode, Prometheus
-from tests.integration.nodeproc import wait_until
 
 METRIC = re.compile(r"\bscheduled_db_[A-Za-z0-9_]+")
 # Sample names each metric type exposes besides the family's own name.

@@ -14,9 +14,9 @@ import subprocess
 import sys
 
 from scheduled_db.config.loading import KEYS_BY_ENV, KEYS_BY_PATH
+from scheduled_db.testing.harness import free_port
 from tests.deploy.manifests import ROOT, Instruction, api_routes, dockerfile_stages, image_env
 from tests.deploy.topology import ComposeNode
-from tests.integration.nodeproc import free_port
 
 FINAL = dockerfile_stages()[-1]
 

@@ -12,9 +12,9 @@ import signal
 import time
 from typing import Any
 
+from scheduled_db.testing.harness import wait_until
 from tests.deploy.topology import ComposeNode, Nginx, Prometheus
 from tests.integration.cluster import FAILOVER_BOUND_S
-from tests.integration.nodeproc import wait_until
 
 DUE_S = 2_000_000_000  # 2033: these jobs never fire during the test
 RETRYABLE = (502, 503, 504)  # the LB found no node able to answer yet: the client retries

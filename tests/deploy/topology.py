@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 import yaml
 
+from scheduled_db.testing.harness import Http, NodeProcess, free_port, wait_until
 from tests.deploy.manifests import (
     NGINX_CONF,
     PROMETHEUS_CONF,
@@ -31,7 +32,6 @@ from tests.deploy.manifests import (
     node_config,
     node_services,
 )
-from tests.integration.nodeproc import Http, NodeProcess, free_port, wait_until
 
 LOOPBACK = "127.0.0.1"
 _ADDRESS = re.compile(r"[A-Za-z0-9][\w.-]*:\d+")
@@ -96,7 +96,7 @@ def start_nodes(root: Path) -> list[ComposeNode]:
         n.start(wait=False)
     try:
         for n in nodes:
-            wait_until(n.healthy, 30, f"{n.node_id} to serve /health")
+            wait_until(n.answers, 30, f"{n.node_id} to serve /health")
             wait_until(n.ready, 30, f"{n.node_id} to be ready")
     except BaseException:
         stop_all(nodes)

@@ -2,7 +2,7 @@
 
 Each returns :class:`~tests.faults.figures.Figures`.  Times come from the wall
 clock the nodes and the receiver share; every wait is a bounded poll of a
-condition (tests.integration.nodeproc.wait_until).
+condition (scheduled_db.testing.harness.wait_until).
 """
 
 from __future__ import annotations
@@ -15,13 +15,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from scheduled_db.testing.harness import wait_leader, wait_until
 from tests.faults.figures import Figures, summarize
 from tests.faults.receiver import Arrival, RecordingReceiver
 from tests.faults.storage import damaged_log
-from tests.integration.cluster import ClusterNode, job, running_cluster, wait_leader
+from tests.integration.cluster import ClusterNode, job, running_cluster
 from tests.integration.cluster_faults_harness import post, wait_serving
 from tests.integration.hanging_receivers import HangingReceivers
-from tests.integration.nodeproc import wait_until
 
 CREATE_THREADS = 8
 CREATE_BUDGET_S = 0.01  # per job: the burst starts after they are all created

@@ -14,8 +14,8 @@ import signal
 from collections.abc import Callable
 from pathlib import Path
 
+from scheduled_db.testing.harness import NodeProcess
 from tests.faults.figures import Figures
-from tests.integration.nodeproc import NodeProcess
 from tests.integration.storage_damage_tools import (
     create_jobs,
     cut_to_half,

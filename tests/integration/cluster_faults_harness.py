@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from scheduled_db.testing.harness import wait_until
 from tests.actors.webhook_receiver import Receiver
 from tests.integration.cluster import ClusterNode, job
-from tests.integration.nodeproc import wait_until
 from tests.integration.partitioner import Partitioner
 
 HTTP_ERRORS = (OSError, http.client.HTTPException)  # refused, reset, cut mid-answer
@@ -74,7 +74,7 @@ def start_together(nodes: list[ClusterNode]) -> None:
 def wait_serving(node: ClusterNode, timeout: float = 30) -> None:
     """Wait until a started ``node`` serves /health; fail with the end of its log."""
     try:
-        wait_until(node.healthy, timeout, f"{node.node_id} to serve /health")
+        wait_until(node.answers, timeout, f"{node.node_id} to serve /health")
     except AssertionError as exc:
         tail = "\n".join(node.log().splitlines()[-40:])
         raise AssertionError(f"{exc}; the end of its log:\n{tail}") from None

@@ -7,7 +7,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from tests.integration.nodeproc import NodeProcess, wait_until
+from scheduled_db.testing.harness import NodeProcess, wait_until
 
 START_TIMEOUT_S = 30.0
 

@@ -36,9 +36,9 @@ from urllib.parse import unquote_to_bytes
 
 import pytest
 
+from scheduled_db.testing.harness import wait_leader, wait_until
 from tests.integration.api_fuzz_gen import ClientRequests, Raw, RawRequests
-from tests.integration.cluster import ClusterNode, job, running_cluster, wait_leader
-from tests.integration.nodeproc import wait_until
+from tests.integration.cluster import ClusterNode, job, running_cluster
 
 SEED = 0xA11_F022
 RAW_REQUESTS = 1500  # per fuzzed node

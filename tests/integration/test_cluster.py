@@ -13,15 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from scheduled_db.testing.harness import wait_leader, wait_until
 from tests.actors.webhook_receiver import Receiver
-from tests.integration.cluster import (
-    FAILOVER_BOUND_S,
-    ClusterNode,
-    job,
-    running_cluster,
-    wait_leader,
-)
-from tests.integration.nodeproc import wait_until
+from tests.integration.cluster import FAILOVER_BOUND_S, ClusterNode, job, running_cluster
 
 
 @pytest.fixture

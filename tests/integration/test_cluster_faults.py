@@ -20,14 +20,9 @@ from typing import Any
 
 import pytest
 
+from scheduled_db.testing.harness import wait_leader, wait_until
 from tests.actors.webhook_receiver import Receiver
-from tests.integration.cluster import (
-    FAILOVER_BOUND_S,
-    ClusterNode,
-    job,
-    running_cluster,
-    wait_leader,
-)
+from tests.integration.cluster import FAILOVER_BOUND_S, ClusterNode, job, running_cluster
 from tests.integration.cluster_faults_harness import (
     CreateStream,
     digest,
@@ -45,7 +40,6 @@ from tests.integration.cluster_faults_harness import (
     wait_write_served,
     wire,
 )
-from tests.integration.nodeproc import wait_until
 from tests.integration.partitioner import Partitioner
 
 CONVERGE_S = 30.0  # replicas reach equal digests within this, once writes stop

@@ -26,7 +26,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.cluster import ClusterNode, wait_leader
+from scheduled_db.testing.harness import wait_leader, wait_until
+from tests.integration.cluster import ClusterNode
 from tests.integration.linearizable_harness import (
     Client,
     ClientStats,
@@ -39,7 +40,6 @@ from tests.integration.linearizable_harness import (
     running,
     wire_through,
 )
-from tests.integration.nodeproc import wait_until
 from tests.integration.partitioner import Partitioner
 from tests.linearizability import HistoryRecorder, Operation, Verdict, check
 from tests.linearizability_jobs import JOB_MODEL, Get, Reply
@@ -75,7 +75,7 @@ def recording(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Recording]:
             for n in nodes:
                 n.start(wait=False)
             for n in nodes:
-                wait_until(n.healthy, 30, f"{n.node_id} to serve /health")
+                wait_until(n.answers, 30, f"{n.node_id} to serve /health")
             wait_leader(nodes)
             recorder, stats = HistoryRecorder(), ClientStats()
             nemesis = _record(nodes, net, workload, recorder, stats, seed)
@@ -120,7 +120,7 @@ def _settle_and_read_back(
         if not running(n):
             n.start(wait=False)
     for n in nodes:
-        wait_until(n.healthy, 30, f"{n.node_id} to serve /health")
+        wait_until(n.answers, 30, f"{n.node_id} to serve /health")
     wait_leader(nodes)
     reader = 10_000  # a client id no worker thread uses
     for n in nodes:

@@ -13,9 +13,9 @@ import signal
 import time
 from pathlib import Path
 
+from scheduled_db.testing.harness import leader_of, wait_leader, wait_until
 from tests.actors.webhook_receiver import Receiver
-from tests.integration.cluster import ClusterNode, job, leader_of, running_cluster, wait_leader
-from tests.integration.nodeproc import wait_until
+from tests.integration.cluster import ClusterNode, job, running_cluster
 
 EVERY_MS = 2000
 
@@ -82,7 +82,7 @@ def keys(receiver: Receiver, path: str) -> list[str]:
 
 
 def caught_up(node: ClusterNode, leader: ClusterNode) -> bool:
-    if not node.healthy():
+    if not node.answers():
         return False
     mine = node.http.call("GET", "/jobs?limit=1")[2].get("total")
     theirs = leader.http.call("GET", "/jobs?limit=1")[2].get("total")

@@ -17,8 +17,8 @@ import signal
 import time
 from pathlib import Path
 
-from tests.integration.cluster import SECRET, ClusterNode, job, running_cluster, wait_leader
-from tests.integration.nodeproc import wait_until
+from scheduled_db.testing.harness import wait_leader, wait_until
+from tests.integration.cluster import SECRET, ClusterNode, job, running_cluster
 
 ADMIN = {"Authorization": f"Bearer {SECRET}"}
 SMALL_SNAPSHOTS = ("--raft-snapshot-threshold-entries", "20", "--raft-snapshot-keep-entries", "0")

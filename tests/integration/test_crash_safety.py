@@ -32,14 +32,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.cluster import FAILOVER_BOUND_S, ClusterNode, running_cluster, wait_leader
+from scheduled_db.testing.harness import wait_leader, wait_until
+from tests.integration.cluster import FAILOVER_BOUND_S, ClusterNode, running_cluster
 from tests.integration.cluster_faults_harness import (
     Create,
     CreateStream,
     wait_converged,
     wait_serving,
 )
-from tests.integration.nodeproc import wait_until
 
 pytestmark = pytest.mark.slow
 

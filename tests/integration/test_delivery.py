@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
+from scheduled_db.testing.harness import NodeProcess, free_port, wait_until
 from tests.actors.webhook_receiver import Receiver
-from tests.integration.nodeproc import NodeProcess, free_port, wait_until
 
 
 class FastNode(NodeProcess):

@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
+from scheduled_db.testing.harness import NodeProcess, wait_until
 from tests.actors.webhook_receiver import Receiver
 from tests.integration.hanging_receivers import HangingReceivers
-from tests.integration.nodeproc import NodeProcess, wait_until
 
 HANGING = 600  # more than the 512 delivery slots a node had before the fix
 NORMAL = 100
@@ -27,17 +27,6 @@ SOON_S = 0.2
 LEAD_S = 2.0  # the normal jobs fall due this long after their creation starts (0.2 s here)
 MAX_P99_S = 1.0
 WAIT_S = 8.0  # after the last normal job is due: on time is within a second
-
-
-class Node(NodeProcess):
-    """A node started with extra command-line flags."""
-
-    def __init__(self, data_dir: Path, extra: list[str]) -> None:
-        super().__init__(data_dir)
-        self.extra = extra
-
-    def args(self) -> list[str]:
-        return super().args() + self.extra
 
 
 def _create_all(node: NodeProcess, jobs: list[dict[str, Any]]) -> None:
@@ -77,7 +66,7 @@ def _p99(values: list[float]) -> float:
 def test_hanging_receivers_leave_other_jobs_on_time(
     tmp_path: Path, receiver: Receiver, origins: int, extra: list[str]
 ) -> None:
-    node = Node(tmp_path / "data", extra)
+    node = NodeProcess(tmp_path / "data", extra=extra)
     node.start()
     try:
         with HangingReceivers(origins) as hang:

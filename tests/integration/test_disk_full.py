@@ -21,8 +21,8 @@ from typing import Any
 
 import pytest
 
-from tests.integration.cluster import ClusterNode, wait_leader
-from tests.integration.nodeproc import NodeProcess, wait_until
+from scheduled_db.testing.harness import NodeProcess, join, wait_leader, wait_until
+from tests.integration.cluster import ClusterNode
 
 SIZE = "24m"
 BEFORE = 50  # jobs acknowledged before the disk fills
@@ -134,15 +134,14 @@ def test_a_follower_whose_disk_fills_stops_acknowledging_and_catches_up_after(
     nodes.append(ClusterNode(small_fs / "data", "node-3"))
     full = nodes[2]
     full.log_path = tmp_path / "node-3.log"  # keep the log off the small disk
-    members = ",".join(n.member() for n in nodes)
+    join(nodes)
     try:
         for n in nodes:
-            n.members = members
             n.log_path.parent.mkdir(parents=True, exist_ok=True)
         for n in nodes[:2]:  # the first two elect a leader; the third joins as a follower
             n.start(wait=False)
         for n in nodes[:2]:
-            wait_until(n.healthy, 30, f"{n.node_id} to serve /health")
+            wait_until(n.answers, 30, f"{n.node_id} to serve /health")
         leader = wait_leader(nodes[:2])
         full.start()
         acked = [_create_on(leader, f"before-{i}") for i in range(20)]

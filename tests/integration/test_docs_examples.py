@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.integration.nodeproc import NodeProcess
+from scheduled_db.testing.harness import NodeProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "example-cluster-secret-0123"  # the one docs/api-reference.md shows

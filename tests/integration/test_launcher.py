@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.nodeproc import ROOT, Http, wait_until
+from scheduled_db.testing.harness import ROOT, Http, wait_until
 
 NODES = 3
 LINE = re.compile(

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.integration.nodeproc import NodeProcess
+from scheduled_db.testing.harness import NodeProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 TARGETS = [

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.nodeproc import ROOT, Http, NodeProcess
+from scheduled_db.testing.harness import ROOT, Http, NodeProcess
 
 FORBIDDEN_IN_ERRORS = ("Traceback", 'File "', "site-packages", "/usr/", "/root/", ".py")
 

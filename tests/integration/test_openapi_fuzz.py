@@ -1,6 +1,6 @@
 """Schemathesis against a live node, driven by docs/openapi.yaml.
 
-A real ``scheduled-db run`` process (tests/integration/nodeproc.py) with one API
+A real ``scheduled-db run`` process (scheduled_db/testing/harness.py) with one API
 token of role ``write`` gets requests generated from the description: its examples,
 schemathesis' coverage cases (boundaries, missing and mistyped fields) and random
 valid and invalid requests, then chains of linked calls (create a job, then read,
@@ -36,9 +36,9 @@ from hypothesis import HealthCheck
 from scheduled_db.errors import ValidationError
 from scheduled_db.jobs.validation import parse_job_spec
 from scheduled_db.policy.auth import token_digest
+from scheduled_db.testing.harness import ROOT, NodeProcess
 from tests.actors.openapi_spec import DOCS_SPEC
 from tests.actors.webhook_receiver import Receiver
-from tests.integration.nodeproc import ROOT, NodeProcess
 
 TOKEN = "fuzz-token-of-role-write"
 # Random requests per operation, on top of its examples and schemathesis' coverage

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.nodeproc import NodeProcess
+from scheduled_db.testing.harness import NodeProcess
 
 CLIENTS = 2000
 ARRIVAL_S = 1.0  # the clients' first requests are spread over this long

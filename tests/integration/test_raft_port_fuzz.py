@@ -53,8 +53,8 @@ from scheduled_db.raft.messages import (
     encode_message,
 )
 from scheduled_db.state.commands import CreateJob, encode_command
-from tests.integration.cluster import ClusterNode, job, running_cluster, wait_leader
-from tests.integration.nodeproc import wait_until
+from scheduled_db.testing.harness import wait_leader, wait_until
+from tests.integration.cluster import ClusterNode, job, running_cluster
 
 SEED = 0x5EED_2026
 CONNECTIONS = 1000  # per fuzzed node

@@ -8,8 +8,8 @@ import json
 import time
 from pathlib import Path
 
+from scheduled_db.testing.harness import NodeProcess, wait_until
 from tests.actors.webhook_receiver import Receiver
-from tests.integration.nodeproc import NodeProcess, wait_until
 
 SHIPPED_DEFAULT = {"WEBHOOK_ALLOW_NETWORKS": ""}  # empty: unset, so the default (deny)
 

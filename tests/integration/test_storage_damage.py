@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.nodeproc import NodeProcess
+from scheduled_db.testing.harness import NodeProcess
 from tests.integration.storage_damage_tools import (
     create_jobs,
     cut_to_half,

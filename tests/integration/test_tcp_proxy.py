@@ -18,7 +18,7 @@ from collections.abc import Iterator
 import pytest
 
 from actors.runtime.loop_thread import LoopThread
-from tests.integration.nodeproc import free_port
+from scheduled_db.testing.harness import free_port
 from tests.integration.partitioner import Partitioner
 from tests.integration.tcp_proxy import Mode, TcpProxy
 

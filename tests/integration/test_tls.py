@@ -24,9 +24,17 @@ import pytest
 
 from actors.raft import wire as w
 from scheduled_db.cli.main import main
-from tests.integration.cluster import ClusterNode, job, wait_leader
+from scheduled_db.testing.harness import (
+    ROOT,
+    Http,
+    NodeProcess,
+    join,
+    running,
+    wait_leader,
+    wait_until,
+)
+from tests.integration.cluster import ClusterNode, job
 from tests.integration.cluster_faults_harness import wait_converged
-from tests.integration.nodeproc import ROOT, Http, NodeProcess, wait_until
 from tests.tls_certs import Authority, CertFiles
 
 HOST = "127.0.0.1"
@@ -119,19 +127,11 @@ def test_the_command_line_trusts_the_ca_it_is_given(
 def cluster(tmp_path_factory: pytest.TempPathFactory, pki: Pki) -> Iterator[list[ClusterNode]]:
     root = tmp_path_factory.mktemp("cluster")
     nodes = [ClusterNode(root / node_id / "data", node_id, pki.flags(node_id)) for node_id in NODES]
-    members = ",".join(n.member() for n in nodes)
+    join(nodes)
     for n in nodes:
-        n.data_dir.parent.mkdir(parents=True)
-        n.members = members
         n.http = Http(f"https://{HOST}:{n.http_port}", pki.ca.client_context())
-        n.start(wait=False)
-    try:
-        for n in nodes:
-            wait_until(n.healthy, 30, f"{n.node_id} to serve /health")
-        yield nodes
-    finally:
-        for n in nodes:
-            n.stop_if_running()
+    with running(nodes) as started:
+        yield started
 
 
 def test_a_tls_cluster_elects_forwards_and_replicates(cluster: list[ClusterNode]) -> None:

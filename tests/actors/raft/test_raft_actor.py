@@ -17,13 +17,14 @@ from actors import messages as m
 from actors.raft.actor import PROMOTE_CHECK_TICKS, RaftActor, RaftSettings
 from actors.storage.actor import StorageActor
 from actors.storage.store import NodeStore
+from scheduled_db.config.loading import load_config
 from scheduled_db.jobs.model import JobSpec, JobType
 from scheduled_db.raft.messages import ConfChange, ConfChangeType
 from scheduled_db.state import commands as c
 from scheduled_db.state.records import encode_member
 from scheduled_db.state.results import ResultCode
+from scheduled_db.testing.harness import wait_until
 from tests.actors.probe import Inbox, start_probe
-from tests.integration.nodeproc import wait_until
 
 
 def _create(job_id: str) -> bytes:
@@ -45,7 +46,12 @@ class Member:
         if store.log.last_index() == 0:
             store.bootstrap(self.voters)
         self.storage = StorageActor.start(store)
-        settings = RaftSettings(self.node_id, tick_ms=tick_ms, election_ticks=10)
+        timing = {
+            "raft.heartbeat_interval": f"{tick_ms}ms",
+            "raft.election_timeout": f"{10 * tick_ms}ms",
+        }
+        config = load_config(timing, {}, None, "test")
+        settings = RaftSettings.from_config(self.node_id, config.raft)
         self.raft = RaftActor.start(
             settings, store.log, store.applied()[0], self.storage, self.transport, seed=1
         )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ from actors.scheduler import actor as scheduler_mod
 from actors.scheduler.actor import SchedulerActor, SchedulerSettings
 from actors.storage.actor import StorageActor
 from actors.storage.store import NodeStore
-from scheduled_db.firing.decisions import Policy
+from scheduled_db.config.loading import load_config
 from scheduled_db.jobs.model import Job, JobSpec, JobStatus, JobType, MisfirePolicy
 from scheduled_db.state import commands as c
 from tests.actors.probe import Inbox, start_probe
@@ -89,32 +89,38 @@ class World:
 
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[World]:
-    yield from _world(tmp_path, history_retention_ms=720 * 3_600_000)
+    yield from _world(tmp_path, history_retention="720h")
 
 
 @pytest.fixture
 def short_memory(tmp_path: Path) -> Iterator[World]:
-    yield from _world(tmp_path, history_retention_ms=60_000)
+    yield from _world(tmp_path, history_retention="60s")
 
 
-def _world(tmp_path: Path, history_retention_ms: int) -> Iterator[World]:
+def _world(tmp_path: Path, history_retention: str) -> Iterator[World]:
+    config = load_config(
+        {
+            "node.id": "n1",
+            "raft.heartbeat_interval": "20ms",
+            "raft.election_timeout": "200ms",
+            "scheduler.slot_gap": "1s",
+            "scheduler.claim_ahead": "200ms",
+            "execution.history_retention": history_retention,
+            "execution.backoff_cap": "1s",  # retries within a test
+        },
+        {},
+        None,
+        "test",
+    )
     store = NodeStore.open(tmp_path / "n1", "n1")
     store.bootstrap(("n1",))
     storage = StorageActor.start(store)
     raft = RaftActor.start(
-        RaftSettings("n1", tick_ms=20), store.log, store.applied()[0], storage, seed=1
+        RaftSettings.from_config("n1", config.raft), store.log, store.applied()[0], storage, seed=1
     )
     hook_ref, hook = start_probe()
     clock = Clock()
-    settings = SchedulerSettings(
-        "n1",
-        slot_gap_ms=1_000,
-        hot_window_ms=60_000,
-        claim_ahead_ms=200,
-        history_retention_ms=history_retention_ms,
-        prune_every_ms=10_000,
-        policy=Policy(max_attempts=3, backoff_base_ms=1_000, backoff_cap_ms=1_000),
-    )
+    settings = replace(SchedulerSettings.from_config(config), prune_every_ms=10_000)
     sched = SchedulerActor.start(settings, raft, storage, hook_ref, clock=clock, seed=7)
     w = World(clock, storage, raft, sched, hook)
     _wait_active(w)

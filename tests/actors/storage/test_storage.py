@@ -26,10 +26,10 @@ from scheduled_db.state import commands as c
 from scheduled_db.state.fsm import ApplyOrderError
 from scheduled_db.state.queries import JobPage
 from scheduled_db.state.results import ResultCode
+from scheduled_db.testing.harness import wait_until
 from tests.actors.probe import start_probe
 from tests.command_gen import entry_at
 from tests.fsm_helpers import spec
-from tests.integration.nodeproc import wait_until
 
 T = 5.0  # seconds: the bound on every wait
 
