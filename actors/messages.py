@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 import pykka
@@ -386,15 +387,23 @@ class ProposeConfChange:
     reply: Reply
 
 
+class Refusal(StrEnum):
+    """Why the Raft actor did not (or cannot say it did) carry out a proposal or read."""
+
+    NOT_LEADER = "not_leader"  # refused before proposing; ``leader`` names who leads, or ''
+    DROPPED = "dropped"  # refused before proposing (a leadership transfer, a removed node)
+    DISK_FULL = "disk_full"  # a leader that cannot persist refused it before proposing
+    UNKNOWN_OUTCOME = "unknown_outcome"  # proposed, then leadership or durability was lost
+    CONFLICT = "conflict"  # a membership change the membership contradicts
+
+
 @dataclass(frozen=True, slots=True)
 class ProposeOutcome:
-    """Results once applied; or ``error``: not_leader | dropped | unknown_outcome |
-    disk_full (a leader that cannot persist refused it) | conflict (a membership
-    change the membership contradicts)."""
+    """Results once applied; or ``error``, the :class:`Refusal`."""
 
     index: int = 0
     results: tuple[CommandResult, ...] = ()
-    error: str | None = None
+    error: Refusal | None = None
     detail: str = ""
     leader: str = ""
 

@@ -111,7 +111,7 @@ class NodeBackend:
 
     async def _change(self, change: ConfChange) -> None:
         outcome = await self._proposal(lambda r: m.ProposeConfChange(change, r), 10.0)
-        if outcome.error == "conflict":
+        if outcome.error is m.Refusal.CONFLICT:
             raise MembershipConflict(outcome.detail)
         if outcome.error is not None:
             raise WriteRefused(outcome.error, outcome.leader, outcome.detail)

@@ -280,7 +280,7 @@ class RaftActor(pykka.ThreadingActor):
         try:
             self.core.read_index(context)
         except NotLeader as exc:
-            msg.reply(m.ProposeOutcome(error="not_leader", leader=exc.leader))
+            msg.reply(m.ProposeOutcome(error=m.Refusal.NOT_LEADER, leader=exc.leader))
             return
         self._reads[context] = msg.reply
 
@@ -303,7 +303,7 @@ class RaftActor(pykka.ThreadingActor):
         """The leader changed: a read it had not confirmed never will be."""
         reads, self._reads = self._reads, {}
         for reply in reads.values():
-            reply(m.ProposeOutcome(error="dropped", detail="leadership changed", leader=""))
+            reply(m.ProposeOutcome(error=m.Refusal.DROPPED, detail="leadership changed", leader=""))
 
     def _snapshot_installed(self, msg: m.SnapshotInstalled) -> None:
         self._applied_index = max(self._applied_index, msg.meta.index)
@@ -323,7 +323,9 @@ class RaftActor(pykka.ThreadingActor):
                 lambda: self.core.propose_conf_change(msg.change), msg.reply, (ProposalDropped,)
             )
         except ConfChangeError as exc:
-            msg.reply(m.ProposeOutcome(error="conflict", detail=str(exc), leader=self.core.lead))
+            msg.reply(
+                m.ProposeOutcome(error=m.Refusal.CONFLICT, detail=str(exc), leader=self.core.lead)
+            )
 
     def _track(
         self,
@@ -335,10 +337,10 @@ class RaftActor(pykka.ThreadingActor):
         try:
             entry = propose()
         except NotLeader as exc:
-            reply(m.ProposeOutcome(error="not_leader", leader=exc.leader))
+            reply(m.ProposeOutcome(error=m.Refusal.NOT_LEADER, leader=exc.leader))
             return
         except refusals as exc:
-            reply(m.ProposeOutcome(error="dropped", detail=str(exc), leader=self.core.lead))
+            reply(m.ProposeOutcome(error=m.Refusal.DROPPED, detail=str(exc), leader=self.core.lead))
             return
         self._pending[entry.index] = (entry.term, reply)
 
@@ -346,7 +348,7 @@ class RaftActor(pykka.ThreadingActor):
         """A leader whose disk is full refuses at once (a follower says who leads)."""
         if not self._disk_full or self.core.role is not Role.LEADER:
             return False
-        reply(m.ProposeOutcome(error="disk_full", leader=self.core.lead))
+        reply(m.ProposeOutcome(error=m.Refusal.DISK_FULL, leader=self.core.lead))
         return True
 
     def _disk_space(self, msg: m.DiskFull) -> None:
@@ -370,7 +372,9 @@ class RaftActor(pykka.ThreadingActor):
     def _fail_pending(self, why: str) -> None:
         pending, self._pending = self._pending, {}
         for _, reply in pending.values():
-            reply(m.ProposeOutcome(error="unknown_outcome", detail=why, leader=self.core.lead))
+            reply(
+                m.ProposeOutcome(error=m.Refusal.UNKNOWN_OUTCOME, detail=why, leader=self.core.lead)
+            )
 
     def _transfer(self, msg: m.TransferLeadership) -> None:
         try:
@@ -427,7 +431,9 @@ class RaftActor(pykka.ThreadingActor):
         if waiting is not None and waiting[0] != term:
             # Another leader's entry committed at this index: ours was never applied.
             del self._pending[index]
-            waiting[1](m.ProposeOutcome(error="unknown_outcome", detail="entry was replaced"))
+            waiting[1](
+                m.ProposeOutcome(error=m.Refusal.UNKNOWN_OUTCOME, detail="entry was replaced")
+            )
 
     def _send(self, msgs: tuple[Message, ...]) -> None:
         if self.transport is None:
