@@ -216,7 +216,10 @@ class RaftActor(pykka.ThreadingActor):
                 continue
             try:
                 core.propose_conf_change(ConfChange(ConfChangeType.ADD_VOTER, learner))
-            except (NotLeader, ProposalDropped, ConfChangeError) as exc:
+            except ProposalDropped as exc:  # a NotLeader too
+                log.debug("raft: promoting %s must wait: %s", learner, exc.why)
+                return
+            except ConfChangeError as exc:
                 log.debug("raft: promoting %s must wait: %s", learner, exc)
                 return
             match = core.prs[learner].match
@@ -313,34 +316,27 @@ class RaftActor(pykka.ThreadingActor):
 
     def _propose(self, msg: m.Propose) -> None:
         if not self._refused_for_space(msg.reply):
-            self._track(lambda: self.core.propose(msg.data), msg.reply, (ProposalDropped,))
+            self._track(lambda: self.core.propose(msg.data), msg.reply)
 
     def _propose_conf_change(self, msg: m.ProposeConfChange) -> None:
         if self._refused_for_space(msg.reply):
             return
         try:
-            self._track(
-                lambda: self.core.propose_conf_change(msg.change), msg.reply, (ProposalDropped,)
-            )
+            self._track(lambda: self.core.propose_conf_change(msg.change), msg.reply)
         except ConfChangeError as exc:
             msg.reply(
                 m.ProposeOutcome(error=m.Refusal.CONFLICT, detail=str(exc), leader=self.core.lead)
             )
 
-    def _track(
-        self,
-        propose: Callable[[], Entry],
-        reply: m.Reply,
-        refusals: tuple[type[Exception], ...],
-    ) -> None:
+    def _track(self, propose: Callable[[], Entry], reply: m.Reply) -> None:
         """Make the proposal and remember who to answer, or answer the refusal now."""
         try:
             entry = propose()
         except NotLeader as exc:
             reply(m.ProposeOutcome(error=m.Refusal.NOT_LEADER, leader=exc.leader))
             return
-        except refusals as exc:
-            reply(m.ProposeOutcome(error=m.Refusal.DROPPED, detail=str(exc), leader=self.core.lead))
+        except ProposalDropped as exc:
+            reply(m.ProposeOutcome(error=m.Refusal.DROPPED, detail=exc.why, leader=self.core.lead))
             return
         self._pending[entry.index] = (entry.term, reply)
 

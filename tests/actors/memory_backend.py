@@ -3,9 +3,9 @@
 Commands go through the real, pure state machine (:func:`scheduled_db.state.fsm.apply_entries`
 over a :class:`~scheduled_db.state.stateview.MemoryState`), reads through
 :mod:`scheduled_db.state.queries`: only Raft and the actors are missing.  Switches make
-it refuse writes (``WriteRefused``), time out, or fail reads, so every error path
-of the API can be driven; ``hold()`` keeps proposals (and reads) waiting, so that
-requests stay in flight for as long as a test needs.
+it refuse writes (the errors of :func:`~actors.api.backend.refusal_error`), time out,
+or fail reads, so every error path of the API can be driven; ``hold()`` keeps proposals
+(and reads) waiting, so that requests stay in flight for as long as a test needs.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import asyncio
 from typing import Any
 
 from actors import messages as m
-from actors.api.backend import NodeStatus, ServerInfo, WriteRefused
-from scheduled_db.errors import MembershipConflict
+from actors.api.backend import NodeStatus, ServerInfo, refusal_error
+from scheduled_db.errors import MembershipConflict, SchedulerError, UnknownOutcome
 from scheduled_db.jobs.model import ErrorType, JobStatus
 from scheduled_db.raft.messages import Entry
 from scheduled_db.state import fsm, queries
@@ -48,7 +48,7 @@ class MemoryBackend:
             ServerInfo(node_id, RAFT_ADDRESS, HTTP_ADDRESS, "voter", 0, 0),
         )
         # Switches: what the next calls do instead of succeeding.
-        self.refusal: WriteRefused | None = None
+        self.refusal: SchedulerError | None = None
         self.apply_before_refusing = False  # an unknown_outcome that did commit
         self.time_out = False  # every call raises TimeoutError
         self.read_error: Exception | None = None
@@ -64,7 +64,7 @@ class MemoryBackend:
     # --- switches ---------------------------------------------------------------------
 
     def refuse(self, reason: str, leader: str = "", *, applied: bool = False) -> None:
-        self.refusal = WriteRefused(reason, leader)
+        self.refusal = refusal_error(m.Refusal(reason), leader)
         self.apply_before_refusing = applied
 
     def hold(self, *, writes: bool = True, reads: bool = False) -> None:
@@ -99,7 +99,7 @@ class MemoryBackend:
     async def propose(self, command: Command, timeout: float = 10.0) -> CommandResult:
         await self._wait(self.held_writes)
         if self.time_out:
-            raise WriteRefused("unknown_outcome", "", "no outcome in time")
+            raise UnknownOutcome("no outcome in time")
         if self.refusal is not None:
             if self.apply_before_refusing:
                 self.apply(command)
