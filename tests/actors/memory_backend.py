@@ -2,10 +2,11 @@
 
 Commands go through the real, pure state machine (:func:`scheduled_db.state.fsm.apply_entries`
 over a :class:`~scheduled_db.state.stateview.MemoryState`), reads through
-:mod:`scheduled_db.state.queries`: only Raft and the actors are missing.  Switches make
-it refuse writes (the errors of :func:`~actors.api.backend.refusal_error`), time out,
-or fail reads, so every error path of the API can be driven; ``hold()`` keeps proposals
-(and reads) waiting, so that requests stay in flight for as long as a test needs.
+:func:`scheduled_db.state.reads.answer`, the StorageActor's own dispatch: only Raft and
+the actors are missing.  Switches make it refuse writes (the errors of
+:func:`~actors.api.backend.refusal_error`), time out, or fail reads, so every error path
+of the API can be driven; ``hold()`` keeps proposals (and reads) waiting, so that
+requests stay in flight for as long as a test needs.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from actors.api.backend import NodeStatus, ServerInfo, refusal_error
 from scheduled_db.errors import MembershipConflict, SchedulerError, UnknownOutcome
 from scheduled_db.jobs.model import ErrorType, JobStatus
 from scheduled_db.raft.messages import Entry
-from scheduled_db.state import fsm, queries
+from scheduled_db.state import fsm, queries, reads
 from scheduled_db.state.commands import (
     ClaimOccurrence,
     Command,
@@ -27,7 +28,7 @@ from scheduled_db.state.commands import (
     encode_command,
 )
 from scheduled_db.state.results import CommandResult
-from scheduled_db.state.stateview import MemoryState, state_digest
+from scheduled_db.state.stateview import MemoryState
 
 RAFT_ADDRESS = "10.9.8.7:7000"
 HTTP_ADDRESS = "10.9.8.7:8080"
@@ -166,25 +167,7 @@ class MemoryBackend:
         return [r for e in out.results for r in e.results]
 
     def query(self, query: Any) -> Any:
-        view = self.state
-        match query:
-            case m.GetJob(job_id):
-                return queries.get_job(view, job_id)
-            case m.ListJobs(status, cursor, limit):
-                return queries.list_jobs(view, status, cursor, limit)
-            case m.GetExecutions(job_id, limit):
-                return queries.executions(view, job_id, limit)
-            case m.GetCounters():
-                return queries.counters(view)
-            case m.DueBefore(before_ms, limit):
-                return queries.due_before(view, before_ms, limit)
-            case m.GetOpenClaims(limit):
-                return queries.open_claims(view, limit)
-            case m.GetApplied():
-                return fsm.applied_position(view)
-            case m.GetDigest():
-                return state_digest(view)
-        raise TypeError(f"not a query: {query!r}")
+        return reads.answer(self.state, query)  # the StorageActor's own dispatch
 
     def run_attempt(self, job_id: str, outcome: JobStatus, at_ms: int, *, final: bool) -> None:
         """Claim the job's next attempt and record ``outcome``; ``final`` also closes the
