@@ -14,14 +14,26 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 import pykka
 
-from scheduled_db.jobs.model import Attempt, Job, JobStatus
+from scheduled_db.jobs.model import Attempt, Job
 from scheduled_db.raft.messages import ConfChange, ConfState, Entry, HardState, SnapshotMeta
 from scheduled_db.raft.messages import Message as RaftMessage
 from scheduled_db.state.commands import CommandKind
+from scheduled_db.state.reads import DueBefore as DueBefore
+from scheduled_db.state.reads import DueOccurrences as DueOccurrences
+from scheduled_db.state.reads import GetApplied as GetApplied
+from scheduled_db.state.reads import GetCounters as GetCounters
+from scheduled_db.state.reads import GetDigest as GetDigest
+from scheduled_db.state.reads import GetExecutions as GetExecutions
+from scheduled_db.state.reads import GetJob as GetJob
+from scheduled_db.state.reads import GetMembers as GetMembers
+from scheduled_db.state.reads import GetOpenClaims as GetOpenClaims
+from scheduled_db.state.reads import ListJobs as ListJobs
+from scheduled_db.state.reads import Query as Query
 from scheduled_db.state.results import CommandResult, EntryResult
 from scheduled_db.state.snapshot_codec import SnapshotCursor
 
@@ -118,77 +130,8 @@ class StageSnapshotChunk:
 
 
 # --- requests: reads -----------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class GetJob:
-    job_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class ListJobs:
-    status: JobStatus | None = None
-    cursor: str | None = None
-    limit: int = 100
-
-
-@dataclass(frozen=True, slots=True)
-class GetExecutions:
-    job_id: str
-    limit: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class DueBefore:
-    before_ms: int
-    limit: int = 1000
-
-
-@dataclass(frozen=True, slots=True)
-class DueOccurrences:
-    """Like DueBefore, with each job's occurrence and attempts (queries.Due)."""
-
-    before_ms: int
-    limit: int = 1000
-
-
-@dataclass(frozen=True, slots=True)
-class GetCounters:
-    pass
-
-
-@dataclass(frozen=True, slots=True)
-class GetOpenClaims:
-    limit: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class GetMembers:
-    """Node id -> (raft address, http address) of the members the state records."""
-
-
-@dataclass(frozen=True, slots=True)
-class GetApplied:
-    pass
-
-
-@dataclass(frozen=True, slots=True)
-class GetDigest:
-    pass
-
-
-Query = (
-    GetJob
-    | ListJobs
-    | GetExecutions
-    | DueBefore
-    | DueOccurrences
-    | GetCounters
-    | GetOpenClaims
-    | GetApplied
-    | GetDigest
-    | GetMembers
-)
+# The queries are records of the core (scheduled_db.state.reads), answered by its
+# one dispatch; they are named here too, as the messages the StorageActor reads.
 
 
 @dataclass(frozen=True, slots=True)
@@ -393,15 +336,23 @@ class ProposeConfChange:
     reply: Reply
 
 
+class Refusal(StrEnum):
+    """Why the Raft actor did not (or cannot say it did) carry out a proposal or read."""
+
+    NOT_LEADER = "not_leader"  # refused before proposing; ``leader`` names who leads, or ''
+    DROPPED = "dropped"  # refused before proposing (a leadership transfer, a removed node)
+    DISK_FULL = "disk_full"  # a leader that cannot persist refused it before proposing
+    UNKNOWN_OUTCOME = "unknown_outcome"  # proposed, then leadership or durability was lost
+    CONFLICT = "conflict"  # a membership change the membership contradicts
+
+
 @dataclass(frozen=True, slots=True)
 class ProposeOutcome:
-    """Results once applied; or ``error``: not_leader | dropped | unknown_outcome |
-    disk_full (a leader that cannot persist refused it) | conflict (a membership
-    change the membership contradicts)."""
+    """Results once applied; or ``error``, the :class:`Refusal`."""
 
     index: int = 0
     results: tuple[CommandResult, ...] = ()
-    error: str | None = None
+    error: Refusal | None = None
     detail: str = ""
     leader: str = ""
 

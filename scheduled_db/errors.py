@@ -1,9 +1,13 @@
-"""The named errors of scheduled-db, and the HTTP status each one maps to.
+"""The named errors of scheduled-db: the one tree, with the HTTP status of each.
 
 Every error the API can render subclasses :class:`SchedulerError`.  Each carries
-the data its JSON body needs (:meth:`SchedulerError.details`) and a one-line,
-client-safe ``str()``; the HTTP status lives on the class (``http_status``), so
-the mapping from error to status is in this one module and nowhere else.
+its HTTP status (``http_status``), its stable ``code``, the data its JSON body
+needs (:meth:`SchedulerError.details`) and a one-line, client-safe ``str()``: the
+mapping from error to status is in this one module and nowhere else.  The body
+itself is built in one place, :mod:`actors.api.errors`.
+
+The Raft core raises :class:`ProposalDropped` and :class:`NotLeader` from here
+too, so a refusal keeps one type from the core to the client.
 
 Errors also subclass the nearest builtin (``ValueError``, ``LookupError``) so
 code that does not know this module still catches them sensibly.
@@ -16,6 +20,7 @@ from enum import Enum
 from typing import ClassVar, Literal
 
 _MAX_TEXT = 200  # client text echoed back in messages is cut to this many characters
+NO_LEADER = "No leader available"  # what a client is told of a write refused unmade
 
 
 def safe_text(value: object, limit: int = _MAX_TEXT) -> str:
@@ -36,19 +41,16 @@ def safe_text(value: object, limit: int = _MAX_TEXT) -> str:
 
 
 class SchedulerError(Exception):
-    """Base of the errors the API renders as a JSON error body."""
+    """Base of the named errors; the API renders each one as a JSON error body
+    (in :mod:`actors.api.errors`, the one renderer)."""
 
     http_status: ClassVar[int] = 500
-    code: ClassVar[str] = "internal_error"  # stable, machine-readable error name
+    code: str = "internal_error"  # stable, machine-readable error name
     retry_after_s: ClassVar[int | None] = None  # if set, the answer says when to retry
 
     def details(self) -> dict[str, object]:
         """The structured fields of the JSON error body (besides code and message)."""
         return {}
-
-    def to_json(self) -> dict[str, object]:
-        """The JSON error body: ``{"error": code, "message": str(self), **details}``."""
-        return {"error": self.code, "message": str(self), **self.details()}
 
 
 class ValidationError(SchedulerError, ValueError):
@@ -122,36 +124,77 @@ class CapacityExceeded(SchedulerError):
         }
 
 
-class NotLeaderError(SchedulerError):
-    """This node is not the leader; ``leader_id``/``leader_address`` hint at who is."""
+class ProposalDropped(SchedulerError):
+    """A write was refused before it was proposed, so it was not made and may be
+    sent again (here once a leader is known, or to the leader).
+
+    ``why`` says what stopped it (a leadership transfer, a removed node); a client
+    is told only that no leader could take it.
+    """
 
     http_status = 503
-    code = "not_leader"
+    code = "no_leader"
+    retry_after_s = 1
 
-    def __init__(self, leader_id: str | None = None, leader_address: str | None = None) -> None:
-        self.leader_id = leader_id
-        self.leader_address = leader_address
+    def __init__(self, why: str = "") -> None:
+        self.why = why
         super().__init__(self._message())
 
     def _message(self) -> str:
-        if self.leader_id is None:
-            return "This node is not the leader"
-        return f"This node is not the leader; the leader is {safe_text(self.leader_id)}"
-
-    def details(self) -> dict[str, object]:
-        return {"leader_id": self.leader_id, "leader_address": self.leader_address}
+        return NO_LEADER
 
 
-class NoLeader(NotLeaderError):
-    """No leader is known (an election is in progress or quorum is lost)."""
+class NotLeader(ProposalDropped):
+    """Only the leader takes writes; ``leader`` is the leader's node id, or '' if
+    none is known (an election is in progress, or quorum is lost)."""
 
-    code = "no_leader"
+    code = "not_leader"
 
-    def __init__(self) -> None:
-        super().__init__(None, None)
+    def __init__(self, leader: str = "") -> None:
+        self.leader = leader
+        if not leader:
+            self.code = ProposalDropped.code  # with no one to name, it reads as dropped
+        super().__init__(f"not the leader (leader: {leader or 'unknown'})")
 
     def _message(self) -> str:
-        return "No leader is currently elected; retry shortly"
+        if not self.leader:
+            return super()._message()
+        return f"This node is not the leader; the leader is {safe_text(self.leader, 64)}"
+
+    def details(self) -> dict[str, object]:
+        return {"leader": safe_text(self.leader, 64)} if self.leader else {}
+
+
+class UnknownOutcome(SchedulerError):
+    """A write was proposed, but whether it was applied is not known: leadership
+    changed (or the disk filled up) before it was confirmed.  ``detail`` is for
+    the log; an idempotent retry is safe."""
+
+    http_status = 503
+    code = "unknown_outcome"
+    retry_after_s = 1
+
+    def __init__(self, detail: str = "") -> None:
+        self.detail = detail
+        super().__init__(
+            "The outcome of the write is unknown: leadership changed before it was "
+            "confirmed, so it may or may not have been applied; an idempotent retry is safe"
+        )
+
+
+class DiskFull(SchedulerError):
+    """The leader's disk is full: it refuses writes (before proposing them) until
+    space is freed; reads still work."""
+
+    http_status = 507
+    code = "disk_full"
+    retry_after_s = 5
+
+    def __init__(self) -> None:
+        super().__init__(
+            "The disk of the leader is full: writes are refused until space is freed; "
+            "reads still work"
+        )
 
 
 class Overloaded(SchedulerError):
@@ -178,9 +221,10 @@ class Overloaded(SchedulerError):
 
 
 class InvalidTransition(SchedulerError):
-    """The job's current status does not allow the requested action."""
+    """The job's current status does not allow the requested action.  A 400, not
+    a 409: the API of the issue answers "Cannot cancel completed job" so."""
 
-    http_status = 409
+    http_status = 400
     code = "invalid_transition"
 
     def __init__(self, job_id: str, action: str, status: str) -> None:

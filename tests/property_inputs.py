@@ -45,7 +45,7 @@ def expect_error(exc: ValidationError, *fields: str) -> None:
     assert exc.field in fields, (exc.field, fields)
     text = str(exc)
     assert "\n" not in text and "\r" not in text
-    json.dumps(exc.to_json(), ensure_ascii=False).encode("utf-8")
+    json.dumps({"error": text, **exc.details()}, ensure_ascii=False).encode("utf-8")
 
 
 # --- timestamps --------------------------------------------------------------------------

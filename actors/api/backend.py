@@ -11,26 +11,37 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from actors.messages import Refusal
+from scheduled_db.errors import (
+    DiskFull,
+    MembershipConflict,
+    NotLeader,
+    ProposalDropped,
+    SchedulerError,
+    UnknownOutcome,
+)
 from scheduled_db.state.commands import Command
 from scheduled_db.state.results import CommandResult
 
 
-class WriteRefused(Exception):
-    """A write was not accepted by Raft.
+def refusal_error(refusal: Refusal, leader: str = "", detail: str = "") -> SchedulerError:
+    """The named error a :class:`~actors.messages.Refusal` of the Raft actor is.
 
-    ``reason`` is ``not_leader`` (``leader`` names the leader, or '' if none is
-    known), ``dropped`` (e.g. a leadership transfer is in progress),
-    ``disk_full`` (the leader cannot make writes durable: refused before it was
-    proposed) or ``unknown_outcome`` (leadership was lost after the proposal, or
-    the disk filled up under it: the command may or may not have been applied;
-    an idempotent retry is safe).
+    Refused before proposing (the write was not made): :class:`NotLeader`
+    (``leader`` names the leader, or '' if none is known), :class:`ProposalDropped`
+    (e.g. a leadership transfer is in progress), :class:`DiskFull`.  Proposed but
+    not confirmed (it may or may not have been applied): :class:`UnknownOutcome`.
+    A contradicted membership change: :class:`MembershipConflict`.
     """
-
-    def __init__(self, reason: str, leader: str = "", detail: str = "") -> None:
-        super().__init__(f"{reason}: {detail}" if detail else reason)
-        self.reason = reason
-        self.leader = leader
-        self.detail = detail
+    if refusal is Refusal.NOT_LEADER:
+        return NotLeader(leader)
+    if refusal is Refusal.DROPPED:
+        return ProposalDropped(detail)
+    if refusal is Refusal.DISK_FULL:
+        return DiskFull()
+    if refusal is Refusal.CONFLICT:
+        return MembershipConflict(detail)
+    return UnknownOutcome(detail)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,8 +76,8 @@ class Backend(Protocol):
     async def propose(self, command: Command, timeout: float = 10.0) -> CommandResult:
         """Replicate ``command`` and return its result once applied locally.
 
-        Raises WriteRefused; with reason ``unknown_outcome`` if no outcome came
-        within ``timeout`` (the entry may still commit).
+        Raises the error of a refusal (:func:`refusal_error`); UnknownOutcome if
+        no outcome came within ``timeout`` (the entry may still commit).
         """
         ...
 
@@ -81,13 +92,13 @@ class Backend(Protocol):
     async def read_index(self, timeout: float = 10.0) -> None:
         """Return once this node has applied everything committed before the call,
         as the leader confirms with a majority (a linearizable read may follow).
-        Raises WriteRefused (no leader) or TimeoutError."""
+        Raises NotLeader or TimeoutError."""
         ...
 
     async def add_learner(self, node_id: str, raft_address: str, http_address: str) -> None:
-        """Propose adding a node as a learner (leader only; raises WriteRefused)."""
+        """Propose adding a node as a learner (leader only; raises the error of a refusal)."""
         ...
 
     async def remove_member(self, node_id: str) -> None:
-        """Propose removing a voter or learner (leader only; raises WriteRefused)."""
+        """Propose removing a voter or learner (leader only; raises the error of a refusal)."""
         ...

@@ -1,8 +1,9 @@
-"""How every failure of a request becomes a JSON error body: the one mapping.
+"""How every failure of a request becomes a JSON error body: the one renderer.
 
 Bodies are ``{"error": "<one-line message>", "code": "<stable name>", ...}``.  The
 middleware here turns the framework's own exceptions (404 unknown route, 405,
-413), the named errors of :mod:`scheduled_db.errors`, refused writes and
+413), the named errors of :mod:`scheduled_db.errors` (refused writes among them;
+their status and code are theirs, :func:`render_error` only lays them out) and
 timeouts into that shape; anything else is a bug and becomes a generic 500
 whose body says nothing about it (the traceback goes to the log only).
 """
@@ -16,24 +17,10 @@ from typing import Any
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from actors.api.backend import WriteRefused
-from scheduled_db.errors import InvalidTransition, SchedulerError, safe_text
+from scheduled_db.errors import NotLeader, SchedulerError, safe_text
 
 log = logging.getLogger(__name__)
 
-RETRY_AFTER_S = "1"
-DISK_FULL_RETRY_AFTER_S = "5"
-NO_LEADER = "No leader available"
-DISK_FULL = (
-    "The disk of the leader is full: writes are refused until space is freed; reads still work"
-)
-UNKNOWN_OUTCOME = (
-    "The outcome of the write is unknown: leadership changed before it was confirmed, "
-    "so it may or may not have been applied; an idempotent retry is safe"
-)
-# The API of the issue answers an illegal transition ("Cannot cancel completed job")
-# with 400, where the named error's own status is 409.
-_STATUS_OVERRIDES: dict[type[SchedulerError], int] = {InvalidTransition: 400}
 _FRAMEWORK_MESSAGES = {
     400: ("bad_request", "Bad request"),
     404: ("not_found", "Not found"),
@@ -75,36 +62,12 @@ def error_response(
     return web.json_response(body, status=status, headers=headers)
 
 
-def refusal_error(exc: WriteRefused | TimeoutError) -> HttpError:
-    """A write that Raft did not (or could not confirm it did) accept: 503, or 507
-    when the leader's disk is full."""
-    retry = {"Retry-After": RETRY_AFTER_S}
-    if isinstance(exc, TimeoutError):
-        return HttpError(503, "no_leader", NO_LEADER, headers=retry)
-    if exc.reason == "disk_full":
-        return HttpError(
-            507, "disk_full", DISK_FULL, headers={"Retry-After": DISK_FULL_RETRY_AFTER_S}
-        )
-    if exc.reason == "unknown_outcome":
-        return HttpError(503, "unknown_outcome", UNKNOWN_OUTCOME, headers=retry)
-    if exc.reason == "not_leader" and exc.leader:
-        leader = safe_text(exc.leader, 64)
-        message = f"This node is not the leader; the leader is {leader}"
-        return HttpError(503, "not_leader", message, {"leader": leader}, retry)
-    return HttpError(503, "no_leader", NO_LEADER, headers=retry)
-
-
-def _scheduler_error(exc: SchedulerError) -> web.Response:
-    status = _STATUS_OVERRIDES.get(type(exc), exc.http_status)
-    # Peer addresses stay out of error bodies; a client needs the leader's id only.
-    extra = {
-        k: safe_text(v) if isinstance(v, str) else v
-        for k, v in exc.details().items()
-        if k != "leader_address"
-    }
+def render_error(exc: SchedulerError) -> web.Response:
+    """The JSON error body of a named error: its status, code, message and details."""
+    extra = {k: safe_text(v) if isinstance(v, str) else v for k, v in exc.details().items()}
     retry = exc.retry_after_s
     headers = None if retry is None else {"Retry-After": str(retry)}
-    return error_response(status, exc.code, str(exc), extra, headers)
+    return error_response(exc.http_status, exc.code, str(exc), extra, headers)
 
 
 def _framework_error(exc: web.HTTPException, max_body_bytes: int) -> web.Response:
@@ -129,10 +92,9 @@ def error_middleware(max_body_bytes: int) -> Any:
         except HttpError as exc:
             return error_response(exc.status, exc.code, exc.message, exc.extra, exc.headers)
         except SchedulerError as exc:
-            return _scheduler_error(exc)
-        except (WriteRefused, TimeoutError) as exc:
-            err = refusal_error(exc)
-            return error_response(err.status, err.code, err.message, err.extra, err.headers)
+            return render_error(exc)
+        except TimeoutError:
+            return render_error(NotLeader())  # no answer in time: as if no leader
         except Exception:
             # The body must not say what failed: exception text may hold paths,
             # addresses or data; the log gets all of it.

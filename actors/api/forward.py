@@ -46,10 +46,11 @@ import aiohttp
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from actors.api.backend import Backend, WriteRefused
+from actors.api.backend import Backend
 from actors.api.body import read_body
-from actors.api.errors import error_response, refusal_error
+from actors.api.errors import render_error
 from actors.api.limits import FORWARD_PROOF_HEADER, FORWARDED_HEADER, forward_proof
+from scheduled_db.errors import ProposalDropped, UnknownOutcome
 
 log = logging.getLogger(__name__)
 
@@ -114,9 +115,7 @@ class Forwarder:
         while True:
             try:
                 return await handler(request)
-            except WriteRefused as exc:
-                if exc.reason not in ("not_leader", "dropped"):
-                    raise
+            except ProposalDropped:  # refused before proposing (NotLeader too): not made
                 if request.headers.get(FORWARDED_HEADER) is None:
                     reply = await _to_leader(
                         self.backend, self._client(), request, self.secret, self.tls
@@ -175,8 +174,7 @@ async def _to_leader(
             "forwarding %s %s to %s broke off: %r; outcome unknown",
             request.method, request.path, who, exc,
         )  # fmt: skip
-        err = refusal_error(WriteRefused("unknown_outcome", who))
-        return error_response(err.status, err.code, err.message, err.extra, err.headers)
+        return render_error(UnknownOutcome(f"forwarding to {who} broke off"))
     if answer.status == 503 and _refused_unmade(payload):
         return None  # the leader is not one any more: wait for the next
     return answer

@@ -14,9 +14,9 @@ import itertools
 from typing import Any
 
 from actors import messages as m
-from actors.api.backend import NodeStatus, ServerInfo, WriteRefused
+from actors.api.backend import NodeStatus, ServerInfo, refusal_error
 from scheduled_db.config.model import NodeConfig
-from scheduled_db.errors import MembershipConflict
+from scheduled_db.errors import UnknownOutcome
 from scheduled_db.raft.messages import ConfChange, ConfChangeType
 from scheduled_db.state.commands import Command, encode_command
 from scheduled_db.state.records import encode_member
@@ -69,7 +69,7 @@ class NodeBackend:
         data = encode_command(command)
         outcome: m.ProposeOutcome = await self._proposal(lambda r: m.Propose(data, r), timeout)
         if outcome.error is not None:
-            raise WriteRefused(outcome.error, outcome.leader, outcome.detail)
+            raise refusal_error(outcome.error, outcome.leader, outcome.detail)
         if len(outcome.results) != 1:
             raise RuntimeError(f"expected one result, got {len(outcome.results)}")
         return outcome.results[0]
@@ -80,7 +80,7 @@ class NodeBackend:
             outcome: m.ProposeOutcome = await self._call(self._raft, make, timeout)
         except TimeoutError:
             detail = f"no outcome within {timeout:g} s"
-            raise WriteRefused("unknown_outcome", "", detail) from None
+            raise UnknownOutcome(detail) from None
         return outcome
 
     async def read(self, query: Any, timeout: float = 10.0) -> Any:
@@ -94,7 +94,7 @@ class NodeBackend:
     async def read_index(self, timeout: float = 10.0) -> None:
         outcome: m.ProposeOutcome = await self._call(self._raft, m.ReadIndex, timeout)
         if outcome.error is not None:
-            raise WriteRefused(outcome.error, outcome.leader, outcome.detail)
+            raise refusal_error(outcome.error, outcome.leader, outcome.detail)
 
     async def add_learner(self, node_id: str, raft_address: str, http_address: str) -> None:
         context = encode_member(raft_address, http_address)
@@ -105,10 +105,8 @@ class NodeBackend:
 
     async def _change(self, change: ConfChange) -> None:
         outcome = await self._proposal(lambda r: m.ProposeConfChange(change, r), 10.0)
-        if outcome.error == "conflict":
-            raise MembershipConflict(outcome.detail)
         if outcome.error is not None:
-            raise WriteRefused(outcome.error, outcome.leader, outcome.detail)
+            raise refusal_error(outcome.error, outcome.leader, outcome.detail)
 
     async def status(self) -> NodeStatus:
         st: Any = await self._call(self._raft, lambda r: m.GetRaftStatus(r), 5.0)

@@ -253,7 +253,10 @@ class RaftActor(pykka.ThreadingActor):
                 continue
             try:
                 core.propose_conf_change(ConfChange(ConfChangeType.ADD_VOTER, learner))
-            except (NotLeader, ProposalDropped, ConfChangeError) as exc:
+            except ProposalDropped as exc:  # a NotLeader too
+                log.debug("raft: promoting %s must wait: %s", learner, exc.why)
+                return
+            except ConfChangeError as exc:
                 log.debug("raft: promoting %s must wait: %s", learner, exc)
                 return
             match = core.prs[learner].match
@@ -317,7 +320,7 @@ class RaftActor(pykka.ThreadingActor):
         try:
             self.core.read_index(context)
         except NotLeader as exc:
-            msg.reply(m.ProposeOutcome(error="not_leader", leader=exc.leader))
+            msg.reply(m.ProposeOutcome(error=m.Refusal.NOT_LEADER, leader=exc.leader))
             return
         self._reads[context] = msg.reply
 
@@ -340,7 +343,7 @@ class RaftActor(pykka.ThreadingActor):
         """The leader changed: a read it had not confirmed never will be."""
         reads, self._reads = self._reads, {}
         for reply in reads.values():
-            reply(m.ProposeOutcome(error="dropped", detail="leadership changed", leader=""))
+            reply(m.ProposeOutcome(error=m.Refusal.DROPPED, detail="leadership changed", leader=""))
 
     def _snapshot_installed(self, msg: m.SnapshotInstalled) -> None:
         self._applied_index = max(self._applied_index, msg.meta.index)
@@ -350,32 +353,27 @@ class RaftActor(pykka.ThreadingActor):
 
     def _propose(self, msg: m.Propose) -> None:
         if not self._refused_for_space(msg.reply):
-            self._track(lambda: self.core.propose(msg.data), msg.reply, (ProposalDropped,))
+            self._track(lambda: self.core.propose(msg.data), msg.reply)
 
     def _propose_conf_change(self, msg: m.ProposeConfChange) -> None:
         if self._refused_for_space(msg.reply):
             return
         try:
-            self._track(
-                lambda: self.core.propose_conf_change(msg.change), msg.reply, (ProposalDropped,)
-            )
+            self._track(lambda: self.core.propose_conf_change(msg.change), msg.reply)
         except ConfChangeError as exc:
-            msg.reply(m.ProposeOutcome(error="conflict", detail=str(exc), leader=self.core.lead))
+            msg.reply(
+                m.ProposeOutcome(error=m.Refusal.CONFLICT, detail=str(exc), leader=self.core.lead)
+            )
 
-    def _track(
-        self,
-        propose: Callable[[], Entry],
-        reply: m.Reply,
-        refusals: tuple[type[Exception], ...],
-    ) -> None:
+    def _track(self, propose: Callable[[], Entry], reply: m.Reply) -> None:
         """Make the proposal and remember who to answer, or answer the refusal now."""
         try:
             entry = propose()
         except NotLeader as exc:
-            reply(m.ProposeOutcome(error="not_leader", leader=exc.leader))
+            reply(m.ProposeOutcome(error=m.Refusal.NOT_LEADER, leader=exc.leader))
             return
-        except refusals as exc:
-            reply(m.ProposeOutcome(error="dropped", detail=str(exc), leader=self.core.lead))
+        except ProposalDropped as exc:
+            reply(m.ProposeOutcome(error=m.Refusal.DROPPED, detail=exc.why, leader=self.core.lead))
             return
         self._pending[entry.index] = (entry.term, reply)
 
@@ -383,7 +381,7 @@ class RaftActor(pykka.ThreadingActor):
         """A leader whose disk is full refuses at once (a follower says who leads)."""
         if not self._disk_full or self.core.role is not Role.LEADER:
             return False
-        reply(m.ProposeOutcome(error="disk_full", leader=self.core.lead))
+        reply(m.ProposeOutcome(error=m.Refusal.DISK_FULL, leader=self.core.lead))
         return True
 
     def _disk_space(self, msg: m.DiskFull) -> None:
@@ -407,7 +405,9 @@ class RaftActor(pykka.ThreadingActor):
     def _fail_pending(self, why: str) -> None:
         pending, self._pending = self._pending, {}
         for _, reply in pending.values():
-            reply(m.ProposeOutcome(error="unknown_outcome", detail=why, leader=self.core.lead))
+            reply(
+                m.ProposeOutcome(error=m.Refusal.UNKNOWN_OUTCOME, detail=why, leader=self.core.lead)
+            )
 
     def _transfer(self, msg: m.TransferLeadership) -> None:
         try:
@@ -464,7 +464,9 @@ class RaftActor(pykka.ThreadingActor):
         if waiting is not None and waiting[0] != term:
             # Another leader's entry committed at this index: ours was never applied.
             del self._pending[index]
-            waiting[1](m.ProposeOutcome(error="unknown_outcome", detail="entry was replaced"))
+            waiting[1](
+                m.ProposeOutcome(error=m.Refusal.UNKNOWN_OUTCOME, detail="entry was replaced")
+            )
 
     def _send(self, msgs: tuple[Message, ...]) -> None:
         if self.transport is None:

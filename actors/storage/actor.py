@@ -42,7 +42,7 @@ from actors.storage import watermark
 from actors.storage.datadir import DataDirError, is_corruption, is_disk_full
 from actors.storage.snapshots import SnapshotUnavailableError
 from actors.storage.store import NodeStore
-from scheduled_db.state import queries
+from scheduled_db.state import reads
 from scheduled_db.state.queries import InvalidCursorError
 from scheduled_db.state.snapshot_codec import ChunkError
 
@@ -287,25 +287,4 @@ class StorageActor(pykka.ThreadingActor):
         return result
 
     def _query(self, q: m.Query) -> Any:
-        view = self.store.view()
-        if isinstance(q, m.GetJob):
-            return queries.get_job(view, q.job_id)
-        if isinstance(q, m.ListJobs):
-            return queries.list_jobs(view, q.status, q.cursor, q.limit)
-        if isinstance(q, m.GetExecutions):
-            return queries.executions(view, q.job_id, q.limit)
-        if isinstance(q, m.DueBefore):
-            return queries.due_before(view, q.before_ms, q.limit)
-        if isinstance(q, m.DueOccurrences):
-            return queries.due_occurrences(view, q.before_ms, q.limit)
-        if isinstance(q, m.GetCounters):
-            return queries.counters(view)
-        if isinstance(q, m.GetOpenClaims):
-            return queries.open_claims(view, q.limit)
-        if isinstance(q, m.GetMembers):
-            return queries.members(view)
-        if isinstance(q, m.GetApplied):
-            return self.store.applied()
-        if isinstance(q, m.GetDigest):
-            return self.store.digest()
-        raise TypeError(f"unknown query {q!r}")
+        return reads.answer(self.store.view(), q)

@@ -23,6 +23,7 @@ never does I/O, and takes its only randomness from the ``rng`` it is given.
 
 from __future__ import annotations
 
+from scheduled_db.errors import NotLeader, ProposalDropped
 from scheduled_db.raft.log import RaftLog
 from scheduled_db.raft.messages import (
     NO_NODE,
@@ -41,9 +42,7 @@ from scheduled_db.raft.progress import Progress
 from scheduled_db.raft.quorum import VoteResult, vote_result
 from scheduled_db.raft.ready import (
     ConfChangeError,
-    NotLeader,
     PeerStatus,
-    ProposalDropped,
     Ready,
     SoftState,
     Status,

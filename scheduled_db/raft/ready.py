@@ -1,5 +1,8 @@
 """The values the Raft core hands its host, and the errors it raises.
 
+The refusals it raises on a proposal (:class:`~scheduled_db.errors.ProposalDropped`,
+:class:`~scheduled_db.errors.NotLeader`) are the ones of :mod:`scheduled_db.errors`.
+
 Kept apart from :mod:`scheduled_db.raft.core` so the state machine reads on its
 own; ``core`` re-exports every name here.
 """
@@ -11,18 +14,6 @@ from dataclasses import dataclass
 from scheduled_db.raft.messages import ConfState, Entry, HardState, Message, ReadState, Snapshot
 from scheduled_db.raft.progress import ProgressState
 from scheduled_db.raft.replication import Role
-
-
-class ProposalDropped(Exception):
-    """A proposal was refused and will not be replicated."""
-
-
-class NotLeader(ProposalDropped):
-    """Only the leader accepts proposals; ``leader`` is the known leader or ''."""
-
-    def __init__(self, leader: str) -> None:
-        super().__init__(f"not the leader (leader: {leader or 'unknown'})")
-        self.leader = leader
 
 
 class ConfChangeError(ValueError):

@@ -2,8 +2,9 @@
 
 Commands go through the real, pure state machine (:func:`scheduled_db.state.fsm.apply_entries`
 over a :class:`~scheduled_db.state.stateview.MemoryState`), reads through
-:mod:`scheduled_db.state.queries`: only Raft and the actors are missing.  Switches make
-it refuse writes (``WriteRefused``), time out, or fail reads, so every error path
+:func:`scheduled_db.state.reads.answer`, the StorageActor's own dispatch: only Raft and
+the actors are missing.  Switches make it refuse writes (the errors of
+:func:`~actors.api.backend.refusal_error`), time out, or fail reads, so every error path
 of the API can be driven; ``hold()`` keeps proposals (and reads) waiting, so that
 requests stay in flight for as long as a test needs.
 """
@@ -14,11 +15,11 @@ import asyncio
 from typing import Any
 
 from actors import messages as m
-from actors.api.backend import NodeStatus, ServerInfo, WriteRefused
-from scheduled_db.errors import MembershipConflict
+from actors.api.backend import NodeStatus, ServerInfo, refusal_error
+from scheduled_db.errors import MembershipConflict, SchedulerError, UnknownOutcome
 from scheduled_db.jobs.model import ErrorType, JobStatus
 from scheduled_db.raft.messages import Entry
-from scheduled_db.state import fsm, queries
+from scheduled_db.state import fsm, queries, reads
 from scheduled_db.state.commands import (
     ClaimOccurrence,
     Command,
@@ -27,7 +28,7 @@ from scheduled_db.state.commands import (
     encode_command,
 )
 from scheduled_db.state.results import CommandResult
-from scheduled_db.state.stateview import MemoryState, state_digest
+from scheduled_db.state.stateview import MemoryState
 
 RAFT_ADDRESS = "10.9.8.7:7000"
 HTTP_ADDRESS = "10.9.8.7:8080"
@@ -48,7 +49,7 @@ class MemoryBackend:
             ServerInfo(node_id, RAFT_ADDRESS, HTTP_ADDRESS, "voter", 0, 0),
         )
         # Switches: what the next calls do instead of succeeding.
-        self.refusal: WriteRefused | None = None
+        self.refusal: SchedulerError | None = None
         self.apply_before_refusing = False  # an unknown_outcome that did commit
         self.time_out = False  # every call raises TimeoutError
         self.read_error: Exception | None = None
@@ -64,7 +65,7 @@ class MemoryBackend:
     # --- switches ---------------------------------------------------------------------
 
     def refuse(self, reason: str, leader: str = "", *, applied: bool = False) -> None:
-        self.refusal = WriteRefused(reason, leader)
+        self.refusal = refusal_error(m.Refusal(reason), leader)
         self.apply_before_refusing = applied
 
     def hold(self, *, writes: bool = True, reads: bool = False) -> None:
@@ -99,7 +100,7 @@ class MemoryBackend:
     async def propose(self, command: Command, timeout: float = 10.0) -> CommandResult:
         await self._wait(self.held_writes)
         if self.time_out:
-            raise WriteRefused("unknown_outcome", "", "no outcome in time")
+            raise UnknownOutcome("no outcome in time")
         if self.refusal is not None:
             if self.apply_before_refusing:
                 self.apply(command)
@@ -166,25 +167,7 @@ class MemoryBackend:
         return [r for e in out.results for r in e.results]
 
     def query(self, query: Any) -> Any:
-        view = self.state
-        match query:
-            case m.GetJob(job_id):
-                return queries.get_job(view, job_id)
-            case m.ListJobs(status, cursor, limit):
-                return queries.list_jobs(view, status, cursor, limit)
-            case m.GetExecutions(job_id, limit):
-                return queries.executions(view, job_id, limit)
-            case m.GetCounters():
-                return queries.counters(view)
-            case m.DueBefore(before_ms, limit):
-                return queries.due_before(view, before_ms, limit)
-            case m.GetOpenClaims(limit):
-                return queries.open_claims(view, limit)
-            case m.GetApplied():
-                return fsm.applied_position(view)
-            case m.GetDigest():
-                return state_digest(view)
-        raise TypeError(f"not a query: {query!r}")
+        return reads.answer(self.state, query)  # the StorageActor's own dispatch
 
     def run_attempt(self, job_id: str, outcome: JobStatus, at_ms: int, *, final: bool) -> None:
         """Claim the job's next attempt and record ``outcome``; ``final`` also closes the

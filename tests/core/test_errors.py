@@ -1,20 +1,20 @@
-"""Tests for scheduled_db.errors: messages, JSON bodies and HTTP statuses."""
+"""Tests for scheduled_db.errors: messages, details, codes and HTTP statuses."""
 
 from __future__ import annotations
-
-import json
 
 import pytest
 
 from scheduled_db.errors import (
     CapacityExceeded,
+    DiskFull,
     InvalidTransition,
     JobConflict,
     JobNotFound,
-    NoLeader,
-    NotLeaderError,
+    NotLeader,
     Overloaded,
+    ProposalDropped,
     SchedulerError,
+    UnknownOutcome,
     ValidationError,
     safe_text,
 )
@@ -22,24 +22,36 @@ from scheduled_db.jobs.model import JobStatus
 
 
 @pytest.mark.parametrize(
-    ("error", "status", "builtin"),
+    ("error", "status", "code", "builtin"),
     [
-        (ValidationError("timestamp", "must be in the future"), 400, ValueError),
-        (JobNotFound("j1"), 404, LookupError),
-        (JobConflict("j1"), 409, SchedulerError),
-        (InvalidTransition("j1", "cancel", "completed"), 409, SchedulerError),
-        (CapacityExceeded("job_count", 10, 10, 1), 507, SchedulerError),
-        (NotLeaderError("n2", "10.0.0.2:8080"), 503, SchedulerError),
-        (NoLeader(), 503, NotLeaderError),
-        (Overloaded("write", 128), 503, SchedulerError),
+        (ValidationError("timestamp", "in the past"), 400, "validation_error", ValueError),
+        (JobNotFound("j1"), 404, "job_not_found", LookupError),
+        (JobConflict("j1"), 409, "job_conflict", SchedulerError),
+        (InvalidTransition("j1", "cancel", "completed"), 400, "invalid_transition", SchedulerError),
+        (CapacityExceeded("job_count", 10, 10, 1), 507, "capacity_exceeded", SchedulerError),
+        (NotLeader("n2"), 503, "not_leader", ProposalDropped),
+        (NotLeader(), 503, "no_leader", ProposalDropped),
+        (ProposalDropped("leadership transfer in progress"), 503, "no_leader", SchedulerError),
+        (UnknownOutcome("entry was replaced"), 503, "unknown_outcome", SchedulerError),
+        (DiskFull(), 507, "disk_full", SchedulerError),
+        (Overloaded("write", 128), 503, "overloaded", SchedulerError),
     ],
 )
-def test_status_and_base(error: SchedulerError, status: int, builtin: type) -> None:
-    assert error.http_status == status
+def test_each_error_has_its_status_code_and_nearest_base(
+    error: SchedulerError, status: int, code: str, builtin: type
+) -> None:
+    assert (error.http_status, error.code) == (status, code)
     assert isinstance(error, builtin)
-    body = error.to_json()
-    assert body["error"] == error.code and body["message"] == str(error)
-    json.dumps(body)
+
+
+def test_a_refusal_tells_the_client_who_leads_and_keeps_its_reason_for_the_log() -> None:
+    assert str(NotLeader("n2")) == "This node is not the leader; the leader is n2"
+    assert NotLeader("n2").details() == {"leader": "n2"}
+    assert str(NotLeader()) == "No leader available" and NotLeader().details() == {}
+    dropped = ProposalDropped("leadership transfer in progress")
+    assert str(dropped) == "No leader available"
+    assert dropped.why == "leadership transfer in progress"
+    assert (NotLeader().retry_after_s, DiskFull().retry_after_s) == (1, 5)
 
 
 def test_messages() -> None:
@@ -57,15 +69,9 @@ def test_messages() -> None:
         "limit": 100,
         "requested": 20,
     }
-    assert NotLeaderError("n2", "h:1").details() == {"leader_id": "n2", "leader_address": "h:1"}
-    assert NoLeader().to_json()["leader_id"] is None
     assert Overloaded("write", 128).details() == {"limit": 128}
     assert Overloaded("write", 128).retry_after_s == 1
-    assert ValidationError("id", "x").to_json() == {
-        "error": "validation_error",
-        "message": "id: x",
-        "field": "id",
-    }
+    assert ValidationError("id", "x").details() == {"field": "id"}
 
 
 def test_client_text_is_one_line_and_bounded() -> None:

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from actors.api.errors import NO_LEADER
+from scheduled_db.errors import NO_LEADER
 from scheduled_db.jobs.model import JobSpec, JobStatus, JobType
 from scheduled_db.jobs.schedule import first_fire
 from scheduled_db.state.commands import CreateJob

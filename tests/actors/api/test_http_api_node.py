@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from actors.api.errors import NO_LEADER
+from scheduled_db.errors import NO_LEADER
 from scheduled_db.jobs.model import JobStatus
 from tests.actors.http_harness import START_MS, Api, api_test
 

@@ -14,9 +14,10 @@ from contextlib import asynccontextmanager
 import aiohttp
 from aiohttp import web
 
-from actors.api.backend import NodeStatus, WriteRefused
+from actors.api.backend import NodeStatus
 from actors.api.errors import error_middleware
 from actors.api.forward import FORWARDED_HEADER, Forwarder
+from scheduled_db.errors import NotLeader
 from tests.actors.raw_http_server import Peer, RawServer, bounded, response
 
 WAIT_S = 0.5  # the forwarder's wait for a leader, kept short
@@ -35,7 +36,7 @@ class FollowerBackend:
 
 
 async def refuse(request: web.Request) -> web.Response:
-    raise WriteRefused("not_leader", "node-1")
+    raise NotLeader("node-1")
 
 
 @asynccontextmanager

@@ -120,7 +120,7 @@ def test_a_leader_whose_disk_is_full_refuses_proposals_until_space_returns(
 ) -> None:
     solo.inbox.wait_for(m.Leadership, lambda e: e.established)
     solo.raft.tell(m.DiskFull(True))  # as the StorageActor publishes it
-    assert solo.propose(_create("refused")).error == "disk_full"
+    assert solo.propose(_create("refused")).error is m.Refusal.DISK_FULL
     solo.raft.tell(m.DiskFull(False))
     assert solo.propose(_create("accepted")).error is None
     assert solo.storage.ask(m.Read(1, m.GetJob("refused"))).value is None
@@ -131,9 +131,9 @@ def test_a_follower_refuses_proposals_naming_no_leader(tmp_path: Path) -> None:
     node.start(tick_ms=10_000)  # no election will start on its own during the test
     try:
         outcome = node.propose(_create("x"))
-        assert (outcome.error, outcome.leader) == ("not_leader", "")
+        assert (outcome.error, outcome.leader) == (m.Refusal.NOT_LEADER, "")
         node.raft.tell(m.DiskFull(True))  # a follower's full disk: the leader may have room
-        assert node.propose(_create("x")).error == "not_leader"
+        assert node.propose(_create("x")).error is m.Refusal.NOT_LEADER
     finally:
         node.stop()
         node.transport.stop()

@@ -27,8 +27,10 @@ from scheduled_db.state.fsm import ApplyOrderError
 from scheduled_db.state.queries import JobPage
 from scheduled_db.state.results import ResultCode
 from scheduled_db.testing.harness import wait_until
+from tests.actors.memory_backend import MemoryBackend
 from tests.actors.probe import start_probe
 from tests.command_gen import entry_at
+from tests.core.state.test_reads import SAMPLES as QUERY_SAMPLES
 from tests.fsm_helpers import spec
 
 T = 5.0  # seconds: the bound on every wait
@@ -114,6 +116,17 @@ def test_apply_reports_results_to_the_proposer_and_subscribers(node: Node) -> No
         assert [j.id for j in applied.added] == ["a"]
     finally:
         sub.stop(timeout=T)
+
+
+def test_the_actor_answers_every_query_type_as_its_in_memory_twin(node: Node) -> None:
+    twin = MemoryBackend()
+    create = c.CreateJob(spec("job-1"), 1, 5_000)
+    twin.apply(create)
+    entries = _cmd_entries(create)
+    node.ask(m.PersistReady(1, HardState(1, "n1", 1), entries))
+    node.ask(m.ApplyEntries(entries))
+    for query in QUERY_SAMPLES:
+        assert node.read(query) == twin.query(query), query
 
 
 def test_applied_index_is_stored_with_the_state_and_replay_is_harmless(node: Node) -> None:
