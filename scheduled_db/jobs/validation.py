@@ -36,7 +36,7 @@ DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 MAX_CURSOR_CHARS = 1024
 
-_FIELDS = (
+JOB_FIELDS = (  # what a job body may hold; anything else is refused by name
     "id",
     "type",
     "timestamp",
@@ -102,7 +102,7 @@ def _as_object(body: object) -> dict[str, Any]:
         raise ValidationError("body", "must be a JSON object")
     if not all(isinstance(key, str) for key in body):
         raise ValidationError("body", "field names must be strings")
-    unknown = sorted(key for key in body if key not in _FIELDS)
+    unknown = sorted(key for key in body if key not in JOB_FIELDS)
     if unknown:
         others = ", ".join(safe_text(k, 40) for k in unknown[1:5])
         raise ValidationError(unknown[0], f"unknown field{f' (also: {others})' if others else ''}")

@@ -24,7 +24,8 @@ HANGING = 600  # more than the 512 delivery slots a node had before the fix
 NORMAL = 100
 OLD_SLOTS = 512
 SOON_S = 0.2
-LEAD_S = 2.0  # the normal jobs fall due this long after their creation starts (0.2 s here)
+LEAD_S = 5.0  # the normal jobs fall due this long after their creation starts (a loaded CI
+# machine creates 100 in well under that; 2 s was once too short)
 MAX_P99_S = 1.0
 WAIT_S = 8.0  # after the last normal job is due: on time is within a second
 

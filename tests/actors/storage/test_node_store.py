@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import random
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import msgpack
@@ -13,30 +13,15 @@ import pytest
 from rocksdict import Rdict
 
 from actors.storage.datadir import DB_DIR, META_KEY, SNAPSHOT_DIR, DataDirError, rocks_options
-from actors.storage.store import NodeStore, StoreOptions
+from actors.storage.store import NodeStore
 from scheduled_db.raft.messages import ConfState, Entry, HardState
 from scheduled_db.raft.storage import CompactedError, MemoryStorage, Storage, UnavailableError
+from tests.actors.storage.conftest import OPTS, open_store
 from tests.command_gen import entry_at
-
-OPTS = StoreOptions(snapshot_entries=10, keep_entries=2, chunk_bytes=500)
-_opened: list[NodeStore] = []
-
-
-@pytest.fixture(autouse=True)
-def _close_stores() -> Iterator[None]:
-    yield
-    while _opened:
-        _opened.pop().close()
-
-
-def _open(path: Path, node_id: str = "n1", **kw: object) -> NodeStore:
-    store = NodeStore.open(path, node_id, options=OPTS, **kw)  # type: ignore[arg-type]
-    _opened.append(store)
-    return store
 
 
 def _filled(path: Path, n: int, seed: int = 3, snapshot: bool = True) -> NodeStore:
-    store = _open(path)
+    store = open_store(path)
     entries = [entry_at(seed, i) for i in range(1, n + 1)]
     store.persist_ready(HardState(1, "n1", n), entries)
     store.apply(entries, ConfState(("n1",)))
@@ -72,7 +57,7 @@ def _window(i: int) -> Callable[[Storage], object]:
 @pytest.mark.parametrize("seed", range(4))
 def test_log_store_behaves_like_memory_storage(tmp_path: Path, seed: int) -> None:
     rng = random.Random(seed)
-    mem, store = MemoryStorage(), _open(tmp_path / "n")
+    mem, store = MemoryStorage(), open_store(tmp_path / "n")
     term = 1
     for _ in range(25):
         last = mem.last_index()
@@ -95,7 +80,7 @@ def test_log_store_behaves_like_memory_storage(tmp_path: Path, seed: int) -> Non
                     mem.compact(compact_to)
         _same_reads(mem, store)
     store.close()
-    _same_reads(mem, _open(tmp_path / "n"))
+    _same_reads(mem, open_store(tmp_path / "n"))
 
 
 def test_restart_hands_back_everything(tmp_path: Path) -> None:
@@ -103,7 +88,7 @@ def test_restart_hands_back_everything(tmp_path: Path) -> None:
     state = (store.log.initial_state(), store.log.snapshot(), store.applied(), store.digest())
     tail = store.log.entries(store.log.first_index(), store.log.last_index() + 1)
     store.close()
-    again = _open(tmp_path / "n")
+    again = open_store(tmp_path / "n")
     assert (
         again.log.initial_state(),
         again.log.snapshot(),
@@ -122,12 +107,12 @@ def test_interrupted_install_leaves_the_old_state(tmp_path: Path) -> None:
     for data in chunks[: len(chunks) // 2]:
         follower.stage_snapshot_chunk(data)
     follower.close()  # a crash mid-stream
-    follower = _open(tmp_path / "follower")
+    follower = open_store(tmp_path / "follower")
     assert follower.digest() == before
     for data in chunks:
         follower.stage_snapshot_chunk(data)
     follower.close()  # a crash after the stream, before the flip
-    follower = _open(tmp_path / "follower")
+    follower = open_store(tmp_path / "follower")
     assert follower.digest() == before
     cfs = Rdict.list_cf(str(tmp_path / "follower" / DB_DIR), rocks_options())
     assert [n for n in cfs if n.startswith("state-")] == ["state-1"]
@@ -141,8 +126,8 @@ def test_a_lost_checkpoint_is_retaken(tmp_path: Path) -> None:
     digest = store.digest()
     store.close()
     shutil.rmtree(tmp_path / "n" / SNAPSHOT_DIR)
-    store = _open(tmp_path / "n")
-    fresh = _open(tmp_path / "other")
+    store = open_store(tmp_path / "n")
+    fresh = open_store(tmp_path / "other")
     fresh.install_snapshot(store.snapshot_chunks())
     assert fresh.digest() == digest
 
@@ -222,16 +207,16 @@ def test_an_interrupted_first_open_is_finished(tmp_path: Path) -> None:
 
 def test_bootstrap_gives_every_initial_member_the_same_start(tmp_path: Path) -> None:
     voters = ("n3", "n1", "n2")
-    stores = [_open(tmp_path / f"n{i}") for i in range(3)]
+    stores = [open_store(tmp_path / f"n{i}") for i in range(3)]
     metas = {s.bootstrap(voters) for s in stores}
     assert len(metas) == 1 and len({s.digest() for s in stores}) == 1
     with pytest.raises(ValueError, match="twice"):
         stores[0].bootstrap(voters)
     stores[0].close()
-    again = _open(tmp_path / "n0")
+    again = open_store(tmp_path / "n0")
     assert again.log.initial_state() == (HardState(1, "", 1), ConfState(("n1", "n2", "n3")))
     assert (again.log.first_index(), again.log.last_index(), again.applied()) == (2, 1, (1, 1))
-    joiner = _open(tmp_path / "joiner")
+    joiner = open_store(tmp_path / "joiner")
     joiner.install_snapshot(again.snapshot_chunks())
     assert joiner.digest() == again.digest()
     follow = [entry_at(9, i) for i in range(2, 12)]

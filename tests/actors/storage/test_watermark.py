@@ -7,7 +7,7 @@ lost what it claims must stop the store from opening.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import msgpack
@@ -17,31 +17,10 @@ from rocksdict import Rdict
 from actors.storage import watermark
 from actors.storage.datadir import DB_DIR, RAFT_CF, WATERMARK_FILE, DataDirError, open_rocks
 from actors.storage.raft_log_store import HARD_STATE, entry_key
-from actors.storage.store import NodeStore, StoreOptions
 from actors.storage.watermark import Mark, Watermark, WatermarkError
 from scheduled_db.raft.messages import ConfState, Entry, HardState
+from tests.actors.storage.conftest import close_store, open_store
 from tests.command_gen import entry_at
-
-OPTS = StoreOptions(snapshot_entries=10, keep_entries=2, chunk_bytes=500)
-_opened: list[NodeStore] = []
-
-
-@pytest.fixture(autouse=True)
-def _close_stores() -> Iterator[None]:
-    yield
-    while _opened:
-        _opened.pop().close()
-
-
-def _open(path: Path) -> NodeStore:
-    store = NodeStore.open(path, "n1", options=OPTS)
-    _opened.append(store)
-    return store
-
-
-def _close(store: NodeStore) -> None:
-    _opened.remove(store)
-    store.close()
 
 
 def _entries(lo: int, hi: int, term: int) -> list[Entry]:
@@ -122,16 +101,16 @@ def test_the_check_names_what_is_missing(mark: Mark, problem: str | None) -> Non
 
 
 def test_a_new_leader_rewriting_the_tail_is_no_loss(tmp_path: Path) -> None:
-    store = _open(tmp_path / "n")
+    store = open_store(tmp_path / "n")
     store.persist_ready(HardState(1, "n1", 0), _entries(1, 10, 1))
     store.persist_ready(HardState(2, "n2", 0), _entries(6, 8, 2))
-    _close(store)
-    again = _open(tmp_path / "n")
+    close_store(store)
+    again = open_store(tmp_path / "n")
     assert again.log.last_index() == 8 and again.log.term(8) == 2
 
 
 def test_a_crash_between_lowering_the_mark_and_the_rewrite_is_no_loss(tmp_path: Path) -> None:
-    store = _open(tmp_path / "n")
+    store = open_store(tmp_path / "n")
     store.persist_ready(HardState(1, "n1", 0), _entries(1, 10, 1))
 
     class Crash(Exception):
@@ -145,59 +124,59 @@ def test_a_crash_between_lowering_the_mark_and_the_rewrite_is_no_loss(tmp_path: 
     with pytest.raises(Crash):
         store.persist_ready(HardState(2, "n2", 0), _entries(6, 8, 2))
     store._db = real_db
-    _close(store)
-    again = _open(tmp_path / "n")  # the old log, under the lowered mark
+    close_store(store)
+    again = open_store(tmp_path / "n")  # the old log, under the lowered mark
     assert again.log.last_index() == 10 and again.log.term(10) == 1
 
 
 def test_an_installed_snapshot_is_no_loss(tmp_path: Path) -> None:
-    leader = _open(tmp_path / "leader")
+    leader = open_store(tmp_path / "leader")
     entries = [entry_at(5, i) for i in range(1, 31)]
     leader.persist_ready(HardState(1, "n1", 30), entries)
     leader.apply(entries, ConfState(("n1",)))
     leader.create_snapshot()
-    follower = _open(tmp_path / "follower")
+    follower = open_store(tmp_path / "follower")
     follower.persist_ready(HardState(1, "n1", 0), _entries(1, 40, 1))
     follower.install_snapshot(list(leader.snapshot_chunks()))
     assert follower.log.last_index() == 30
-    _close(follower)
-    assert _open(tmp_path / "follower").log.last_index() == 30
+    close_store(follower)
+    assert open_store(tmp_path / "follower").log.last_index() == 30
 
 
-def test_a_log_that_lost_durable_entries_does_not_open(tmp_path: Path) -> None:
-    store = _open(tmp_path / "n")
+def test_a_log_that_lost_durable_entries_does_notopen_store(tmp_path: Path) -> None:
+    store = open_store(tmp_path / "n")
     store.persist_ready(HardState(1, "n1", 0), _entries(1, 10, 1))
-    _close(store)
+    close_store(store)
     _tamper(tmp_path / "n", lambda raft: raft.delete_range(entry_key(8), entry_key(11)))
     with pytest.raises(DataDirError, match=r"entries 8\.\.10 were made durable but are missing"):
-        _open(tmp_path / "n")
+        open_store(tmp_path / "n")
 
 
-def test_a_hard_state_that_lost_its_vote_does_not_open(tmp_path: Path) -> None:
-    store = _open(tmp_path / "n")
+def test_a_hard_state_that_lost_its_vote_does_notopen_store(tmp_path: Path) -> None:
+    store = open_store(tmp_path / "n")
     store.persist_ready(HardState(3, "n2", 0), _entries(1, 4, 1))
-    _close(store)
+    close_store(store)
     older = bytes(msgpack.packb([3, "", 0]))
     _tamper(tmp_path / "n", lambda raft: raft.put(HARD_STATE, older))
     with pytest.raises(DataDirError, match="the vote for n2 in term 3 is missing"):
-        _open(tmp_path / "n")
+        open_store(tmp_path / "n")
 
 
 def test_removing_the_watermark_accepts_what_is_left(tmp_path: Path) -> None:
-    store = _open(tmp_path / "n")
+    store = open_store(tmp_path / "n")
     store.persist_ready(HardState(1, "n1", 0), _entries(1, 10, 1))
-    _close(store)
+    close_store(store)
     _tamper(tmp_path / "n", lambda raft: raft.delete_range(entry_key(8), entry_key(11)))
     (tmp_path / "n" / WATERMARK_FILE).unlink()
-    assert _open(tmp_path / "n").log.last_index() == 7
+    assert open_store(tmp_path / "n").log.last_index() == 7
 
 
 def test_a_store_opened_before_watermarks_existed_gets_one(tmp_path: Path) -> None:
-    store = _open(tmp_path / "n")
+    store = open_store(tmp_path / "n")
     store.persist_ready(HardState(1, "n1", 0), _entries(1, 5, 1))
-    _close(store)
+    close_store(store)
     (tmp_path / "n" / WATERMARK_FILE).unlink()
-    _close(_open(tmp_path / "n"))
+    close_store(open_store(tmp_path / "n"))
     wm = Watermark(tmp_path / "n" / WATERMARK_FILE)
     assert wm.found and wm.mark.last_index == 5
     wm.close()

@@ -23,6 +23,7 @@ from scheduled_db.jobs.schedule import first_fire, parse_cron, validate_timezone
 from scheduled_db.jobs.timestamps import MAX_EPOCH_MS, format_rfc3339
 from scheduled_db.jobs.validation import (
     DEFAULT_MAX_PAYLOAD_BYTES,
+    JOB_FIELDS,
     MAX_ATTEMPTS,
     MAX_JOB_ID_CHARS,
     MAX_PAYLOAD_DEPTH,
@@ -50,21 +51,6 @@ from tests.property_inputs import (
 )
 
 GEN_ID = "00000000-0000-4000-8000-000000000000"
-JOB_FIELDS = frozenset(
-    {
-        "id",
-        "type",
-        "timestamp",
-        "cron_expression",
-        "timezone",
-        "last_date",
-        "webhook_url",
-        "payload",
-        "misfire_policy",
-        "max_attempts",
-        "timeout",
-    }
-)
 _JOB_ID = re.compile(r"[A-Za-z0-9._:-]+", re.ASCII)
 
 # --- job bodies --------------------------------------------------------------------------

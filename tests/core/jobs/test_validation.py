@@ -16,6 +16,7 @@ from scheduled_db.jobs.model import JobSpec, JobStatus, JobType, MisfirePolicy
 from scheduled_db.jobs.timestamps import parse_timestamp
 from scheduled_db.jobs.validation import (
     DEFAULT_MAX_PAYLOAD_BYTES,
+    JOB_FIELDS,
     MAX_PAYLOAD_DEPTH,
     decode_cursor,
     encode_cursor,
@@ -273,19 +274,7 @@ json_values = st.recursive(
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner),
     max_leaves=12,
 )
-FIELD_NAMES = [
-    "id",
-    "type",
-    "timestamp",
-    "cron_expression",
-    "timezone",
-    "last_date",
-    "webhook_url",
-    "payload",
-    "misfire_policy",
-    "max_attempts",
-    "timeout",
-]
+FIELD_NAMES = list(JOB_FIELDS)
 timestamps = st.one_of(
     st.datetimes().map(lambda d: d.isoformat() + "Z"),
     st.datetimes().map(lambda d: d.isoformat(sep=" ", timespec="seconds")),
@@ -321,6 +310,7 @@ TARGETED: dict[str, st.SearchStrategy[object]] = {
     "timeout": st.sampled_from(["1s", "30s", "1h", "61m", "0.5s", "250ms", "1h1ms", "x"])
     | st.integers(-2, 4000)
     | st.floats(),
+    "signing_secret_ref": st.sampled_from(["billing", "", "no such name"]) | st.text(max_size=8),
 }
 bodies = st.fixed_dictionaries(
     {"type": st.sampled_from(["unico", "recurrente"]) | TARGETED["type"] | json_values},
