@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,14 +15,6 @@ import pytest
 from scheduled_db.testing.harness import ROOT, Http, NodeProcess
 
 FORBIDDEN_IN_ERRORS = ("Traceback", 'File "', "site-packages", "/usr/", "/root/", ".py")
-
-
-@pytest.fixture
-def node(tmp_path: Path) -> Iterator[NodeProcess]:
-    proc = NodeProcess(tmp_path / "data")
-    proc.start()
-    yield proc
-    proc.stop_if_running()
 
 
 def _future(seconds: int = 3600) -> int:

@@ -24,11 +24,7 @@ import asyncio
 import json
 import random
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
-
-import pytest
 
 from scheduled_db.testing.harness import NodeProcess
 
@@ -50,14 +46,6 @@ class Tally:
     refused: dict[str, float] = field(default_factory=dict)
     other: list[tuple[int, bytes]] = field(default_factory=list)
     bad_refusals: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
-
-
-@pytest.fixture
-def node(tmp_path: Path) -> Iterator[NodeProcess]:
-    proc = NodeProcess(tmp_path / "data")
-    proc.start()
-    yield proc
-    proc.stop_if_running()
 
 
 def create_request(port: int, job_id: str, due_s: int) -> bytes:

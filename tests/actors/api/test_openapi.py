@@ -116,7 +116,7 @@ def test_limits_and_patterns_match_the_code() -> None:
     id_input = SCHEMAS["JobIdInput"]
     assert (id_input["pattern"], id_input["maxLength"]) == (job_id["pattern"], job_id["maxLength"])
     for variant in ("UnicoJobCreate", "RecurrenteJobCreate"):
-        assert sorted(SCHEMAS[variant]["properties"]) == sorted(validation._FIELDS)
+        assert sorted(SCHEMAS[variant]["properties"]) == sorted(validation.JOB_FIELDS)
     assert SCHEMAS["WebhookUrlInput"]["maxLength"] == validation.MAX_URL_CHARS
     assert SCHEMAS["CronExpression"]["maxLength"] == MAX_CRON_CHARS
     assert SCHEMAS["MaxAttemptsInput"]["maximum"] == validation.MAX_ATTEMPTS

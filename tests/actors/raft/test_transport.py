@@ -87,24 +87,6 @@ class Node:
         self.probe.stop(timeout=TIMEOUT_S)
 
 
-@pytest.fixture
-def nodes() -> Iterator[Callable[..., Node]]:
-    started: list[Node] = []
-
-    def start(name: str, **kw: Any) -> Node:
-        node = Node(name, **kw)
-        started.append(node)
-        return node
-
-    try:
-        yield start
-    finally:
-        for node in started:
-            for ref in (node.ref, node.probe):
-                if ref.is_alive():
-                    ref.stop(timeout=TIMEOUT_S)
-
-
 def wire(*cluster: Node) -> None:
     """Tell every node the address of every node (itself included: it is ignored)."""
     for node in cluster:

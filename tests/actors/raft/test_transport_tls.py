@@ -10,9 +10,8 @@ from __future__ import annotations
 import socket
 import ssl
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import pytest
 
@@ -54,24 +53,6 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     certs["rogue"] = other.issue("rogue")  # right names, wrong CA
     certs["elsewhere"] = cluster.issue("elsewhere", "elsewhere.example")  # right CA, wrong name
     return Pki(cluster, other, certs)
-
-
-@pytest.fixture
-def nodes() -> Iterator[Callable[..., Node]]:
-    started: list[Node] = []
-
-    def start(name: str, **kw: Any) -> Node:
-        node = Node(name, **kw)
-        started.append(node)
-        return node
-
-    try:
-        yield start
-    finally:
-        for node in started:
-            for ref in (node.ref, node.probe):
-                if ref.is_alive():
-                    ref.stop(timeout=TIMEOUT_S)
 
 
 def test_tls_peers_exchange_messages_large_and_small(nodes: Callable[..., Node], pki: Pki) -> None:
