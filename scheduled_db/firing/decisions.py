@@ -30,12 +30,15 @@ class Jitter(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Policy:
-    """Cluster-wide delivery settings (a job may lower max_attempts, never raise it)."""
+    """Cluster-wide delivery settings (a job may lower max_attempts, never raise it).
 
-    max_attempts: int = 3
-    timeout_ms: int = 30_000
-    backoff_base_ms: int = 1_000
-    backoff_cap_ms: int = 60_000
+    The first four come from the ``execution.*`` keys (their defaults live in the key
+    table only); the misfire grace is not configurable."""
+
+    max_attempts: int
+    timeout_ms: int
+    backoff_base_ms: int
+    backoff_cap_ms: int
     misfire_grace_ms: int = 1_000
 
     def attempts_for(self, spec: JobSpec) -> int:

@@ -17,7 +17,7 @@ from scheduled_db.state.queries import Due
 
 HOUR = 3_600_000
 T = 1_900_000_000_000 - 1_900_000_000_000 % HOUR  # on the hour
-POLICY = Policy(max_attempts=3, backoff_base_ms=1_000, backoff_cap_ms=8_000)
+POLICY = Policy(max_attempts=3, timeout_ms=30_000, backoff_base_ms=1_000, backoff_cap_ms=8_000)
 ONCE = JobSpec(id="once", type=JobType.UNICO, timestamp_ms=T, webhook_url="http://x/")
 HOURLY = JobSpec(id="hourly", type=JobType.RECURRENTE, cron_expression="0 * * * *")
 
