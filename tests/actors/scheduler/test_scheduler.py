@@ -248,9 +248,10 @@ def test_a_claim_an_older_term_made_ahead_fires_at_its_time_not_at_the_takeover(
     assert world.propose(claim).results[0].code.value == "ok"
     status = world.raft.ask(m.GetRaftStatus())
     world.scheduler.tell(m.Leadership("n1", status.term, True, True))
-    deadline = time.monotonic() + 1.0
-    while time.monotonic() < deadline:  # the refire is read, claimed and armed meanwhile
-        world.scheduler.ask(m.Wake())
+    # The new leader claims the next attempt of the same occurrence; once that claim
+    # is applied (and the scheduler has handled its answer), it must still be waiting.
+    world.wait_job("ahead", lambda j: j.attempt_count == 2)
+    world.scheduler.ask(m.Wake())  # a barrier: the claim's answer is handled
     assert world.webhook.of_type(m.Deliver) == []
     world.at(due)
     (d,) = world.delivers(1)
