@@ -25,19 +25,25 @@ import threading
 import time
 from dataclasses import dataclass
 from types import FrameType
-from typing import Any
 
 import pykka
 
-from actors import messages as m
 from actors.api.actor import HttpActor
+from actors.api.messages import GetBoundPorts
 from actors.api.node_backend import NodeBackend
 from actors.raft.actor import RaftActor, RaftSettings
 from actors.raft.lease import LeaderLease
+from actors.raft.messages import (
+    GetRaftStatus,
+    GetTransportStatus,
+    SetTransportInbox,
+    TransferLeadership,
+)
 from actors.raft.snapshot_stream import SnapshotStreamActor
 from actors.raft.transport import TransportActor
 from actors.runtime.metrics import ApiMetrics
 from actors.runtime.open_files import raise_soft_limit, webhook_slots
+from actors.runtime.replies import ActorRef, wait_reply
 from actors.runtime.tls import NodeTls, load_node_tls
 from actors.scheduler.actor import SchedulerActor, SchedulerSettings
 from actors.storage.actor import StorageActor
@@ -60,7 +66,7 @@ STOP_TIMEOUT_S = 10.0
 @dataclass
 class _Started:
     name: str
-    ref: m.ActorRef
+    ref: ActorRef
 
 
 class Node:
@@ -125,7 +131,7 @@ class Node:
             ),
         )
         if transport is not None:
-            transport.tell(m.SetTransportInbox(raft, snapshots))
+            transport.tell(SetTransportInbox(raft, snapshots))
         ex = cfg.execution
         webhook = self._add(
             "webhook",
@@ -151,7 +157,7 @@ class Node:
         http = HttpActor.start(backend, cfg, metrics, tls=self._tls.api)
         self._add("http", http)
         try:
-            ports: tuple[int, int] = _ask(http, m.GetBoundPorts(), None)
+            ports: tuple[int, int] = wait_reply(http, GetBoundPorts, None)
             self.http_port, self.metrics_port = ports
         except pykka.ActorDeadError:  # it logged why (a port in use, most likely)
             raise OSError(f"cannot serve HTTP on {cfg.http.host}:{cfg.http.port}") from None
@@ -159,7 +165,7 @@ class Node:
         scheme = "HTTPS" if self._tls.api is not None else "HTTP"
         log.info("node %s serving %s on port %d", cfg.node.id, scheme, self.http_port)
 
-    def _start_transport(self) -> m.ActorRef | None:
+    def _start_transport(self) -> pykka.ActorRef[TransportActor] | None:
         cfg = self.config
         peers = _static_peers(cfg)
         if not peers:
@@ -174,7 +180,7 @@ class Node:
             ),
         )
         try:
-            port = transport.proxy().port.get()
+            port = wait_reply(transport, GetTransportStatus, None).port
         except pykka.ActorDeadError:  # it logged why (the port in use, most likely)
             raise OSError(f"cannot listen for Raft peers on {listen[0]}:{listen[1]}") from None
         log.info(
@@ -186,7 +192,7 @@ class Node:
         )
         return transport
 
-    def _add(self, name: str, ref: m.ActorRef) -> m.ActorRef:
+    def _add(self, name: str, ref: ActorRef) -> ActorRef:
         self._actors.append(_Started(name, ref))
         return ref
 
@@ -216,7 +222,7 @@ class Node:
         if raft is None or not self.config.cluster.peers(self.config.node.id):
             return
         try:
-            status: Status = _ask(raft, m.GetRaftStatus(), STOP_TIMEOUT_S)
+            status: Status = wait_reply(raft, GetRaftStatus, STOP_TIMEOUT_S)
         except (pykka.ActorDeadError, pykka.Timeout):
             return
         if status.role is not Role.LEADER:
@@ -230,10 +236,10 @@ class Node:
             return
         started = time.monotonic()
         deadline = started + max(2.0, 2 * self.config.raft.election_timeout_ms / 1000)
-        raft.tell(m.TransferLeadership(target))
+        raft.tell(TransferLeadership(target))
         while time.monotonic() < deadline:
             try:
-                now: Status = _ask(raft, m.GetRaftStatus(), STOP_TIMEOUT_S)
+                now: Status = wait_reply(raft, GetRaftStatus, STOP_TIMEOUT_S)
                 lead = now.lead
             except (pykka.ActorDeadError, pykka.Timeout):
                 return
@@ -244,7 +250,7 @@ class Node:
             time.sleep(HAND_OVER_POLL_S)
         log.warning("leadership was not taken up by %s in time: stopping anyway", target)
 
-    def _ref(self, name: str) -> m.ActorRef | None:
+    def _ref(self, name: str) -> ActorRef | None:
         return next((a.ref for a in self._actors if a.name == name), None)
 
     def stop(self) -> None:
@@ -265,11 +271,6 @@ def _successor(status: Status) -> str | None:
     if not voters:
         return None
     return max(voters, key=lambda v: (status.progress[v].match, v))
-
-
-def _ask(ref: pykka.ActorRef[Any], message: object, timeout: float | None) -> Any:
-    """Wait for an actor's answer: the supervisor may block, an actor's handler never."""
-    return ref.ask(message, block=False).get(timeout=timeout)
 
 
 def _advertised(host: str, port: int) -> str:

@@ -16,8 +16,9 @@ code that does not know this module still catches them sensibly.
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Mapping
 from enum import Enum
-from typing import ClassVar, Literal
+from typing import Literal
 
 _MAX_TEXT = 200  # client text echoed back in messages is cut to this many characters
 NO_LEADER = "No leader available"  # what a client is told of a write refused unmade
@@ -44,13 +45,45 @@ class SchedulerError(Exception):
     """Base of the named errors; the API renders each one as a JSON error body
     (in :mod:`actors.api.errors`, the one renderer)."""
 
-    http_status: ClassVar[int] = 500
+    http_status: int = 500
     code: str = "internal_error"  # stable, machine-readable error name
-    retry_after_s: ClassVar[int | None] = None  # if set, the answer says when to retry
+    retry_after_s: int | None = None  # if set, the answer says when to retry
 
     def details(self) -> dict[str, object]:
         """The structured fields of the JSON error body (besides code and message)."""
         return {}
+
+    def headers(self) -> dict[str, str]:
+        """The response headers the answer needs (``Retry-After``, a challenge)."""
+        return {} if self.retry_after_s is None else {"Retry-After": str(self.retry_after_s)}
+
+
+class RequestError(SchedulerError):
+    """A problem of the HTTP exchange itself, not of a job: its body, content type,
+    credentials or rate.  Each carries its own status and code (``invalid_body``
+    400, ``unauthorized`` 401, ``forbidden`` 403, ``request_timeout`` 408,
+    ``unsupported_media_type`` 415, ``rate_limited`` 429, ...), a client-safe
+    message, body fields and headers."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        extra: Mapping[str, object] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.http_status = status
+        self.code = code
+        self._extra = dict(extra or {})
+        self._headers = dict(headers or {})
+
+    def details(self) -> dict[str, object]:
+        return dict(self._extra)
+
+    def headers(self) -> dict[str, str]:
+        return dict(self._headers)
 
 
 class ValidationError(SchedulerError, ValueError):

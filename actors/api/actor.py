@@ -9,8 +9,7 @@ with ``loop.call_soon_threadsafe``).
 Ports: ``http.port`` 0 binds an ephemeral port; ``metrics.port`` 0 disables the
 metrics listener unless ``metrics_enabled=True`` asks for it, in which case port
 0 binds an ephemeral port too.  :meth:`HttpActor.ports` tells the bound ports
-(ask ``messages.GetBoundPorts`` or call it through a proxy: either is answered once
-``on_start`` has bound them).
+(``GetBoundPorts`` is answered once ``on_start`` has bound them).
 A bind failure raises in ``on_start``, which stops the actor (let it crash).
 With ``tls`` (:class:`~actors.runtime.tls.ApiTls`) both listeners serve HTTPS only, and
 writes forwarded to the leader go over HTTPS.
@@ -26,13 +25,14 @@ from typing import Any, NamedTuple
 import pykka
 from aiohttp import web
 
-from actors import messages
 from actors.api.app import build_app, build_metrics_app
 from actors.api.backend import Backend
+from actors.api.messages import GetBoundPorts
 from actors.api.protocol import ApiRunner
 from actors.runtime.clock import now_ms
 from actors.runtime.loop_thread import LoopThread
 from actors.runtime.metrics import ApiMetrics
+from actors.runtime.replies import answer
 from actors.runtime.tls import ApiTls
 from scheduled_db.config.loading import NodeConfig
 
@@ -95,11 +95,11 @@ class HttpActor(pykka.ThreadingActor):
     def metrics_port(self) -> int:
         return self.ports().metrics
 
-    def on_receive(self, message: Any) -> Any:
-        if isinstance(message, messages.GetBoundPorts):
-            return self.ports()
-        log.warning("http: ignoring unexpected message %r", type(message).__name__)
-        return None
+    def on_receive(self, message: Any) -> None:
+        if isinstance(message, GetBoundPorts):
+            answer(message.reply, self.ports())
+        else:
+            log.warning("http: ignoring unexpected message %r", type(message).__name__)
 
     # --- lifecycle --------------------------------------------------------------------------
 

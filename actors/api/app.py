@@ -36,21 +36,21 @@ from actors.api.auth import ROLE, auth_middleware
 from actors.api.backend import Backend
 from actors.api.body import BODY_TIMEOUT_S, read_json_object
 from actors.api.cors import CorsPolicy, cors_middleware
-from actors.api.errors import HttpError, error_middleware
+from actors.api.errors import error_middleware
 from actors.api.forward import Forwarder
 from actors.api.jobs import READ_TIMEOUT_S, JobRoutes
 from actors.api.limits import rate_limit_middleware
 from actors.api.openapi import openapi_json, serve_openapi
 from actors.api.protocol import render_json_errors
 from actors.api.views import Limits, cluster_view, health_view, ready_view
-from actors.messages import GetCounters, GetDigest
 from actors.runtime.metrics import ApiMetrics
 from actors.webhook.guard import WebhookGuard
 from scheduled_db.config.kinds import NODE_ID, parse_address
 from scheduled_db.config.loading import NodeConfig
-from scheduled_db.errors import ValidationError
+from scheduled_db.errors import RequestError, ValidationError
 from scheduled_db.policy.auth import Role
 from scheduled_db.policy.ratelimit import RateLimiter
+from scheduled_db.state.reads import GetCounters, GetDigest
 from scheduled_db.state.records import Counters
 
 log = logging.getLogger(__name__)
@@ -140,11 +140,11 @@ class NodeRoutes:
         if request.get(ROLE) is Role.ADMIN:
             return
         if not self._secret:
-            raise HttpError(403, "forbidden", "Membership changes need cluster.secret set")
+            raise RequestError(403, "forbidden", "Membership changes need cluster.secret set")
         given = request.headers.get("Authorization", "")
         expected = f"Bearer {self._secret}"
         if not hmac.compare_digest(given.encode(), expected.encode()):
-            raise HttpError(
+            raise RequestError(
                 401,
                 "unauthorized",
                 "Membership changes need Authorization: Bearer <cluster secret>",

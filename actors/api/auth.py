@@ -27,7 +27,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from actors.api.errors import HttpError
+from scheduled_db.errors import RequestError
 from scheduled_db.policy.auth import ApiToken, Role, find_token
 
 ROLE = web.RequestKey("role", Role)  # where the authenticated role is kept on a request
@@ -63,17 +63,19 @@ def auth_middleware(
         needed = needed_role(request)
         presented = bearer(request)
         if presented is None:
-            raise HttpError(401, "unauthorized", "A bearer token is required", headers=_CHALLENGE)
+            raise RequestError(
+                401, "unauthorized", "A bearer token is required", headers=_CHALLENGE
+            )
         if needed is Role.ADMIN and _is_secret(presented, cluster_secret):
             request[ROLE] = Role.ADMIN
             request[CLIENT] = "cluster-secret"
             return await handler(request)
         token = find_token(tokens, presented)
         if token is None:
-            raise HttpError(401, "unauthorized", "The token is not valid", headers=_CHALLENGE)
+            raise RequestError(401, "unauthorized", "The token is not valid", headers=_CHALLENGE)
         if token.role < needed:
             message = f"Token {token.name} has role {token.role.label}; this needs {needed.label}"
-            raise HttpError(403, "forbidden", message)
+            raise RequestError(403, "forbidden", message)
         request[ROLE] = token.role
         request[CLIENT] = token.name
         return await handler(request)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from actors.messages import Refusal
+from actors.raft.messages import Refusal
 from scheduled_db.errors import (
     DiskFull,
     MembershipConflict,
@@ -25,7 +25,7 @@ from scheduled_db.state.results import CommandResult
 
 
 def refusal_error(refusal: Refusal, leader: str = "", detail: str = "") -> SchedulerError:
-    """The named error a :class:`~actors.messages.Refusal` of the Raft actor is.
+    """The named error a :class:`~actors.raft.messages.Refusal` of the Raft actor is.
 
     Refused before proposing (the write was not made): :class:`NotLeader`
     (``leader`` names the leader, or '' if none is known), :class:`ProposalDropped`
@@ -82,7 +82,7 @@ class Backend(Protocol):
         ...
 
     async def read(self, query: Any, timeout: float = 10.0) -> Any:
-        """Serve a query of :mod:`actors.messages` (GetJob, ListJobs, ...) from the
+        """Serve a query of :mod:`scheduled_db.state.reads` (GetJob, ListJobs, ...) from the
         local applied state.  Raises LookupError-free: a missing job is ``None``;
         raises ValueError for an invalid list cursor."""
         ...

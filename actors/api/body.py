@@ -1,6 +1,6 @@
 """Reading a request's JSON body: size, content type, encoding and syntax.
 
-Every problem is an :class:`~actors.api.errors.HttpError` with a 4xx status and
+Every problem is an :class:`~scheduled_db.errors.RequestError` with a 4xx status and
 a message that names what is wrong, never the parser's internals.  JSON is
 UTF-8 (RFC 8259); numbers the rest of the system cannot carry (NaN, infinities,
 integers of hundreds of digits) are refused here, before validation sees them.
@@ -14,7 +14,7 @@ import math
 
 from aiohttp import web
 
-from actors.api.errors import HttpError
+from scheduled_db.errors import RequestError
 
 # Seconds a client has to send a request's body; set on the application by build_app.
 BODY_TIMEOUT_S = web.AppKey("body_timeout_s", float)
@@ -52,19 +52,19 @@ def _is_json(content_type: str) -> bool:
 def _check_content_type(request: web.Request) -> None:
     charset = request.charset
     if not _is_json(request.content_type) or (charset and charset.lower() not in _UTF8):
-        raise HttpError(
+        raise RequestError(
             415,
             "unsupported_media_type",
             "Unsupported Content-Type: the body must be JSON encoded as UTF-8",
         )
 
 
-def _bad_body(message: str) -> HttpError:
-    return HttpError(400, "invalid_body", f"body: {message}", {"field": "body"})
+def _bad_body(message: str) -> RequestError:
+    return RequestError(400, "invalid_body", f"body: {message}", {"field": "body"})
 
 
 def parse_json(data: bytes) -> object:
-    """Decode a UTF-8 JSON document, raising a 400 :class:`HttpError` for anything else."""
+    """Decode a UTF-8 JSON document, raising a 400 :class:`RequestError` for anything else."""
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
@@ -98,7 +98,7 @@ async def read_body(request: web.Request) -> bytes:
             return await request.read()
     except TimeoutError:
         message = f"body: not received within {timeout_s:g} s"
-        raise HttpError(408, "request_timeout", message, {"field": "body"}) from None
+        raise RequestError(408, "request_timeout", message, {"field": "body"}) from None
     except web.RequestPayloadError:
         raise _bad_body("could not be read: bad Content-Encoding or chunked framing") from None
     except ConnectionResetError:

@@ -31,25 +31,6 @@ _FRAMEWORK_MESSAGES = {
 _BODY_HEADERS = frozenset({"content-type", "content-length", "content-encoding"})
 
 
-class HttpError(Exception):
-    """An error of the HTTP exchange itself (body, content type, CORS), not of a job."""
-
-    def __init__(
-        self,
-        status: int,
-        code: str,
-        message: str,
-        extra: Mapping[str, object] | None = None,
-        headers: Mapping[str, str] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.extra = dict(extra or {})
-        self.headers = dict(headers or {})
-
-
 def error_response(
     status: int,
     code: str,
@@ -65,9 +46,7 @@ def error_response(
 def render_error(exc: SchedulerError) -> web.Response:
     """The JSON error body of a named error: its status, code, message and details."""
     extra = {k: safe_text(v) if isinstance(v, str) else v for k, v in exc.details().items()}
-    retry = exc.retry_after_s
-    headers = None if retry is None else {"Retry-After": str(retry)}
-    return error_response(exc.http_status, exc.code, str(exc), extra, headers)
+    return error_response(exc.http_status, exc.code, str(exc), extra, exc.headers() or None)
 
 
 def _framework_error(exc: web.HTTPException, max_body_bytes: int) -> web.Response:
@@ -89,8 +68,6 @@ def error_middleware(max_body_bytes: int) -> Any:
             if exc.status < 400:
                 raise  # a redirect or an empty success raised by a handler
             return _framework_error(exc, max_body_bytes)
-        except HttpError as exc:
-            return error_response(exc.status, exc.code, exc.message, exc.extra, exc.headers)
         except SchedulerError as exc:
             return render_error(exc)
         except TimeoutError:

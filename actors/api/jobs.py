@@ -25,15 +25,14 @@ from aiohttp import web
 
 from actors.api.backend import Backend
 from actors.api.body import read_json_object
-from actors.api.errors import HttpError
 from actors.api.views import Limits, attempt_view, cancel_view, job_view, status_view
-from actors.messages import GetCounters, GetExecutions, GetJob, ListJobs
 from actors.webhook.guard import WebhookGuard
 from scheduled_db.errors import (
     CapacityExceeded,
     InvalidTransition,
     JobConflict,
     JobNotFound,
+    RequestError,
     ValidationError,
     safe_text,
 )
@@ -48,6 +47,7 @@ from scheduled_db.jobs.validation import (
     validate_status_filter,
 )
 from scheduled_db.state.commands import CancelJob, Command, CreateJob, DeleteJob
+from scheduled_db.state.reads import GetCounters, GetExecutions, GetJob, ListJobs
 from scheduled_db.state.records import Counters, encode_job
 from scheduled_db.state.results import CommandResult, ResultCode
 
@@ -130,7 +130,7 @@ class JobRoutes:
         job_id = request.match_info["id"]
         if not _JOB_ID.fullmatch(job_id):
             # Not echoed: it is no job id, only whatever the client put in the path.
-            raise HttpError(404, "job_not_found", "Job not found")
+            raise RequestError(404, "job_not_found", "Job not found")
         return job_id
 
     # --- create -----------------------------------------------------------------------

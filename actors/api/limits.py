@@ -22,7 +22,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from actors.api.auth import CLIENT, OPEN_PATHS
-from actors.api.errors import HttpError
+from scheduled_db.errors import RequestError
 from scheduled_db.policy.ratelimit import RateLimiter
 
 FORWARDED_HEADER = "X-Scheduled-DB-Forwarded-By"
@@ -63,7 +63,9 @@ def rate_limit_middleware(
                 message = (
                     f"Too many requests: at most {limiter.rate:g} per second; retry in {retry} s"
                 )
-                raise HttpError(429, "rate_limited", message, headers={"Retry-After": str(retry)})
+                raise RequestError(
+                    429, "rate_limited", message, headers={"Retry-After": str(retry)}
+                )
         return await handler(request)
 
     return limit

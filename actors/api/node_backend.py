@@ -11,20 +11,36 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from actors import messages as m
+import pykka
+
 from actors.api.backend import NodeStatus, ServerInfo, refusal_error
+from actors.raft.messages import (
+    GetLastContact,
+    GetRaftStatus,
+    Propose,
+    ProposeConfChange,
+    ProposeOutcome,
+    ReadIndex,
+)
+from actors.runtime.replies import ActorRef, Reply
+from actors.storage.messages import Read, ReadResult
 from scheduled_db.config.model import NodeConfig
 from scheduled_db.errors import UnknownOutcome
 from scheduled_db.raft.messages import ConfChange, ConfChangeType
 from scheduled_db.state.commands import Command, encode_command
+from scheduled_db.state.reads import GetMembers
 from scheduled_db.state.records import encode_member
 from scheduled_db.state.results import CommandResult
 
+if TYPE_CHECKING:
+    from actors.raft.actor import RaftActor
+    from actors.storage.actor import StorageActor
 
-def loop_reply(loop: asyncio.AbstractEventLoop) -> tuple[asyncio.Future[Any], m.Reply]:
-    """A future on ``loop`` and the :data:`~actors.messages.Reply` that resolves it.
+
+def loop_reply(loop: asyncio.AbstractEventLoop) -> tuple[asyncio.Future[Any], Reply]:
+    """A future on ``loop`` and the :data:`~actors.runtime.replies.Reply` that resolves it.
 
     The reply may be called from any thread: the answer hops onto the loop with
     ``call_soon_threadsafe``.  A later answer, or one after the waiter gave up
@@ -47,7 +63,11 @@ class NodeBackend:
     """Bridges REST calls to the RaftActor and the StorageActor of this node."""
 
     def __init__(
-        self, config: NodeConfig, raft: m.ActorRef, storage: m.ActorRef, http_address: str
+        self,
+        config: NodeConfig,
+        raft: pykka.ActorRef[RaftActor],
+        storage: pykka.ActorRef[StorageActor],
+        http_address: str,
     ) -> None:
         self.node_id = config.node.id
         self._config = config
@@ -60,39 +80,39 @@ class NodeBackend:
         """Where this node's API is reachable (known once the server has bound)."""
         self._http_address = address
 
-    async def _call(self, ref: m.ActorRef, make: Any, timeout: float) -> Any:
+    async def _call(self, ref: ActorRef, make: Any, timeout: float) -> Any:
         future, reply = loop_reply(asyncio.get_running_loop())
         ref.tell(make(reply))
         return await asyncio.wait_for(future, timeout)
 
     async def propose(self, command: Command, timeout: float = 10.0) -> CommandResult:
         data = encode_command(command)
-        outcome: m.ProposeOutcome = await self._proposal(lambda r: m.Propose(data, r), timeout)
+        outcome: ProposeOutcome = await self._proposal(lambda r: Propose(data, r), timeout)
         if outcome.error is not None:
             raise refusal_error(outcome.error, outcome.leader, outcome.detail)
         if len(outcome.results) != 1:
             raise RuntimeError(f"expected one result, got {len(outcome.results)}")
         return outcome.results[0]
 
-    async def _proposal(self, make: Any, timeout: float) -> m.ProposeOutcome:
+    async def _proposal(self, make: Any, timeout: float) -> ProposeOutcome:
         """Propose and wait; a proposal with no answer in time may still commit."""
         try:
-            outcome: m.ProposeOutcome = await self._call(self._raft, make, timeout)
+            outcome: ProposeOutcome = await self._call(self._raft, make, timeout)
         except TimeoutError:
             detail = f"no outcome within {timeout:g} s"
             raise UnknownOutcome(detail) from None
         return outcome
 
     async def read(self, query: Any, timeout: float = 10.0) -> Any:
-        result: m.ReadResult = await self._call(
-            self._storage, lambda r: m.Read(next(self._ids), query, r), timeout
+        result: ReadResult = await self._call(
+            self._storage, lambda r: Read(next(self._ids), query, r), timeout
         )
         if result.error is not None:
             raise ValueError(result.error)
         return result.value
 
     async def read_index(self, timeout: float = 10.0) -> None:
-        outcome: m.ProposeOutcome = await self._call(self._raft, m.ReadIndex, timeout)
+        outcome: ProposeOutcome = await self._call(self._raft, ReadIndex, timeout)
         if outcome.error is not None:
             raise refusal_error(outcome.error, outcome.leader, outcome.detail)
 
@@ -104,14 +124,14 @@ class NodeBackend:
         await self._change(ConfChange(ConfChangeType.REMOVE, node_id))
 
     async def _change(self, change: ConfChange) -> None:
-        outcome = await self._proposal(lambda r: m.ProposeConfChange(change, r), 10.0)
+        outcome = await self._proposal(lambda r: ProposeConfChange(change, r), 10.0)
         if outcome.error is not None:
             raise refusal_error(outcome.error, outcome.leader, outcome.detail)
 
     async def status(self) -> NodeStatus:
-        st: Any = await self._call(self._raft, lambda r: m.GetRaftStatus(r), 5.0)
-        addresses = self._addresses(await self.read(m.GetMembers(), timeout=5.0))
-        heard: dict[str, int] = await self._call(self._raft, m.GetLastContact, 5.0)
+        st: Any = await self._call(self._raft, lambda r: GetRaftStatus(r), 5.0)
+        addresses = self._addresses(await self.read(GetMembers(), timeout=5.0))
+        heard: dict[str, int] = await self._call(self._raft, GetLastContact, 5.0)
         return NodeStatus(
             node_id=self.node_id,
             role=_ROLE_NAMES.get(st.role.value, st.role.value),

@@ -2,8 +2,8 @@
 
 Every input (a tick, a peer's message, a proposal) is a message to this actor, so
 the core is only ever touched by this actor's thread.  Each Ready goes to the
-StorageActor as one :class:`~actors.messages.PersistReady`; only when
-:class:`~actors.messages.ReadyPersisted` comes back are the Ready's messages sent
+StorageActor as one :class:`~actors.storage.messages.PersistReady`; only when
+:class:`~actors.storage.messages.ReadyPersisted` comes back are the Ready's messages sent
 and its committed entries handed on for applying (the StorageActor applies them
 in order, after the write), and ``advance()`` called.  While a Ready is being
 persisted, new proposals accumulate in the core and travel in the next one: that
@@ -12,7 +12,7 @@ is where write throughput comes from (group commit), not from skipping fsync.
 A proposer is answered when its entry is applied, with the state machine's
 result; if this node loses leadership first, it is told the outcome is unknown.
 
-A full disk (:class:`~actors.messages.DiskFull` from the StorageActor): the
+A full disk (:class:`~actors.storage.messages.DiskFull` from the StorageActor): the
 Ready in flight stays in flight until storage has made it durable, however
 long that takes, so none of its messages leaves before (a follower stops
 acknowledging; a leader stops replicating and is replaced once the others'
@@ -29,13 +29,45 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from random import Random
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pykka
 
-from actors import messages as m
 from actors.raft.lease import LeaderLease, lease_seconds
+from actors.raft.messages import (
+    Campaign,
+    GetLastContact,
+    GetRaftStatus,
+    InstallSnapshot,
+    Leadership,
+    PeerMessage,
+    Propose,
+    ProposeConfChange,
+    ProposeOutcome,
+    ReadIndex,
+    Refusal,
+    ReportUnreachable,
+    SendMessages,
+    SetPeers,
+    SnapshotOffer,
+    SnapshotSettled,
+    SubscribeLeadership,
+    Tick,
+    TransferLeadership,
+)
 from actors.runtime.clock import actor_ticker
+from actors.runtime.replies import ActorRef, Reply, answer
+from actors.storage.messages import (
+    Applied,
+    ApplyEntries,
+    DiskFull,
+    PersistReady,
+    Read,
+    ReadResult,
+    ReadyPersisted,
+    SnapshotInstalled,
+    Subscribe,
+)
 from scheduled_db.config.kinds import parse_address
 from scheduled_db.config.model import RaftConfig
 from scheduled_db.raft.core import (
@@ -44,7 +76,6 @@ from scheduled_db.raft.core import (
     ProposalDropped,
     Raft,
     Ready,
-    Status,
 )
 from scheduled_db.raft.messages import (
     NO_NODE,
@@ -60,6 +91,12 @@ from scheduled_db.raft.messages import (
 )
 from scheduled_db.raft.replication import Config, Role
 from scheduled_db.raft.storage import Storage
+from scheduled_db.state.reads import GetMembers
+
+if TYPE_CHECKING:
+    from actors.raft.snapshot_stream import SnapshotStreamActor
+    from actors.raft.transport import TransportActor
+    from actors.storage.actor import StorageActor
 
 log = logging.getLogger(__name__)
 
@@ -100,9 +137,9 @@ class RaftActor(pykka.ThreadingActor):
         settings: RaftSettings,
         log_storage: Storage,
         applied_index: int,
-        storage: m.ActorRef,
-        transport: m.ActorRef | None = None,
-        snapshots: m.ActorRef | None = None,
+        storage: pykka.ActorRef[StorageActor],
+        transport: pykka.ActorRef[TransportActor] | None = None,
+        snapshots: pykka.ActorRef[SnapshotStreamActor] | None = None,
         static_peers: Mapping[str, tuple[str, int]] | None = None,
         seed: int | None = None,
         on_leader_change: Any = None,
@@ -132,13 +169,13 @@ class RaftActor(pykka.ThreadingActor):
         self._tick_at: dict[int, float] = {self.core.ticks: time.monotonic()}
         self._inflight: Ready | None = None
         self._ready_id = 0
-        self._pending: dict[int, tuple[int, m.Reply]] = {}  # index -> (term, reply)
-        self._reads: dict[bytes, m.Reply] = {}  # read index context -> reply
-        self._reads_applying: list[tuple[int, m.Reply]] = []  # confirmed, awaiting apply
+        self._pending: dict[int, tuple[int, Reply]] = {}  # index -> (term, reply)
+        self._reads: dict[bytes, Reply] = {}  # read index context -> reply
+        self._reads_applying: list[tuple[int, Reply]] = []  # confirmed, awaiting apply
         self._read_prefix = os.urandom(8)  # contexts are unique across restarts too
         self._read_seq = 0
         self._heard: dict[str, float] = {}  # peer -> time.monotonic() of its last message
-        self._subscribers: list[m.ActorRef] = []
+        self._subscribers: list[ActorRef] = []
         self._member_read = 0  # the id of the last members read (see _refresh_peers)
         self._member_reads: dict[int, frozenset[str]] = {}  # read id -> members then
         # (term, index) of the first entry of the term this node leads in: the term
@@ -146,30 +183,30 @@ class RaftActor(pykka.ThreadingActor):
         self._established_at = (0, 0)
         self._applied_index = applied_index
         self._disk_full = False
-        self._announced = m.Leadership(NO_NODE, 0, False, False)
-        self._ticker = actor_ticker(self, settings.tick_ms / 1000, m.Tick())
+        self._announced = Leadership(NO_NODE, 0, False, False)
+        self._ticker = actor_ticker(self, settings.tick_ms / 1000, Tick())
         self._handlers: dict[type[Any], Any] = {
-            m.Tick: self._tick_core,
-            m.PeerMessage: self._peer_message,
-            m.InstallSnapshot: self._install_snapshot,
-            m.Propose: self._propose,
-            m.ProposeConfChange: self._propose_conf_change,
-            m.GetRaftStatus: self._status,
-            m.ReadyPersisted: self._persisted,
-            m.Applied: self._applied,
-            m.SubscribeLeadership: self._subscribe,
-            m.TransferLeadership: self._transfer,
-            m.ReportUnreachable: lambda msg: self.core.report_unreachable(msg.peer),
-            m.Campaign: lambda _: self.core.campaign(),
-            m.ReadIndex: self._read_index,
-            m.GetLastContact: self._last_contact,
-            m.SnapshotInstalled: self._snapshot_installed,
-            m.DiskFull: self._disk_space,
-            m.ReadResult: self._members_read,
+            Tick: self._tick_core,
+            PeerMessage: self._peer_message,
+            InstallSnapshot: self._install_snapshot,
+            Propose: self._propose,
+            ProposeConfChange: self._propose_conf_change,
+            GetRaftStatus: self._status,
+            ReadyPersisted: self._persisted,
+            Applied: self._applied,
+            SubscribeLeadership: self._subscribe,
+            TransferLeadership: self._transfer,
+            ReportUnreachable: lambda msg: self.core.report_unreachable(msg.peer),
+            Campaign: lambda _: self.core.campaign(),
+            ReadIndex: self._read_index,
+            GetLastContact: self._last_contact,
+            SnapshotInstalled: self._snapshot_installed,
+            DiskFull: self._disk_space,
+            ReadResult: self._members_read,
         }
 
     def on_start(self) -> None:
-        self.storage.tell(m.Subscribe(self.actor_ref))
+        self.storage.tell(Subscribe(self.actor_ref))
         self._refresh_peers()
         if self.core.conf_state().voters == (self.settings.node_id,):
             self.core.campaign()  # a group of one need not wait for a timeout
@@ -180,16 +217,15 @@ class RaftActor(pykka.ThreadingActor):
         self._ticker.stop()
         self._fail_pending("the node is shutting down")
 
-    def on_receive(self, message: Any) -> Any:
+    def on_receive(self, message: Any) -> None:
         handler = self._handlers.get(type(message))
         if handler is None:
             log.warning("raft: ignoring unexpected %s", type(message).__name__)
-            return None
-        result = handler(message)
+            return
+        handler(message)
         self._process()
-        return result
 
-    def _tick_core(self, _: m.Tick) -> None:
+    def _tick_core(self, _: Tick) -> None:
         self.core.tick()
         # Read after the tick: every message stamped with this tick leaves later.
         self._tick_at[self.core.ticks] = time.monotonic()
@@ -215,9 +251,9 @@ class RaftActor(pykka.ThreadingActor):
         self._member_read += 1
         members = (self.core.voters | self.core.learners) - {self.settings.node_id}
         self._member_reads[self._member_read] = frozenset(members)
-        self.storage.tell(m.Read(self._member_read, m.GetMembers(), self.actor_ref.tell))
+        self.storage.tell(Read(self._member_read, GetMembers(), self.actor_ref.tell))
 
-    def _members_read(self, msg: m.ReadResult) -> None:
+    def _members_read(self, msg: ReadResult) -> None:
         """The rest of :meth:`_refresh_peers`; a node that is not a member is left out:
         a removed member is forgotten with anything still queued for it, so a node that
         rejoins under the same id never gets messages meant for its earlier self."""
@@ -237,7 +273,7 @@ class RaftActor(pykka.ThreadingActor):
                 continue
             addresses.setdefault(node_id, (address.host, address.port))
         peers = {node_id: addresses[node_id] for node_id in members if node_id in addresses}
-        self.transport.tell(m.SetPeers.of(peers))
+        self.transport.tell(SetPeers.of(peers))
 
     def _maybe_promote(self) -> None:
         """On the leader: make a learner that has caught up a voter (one at a time)."""
@@ -280,12 +316,12 @@ class RaftActor(pykka.ThreadingActor):
 
     # -- snapshots (see actors.raft.snapshot_stream) --
 
-    def _peer_message(self, msg: m.PeerMessage) -> None:
+    def _peer_message(self, msg: PeerMessage) -> None:
         message = msg.message
         self._heard[message.frm] = time.monotonic()
         if message.type is MessageType.SNAP and self._wants_stream(message):
             assert self.snapshots is not None
-            self.snapshots.tell(m.SnapshotOffer(message, self.actor_ref))
+            self.snapshots.tell(SnapshotOffer(message, self.actor_ref))
         else:
             self.core.step(message)
 
@@ -299,7 +335,7 @@ class RaftActor(pykka.ThreadingActor):
             and snap.meta.index > self.core.log.committed
         )
 
-    def _install_snapshot(self, msg: m.InstallSnapshot) -> None:
+    def _install_snapshot(self, msg: InstallSnapshot) -> None:
         self.core.step(msg.offer)
         taken = self.core.log.unstable_snapshot
         assert msg.offer.snapshot is not None
@@ -310,17 +346,17 @@ class RaftActor(pykka.ThreadingActor):
 
     def _settled(self, meta: SnapshotMeta) -> None:
         if self.snapshots is not None:
-            self.snapshots.tell(m.SnapshotSettled(meta))
+            self.snapshots.tell(SnapshotSettled(meta))
 
     # -- linearizable reads (ReadIndex, thesis §6.4) --
 
-    def _read_index(self, msg: m.ReadIndex) -> None:
+    def _read_index(self, msg: ReadIndex) -> None:
         self._read_seq += 1
         context = self._read_prefix + self._read_seq.to_bytes(8, "big")
         try:
             self.core.read_index(context)
         except NotLeader as exc:
-            msg.reply(m.ProposeOutcome(error=m.Refusal.NOT_LEADER, leader=exc.leader))
+            answer(msg.reply, ProposeOutcome(error=Refusal.NOT_LEADER, leader=exc.leader))
             return
         self._reads[context] = msg.reply
 
@@ -335,7 +371,7 @@ class RaftActor(pykka.ThreadingActor):
         waiting, self._reads_applying = self._reads_applying, []
         for index, reply in waiting:
             if index <= self._applied_index:
-                reply(m.ProposeOutcome(index=index))
+                answer(reply, ProposeOutcome(index=index))
             else:
                 self._reads_applying.append((index, reply))
 
@@ -343,79 +379,79 @@ class RaftActor(pykka.ThreadingActor):
         """The leader changed: a read it had not confirmed never will be."""
         reads, self._reads = self._reads, {}
         for reply in reads.values():
-            reply(m.ProposeOutcome(error=m.Refusal.DROPPED, detail="leadership changed", leader=""))
+            answer(
+                reply, ProposeOutcome(error=Refusal.DROPPED, detail="leadership changed", leader="")
+            )
 
-    def _snapshot_installed(self, msg: m.SnapshotInstalled) -> None:
+    def _snapshot_installed(self, msg: SnapshotInstalled) -> None:
         self._applied_index = max(self._applied_index, msg.meta.index)
         self._release_reads()
 
     # -- proposals --
 
-    def _propose(self, msg: m.Propose) -> None:
+    def _propose(self, msg: Propose) -> None:
         if not self._refused_for_space(msg.reply):
             self._track(lambda: self.core.propose(msg.data), msg.reply)
 
-    def _propose_conf_change(self, msg: m.ProposeConfChange) -> None:
+    def _propose_conf_change(self, msg: ProposeConfChange) -> None:
         if self._refused_for_space(msg.reply):
             return
         try:
             self._track(lambda: self.core.propose_conf_change(msg.change), msg.reply)
         except ConfChangeError as exc:
-            msg.reply(
-                m.ProposeOutcome(error=m.Refusal.CONFLICT, detail=str(exc), leader=self.core.lead)
+            answer(
+                msg.reply,
+                ProposeOutcome(error=Refusal.CONFLICT, detail=str(exc), leader=self.core.lead),
             )
 
-    def _track(self, propose: Callable[[], Entry], reply: m.Reply) -> None:
+    def _track(self, propose: Callable[[], Entry], reply: Reply) -> None:
         """Make the proposal and remember who to answer, or answer the refusal now."""
         try:
             entry = propose()
         except NotLeader as exc:
-            reply(m.ProposeOutcome(error=m.Refusal.NOT_LEADER, leader=exc.leader))
+            answer(reply, ProposeOutcome(error=Refusal.NOT_LEADER, leader=exc.leader))
             return
         except ProposalDropped as exc:
-            reply(m.ProposeOutcome(error=m.Refusal.DROPPED, detail=exc.why, leader=self.core.lead))
+            answer(
+                reply, ProposeOutcome(error=Refusal.DROPPED, detail=exc.why, leader=self.core.lead)
+            )
             return
         self._pending[entry.index] = (entry.term, reply)
 
-    def _refused_for_space(self, reply: m.Reply) -> bool:
+    def _refused_for_space(self, reply: Reply) -> bool:
         """A leader whose disk is full refuses at once (a follower says who leads)."""
         if not self._disk_full or self.core.role is not Role.LEADER:
             return False
-        reply(m.ProposeOutcome(error=m.Refusal.DISK_FULL, leader=self.core.lead))
+        answer(reply, ProposeOutcome(error=Refusal.DISK_FULL, leader=self.core.lead))
         return True
 
-    def _disk_space(self, msg: m.DiskFull) -> None:
+    def _disk_space(self, msg: DiskFull) -> None:
         self._disk_full = msg.full
         if msg.full:
             self._fail_pending("the disk is full: the entry is not durable yet")
 
-    def _last_contact(self, msg: m.GetLastContact) -> dict[str, int]:
+    def _last_contact(self, msg: GetLastContact) -> None:
         now = time.monotonic()
-        ages = {peer: int((now - at) * 1000) for peer, at in self._heard.items()}
-        if msg.reply is not None:
-            msg.reply(ages)
-        return ages
+        answer(msg.reply, {peer: int((now - at) * 1000) for peer, at in self._heard.items()})
 
-    def _status(self, msg: m.GetRaftStatus) -> Status:
-        status = self.core.status()
-        if msg.reply is not None:
-            msg.reply(status)
-        return status
+    def _status(self, msg: GetRaftStatus) -> None:
+        answer(msg.reply, self.core.status())
 
     def _fail_pending(self, why: str) -> None:
         pending, self._pending = self._pending, {}
         for _, reply in pending.values():
-            reply(
-                m.ProposeOutcome(error=m.Refusal.UNKNOWN_OUTCOME, detail=why, leader=self.core.lead)
+            answer(
+                reply,
+                ProposeOutcome(error=Refusal.UNKNOWN_OUTCOME, detail=why, leader=self.core.lead),
             )
 
-    def _transfer(self, msg: m.TransferLeadership) -> None:
+    def _transfer(self, msg: TransferLeadership) -> None:
         try:
             self.core.transfer_leadership(msg.target)
         except (NotLeader, ValueError) as exc:
             log.info("raft: transfer to %s refused: %s", msg.target, exc)
 
-    def _subscribe(self, msg: m.SubscribeLeadership) -> None:
+    def _subscribe(self, msg: SubscribeLeadership) -> None:
         self._subscribers.append(msg.subscriber)
         msg.subscriber.tell(self._leadership_event())
 
@@ -435,10 +471,10 @@ class RaftActor(pykka.ThreadingActor):
             self._role_changed(rd.soft_state.role)
         snap = rd.snapshot.meta if rd.snapshot is not None else None
         self.storage.tell(
-            m.PersistReady(self._ready_id, rd.hard_state, rd.entries, snap, self.actor_ref.tell)
+            PersistReady(self._ready_id, rd.hard_state, rd.entries, snap, self.actor_ref.tell)
         )
 
-    def _persisted(self, msg: m.ReadyPersisted) -> None:
+    def _persisted(self, msg: ReadyPersisted) -> None:
         rd = self._inflight
         if rd is None or msg.ready_id != self._ready_id:
             raise RuntimeError(f"persisted Ready {msg.ready_id} was not in flight")
@@ -453,7 +489,7 @@ class RaftActor(pykka.ThreadingActor):
                 self._drop_if_replaced(e.index, e.term)
                 if e.type is EntryType.CONF_CHANGE:
                     conf = self.core.apply_conf_change(ConfChange.decode(e.data))
-            self.storage.tell(m.ApplyEntries(rd.committed_entries, conf, None))
+            self.storage.tell(ApplyEntries(rd.committed_entries, conf, None))
             if conf is not None:
                 self._refresh_peers()  # told after the apply: storage answers in order
         self._inflight = None
@@ -464,24 +500,25 @@ class RaftActor(pykka.ThreadingActor):
         if waiting is not None and waiting[0] != term:
             # Another leader's entry committed at this index: ours was never applied.
             del self._pending[index]
-            waiting[1](
-                m.ProposeOutcome(error=m.Refusal.UNKNOWN_OUTCOME, detail="entry was replaced")
+            answer(
+                waiting[1],
+                ProposeOutcome(error=Refusal.UNKNOWN_OUTCOME, detail="entry was replaced"),
             )
 
     def _send(self, msgs: tuple[Message, ...]) -> None:
         if self.transport is None:
             log.debug("raft: no transport; %d messages to peers dropped", len(msgs))
             return
-        self.transport.tell(m.SendMessages(msgs))
+        self.transport.tell(SendMessages(msgs))
 
-    def _applied(self, msg: m.Applied) -> None:
+    def _applied(self, msg: Applied) -> None:
         self._applied_index = msg.applied_index
         if self._reads_applying:
             self._release_reads()
         for entry in msg.entries:
             waiting = self._pending.pop(entry.index, None)
             if waiting is not None:
-                waiting[1](m.ProposeOutcome(index=entry.index, results=entry.results))
+                answer(waiting[1], ProposeOutcome(index=entry.index, results=entry.results))
 
     # -- leadership --
 
@@ -521,9 +558,9 @@ class RaftActor(pykka.ThreadingActor):
         else:
             self.lease.grant(self.core.term, at + self._lease_s)
 
-    def _leadership_event(self) -> m.Leadership:
+    def _leadership_event(self) -> Leadership:
         core = self.core
         leading = core.role is Role.LEADER
         term, first = self._established_at
         established = leading and term == core.term and self._applied_index >= first > 0
-        return m.Leadership(core.lead, core.term, leading, established)
+        return Leadership(core.lead, core.term, leading, established)

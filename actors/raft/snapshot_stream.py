@@ -5,13 +5,13 @@ compacted away), the Raft core sends it a SNAP message that carries only the
 snapshot's metadata.  On the follower, that message is an *offer*: the RaftActor
 hands it here instead of to its core, and this actor pulls the snapshot from the
 leader, one chunk at a time, into a staging column family (the StorageActor's
-:class:`~actors.messages.StageSnapshotChunk`).  Once the last chunk is staged it
-tells the RaftActor :class:`~actors.messages.InstallSnapshot` with the offer; the
+:class:`~actors.storage.messages.StageSnapshotChunk`).  Once the last chunk is staged it
+tells the RaftActor :class:`~actors.raft.messages.InstallSnapshot` with the offer; the
 core then takes the snapshot like any SNAP message, and the Ready that carries it
 flips the node to the staged state in one synced write.
 
 On the leader, the same actor answers each request with the chunk it names, read
-from the snapshot's checkpoint (:class:`~actors.messages.ReadSnapshotChunk`).
+from the snapshot's checkpoint (:class:`~actors.storage.messages.ReadSnapshotChunk`).
 
 Storage is told, never waited on: each request carries ``self.actor_ref.tell`` as
 its reply, and the answer comes back as a message of its own.  Storage answers in
@@ -38,7 +38,7 @@ starts over, from any leader that has a snapshot.
 
 While a finished snapshot waits for the core to take it, offers are ignored: a new
 stream would discard the staged state the pending install needs.  The RaftActor
-says :class:`~actors.messages.SnapshotSettled` once the install is durable or the
+says :class:`~actors.raft.messages.SnapshotSettled` once the install is durable or the
 core refused the offer (its term had passed).
 """
 
@@ -48,15 +48,35 @@ import logging
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgpack
 import pykka
 
-from actors import messages as m
+from actors.raft.messages import (
+    InstallSnapshot,
+    SendSnapshotFrame,
+    SnapshotFrame,
+    SnapshotOffer,
+    SnapshotSettled,
+    Tick,
+)
 from actors.runtime.clock import actor_ticker
+from actors.storage.messages import (
+    ReadSnapshotChunk,
+    SnapshotChunkRead,
+    SnapshotChunkRejected,
+    SnapshotChunkStaged,
+    SnapshotUnavailable,
+    StageSnapshotChunk,
+)
 from scheduled_db.raft.messages import Message, SnapshotMeta
 from scheduled_db.state.snapshot_codec import SnapshotCursor
+
+if TYPE_CHECKING:
+    from actors.raft.actor import RaftActor
+    from actors.raft.transport import TransportActor
+    from actors.storage.actor import StorageActor
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +147,7 @@ class _Pull:
     """The snapshot this node is receiving: whose offer, and the next chunk wanted."""
 
     offer: Message
-    raft: m.ActorRef  # who to tell when the snapshot is staged
+    raft: pykka.ActorRef[RaftActor]  # who to tell when the snapshot is staged
     seq: int = 0
     after: bytes | None = None
     asked_at: float = 0.0
@@ -145,7 +165,12 @@ class _Pull:
 class SnapshotStreamActor(pykka.ThreadingActor):
     """Sends and receives snapshot streams for one node; see the module docstring."""
 
-    def __init__(self, node_id: str, storage: m.ActorRef, transport: m.ActorRef) -> None:
+    def __init__(
+        self,
+        node_id: str,
+        storage: pykka.ActorRef[StorageActor],
+        transport: pykka.ActorRef[TransportActor],
+    ) -> None:
         super().__init__()
         self.node_id = node_id
         self.storage = storage
@@ -156,7 +181,7 @@ class SnapshotStreamActor(pykka.ThreadingActor):
         # asked, so each answer belongs to the head of its queue.
         self._staging: deque[_Staging] = deque()
         self._serving: deque[_Serving] = deque()
-        self._ticker = actor_ticker(self, CHECK_INTERVAL_S, m.Tick())
+        self._ticker = actor_ticker(self, CHECK_INTERVAL_S, Tick())
         self.installed = 0  # streams completed and handed to the core
         self.chunks_sent = 0
 
@@ -167,18 +192,18 @@ class SnapshotStreamActor(pykka.ThreadingActor):
         self._ticker.stop()
 
     def on_receive(self, message: Any) -> Any:
-        if isinstance(message, m.SnapshotFrame):
+        if isinstance(message, SnapshotFrame):
             self._frame(message)
-        elif isinstance(message, m.SnapshotOffer):
+        elif isinstance(message, SnapshotOffer):
             self._offer(message.offer, message.raft)
-        elif isinstance(message, m.SnapshotSettled):
+        elif isinstance(message, SnapshotSettled):
             if self._settling == message.meta:
                 self._settling = None
-        elif isinstance(message, m.SnapshotChunkStaged | m.SnapshotChunkRejected):
+        elif isinstance(message, SnapshotChunkStaged | SnapshotChunkRejected):
             self._staged(message)
-        elif isinstance(message, m.SnapshotChunkRead | m.SnapshotUnavailable):
+        elif isinstance(message, SnapshotChunkRead | SnapshotUnavailable):
             self._chunk_read(message)
-        elif isinstance(message, m.Tick):
+        elif isinstance(message, Tick):
             self._check_stalled()
         else:
             log.warning("snapshot: ignoring unexpected %s", type(message).__name__)
@@ -186,7 +211,7 @@ class SnapshotStreamActor(pykka.ThreadingActor):
 
     # -- follower side --
 
-    def _offer(self, offer: Message, raft: m.ActorRef) -> None:
+    def _offer(self, offer: Message, raft: pykka.ActorRef[RaftActor]) -> None:
         if offer.snapshot is None or self._settling is not None:
             return
         pull = self._pull
@@ -231,9 +256,9 @@ class SnapshotStreamActor(pykka.ThreadingActor):
         staging = _Staging(pull, seq, after, last, len(data))
         pull.staging = staging
         self._staging.append(staging)
-        self.storage.tell(m.StageSnapshotChunk(data, self.actor_ref.tell))
+        self.storage.tell(StageSnapshotChunk(data, self.actor_ref.tell))
 
-    def _staged(self, reply: m.SnapshotChunkStaged | m.SnapshotChunkRejected) -> None:
+    def _staged(self, reply: SnapshotChunkStaged | SnapshotChunkRejected) -> None:
         """Storage's answer to the oldest chunk told to it; the pull goes on from there."""
         staging = self._staging.popleft()
         pull = staging.pull
@@ -241,7 +266,7 @@ class SnapshotStreamActor(pykka.ThreadingActor):
         if pull is not self._pull:
             return  # the pull was abandoned or replaced meanwhile
         frm, index, seq = pull.offer.frm, pull.meta.index, staging.seq
-        if isinstance(reply, m.SnapshotChunkRejected):
+        if isinstance(reply, SnapshotChunkRejected):
             log.warning("snapshot: chunk %d from %s refused: %s", seq, frm, reply.reason)
             self._pull = None
             return
@@ -261,7 +286,7 @@ class SnapshotStreamActor(pykka.ThreadingActor):
         self._pull = None
         self._settling = pull.meta
         self.installed += 1
-        pull.raft.tell(m.InstallSnapshot(pull.offer))
+        pull.raft.tell(InstallSnapshot(pull.offer))
 
     # -- leader side --
 
@@ -269,13 +294,13 @@ class SnapshotStreamActor(pykka.ThreadingActor):
         _, index, seq, after = frame
         cursor = None if seq == 0 else SnapshotCursor(seq - 1, after or b"")
         self._serving.append(_Serving(frm, index, seq))
-        self.storage.tell(m.ReadSnapshotChunk(index, cursor, self.actor_ref.tell))
+        self.storage.tell(ReadSnapshotChunk(index, cursor, self.actor_ref.tell))
 
-    def _chunk_read(self, reply: m.SnapshotChunkRead | m.SnapshotUnavailable) -> None:
+    def _chunk_read(self, reply: SnapshotChunkRead | SnapshotUnavailable) -> None:
         """Storage's answer to the oldest chunk read told to it: send it on."""
         serving = self._serving.popleft()
         to, index, seq = serving.to, serving.index, serving.seq
-        if isinstance(reply, m.SnapshotUnavailable):
+        if isinstance(reply, SnapshotUnavailable):
             self._send(to, _gone(index, reply.current))
             return
         nxt = reply.next_cursor
@@ -286,7 +311,7 @@ class SnapshotStreamActor(pykka.ThreadingActor):
 
     # -- frames --
 
-    def _frame(self, msg: m.SnapshotFrame) -> None:
+    def _frame(self, msg: SnapshotFrame) -> None:
         try:
             frame = decode_frame(msg.data)
         except FrameDecodeError as exc:
@@ -306,6 +331,6 @@ class SnapshotStreamActor(pykka.ThreadingActor):
 
     def _send(self, to: str, data: bytes) -> None:
         try:
-            self.transport.tell(m.SendSnapshotFrame(to, data))
+            self.transport.tell(SendSnapshotFrame(to, data))
         except pykka.ActorDeadError:
             log.debug("snapshot: the transport is gone")

@@ -2,7 +2,7 @@
 
 The contract, in plain words:
 
-- :class:`~actors.messages.SendMessages` queues each message for the peer named by its
+- :class:`~actors.raft.messages.SendMessages` queues each message for the peer named by its
   ``to``; a message for a node that is not in the peer map is dropped (debug log).
   Sending is fire and forget: the actor thread never waits on the network.
 - Each peer has one queue, bounded in messages and in bytes, and one outbound
@@ -14,9 +14,9 @@ The contract, in plain words:
 - Inbound connections are only read from.  A Raft message that arrives on an
   authenticated connection, in the name of the node it authenticated as and
   addressed to this node, is told to the inbox as
-  :class:`~actors.messages.PeerMessage`; any other is dropped with a warning.
+  :class:`~actors.raft.messages.PeerMessage`; any other is dropped with a warning.
 - When dialling a peer fails or its connection breaks, the inbox is told
-  :class:`~actors.messages.ReportUnreachable` once, and not again until a
+  :class:`~actors.raft.messages.ReportUnreachable` once, and not again until a
   connection to that peer has been made.
 - Anything malformed (an oversize length, a truncated or undecodable frame, a failed
   handshake) closes that one connection with a WARNING; it never stops the actor.
@@ -35,7 +35,7 @@ before it connects); the dialer accepts only the node it meant to reach, so it n
 hands Raft messages to an impostor.  Then RAFT frames flow from dialer to server,
 each body made by :func:`~scheduled_db.raft.messages.encode_message`, and SNAPSHOT
 frames, whose bodies the transport does not read: it tells them to the snapshot
-inbox as :class:`~actors.messages.SnapshotFrame` (see :mod:`actors.raft.snapshot_stream`).
+inbox as :class:`~actors.raft.messages.SnapshotFrame` (see :mod:`actors.raft.snapshot_stream`).
 
 With ``tls`` (:class:`~actors.runtime.tls.RaftTls`) every connection is mutual TLS first and
 the handshake above runs inside it: the dialer checks the server's certificate and
@@ -61,7 +61,18 @@ from typing import Any
 
 import pykka
 
-from actors import messages as m
+from actors.raft.messages import (
+    GetTransportStatus,
+    PeerLinkStatus,
+    PeerMessage,
+    ReportUnreachable,
+    SendMessages,
+    SendSnapshotFrame,
+    SetPeers,
+    SetTransportInbox,
+    SnapshotFrame,
+    TransportStatus,
+)
 from actors.raft.wire import (
     DIALER,
     KIND_HELLO,
@@ -80,6 +91,7 @@ from actors.raft.wire import (
     read_hello,
 )
 from actors.runtime.loop_thread import LoopThread
+from actors.runtime.replies import ActorRef, answer
 from actors.runtime.tls import RaftTls
 from scheduled_db.raft.messages import DecodeError, Message, decode_message, encode_message
 
@@ -142,7 +154,7 @@ class _Network:
         node_id: str,
         secret: bytes,
         peers: Mapping[str, Address],
-        inbox: m.ActorRef | None,
+        inbox: ActorRef | None,
         cap: int,
         tls: RaftTls | None,
     ) -> None:
@@ -150,8 +162,8 @@ class _Network:
         self._secret = secret
         self._tls = tls
         self._initial_peers = dict(peers)
-        self._inbox: m.ActorRef | None = inbox
-        self._snapshots: m.ActorRef | None = None
+        self._inbox: ActorRef | None = inbox
+        self._snapshots: ActorRef | None = None
         self._cap = cap
         self._links: dict[str, _Link] = {}
         self._lock = threading.Lock()  # guards the shape of _links against status()
@@ -162,17 +174,17 @@ class _Network:
 
     # --- called from the actor thread ------------------------------------------------------
 
-    def status(self, port: int) -> m.TransportStatus:
+    def status(self, port: int) -> TransportStatus:
         with self._lock:
             links = sorted(self._links.values(), key=lambda link: link.peer)
         peers = tuple(
-            m.PeerLinkStatus(
+            PeerLinkStatus(
                 k.peer, k.connected, len(k.queue), k.sent, k.received, k.dropped, k.rejected,
                 k.connect_failures,
             )
             for k in links
         )  # fmt: skip
-        return m.TransportStatus(self.node_id, port, self.auth_failures, self.bad_frames, peers)
+        return TransportStatus(self.node_id, port, self.auth_failures, self.bad_frames, peers)
 
     # --- lifecycle (loop thread) -----------------------------------------------------------
 
@@ -205,7 +217,7 @@ class _Network:
 
     # --- messages from the actor (loop thread) ---------------------------------------------
 
-    def set_inbox(self, inbox: m.ActorRef | None, snapshots: m.ActorRef | None) -> None:
+    def set_inbox(self, inbox: ActorRef | None, snapshots: ActorRef | None) -> None:
         self._inbox, self._snapshots = inbox, snapshots
 
     def set_peers(self, peers: Mapping[str, Address]) -> None:
@@ -299,7 +311,7 @@ class _Network:
             return
         link.reported = True
         log.info("transport: %s at %s:%d unreachable: %r", link.peer, *link.address, exc)
-        self._tell(m.ReportUnreachable(link.peer))
+        self._tell(ReportUnreachable(link.peer))
 
     async def _dial(self, link: _Link) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         host, port = link.address
@@ -441,7 +453,7 @@ class _Network:
                 self._deliver(link, decode_message(body))
             elif kind == KIND_SNAPSHOT:
                 link.received += 1
-                self._tell_to(self._snapshots, m.SnapshotFrame(link.peer, body))
+                self._tell_to(self._snapshots, SnapshotFrame(link.peer, body))
             else:
                 raise FrameError(f"unexpected frame kind {kind}")
 
@@ -454,13 +466,13 @@ class _Network:
             )  # fmt: skip
             return
         link.received += 1
-        self._tell(m.PeerMessage(msg))
+        self._tell(PeerMessage(msg))
 
     def _tell(self, message: Any) -> None:
         self._tell_to(self._inbox, message)
 
     @staticmethod
-    def _tell_to(inbox: m.ActorRef | None, message: Any) -> None:
+    def _tell_to(inbox: ActorRef | None, message: Any) -> None:
         if inbox is None:
             log.debug("transport: no inbox; %s dropped", type(message).__name__)
             return
@@ -486,7 +498,7 @@ class TransportActor(pykka.ThreadingActor):
         listen: Address,
         peers: Mapping[str, Address],
         secret: bytes,
-        inbox: m.ActorRef | None = None,
+        inbox: ActorRef | None = None,
         max_queued: int = MAX_QUEUED,
         tls: RaftTls | None = None,
     ) -> None:
@@ -514,29 +526,28 @@ class TransportActor(pykka.ThreadingActor):
     def on_failure(self, *exc_info: object) -> None:
         self.on_stop()
 
-    def on_receive(self, message: Any) -> Any:
+    def on_receive(self, message: Any) -> None:
         lt = self._lt
         assert lt is not None, "on_start creates the loop before any message"
-        if isinstance(message, m.SendMessages):
+        if isinstance(message, SendMessages):
             frames = self._encode(message.messages)
             if frames:
                 lt.call(self._net.enqueue, frames)
-        elif isinstance(message, m.SetPeers):
+        elif isinstance(message, SetPeers):
             peers = {p.node_id: (p.host, p.port) for p in message.peers}
             lt.call(self._net.set_peers, peers)
-        elif isinstance(message, m.SendSnapshotFrame):
+        elif isinstance(message, SendSnapshotFrame):
             data = frame(KIND_SNAPSHOT, message.data)
             if len(data) - LENGTH_BYTES <= MAX_FRAME_BYTES:
                 lt.call(self._net.enqueue, [(message.to, data)])
             else:
                 log.warning("transport: a %d-byte snapshot frame is too big", len(data))
-        elif isinstance(message, m.SetTransportInbox):
+        elif isinstance(message, SetTransportInbox):
             lt.call(self._net.set_inbox, message.inbox, message.snapshots)
-        elif isinstance(message, m.GetTransportStatus):
-            return self._net.status(self.port)
+        elif isinstance(message, GetTransportStatus):
+            lt.call(lambda: answer(message.reply, self._net.status(self.port)))
         else:
             log.warning("transport: ignoring unexpected message %r", type(message).__name__)
-        return None
 
     def _encode(self, msgs: tuple[Message, ...]) -> list[tuple[str, bytes]]:
         # Encoded here, off the loop thread, so the loop only moves bytes.

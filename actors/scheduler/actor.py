@@ -35,20 +35,29 @@ import contextlib
 import logging
 from dataclasses import dataclass
 from random import Random
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pykka
 
-from actors import messages as m
+from actors.raft.messages import Leadership, Propose, ProposeOutcome, SubscribeLeadership
 from actors.runtime.clock import Alarm, now_ms
+from actors.scheduler.messages import SchedulerProposed, Wake
+from actors.storage.messages import Applied, Read, ReadResult, SnapshotInstalled, Subscribe
 from actors.webhook import attempt as webhook_attempt
+from actors.webhook.messages import AbortAll, AbortDelivery, Deliver, DeliveryOutcome
 from scheduled_db.config.model import NodeConfig
 from scheduled_db.firing import decisions as firing
 from scheduled_db.firing.slots import SlotIndex
 from scheduled_db.jobs.model import Attempt, Job, JobStatus
 from scheduled_db.state import commands as c
 from scheduled_db.state.queries import Due
+from scheduled_db.state.reads import DueOccurrences, GetJob, GetOpenClaims, ListJobs
 from scheduled_db.state.results import CommandResult, ResultCode
+
+if TYPE_CHECKING:
+    from actors.raft.actor import RaftActor
+    from actors.storage.actor import StorageActor
+    from actors.webhook.actor import WebhookActor
 
 log = logging.getLogger(__name__)
 K = c.CommandKind
@@ -122,9 +131,9 @@ class SchedulerActor(pykka.ThreadingActor):
     def __init__(
         self,
         settings: SchedulerSettings,
-        raft: m.ActorRef,
-        storage: m.ActorRef,
-        webhook: m.ActorRef,
+        raft: pykka.ActorRef[RaftActor],
+        storage: pykka.ActorRef[StorageActor],
+        webhook: pykka.ActorRef[WebhookActor],
         clock: Any = now_ms,
         seed: int | None = None,
         metrics: Any = None,
@@ -160,15 +169,15 @@ class SchedulerActor(pykka.ThreadingActor):
 
     def _ring(self) -> None:
         try:
-            self.actor_ref.tell(m.Wake())
+            self.actor_ref.tell(Wake())
         except pykka.ActorDeadError:
             self.alarm.stop()
 
     def on_start(self) -> None:
         self.alarm.start()
         self.flush_alarm.start()
-        self.raft.tell(m.SubscribeLeadership(self.actor_ref))
-        self.storage.tell(m.Subscribe(self.actor_ref))
+        self.raft.tell(SubscribeLeadership(self.actor_ref))
+        self.storage.tell(Subscribe(self.actor_ref))
 
     def on_stop(self) -> None:
         self.alarm.stop()
@@ -177,27 +186,27 @@ class SchedulerActor(pykka.ThreadingActor):
             self._flush()  # outcomes held back are proposed, not lost with us
 
     def on_receive(self, message: Any) -> None:
-        if isinstance(message, m.Leadership):
+        if isinstance(message, Leadership):
             self._leadership(message)
         elif not self.active:
             return  # followers never fire; stale replies die here
-        elif isinstance(message, m.Wake):
+        elif isinstance(message, Wake):
             self._wake()
-        elif isinstance(message, m.Applied):
+        elif isinstance(message, Applied):
             self._applied(message)
             self._wake()
-        elif isinstance(message, m.ReadResult):
+        elif isinstance(message, ReadResult):
             self._read_done(message)
-        elif isinstance(message, m.SchedulerProposed):
+        elif isinstance(message, SchedulerProposed):
             self._proposed(message)
-        elif isinstance(message, m.DeliveryOutcome):
+        elif isinstance(message, DeliveryOutcome):
             self._delivered(message)
-        elif isinstance(message, m.SnapshotInstalled):
+        elif isinstance(message, SnapshotInstalled):
             self.next_refill = 0  # the state was replaced: reload the window
 
     # -- leadership --
 
-    def _leadership(self, ev: m.Leadership) -> None:
+    def _leadership(self, ev: Leadership) -> None:
         should = ev.is_leader and ev.established
         if should and (not self.active or ev.term != self.term):
             self.epoch += 1
@@ -210,7 +219,7 @@ class SchedulerActor(pykka.ThreadingActor):
             self.epoch += 1
             self.active = False
             if self.in_flight:
-                self.webhook.tell(m.AbortAll())
+                self.webhook.tell(AbortAll())
             self._reset()
             self.alarm.set(None)
             log.info("scheduler: idle (no longer the established leader)")
@@ -220,9 +229,9 @@ class SchedulerActor(pykka.ThreadingActor):
     def _read(self, query: Any, then: Any) -> None:
         self._read_ids += 1
         self._reads[self._read_ids] = (self.epoch, then)
-        self.storage.tell(m.Read(self._read_ids, query, self.actor_ref.tell))
+        self.storage.tell(Read(self._read_ids, query, self.actor_ref.tell))
 
-    def _read_done(self, msg: m.ReadResult) -> None:
+    def _read_done(self, msg: ReadResult) -> None:
         waiting = self._reads.pop(msg.request_id, None)
         if waiting is not None and waiting[0] == self.epoch and msg.error is None:
             waiting[1](msg.value)
@@ -233,14 +242,14 @@ class SchedulerActor(pykka.ThreadingActor):
         ref, epoch = self.actor_ref, self.epoch
         cmd = commands[0] if len(commands) == 1 else c.Batch(tuple(commands))
 
-        def reply(outcome: m.ProposeOutcome) -> None:
+        def reply(outcome: ProposeOutcome) -> None:
             # Called on the Raft actor's thread; if we have stopped, nobody waits.
             with contextlib.suppress(pykka.ActorDeadError):
-                ref.tell(m.SchedulerProposed(epoch, purpose, keys, outcome))
+                ref.tell(SchedulerProposed(epoch, purpose, keys, outcome))
 
-        self.raft.tell(m.Propose(c.encode_command(cmd), reply))
+        self.raft.tell(Propose(c.encode_command(cmd), reply))
 
-    def _proposed(self, msg: m.SchedulerProposed) -> None:
+    def _proposed(self, msg: SchedulerProposed) -> None:
         if msg.epoch != self.epoch:
             return
         if msg.purpose != "claim":
@@ -331,7 +340,7 @@ class SchedulerActor(pykka.ThreadingActor):
             return
         self.in_flight[spec.id] = armed
         self.webhook.tell(
-            m.Deliver(
+            Deliver(
                 spec.id,
                 spec.type.value,
                 armed.occurrence_ms,
@@ -361,7 +370,7 @@ class SchedulerActor(pykka.ThreadingActor):
             self.metrics.job_retries.inc()  # one command: the outcome with a retry time
         self._later(cmds)
 
-    def _delivered(self, out: m.DeliveryOutcome) -> None:
+    def _delivered(self, out: DeliveryOutcome) -> None:
         armed = self.in_flight.get(out.job_id)
         if armed is None or (armed.occurrence_ms, armed.attempt) != (
             out.scheduled_at_ms,
@@ -399,14 +408,14 @@ class SchedulerActor(pykka.ThreadingActor):
     def _refill(self, now: int) -> None:
         self.next_refill = now + self.s.slot_gap_ms
         horizon = now + self.s.hot_window_ms
-        self._read(m.DueOccurrences(horizon, self.s.refill_limit), self._refilled(horizon))
+        self._read(DueOccurrences(horizon, self.s.refill_limit), self._refilled(horizon))
         if now >= self.next_claim_check:
             # Claims of older terms exist from the start of the term, so the first
             # check finds them; later ones only look for this term's lost claims,
             # which take inprogress_timeout to matter.  Reading every open claim is
             # not free in a burst (thousands of them), so not every slot gap.
             self.next_claim_check = now + max(self.s.slot_gap_ms, self.s.inprogress_timeout_ms // 4)
-            self._read(m.GetOpenClaims(), self._check_open_claims)
+            self._read(GetOpenClaims(), self._check_open_claims)
 
     def _refilled(self, horizon: int) -> Any:
         def then(found: tuple[Due, ...]) -> None:
@@ -419,7 +428,7 @@ class SchedulerActor(pykka.ThreadingActor):
 
         return then
 
-    def _applied(self, ev: m.Applied) -> None:
+    def _applied(self, ev: Applied) -> None:
         for r in ev.results:
             if r.changed and r.job_id is not None:
                 self._track(r)
@@ -432,7 +441,7 @@ class SchedulerActor(pykka.ThreadingActor):
             self.due.remove(key)
             self.armed.remove(key)
             if key in self.in_flight and r.kind is not K.PAUSE:
-                self.webhook.tell(m.AbortDelivery(key))
+                self.webhook.tell(AbortDelivery(key))
             return
         due = _due_of(job, r.attempt)
         if due is not None and due.fire_at_ms < self.horizon and not self._busy(key):
@@ -445,9 +454,9 @@ class SchedulerActor(pykka.ThreadingActor):
             if self._busy(key):
                 continue
             if a.term < self.term:  # in flight when an older leader went away
-                self._read(m.GetJob(key), self._refire(a))
+                self._read(GetJob(key), self._refire(a))
             elif now - a.start_time_ms >= self.s.inprogress_timeout_ms:
-                self._read(m.GetJob(key), self._time_out(a, now))
+                self._read(GetJob(key), self._time_out(a, now))
 
     def _refire(self, a: Attempt) -> Any:
         def then(job: Job | None) -> None:
@@ -486,7 +495,7 @@ class SchedulerActor(pykka.ThreadingActor):
         cutoff = now - self.s.history_retention_ms
         self._propose("outcome", [c.PruneHistory(cutoff, 1_000)], ())
         for status in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED):
-            self._read(m.ListJobs(status, None, 500), self._prune_finished(cutoff))
+            self._read(ListJobs(status, None, 500), self._prune_finished(cutoff))
 
     def _prune_finished(self, cutoff: int) -> Any:
         def then(page: Any) -> None:

@@ -1,17 +1,17 @@
 """The StorageActor: the one thread that writes the node's RocksDB.
 
 It owns a :class:`~actors.storage.store.NodeStore` and serves the messages of the
-storage section of :mod:`actors.messages`.  Every request may come by ``tell``
-(the answer goes to its ``reply``) or by ``ask`` from outside any actor (the
-answer is also the future's value; tests use that as a barrier).  The Raft actor reads the log
-directly through ``store.log`` (thread-safe); everything else goes through here.
+messages of :mod:`actors.storage.messages`.  A request that is answered carries a
+``reply`` (:data:`~actors.runtime.replies.Reply`); handlers return nothing.  The
+Raft actor reads the log directly through ``store.log`` (thread-safe); everything
+else goes through here.
 
 Failure policy: an invalid *command* is a result, never an exception; a bad
 snapshot chunk is answered with a rejection.  Two failures of the disk are
 handled here:
 
 * **No space.**  The write that failed, and every write after it, is held in
-  order (nothing is lost: none of them was answered); :class:`~actors.messages.DiskFull`
+  order (nothing is lost: none of them was answered); :class:`~actors.storage.messages.DiskFull`
   goes to the subscribers (the Raft actor then refuses new proposals); reads go
   on from the state as it was.  Every ``retry_s`` the actor looks for space;
   once there is some, it reopens RocksDB (which refuses writes after a failed
@@ -36,14 +36,36 @@ from typing import Any
 
 import pykka
 
-from actors import messages as m
 from actors.runtime.clock import Ticker, actor_ticker
+from actors.runtime.replies import ActorRef, Reply, answer
 from actors.storage import watermark
 from actors.storage.datadir import DataDirError, is_corruption, is_disk_full
+from actors.storage.messages import (
+    Applied,
+    ApplyEntries,
+    DiskFull,
+    PersistReady,
+    Read,
+    ReadResult,
+    ReadSnapshotChunk,
+    ReadyPersisted,
+    RecordWatermark,
+    RetryWrites,
+    SnapshotChunkRead,
+    SnapshotChunkRejected,
+    SnapshotChunkStaged,
+    SnapshotInstalled,
+    SnapshotTaken,
+    SnapshotUnavailable,
+    StageSnapshotChunk,
+    Subscribe,
+    Unsubscribe,
+)
 from actors.storage.snapshots import SnapshotUnavailableError
 from actors.storage.store import NodeStore
 from scheduled_db.state import reads
 from scheduled_db.state.queries import InvalidCursorError
+from scheduled_db.state.reads import Query
 from scheduled_db.state.snapshot_codec import ChunkError
 
 log = logging.getLogger(__name__)
@@ -51,7 +73,7 @@ log = logging.getLogger(__name__)
 RETRY_S = 0.2  # how often storage with a full disk looks for space again
 MAX_BACKOFF_TICKS = 25  # failed attempts back off up to 5 s between tries
 
-Write = m.PersistReady | m.ApplyEntries
+Write = PersistReady | ApplyEntries
 
 
 class StorageActor(pykka.ThreadingActor):
@@ -60,39 +82,39 @@ class StorageActor(pykka.ThreadingActor):
     def __init__(self, store: NodeStore, retry_s: float = RETRY_S) -> None:
         super().__init__()
         self.store = store
-        self._subscribers: list[m.ActorRef] = []
+        self._subscribers: list[ActorRef] = []
         self._full = False  # a write found no space: writes are held until it is back
         self._held: list[Write] = []
         self._retry: Ticker | None = None
         self._retry_s = retry_s
         self._backoff = self._skip = 0  # ticks to skip after a failed attempt
         self._stopping = False
-        self._mark_ticker = actor_ticker(self, watermark.TICK_S, m.RecordWatermark())
+        self._mark_ticker = actor_ticker(self, watermark.TICK_S, RecordWatermark())
         self._writes: dict[type[Any], Callable[[Any], Any]] = {
-            m.PersistReady: self._persist_ready,
-            m.ApplyEntries: self._apply,
+            PersistReady: self._persist_ready,
+            ApplyEntries: self._apply,
         }
         self._handlers: dict[type[Any], Callable[[Any], Any]] = {
-            m.PersistReady: self._write,
-            m.ApplyEntries: self._write,
-            m.RetryWrites: self._retry_writes,
-            m.RecordWatermark: self._record_watermark,
-            m.Subscribe: self._subscribe,
-            m.Unsubscribe: self._unsubscribe,
-            m.ReadSnapshotChunk: self._read_chunk,
-            m.StageSnapshotChunk: self._stage_chunk,
-            m.Read: self._read,
+            PersistReady: self._write,
+            ApplyEntries: self._write,
+            RetryWrites: self._retry_writes,
+            RecordWatermark: self._record_watermark,
+            Subscribe: self._subscribe,
+            Unsubscribe: self._unsubscribe,
+            ReadSnapshotChunk: self._read_chunk,
+            StageSnapshotChunk: self._stage_chunk,
+            Read: self._read,
         }
 
-    def on_receive(self, message: Any) -> Any:
+    def on_receive(self, message: Any) -> None:
         if self._stopping:
-            return None
+            return
         handler = self._handlers.get(type(message))
         if handler is None:
             log.warning("storage: ignoring unexpected message %r", type(message).__name__)
-            return None
+            return
         try:
-            return handler(message)
+            handler(message)
         except Exception as exc:
             if not is_corruption(exc):
                 raise
@@ -100,7 +122,6 @@ class StorageActor(pykka.ThreadingActor):
             log.error("storage: %s: stopping the node", damage)
             self._stopping = True
             self.stop()
-            return None
 
     def on_start(self) -> None:
         self._mark_ticker.start()
@@ -119,13 +140,9 @@ class StorageActor(pykka.ThreadingActor):
 
     # -- helpers --
 
-    def _answer(self, reply: m.Reply | None, msg: object) -> None:
-        if reply is None:
-            return
-        try:
-            reply(msg)
-        except pykka.ActorDeadError:
-            log.info("storage: the asker is gone, dropping %s", type(msg).__name__)
+    def _answer(self, reply: Reply | None, msg: object) -> None:
+        if reply is not None:
+            answer(reply, msg)
 
     def _publish(self, msg: object) -> None:
         for ref in list(self._subscribers):
@@ -139,19 +156,18 @@ class StorageActor(pykka.ThreadingActor):
 
     # -- writes, and a full disk --
 
-    def _write(self, msg: Write) -> Any:
+    def _write(self, msg: Write) -> None:
         """Do a write now, or hold it (after those held already) while the disk is full."""
         if self._full:
             self._held.append(msg)
-            return None
+            return
         try:
-            return self._writes[type(msg)](msg)
+            self._writes[type(msg)](msg)
         except Exception as exc:
             if not is_disk_full(exc):
                 raise
             self._held.append(msg)
             self._stall(exc)
-            return None
 
     def _stall(self, exc: Exception) -> None:
         if self._full:
@@ -162,11 +178,11 @@ class StorageActor(pykka.ThreadingActor):
             self.store.data_dir,
             " ".join(str(exc).split()),
         )
-        self._publish(m.DiskFull(True))
-        self._retry = actor_ticker(self, self._retry_s, m.RetryWrites())
+        self._publish(DiskFull(True))
+        self._retry = actor_ticker(self, self._retry_s, RetryWrites())
         self._retry.start()
 
-    def _retry_writes(self, _: m.RetryWrites) -> None:
+    def _retry_writes(self, _: RetryWrites) -> None:
         if not self._full or not self._due() or not self.store.has_room():
             return
         if not self.store.reopen():
@@ -186,7 +202,7 @@ class StorageActor(pykka.ThreadingActor):
             self._retry.stop()
             self._retry = None
         log.info("storage: space is back on %s: writes resumed", self.store.data_dir)
-        self._publish(m.DiskFull(False))
+        self._publish(DiskFull(False))
 
     def _due(self) -> bool:
         if self._skip > 0:
@@ -198,36 +214,34 @@ class StorageActor(pykka.ThreadingActor):
         self._backoff = min(MAX_BACKOFF_TICKS, 2 * self._backoff + 1)
         self._skip = self._backoff
 
-    def _record_watermark(self, _: m.RecordWatermark) -> None:
+    def _record_watermark(self, _: RecordWatermark) -> None:
         if not self._full:  # nothing moves while the disk is full
             self.store.record_watermark()
 
     # -- Raft --
 
-    def _persist_ready(self, msg: m.PersistReady) -> m.ReadyPersisted:
+    def _persist_ready(self, msg: PersistReady) -> None:
         self.store.persist_ready(msg.hard_state, msg.entries, msg.snapshot)
         log_store = self.store.log
-        reply = m.ReadyPersisted(
+        reply = ReadyPersisted(
             msg.ready_id,
             log_store.hard_state(),
             log_store.last_index(),
             log_store.snapshot_meta().index,
         )
         if msg.snapshot is not None:
-            self._publish(m.SnapshotInstalled(msg.snapshot))
+            self._publish(SnapshotInstalled(msg.snapshot))
         self._answer(msg.reply, reply)
-        return reply
 
-    def _apply(self, msg: m.ApplyEntries) -> m.Applied:
+    def _apply(self, msg: ApplyEntries) -> None:
         out = self.store.apply(msg.entries, msg.conf_state)
-        event = m.Applied(out.applied_index, out.applied_term, out.results)
+        event = Applied(out.applied_index, out.applied_term, out.results)
         self._answer(msg.reply, event)
         self._publish(event)
         if self.store.should_snapshot():
             self._snapshot(msg.reply)
-        return event
 
-    def _snapshot(self, reply: m.Reply | None) -> None:
+    def _snapshot(self, reply: Reply | None) -> None:
         try:
             meta = self.store.create_snapshot()
         except Exception as exc:  # the apply is done; the snapshot waits for space
@@ -236,55 +250,52 @@ class StorageActor(pykka.ThreadingActor):
             self._stall(exc)
             return
         if meta is not None:
-            self._answer(reply, m.SnapshotTaken(meta, self.store.log.first_index()))
+            self._answer(reply, SnapshotTaken(meta, self.store.log.first_index()))
 
-    def _subscribe(self, msg: m.Subscribe) -> None:
+    def _subscribe(self, msg: Subscribe) -> None:
         if msg.subscriber not in self._subscribers:
             self._subscribers.append(msg.subscriber)
 
-    def _unsubscribe(self, msg: m.Unsubscribe) -> None:
+    def _unsubscribe(self, msg: Unsubscribe) -> None:
         if msg.subscriber in self._subscribers:
             self._subscribers.remove(msg.subscriber)
 
     # -- snapshots --
 
-    def _read_chunk(self, msg: m.ReadSnapshotChunk) -> object:
+    def _read_chunk(self, msg: ReadSnapshotChunk) -> None:
         reply: object
         try:
             data, cursor = self.store.read_snapshot_chunk(msg.index, msg.cursor, msg.max_bytes)
-            reply = m.SnapshotChunkRead(msg.index, data, cursor)
+            reply = SnapshotChunkRead(msg.index, data, cursor)
         except SnapshotUnavailableError as exc:
-            reply = m.SnapshotUnavailable(exc.index, exc.current)
+            reply = SnapshotUnavailable(exc.index, exc.current)
         self._answer(msg.reply, reply)
-        return reply
 
-    def _stage_chunk(self, msg: m.StageSnapshotChunk) -> object:
+    def _stage_chunk(self, msg: StageSnapshotChunk) -> None:
         reply: object
         try:
             if self._full:
                 raise ChunkError("the disk is full")
             meta, seq, complete = self.store.stage_snapshot_chunk(msg.data)
-            reply = m.SnapshotChunkStaged(meta, seq, complete)
+            reply = SnapshotChunkStaged(meta, seq, complete)
         except ChunkError as exc:
             log.warning("storage: rejected a snapshot chunk: %s", exc)
-            reply = m.SnapshotChunkRejected(str(exc))
+            reply = SnapshotChunkRejected(str(exc))
         except Exception as exc:
             if not is_disk_full(exc):
                 raise
             self._stall(exc)
-            reply = m.SnapshotChunkRejected("the disk is full")
+            reply = SnapshotChunkRejected("the disk is full")
         self._answer(msg.reply, reply)
-        return reply
 
     # -- reads --
 
-    def _read(self, msg: m.Read) -> m.ReadResult:
+    def _read(self, msg: Read) -> None:
         try:
-            result = m.ReadResult(msg.request_id, self._query(msg.query))
+            result = ReadResult(msg.request_id, self._query(msg.query))
         except InvalidCursorError as exc:
-            result = m.ReadResult(msg.request_id, None, str(exc))
+            result = ReadResult(msg.request_id, None, str(exc))
         self._answer(msg.reply, result)
-        return result
 
-    def _query(self, q: m.Query) -> Any:
+    def _query(self, q: Query) -> Any:
         return reads.answer(self.store.view(), q)

@@ -9,8 +9,8 @@ a handful of wake-ups, not one each.
 
 Contract:
 
-- every :class:`~actors.messages.Deliver` gets exactly one
-  :class:`~actors.messages.DeliveryOutcome`, given to its ``reply`` from the loop
+- every :class:`~actors.webhook.messages.Deliver` gets exactly one
+  :class:`~actors.webhook.messages.DeliveryOutcome`, given to its ``reply`` from the loop
   thread (a gone receiver is logged and the outcome dropped);
 - at most ``concurrency`` requests are in flight over all destinations (a URL's
   origin: scheme, host, port), and to one destination at most its share: a cap
@@ -21,7 +21,7 @@ Contract:
 - a delivery waits for its turn at most its timeout (``Deliver.timeout_ms``): past
   it, it fails as a ``timeout`` with nothing sent.  Once sent, the request has its
   whole timeout again, so an outcome comes within about twice the timeout;
-- :class:`~actors.messages.AbortDelivery` and :class:`~actors.messages.AbortAll` cut
+- :class:`~actors.webhook.messages.AbortDelivery` and :class:`~actors.webhook.messages.AbortAll` cut
   deliveries short, queued or in flight: their outcome is an error of type
   ``aborted``.  Stopping the actor aborts whatever is left the same way.
 
@@ -43,7 +43,6 @@ from typing import Any
 
 import pykka
 
-from actors.messages import AbortAll, AbortDelivery, Deliver, DeliveryOutcome
 from actors.raft.lease import LeaderLease
 from actors.runtime.clock import now_ms
 from actors.runtime.loop_thread import LoopThread
@@ -51,6 +50,7 @@ from actors.runtime.metrics import ApiMetrics
 from actors.webhook import attempt as webhook_attempt
 from actors.webhook.client import WebhookClient
 from actors.webhook.dns import Resolver, system_resolve
+from actors.webhook.messages import AbortAll, AbortDelivery, Deliver, DeliveryOutcome
 from scheduled_db.firing.fair_queue import FairQueue, Signal, signal_for
 from scheduled_db.policy.ssrf import DENY, AddressPolicy
 

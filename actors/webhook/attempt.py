@@ -27,7 +27,6 @@ import json
 import ssl
 from collections.abc import Callable, Mapping
 
-from actors.messages import Deliver, DeliveryOutcome
 from actors.webhook.client import (
     AddressNotAllowedError,
     DNSError,
@@ -37,6 +36,7 @@ from actors.webhook.client import (
     TLSError,
     WebhookClient,
 )
+from actors.webhook.messages import Deliver, DeliveryOutcome
 from scheduled_db.firing.retry import RETRY_AFTER_STATUSES, classify, parse_retry_after
 from scheduled_db.jobs.model import ErrorType, idempotency_key
 from scheduled_db.policy import signing
@@ -139,17 +139,7 @@ def http_outcome(
     status = response.status
     ok, retryable = classify(status)
     if ok:
-        return DeliveryOutcome(
-            job_id=deliver.job_id,
-            scheduled_at_ms=deliver.scheduled_at_ms,
-            attempt=deliver.attempt,
-            ok=True,
-            start_ms=start_ms,
-            end_ms=end_ms,
-            sent_ms=sent_ms,
-            http_status=status,
-            response_time_ms=end_ms - sent_ms,
-        )
+        return _outcome(deliver, start_ms, sent_ms, end_ms, None, None, http_status=status)
     retry_after = None
     if status in RETRY_AFTER_STATUSES:
         retry_after = parse_retry_after(response.retry_after, end_ms)
@@ -231,18 +221,19 @@ def _outcome(
     start_ms: int,
     sent_ms: int | None,
     end_ms: int,
-    error_type: str,
-    message: str,
+    error_type: str | None,
+    message: str | None,
     *,
-    retryable: bool,
+    retryable: bool = False,
     http_status: int | None = None,
     retry_after_ms: int | None = None,
 ) -> DeliveryOutcome:
+    """An attempt's outcome: a success when there is no ``error_type``."""
     return DeliveryOutcome(
         job_id=deliver.job_id,
         scheduled_at_ms=deliver.scheduled_at_ms,
         attempt=deliver.attempt,
-        ok=False,
+        ok=error_type is None,
         start_ms=start_ms,
         end_ms=end_ms,
         sent_ms=sent_ms,

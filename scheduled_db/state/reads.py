@@ -3,7 +3,7 @@
 The StorageActor (over RocksDB) and the in-memory twin the API tests use both
 answer a query with :func:`answer`, so the two cannot disagree on which queries
 exist or what each returns.  A query is a frozen record, like a command; the
-actors pass them inside :class:`actors.messages.Read`.
+actors pass them inside :class:`actors.storage.messages.Read`.
 """
 
 from __future__ import annotations

@@ -14,8 +14,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from actors import messages as m
 from actors.api.backend import NodeStatus, ServerInfo, refusal_error
+from actors.raft.messages import Refusal
 from scheduled_db.errors import MembershipConflict, SchedulerError, UnknownOutcome
 from scheduled_db.jobs.model import ErrorType, JobStatus
 from scheduled_db.raft.messages import Entry
@@ -65,7 +65,7 @@ class MemoryBackend:
     # --- switches ---------------------------------------------------------------------
 
     def refuse(self, reason: str, leader: str = "", *, applied: bool = False) -> None:
-        self.refusal = refusal_error(m.Refusal(reason), leader)
+        self.refusal = refusal_error(Refusal(reason), leader)
         self.apply_before_refusing = applied
 
     def hold(self, *, writes: bool = True, reads: bool = False) -> None:

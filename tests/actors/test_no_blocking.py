@@ -9,6 +9,8 @@ the other tests never take.  In every module under ``actors/`` it forbids:
 * ``x.proxy(...)``: every attribute of a Pykka proxy is a future, waited on the same
   way (``ref.proxy().port.get()``);
 * ``pykka.get_all(...)``: waits on many futures at once;
+* ``wait_reply(...)`` (actors/runtime/replies.py): tells a request and waits for
+  its answer, the supervisor's and the tests' way to ask;
 * ``.get(...)`` called on anything built from the three above (``ref.ask(q,
   block=False).get()``), should one of them ever be allowed again.
 
@@ -40,7 +42,7 @@ EXEMPT = {
     "actors/node.py": "the supervisor: runs outside any actor, starting and stopping them",
 }
 
-BLOCKING_METHODS = frozenset({"ask", "proxy", "get_all"})
+BLOCKING_METHODS = frozenset({"ask", "proxy", "get_all", "wait_reply"})
 
 
 def _blocking_call(node: ast.AST) -> str | None:
@@ -108,11 +110,12 @@ def test_the_rule_catches_planted_violations() -> None:
     planted = """
 class Planted(pykka.ThreadingActor):
     def on_receive(self, message):
-        members = self.storage.ask(m.Read(0, m.GetMembers()))
+        members = self.storage.ask(Read(0, GetMembers()))
         port = self.transport.proxy().port.get()
-        later = self.storage.ask(m.GetApplied(), block=False)
+        later = self.storage.ask(GetApplied(), block=False)
         both = pykka.get_all([later])
-        return members, port, both
+        status = wait_reply(self.raft, GetRaftStatus, 5)
+        return members, port, both, status
 """
     assert sorted(violations(planted)) == [
         "<source>:4: ask() waits on another actor",
@@ -120,6 +123,7 @@ class Planted(pykka.ThreadingActor):
         "<source>:5: proxy() waits on another actor",
         "<source>:6: ask() waits on another actor",
         "<source>:7: get_all() waits on another actor",
+        "<source>:8: wait_reply() waits on another actor",
     ]
 
 
@@ -129,4 +133,4 @@ def test_the_rule_flags_get_on_a_future_but_not_on_a_dict() -> None:
     assert violations("x = ref.proxy().port.get(timeout=1)")
     assert violations("x = self._handlers.get(type(message))") == []
     assert violations("self._ask()") == []  # a method of one's own, not Pykka's ask
-    assert violations("self.storage.tell(m.Read(1, m.GetMembers(), self.actor_ref.tell))") == []
+    assert violations("self.storage.tell(Read(1, GetMembers(), self.actor_ref.tell))") == []

@@ -6,8 +6,8 @@ import dataclasses
 import threading
 from pathlib import Path
 
-from actors import messages as m
 from actors.node import Node
+from actors.storage.messages import ReadyPersisted
 from scheduled_db.config.loading import load_config
 from scheduled_db.config.model import NodeConfig
 from scheduled_db.raft.messages import HardState
@@ -29,7 +29,7 @@ def test_a_crashing_actor_stops_the_node_with_a_failure_naming_it(tmp_path: Path
         raft = next(a.ref for a in node._actors if a.name == "raft")
         # A persisted-notice for a Ready that was never in flight is a host bug: the
         # actor raises, Pykka stops it, and the supervisor must notice.
-        raft.tell(m.ReadyPersisted(999, HardState(), 0, 0))
+        raft.tell(ReadyPersisted(999, HardState(), 0, 0))
         result: list[int] = []
         waiter = threading.Thread(target=lambda: result.append(node.wait()))
         waiter.start()

@@ -18,10 +18,12 @@ from typing import Any
 
 import pykka
 
-from actors import messages as m
+from actors.runtime.replies import wait_reply
 from actors.storage.actor import StorageActor
+from actors.storage.messages import Applied, ApplyEntries, PersistReady, Read, ReadyPersisted
 from actors.storage.store import NodeStore, StoreOptions
 from scheduled_db.raft.messages import HardState
+from scheduled_db.state.reads import GetApplied
 from tests.command_gen import entry_at
 
 OPTIONS = StoreOptions(snapshot_entries=120, keep_entries=5, chunk_bytes=4096)
@@ -29,9 +31,9 @@ OPTIONS = StoreOptions(snapshot_entries=120, keep_entries=5, chunk_bytes=4096)
 
 class Printer(pykka.ThreadingActor):
     def on_receive(self, message: Any) -> None:
-        if isinstance(message, m.ReadyPersisted):
+        if isinstance(message, ReadyPersisted):
             print(f"persisted {message.last_index}", flush=True)
-        elif isinstance(message, m.Applied):
+        elif isinstance(message, Applied):
             print(f"applied {message.applied_index}", flush=True)
 
 
@@ -42,16 +44,16 @@ def main(data_dir: str, seed: int) -> None:
     applied, last = store.applied()[0], store.log.last_index()
     if last > applied:
         tail = tuple(store.log.entries(applied + 1, last + 1))
-        ref.tell(m.ApplyEntries(tail, reply=printer.tell))
+        ref.tell(ApplyEntries(tail, reply=printer.tell))
     rng = random.Random(seed)
     index = last + 1
     while True:
         batch = tuple(entry_at(seed, i) for i in range(index, index + rng.randint(1, 8)))
         index += len(batch)
-        ready = m.PersistReady(index, HardState(1, "n1", index - 1), batch, reply=printer.tell)
+        ready = PersistReady(index, HardState(1, "n1", index - 1), batch, reply=printer.tell)
         ref.tell(ready)
-        ref.tell(m.ApplyEntries(batch, reply=printer.tell))
-        ref.ask(m.Read(0, m.GetApplied()), timeout=30)  # flow control, not a settle wait
+        ref.tell(ApplyEntries(batch, reply=printer.tell))
+        wait_reply(ref, lambda r: Read(0, GetApplied(), r), 30)  # flow control, not a settle wait
 
 
 if __name__ == "__main__":

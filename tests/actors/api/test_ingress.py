@@ -14,9 +14,10 @@ from typing import Any
 import pykka
 import pytest
 
-from actors import messages
 from actors.api.actor import BoundPorts, HttpActor
+from actors.api.messages import GetBoundPorts
 from actors.runtime.metrics import ApiMetrics
+from actors.runtime.replies import wait_reply
 from tests.actors.http_harness import START_MS, FakeClock, make_config
 from tests.actors.memory_backend import MemoryBackend
 
@@ -93,7 +94,7 @@ def test_serves_the_api_and_the_metrics_port_then_releases_both(
 def test_metrics_listener_is_off_when_its_port_is_zero() -> None:
     ref = HttpActor.start(MemoryBackend(), make_config())
     try:
-        http_port, metrics_port = ref.ask(messages.GetBoundPorts(), timeout=TIMEOUT_S)
+        http_port, metrics_port = wait_reply(ref, GetBoundPorts, TIMEOUT_S)
         ports = ref.proxy().ports().get(timeout=TIMEOUT_S)
         assert ports == (http_port, metrics_port) and metrics_port == 0
         status, raw = _request(ports.http, "GET", "/metrics")  # still on the API port

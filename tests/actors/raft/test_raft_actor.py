@@ -13,18 +13,34 @@ from typing import Any
 import pykka
 import pytest
 
-from actors import messages as m
 from actors.raft.actor import PROMOTE_CHECK_TICKS, RaftActor, RaftSettings
+from actors.raft.messages import (
+    Campaign,
+    GetRaftStatus,
+    Leadership,
+    Propose,
+    ProposeConfChange,
+    ProposeOutcome,
+    Refusal,
+    SendMessages,
+    SetPeers,
+    SubscribeLeadership,
+)
+from actors.runtime.replies import wait_reply
 from actors.storage.actor import StorageActor
+from actors.storage.messages import DiskFull, Read
 from actors.storage.store import NodeStore
 from scheduled_db.config.loading import load_config
 from scheduled_db.jobs.model import JobSpec, JobType
 from scheduled_db.raft.messages import ConfChange, ConfChangeType
 from scheduled_db.state import commands as c
+from scheduled_db.state.reads import GetJob
 from scheduled_db.state.records import encode_member
 from scheduled_db.state.results import ResultCode
 from scheduled_db.testing.harness import wait_until
 from tests.actors.probe import Inbox, start_probe
+
+T = 10.0  # seconds: the bound on waiting for an actor's answer
 
 
 def _create(job_id: str) -> bytes:
@@ -56,12 +72,12 @@ class Member:
             settings, store.log, store.applied()[0], self.storage, self.transport, seed=1
         )
         self.refs = [self.raft, self.storage]
-        self.raft.tell(m.SubscribeLeadership(self.events))
+        self.raft.tell(SubscribeLeadership(self.events))
 
-    def propose(self, data: bytes) -> m.ProposeOutcome:
+    def propose(self, data: bytes) -> ProposeOutcome:
         outbox = Inbox()
-        self.raft.tell(m.Propose(data, outbox.put))
-        return outbox.wait_for(m.ProposeOutcome)
+        self.raft.tell(Propose(data, outbox.put))
+        return outbox.wait_for(ProposeOutcome)
 
     def stop(self) -> None:
         for ref in self.refs:
@@ -81,33 +97,33 @@ def solo(tmp_path: Path) -> Iterator[Member]:
 def test_a_group_of_one_elects_itself_and_announces_established_leadership(
     solo: Member,
 ) -> None:
-    event = solo.inbox.wait_for(m.Leadership, lambda e: e.established)
+    event = solo.inbox.wait_for(Leadership, lambda e: e.established)
     assert (event.leader, event.is_leader) == ("n1", True)
 
 
 def test_a_proposal_is_answered_with_its_applied_result(solo: Member) -> None:
-    solo.inbox.wait_for(m.Leadership, lambda e: e.established)
+    solo.inbox.wait_for(Leadership, lambda e: e.established)
     outcome = solo.propose(_create("a"))
     assert outcome.error is None
     assert [r.code for r in outcome.results] == [ResultCode.OK]
     again = solo.propose(_create("a"))
     assert [r.code for r in again.results] == [ResultCode.EXISTS_IDENTICAL]
-    job = solo.storage.ask(m.Read(1, m.GetJob("a"))).value
+    job = wait_reply(solo.storage, lambda r: Read(1, GetJob("a"), r), T).value
     assert job is not None and job.id == "a"
 
 
 def test_state_survives_a_restart_on_the_same_directory(tmp_path: Path) -> None:
     node = Member(tmp_path / "n1", "n1", ("n1",))
     node.start()
-    node.inbox.wait_for(m.Leadership, lambda e: e.established)
+    node.inbox.wait_for(Leadership, lambda e: e.established)
     assert node.propose(_create("kept")).error is None
     node.stop()
     again = Member(tmp_path / "n1", "n1", ("n1",))
     again.start()
     try:
-        again.inbox.wait_for(m.Leadership, lambda e: e.established)
-        assert again.storage.ask(m.Read(1, m.GetJob("kept"))).value is not None
-        status = again.raft.ask(m.GetRaftStatus())
+        again.inbox.wait_for(Leadership, lambda e: e.established)
+        assert wait_reply(again.storage, lambda r: Read(1, GetJob("kept"), r), T).value is not None
+        status = wait_reply(again.raft, GetRaftStatus, T)
         assert status.term > 1 and status.commit >= 3
     finally:
         again.stop()
@@ -118,12 +134,12 @@ def test_state_survives_a_restart_on_the_same_directory(tmp_path: Path) -> None:
 def test_a_leader_whose_disk_is_full_refuses_proposals_until_space_returns(
     solo: Member,
 ) -> None:
-    solo.inbox.wait_for(m.Leadership, lambda e: e.established)
-    solo.raft.tell(m.DiskFull(True))  # as the StorageActor publishes it
-    assert solo.propose(_create("refused")).error is m.Refusal.DISK_FULL
-    solo.raft.tell(m.DiskFull(False))
+    solo.inbox.wait_for(Leadership, lambda e: e.established)
+    solo.raft.tell(DiskFull(True))  # as the StorageActor publishes it
+    assert solo.propose(_create("refused")).error is Refusal.DISK_FULL
+    solo.raft.tell(DiskFull(False))
     assert solo.propose(_create("accepted")).error is None
-    assert solo.storage.ask(m.Read(1, m.GetJob("refused"))).value is None
+    assert wait_reply(solo.storage, lambda r: Read(1, GetJob("refused"), r), T).value is None
 
 
 def test_a_follower_refuses_proposals_naming_no_leader(tmp_path: Path) -> None:
@@ -131,9 +147,9 @@ def test_a_follower_refuses_proposals_naming_no_leader(tmp_path: Path) -> None:
     node.start(tick_ms=10_000)  # no election will start on its own during the test
     try:
         outcome = node.propose(_create("x"))
-        assert (outcome.error, outcome.leader) == (m.Refusal.NOT_LEADER, "")
-        node.raft.tell(m.DiskFull(True))  # a follower's full disk: the leader may have room
-        assert node.propose(_create("x")).error is m.Refusal.NOT_LEADER
+        assert (outcome.error, outcome.leader) == (Refusal.NOT_LEADER, "")
+        node.raft.tell(DiskFull(True))  # a follower's full disk: the leader may have room
+        assert node.propose(_create("x")).error is Refusal.NOT_LEADER
     finally:
         node.stop()
         node.transport.stop()
@@ -144,11 +160,11 @@ def test_a_campaign_asks_the_other_voters_for_pre_votes(tmp_path: Path) -> None:
     node = Member(tmp_path / "n1", "n1", ("n1", "n2", "n3"))
     node.start(tick_ms=10_000)
     try:
-        node.raft.tell(m.Campaign())
-        sent = node.sent.wait_for(m.SendMessages)
+        node.raft.tell(Campaign())
+        sent = node.sent.wait_for(SendMessages)
         assert {msg.to for msg in sent.messages} == {"n2", "n3"}
         assert {msg.type.name for msg in sent.messages} == {"PRE_VOTE"}
-        status = node.raft.ask(m.GetRaftStatus())
+        status = wait_reply(node.raft, GetRaftStatus, T)
         assert status.role.value == "pre_candidate"
     finally:
         node.stop()
@@ -159,19 +175,19 @@ def test_a_campaign_asks_the_other_voters_for_pre_votes(tmp_path: Path) -> None:
 def test_a_learner_that_never_answered_is_not_promoted(solo: Member) -> None:
     """Found by schemathesis: a young cluster (commit index under the promotion lag)
     promoted a learner at an address nobody answers, and lost its quorum."""
-    solo.inbox.wait_for(m.Leadership, lambda e: e.established)
+    solo.inbox.wait_for(Leadership, lambda e: e.established)
     outbox = Inbox()
     join = ConfChange(ConfChangeType.ADD_LEARNER, "ghost", encode_member("127.0.0.1:9", ""))
-    solo.raft.tell(m.ProposeConfChange(join, outbox.put))
-    assert outbox.wait_for(m.ProposeOutcome).error is None
+    solo.raft.tell(ProposeConfChange(join, outbox.put))
+    assert outbox.wait_for(ProposeOutcome).error is None
 
     def heartbeats_to_ghost() -> int:
-        sent = solo.sent.of_type(m.SendMessages)
+        sent = solo.sent.of_type(SendMessages)
         return sum(1 for batch in sent for msg in batch.messages if msg.to == "ghost")
 
     # One heartbeat a tick: by this many, the leader has looked to promote it 4 times.
     wait_until(lambda: heartbeats_to_ghost() >= 4 * PROMOTE_CHECK_TICKS, 10, "ticks")
-    conf = solo.raft.ask(m.GetRaftStatus()).conf_state
+    conf = wait_reply(solo.raft, GetRaftStatus, T).conf_state
     assert "ghost" in conf.learners and "ghost" not in conf.voters
     assert solo.propose(_create("still-writable")).error is None
 
@@ -182,11 +198,11 @@ def test_the_transport_knows_the_peers_before_the_first_message_leaves(tmp_path:
     node = Member(tmp_path / "n1", "n1", ("n1", "n2", "n3"))
     node.start(tick_ms=10_000)
     try:
-        node.raft.tell(m.Campaign())
-        node.sent.wait_for(m.SendMessages)
+        node.raft.tell(Campaign())
+        node.sent.wait_for(SendMessages)
         kinds = [type(msg) for msg in node.sent.items]
-        assert m.SetPeers in kinds
-        assert kinds.index(m.SetPeers) < kinds.index(m.SendMessages)
+        assert SetPeers in kinds
+        assert kinds.index(SetPeers) < kinds.index(SendMessages)
     finally:
         node.stop()
         node.transport.stop()
@@ -194,10 +210,23 @@ def test_the_transport_knows_the_peers_before_the_first_message_leaves(tmp_path:
 
 
 def test_a_member_that_joins_is_dialled_at_the_address_it_recorded(solo: Member) -> None:
-    solo.inbox.wait_for(m.Leadership, lambda e: e.established)
+    solo.inbox.wait_for(Leadership, lambda e: e.established)
     outbox = Inbox()
     join = ConfChange(ConfChangeType.ADD_LEARNER, "n9", encode_member("127.0.0.1:9", ""))
-    solo.raft.tell(m.ProposeConfChange(join, outbox.put))
-    assert outbox.wait_for(m.ProposeOutcome).error is None
-    peers = solo.sent.wait_for(m.SetPeers, lambda s: s.peers != ())
-    assert peers == m.SetPeers.of({"n9": ("127.0.0.1", 9)})
+    solo.raft.tell(ProposeConfChange(join, outbox.put))
+    assert outbox.wait_for(ProposeOutcome).error is None
+    peers = solo.sent.wait_for(SetPeers, lambda s: s.peers != ())
+    assert peers == SetPeers.of({"n9": ("127.0.0.1", 9)})
+
+
+def test_an_answer_for_an_asker_that_is_gone_is_dropped_and_raft_lives_on(
+    solo: Member,
+) -> None:
+    solo.inbox.wait_for(Leadership, lambda e: e.established)
+    gone, _ = start_probe()
+    gone.stop()
+    solo.raft.tell(Propose(_create("orphan"), gone.tell))  # the asker stopped meanwhile
+    solo.raft.tell(GetRaftStatus(gone.tell))
+    assert solo.propose(_create("after")).error is None
+    assert solo.raft.is_alive()
+    assert wait_reply(solo.storage, lambda r: Read(1, GetJob("orphan"), r), T).value is not None

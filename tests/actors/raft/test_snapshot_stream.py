@@ -14,7 +14,13 @@ from typing import Any
 import msgpack
 import pytest
 
-from actors import messages as m
+from actors.raft.messages import (
+    InstallSnapshot,
+    SendSnapshotFrame,
+    SnapshotFrame,
+    SnapshotOffer,
+    Tick,
+)
 from actors.raft.snapshot_stream import (
     FrameDecodeError,
     SnapshotStreamActor,
@@ -22,6 +28,13 @@ from actors.raft.snapshot_stream import (
     _gone,
     _want,
     decode_frame,
+)
+from actors.storage.messages import (
+    ReadSnapshotChunk,
+    SnapshotChunkRead,
+    SnapshotChunkStaged,
+    SnapshotUnavailable,
+    StageSnapshotChunk,
 )
 from scheduled_db.raft.messages import Message, MessageType, Snapshot, SnapshotMeta
 from scheduled_db.state.snapshot_codec import SnapshotCursor
@@ -80,7 +93,7 @@ def stream() -> Iterator[tuple[Any, Inbox, Inbox, Any, Inbox]]:
 def _frames(sent: Inbox, kind: str, count: int) -> list[list[Any]]:
     """The first ``count`` frames of ``kind`` the stream sent (waits for them)."""
     sent.wait_for(
-        m.SendSnapshotFrame,
+        SendSnapshotFrame,
         lambda _: len([f for f in _decoded(sent) if f[0] == kind]) >= count,
         timeout=T,
     )
@@ -88,7 +101,7 @@ def _frames(sent: Inbox, kind: str, count: int) -> list[list[Any]]:
 
 
 def _decoded(sent: Inbox) -> list[list[Any]]:
-    return [decode_frame(f.data) for f in sent.of_type(m.SendSnapshotFrame)]
+    return [decode_frame(f.data) for f in sent.of_type(SendSnapshotFrame)]
 
 
 def test_a_follower_stages_each_chunk_once_and_goes_on_when_storage_answers(
@@ -97,43 +110,43 @@ def test_a_follower_stages_each_chunk_once_and_goes_on_when_storage_answers(
     ref, stored, sent, raft, told = stream
     meta = SnapshotMeta(index=40, term=2)
     offer = Message(MessageType.SNAP, "n2", "n1", term=2, snapshot=Snapshot(meta))
-    ref.tell(m.SnapshotOffer(offer, raft))
+    ref.tell(SnapshotOffer(offer, raft))
     assert _frames(sent, "want", 1) == [["want", 40, 0, None]]
 
-    ref.tell(m.SnapshotFrame("n1", _chunk(40, 0, b"zero", b"k0", False)))
-    ref.tell(m.SnapshotFrame("n1", _chunk(40, 0, b"zero", b"k0", False)))  # a retry's answer
-    first = stored.wait_for(m.StageSnapshotChunk, timeout=T)
-    ref.ask(m.Tick(), timeout=T)  # a barrier: both frames are handled
-    assert len(stored.of_type(m.StageSnapshotChunk)) == 1  # staged once
+    ref.tell(SnapshotFrame("n1", _chunk(40, 0, b"zero", b"k0", False)))
+    ref.tell(SnapshotFrame("n1", _chunk(40, 0, b"zero", b"k0", False)))  # a retry's answer
+    first = stored.wait_for(StageSnapshotChunk, timeout=T)
+    ref.ask(Tick(), timeout=T)  # a barrier: both frames are handled
+    assert len(stored.of_type(StageSnapshotChunk)) == 1  # staged once
     assert len(_decoded(sent)) == 1  # nothing asked before storage answers
 
     assert first.reply is not None
-    first.reply(m.SnapshotChunkStaged(meta, 0, complete=False))
+    first.reply(SnapshotChunkStaged(meta, 0, complete=False))
     assert _frames(sent, "want", 2)[1] == ["want", 40, 1, b"k0"]
 
-    ref.tell(m.SnapshotFrame("n1", _chunk(40, 1, b"one", None, True)))
-    stored.wait_for(m.StageSnapshotChunk, lambda s: s.data == b"one", timeout=T)
-    second = stored.of_type(m.StageSnapshotChunk)[1]
+    ref.tell(SnapshotFrame("n1", _chunk(40, 1, b"one", None, True)))
+    stored.wait_for(StageSnapshotChunk, lambda s: s.data == b"one", timeout=T)
+    second = stored.of_type(StageSnapshotChunk)[1]
     assert second.reply is not None
-    second.reply(m.SnapshotChunkStaged(meta, 1, complete=True))
-    assert told.wait_for(m.InstallSnapshot, timeout=T) == m.InstallSnapshot(offer)
+    second.reply(SnapshotChunkStaged(meta, 1, complete=True))
+    assert told.wait_for(InstallSnapshot, timeout=T) == InstallSnapshot(offer)
 
 
 def test_a_leader_sends_each_chunk_storage_reads_to_whoever_asked(
     stream: tuple[Any, Inbox, Inbox, Any, Inbox],
 ) -> None:
     ref, stored, sent, _, _ = stream
-    ref.tell(m.SnapshotFrame("n3", _want(40, 0, None)))
-    ref.tell(m.SnapshotFrame("n4", _want(40, 2, b"k1")))
-    stored.wait_for(m.ReadSnapshotChunk, lambda _: len(stored.of_type(m.ReadSnapshotChunk)) == 2)
-    a, b = stored.of_type(m.ReadSnapshotChunk)
+    ref.tell(SnapshotFrame("n3", _want(40, 0, None)))
+    ref.tell(SnapshotFrame("n4", _want(40, 2, b"k1")))
+    stored.wait_for(ReadSnapshotChunk, lambda _: len(stored.of_type(ReadSnapshotChunk)) == 2)
+    a, b = stored.of_type(ReadSnapshotChunk)
     assert (a.cursor, b.cursor) == (None, SnapshotCursor(1, b"k1"))
     assert a.reply is not None and b.reply is not None
     # Storage answers in the order it was asked.
-    a.reply(m.SnapshotChunkRead(40, b"first", SnapshotCursor(0, b"k0")))
-    b.reply(m.SnapshotUnavailable(40, 55))
-    sent.wait_for(m.SendSnapshotFrame, lambda _: len(sent.of_type(m.SendSnapshotFrame)) == 2)
-    frames = sent.of_type(m.SendSnapshotFrame)
+    a.reply(SnapshotChunkRead(40, b"first", SnapshotCursor(0, b"k0")))
+    b.reply(SnapshotUnavailable(40, 55))
+    sent.wait_for(SendSnapshotFrame, lambda _: len(sent.of_type(SendSnapshotFrame)) == 2)
+    frames = sent.of_type(SendSnapshotFrame)
     assert [(f.to, decode_frame(f.data)) for f in frames] == [
         ("n3", ["chunk", 40, 0, b"first", b"k0", False]),
         ("n4", ["gone", 40, 55]),

@@ -20,10 +20,22 @@ from typing import Any
 import pykka
 import pytest
 
-from actors import messages as m
 from actors.raft import transport as t
 from actors.raft import wire as w
+from actors.raft.messages import (
+    GetTransportStatus,
+    PeerLinkStatus,
+    PeerMessage,
+    ReportUnreachable,
+    SendMessages,
+    SendSnapshotFrame,
+    SetPeers,
+    SetTransportInbox,
+    SnapshotFrame,
+    TransportStatus,
+)
 from actors.raft.transport import TransportActor
+from actors.runtime.replies import wait_reply
 from scheduled_db.raft.messages import Entry, Message, MessageType, encode_message
 from tests.actors.probe import start_probe
 
@@ -62,25 +74,25 @@ class Node:
     def address(self) -> tuple[str, int]:
         return (HOST, self.port)
 
-    def status(self) -> m.TransportStatus:
-        status = self.ref.ask(m.GetTransportStatus(), timeout=TIMEOUT_S)
-        assert isinstance(status, m.TransportStatus)
+    def status(self) -> TransportStatus:
+        status = wait_reply(self.ref, GetTransportStatus, TIMEOUT_S)
+        assert isinstance(status, TransportStatus)
         return status
 
-    def link(self, peer: str) -> m.PeerLinkStatus:
+    def link(self, peer: str) -> PeerLinkStatus:
         link = self.status().peer(peer)
         assert link is not None, f"{self.name} has no peer {peer}"
         return link
 
     def set_peers(self, peers: dict[str, tuple[str, int]]) -> None:
-        self.ref.tell(m.SetPeers.of(peers))
+        self.ref.tell(SetPeers.of(peers))
         eventually(lambda: {p.peer for p in self.status().peers} == set(peers) - {self.name})
 
     def send(self, *messages: Message) -> None:
-        self.ref.tell(m.SendMessages(messages))
+        self.ref.tell(SendMessages(messages))
 
     def received(self) -> list[Message]:
-        return [pm.message for pm in self.inbox.of_type(m.PeerMessage)]
+        return [pm.message for pm in self.inbox.of_type(PeerMessage)]
 
     def stop(self) -> None:
         self.ref.stop(timeout=TIMEOUT_S)
@@ -183,22 +195,22 @@ def test_snapshot_frames_go_to_the_snapshot_inbox_in_order(nodes: Callable[..., 
     snap_probe, snap_inbox = start_probe()
     try:
         # ask, not tell: the change is queued on b's loop before any frame is sent
-        b.ref.ask(m.SetTransportInbox(b.probe, snap_probe), timeout=TIMEOUT_S)
+        b.ref.ask(SetTransportInbox(b.probe, snap_probe), timeout=TIMEOUT_S)
         for i in range(50):
-            a.ref.tell(m.SendSnapshotFrame("b", b"chunk-%d" % i + b"x" * (i * 1000)))
+            a.ref.tell(SendSnapshotFrame("b", b"chunk-%d" % i + b"x" * (i * 1000)))
             a.send(msg("a", "b", i + 1))
-        a.ref.tell(m.SendSnapshotFrame("nobody", b"dropped"))  # not a peer: dropped
-        eventually(lambda: len(snap_inbox.of_type(m.SnapshotFrame)) == 50)
+        a.ref.tell(SendSnapshotFrame("nobody", b"dropped"))  # not a peer: dropped
+        eventually(lambda: len(snap_inbox.of_type(SnapshotFrame)) == 50)
         eventually(lambda: len(b.received()) == 50)
-        frames = snap_inbox.of_type(m.SnapshotFrame)
+        frames = snap_inbox.of_type(SnapshotFrame)
         assert [f.frm for f in frames] == ["a"] * 50
         assert [f.data for f in frames] == [b"chunk-%d" % i + b"x" * (i * 1000) for i in range(50)]
-        assert not snap_inbox.of_type(m.PeerMessage)  # Raft messages still go to the inbox
-        b.ref.ask(m.SetTransportInbox(b.probe), timeout=TIMEOUT_S)  # frames now dropped
-        a.ref.tell(m.SendSnapshotFrame("b", b"late"))
+        assert not snap_inbox.of_type(PeerMessage)  # Raft messages still go to the inbox
+        b.ref.ask(SetTransportInbox(b.probe), timeout=TIMEOUT_S)  # frames now dropped
+        a.ref.tell(SendSnapshotFrame("b", b"late"))
         a.send(msg("a", "b", 99))
         eventually(lambda: len(b.received()) == 51)
-        assert len(snap_inbox.of_type(m.SnapshotFrame)) == 50
+        assert len(snap_inbox.of_type(SnapshotFrame)) == 50
     finally:
         snap_probe.stop(timeout=TIMEOUT_S)
 
@@ -207,17 +219,17 @@ def test_unknown_peer_is_dropped_and_inbox_can_be_attached_later(
     nodes: Callable[..., Node],
 ) -> None:
     a, b = nodes("a"), nodes("b")
-    b.ref.tell(m.SetTransportInbox(None))
+    b.ref.tell(SetTransportInbox(None))
     wire(a, b)
     a.send(msg("a", "nobody", 1), msg("a", "b", 2))
     eventually(lambda: b.link("a").received == 1)  # arrived, but there was no inbox
     late, inbox = start_probe()
     try:
-        b.ref.tell(m.SetTransportInbox(late))
+        b.ref.tell(SetTransportInbox(late))
         b.status()  # a barrier: the inbox is handed to b's loop before a sends again
         a.send(msg("a", "b", 3))
-        assert inbox.wait_for(m.PeerMessage).message == msg("a", "b", 3)
-        assert [x.message for x in inbox.of_type(m.PeerMessage)] == [msg("a", "b", 3)]
+        assert inbox.wait_for(PeerMessage).message == msg("a", "b", 3)
+        assert [x.message for x in inbox.of_type(PeerMessage)] == [msg("a", "b", 3)]
     finally:
         late.stop(timeout=TIMEOUT_S)
 
@@ -232,9 +244,9 @@ def test_wrong_secret_delivers_nothing_and_the_node_serves_others(
     wire(a, b, c)
     c.send(*(msg("c", "b", i) for i in range(10)))
     eventually(lambda: b.status().auth_failures >= 1)
-    assert c.inbox.wait_for(m.ReportUnreachable).peer == "b"
+    assert c.inbox.wait_for(ReportUnreachable).peer == "b"
     a.send(msg("a", "b", 1))
-    b.inbox.wait_for(m.PeerMessage)
+    b.inbox.wait_for(PeerMessage)
     assert b.received() == [msg("a", "b", 1)]
     assert c.link("b").sent == 0 and not c.link("b").connected
 
@@ -268,7 +280,7 @@ def test_server_that_cannot_prove_the_secret_is_never_sent_raft(
         thread.join(TIMEOUT_S)
         assert after_hello == [b""]
         eventually(lambda: a.status().auth_failures >= 1)
-        assert a.inbox.wait_for(m.ReportUnreachable).peer == "b"
+        assert a.inbox.wait_for(ReportUnreachable).peer == "b"
     finally:
         listener.close()
 
@@ -281,7 +293,7 @@ def test_handshake_by_hand_then_only_frames_from_a_to_b_are_delivered(
         for wrong in (msg("c", "b", 5), msg("a", "z", 6)):  # another sender; another receiver
             sock.sendall(w.frame(w.KIND_RAFT, encode_message(wrong)))
         sock.sendall(w.frame(w.KIND_RAFT, encode_message(msg("a", "b", 7, b"payload"))))
-        assert b.inbox.wait_for(m.PeerMessage).message == msg("a", "b", 7, b"payload")
+        assert b.inbox.wait_for(PeerMessage).message == msg("a", "b", 7, b"payload")
     assert b.received() == [msg("a", "b", 7, b"payload")]
     assert b.link("a").rejected == 2
 
@@ -297,7 +309,7 @@ def test_frm_mismatch_is_dropped(nodes: Callable[..., Node]) -> None:
     a, b, c = nodes("a"), nodes("b"), nodes("c")
     wire(a, b, c)
     a.send(msg("c", "b", 1), msg("a", "b", 2))
-    b.inbox.wait_for(m.PeerMessage)
+    b.inbox.wait_for(PeerMessage)
     assert b.received() == [msg("a", "b", 2)]
     assert b.link("a").rejected == 1 and b.link("a").received == 1
     assert b.link("c").received == 0
@@ -334,7 +346,7 @@ def test_bad_bytes_before_auth_close_the_connection(
         assert closed_by_peer(sock)
     eventually(lambda: b.status().auth_failures == 1)
     a.send(msg("a", "b", 1))
-    assert b.inbox.wait_for(m.PeerMessage).message == msg("a", "b", 1)
+    assert b.inbox.wait_for(PeerMessage).message == msg("a", "b", 1)
     assert b.ref.is_alive()
 
 
@@ -381,9 +393,9 @@ def test_queue_to_a_down_peer_is_bounded_then_delivered_when_it_starts(
             a.send(*(msg("a", "b", i) for i in range(start, min(start + 1000, cap + extra))))
         eventually(lambda: a.link("b").dropped == extra)
         assert a.link("b").queued == cap
-        assert a.inbox.wait_for(m.ReportUnreachable).peer == "b"
+        assert a.inbox.wait_for(ReportUnreachable).peer == "b"
         eventually(lambda: a.link("b").connect_failures >= 3)
-        assert len(a.inbox.of_type(m.ReportUnreachable)) == 1  # once per failure episode
+        assert len(a.inbox.of_type(ReportUnreachable)) == 1  # once per failure episode
         assert a.link("b").queued == cap
     b = nodes("b", port=b_port, peers={"a": a.address})
     eventually(lambda: len(b.received()) == cap)
@@ -408,7 +420,7 @@ def test_a_peer_that_moves_gets_its_queue_at_the_new_address(
     with reserved_port() as placeholder:
         a = nodes("a", peers={"b": placeholder.getsockname()[:2]})
         a.send(*(msg("a", "b", i) for i in range(5)))
-        assert a.inbox.wait_for(m.ReportUnreachable).peer == "b"
+        assert a.inbox.wait_for(ReportUnreachable).peer == "b"
         b = nodes("b", peers={"a": a.address})
         a.set_peers({"b": b.address})
         eventually(lambda: len(b.received()) == 5)
@@ -421,14 +433,14 @@ def test_peer_restart_reports_unreachable_once_and_reconnects(
     a, b = nodes("a"), nodes("b")
     wire(a, b)
     a.send(msg("a", "b", 1))
-    b.inbox.wait_for(m.PeerMessage)
+    b.inbox.wait_for(PeerMessage)
     b_port = b.port
     b.stop()
     with reserved_port(b_port):
-        assert a.inbox.wait_for(m.ReportUnreachable).peer == "b"
+        assert a.inbox.wait_for(ReportUnreachable).peer == "b"
         a.send(*(msg("a", "b", i) for i in range(2, 12)))
         eventually(lambda: a.link("b").connect_failures >= 2)
-        assert len(a.inbox.of_type(m.ReportUnreachable)) == 1
+        assert len(a.inbox.of_type(ReportUnreachable)) == 1
     b2 = nodes("b", port=b_port, peers={"a": a.address})
     eventually(lambda: len(b2.received()) == 10)
     assert b2.received() == [msg("a", "b", i) for i in range(2, 12)]
@@ -441,10 +453,10 @@ def test_removing_a_peer_closes_its_connections_and_drops_its_queue(
     wire(a, b)
     a.send(msg("a", "b", 1))
     b.send(msg("b", "a", 1))
-    a.inbox.wait_for(m.PeerMessage)
-    b.inbox.wait_for(m.PeerMessage)
+    a.inbox.wait_for(PeerMessage)
+    b.inbox.wait_for(PeerMessage)
     a.set_peers({})
-    assert b.inbox.wait_for(m.ReportUnreachable).peer == "a"  # a hung up on b
+    assert b.inbox.wait_for(ReportUnreachable).peer == "a"  # a hung up on b
     eventually(lambda: not b.link("a").connected and b.status().auth_failures == 0)
     eventually(lambda: a.status().auth_failures >= 1)  # b dials again; a refuses it
     a.send(msg("a", "b", 2))
@@ -460,7 +472,7 @@ def test_stop_is_bounded_with_open_connections_and_queues(nodes: Callable[..., N
         wire(a, b)
         a.set_peers({"b": b.address, "dead": placeholder.getsockname()[:2]})
         a.send(msg("a", "b", 1), *(msg("a", "dead", i) for i in range(100)))
-        b.inbox.wait_for(m.PeerMessage)
+        b.inbox.wait_for(PeerMessage)
         with socket.create_connection(a.address, timeout=TIMEOUT_S) as half_open:
             recv_frame(half_open)  # a handshake left hanging
             started = time.monotonic()

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 
 import pytest
 
-from actors import messages as m
 from actors.raft import transport as t
 from actors.raft import wire as w
+from actors.raft.messages import PeerMessage, ReportUnreachable
 from actors.runtime.tls import RaftTls, raft_tls
 from tests.actors.raft.test_transport import (
     HOST,
@@ -76,9 +76,9 @@ def test_a_certificate_of_another_ca_is_refused_by_the_server(
     wire(a, b, rogue)
     rogue.send(*(msg("c", "b", i) for i in range(5)))
     eventually(lambda: b.status().auth_failures >= 1)
-    assert rogue.inbox.wait_for(m.ReportUnreachable).peer == "b"
+    assert rogue.inbox.wait_for(ReportUnreachable).peer == "b"
     a.send(msg("a", "b", 1))
-    b.inbox.wait_for(m.PeerMessage)
+    b.inbox.wait_for(PeerMessage)
     assert b.received() == [msg("a", "b", 1)]
     assert rogue.link("b").sent == 0
 
@@ -93,7 +93,7 @@ def test_the_dialer_checks_the_servers_ca_and_host_name(
     a.send(msg("a", "b", 1), msg("a", "c", 1))
     eventually(lambda: a.status().auth_failures >= 2)
     for peer in "bc":
-        a.inbox.wait_for(m.ReportUnreachable, lambda r, peer=peer: r.peer == peer)
+        a.inbox.wait_for(ReportUnreachable, lambda r, peer=peer: r.peer == peer)
     assert foreign.received() == [] and misnamed.received() == []
     assert a.link("b").sent == a.link("c").sent == 0
 

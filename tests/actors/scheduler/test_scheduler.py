@@ -16,17 +16,24 @@ from typing import Any
 import pykka
 import pytest
 
-from actors import messages as m
 from actors.raft.actor import RaftActor, RaftSettings
+from actors.raft.messages import GetRaftStatus, Leadership, Propose, ProposeOutcome
 from actors.runtime.clock import now_ms
+from actors.runtime.replies import wait_reply
 from actors.scheduler import actor as scheduler_mod
 from actors.scheduler.actor import SchedulerActor, SchedulerSettings
+from actors.scheduler.messages import Wake
 from actors.storage.actor import StorageActor
+from actors.storage.messages import Read
 from actors.storage.store import NodeStore
+from actors.webhook.messages import AbortAll, Deliver, DeliveryOutcome
 from scheduled_db.config.loading import load_config
 from scheduled_db.jobs.model import Job, JobSpec, JobStatus, JobType, MisfirePolicy
 from scheduled_db.state import commands as c
+from scheduled_db.state.reads import GetExecutions, GetJob
 from tests.actors.probe import Inbox, start_probe
+
+T = 10.0  # seconds: the bound on waiting for an actor's answer
 
 T0 = 1_900_000_000_000  # the test's "now" (ms)
 URL = "http://receiver.example/hook"
@@ -48,13 +55,13 @@ class World:
     scheduler: pykka.ActorRef[Any]
     webhook: Inbox
 
-    def propose(self, cmd: c.Command) -> m.ProposeOutcome:
+    def propose(self, cmd: c.Command) -> ProposeOutcome:
         box = Inbox()
-        self.raft.tell(m.Propose(c.encode_command(cmd), box.put))
-        return box.wait_for(m.ProposeOutcome)
+        self.raft.tell(Propose(c.encode_command(cmd), box.put))
+        return box.wait_for(ProposeOutcome)
 
     def job(self, job_id: str) -> Job:
-        job = self.storage.ask(m.Read(0, m.GetJob(job_id))).value
+        job = wait_reply(self.storage, lambda r: Read(0, GetJob(job_id), r), T).value
         assert job is not None
         return job
 
@@ -64,26 +71,26 @@ class World:
             job = self.job(job_id)
             if pred(job):
                 return job
-            self.scheduler.tell(m.Wake())
-            self.scheduler.ask(m.Wake())  # a barrier: everything before it is handled
+            self.scheduler.tell(Wake())
+            self.scheduler.ask(Wake())  # a barrier: everything before it is handled
         raise AssertionError(f"job {job_id} never satisfied the condition: {self.job(job_id)}")
 
     def at(self, ms: int) -> None:
         self.clock.now = ms
-        self.scheduler.ask(m.Wake())
+        self.scheduler.ask(Wake())
 
-    def delivers(self, n: int) -> list[m.Deliver]:
+    def delivers(self, n: int) -> list[Deliver]:
         deadline = time.monotonic() + 10
-        while len(self.webhook.of_type(m.Deliver)) < n and time.monotonic() < deadline:
-            self.scheduler.ask(m.Wake())
-        got = self.webhook.of_type(m.Deliver)
+        while len(self.webhook.of_type(Deliver)) < n and time.monotonic() < deadline:
+            self.scheduler.ask(Wake())
+        got = self.webhook.of_type(Deliver)
         assert len(got) >= n, got
         return got
 
-    def answer(self, d: m.Deliver, ok: bool, **kw: Any) -> None:
+    def answer(self, d: Deliver, ok: bool, **kw: Any) -> None:
         now = self.clock.now
         self.scheduler.tell(
-            m.DeliveryOutcome(d.job_id, d.scheduled_at_ms, d.attempt, ok, now, now, now, **kw)
+            DeliveryOutcome(d.job_id, d.scheduled_at_ms, d.attempt, ok, now, now, now, **kw)
         )
 
 
@@ -153,7 +160,7 @@ def test_claims_before_firing_and_fires_at_its_own_time(world: World) -> None:
     world.at(due - 100)  # within claim_ahead: the claim commits, nothing fires yet
     job = world.wait_job("a", lambda j: j.status is JobStatus.IN_PROGRESS)
     assert job.attempt_count == 1 and job.executing_node_id == "n1"
-    assert world.webhook.of_type(m.Deliver) == []
+    assert world.webhook.of_type(Deliver) == []
     world.at(due)
     (d,) = world.delivers(1)
     assert (d.job_id, d.scheduled_at_ms, d.attempt, d.url) == ("a", due, 1, URL)
@@ -192,7 +199,7 @@ def test_a_job_without_a_webhook_completes_at_its_time(world: World) -> None:
     _create(world, _unico("quiet", due, url=None), due)
     world.at(due)
     world.wait_job("quiet", lambda j: j.status is JobStatus.COMPLETED)
-    assert world.webhook.of_type(m.Deliver) == []
+    assert world.webhook.of_type(Deliver) == []
 
 
 def test_a_recurring_job_moves_on_to_its_next_run(world: World) -> None:
@@ -220,17 +227,17 @@ def test_a_missed_run_of_a_skip_job_moves_on_without_firing(world: World) -> Non
     _create(world, spec, missed)
     job = world.wait_job("skip", lambda j: (j.next_run_at_ms or 0) > T0)
     assert job.status is JobStatus.PENDING
-    assert world.webhook.of_type(m.Deliver) == []
+    assert world.webhook.of_type(Deliver) == []
 
 
 def test_a_claim_left_by_an_older_term_fires_again_with_the_same_key(world: World) -> None:
     due = T0 - 1_000
-    world.scheduler.tell(m.Leadership("n1", 1, False, False))  # idle while we plant the claim
+    world.scheduler.tell(Leadership("n1", 1, False, False))  # idle while we plant the claim
     _create(world, _unico("lost", due), due)
     claim = c.ClaimOccurrence("lost", due, 1, "n0", 0, due)  # an older leader's claim
     assert world.propose(claim).results[0].code.value == "ok"
-    status = world.raft.ask(m.GetRaftStatus())
-    world.scheduler.tell(m.Leadership("n1", status.term, True, True))
+    status = wait_reply(world.raft, GetRaftStatus, T)
+    world.scheduler.tell(Leadership("n1", status.term, True, True))
     (d,) = world.delivers(1)
     assert (d.scheduled_at_ms, d.attempt) == (due, 2)
 
@@ -242,17 +249,17 @@ def test_a_claim_an_older_term_made_ahead_fires_at_its_time_not_at_the_takeover(
     fires it when it is due, never earlier (a graceful hand-over just before a
     burst sent every claimed run at once, up to claim_ahead early)."""
     due = T0 + 150  # within claim_ahead (200 ms) of now, so an old leader claimed it
-    world.scheduler.tell(m.Leadership("n1", 1, False, False))
+    world.scheduler.tell(Leadership("n1", 1, False, False))
     _create(world, _unico("ahead", due), due)
     claim = c.ClaimOccurrence("ahead", due, 1, "n0", 0, due - 200)
     assert world.propose(claim).results[0].code.value == "ok"
-    status = world.raft.ask(m.GetRaftStatus())
-    world.scheduler.tell(m.Leadership("n1", status.term, True, True))
+    status = wait_reply(world.raft, GetRaftStatus, T)
+    world.scheduler.tell(Leadership("n1", status.term, True, True))
     # The new leader claims the next attempt of the same occurrence; once that claim
     # is applied (and the scheduler has handled its answer), it must still be waiting.
     world.wait_job("ahead", lambda j: j.attempt_count == 2)
-    world.scheduler.ask(m.Wake())  # a barrier: the claim's answer is handled
-    assert world.webhook.of_type(m.Deliver) == []
+    world.scheduler.ask(Wake())  # a barrier: the claim's answer is handled
+    assert world.webhook.of_type(Deliver) == []
     world.at(due)
     (d,) = world.delivers(1)
     assert (d.scheduled_at_ms, d.attempt, d.not_before_ms) == (due, 2, due)
@@ -265,8 +272,8 @@ def test_a_fenced_delivery_is_sent_again_while_leadership_lasts(world: World) ->
     world.at(due)
     (d,) = world.delivers(1)
     world.answer(d, ok=False, error_type="fenced")
-    world.scheduler.ask(m.Wake())  # a barrier: the outcome is handled at the old time
-    assert len(world.webhook.of_type(m.Deliver)) == 1
+    world.scheduler.ask(Wake())  # a barrier: the outcome is handled at the old time
+    assert len(world.webhook.of_type(Deliver)) == 1
     world.at(due + scheduler_mod.FENCED_RETRY_MS)
     again = world.delivers(2)[1]
     assert (again.scheduled_at_ms, again.attempt) == (d.scheduled_at_ms, d.attempt)
@@ -277,8 +284,8 @@ def test_losing_leadership_idles_the_scheduler_and_aborts_deliveries(world: Worl
     _create(world, _unico("gone", due), due)
     world.at(due)
     world.delivers(1)
-    world.scheduler.tell(m.Leadership("n2", 99, False, False))
-    world.webhook.wait_for(m.AbortAll)  # the probe handles it on its own thread
+    world.scheduler.tell(Leadership("n2", 99, False, False))
+    world.webhook.wait_for(AbortAll)  # the probe handles it on its own thread
     assert not world.scheduler.proxy().active.get()
 
 
@@ -293,7 +300,7 @@ def test_only_the_hot_window_is_held_and_it_refills_as_time_passes(world: World)
     world.at(far - 50_000)  # a refill after the window has moved over "far"
     deadline = time.monotonic() + 10
     while "far" not in world.scheduler.proxy().due.get() and time.monotonic() < deadline:
-        world.scheduler.ask(m.Wake())
+        world.scheduler.ask(Wake())
     assert "far" in world.scheduler.proxy().due.get()
 
 
@@ -308,13 +315,13 @@ def test_finished_jobs_and_their_history_are_pruned_after_the_retention(
     w.answer(d, ok=True, http_status=200)
     w.wait_job("old", lambda j: j.status is JobStatus.COMPLETED)
     w.at(due + 30_000)  # within the retention: kept, with its history
-    assert w.storage.ask(m.Read(0, m.GetJob("old"))).value is not None
+    assert wait_reply(w.storage, lambda r: Read(0, GetJob("old"), r), T).value is not None
     w.at(due + 120_000)  # past it: the next prune removes it
     deadline = time.monotonic() + 10
-    while w.storage.ask(m.Read(0, m.GetJob("old"))).value is not None:
+    while wait_reply(w.storage, lambda r: Read(0, GetJob("old"), r), T).value is not None:
         assert time.monotonic() < deadline, "the finished job was never pruned"
-        w.scheduler.ask(m.Wake())
-    assert w.storage.ask(m.Read(0, m.GetExecutions("old"))).value == ()
+        w.scheduler.ask(Wake())
+    assert wait_reply(w.storage, lambda r: Read(0, GetExecutions("old"), r), T).value == ()
 
 
 def test_outcomes_wait_while_a_burst_fires_and_then_are_recorded(world: World) -> None:
@@ -327,7 +334,7 @@ def test_outcomes_wait_while_a_burst_fires_and_then_are_recorded(world: World) -
     world.answer(a, ok=True, http_status=200)
     answered = now_ms()
     while now_ms() <= answered + 2 * scheduler_mod.OUTCOME_FLUSH_MS:  # past a flush
-        world.scheduler.ask(m.Wake())
+        world.scheduler.ask(Wake())
     assert world.scheduler.proxy().outbox.get(), "the outcome was proposed mid-burst"
     assert world.job("a").status is JobStatus.IN_PROGRESS
     world.at(b_due)  # b fires; nothing else is due: the held outcome goes out
@@ -348,4 +355,4 @@ def test_a_held_outcome_is_recorded_after_the_longest_delay(
     # outcome still goes out once it has waited OUTCOME_MAX_DELAY_MS (real time).
     world.wait_job("a", lambda j: j.status is JobStatus.COMPLETED)
     assert world.job("b").status is JobStatus.IN_PROGRESS
-    assert world.webhook.of_type(m.Deliver) == [a]
+    assert world.webhook.of_type(Deliver) == [a]

@@ -2,15 +2,33 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pykka
 import pytest
 
-from actors import messages as m
+from actors.runtime.replies import Reply, wait_reply
 from actors.storage.actor import StorageActor
+from actors.storage.messages import (
+    Applied,
+    ApplyEntries,
+    DiskFull,
+    PersistReady,
+    Read,
+    ReadResult,
+    ReadSnapshotChunk,
+    ReadyPersisted,
+    SnapshotChunkRead,
+    SnapshotChunkRejected,
+    SnapshotChunkStaged,
+    SnapshotInstalled,
+    SnapshotTaken,
+    SnapshotUnavailable,
+    StageSnapshotChunk,
+    Subscribe,
+)
 from actors.storage.store import NodeStore, SnapshotNotStagedError, StoreOptions
 from scheduled_db.jobs.model import JobStatus
 from scheduled_db.raft.messages import (
@@ -23,8 +41,18 @@ from scheduled_db.raft.messages import (
     SnapshotMeta,
 )
 from scheduled_db.state import commands as c
+from scheduled_db.state.commands import CommandKind
 from scheduled_db.state.fsm import ApplyOrderError
 from scheduled_db.state.queries import JobPage
+from scheduled_db.state.reads import (
+    DueBefore,
+    GetApplied,
+    GetCounters,
+    GetDigest,
+    GetJob,
+    ListJobs,
+    Query,
+)
 from scheduled_db.state.results import ResultCode
 from scheduled_db.testing.harness import wait_until
 from tests.actors.memory_backend import MemoryBackend
@@ -48,11 +76,16 @@ class Node:
         self.store = NodeStore.open(self.path, "n1", options=self.options)
         self.ref: pykka.ActorRef[Any] = StorageActor.start(self.store)
 
-    def ask(self, msg: object) -> Any:
-        return self.ref.ask(msg, timeout=T)
+    def ask(self, msg: object) -> None:
+        """Tell ``msg`` and wait until it is handled (a barrier: handlers return nothing)."""
+        self.ref.ask(msg, timeout=T)
 
-    def read(self, query: m.Query) -> Any:
-        result: m.ReadResult = self.ask(m.Read(0, query))
+    def answer(self, make: Callable[[Reply], object]) -> Any:
+        """The answer to the request ``make(reply)``."""
+        return wait_reply(self.ref, make, T)
+
+    def read(self, query: Query) -> Any:
+        result: ReadResult = self.answer(lambda r: Read(0, query, r))
         assert result.error is None, result.error
         return result.value
 
@@ -79,11 +112,10 @@ def _cmd_entries(*cmds: c.Command, start: int = 1, term: int = 1) -> tuple[Entry
 
 def test_persist_then_reload_log_and_hard_state(node: Node) -> None:
     first = tuple(Entry(1, i, data=b"x%d" % i) for i in range(1, 6))
-    reply = node.ask(m.PersistReady(1, HardState(2, "n1", 0), first, reply=node.probe.tell))
-    assert reply == m.ReadyPersisted(1, HardState(2, "n1", 0), 5, 0)
-    assert node.inbox.wait_for(m.ReadyPersisted, timeout=T) == reply
+    reply = node.answer(lambda r: PersistReady(1, HardState(2, "n1", 0), first, reply=r))
+    assert reply == ReadyPersisted(1, HardState(2, "n1", 0), 5, 0)
     # A new leader overwrites the uncommitted tail: entry 4 with term 3 drops entry 5.
-    node.ask(m.PersistReady(2, HardState(3, "n2", 3), (Entry(3, 4, data=b"y"),)))
+    node.ask(PersistReady(2, HardState(3, "n2", 3), (Entry(3, 4, data=b"y"),)))
     node.restart()
     log = node.store.log
     assert (log.first_index(), log.last_index(), log.term(3), log.term(4)) == (1, 4, 1, 3)
@@ -94,16 +126,16 @@ def test_persist_then_reload_log_and_hard_state(node: Node) -> None:
 def test_apply_reports_results_to_the_proposer_and_subscribers(node: Node) -> None:
     sub, sub_inbox = start_probe()
     try:
-        node.ask(m.Subscribe(sub))
+        node.ask(Subscribe(sub))
         entries = _cmd_entries(
             c.CreateJob(spec("a"), 1, 100),
             c.CreateJob(spec("a", payload={"other": 1}), 1, 100),
             c.ClaimOccurrence("ghost", 100, 1, "n1", 1, 101),
         ) + (Entry(1, 4, data=b"\x01garbage"), Entry(1, 5))
-        node.ask(m.PersistReady(1, HardState(1, "n1", 5), entries))
-        node.ref.tell(m.ApplyEntries(entries, reply=node.probe.tell))
-        applied = node.inbox.wait_for(m.Applied, timeout=T)
-        assert sub_inbox.wait_for(m.Applied, timeout=T) == applied
+        node.ask(PersistReady(1, HardState(1, "n1", 5), entries))
+        node.ref.tell(ApplyEntries(entries, reply=node.probe.tell))
+        applied = node.inbox.wait_for(Applied, timeout=T)
+        assert sub_inbox.wait_for(Applied, timeout=T) == applied
         assert applied.applied_index == 5
         codes = [[r.code for r in e.results] for e in applied.entries]
         assert codes == [
@@ -113,7 +145,8 @@ def test_apply_reports_results_to_the_proposer_and_subscribers(node: Node) -> No
             [ResultCode.INVALID],
             [],
         ]
-        assert [j.id for j in applied.added] == ["a"]
+        created = [r.job_id for r in applied.results if r.changed and r.kind is CommandKind.CREATE]
+        assert created == ["a"]
     finally:
         sub.stop(timeout=T)
 
@@ -123,65 +156,66 @@ def test_the_actor_answers_every_query_type_as_its_in_memory_twin(node: Node) ->
     create = c.CreateJob(spec("job-1"), 1, 5_000)
     twin.apply(create)
     entries = _cmd_entries(create)
-    node.ask(m.PersistReady(1, HardState(1, "n1", 1), entries))
-    node.ask(m.ApplyEntries(entries))
+    node.ask(PersistReady(1, HardState(1, "n1", 1), entries))
+    node.ask(ApplyEntries(entries))
     for query in QUERY_SAMPLES:
         assert node.read(query) == twin.query(query), query
 
 
 def test_applied_index_is_stored_with_the_state_and_replay_is_harmless(node: Node) -> None:
     entries = _cmd_entries(c.CreateJob(spec("a"), 1, 100), c.CancelJob("a", 5), c.PauseJob("a"))
-    node.ask(m.PersistReady(1, HardState(1, "n1", 3), entries))
-    node.ask(m.ApplyEntries(entries[:2]))
-    digest = node.read(m.GetDigest())
-    again = node.ask(m.ApplyEntries(entries[:2]))
-    assert again.entries == () and node.read(m.GetDigest()) == digest
+    node.ask(PersistReady(1, HardState(1, "n1", 3), entries))
+    node.ask(ApplyEntries(entries[:2]))
+    digest = node.read(GetDigest())
+    again = node.answer(lambda r: ApplyEntries(entries[:2], reply=r))
+    assert again.entries == () and node.read(GetDigest()) == digest
     node.restart()
-    assert node.read(m.GetApplied()) == (2, 1)
-    assert node.read(m.GetDigest()) == digest
-    job = node.read(m.GetJob("a"))
+    assert node.read(GetApplied()) == (2, 1)
+    assert node.read(GetDigest()) == digest
+    job = node.read(GetJob("a"))
     assert job.status is JobStatus.CANCELLED
-    tail = node.ask(m.ApplyEntries(entries))  # the whole tail again, as after a crash
+    # The whole tail again, as after a crash:
+    tail = node.answer(lambda r: ApplyEntries(entries, reply=r))
     assert [e.index for e in tail.entries] == [3]
     with pytest.raises(ApplyOrderError):  # an ask: the host bug comes back, the actor lives
-        node.ask(m.ApplyEntries((Entry(1, 9),)))
+        node.ask(ApplyEntries((Entry(1, 9),)))
     assert node.ref.is_alive()
 
 
 def test_conf_state_is_persisted_with_the_applied_batch(node: Node) -> None:
     cc = Entry(1, 1, EntryType.CONF_CHANGE, ConfChange(ConfChangeType.ADD_VOTER, "n2").encode())
-    node.ask(m.PersistReady(1, HardState(1, "n1", 1), (cc,)))
-    node.ask(m.ApplyEntries((cc,), ConfState(("n1", "n2"))))
+    node.ask(PersistReady(1, HardState(1, "n1", 1), (cc,)))
+    node.ask(ApplyEntries((cc,), ConfState(("n1", "n2"))))
     node.restart()
     assert node.store.log.initial_state() == (HardState(1, "n1", 1), ConfState(("n1", "n2")))
 
 
 def test_reads_by_tell_and_an_invalid_cursor(node: Node) -> None:
     entries = _cmd_entries(*(c.CreateJob(spec(f"j{i}"), 1, 100 + i) for i in range(5)))
-    node.ask(m.ApplyEntries(entries))
-    node.ref.tell(m.Read(7, m.ListJobs(limit=2), node.probe.tell))
-    result = node.inbox.wait_for(m.ReadResult, lambda r: r.request_id == 7, T)
+    node.ask(ApplyEntries(entries))
+    node.ref.tell(Read(7, ListJobs(limit=2), node.probe.tell))
+    result = node.inbox.wait_for(ReadResult, lambda r: r.request_id == 7, T)
     assert isinstance(result.value, JobPage) and len(result.value.jobs) == 2
-    node.ref.tell(m.Read(8, m.ListJobs(cursor="%%%"), node.probe.tell))
-    bad = node.inbox.wait_for(m.ReadResult, lambda r: r.request_id == 8, T)
+    node.ref.tell(Read(8, ListJobs(cursor="%%%"), node.probe.tell))
+    bad = node.inbox.wait_for(ReadResult, lambda r: r.request_id == 8, T)
     assert bad.value is None and bad.error is not None and "cursor" in bad.error
-    assert [j.id for j in node.read(m.DueBefore(103))] == ["j0", "j1", "j2"]
-    assert node.read(m.GetCounters()).jobs == 5
+    assert [j.id for j in node.read(DueBefore(103))] == ["j0", "j1", "j2"]
+    assert node.read(GetCounters()).jobs == 5
 
 
 def _fill(node: Node, seed: int, lo: int, hi: int, step: int = 5) -> None:
     for start in range(lo, hi, step):
         batch = tuple(entry_at(seed, i) for i in range(start, min(start + step, hi)))
-        node.ask(m.PersistReady(start, HardState(1, "n1", batch[-1].index), batch))
-        node.ref.tell(m.ApplyEntries(batch, reply=node.probe.tell))
-    node.inbox.wait_for(m.Applied, lambda a: a.applied_index == hi - 1, T)
+        node.ask(PersistReady(start, HardState(1, "n1", batch[-1].index), batch))
+        node.ref.tell(ApplyEntries(batch, reply=node.probe.tell))
+    node.inbox.wait_for(Applied, lambda a: a.applied_index == hi - 1, T)
 
 
 def _stream(node: Node, index: int) -> list[bytes]:
     chunks, cursor = [], None
     while True:
-        reply = node.ask(m.ReadSnapshotChunk(index, cursor))
-        assert isinstance(reply, m.SnapshotChunkRead)
+        reply = node.answer(lambda r: ReadSnapshotChunk(index, cursor, r))
+        assert isinstance(reply, SnapshotChunkRead)
         chunks.append(reply.data)
         if (cursor := reply.next_cursor) is None:
             return chunks
@@ -192,52 +226,53 @@ def test_snapshot_create_stream_install_round_trip(tmp_path: Path) -> None:
     leader, follower = Node(tmp_path / "a", opts), Node(tmp_path / "b", opts)
     try:
         _fill(leader, seed=11, lo=1, hi=31)
-        leader.inbox.wait_for(m.SnapshotTaken, lambda t: t.meta.index == 30, T)
-        taken = leader.inbox.of_type(m.SnapshotTaken)
+        leader.inbox.wait_for(SnapshotTaken, lambda t: t.meta.index == 30, T)
+        taken = leader.inbox.of_type(SnapshotTaken)
         assert [t.meta.index for t in taken] == [10, 20, 30]
         assert leader.store.log.first_index() == 28  # compacted, 3 entries kept
         meta = leader.store.log.snapshot().meta
         chunks = _stream(leader, meta.index)
         assert len(chunks) > 3 and all(len(x) < 600 + 800 for x in chunks)
         sub, sub_inbox = start_probe()
-        follower.ask(m.Subscribe(sub))
+        follower.ask(Subscribe(sub))
         for data in chunks:
-            follower.ref.tell(m.StageSnapshotChunk(data, follower.probe.tell))
-        staged = follower.inbox.wait_for(m.SnapshotChunkStaged, lambda s: s.complete, T)
+            follower.ref.tell(StageSnapshotChunk(data, follower.probe.tell))
+        staged = follower.inbox.wait_for(SnapshotChunkStaged, lambda s: s.complete, T)
         assert staged.meta == meta
-        follower.ask(m.PersistReady(1, HardState(1, "n1", meta.index), (), snapshot=meta))
-        assert sub_inbox.wait_for(m.SnapshotInstalled, timeout=T).meta == meta
+        follower.ask(PersistReady(1, HardState(1, "n1", meta.index), (), snapshot=meta))
+        assert sub_inbox.wait_for(SnapshotInstalled, timeout=T).meta == meta
         sub.stop(timeout=T)
-        assert follower.read(m.GetDigest()) == leader.read(m.GetDigest())
+        assert follower.read(GetDigest()) == leader.read(GetDigest())
         follower.restart()
         log = follower.store.log
         assert (log.first_index(), log.last_index(), log.snapshot().meta) == (31, 30, meta)
         assert log.initial_state()[1] == meta.conf_state
-        assert follower.read(m.GetApplied()) == (30, 1)
+        assert follower.read(GetApplied()) == (30, 1)
         tail = tuple(entry_at(11, i) for i in range(31, 36))
         for n in (leader, follower):
-            n.ask(m.PersistReady(99, None, tail))
-            n.ask(m.ApplyEntries(tail))
-        assert follower.read(m.GetDigest()) == leader.read(m.GetDigest())
+            n.ask(PersistReady(99, None, tail))
+            n.ask(ApplyEntries(tail))
+        assert follower.read(GetDigest()) == leader.read(GetDigest())
     finally:
         leader.stop()
         follower.stop()
 
 
 def test_snapshot_rejections(node: Node) -> None:
-    assert node.ask(m.ReadSnapshotChunk(999, None)) == m.SnapshotUnavailable(999, 0)
-    assert isinstance(node.ask(m.StageSnapshotChunk(b"garbage")), m.SnapshotChunkRejected)
+    assert node.answer(lambda r: ReadSnapshotChunk(999, None, r)) == SnapshotUnavailable(999, 0)
+    rejected = node.answer(lambda r: StageSnapshotChunk(b"garbage", r))
+    assert isinstance(rejected, SnapshotChunkRejected)
     meta = SnapshotMeta(5, 1)
     with pytest.raises(SnapshotNotStagedError):
-        node.ask(m.PersistReady(1, None, (), snapshot=meta))
+        node.ask(PersistReady(1, None, (), snapshot=meta))
     assert node.ref.is_alive()
 
 
 def test_events_survive_a_dead_subscriber(node: Node) -> None:
     dead, _ = start_probe()
-    node.ask(m.Subscribe(dead))
+    node.ask(Subscribe(dead))
     dead.stop(timeout=T)
-    node.ask(m.ApplyEntries(_cmd_entries(c.CreateJob(spec("a"), 1, 100))))
+    node.ask(ApplyEntries(_cmd_entries(c.CreateJob(spec("a"), 1, 100))))
     assert node.ref.is_alive()
 
 
@@ -269,24 +304,24 @@ def test_a_full_disk_holds_writes_in_order_serves_reads_and_resumes(tmp_path: Pa
     ref = StorageActor.start(store, retry_s=0.01)
     probe, inbox = start_probe()
     try:
-        ref.tell(m.Subscribe(probe))
+        ref.tell(Subscribe(probe))
         first = _cmd_entries(c.CreateJob(spec("a"), 1, 2))
-        ref.ask(m.PersistReady(1, HardState(1, "n1", 1), first, reply=probe.tell), timeout=T)
-        ref.ask(m.ApplyEntries(first), timeout=T)
+        ref.ask(PersistReady(1, HardState(1, "n1", 1), first, reply=probe.tell), timeout=T)
+        ref.ask(ApplyEntries(first), timeout=T)
         store.full = True
         second = _cmd_entries(c.CreateJob(spec("b"), 1, 2), start=2)
-        ref.tell(m.PersistReady(2, HardState(1, "n1", 2), second, reply=probe.tell))
-        ref.tell(m.ApplyEntries(second))
-        assert inbox.wait_for(m.DiskFull, timeout=T).full
-        assert ref.ask(m.Read(0, m.GetApplied()), timeout=T).value[0] == 1  # reads go on
-        assert ref.ask(m.Read(0, m.GetJob("a")), timeout=T).value is not None
-        assert not [r for r in inbox.of_type(m.ReadyPersisted) if r.ready_id == 2]
+        ref.tell(PersistReady(2, HardState(1, "n1", 2), second, reply=probe.tell))
+        ref.tell(ApplyEntries(second))
+        assert inbox.wait_for(DiskFull, timeout=T).full
+        assert wait_reply(ref, lambda r: Read(0, GetApplied(), r), T).value[0] == 1  # reads go on
+        assert wait_reply(ref, lambda r: Read(0, GetJob("a"), r), T).value is not None
+        assert not [r for r in inbox.of_type(ReadyPersisted) if r.ready_id == 2]
         store.full = False
-        inbox.wait_for(m.DiskFull, lambda e: not e.full, timeout=T)
-        kinds = [type(x) for x in inbox.items if type(x) in (m.ReadyPersisted, m.Applied)]
-        assert kinds[-2:] == [m.ReadyPersisted, m.Applied]  # persisted, then applied
-        assert inbox.of_type(m.Applied)[-1].applied_index == 2
-        assert ref.ask(m.Read(0, m.GetJob("b")), timeout=T).value is not None
+        inbox.wait_for(DiskFull, lambda e: not e.full, timeout=T)
+        kinds = [type(x) for x in inbox.items if type(x) in (ReadyPersisted, Applied)]
+        assert kinds[-2:] == [ReadyPersisted, Applied]  # persisted, then applied
+        assert inbox.of_type(Applied)[-1].applied_index == 2
+        assert wait_reply(ref, lambda r: Read(0, GetJob("b"), r), T).value is not None
     finally:
         ref.stop(timeout=T)
         probe.stop()
@@ -313,8 +348,10 @@ def test_corruption_met_while_running_stops_the_actor_with_one_line(
     assert isinstance(store, DamagedStore)
     store.damaged = True
     ref = StorageActor.start(store)
-    assert ref.ask(m.Read(0, m.GetJob("a")), timeout=T) is None  # the actor stopped: no answer
+    answers: list[object] = []
+    ref.tell(Read(0, GetJob("a"), answers.append))
     wait_until(lambda: not ref.is_alive(), T, "the storage actor to stop")
+    assert answers == []  # the actor stopped: no answer
     errors = [r for r in caplog.records if r.levelname == "ERROR"]
     assert len(errors) == 1 and errors[0].exc_info is None
     message = errors[0].getMessage()

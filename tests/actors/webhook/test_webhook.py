@@ -14,10 +14,10 @@ from typing import Any
 import pykka
 import pytest
 
-from actors.messages import AbortAll, AbortDelivery, Deliver, DeliveryOutcome
 from actors.runtime.clock import now_ms
 from actors.runtime.metrics import ApiMetrics
 from actors.webhook.actor import USER_AGENT, WebhookActor
+from actors.webhook.messages import AbortAll, AbortDelivery, Deliver, DeliveryOutcome
 from scheduled_db.policy import signing
 from tests.actors.http_harness import FakeClock
 from tests.actors.probe import Inbox, start_probe

@@ -11,9 +11,9 @@ from typing import Any
 import pykka
 import pytest
 
-from actors.messages import AbortAll, DeliveryOutcome
 from actors.runtime.metrics import ApiMetrics
 from actors.webhook.actor import WebhookActor
+from actors.webhook.messages import AbortAll, DeliveryOutcome
 from scheduled_db.firing.fair_queue import INITIAL_CAP
 from tests.actors.probe import Inbox
 from tests.actors.webhook.test_webhook import TIMEOUT_S, deliver, outcome_of, requests_seen

@@ -15,11 +15,11 @@ from typing import Any
 import pykka
 import pytest
 
-from actors.messages import Deliver, DeliveryOutcome
 from actors.webhook.actor import WebhookActor
 from actors.webhook.attempt import classify_error
 from actors.webhook.client import AddressNotAllowedError, WebhookClient
 from actors.webhook.dns import Resolver, system_resolve
+from actors.webhook.messages import Deliver, DeliveryOutcome
 from scheduled_db.policy.ssrf import DENY, AddressPolicy
 from tests.actors.http_harness import START_MS, table_resolver
 from tests.actors.probe import Inbox

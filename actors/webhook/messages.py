@@ -1,0 +1,65 @@
+"""Messages of the WebhookActor (actors/webhook/actor.py).
+
+Every message is a frozen dataclass; a request that is answered carries a
+``reply`` (:data:`actors.runtime.replies.Reply`).  See docs/architecture.md,
+"One way to reply".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from actors.runtime.replies import Reply
+
+
+@dataclass(frozen=True, slots=True)
+class Deliver:
+    """Make one delivery attempt of a claimed occurrence; :class:`DeliveryOutcome`
+    goes to ``reply``.  The request is sent at once (the caller fires on time),
+    but never before ``not_before_ms``, and only while the node's lease holds ``term``."""
+
+    job_id: str
+    job_type: str  # "unico" | "recurrente"
+    scheduled_at_ms: int  # with job_id, the idempotency key
+    attempt: int
+    term: int
+    url: str
+    payload: dict[str, Any] | None
+    timeout_ms: int
+    reply: Reply | None = None
+    signing_secret_ref: str | None = None  # a webhooks.signing_secrets name
+    not_before_ms: int = 0  # never sent earlier (epoch ms): the attempt's fire time
+
+
+@dataclass(frozen=True, slots=True)
+class AbortDelivery:
+    """Abort the in-flight delivery of ``job_id`` (the job was cancelled or deleted);
+    its outcome is still reported, as an error of type ``aborted``."""
+
+    job_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class AbortAll:
+    """Abort every in-flight delivery (this node stopped leading)."""
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryOutcome:
+    """How one attempt ended.  ``retryable``: a timeout, connection/DNS/TLS error,
+    5xx, 408 or 429; ``retry_after_ms`` is the server's Retry-After, if any."""
+
+    job_id: str
+    scheduled_at_ms: int
+    attempt: int
+    ok: bool
+    start_ms: int
+    end_ms: int
+    sent_ms: int | None = None  # when the request went out (for lateness)
+    http_status: int | None = None
+    response_time_ms: int | None = None
+    error_type: str | None = None  # ErrorType value, or "aborted"
+    error_message: str | None = None
+    retryable: bool = False
+    retry_after_ms: int | None = None
