@@ -211,10 +211,10 @@ def complete(tx: Txn, cmd: c.CompleteOccurrence) -> CommandResult:
 
 
 def update(tx: Txn, cmd: c.UpdateJob) -> CommandResult:
-    job = tx.get_job(cmd.spec.id)
-    if job is None:
-        return _not_found(K.UPDATE, cmd.spec.id)
-    if _finished(job) or job.status is not JobStatus.PENDING:
+    job = _unfinished(tx, K.UPDATE, cmd.spec.id)
+    if isinstance(job, CommandResult):
+        return job
+    if job.status is not JobStatus.PENDING:
         why = f"status {job.status.value}"
         return _reject(ResultCode.ILLEGAL_TRANSITION, K.UPDATE, job.id, job, why)
     tx.put_exec(job.id, Execution(cmd.next_run_at_ms))
@@ -223,13 +223,22 @@ def update(tx: Txn, cmd: c.UpdateJob) -> CommandResult:
     return CommandResult(ResultCode.OK, K.UPDATE, job.id, new)
 
 
-def pause(tx: Txn, cmd: c.PauseJob) -> CommandResult:
-    job = tx.get_job(cmd.job_id)
+def _unfinished(tx: Txn, kind: K, job_id: str) -> Job | CommandResult:
+    """The job ``job_id`` a command of ``kind`` acts on, or the result refusing the
+    command: no such job, or the job is finished."""
+    job = tx.get_job(job_id)
     if job is None:
-        return _not_found(K.PAUSE, cmd.job_id)
+        return _not_found(kind, job_id)
     if _finished(job):
         why = f"status {job.status.value}"
-        return _reject(ResultCode.ILLEGAL_TRANSITION, K.PAUSE, job.id, job, why)
+        return _reject(ResultCode.ILLEGAL_TRANSITION, kind, job.id, job, why)
+    return job
+
+
+def pause(tx: Txn, cmd: c.PauseJob) -> CommandResult:
+    job = _unfinished(tx, K.PAUSE, cmd.job_id)
+    if isinstance(job, CommandResult):
+        return job
     if job.paused:
         return CommandResult(ResultCode.UNCHANGED, K.PAUSE, job.id, job)
     new = job.evolve(paused=True)
@@ -238,12 +247,9 @@ def pause(tx: Txn, cmd: c.PauseJob) -> CommandResult:
 
 
 def resume(tx: Txn, cmd: c.ResumeJob) -> CommandResult:
-    job = tx.get_job(cmd.job_id)
-    if job is None:
-        return _not_found(K.RESUME, cmd.job_id)
-    if _finished(job):
-        why = f"status {job.status.value}"
-        return _reject(ResultCode.ILLEGAL_TRANSITION, K.RESUME, job.id, job, why)
+    job = _unfinished(tx, K.RESUME, cmd.job_id)
+    if isinstance(job, CommandResult):
+        return job
     if not job.paused:
         return CommandResult(ResultCode.UNCHANGED, K.RESUME, job.id, job)
     new = job.evolve(paused=False)
