@@ -20,6 +20,7 @@ maximum rate.  The API has no batch-create path, so there is no batch figure.
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 import time
 from collections.abc import Callable
@@ -40,11 +41,28 @@ TARGET_P99_MS = 20.0
 PAD = "x" * 120  # brings a create body to about 200 bytes
 NO_ETCD = "etcd not found (apt-get install etcd-server, or set ETCD_BIN): no ratio"
 BATCH_NOTE = "the API has no batch path (POST /jobs creates one job)"
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def job_body(key: str, due_s: float) -> bytes:
     body = {"id": key, "type": "unico", "timestamp": due_s, "payload": {"pad": PAD}}
     return json.dumps(body, separators=(",", ":")).encode()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` (all its threads), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def role_cpu(leader: int, followers: list[int]) -> loadgen.CpuProbe:
+    """CPU seconds of the leader and of the average follower."""
+
+    def probe() -> dict[str, float]:
+        spent = [cpu_seconds(p) for p in followers]
+        return {"leader": cpu_seconds(leader), "follower": sum(spent) / max(1, len(spent))}
+
+    return probe
 
 
 def _measure(
@@ -53,12 +71,15 @@ def _measure(
     concurrency: tuple[int, ...],
     measure_s: float,
     warmup_s: float,
+    cpu: loadgen.CpuProbe | None = None,
 ) -> dict[str, Any]:
     """Closed loops at each concurrency, then an open loop at half the best rate."""
     closed = []
     for c in concurrency:
         say(f"http: {system}, {c} connections, {measure_s:g} s")
-        closed.append(loadgen.closed_loop(factory(f"c{c}"), c, measure_s, warmup_s))
+        closed.append(loadgen.closed_loop(factory(f"c{c}"), c, measure_s, warmup_s, cpu))
+        if "server_cpu_us_per_op" in closed[-1]:
+            say(f"http: {system}, CPU per write (us): {closed[-1]['server_cpu_us_per_op']}")
     best = max(r["ops_per_s"] for r in closed)
     say(f"http: {system}, open loop at half of {best:,}/s")
     half = loadgen.open_loop(factory("half"), max(1.0, best / 2), measure_s)
@@ -71,12 +92,19 @@ def scheduled_db(concurrency: tuple[int, ...], measure_s: float, warmup_s: float
         tempfile.TemporaryDirectory(prefix="bench-http-") as tmp,
         running(make_cluster(Path(tmp)), READY_S) as nodes,
     ):
-        url = wait_leader(nodes).base + "/jobs"
+        leader = wait_leader(nodes)
+        url = leader.base + "/jobs"
+        cpu = role_cpu(_pid(leader), [_pid(n) for n in nodes if n is not leader])
 
         def factory(label: str) -> loadgen.MakeRequest:
             return lambda i: (url, job_body(f"{label}-{i}", due_s))
 
-        return _measure("scheduled-db", factory, concurrency, measure_s, warmup_s)
+        return _measure("scheduled-db", factory, concurrency, measure_s, warmup_s, cpu)
+
+
+def _pid(node: Any) -> int:
+    assert node.proc is not None, "a running node has a process"
+    return int(node.proc.pid)
 
 
 def etcd(binary: str, concurrency: tuple[int, ...], measure_s: float, warmup_s: float) -> Any:

@@ -82,7 +82,25 @@ def _figures(tally: Tally, seconds: float, cpu_percent: float, **more: Any) -> d
     }
 
 
-async def _closed(make: MakeRequest, connections: int, warmup_s: float, measure_s: float) -> Any:
+async def _cpu_window(cpu: CpuProbe, begin: float, end: float) -> tuple[dict[str, float], ...]:
+    await asyncio.sleep(max(0.0, begin - time.perf_counter()))
+    first = cpu()
+    await asyncio.sleep(max(0.0, end - time.perf_counter()))
+    return first, cpu()
+
+
+def _per_op_us(window: tuple[dict[str, float], ...], ops: int) -> dict[str, float]:
+    first, last = window
+    return {k: round((last[k] - first[k]) * 1e6 / ops) for k in last if k in first and ops}
+
+
+async def _closed(
+    make: MakeRequest,
+    connections: int,
+    warmup_s: float,
+    measure_s: float,
+    cpu: CpuProbe | None = None,
+) -> Any:
     client = WebhookClient(per_origin=max(connections, 1), policy=LOCAL)
     tally, counter = Tally(), iter(range(10**12))
     start = time.perf_counter()
@@ -102,19 +120,32 @@ async def _closed(make: MakeRequest, connections: int, warmup_s: float, measure_
                     tally.latencies.append(done - now)
             progress.update(done - start)
 
+    window = asyncio.create_task(_cpu_window(cpu, begin, end)) if cpu else None
     cpu0 = time.process_time()
     await asyncio.gather(*(worker() for _ in range(connections)))
-    cpu = 100 * (time.process_time() - cpu0) / (time.perf_counter() - start)
+    client_cpu = 100 * (time.process_time() - cpu0) / (time.perf_counter() - start)
     await client.close()
     progress.finish()
-    return _figures(tally, measure_s, cpu)
+    more = {"server_cpu_us_per_op": _per_op_us(await window, tally.completed)} if window else {}
+    return _figures(tally, measure_s, client_cpu, **more)
+
+
+CpuProbe = Callable[[], dict[str, float]]  # cumulative CPU seconds of each server process
 
 
 def closed_loop(
-    make: MakeRequest, connections: int, measure_s: float, warmup_s: float = 1.0
+    make: MakeRequest,
+    connections: int,
+    measure_s: float,
+    warmup_s: float = 1.0,
+    cpu: CpuProbe | None = None,
 ) -> dict[str, Any]:
-    """``connections`` workers for ``warmup_s`` + ``measure_s``; figures of the second part."""
-    figures: dict[str, Any] = asyncio.run(_closed(make, connections, warmup_s, measure_s))
+    """``connections`` workers for ``warmup_s`` + ``measure_s``; figures of the second part.
+
+    With ``cpu``, also the servers' CPU per completed request in the measured window
+    (``server_cpu_us_per_op``, by the probe's labels), read at its start and end.
+    """
+    figures: dict[str, Any] = asyncio.run(_closed(make, connections, warmup_s, measure_s, cpu))
     return {"connections": connections, **figures}
 
 

@@ -16,7 +16,7 @@ from actors.storage.datadir import DB_DIR, META_KEY, SNAPSHOT_DIR, DataDirError,
 from actors.storage.store import NodeStore
 from scheduled_db.raft.messages import ConfState, Entry, HardState
 from scheduled_db.raft.storage import CompactedError, MemoryStorage, Storage, UnavailableError
-from tests.actors.storage.conftest import OPTS, open_store
+from tests.actors.storage.conftest import OPTS, close_store, open_store
 from tests.command_gen import entry_at
 
 
@@ -238,3 +238,18 @@ def test_a_fresh_volume_with_lost_and_found_counts_as_empty(tmp_path: Path) -> N
     (tmp_path / "other" / "stray.txt").write_text("not ours")
     with pytest.raises(DataDirError, match="not a scheduled-db data directory"):
         NodeStore.open(tmp_path / "other", "n1")
+
+
+def test_only_a_new_commit_index_is_written_without_a_sync(tmp_path: Path) -> None:
+    store = open_store(tmp_path / "n1")
+    entries = tuple(Entry(1, i, data=b"x") for i in range(1, 4))
+    store.persist_ready(HardState(1, "n1", 0), entries)  # entries: synced
+    store.persist_ready(HardState(1, "n1", 3), ())  # only the commit moved: not synced
+    assert store.synced_writes == 1
+    store.persist_ready(HardState(2, "", 3), ())  # a new term must survive a crash
+    store.persist_ready(HardState(2, "n2", 3), ())  # so must a vote
+    store.persist_ready(None, (Entry(2, 4, data=b"y"),))
+    assert store.synced_writes == 4
+    close_store(store)
+    again = open_store(tmp_path / "n1")  # a clean close keeps the unsynced write too
+    assert again.log.hard_state() == HardState(2, "n2", 3) and again.log.last_index() == 4
