@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import pykka
 
 from actors.api.backend import NodeStatus, ServerInfo, refusal_error
+from actors.api.coalesce import ProposalBatcher
 from actors.raft.messages import (
     GetLastContact,
     GetRaftStatus,
@@ -29,7 +30,7 @@ from actors.storage.messages import Read, ReadResult
 from scheduled_db.config.model import NodeConfig
 from scheduled_db.errors import UnknownOutcome
 from scheduled_db.raft.messages import ConfChange, ConfChangeType
-from scheduled_db.state.commands import Command, encode_command
+from scheduled_db.state.commands import Command
 from scheduled_db.state.reads import GetMembers
 from scheduled_db.state.records import encode_member
 from scheduled_db.state.results import CommandResult
@@ -75,6 +76,7 @@ class NodeBackend:
         self._storage = storage
         self._http_address = http_address
         self._ids = itertools.count(1)
+        self._batcher = ProposalBatcher(lambda data, reply: raft.tell(Propose(data, reply)))
 
     def set_http_address(self, address: str) -> None:
         """Where this node's API is reachable (known once the server has bound)."""
@@ -86,13 +88,7 @@ class NodeBackend:
         return await asyncio.wait_for(future, timeout)
 
     async def propose(self, command: Command, timeout: float = 10.0) -> CommandResult:
-        data = encode_command(command)
-        outcome: ProposeOutcome = await self._proposal(lambda r: Propose(data, r), timeout)
-        if outcome.error is not None:
-            raise refusal_error(outcome.error, outcome.leader, outcome.detail)
-        if len(outcome.results) != 1:
-            raise RuntimeError(f"expected one result, got {len(outcome.results)}")
-        return outcome.results[0]
+        return await self._batcher.propose(command, timeout)
 
     async def _proposal(self, make: Any, timeout: float) -> ProposeOutcome:
         """Propose and wait; a proposal with no answer in time may still commit."""

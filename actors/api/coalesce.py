@@ -1,0 +1,106 @@
+"""Writes proposed in one turn of the HTTP event loop go to Raft as one entry.
+
+Under load many requests reach their proposal in the same loop iteration.  Sent
+one by one, each pays the hand-off to the Raft thread, its own log entry (encode,
+persist, replicate, apply, answer) and the hop back.  Gathered, they pay that once:
+the :class:`ProposalBatcher` queues the commands of an iteration and, at its end
+(``loop.call_soon``), proposes them as one :class:`~scheduled_db.state.commands.Batch`
+entry, whose commands the state machine applies one by one with a result each
+(a rejected one does not stop the others).  A lone command is proposed as itself.
+
+Each caller waits for its own result with its own timeout; a refusal of the entry
+(not the leader, dropped, disk full) is the refusal of every command in it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from actors.api.backend import refusal_error
+from actors.raft.messages import ProposeOutcome
+from actors.runtime.replies import Reply
+from scheduled_db.errors import UnknownOutcome
+from scheduled_db.state.commands import Batch, Command, encode_command
+from scheduled_db.state.results import CommandResult
+
+MAX_COMMANDS = 256  # commands in one entry
+MAX_BYTES = 256 << 10  # encoded bytes in one entry (a Raft message carries up to 1 MiB)
+
+# Sends one entry's data to the Raft actor; the reply gets its ProposeOutcome.
+Send = Callable[[bytes, Reply], None]
+
+
+@dataclass(slots=True)
+class _Waiting:
+    command: Command
+    size: int
+    future: asyncio.Future[CommandResult]
+
+
+class ProposalBatcher:
+    """Gathers the proposals of one loop iteration; see the module docstring."""
+
+    def __init__(self, send: Send) -> None:
+        self._send = send
+        self._queue: list[_Waiting] = []
+
+    async def propose(self, command: Command, timeout: float) -> CommandResult:
+        """The command's result; raises the entry's refusal, or UnknownOutcome when no
+        answer came in ``timeout`` seconds (the entry may still commit)."""
+        loop = asyncio.get_running_loop()
+        waiting = _Waiting(command, len(encode_command(command)), loop.create_future())
+        if not self._queue:
+            loop.call_soon(self._flush)
+        self._queue.append(waiting)
+        try:
+            return await asyncio.wait_for(waiting.future, timeout)
+        except TimeoutError:
+            raise UnknownOutcome(f"no outcome within {timeout:g} s") from None
+
+    def _flush(self) -> None:
+        queue, self._queue = self._queue, []
+        loop = asyncio.get_running_loop()
+        group: list[_Waiting] = []
+        size = 0
+        for waiting in queue:
+            if group and (len(group) >= MAX_COMMANDS or size + waiting.size > MAX_BYTES):
+                self._propose(loop, group)
+                group, size = [], 0
+            group.append(waiting)
+            size += waiting.size
+        if group:
+            self._propose(loop, group)
+
+    def _propose(self, loop: asyncio.AbstractEventLoop, group: list[_Waiting]) -> None:
+        commands = [w.command for w in group]
+        data = encode_command(commands[0] if len(commands) == 1 else Batch(tuple(commands)))
+
+        def answered(outcome: ProposeOutcome) -> None:
+            _settle(group, outcome)
+
+        def reply(outcome: object) -> None:
+            assert isinstance(outcome, ProposeOutcome)
+            with contextlib.suppress(RuntimeError):  # a closed loop: the node is stopping
+                loop.call_soon_threadsafe(answered, outcome)
+
+        self._send(data, reply)
+
+
+def _settle(group: list[_Waiting], outcome: ProposeOutcome) -> None:
+    """Give each waiter (still waiting) its result, or the entry's refusal."""
+    for i, waiting in enumerate(group):
+        if waiting.future.done():  # it timed out, and was told so
+            continue
+        if outcome.error is not None:
+            waiting.future.set_exception(
+                refusal_error(outcome.error, outcome.leader, outcome.detail)
+            )
+        elif len(outcome.results) != len(group):
+            waiting.future.set_exception(
+                RuntimeError(f"expected {len(group)} results, got {len(outcome.results)}")
+            )
+        else:
+            waiting.future.set_result(outcome.results[i])
