@@ -1,4 +1,5 @@
-"""Writes proposed in one turn of the HTTP event loop go to Raft as one entry.
+"""Writes proposed in one turn of the HTTP event loop go to Raft as one entry;
+the reads of one turn go to storage in one message.
 
 Under load many requests reach their proposal in the same loop iteration.  Sent
 one by one, each pays the hand-off to the Raft thread, its own log entry (encode,
@@ -18,12 +19,15 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from actors.api.backend import refusal_error
 from actors.raft.messages import ProposeOutcome
 from actors.runtime.replies import Reply
+from actors.storage.messages import ReadResult
 from scheduled_db.errors import UnknownOutcome
 from scheduled_db.state.commands import Batch, Command, encode_command
+from scheduled_db.state.reads import Query
 from scheduled_db.state.results import CommandResult
 
 MAX_COMMANDS = 256  # commands in one entry
@@ -104,3 +108,47 @@ def _settle(group: list[_Waiting], outcome: ProposeOutcome) -> None:
             )
         else:
             waiting.future.set_result(outcome.results[i])
+
+
+# Sends the queries of one loop turn to the storage actor; the reply gets a tuple
+# of ReadResult, one per query in order.
+SendReads = Callable[[tuple[Query, ...], Reply], None]
+
+
+class ReadBatcher:
+    """Gathers the reads of one loop iteration into one storage hop, as
+    :class:`ProposalBatcher` does proposals (a create reads its id and the
+    counters before proposing, so under load reads outnumber writes)."""
+
+    def __init__(self, send: SendReads) -> None:
+        self._send = send
+        self._queue: list[tuple[Query, asyncio.Future[Any]]] = []
+
+    async def read(self, query: Query, timeout: float) -> Any:
+        """The query's value; ValueError for a query storage refused (a bad cursor)."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        if not self._queue:
+            loop.call_soon(self._flush)
+        self._queue.append((query, future))
+        return await asyncio.wait_for(future, timeout)
+
+    def _flush(self) -> None:
+        queue, self._queue = self._queue, []
+        loop = asyncio.get_running_loop()
+
+        def answered(results: tuple[ReadResult, ...]) -> None:
+            for (_, future), result in zip(queue, results, strict=True):
+                if future.done():  # it timed out
+                    continue
+                if result.error is not None:
+                    future.set_exception(ValueError(result.error))
+                else:
+                    future.set_result(result.value)
+
+        def reply(results: object) -> None:
+            assert isinstance(results, tuple)
+            with contextlib.suppress(RuntimeError):  # a closed loop: the node is stopping
+                loop.call_soon_threadsafe(answered, results)
+
+        self._send(tuple(q for q, _ in queue), reply)

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 from typing import TYPE_CHECKING, Any
 
 import pykka
 
 from actors.api.backend import NodeStatus, ServerInfo, refusal_error
-from actors.api.coalesce import ProposalBatcher
+from actors.api.coalesce import ProposalBatcher, ReadBatcher
 from actors.raft.messages import (
     GetLastContact,
     GetRaftStatus,
@@ -26,7 +25,7 @@ from actors.raft.messages import (
     ReadIndex,
 )
 from actors.runtime.replies import ActorRef, Reply
-from actors.storage.messages import Read, ReadResult
+from actors.storage.messages import ReadMany
 from scheduled_db.config.model import NodeConfig
 from scheduled_db.errors import UnknownOutcome
 from scheduled_db.raft.messages import ConfChange, ConfChangeType
@@ -75,8 +74,8 @@ class NodeBackend:
         self._raft = raft
         self._storage = storage
         self._http_address = http_address
-        self._ids = itertools.count(1)
         self._batcher = ProposalBatcher(lambda data, reply: raft.tell(Propose(data, reply)))
+        self._reads = ReadBatcher(lambda queries, reply: storage.tell(ReadMany(queries, reply)))
 
     def set_http_address(self, address: str) -> None:
         """Where this node's API is reachable (known once the server has bound)."""
@@ -100,12 +99,7 @@ class NodeBackend:
         return outcome
 
     async def read(self, query: Any, timeout: float = 10.0) -> Any:
-        result: ReadResult = await self._call(
-            self._storage, lambda r: Read(next(self._ids), query, r), timeout
-        )
-        if result.error is not None:
-            raise ValueError(result.error)
-        return result.value
+        return await self._reads.read(query, timeout)
 
     async def read_index(self, timeout: float = 10.0) -> None:
         outcome: ProposeOutcome = await self._call(self._raft, ReadIndex, timeout)

@@ -46,6 +46,7 @@ from actors.storage.messages import (
     DiskFull,
     PersistReady,
     Read,
+    ReadMany,
     ReadResult,
     ReadSnapshotChunk,
     ReadyPersisted,
@@ -104,6 +105,7 @@ class StorageActor(pykka.ThreadingActor):
             ReadSnapshotChunk: self._read_chunk,
             StageSnapshotChunk: self._stage_chunk,
             Read: self._read,
+            ReadMany: self._read_many,
         }
 
     def on_receive(self, message: Any) -> None:
@@ -291,11 +293,16 @@ class StorageActor(pykka.ThreadingActor):
     # -- reads --
 
     def _read(self, msg: Read) -> None:
+        self._answer(msg.reply, self._result(msg.request_id, msg.query))
+
+    def _read_many(self, msg: ReadMany) -> None:
+        self._answer(msg.reply, tuple(self._result(i, q) for i, q in enumerate(msg.queries)))
+
+    def _result(self, request_id: int, query: Query) -> ReadResult:
         try:
-            result = ReadResult(msg.request_id, self._query(msg.query))
+            return ReadResult(request_id, self._query(query))
         except InvalidCursorError as exc:
-            result = ReadResult(msg.request_id, None, str(exc))
-        self._answer(msg.reply, result)
+            return ReadResult(request_id, None, str(exc))
 
     def _query(self, q: Query) -> Any:
         return reads.answer(self.store.view(), q)

@@ -121,6 +121,17 @@ class Read:
     reply: Reply
 
 
+@dataclass(frozen=True, slots=True)
+class ReadMany:
+    """Several reads at once (the HTTP side gathers those of one loop turn): a tuple
+    of :class:`ReadResult`, one per query in order (``request_id`` its position),
+    goes to ``reply``.  Each query is answered on its own: a bad cursor in one is
+    that one's error."""
+
+    queries: tuple[Query, ...]
+    reply: Reply
+
+
 # --- replies and events ----------------------------------------------------------
 
 

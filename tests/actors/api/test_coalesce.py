@@ -1,4 +1,5 @@
-"""The ProposalBatcher: the proposals of one loop iteration become one Raft entry.
+"""The ProposalBatcher and ReadBatcher: the proposals of one loop iteration become
+one Raft entry, its reads one storage message.
 
 Its ``send`` is a stand-in for the Raft actor here (a list of what was sent);
 that the entries commit and apply is tested with real nodes in tests/integration.
@@ -12,11 +13,13 @@ from typing import Any
 import pytest
 
 from actors.api import coalesce
-from actors.api.coalesce import ProposalBatcher
+from actors.api.coalesce import ProposalBatcher, ReadBatcher
 from actors.raft.messages import ProposeOutcome, Refusal
 from actors.runtime.replies import Reply
+from actors.storage.messages import ReadResult
 from scheduled_db.errors import NotLeader, UnknownOutcome
 from scheduled_db.state.commands import Batch, Command, CommandKind, DeleteJob, decode_command
+from scheduled_db.state.reads import GetCounters, GetJob, ListJobs, Query
 from scheduled_db.state.results import CommandResult, ResultCode
 
 
@@ -114,5 +117,26 @@ def test_a_big_iteration_is_cut_into_bounded_entries(monkeypatch: pytest.MonkeyP
         for i in range(3):
             raft.answer(i, ProposeOutcome(index=i, results=tuple(map(ok, raft.commands(i)))))
         assert [r.job_id for r in await waiting] == [f"j{i}" for i in range(10)]
+
+    asyncio.run(main())
+
+
+def test_reads_of_one_iteration_are_one_storage_message_each_with_its_answer() -> None:
+    async def main() -> None:
+        sent: list[tuple[tuple[Query, ...], Reply]] = []
+        reads = ReadBatcher(lambda queries, reply: sent.append((queries, reply)))
+        waiting = asyncio.gather(
+            reads.read(GetJob("a"), 5.0),
+            reads.read(GetCounters(), 5.0),
+            reads.read(ListJobs(cursor="%%%"), 5.0),
+            return_exceptions=True,
+        )
+        await _until(lambda: sent)
+        queries, reply = sent[0]
+        assert len(sent) == 1 and queries == (GetJob("a"), GetCounters(), ListJobs(cursor="%%%"))
+        reply((ReadResult(0, None), ReadResult(1, 42), ReadResult(2, None, "bad cursor")))
+        job, counters, bad = await waiting
+        assert job is None and counters == 42
+        assert isinstance(bad, ValueError) and "cursor" in str(bad)
 
     asyncio.run(main())
