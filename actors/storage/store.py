@@ -53,6 +53,7 @@ from actors.storage.datadir import (
     room_to_reopen,
     synced,
     unsynced,
+    write_durably,
 )
 from actors.storage.raft_log_store import RaftLogStore, SnapshotRecord, load_log
 from actors.storage.snapshots import (
@@ -192,8 +193,11 @@ class NodeStore:
             self._mark.lower_to(snapshot.index)
         elif appended and appended[0].index <= self.log.last_index():
             self._mark.lower_to(appended[0].index - 1)  # a new leader rewrites the tail
-        self._db.write(wb, synced() if sync else unsynced())
-        self.synced_writes += sync
+        if sync:
+            write_durably(self._db, wb)
+            self.synced_writes += 1
+        else:
+            self._db.write(wb, unsynced())
         if rec is not None:
             self._finish_install(rec)
         if hard_state is not None:
