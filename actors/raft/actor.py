@@ -473,6 +473,8 @@ class RaftActor(pykka.ThreadingActor):
         self.storage.tell(
             PersistReady(self._ready_id, rd.hard_state, rd.entries, snap, self.actor_ref.tell)
         )
+        if rd.early:  # a leader's appends go out while its own write is under way
+            self._send(rd.early)
 
     def _persisted(self, msg: ReadyPersisted) -> None:
         rd = self._inflight
@@ -481,8 +483,9 @@ class RaftActor(pykka.ThreadingActor):
         if rd.snapshot is not None:
             self._settled(rd.snapshot.meta)
             self._refresh_peers()
-        if rd.messages:
-            self._send(rd.messages)
+        late = rd.late
+        if late:
+            self._send(late)
         if rd.committed_entries:
             conf: ConfState | None = None
             for e in rd.committed_entries:

@@ -109,7 +109,7 @@ class Raft(Replicator):
         self.votes: dict[str, bool] = {}
         self.prs = {p: self._new_progress(p) for p in sorted(self.voters | self.learners)}
         if self.id in self.prs:
-            self.prs[self.id].match = self.log.last_index()
+            self.prs[self.id].match = self.log.durable_last_index()
         self.pending_conf_index = 0
         self.reads, self.reads_waiting_commit = [], []
 
@@ -509,6 +509,7 @@ class Raft(Replicator):
                 self.log.next_committed_entries(self.config.max_committed_size_per_ready)
             ),
             messages=tuple(self.msgs),
+            leader=self.role is Role.LEADER,
             read_states=tuple(self.read_states),
         )
         self.msgs, self.read_states = [], []
@@ -531,6 +532,14 @@ class Raft(Replicator):
             self.log.applied_to(rd.snapshot.meta.index)
         if rd.committed_entries:
             self.log.applied_to(rd.committed_entries[-1].index)
+        # A leader's own entries count towards a commit once durable (thesis §10.2.1).
+        me = self.prs.get(self.id) if self.role is Role.LEADER else None
+        if (
+            me is not None
+            and me.maybe_update(self.log.durable_last_index())
+            and self._maybe_commit()
+        ):
+            self._bcast_append()
 
     def status(self) -> Status:
         progress = {

@@ -36,6 +36,14 @@ class RaftLog:
             return self.unstable_snapshot.meta.index + 1
         return self.storage.first_index()
 
+    def durable_last_index(self) -> int:
+        """The last index of this log the host has made durable: entries after it
+        (or a snapshot not yet persisted, then only what is committed counts) are
+        still in flight.  A leader counts itself towards a commit up to here."""
+        if self.unstable_snapshot is not None:
+            return self.committed
+        return self.unstable_offset - 1 if self.unstable else self.last_index()
+
     def last_index(self) -> int:
         if self.unstable:
             return self.unstable_offset + len(self.unstable) - 1

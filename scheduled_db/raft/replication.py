@@ -106,7 +106,10 @@ class Replicator:
         ents = [Entry(self.term, last + 1 + i, e.type, e.data) for i, e in enumerate(ents)]
         self.log.append(ents)
         me = self.prs.get(self.id)
-        if me is not None:
+        if me is not None and self.voters == {self.id}:
+            # Alone, there is no one to send to before our write: count the entries at
+            # once (the host applies a Ready's commits only after persisting it).
+            # With peers, they count once durable (``advance``; thesis §10.2.1).
             me.maybe_update(self.log.last_index())
         self._maybe_commit()
         return ents

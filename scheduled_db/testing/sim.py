@@ -7,7 +7,9 @@ Everything random comes from ``Random(seed)``, and events are ordered by
 
 Each simulated host follows the Ready contract with *asynchronous* persistence:
 a Ready is taken, persisted some virtual milliseconds later, and only then are its
-messages sent.  A crash in between loses that Ready, as a real crash would.
+messages sent, except a leader's appends and heartbeats (``Ready.early``), which
+leave when the Ready is taken, as the node's RaftActor sends them.  A crash in
+between loses that Ready, as a real crash would.
 """
 
 from __future__ import annotations
@@ -247,7 +249,11 @@ class Simulation:
                 self.checker.check_commits_against(self._leaders())
             self._check_leases()
         if node.pending is None and core.has_ready():
-            node.pending = core.ready()
+            node.pending = rd = core.ready()
+            for m in rd.early:  # a leader's appends leave before its own write
+                if self.checker:
+                    self.checker.sending(node.id, m, node.storage)
+                self._send(m)
             self.at(self.rng.randint(0, 3), self._persist, node.id, node.incarnation)
 
     def _check_leases(self) -> None:
@@ -286,7 +292,7 @@ class Simulation:
             st.set_hard_state(rd.hard_state)
             if self.checker:
                 self.checker.persisted(nid, rd.hard_state)
-        for m in rd.messages:
+        for m in rd.late:
             if self.checker:
                 self.checker.sending(nid, m, st)
             self._send(m)
