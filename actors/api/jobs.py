@@ -41,7 +41,7 @@ from scheduled_db.jobs.schedule import first_fire
 from scheduled_db.jobs.validation import (
     DEFAULT_MAX_PAYLOAD_BYTES,
     MAX_CURSOR_CHARS,
-    MAX_JOB_ID_CHARS,
+    job_id_problem,
     parse_job_spec,
     parse_limit,
     validate_status_filter,
@@ -54,10 +54,6 @@ from scheduled_db.state.results import CommandResult, ResultCode
 WRITE_TIMEOUT_S = 10.0
 READ_TIMEOUT_S = 10.0
 MAX_REASON_CHARS = 1000
-# The shape every stored job id has (validation enforces it on create): a path
-# segment of any other shape names no job, so it is answered 404 without a read
-# or a Raft round trip.
-_JOB_ID = re.compile(rf"[A-Za-z0-9._:-]{{1,{MAX_JOB_ID_CHARS}}}", re.ASCII)
 _CURSOR = re.compile(rf"[A-Za-z0-9_-]{{1,{MAX_CURSOR_CHARS}}}", re.ASCII)
 
 
@@ -127,8 +123,11 @@ class JobRoutes:
 
     @staticmethod
     def _path_id(request: web.Request) -> str:
+        """The job id of the path, percent-decoded (``/jobs/tarea-a%C3%B1o``).  One
+        that no job can have (validation refuses it on create) names no job: 404
+        without a read or a Raft round trip."""
         job_id = request.match_info["id"]
-        if not _JOB_ID.fullmatch(job_id):
+        if job_id_problem(job_id) is not None:
             # Not echoed: it is no job id, only whatever the client put in the path.
             raise RequestError(404, "job_not_found", "Job not found")
         return job_id
@@ -160,8 +159,8 @@ class JobRoutes:
     async def _existing(self, body: dict[str, object]) -> Job | None:
         """The stored job a create with this body is a retry of; 409 if the id is taken."""
         job_id = body.get("id")
-        if not isinstance(job_id, str) or not _JOB_ID.fullmatch(job_id):
-            return None
+        if not isinstance(job_id, str) or job_id_problem(job_id) is not None:
+            return None  # validation refuses it below
         job: Job | None = await self._read(GetJob(job_id))
         if job is None:
             return None  # Raft decides: the create answers EXISTS_* if it is there

@@ -10,6 +10,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
 from typing import Any
+from urllib.parse import quote
+
+MAX_JOB_ID_CHARS = 256  # characters (code points); the other rules: jobs.validation
 
 
 class JobType(StrEnum):
@@ -155,5 +158,10 @@ class Attempt:
 
 
 def idempotency_key(job_id: str, scheduled_at_ms: int) -> str:
-    """Identical across retries and failovers of one occurrence."""
-    return f"{job_id}:{scheduled_at_ms}"
+    """Identical across retries and failovers of one occurrence.
+
+    It travels in an HTTP header, which carries ASCII only: the id is
+    percent-encoded (UTF-8) but for letters, digits and ``- . _ ~ :``, so an id of
+    only those reads as itself (``invoice-42:1800000000000``), ``job 1`` as
+    ``job%201``, and no two ids share a key."""
+    return f"{quote(job_id, safe=':')}:{scheduled_at_ms}"

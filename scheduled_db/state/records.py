@@ -30,11 +30,14 @@ from typing import Any, TypeVar
 
 import msgpack
 
-from scheduled_db.jobs.model import Attempt, Job, JobSpec, JobStatus
+from scheduled_db.jobs.model import MAX_JOB_ID_CHARS, Attempt, Job, JobSpec, JobStatus
 from scheduled_db.raft.messages import ConfState
 
 RECORD_VERSION = 1
-MAX_JOB_ID_BYTES = 256
+# A job id is at most MAX_JOB_ID_CHARS characters (scheduled_db.jobs.validation),
+# each at most 4 bytes of UTF-8: every valid id fits.  The state machine checks the
+# bytes, what a key holds, as its own last line of defence.
+MAX_JOB_ID_BYTES = 4 * MAX_JOB_ID_CHARS
 
 APPLIED = b"m/applied"
 CONF = b"m/conf"

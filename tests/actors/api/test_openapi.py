@@ -109,7 +109,8 @@ def _enum_of(schema: dict[str, Any]) -> list[Any]:
 def test_limits_and_patterns_match_the_code() -> None:
     job_id = SCHEMAS["JobIdValue"]
     assert job_id["maxLength"] == validation.MAX_JOB_ID_CHARS
-    assert job_id["pattern"] == f"^{validation._JOB_ID.pattern}$"
+    refused = validation._ID_REFUSED.pattern
+    assert refused.startswith("[") and job_id["pattern"] == f"^[^{refused[1:]}+$"
     assert SCHEMAS["NodeId"]["pattern"] == f"^{config_kinds._ID.pattern}$"
     address = SCHEMAS["Address"]["pattern"]
     assert address == "^" + config_kinds._ADDRESS.pattern.replace(r"(\d{1,5})", "[0-9]{1,5}") + "$"

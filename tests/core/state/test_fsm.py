@@ -46,11 +46,19 @@ def test_duplicate_create_identical_or_different() -> None:
     assert queries.get_job(m.state, "j1") == first.job
 
 
-@pytest.mark.parametrize("bad_id", ["", "a\0b", "x" * 300])
+@pytest.mark.parametrize("bad_id", ["", "a\0b", "x" * 1025, "\U0001f600" * 257])
 def test_invalid_job_id_is_rejected(bad_id: str) -> None:
     m = Machine()
     assert m.one(c.CreateJob(spec(bad_id), 10, 1_000)).code is ResultCode.INVALID
     assert queries.counters(m.state).jobs == 0
+
+
+@pytest.mark.parametrize("job_id", ["\U0001f600" * 256, "tarea-año", "job 1", "%?#+@ ."])
+def test_every_id_validation_accepts_fits_a_key(job_id: str) -> None:
+    # 256 characters of 4 bytes: the longest id the API accepts is 1,024 bytes.
+    m = Machine()
+    assert m.one(c.CreateJob(spec(job_id), 10, 1_000)).code is ResultCode.OK
+    assert queries.get_job(m.state, job_id) is not None
 
 
 def test_one_time_job_lifecycle() -> None:
