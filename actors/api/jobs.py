@@ -34,7 +34,6 @@ from scheduled_db.errors import (
     JobNotFound,
     RequestError,
     ValidationError,
-    safe_text,
 )
 from scheduled_db.jobs.model import Job, JobSpec, JobStatus
 from scheduled_db.jobs.schedule import first_fire
@@ -263,9 +262,11 @@ class JobRoutes:
         job_id = self._path_id(request)
         body = await read_json_object(request, self._max_body, required=False)
         reason = _cancel_reason(body)
-        result = await self._propose(CancelJob(job_id, self._clock()))
+        result = await self._propose(CancelJob(job_id, self._clock(), reason))
         if result.code in (ResultCode.OK, ResultCode.UNCHANGED) and result.job:
-            return web.json_response(cancel_view(result.job, reason))
+            # The stored reason: a second cancel keeps the first one's time and reason.
+            job = result.job
+            return web.json_response(cancel_view(job, job.cancellation_reason))
         if result.code is ResultCode.NOT_FOUND:
             raise JobNotFound(job_id)
         if result.code is ResultCode.ILLEGAL_TRANSITION and result.job:
@@ -282,15 +283,22 @@ def _cursor(value: str | None) -> str | None:
 
 
 def _cancel_reason(body: dict[str, object]) -> str | None:
+    """The reason to keep with the job, as the client wrote it (like a payload's
+    text; JSON escapes what needs escaping on the way out); None when absent or
+    empty."""
     unknown = sorted(k for k in body if k != "reason")
     if unknown:
         raise ValidationError(unknown[0], "unknown field (only reason is accepted)")
     reason = body.get("reason")
-    if reason is None:
+    if reason is None or reason == "":
         return None
     if not isinstance(reason, str) or len(reason) > MAX_REASON_CHARS:
         raise ValidationError("reason", f"must be a string of at most {MAX_REASON_CHARS} chars")
-    return safe_text(reason, MAX_REASON_CHARS)
+    try:
+        reason.encode("utf-8")
+    except UnicodeEncodeError:  # JSON's "\ud800": a lone surrogate has no UTF-8 form
+        raise ValidationError("reason", "must be Unicode text (no lone surrogates)") from None
+    return reason
 
 
 def _status_word(status: JobStatus) -> str:

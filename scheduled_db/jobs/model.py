@@ -83,6 +83,9 @@ class JobSpec:
         )
 
 
+JOB_ADDED_LATER = ("cancellation_reason", "cancelled_at_ms")  # on the wire only when set
+
+
 @dataclass(frozen=True, slots=True)
 class Job:
     """A stored job: its spec plus the state the cluster keeps about it."""
@@ -98,6 +101,11 @@ class Job:
     completed_at_ms: int | None = None
     executing_node_id: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # forward-compatible fields
+    # Set by a cancel (cancelled_at_ms equals completed_at_ms then).  Added later:
+    # absent from the wire when None, so older records decode and the records of
+    # jobs never cancelled are byte for byte what they were.
+    cancellation_reason: str | None = None
+    cancelled_at_ms: int | None = None
 
     @property
     def id(self) -> str:
@@ -110,17 +118,18 @@ class Job:
         d = asdict(self)
         d["spec"] = self.spec.to_wire()
         d["status"] = self.status.value
+        for name in JOB_ADDED_LATER:
+            if d[name] is None:
+                del d[name]
         return d
 
     @staticmethod
     def from_wire(d: dict[str, Any]) -> Job:
-        return Job(
-            **{
-                **d,
-                "spec": JobSpec.from_wire(d["spec"]),
-                "status": JobStatus(d["status"]),
-            }
-        )
+        status = JobStatus(d["status"])
+        if status is JobStatus.CANCELLED and "cancelled_at_ms" not in d:
+            # Cancelled before the field existed: the cancel set completed_at_ms.
+            d = {**d, "cancelled_at_ms": d.get("completed_at_ms")}
+        return Job(**{**d, "spec": JobSpec.from_wire(d["spec"]), "status": status})
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,7 +30,14 @@ from typing import Any, TypeVar
 
 import msgpack
 
-from scheduled_db.jobs.model import MAX_JOB_ID_CHARS, Attempt, Job, JobSpec, JobStatus
+from scheduled_db.jobs.model import (
+    JOB_ADDED_LATER,
+    MAX_JOB_ID_CHARS,
+    Attempt,
+    Job,
+    JobSpec,
+    JobStatus,
+)
 from scheduled_db.raft.messages import ConfState
 
 RECORD_VERSION = 1
@@ -212,6 +219,9 @@ def job_to_wire(job: Job) -> dict[str, Any]:
     d: dict[str, Any] = {"spec": spec_to_wire(job.spec)}
     d.update((name, getattr(job, name)) for name in _JOB_FIELDS)
     d["status"] = job.status.value
+    for name in JOB_ADDED_LATER:
+        if d[name] is None:
+            del d[name]
     return d
 
 

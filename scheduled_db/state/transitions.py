@@ -91,7 +91,13 @@ def cancel(tx: Txn, cmd: c.CancelJob) -> CommandResult:
         if opened is not None:
             tx.put_attempt(replace(opened, status=JobStatus.CANCELLED, end_time_ms=cmd.at_ms))
         tx.put_exec(job.id, replace(ex, claim_open=False))
-    new = job.evolve(status=JobStatus.CANCELLED, next_run_at_ms=None, completed_at_ms=cmd.at_ms)
+    new = job.evolve(
+        status=JobStatus.CANCELLED,
+        next_run_at_ms=None,
+        completed_at_ms=cmd.at_ms,
+        cancelled_at_ms=cmd.at_ms,
+        cancellation_reason=cmd.reason,
+    )
     tx.put_job(job, new)
     return CommandResult(ResultCode.OK, K.CANCEL, job.id, new)
 

@@ -309,6 +309,8 @@ async def test_status_and_executions_follow_the_attempts(api: Api) -> None:
         "last_attempt_at": None,
         "completed_at": None,
         "executing_node_id": None,
+        "cancellation_reason": None,
+        "cancelled_at": None,
     }
     api.backend.run_attempt("run", JobStatus.FAILED, START_MS + 1_000, final=True)
     status = await api.call("GET", "/jobs/run/status")

@@ -162,6 +162,21 @@ def test_cancel_in_flight_rejects_the_late_outcome() -> None:
     check_invariants(m.state)
 
 
+def test_a_cancel_keeps_its_reason_and_time_and_a_second_cancel_changes_neither() -> None:
+    m = Machine()
+    m.one(c.CreateJob(spec(), 10, 1_000))
+    first = m.one(c.CancelJob("j1", 500, "paid early"))
+    assert first.code is OK and first.job is not None
+    assert (first.job.cancellation_reason, first.job.cancelled_at_ms) == ("paid early", 500)
+    again = m.one(c.CancelJob("j1", 900, "another reason"))
+    assert again.code is ResultCode.UNCHANGED and again.job == first.job
+    assert queries.get_job(m.state, "j1") == first.job
+    m.one(c.CreateJob(spec("j2"), 10, 1_000))
+    plain = m.one(c.CancelJob("j2", 600)).job
+    assert plain is not None and (plain.cancellation_reason, plain.cancelled_at_ms) == (None, 600)
+    check_invariants(m.state)
+
+
 def test_finished_jobs_cannot_be_cancelled_paused_or_updated() -> None:
     m = Machine()
     m.one(c.CreateJob(spec(), 10, 1_000))
