@@ -457,7 +457,7 @@ class SchedulerActor(pykka.ThreadingActor):
                 continue
             if a.term < self.term:  # in flight when an older leader went away
                 self._read(GetJob(key), self._refire(a))
-            elif now - a.start_time_ms >= self.s.inprogress_timeout_ms:
+            elif now - a.claim_ms >= self.s.inprogress_timeout_ms:
                 self._read(GetJob(key), self._time_out(a, now))
 
     def _refire(self, a: Attempt) -> Any:

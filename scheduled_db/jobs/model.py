@@ -148,11 +148,24 @@ class Attempt:
     response_time_ms: int | None = None
     error_message: str | None = None
     error_type: ErrorType | None = None
+    # When the attempt was claimed, which is up to the scheduler's claim-ahead
+    # before it was due; ``start_time_ms`` is when it began (the request went out).
+    # Added later: None in records written before, whose start_time_ms is the claim
+    # time; absent from the wire when None.
+    claimed_at_ms: int | None = None
+
+    @property
+    def claim_ms(self) -> int:
+        """When the attempt was claimed: what the in-progress timeout counts from
+        and the pruning index is keyed by (it never changes, unlike the start)."""
+        return self.start_time_ms if self.claimed_at_ms is None else self.claimed_at_ms
 
     def to_wire(self) -> dict[str, Any]:
         d = asdict(self)
         d["status"] = self.status.value
         d["error_type"] = self.error_type.value if self.error_type else None
+        if self.claimed_at_ms is None:
+            del d["claimed_at_ms"]
         return d
 
     @staticmethod

@@ -17,7 +17,7 @@ key                                        value
 ``d/<be64 fire ms><id>``                   empty: the due index
 ``c/<id>``                                 empty: a claim without outcome
 ``h/<id>\\0<be64 occurrence><be32 n>``      the :class:`Attempt` record
-``t/<be64 start ms><id>\\0<be64 occ><be32 n>`` empty: attempts by start time (pruning)
+``t/<be64 claim ms><id>\\0<be64 occ><be32 n>`` empty: attempts by claim time (pruning)
 =========================================  ===========================================
 """
 
@@ -237,6 +237,8 @@ def encode_attempt(a: Attempt) -> bytes:
     d = {name: getattr(a, name) for name in _ATTEMPT_FIELDS}
     d["status"] = a.status.value
     d["error_type"] = a.error_type.value if a.error_type else None
+    if a.claimed_at_ms is None:
+        del d["claimed_at_ms"]
     return _pack(d)
 
 
