@@ -17,6 +17,7 @@ import pytest
 
 from scheduled_db.cli.main import main as cli_main
 from scheduled_db.testing.harness import NodeProcess, wait_leader, wait_until
+from tests.actors.webhook_receiver import Receiver
 from tests.integration.cluster import ClusterNode, job, running_cluster
 
 # Each would be refused before (letters, digits and . _ : - only); the last is the
@@ -84,6 +85,19 @@ def test_ids_no_job_can_have_are_refused_400_naming_id(node: NodeProcess, job_id
     assert status == 400 and body["field"] == "id" and body["error"].startswith("id: "), body
     if job_id:  # the same text in a path names no job
         assert node.http.call("GET", path(job_id))[0] == 404
+
+
+def test_a_delivery_names_an_odd_id_in_its_body_and_ascii_in_its_key(
+    node: NodeProcess, receiver: Receiver
+) -> None:
+    job_id = "tarea año 100%"
+    at = round(time.time() + 1.5, 3)
+    assert node.http.call("POST", "/jobs", job(job_id, at, receiver.url("/ok")))[0] == 200
+    receiver.wait_until(lambda r: len(r.received("/ok")) == 1, timeout=15)
+    (got,) = receiver.received("/ok")
+    assert json.loads(got.body)["job_id"] == job_id
+    # A header carries ASCII: the id is percent-encoded there, and only there.
+    assert got.headers["Idempotency-Key"] == f"tarea%20a%C3%B1o%20100%25:{round(at * 1000)}"
 
 
 def test_the_command_line_encodes_ids_in_paths(node: NodeProcess) -> None:
