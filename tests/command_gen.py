@@ -92,7 +92,7 @@ def random_command(rng: random.Random, allow_batch: bool = True) -> c.Command:
 
 def _admin(rng: random.Random, job_id: str, t: int, roll: float, allow_batch: bool) -> c.Command:
     if roll < 0.76:
-        return c.CancelJob(job_id, t)
+        return c.CancelJob(job_id, t, rng.choice((None, "no longer needed", "pagada ✓")))
     if roll < 0.79:
         return c.DeleteJob(job_id)
     if roll < 0.83:

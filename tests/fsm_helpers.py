@@ -74,10 +74,13 @@ def check_invariants(view: StateView) -> None:
     assert _keys(view, r.CLAIM) == claims
     history = [r.decode_attempt(v) for _, v in view.iter_range(r.HISTORY, r.prefix_end(r.HISTORY))]
     assert {a.job_id for a in history} <= {j.id for j in jobs}
-    starts = {
-        r.by_start_key(a.start_time_ms, a.job_id, a.scheduled_at_ms, a.attempt_num) for a in history
+    claimed = {
+        r.by_start_key(a.claim_ms, a.job_id, a.scheduled_at_ms, a.attempt_num) for a in history
     }
-    assert _keys(view, r.BY_START) == starts
+    assert _keys(view, r.BY_START) == claimed
+    for a in history:  # it starts once claimed (unless it ended sooner) and ends after
+        assert a.end_time_ms is None or a.start_time_ms <= a.end_time_ms, a
+        assert a.claim_ms <= a.start_time_ms or a.start_time_ms == a.end_time_ms, a
     raw = view.get(r.COUNTERS)
     counters = r.Counters() if raw is None else r.decode_counters(raw)
     assert counters.jobs == len(jobs)

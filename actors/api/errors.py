@@ -75,7 +75,7 @@ def error_middleware(max_body_bytes: int) -> Any:
         except Exception:
             # The body must not say what failed: exception text may hold paths,
             # addresses or data; the log gets all of it.
-            log.exception("internal error answering %s %s", request.method, request.path)
+            log.exception("internal error answering %s %s", request.method, safe_text(request.path))
             return error_response(500, "internal_error", "internal error")
 
     return render_errors

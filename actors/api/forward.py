@@ -50,7 +50,7 @@ from actors.api.backend import Backend
 from actors.api.body import read_body
 from actors.api.errors import render_error
 from actors.api.limits import FORWARD_PROOF_HEADER, FORWARDED_HEADER, forward_proof
-from scheduled_db.errors import ProposalDropped, UnknownOutcome
+from scheduled_db.errors import ProposalDropped, UnknownOutcome, safe_text
 
 log = logging.getLogger(__name__)
 
@@ -148,6 +148,8 @@ async def _to_leader(
     if secret:
         headers[FORWARD_PROOF_HEADER] = forward_proof(secret, status.node_id)
     scheme = "http" if tls is None else "https"
+    # path_qs is the path still percent-encoded (as the client sent it, normalised):
+    # an id such as "job 1", "a%b" or "año" reaches the leader as the same segment.
     url = f"{scheme}://{address}{request.path_qs}"
     body = await read_body(request)
     who = status.leader_id
@@ -166,13 +168,13 @@ async def _to_leader(
     except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
         # A certificate that does not pass is a misconfiguration, not a passing outage.
         level = logging.WARNING if isinstance(exc, aiohttp.ClientSSLError) else logging.INFO
-        where = (request.method, request.path, who, exc)
+        where = (request.method, safe_text(request.path), who, exc)
         log.log(level, "forwarding %s %s: cannot reach %s: %s", *where)
         return None  # nothing was sent
     except (aiohttp.ClientError, OSError, TimeoutError) as exc:
         log.info(
             "forwarding %s %s to %s broke off: %r; outcome unknown",
-            request.method, request.path, who, exc,
+            request.method, safe_text(request.path), who, exc,
         )  # fmt: skip
         return render_error(UnknownOutcome(f"forwarding to {who} broke off"))
     if answer.status == 503 and _refused_unmade(payload):

@@ -34,14 +34,13 @@ from scheduled_db.errors import (
     JobNotFound,
     RequestError,
     ValidationError,
-    safe_text,
 )
 from scheduled_db.jobs.model import Job, JobSpec, JobStatus
 from scheduled_db.jobs.schedule import first_fire
 from scheduled_db.jobs.validation import (
     DEFAULT_MAX_PAYLOAD_BYTES,
     MAX_CURSOR_CHARS,
-    MAX_JOB_ID_CHARS,
+    job_id_problem,
     parse_job_spec,
     parse_limit,
     validate_status_filter,
@@ -54,10 +53,6 @@ from scheduled_db.state.results import CommandResult, ResultCode
 WRITE_TIMEOUT_S = 10.0
 READ_TIMEOUT_S = 10.0
 MAX_REASON_CHARS = 1000
-# The shape every stored job id has (validation enforces it on create): a path
-# segment of any other shape names no job, so it is answered 404 without a read
-# or a Raft round trip.
-_JOB_ID = re.compile(rf"[A-Za-z0-9._:-]{{1,{MAX_JOB_ID_CHARS}}}", re.ASCII)
 _CURSOR = re.compile(rf"[A-Za-z0-9_-]{{1,{MAX_CURSOR_CHARS}}}", re.ASCII)
 
 
@@ -127,8 +122,11 @@ class JobRoutes:
 
     @staticmethod
     def _path_id(request: web.Request) -> str:
+        """The job id of the path, percent-decoded (``/jobs/tarea-a%C3%B1o``).  One
+        that no job can have (validation refuses it on create) names no job: 404
+        without a read or a Raft round trip."""
         job_id = request.match_info["id"]
-        if not _JOB_ID.fullmatch(job_id):
+        if job_id_problem(job_id) is not None:
             # Not echoed: it is no job id, only whatever the client put in the path.
             raise RequestError(404, "job_not_found", "Job not found")
         return job_id
@@ -160,8 +158,8 @@ class JobRoutes:
     async def _existing(self, body: dict[str, object]) -> Job | None:
         """The stored job a create with this body is a retry of; 409 if the id is taken."""
         job_id = body.get("id")
-        if not isinstance(job_id, str) or not _JOB_ID.fullmatch(job_id):
-            return None
+        if not isinstance(job_id, str) or job_id_problem(job_id) is not None:
+            return None  # validation refuses it below
         job: Job | None = await self._read(GetJob(job_id))
         if job is None:
             return None  # Raft decides: the create answers EXISTS_* if it is there
@@ -264,9 +262,11 @@ class JobRoutes:
         job_id = self._path_id(request)
         body = await read_json_object(request, self._max_body, required=False)
         reason = _cancel_reason(body)
-        result = await self._propose(CancelJob(job_id, self._clock()))
+        result = await self._propose(CancelJob(job_id, self._clock(), reason))
         if result.code in (ResultCode.OK, ResultCode.UNCHANGED) and result.job:
-            return web.json_response(cancel_view(result.job, reason))
+            # The stored reason: a second cancel keeps the first one's time and reason.
+            job = result.job
+            return web.json_response(cancel_view(job, job.cancellation_reason))
         if result.code is ResultCode.NOT_FOUND:
             raise JobNotFound(job_id)
         if result.code is ResultCode.ILLEGAL_TRANSITION and result.job:
@@ -283,15 +283,22 @@ def _cursor(value: str | None) -> str | None:
 
 
 def _cancel_reason(body: dict[str, object]) -> str | None:
+    """The reason to keep with the job, as the client wrote it (like a payload's
+    text; JSON escapes what needs escaping on the way out); None when absent or
+    empty."""
     unknown = sorted(k for k in body if k != "reason")
     if unknown:
         raise ValidationError(unknown[0], "unknown field (only reason is accepted)")
     reason = body.get("reason")
-    if reason is None:
+    if reason is None or reason == "":
         return None
     if not isinstance(reason, str) or len(reason) > MAX_REASON_CHARS:
         raise ValidationError("reason", f"must be a string of at most {MAX_REASON_CHARS} chars")
-    return safe_text(reason, MAX_REASON_CHARS)
+    try:
+        reason.encode("utf-8")
+    except UnicodeEncodeError:  # JSON's "\ud800": a lone surrogate has no UTF-8 form
+        raise ValidationError("reason", "must be Unicode text (no lone surrogates)") from None
+    return reason
 
 
 def _status_word(status: JobStatus) -> str:

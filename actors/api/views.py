@@ -59,6 +59,8 @@ def status_view(job: Job) -> dict[str, Any]:
         "last_attempt_at": seconds(job.last_attempt_at_ms),
         "completed_at": seconds(job.completed_at_ms),
         "executing_node_id": job.executing_node_id,
+        "cancellation_reason": job.cancellation_reason,
+        "cancelled_at": seconds(job.cancelled_at_ms),
     }
 
 

@@ -46,6 +46,7 @@ from actors.storage.messages import Applied, Read, ReadResult, SnapshotInstalled
 from actors.webhook import attempt as webhook_attempt
 from actors.webhook.messages import AbortAll, AbortDelivery, Deliver, DeliveryOutcome
 from scheduled_db.config.model import NodeConfig
+from scheduled_db.errors import safe_text
 from scheduled_db.firing import decisions as firing
 from scheduled_db.firing.slots import SlotIndex
 from scheduled_db.jobs.model import Attempt, Job, JobStatus
@@ -255,7 +256,8 @@ class SchedulerActor(pykka.ThreadingActor):
         if msg.purpose != "claim":
             for r in msg.outcome.results:
                 if not r.accepted:
-                    log.debug("scheduler: %s of %s refused: %s", r.kind, r.job_id, r.detail)
+                    job = safe_text(r.job_id)  # a job id is any text but "/" and controls
+                    log.debug("scheduler: %s of %s refused: %s", r.kind, job, r.detail)
             return
         results = msg.outcome.results if msg.outcome.error is None else ()
         for key, result in zip(msg.keys, _pad(results, len(msg.keys)), strict=True):
@@ -455,7 +457,7 @@ class SchedulerActor(pykka.ThreadingActor):
                 continue
             if a.term < self.term:  # in flight when an older leader went away
                 self._read(GetJob(key), self._refire(a))
-            elif now - a.start_time_ms >= self.s.inprogress_timeout_ms:
+            elif now - a.claim_ms >= self.s.inprogress_timeout_ms:
                 self._read(GetJob(key), self._time_out(a, now))
 
     def _refire(self, a: Attempt) -> Any:

@@ -51,6 +51,7 @@ from actors.webhook import attempt as webhook_attempt
 from actors.webhook.client import WebhookClient
 from actors.webhook.dns import Resolver, system_resolve
 from actors.webhook.messages import AbortAll, AbortDelivery, Deliver, DeliveryOutcome
+from scheduled_db.errors import safe_text
 from scheduled_db.firing.fair_queue import FairQueue, Signal, signal_for
 from scheduled_db.policy.ssrf import DENY, AddressPolicy
 
@@ -338,7 +339,8 @@ class WebhookActor(pykka.ThreadingActor):
             return webhook_attempt.aborted(deliver, start_ms, sent_ms, self._clock())
         except Exception as exc:
             # A bug here must not leave the caller waiting forever for an outcome.
-            log.exception("webhook: delivery of %s failed unexpectedly", deliver.job_id)
+            job = safe_text(deliver.job_id)  # any text but "/" and controls: escaped
+            log.exception("webhook: delivery of %s failed unexpectedly", job)
             return webhook_attempt.failed(deliver, start_ms, sent_ms, self._clock(), exc)
 
     def _count_waiting(self) -> None:

@@ -34,7 +34,7 @@ Subparsers = Any  # argparse's _SubParsersAction, a private type
 
 # The convenience flags of ``jobs create``: (flag, JSON field of POST /jobs, help).
 _CREATE_FIELDS: tuple[tuple[str, str, str], ...] = (
-    ("--id", "id", "Job id (letters, digits, . _ : -); the server makes one if absent."),
+    ("--id", "id", "Job id (1-256 characters, no '/'); the server makes one if absent."),
     ("--type", "type", "unico: fires once at --timestamp; recurrente: fires on --cron."),
     ("--timestamp", "timestamp", "When: RFC 3339, 'YYYY-MM-DD HH:MM:SS' (UTC) or epoch seconds."),
     ("--cron", "cron_expression", "Cron expression of a recurrente job, e.g. '*/5 * * * *'."),
@@ -173,6 +173,8 @@ def _call(args: argparse.Namespace, env: Mapping[str, str], *how: str, **what: A
 
 
 def _job_path(job_id: str, suffix: str = "") -> str:
+    """The path of a job: its id percent-encoded as one segment (``job 1`` ->
+    ``job%201``), so "/", "?", "#" and "%" in it stay part of the id."""
     return "/jobs/" + urllib.parse.quote(job_id, safe="") + suffix
 
 

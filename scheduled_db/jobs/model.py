@@ -10,6 +10,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
 from typing import Any
+from urllib.parse import quote
+
+MAX_JOB_ID_CHARS = 256  # characters (code points); the other rules: jobs.validation
 
 
 class JobType(StrEnum):
@@ -80,6 +83,9 @@ class JobSpec:
         )
 
 
+JOB_ADDED_LATER = ("cancellation_reason", "cancelled_at_ms")  # on the wire only when set
+
+
 @dataclass(frozen=True, slots=True)
 class Job:
     """A stored job: its spec plus the state the cluster keeps about it."""
@@ -95,6 +101,11 @@ class Job:
     completed_at_ms: int | None = None
     executing_node_id: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # forward-compatible fields
+    # Set by a cancel (cancelled_at_ms equals completed_at_ms then).  Added later:
+    # absent from the wire when None, so older records decode and the records of
+    # jobs never cancelled are byte for byte what they were.
+    cancellation_reason: str | None = None
+    cancelled_at_ms: int | None = None
 
     @property
     def id(self) -> str:
@@ -107,17 +118,18 @@ class Job:
         d = asdict(self)
         d["spec"] = self.spec.to_wire()
         d["status"] = self.status.value
+        for name in JOB_ADDED_LATER:
+            if d[name] is None:
+                del d[name]
         return d
 
     @staticmethod
     def from_wire(d: dict[str, Any]) -> Job:
-        return Job(
-            **{
-                **d,
-                "spec": JobSpec.from_wire(d["spec"]),
-                "status": JobStatus(d["status"]),
-            }
-        )
+        status = JobStatus(d["status"])
+        if status is JobStatus.CANCELLED and "cancelled_at_ms" not in d:
+            # Cancelled before the field existed: the cancel set completed_at_ms.
+            d = {**d, "cancelled_at_ms": d.get("completed_at_ms")}
+        return Job(**{**d, "spec": JobSpec.from_wire(d["spec"]), "status": status})
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,11 +148,24 @@ class Attempt:
     response_time_ms: int | None = None
     error_message: str | None = None
     error_type: ErrorType | None = None
+    # When the attempt was claimed, which is up to the scheduler's claim-ahead
+    # before it was due; ``start_time_ms`` is when it began (the request went out).
+    # Added later: None in records written before, whose start_time_ms is the claim
+    # time; absent from the wire when None.
+    claimed_at_ms: int | None = None
+
+    @property
+    def claim_ms(self) -> int:
+        """When the attempt was claimed: what the in-progress timeout counts from
+        and the pruning index is keyed by (it never changes, unlike the start)."""
+        return self.start_time_ms if self.claimed_at_ms is None else self.claimed_at_ms
 
     def to_wire(self) -> dict[str, Any]:
         d = asdict(self)
         d["status"] = self.status.value
         d["error_type"] = self.error_type.value if self.error_type else None
+        if self.claimed_at_ms is None:
+            del d["claimed_at_ms"]
         return d
 
     @staticmethod
@@ -155,5 +180,10 @@ class Attempt:
 
 
 def idempotency_key(job_id: str, scheduled_at_ms: int) -> str:
-    """Identical across retries and failovers of one occurrence."""
-    return f"{job_id}:{scheduled_at_ms}"
+    """Identical across retries and failovers of one occurrence.
+
+    It travels in an HTTP header, which carries ASCII only: the id is
+    percent-encoded (UTF-8) but for letters, digits and ``- . _ ~ :``, so an id of
+    only those reads as itself (``invoice-42:1800000000000``), ``job 1`` as
+    ``job%201``, and no two ids share a key."""
+    return f"{quote(job_id, safe=':')}:{scheduled_at_ms}"

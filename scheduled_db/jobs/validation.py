@@ -20,12 +20,11 @@ from urllib.parse import urlsplit
 
 from scheduled_db.config.units import parse_duration_ms
 from scheduled_db.errors import ValidationError, safe_text
-from scheduled_db.jobs.model import JobSpec, JobStatus, JobType, MisfirePolicy
+from scheduled_db.jobs.model import MAX_JOB_ID_CHARS, JobSpec, JobStatus, JobType, MisfirePolicy
 from scheduled_db.jobs.schedule import first_fire, parse_cron, validate_timezone
 from scheduled_db.jobs.timestamps import parse_timestamp
 from scheduled_db.policy.signing import SECRET_NAME
 
-MAX_JOB_ID_CHARS = 256
 MAX_URL_CHARS = 2048
 DEFAULT_MAX_PAYLOAD_BYTES = 256 * 1024  # of the payload as compact UTF-8 JSON
 MAX_PAYLOAD_DEPTH = 64  # well under msgpack's and json's own nesting limits
@@ -34,7 +33,9 @@ MIN_TIMEOUT_MS = 1_000
 MAX_TIMEOUT_MS = 3_600_000
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
-MAX_CURSOR_CHARS = 1024
+# A list cursor is an id's UTF-8 in unpadded base64: up to 1,366 characters for
+# the longest id (256 characters of 4 bytes each).
+MAX_CURSOR_CHARS = 2048
 
 JOB_FIELDS = (  # what a job body may hold; anything else is refused by name
     "id",
@@ -50,7 +51,12 @@ JOB_FIELDS = (  # what a job body may hold; anything else is refused by name
     "timeout",
     "signing_secret_ref",
 )
-_JOB_ID = re.compile(r"[A-Za-z0-9._:-]+", re.ASCII)
+# What no job id may contain: "/" (a job is addressed as one path segment,
+# /jobs/{id}), control characters (Unicode Cc: NUL, tab, newlines, DEL, C1), the
+# line and paragraph separators U+2028/U+2029 (they break log lines and some JSON
+# readers) and lone surrogates (no Unicode text: they have no UTF-8 form to store).
+# Anything else goes, as in the original: spaces, "@", "%", "?", "#", "+", any script.
+_ID_REFUSED = re.compile(r"[/\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
 # RFC 3986 characters only: no spaces, quotes, backslashes or non-ASCII, which
 # URL parsers disagree about.  Clients percent-encode anything else.
 _URL_CHARS = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+", re.ASCII)
@@ -122,13 +128,32 @@ def _job_id(value: object, generated_id: str) -> str:
         return generated_id
     if not isinstance(value, str):
         raise ValidationError("id", "must be a string")
-    if not 1 <= len(value) <= MAX_JOB_ID_CHARS:
-        raise ValidationError("id", f"must be 1 to {MAX_JOB_ID_CHARS} characters")
-    if not _JOB_ID.fullmatch(value):
-        raise ValidationError("id", "may contain only letters, digits and . _ : -")
-    if value in (".", ".."):  # HTTP clients rewrite /jobs/.. : the job would be unreachable
-        raise ValidationError("id", "must not be '.' or '..'")
+    problem = job_id_problem(value)
+    if problem is not None:
+        raise ValidationError("id", problem)
     return value
+
+
+def job_id_problem(job_id: str) -> str | None:
+    """Why ``job_id`` cannot be a job's id (the end of "id ..."), or None if it can.
+
+    1 to :data:`MAX_JOB_ID_CHARS` characters (code points, compared exactly: no
+    Unicode normalisation), none of them refused by ``_ID_REFUSED``, and not ``.``
+    or ``..``, which HTTP clients resolve away from ``/jobs/..``: the job would be
+    unreachable."""
+    if not 1 <= len(job_id) <= MAX_JOB_ID_CHARS:
+        return f"must be 1 to {MAX_JOB_ID_CHARS} characters"
+    refused = _ID_REFUSED.search(job_id)
+    if refused is not None:
+        char = refused.group()
+        if char == "/":
+            return "must not contain '/'"
+        if "\ud800" <= char <= "\udfff":
+            return f"must be Unicode text (it holds a lone surrogate, U+{ord(char):04X})"
+        return f"must not contain control characters or line breaks (it holds U+{ord(char):04X})"
+    if job_id in (".", ".."):
+        return "must not be '.' or '..'"
+    return None
 
 
 def _timestamp(value: object, job_type: JobType, now_ms: int) -> int | None:

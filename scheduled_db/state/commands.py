@@ -9,6 +9,11 @@ array ``[kind, field, ...]``; a :class:`Batch` carries its commands as nested
 arrays without their own version byte.  :func:`decode_command` raises
 :class:`CommandDecodeError` and nothing else for anything malformed, so the
 state machine can turn a bad entry into a deterministic rejection.
+
+A field added to a command later goes at the end, with a default, and is counted
+in :data:`_ADDED_LATER`: entries written before it existed (shorter arrays) still
+decode, with the default; and while it holds its default it is left off the
+wire, so such a command is encoded exactly as before.
 """
 
 from __future__ import annotations
@@ -62,10 +67,12 @@ class DeleteJob:
 
 @dataclass(frozen=True, slots=True)
 class CancelJob:
-    """Stop a pending or in-progress job for good; later outcomes are rejected."""
+    """Stop a pending or in-progress job for good; later outcomes are rejected.
+    ``reason`` is the client's, kept with the job (added later: may be absent)."""
 
     job_id: str
     at_ms: int
+    reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +89,10 @@ class ClaimOccurrence:
 
 @dataclass(frozen=True, slots=True)
 class RecordOutcome:
-    """The result of a claimed attempt; ``retry_at_ms`` re-queues a failed one."""
+    """The result of a claimed attempt; ``retry_at_ms`` re-queues a failed one.
+
+    ``response_time_ms`` counts from when the request went out to ``end_time_ms``
+    (None if nothing was sent), so their difference is the attempt's start time."""
 
     job_id: str
     scheduled_at_ms: int
@@ -224,7 +234,7 @@ OPT_ERROR = _opt_enum_codec(ErrorType)
 _SCHEMA: dict[CommandKind, tuple[type[Any], tuple[Codec, ...]]] = {
     CommandKind.CREATE: (CreateJob, (SPEC, UINT, UINT)),
     CommandKind.DELETE: (DeleteJob, (STR,)),
-    CommandKind.CANCEL: (CancelJob, (STR, UINT)),
+    CommandKind.CANCEL: (CancelJob, (STR, UINT, OPT_STR)),
     CommandKind.CLAIM: (ClaimOccurrence, (STR, UINT, UINT, STR, UINT, UINT)),
     CommandKind.RECORD_OUTCOME: (
         RecordOutcome,
@@ -236,6 +246,9 @@ _SCHEMA: dict[CommandKind, tuple[type[Any], tuple[Codec, ...]]] = {
     CommandKind.RESUME: (ResumeJob, (STR, OPT_UINT)),
     CommandKind.PRUNE_HISTORY: (PruneHistory, (UINT, UINT)),
 }
+# How many of a command's last fields were added after its first version: absent
+# from older entries, and left off the wire while None (see the module docstring).
+_ADDED_LATER: dict[CommandKind, int] = {CommandKind.CANCEL: 1}
 _KIND_OF: dict[type[Any], CommandKind] = {cls: kind for kind, (cls, _) in _SCHEMA.items()}
 _KIND_OF[Batch] = CommandKind.BATCH
 
@@ -250,7 +263,12 @@ def _to_wire(command: Command) -> list[Any]:
     kind = _KIND_OF[type(command)]
     codecs = _SCHEMA[kind][1]
     values = [getattr(command, f.name) for f in fields(command)]
-    return [int(kind)] + [enc(v) for (enc, _), v in zip(codecs, values, strict=True)]
+    wire = [int(kind)] + [enc(v) for (enc, _), v in zip(codecs, values, strict=True)]
+    for _ in range(_ADDED_LATER.get(kind, 0)):
+        if wire[-1] is not None:
+            break
+        wire.pop()
+    return wire
 
 
 def _from_wire(w: Any, nested: bool) -> Command:
@@ -261,8 +279,11 @@ def _from_wire(w: Any, nested: bool) -> Command:
         _check(len(w) == 2 and isinstance(w[1], list), "bad batch")
         return Batch(tuple(_from_wire(c, nested=True) for c in w[1]))
     cls, codecs = _SCHEMA[kind]
-    _check(len(w) == len(codecs) + 1, f"{kind.name}: wrong number of fields")
-    return cls(*(dec(v) for (_, dec), v in zip(codecs, w[1:], strict=True)))  # type: ignore[no-any-return]
+    given = len(w) - 1
+    oldest = len(codecs) - _ADDED_LATER.get(kind, 0)
+    _check(oldest <= given <= len(codecs), f"{kind.name}: wrong number of fields")
+    values = (dec(v) for (_, dec), v in zip(codecs[:given], w[1:], strict=True))
+    return cls(*values)  # type: ignore[no-any-return]
 
 
 def encode_command(command: Command) -> bytes:

@@ -17,7 +17,7 @@ key                                        value
 ``d/<be64 fire ms><id>``                   empty: the due index
 ``c/<id>``                                 empty: a claim without outcome
 ``h/<id>\\0<be64 occurrence><be32 n>``      the :class:`Attempt` record
-``t/<be64 start ms><id>\\0<be64 occ><be32 n>`` empty: attempts by start time (pruning)
+``t/<be64 claim ms><id>\\0<be64 occ><be32 n>`` empty: attempts by claim time (pruning)
 =========================================  ===========================================
 """
 
@@ -30,11 +30,21 @@ from typing import Any, TypeVar
 
 import msgpack
 
-from scheduled_db.jobs.model import Attempt, Job, JobSpec, JobStatus
+from scheduled_db.jobs.model import (
+    JOB_ADDED_LATER,
+    MAX_JOB_ID_CHARS,
+    Attempt,
+    Job,
+    JobSpec,
+    JobStatus,
+)
 from scheduled_db.raft.messages import ConfState
 
 RECORD_VERSION = 1
-MAX_JOB_ID_BYTES = 256
+# A job id is at most MAX_JOB_ID_CHARS characters (scheduled_db.jobs.validation),
+# each at most 4 bytes of UTF-8: every valid id fits.  The state machine checks the
+# bytes, what a key holds, as its own last line of defence.
+MAX_JOB_ID_BYTES = 4 * MAX_JOB_ID_CHARS
 
 APPLIED = b"m/applied"
 CONF = b"m/conf"
@@ -209,6 +219,9 @@ def job_to_wire(job: Job) -> dict[str, Any]:
     d: dict[str, Any] = {"spec": spec_to_wire(job.spec)}
     d.update((name, getattr(job, name)) for name in _JOB_FIELDS)
     d["status"] = job.status.value
+    for name in JOB_ADDED_LATER:
+        if d[name] is None:
+            del d[name]
     return d
 
 
@@ -224,6 +237,8 @@ def encode_attempt(a: Attempt) -> bytes:
     d = {name: getattr(a, name) for name in _ATTEMPT_FIELDS}
     d["status"] = a.status.value
     d["error_type"] = a.error_type.value if a.error_type else None
+    if a.claimed_at_ms is None:
+        del d["claimed_at_ms"]
     return _pack(d)
 
 

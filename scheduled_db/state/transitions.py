@@ -12,6 +12,14 @@ Status machine of a job (one occurrence at a time)::
 A job is *finished* once ``completed_at_ms`` is set (final status or
 cancelled); nothing but delete changes a finished job.  Handlers never raise:
 every rejection is a :class:`CommandResult` with a code.
+
+An attempt's ``start_time_ms`` is when it began, never its claim (claims are made
+ahead of the run, and a start before the due time would read as an early firing):
+at the claim it is the time the attempt is to be sent, the later of the claim and
+the job's fire time; the outcome replaces it with when the request went out, which
+is ``end_time_ms - response_time_ms`` (the response time counts from the send).
+Only an attempt that sent nothing keeps the first value.  The claim time itself
+is kept as ``claimed_at_ms``.
 """
 
 from __future__ import annotations
@@ -85,13 +93,23 @@ def cancel(tx: Txn, cmd: c.CancelJob) -> CommandResult:
     if _finished(job):
         return _reject(ResultCode.ILLEGAL_TRANSITION, K.CANCEL, job.id, job, "finished")
     ex = tx.get_exec(job.id)
+    times: dict[str, int | None] = {}
     if ex.claim_open and ex.occurrence_ms is not None:
         # The in-flight attempt is closed now, so its late outcome is rejected.
         opened = tx.get_attempt(job.id, ex.occurrence_ms, ex.attempt)
         if opened is not None:
-            tx.put_attempt(replace(opened, status=JobStatus.CANCELLED, end_time_ms=cmd.at_ms))
+            closed = _closed(opened, JobStatus.CANCELLED, cmd.at_ms)
+            tx.put_attempt(closed)
+            times = _attempt_times(job, closed.attempt_num, closed.start_time_ms)
         tx.put_exec(job.id, replace(ex, claim_open=False))
-    new = job.evolve(status=JobStatus.CANCELLED, next_run_at_ms=None, completed_at_ms=cmd.at_ms)
+    new = job.evolve(
+        **times,
+        status=JobStatus.CANCELLED,
+        next_run_at_ms=None,
+        completed_at_ms=cmd.at_ms,
+        cancelled_at_ms=cmd.at_ms,
+        cancellation_reason=cmd.reason,
+    )
     tx.put_job(job, new)
     return CommandResult(ResultCode.OK, K.CANCEL, job.id, new)
 
@@ -117,15 +135,25 @@ def claim(tx: Txn, cmd: c.ClaimOccurrence) -> CommandResult:
     problem = _claim_problem(job, ex, cmd)
     if problem is not None:
         return _reject(ResultCode.STALE, K.CLAIM, job.id, job, problem)
-    attempt = Attempt(job.id, cmd.scheduled_at_ms, cmd.attempt, cmd.node_id, cmd.term, cmd.at_ms)
+    # Sent at its fire time (the next run, or the retry time), not before.
+    fire_ms = cmd.scheduled_at_ms if job.next_run_at_ms is None else job.next_run_at_ms
+    start_ms = max(cmd.at_ms, fire_ms)
+    attempt = Attempt(
+        job.id,
+        cmd.scheduled_at_ms,
+        cmd.attempt,
+        cmd.node_id,
+        cmd.term,
+        start_ms,
+        claimed_at_ms=cmd.at_ms,
+    )
     tx.put_attempt(attempt)
     tx.put_exec(job.id, Execution(cmd.scheduled_at_ms, cmd.attempt, True, cmd.node_id, cmd.term))
     new = job.evolve(
         status=JobStatus.IN_PROGRESS,
         attempt_count=cmd.attempt,
-        first_attempt_at_ms=cmd.at_ms if cmd.attempt == 1 else job.first_attempt_at_ms,
-        last_attempt_at_ms=cmd.at_ms,
         executing_node_id=cmd.node_id,
+        **_attempt_times(job, cmd.attempt, start_ms),
     )
     tx.put_job(job, new)
     return CommandResult(ResultCode.OK, K.CLAIM, job.id, new, attempt=attempt)
@@ -152,10 +180,9 @@ def record_outcome(tx: Txn, cmd: c.RecordOutcome) -> CommandResult:
     opened = tx.get_attempt(job.id, cmd.scheduled_at_ms, cmd.attempt)
     if code is not ResultCode.OK or opened is None:
         return _reject(code, K.RECORD_OUTCOME, job.id, job, why or "no such attempt")
+    sent_ms = None if cmd.response_time_ms is None else cmd.end_time_ms - cmd.response_time_ms
     closed = replace(
-        opened,
-        status=cmd.status,
-        end_time_ms=cmd.end_time_ms,
+        _closed(opened, cmd.status, cmd.end_time_ms, sent_ms),
         http_status=cmd.http_status,
         response_time_ms=cmd.response_time_ms,
         error_message=cmd.error_message,
@@ -163,9 +190,36 @@ def record_outcome(tx: Txn, cmd: c.RecordOutcome) -> CommandResult:
     )
     tx.put_attempt(closed)
     tx.put_exec(job.id, replace(ex, claim_open=False))
-    new = job.evolve(status=cmd.status, next_run_at_ms=cmd.retry_at_ms)
+    new = job.evolve(
+        status=cmd.status,
+        next_run_at_ms=cmd.retry_at_ms,
+        **_attempt_times(job, cmd.attempt, closed.start_time_ms),
+    )
     tx.put_job(job, new)
     return CommandResult(ResultCode.OK, K.RECORD_OUTCOME, job.id, new, attempt=closed)
+
+
+def _closed(opened: Attempt, status: JobStatus, end_ms: int, sent_ms: int | None = None) -> Attempt:
+    """The attempt ``opened`` ended at ``end_ms`` with ``status``; it started when its
+    request went out (``sent_ms``), or if it sent nothing when it was to be sent.
+    Not before its claim (a clock stepped back), nor after its end (an attempt
+    cancelled before its fire time ends at once).  The claim time is kept: records
+    from before ``claimed_at_ms`` existed hold it as their start."""
+    start_ms = opened.start_time_ms if sent_ms is None else max(sent_ms, opened.claim_ms)
+    return replace(
+        opened,
+        status=status,
+        start_time_ms=min(start_ms, end_ms),
+        end_time_ms=end_ms,
+        claimed_at_ms=opened.claim_ms,
+    )
+
+
+def _attempt_times(job: Job, attempt: int, start_ms: int) -> dict[str, int | None]:
+    """The job's first and last attempt times, given attempt ``attempt`` of its
+    current run started at ``start_ms``."""
+    first = start_ms if attempt == 1 else job.first_attempt_at_ms
+    return {"first_attempt_at_ms": first, "last_attempt_at_ms": start_ms}
 
 
 def _complete_problem(job: Job, ex: Execution, cmd: c.CompleteOccurrence) -> tuple[ResultCode, str]:

@@ -109,7 +109,8 @@ class Txn:
         self.ov.put(_by_start(a), b"")
 
     def attempts_started_before(self, cutoff_ms: int) -> Iterator[tuple[str, int, int]]:
-        """``(job id, occurrence, attempt)`` of attempts started before ``cutoff_ms``."""
+        """``(job id, occurrence, attempt)`` of attempts claimed before ``cutoff_ms``
+        (an attempt starts at most the scheduler's claim-ahead later)."""
         for key, _ in self.ov.iter_range(r.BY_START, r.BY_START + r.u64(cutoff_ms)):
             yield r.parse_by_start_key(key)
 
@@ -145,7 +146,9 @@ class Txn:
 
 
 def _by_start(a: Attempt) -> bytes:
-    return r.by_start_key(a.start_time_ms, a.job_id, a.scheduled_at_ms, a.attempt_num)
+    # Keyed by the claim time, which an attempt keeps from claim to outcome (its
+    # start moves to the send time): the key written at the claim is the one deleted.
+    return r.by_start_key(a.claim_ms, a.job_id, a.scheduled_at_ms, a.attempt_num)
 
 
 def _range(prefix: bytes) -> tuple[bytes, bytes]:

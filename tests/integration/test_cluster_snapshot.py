@@ -30,6 +30,9 @@ def test_a_wiped_node_catches_up_by_snapshot(tmp_path: Path) -> None:
         for i in range(30):
             status, _, body = leader.http.call("POST", "/jobs", job(f"a{i}", time.time() + 3600))
             assert status in (200, 201), body
+        # A cancel reason is part of the job's record: the snapshot carries it.
+        status, _, cancelled = leader.http.call("POST", "/jobs/a1/cancel", {"reason": "año ✓"})
+        assert status == 200, cancelled
         wiped = next(n for n in nodes if n is not leader)
         wiped.stop(signal.SIGKILL)
         shutil.rmtree(wiped.data_dir)
@@ -56,6 +59,11 @@ def test_a_wiped_node_catches_up_by_snapshot(tmp_path: Path) -> None:
         )
         assert "received snapshot" in wiped.log()
         assert wiped.http.call("GET", "/jobs/a0")[0] == 200
+        shown = wiped.http.call("GET", "/jobs/a1/status")[2]
+        assert (shown["cancellation_reason"], shown["cancelled_at"]) == (
+            "año ✓",
+            cancelled["cancelled_at"],
+        )
         wait_until(
             lambda: suffrage(leader, wiped.node_id) == "voter", 20, "the learner's promotion"
         )

@@ -5,6 +5,7 @@ what the API reports."""
 from __future__ import annotations
 
 import json
+import math
 import signal
 import time
 from collections.abc import Iterator
@@ -119,6 +120,30 @@ def test_failures_are_recorded_with_their_type(
     assert {a["error_type"] for a in attempts} == {error_type}
     # 4xx fails at once; network errors are retried up to max_attempts
     assert len(attempts) == (1 if case == "4xx" else 2)
+
+
+def test_an_attempt_starts_when_its_request_is_sent_not_when_it_was_claimed(
+    node: FastNode, receiver: Receiver
+) -> None:
+    # Runs are claimed scheduler.claim_ahead (2 s) before they are due.  The claim is
+    # not the start: recorded as one, every attempt would read as fired early.  Due
+    # on whole seconds, so the check holds however the API rounds its times.
+    at = float(math.ceil(time.time()) + 3)
+    _create(node, id="punctual", type="unico", timestamp=at, webhook_url=receiver.url("/ok"))
+    _create(node, id="held", type="unico", timestamp=at, webhook_url=receiver.url("/block"))
+    receiver.wait_until(lambda r: r.in_flight == 1 and len(r.received("/ok")) == 1, timeout=15)
+    (in_flight,) = _attempts(node, "held")
+    assert in_flight["status"] == "in_progress" and in_flight["start_time"] >= at, in_flight
+    receiver.release(1)
+    _wait_status(node, "punctual", "completed")
+    (attempt,) = _attempts(node, "punctual")
+    sent = json.loads(receiver.received("/ok")[0].body)["executed_at"]  # the send time
+    assert attempt["start_time"] >= at and abs(attempt["start_time"] - sent) < 1, (attempt, sent)
+    status = _status(node, "punctual")
+    assert status["first_attempt_at"] == status["last_attempt_at"] == attempt["start_time"]
+    _wait_status(node, "held", "completed")
+    (attempt,) = _attempts(node, "held")
+    assert attempt["start_time"] >= at, attempt
 
 
 def test_a_timeout_is_recorded_as_timeout(node: FastNode, receiver: Receiver) -> None:

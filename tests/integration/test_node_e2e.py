@@ -100,6 +100,7 @@ def test_every_endpoint_then_restart_keeps_every_job(node: NodeProcess) -> None:
     assert sorted(j["id"] for j in page["jobs"]) == sorted(i for i in ids if i != "once-3")
     status, _, st = node.http.call("GET", "/jobs/once-2/status")
     assert st["status"] == "cancelled"
+    assert (st["cancellation_reason"], st["cancelled_at"]) == ("test", cancelled["cancelled_at"])
 
 
 def _same(job: dict[str, object]) -> dict[str, object]:

@@ -77,7 +77,9 @@ async def test_create_without_id_gets_a_uuid4(api: Api) -> None:
         ({"timestamp": NOW_S + 60}, "type", "required"),
         ({"type": "unico", "timestamp": 10**60}, "body", "too large"),
         ({"type": "unico", "timestamp": "soon"}, "timestamp", "RFC 3339"),
-        ({"type": "unico", "timestamp": NOW_S + 60, "id": "a b"}, "id", "letters"),
+        ({"type": "unico", "timestamp": NOW_S + 60, "id": "a/b"}, "id", "'/'"),
+        ({"type": "unico", "timestamp": NOW_S + 60, "id": "a\tb"}, "id", "U+0009"),
+        ({"type": "unico", "timestamp": NOW_S + 60, "id": ""}, "id", "1 to 256"),
         ({"type": "unico", "timestamp": NOW_S + 60, "id": "x" * 257}, "id", "256"),
         ({"type": "unico", "timestamp": NOW_S + 60, "webhook_url": "ftp://x"}, "webhook_url", ""),
         ({"type": "unico", "timestamp": NOW_S + 60, "payload": [1]}, "payload", "object"),
@@ -307,6 +309,8 @@ async def test_status_and_executions_follow_the_attempts(api: Api) -> None:
         "last_attempt_at": None,
         "completed_at": None,
         "executing_node_id": None,
+        "cancellation_reason": None,
+        "cancelled_at": None,
     }
     api.backend.run_attempt("run", JobStatus.FAILED, START_MS + 1_000, final=True)
     status = await api.call("GET", "/jobs/run/status")

@@ -30,7 +30,13 @@ from scheduled_db.jobs.schedule import MAX_CRON_CHARS, parse_cron
 from scheduled_db.policy.auth import token_digest
 from tests.actors.http_harness import Api, FakeClock, api_test, make_config
 from tests.actors.memory_backend import MemoryBackend
-from tests.actors.openapi_spec import DOCS_SPEC, ROOT, described_operations, load_spec
+from tests.actors.openapi_spec import (
+    DOCS_SPEC,
+    ROOT,
+    described_operations,
+    load_spec,
+    schema_errors,
+)
 
 SPEC = load_spec()
 SCHEMAS = SPEC["components"]["schemas"]
@@ -106,10 +112,23 @@ def _enum_of(schema: dict[str, Any]) -> list[Any]:
     return [v for v in schema["enum"] if v is not None]
 
 
+@pytest.mark.parametrize(
+    "job_id",
+    ["tarea-año", "job 1", "user@x.com", "%?#+", "\U0001f600" * 256, "x" * 256, "..x",
+     "", "x" * 257, "a/b", "a\nb", "a\x00", "del\x7f", "nel\x85", "a\u2028", ".", ".."],
+)  # fmt: skip
+def test_the_id_schema_admits_exactly_the_ids_validation_accepts(job_id: str) -> None:
+    accepted = validation.job_id_problem(job_id) is None
+    for name in ("JobIdValue", "JobIdInput"):
+        admitted = not schema_errors(SPEC, SCHEMAS[name], job_id)
+        assert admitted == accepted, (name, job_id)
+
+
 def test_limits_and_patterns_match_the_code() -> None:
     job_id = SCHEMAS["JobIdValue"]
     assert job_id["maxLength"] == validation.MAX_JOB_ID_CHARS
-    assert job_id["pattern"] == f"^{validation._JOB_ID.pattern}$"
+    refused = validation._ID_REFUSED.pattern
+    assert refused.startswith("[") and job_id["pattern"] == f"^[^{refused[1:]}+$"
     assert SCHEMAS["NodeId"]["pattern"] == f"^{config_kinds._ID.pattern}$"
     address = SCHEMAS["Address"]["pattern"]
     assert address == "^" + config_kinds._ADDRESS.pattern.replace(r"(\d{1,5})", "[0-9]{1,5}") + "$"

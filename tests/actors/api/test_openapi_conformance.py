@@ -108,9 +108,13 @@ async def executions_and_cancel(c: Checked) -> None:
     assert refused.status == 400 and refused.body["code"] == "invalid_transition"
     reason = {"reason": "line\none"}
     first = await c.call("POST", cancel, "/jobs/live/cancel", body=reason)
-    assert first.status == 200 and first.body["reason"] == "line\\x0aone"
+    assert first.status == 200 and first.body["reason"] == "line\none"  # kept as written
     again = await c.call("POST", cancel, "/jobs/live/cancel")
     assert again.status == 200 and again.body["cancelled_at"] == first.body["cancelled_at"]
+    assert again.body["reason"] == "line\none"  # the first cancel's, kept with the job
+    status = await c.call("GET", "/jobs/{id}/status", "/jobs/live/status")
+    assert status.body["cancellation_reason"] == "line\none"
+    assert status.body["cancelled_at"] == first.body["cancelled_at"]
     assert (await c.call("POST", cancel, "/jobs/live/cancel", body={"why": 1})).status == 400
     assert (await c.call("POST", cancel, "/jobs/gone/cancel")).status == 404
     big = b'{"reason": "' + b"x" * 3000 + b'"}'

@@ -54,3 +54,26 @@ def test_rejects_other_versions_and_nested_batches() -> None:
     negative = [int(c.CommandKind.CANCEL), "x", -1]
     with pytest.raises(c.CommandDecodeError):
         c.decode_command(bytes([1]) + msgpack.packb(negative))
+
+
+# Exactly what the code before reasons existed wrote for CancelJob("job-1", 1_800_000_000_000).
+OLD_CANCEL = bytes.fromhex("0193") + b"\x03\xa5job-1" + bytes.fromhex("cf000001a3185c5000")
+
+
+def test_a_cancel_written_before_reasons_existed_still_decodes() -> None:
+    assert c.decode_command(OLD_CANCEL) == c.CancelJob("job-1", 1_800_000_000_000)
+    # A cancel without a reason is still encoded as it was: old nodes read it.
+    assert c.encode_command(c.CancelJob("job-1", 1_800_000_000_000)) == OLD_CANCEL
+    batch = c.decode_command(bytes([1]) + msgpack.packb([int(c.CommandKind.BATCH), [[3, "a", 5]]]))
+    assert batch == c.Batch((c.CancelJob("a", 5),))
+
+
+def test_a_cancel_reason_travels_in_the_entry() -> None:
+    cmd = c.CancelJob("tarea-año", 7, "pagada ✓ \n por el cliente")
+    assert c.decode_command(c.encode_command(cmd)) == cmd
+    too_long = bytes([1]) + msgpack.packb([int(c.CommandKind.CANCEL), "a", 5, "r", 1])
+    with pytest.raises(c.CommandDecodeError, match="number of fields"):
+        c.decode_command(too_long)
+    not_text = bytes([1]) + msgpack.packb([int(c.CommandKind.CANCEL), "a", 5, 7])
+    with pytest.raises(c.CommandDecodeError):
+        c.decode_command(not_text)

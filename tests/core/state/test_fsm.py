@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
+import msgpack
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -12,6 +14,7 @@ from scheduled_db.jobs.model import JobStatus
 from scheduled_db.raft.messages import ConfChange, ConfChangeType, ConfState, Entry, EntryType
 from scheduled_db.state import commands as c
 from scheduled_db.state import fsm, queries
+from scheduled_db.state import records as r
 from scheduled_db.state.records import APPLIED, encode_member
 from scheduled_db.state.results import ResultCode
 from scheduled_db.state.stateview import MemoryState, state_digest
@@ -46,11 +49,19 @@ def test_duplicate_create_identical_or_different() -> None:
     assert queries.get_job(m.state, "j1") == first.job
 
 
-@pytest.mark.parametrize("bad_id", ["", "a\0b", "x" * 300])
+@pytest.mark.parametrize("bad_id", ["", "a\0b", "x" * 1025, "\U0001f600" * 257])
 def test_invalid_job_id_is_rejected(bad_id: str) -> None:
     m = Machine()
     assert m.one(c.CreateJob(spec(bad_id), 10, 1_000)).code is ResultCode.INVALID
     assert queries.counters(m.state).jobs == 0
+
+
+@pytest.mark.parametrize("job_id", ["\U0001f600" * 256, "tarea-año", "job 1", "%?#+@ ."])
+def test_every_id_validation_accepts_fits_a_key(job_id: str) -> None:
+    # 256 characters of 4 bytes: the longest id the API accepts is 1,024 bytes.
+    m = Machine()
+    assert m.one(c.CreateJob(spec(job_id), 10, 1_000)).code is ResultCode.OK
+    assert queries.get_job(m.state, job_id) is not None
 
 
 def test_one_time_job_lifecycle() -> None:
@@ -152,6 +163,83 @@ def test_cancel_in_flight_rejects_the_late_outcome() -> None:
     assert queries.open_claims(m.state) == ()
     assert queries.executions(m.state, "j1")[0].status is JobStatus.CANCELLED
     check_invariants(m.state)
+
+
+def test_a_cancel_keeps_its_reason_and_time_and_a_second_cancel_changes_neither() -> None:
+    m = Machine()
+    m.one(c.CreateJob(spec(), 10, 1_000))
+    first = m.one(c.CancelJob("j1", 500, "paid early"))
+    assert first.code is OK and first.job is not None
+    assert (first.job.cancellation_reason, first.job.cancelled_at_ms) == ("paid early", 500)
+    again = m.one(c.CancelJob("j1", 900, "another reason"))
+    assert again.code is ResultCode.UNCHANGED and again.job == first.job
+    assert queries.get_job(m.state, "j1") == first.job
+    m.one(c.CreateJob(spec("j2"), 10, 1_000))
+    plain = m.one(c.CancelJob("j2", 600)).job
+    assert plain is not None and (plain.cancellation_reason, plain.cancelled_at_ms) == (None, 600)
+    check_invariants(m.state)
+
+
+def test_an_attempt_starts_when_its_request_goes_out_not_when_it_is_claimed() -> None:
+    # Claims are made ahead of the run (due at 1_000, claimed at 800): a start at the
+    # claim would read as a delivery 200 ms early.
+    m = Machine()
+    m.one(c.CreateJob(spec(), 10, 1_000))
+    claim = m.one(c.ClaimOccurrence("j1", 1_000, 1, "n1", 1, 800))
+    assert claim.attempt is not None and claim.job is not None
+    assert (claim.attempt.start_time_ms, claim.attempt.claimed_at_ms) == (1_000, 800)
+    assert claim.job.first_attempt_at_ms == claim.job.last_attempt_at_ms == 1_000
+    sent = c.RecordOutcome(
+        "j1", 1_000, 1, JobStatus.FAILED, 1_034, 500, response_time_ms=30, retry_at_ms=2_000
+    )
+    first = m.one(sent)  # the request went out at 1_004 and was answered 30 ms later
+    assert first.attempt is not None and first.job is not None
+    assert (first.attempt.start_time_ms, first.attempt.claimed_at_ms) == (1_004, 800)
+    assert first.job.first_attempt_at_ms == first.job.last_attempt_at_ms == 1_004
+    # The retry, claimed ahead of its time too, sends nothing (no turn came).
+    assert m.one(c.ClaimOccurrence("j1", 1_000, 2, "n1", 1, 1_900)).code is OK
+    unsent = m.one(c.RecordOutcome("j1", 1_000, 2, JobStatus.TIMEOUT, 2_500))
+    assert unsent.attempt is not None and unsent.job is not None
+    assert (unsent.attempt.start_time_ms, unsent.attempt.claimed_at_ms) == (2_000, 1_900)
+    assert (unsent.job.first_attempt_at_ms, unsent.job.last_attempt_at_ms) == (1_004, 2_000)
+    check_invariants(m.state)
+
+
+def test_an_attempt_cancelled_before_its_time_ends_where_it_starts() -> None:
+    m = Machine()
+    m.one(c.CreateJob(spec(), 10, 1_000))
+    _claimed(m, at=1_000)  # claimed at 1_001 for the run at 1_000: starts at 1_001
+    m.one(c.CreateJob(spec("j2"), 10, 1_000))
+    assert m.one(c.ClaimOccurrence("j2", 1_000, 1, "n1", 1, 800)).code is OK
+    assert m.one(c.CancelJob("j2", 900)).code is OK
+    (attempt,) = queries.executions(m.state, "j2")
+    assert (attempt.start_time_ms, attempt.end_time_ms, attempt.claimed_at_ms) == (900, 900, 800)
+    job = queries.get_job(m.state, "j2")
+    assert job is not None and job.first_attempt_at_ms == job.last_attempt_at_ms == 900
+    check_invariants(m.state)
+
+
+def test_an_attempt_claimed_by_older_code_closes_under_its_claim_time() -> None:
+    # Older code kept the claim time as the start and had no claimed_at_ms: the
+    # pruning index holds the attempt under that time, and must still after its outcome.
+    m = Machine()
+    m.one(c.CreateJob(spec(), 10, 1_000))
+    assert m.one(c.ClaimOccurrence("j1", 1_000, 1, "n1", 1, 800)).code is OK
+    key = r.history_key("j1", 1_000, 1)
+    current = m.state.get(key)
+    assert current is not None
+    written = {**msgpack.unpackb(current[1:]), "start_time_ms": 800}
+    del written["claimed_at_ms"]
+    old = bytes([r.RECORD_VERSION]) + msgpack.packb(written)
+    counters = r.decode_counters(m.state.get(r.COUNTERS) or b"")
+    size = replace(counters, bytes=counters.bytes + len(old) - len(current))
+    m.state.apply([(key, old), (r.COUNTERS, r.encode_counters(size))])
+    assert r.decode_attempt(old).claim_ms == 800
+    check_invariants(m.state)
+    done = m.one(c.RecordOutcome("j1", 1_000, 1, JobStatus.COMPLETED, 1_020, 200, 15))
+    assert done.attempt is not None
+    assert (done.attempt.start_time_ms, done.attempt.claimed_at_ms) == (1_005, 800)
+    check_invariants(m.state)  # the t/ key written at the claim is still the attempt's
 
 
 def test_finished_jobs_cannot_be_cancelled_paused_or_updated() -> None:

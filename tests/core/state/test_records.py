@@ -34,3 +34,40 @@ def test_keys_sort_numerically() -> None:
     assert r.history_key("a", 9, 1) < r.history_key("a", 10, 0)
     assert r.parse_by_start_key(r.by_start_key(7, "job:x", 8, 9)) == ("job:x", 8, 9)
     assert r.parse_due_key(r.due_key(42, "id")) == (42, "id")
+
+
+def _as_written_before(job: Job) -> dict[str, object]:
+    """The wire form of a job record before cancel reasons existed (its field order)."""
+    return {
+        "spec": job.spec.to_wire(),
+        "created_at_ms": job.created_at_ms,
+        "next_run_at_ms": job.next_run_at_ms,
+        "status": job.status.value,
+        "paused": job.paused,
+        "attempt_count": job.attempt_count,
+        "first_attempt_at_ms": job.first_attempt_at_ms,
+        "last_attempt_at_ms": job.last_attempt_at_ms,
+        "completed_at_ms": job.completed_at_ms,
+        "executing_node_id": job.executing_node_id,
+        "extra": job.extra,
+    }
+
+
+def test_job_records_written_before_cancel_reasons_decode() -> None:
+    pending = Job(random_spec(random.Random(1), "old"), 1, 5, attempt_count=2)
+    old = _packed(_as_written_before(pending))
+    assert r.decode_job(old) == pending
+    assert r.encode_job(pending) == old  # a job never cancelled: the same bytes as before
+    cancelled = pending.evolve(status=JobStatus.CANCELLED, next_run_at_ms=None, completed_at_ms=9)
+    decoded = r.decode_job(_packed(_as_written_before(cancelled)))
+    # Cancelled back then: no reason was kept, and the cancel time is its completion.
+    assert (decoded.cancellation_reason, decoded.cancelled_at_ms) == (None, 9)
+    assert decoded == cancelled.evolve(cancelled_at_ms=9)
+
+
+def test_a_cancelled_job_record_keeps_the_reason_and_time() -> None:
+    spec = random_spec(random.Random(2), "tarea-año")
+    job = Job(spec, 1, None, status=JobStatus.CANCELLED, completed_at_ms=9, cancelled_at_ms=9)
+    job = job.evolve(cancellation_reason="pagada ✓")
+    assert r.decode_job(r.encode_job(job)) == job
+    assert r.encode_job(job) == _packed(job.to_wire())
