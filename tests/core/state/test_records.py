@@ -34,3 +34,12 @@ def test_keys_sort_numerically() -> None:
     assert r.history_key("a", 9, 1) < r.history_key("a", 10, 0)
     assert r.parse_by_start_key(r.by_start_key(7, "job:x", 8, 9)) == ("job:x", 8, 9)
     assert r.parse_due_key(r.due_key(42, "id")) == (42, "id")
+
+
+def test_counters_written_before_the_last_execution_was_kept_still_decode() -> None:
+    by_status = tuple((s, i) for i, s in enumerate(r.STATUS_ORDER))
+    old = bytes([r.RECORD_VERSION]) + msgpack.packb([3, 99, [n for _, n in by_status]])
+    assert r.decode_counters(old) == r.Counters(3, 99, by_status, None)
+    assert r.encode_counters(r.Counters(3, 99, by_status)) == old  # unchanged until a run
+    ran = r.Counters(3, 99, by_status, 1_234)
+    assert r.decode_counters(r.encode_counters(ran)) == ran
