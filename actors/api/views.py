@@ -198,7 +198,10 @@ def health_view(
     return {
         "status": health,
         "role": status.role,
-        "leader": status.leader_raft_address or None,
+        # The leader's HTTP address, where clients may send writes: not its Raft
+        # address, as the original gave.  /health is open without a token, and a
+        # peer's Raft address is internal (it is in /debug/cluster, for operators).
+        "leader": status.leader_http_address or None,
         "node_id": status.node_id,
         "memory": {
             "current_bytes": counters.bytes,
@@ -214,7 +217,6 @@ def health_view(
         },
         "execution": execution,
         "leader_id": status.leader_id or None,
-        "leader_http_address": status.leader_http_address or None,
         "reason": why,
         # A 503 body carries error and code, like every other non-2xx body.
         **({"error": f"Unhealthy: {why}", "code": "unhealthy"} if health == "unhealthy" else {}),

@@ -260,7 +260,7 @@ def running(nodes: list[N], ready_timeout: float = 30) -> Iterator[list[N]]:
 def leader_of(nodes: Sequence[N]) -> N | None:
     """The node every live node names as leader, if they agree and it says so itself."""
     live = [n for n in nodes if n.alive()]
-    named = {n.health().get("leader_http_address") for n in live}
+    named = {n.health().get("leader") for n in live}
     if len(named) != 1:
         return None
     (address,) = named

@@ -82,7 +82,9 @@ def check_error_body(status: int, raw: bytes, content_type: str) -> dict[str, An
     assert isinstance(body, dict) and isinstance(body.get("error"), str), body
     assert body["error"] and "\n" not in body["error"]
     if body.get("code") == "unhealthy":
-        return body  # /health's 503: the health document, addresses and all, as its 200
+        # /health's 503 is the health document, as its 200 (the leader's public HTTP
+        # address included), not an error about the request.
+        return body
     text = raw.decode()
     for fragment in FORBIDDEN_IN_ERRORS:
         assert fragment not in text, (fragment, text)

@@ -192,11 +192,11 @@ def test_the_original_scripts_greps_find_what_they_look_for(cluster: list[Cluste
         health = raw(n, "GET", "/health")
         assert sh("""grep -o '"status":"[^"]*"' | cut -d'"' -f4""", health) == "ok"
         assert sh("""grep -o '"node_id":"[^"]*"' | cut -d'"' -f4""", health) == n.node_id
-    # e2e/extract-metrics.sh: a follower names the leader (its Raft address, as the original)
+    # e2e/extract-metrics.sh: a follower names the leader (its HTTP address: see /health)
     named = sh(
         """grep -o '"leader":"[^"]*"' | cut -d'"' -f4""", raw(followers[0], "GET", "/health")
     )
-    assert named == f"127.0.0.1:{leader.raft_port}"
+    assert named == f"127.0.0.1:{leader.http_port}"
 
 
 # --- health without a quorum ----------------------------------------------------------

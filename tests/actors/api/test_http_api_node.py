@@ -31,8 +31,9 @@ async def test_health_reports_role_capacity_and_execution_counts(api: Api) -> No
     assert reply.status == 200
     body = reply.body
     assert body["status"] == "ok" and body["reason"] is None  # under 10 finished: no rate yet
-    assert (body["role"], body["leader"], body["node_id"]) == ("leader", "10.9.8.7:7000", "node-1")
-    assert (body["leader_id"], body["leader_http_address"]) == ("node-1", "10.9.8.7:8080")
+    assert (body["role"], body["leader"], body["node_id"]) == ("leader", "10.9.8.7:8080", "node-1")
+    assert body["leader_id"] == "node-1"
+    assert "10.9.8.7:7000" not in reply.text  # a peer's Raft address: not on this open route
     memory = body["memory"]
     assert memory["current_bytes"] > 0 and memory["limit_bytes"] == 512 * 2**20
     assert memory["available_bytes"] == memory["limit_bytes"] - memory["current_bytes"]
@@ -124,15 +125,11 @@ async def test_health_is_503_unhealthy_while_no_leader_is_known(api: Api) -> Non
 async def test_health_of_a_follower_names_the_leader_addresses(api: Api) -> None:
     api.backend.follow("node-2", "10.1.1.2:8080", "10.1.1.2:7000")
     body = (await api.call("GET", "/health")).body
-    assert (body["role"], body["leader"], body["leader_id"]) == (
-        "follower",
-        "10.1.1.2:7000",
-        "node-2",
-    )
-    assert body["leader_http_address"] == "10.1.1.2:8080"
+    expected = ("follower", "10.1.1.2:8080", "node-2")
+    assert (body["role"], body["leader"], body["leader_id"]) == expected
     api.backend.follow()
     body = (await api.call("GET", "/health")).body
-    assert (body["leader"], body["leader_id"], body["leader_http_address"]) == (None, None, None)
+    assert (body["leader"], body["leader_id"]) == (None, None)
 
 
 # --- /debug/cluster and membership -----------------------------------------------------
