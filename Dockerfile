@@ -36,10 +36,12 @@ RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
 USER 10001:10001
 VOLUME /data
 EXPOSE 8080 7000 9090
-# Liveness only: /health answers 200 while the process serves.  Readiness (a member
-# that knows a leader and applied its log) is GET /ready, for load balancers and k8s.
+# Liveness only: /livez answers 200 while the process serves HTTP.  Not /health: it
+# answers 503 while no leader is known, and marking (or restarting) a node for that
+# would not bring back a quorum.  Readiness (a member that knows a leader and
+# applied its log) is GET /ready, for load balancers and k8s.
 HEALTHCHECK --interval=10s --timeout=5s --start-period=20s --retries=3 \
-    CMD ["sh", "-c", "scheduled-db health --url http://127.0.0.1:${HTTP_PORT:-8080} --timeout 4 >/dev/null"]
+    CMD ["sh", "-c", "scheduled-db livez --url http://127.0.0.1:${HTTP_PORT:-8080} --timeout 4 >/dev/null"]
 # Exec form: the node is PID 1 and gets SIGTERM itself; a leader then hands
 # leadership to the most up-to-date follower and exits 0 within a couple of seconds.
 STOPSIGNAL SIGTERM

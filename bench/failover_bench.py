@@ -99,7 +99,7 @@ class Writer(threading.Thread):
         if resp.status != 200:
             self.errors += 1
             return False
-        self.done.append((time.time(), float(json.loads(resp.body)["created_at"])))
+        self.done.append((time.time(), json.loads(resp.body)["created_at_ms"] / 1000))
         return True
 
 

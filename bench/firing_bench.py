@@ -125,7 +125,7 @@ def run_scheduled_db(n: int, spread: bool, receiver: ReceiverProcess, a: Any) ->
         node = Node(Path(tmp) / "data", extra=node_flags(a))
         node.start(wait=False)
         try:
-            wait_until(node.answers, 60, "the node to serve /health")
+            wait_until(node.answers, 60, "the node to serve HTTP")
             return _fire_on_node(node, n, spread, receiver, a.margin)
         finally:
             node.stop()
@@ -158,13 +158,18 @@ def _fire_on_node(node: Node, n: int, spread: bool, rec: ReceiverProcess, margin
 
 def post_occurrence(url: str, job_id: str, scheduled_at: float) -> None:
     """What each APScheduler job does: the same request body scheduled-db sends."""
+    sent = time.time()
     body = {
         "job_id": job_id,
         "type": "unico",
-        "scheduled_at": scheduled_at,
-        "executed_at": time.time(),
+        "scheduled_at": int(scheduled_at),
+        "scheduled_at_ms": round(scheduled_at * 1000),
+        "executed_at": int(sent),
+        "executed_at_ms": round(sent * 1000),
         "attempt": 1,
         "payload": {},
+        "timestamp": int(sent),
+        "data": {},
     }
     headers = {"Content-Type": "application/json"}
     req = urllib.request.Request(url, json.dumps(body).encode(), headers, method="POST")

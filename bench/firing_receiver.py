@@ -58,7 +58,8 @@ class Recorder:
         rows = []
         for arrival, raw in zip(self.arrivals, self.bodies, strict=True):
             body = json.loads(raw)
-            rows.append([arrival, body["job_id"], body["scheduled_at"], body["executed_at"]])
+            scheduled, executed = body["scheduled_at_ms"] / 1000, body["executed_at_ms"] / 1000
+            rows.append([arrival, body["job_id"], scheduled, executed])
         return web.json_response(rows)
 
     async def reset(self, request: web.Request) -> web.Response:

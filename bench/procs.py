@@ -26,7 +26,7 @@ NODE_ENV = {"WEBHOOK_ALLOW_PRIVATE": "true", "CLUSTER_SECRET": SECRET, "WEBHOOK_
 # Room for every job a benchmark creates (the defaults, 100,000 jobs and 512 MiB,
 # protect a production node; a benchmark stores up to a million).
 ROOMY = ["--queue-job-limit", "50000000", "--queue-memory-limit", "64GiB"]
-READY_S = 60  # for a node to serve /health, on a machine the benchmark keeps busy
+READY_S = 60  # for a node to serve HTTP, on a machine the benchmark keeps busy
 
 
 async def _post_all(base: str, bodies: list[dict[str, Any]], connections: int) -> None:

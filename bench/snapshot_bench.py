@@ -61,8 +61,8 @@ def job_total(node: Node) -> int:
 
 
 def suffrage(leader: Node, node_id: str) -> str | None:
-    servers = leader.call("GET", "/debug/cluster")[1]["servers"]
-    return next((s["suffrage"] for s in servers if s["id"] == node_id), None)
+    members = leader.call("GET", "/debug/cluster")[1]["members"]
+    return next((s["suffrage"] for s in members if s["node_id"] == node_id), None)
 
 
 def disk_mb(path: Path) -> float:
@@ -74,7 +74,7 @@ def rejoin(leader: Node, wiped: Node, jobs: int) -> dict[str, Any]:
     status, body = leader.call("DELETE", f"/cluster/members/{wiped.node_id}", headers=ADMIN)
     assert status == 200, body
     wiped.start(wait=False)
-    wait_until(wiped.answers, 60, "the wiped node to serve /health")
+    wait_until(wiped.answers, 60, "the wiped node to serve HTTP")
     joining = {
         "node_id": wiped.node_id,
         "address": f"127.0.0.1:{wiped.raft_port}",

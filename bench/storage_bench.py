@@ -92,7 +92,7 @@ def restart_node(path: Path, jobs: int) -> dict[str, Any]:
     t0 = time.monotonic()
     node.start(wait=False)
     try:
-        wait_until(node.answers, 120, "the node to serve /health", poll=0.02)
+        wait_until(lambda: node.answers("/health"), 120, "the node to be healthy", poll=0.02)
         health_s = time.monotonic() - t0
         wait_until(lambda: node.answers("/ready"), 120, "the node to be ready", poll=0.02)
         ready_s = time.monotonic() - t0

@@ -14,8 +14,8 @@ holds the policy):
 - **reads** (GET, HEAD) are held to ``api.max_reads_in_flight`` alone: a read is
   one hop to the local store, with no fsync and no quorum behind it (but for
   ``consistent=true``), so a count bounds the memory and the queue it can build;
-- never counted: the probes and scrapes (``/health``, ``/ready``, ``/metrics``,
-  ``/openapi.json``: an overloaded node must still say how it is), CORS
+- never counted: the probes and scrapes (``/health``, ``/livez``, ``/ready``,
+  ``/metrics``, ``/openapi.json``: an overloaded node must still say how it is), CORS
   preflights, and membership changes (rare, made by an operator, one at a time
   by Raft's own rule; an operator removing a sick node must not be shed).
 

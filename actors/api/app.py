@@ -42,6 +42,7 @@ from actors.api.jobs import READ_TIMEOUT_S, JobRoutes
 from actors.api.limits import rate_limit_middleware
 from actors.api.openapi import openapi_json, serve_openapi
 from actors.api.protocol import render_json_errors
+from actors.api.responses import json_response
 from actors.api.views import Limits, cluster_view, health_view, ready_view
 from actors.runtime.metrics import ApiMetrics
 from actors.webhook.guard import WebhookGuard
@@ -104,8 +105,8 @@ def metrics_middleware(metrics: ApiMetrics) -> Any:
 
 
 class NodeRoutes:
-    """Handlers of the node's own routes: health, cluster view, join, metrics, and the
-    API's description (``/openapi.json``)."""
+    """Handlers of the node's own routes: health, liveness, readiness, cluster view,
+    join, metrics, and the API's description (``/openapi.json``)."""
 
     def __init__(
         self,
@@ -124,6 +125,7 @@ class NodeRoutes:
     def routes(self) -> list[web.RouteDef]:
         return [
             web.get("/health", self.health),
+            web.get("/livez", self.livez),
             web.get("/ready", self.ready),
             web.get("/debug/cluster", self.cluster),
             web.get("/debug/digest", self.digest),
@@ -156,27 +158,34 @@ class NodeRoutes:
         return counters
 
     async def health(self, request: web.Request) -> web.Response:
-        # 200 whenever the node answers: a degraded node still serves, and a liveness
-        # probe must not restart a node because webhooks elsewhere fail.
+        # 503 when unhealthy (no leader known, or the original's failure rule), as the
+        # original: monitors and load balancers act on it.  A liveness probe must not
+        # (restarting a node does not bring back a quorum): that is /livez.
         status = await self._backend.status()
-        view = health_view(status, await self._counters(), self._limits)
-        return web.json_response(view)
+        counters = await self._counters()
+        view = health_view(status, counters, self._limits, counters.last_executed_ms)
+        return json_response(view, status=503 if view["status"] == "unhealthy" else 200)
+
+    async def livez(self, request: web.Request) -> web.Response:
+        """For liveness probes: 200 while this process serves HTTP.  It asks no actor:
+        a node without a quorum, or busy, is alive, and restarting it helps nothing."""
+        return json_response({"status": "ok", "node_id": self._backend.node_id})
 
     async def ready(self, request: web.Request) -> web.Response:
         # For a readiness probe: 503 keeps a node out of a load balancer until it
-        # has joined and caught up, without restarting it (that is /health's job).
+        # has joined and caught up, without restarting it (that is /livez's job).
         ok, body = ready_view(await self._backend.status())
-        return web.json_response(body, status=200 if ok else 503)
+        return json_response(body, status=200 if ok else 503)
 
     async def cluster(self, request: web.Request) -> web.Response:
         status = await self._backend.status()
-        return web.json_response(cluster_view(status, await self._counters()))
+        return json_response(cluster_view(status, await self._counters()))
 
     async def digest(self, request: web.Request) -> web.Response:
         """A hash of this node's whole applied state (it includes the applied index):
         two replicas with equal digests hold equal state.  Reads every key."""
         value = await self._backend.read(GetDigest(), timeout=READ_TIMEOUT_S)
-        return web.json_response({"node_id": self._backend.node_id, "digest": value})
+        return json_response({"node_id": self._backend.node_id, "digest": value})
 
     async def join(self, request: web.Request) -> web.Response:
         self._authorize_membership(request)
@@ -189,7 +198,7 @@ class NodeRoutes:
         http = body.get("http_address")
         http_address = "" if http is None else str(_join_value(body, "http_address", parse_address))
         await self._backend.add_learner(node_id, raft_address, http_address)
-        return web.json_response(
+        return json_response(
             {
                 "node_id": node_id,
                 "address": raft_address,
@@ -220,7 +229,7 @@ class NodeRoutes:
 
     async def _remove(self, node_id: str) -> web.Response:
         await self._backend.remove_member(node_id)
-        return web.json_response({"node_id": node_id, "removed": True})
+        return json_response({"node_id": node_id, "removed": True})
 
     async def metrics(self, request: web.Request) -> web.Response:
         await self.refresh_metrics()

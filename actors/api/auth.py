@@ -7,7 +7,7 @@ With tokens, every request needs ``Authorization: Bearer <token>``:
 - membership changes (``/join``, ``/leave``, ``/cluster/members/...``) need
   ``admin``, or the cluster secret itself (what nodes and operators of the
   cluster already hold);
-- ``/health``, ``/ready``, ``/metrics`` and ``/openapi.json`` stay open unless
+- ``/health``, ``/livez``, ``/ready``, ``/metrics`` and ``/openapi.json`` stay open unless
   ``api.open_health`` is false (probes, scrapers and API tools rarely carry tokens;
   the description holds nothing the source does not, and false means "nothing
   answers without a token", the description included); CORS preflights are open.
@@ -32,7 +32,7 @@ from scheduled_db.policy.auth import ApiToken, Role, find_token
 
 ROLE = web.RequestKey("role", Role)  # where the authenticated role is kept on a request
 CLIENT = web.RequestKey("client", str)  # and the name of the token that authenticated it
-OPEN_PATHS = frozenset({"/health", "/ready", "/metrics", "/openapi.json"})
+OPEN_PATHS = frozenset({"/health", "/livez", "/ready", "/metrics", "/openapi.json"})
 _MEMBERSHIP = ("/join", "/leave", "/cluster/members/")
 _READS = frozenset({"GET", "HEAD"})
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}

@@ -66,6 +66,7 @@ class NodeStatus:
     commit_index: int
     applied_index: int
     servers: tuple[ServerInfo, ...] = field(default_factory=tuple)
+    leader_raft_address: str = ""  # '' when no leader is known, or its address is not
 
 
 class Backend(Protocol):

@@ -1,6 +1,7 @@
 """How every failure of a request becomes a JSON error body: the one renderer.
 
-Bodies are ``{"error": "<one-line message>", "code": "<stable name>", ...}``.  The
+Bodies are ``{"error":"<one-line message>","code":"<stable name>",...}``
+(compact, as every answer: :mod:`actors.api.responses`).  The
 middleware here turns the framework's own exceptions (404 unknown route, 405,
 413), the named errors of :mod:`scheduled_db.errors` (refused writes among them;
 their status and code are theirs, :func:`render_error` only lays them out) and
@@ -17,6 +18,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from actors.api.responses import json_response
 from scheduled_db.errors import NotLeader, SchedulerError, safe_text
 
 log = logging.getLogger(__name__)
@@ -40,7 +42,7 @@ def error_response(
 ) -> web.Response:
     """The JSON error body every failure is rendered as."""
     body: dict[str, Any] = {"error": message, "code": code, **(extra or {})}
-    return web.json_response(body, status=status, headers=headers)
+    return json_response(body, status=status, headers=headers)
 
 
 def render_error(exc: SchedulerError) -> web.Response:

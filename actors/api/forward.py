@@ -8,7 +8,8 @@ not the leader:
 - the leader known and reachable: the request goes to the leader's HTTP address
   (from the cluster's member list, never from the client) with the same method,
   path, query, body and content type, and the client gets the leader's status
-  and body, as the original's proxy did;
+  and body (a JSON body rewritten compact, as this node writes its own: a leader
+  of an older version may have spaced it), as the original's proxy did;
 - no leader known (an election), the leader unreachable, or the leader refusing
   because it is not the leader any more: it waits, polling every :data:`POLL_S`,
   up to ``wait_s``; then the refusal stands and the client gets 503 ``No leader
@@ -50,6 +51,7 @@ from actors.api.backend import Backend
 from actors.api.body import read_body
 from actors.api.errors import render_error
 from actors.api.limits import FORWARD_PROOF_HEADER, FORWARDED_HEADER, forward_proof
+from actors.api.responses import CONTENT_TYPE, compact
 from scheduled_db.errors import ProposalDropped, UnknownOutcome, safe_text
 
 log = logging.getLogger(__name__)
@@ -164,6 +166,8 @@ async def _to_leader(
         ) as resp:
             payload = await resp.read()
             passed = {h: resp.headers[h] for h in _PASSED_BACK if h in resp.headers}
+            if resp.content_type == CONTENT_TYPE:  # in our form, whatever the leader's version
+                payload = compact(payload)
             answer = web.Response(status=resp.status, body=payload, headers=passed)
     except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
         # A certificate that does not pass is a misconfiguration, not a passing outage.

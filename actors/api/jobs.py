@@ -18,14 +18,22 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 from aiohttp import web
 
 from actors.api.backend import Backend
 from actors.api.body import read_json_object
-from actors.api.views import Limits, attempt_view, cancel_view, job_view, status_view
+from actors.api.responses import json_response
+from actors.api.views import (
+    Limits,
+    attempt_view,
+    cancel_view,
+    job_view,
+    list_item_view,
+    status_view,
+)
 from actors.webhook.guard import WebhookGuard
 from scheduled_db.errors import (
     CapacityExceeded,
@@ -35,7 +43,7 @@ from scheduled_db.errors import (
     RequestError,
     ValidationError,
 )
-from scheduled_db.jobs.model import Job, JobSpec, JobStatus
+from scheduled_db.jobs.model import Attempt, Job, JobSpec, JobStatus
 from scheduled_db.jobs.schedule import first_fire
 from scheduled_db.jobs.validation import (
     DEFAULT_MAX_PAYLOAD_BYTES,
@@ -46,7 +54,13 @@ from scheduled_db.jobs.validation import (
     validate_status_filter,
 )
 from scheduled_db.state.commands import CancelJob, Command, CreateJob, DeleteJob
-from scheduled_db.state.reads import GetCounters, GetExecutions, GetJob, ListJobs
+from scheduled_db.state.reads import (
+    GetCounters,
+    GetCurrentAttempts,
+    GetExecutions,
+    GetJob,
+    ListJobs,
+)
 from scheduled_db.state.records import Counters, encode_job
 from scheduled_db.state.results import CommandResult, ResultCode
 
@@ -137,7 +151,7 @@ class JobRoutes:
         body = await read_json_object(request, self._max_body, required=True)
         existing = await self._existing(body)
         if existing is not None:
-            return web.json_response(job_view(existing))
+            return json_response(job_view(existing))
         now = self._clock()
         spec = self._spec(body, now, str(uuid.uuid4()))
         await self._guard.check(spec.webhook_url)  # the SSRF guard (may resolve the host)
@@ -148,7 +162,7 @@ class JobRoutes:
         await self._admit(command)
         result = await self._propose(command)
         if result.code in (ResultCode.OK, ResultCode.EXISTS_IDENTICAL) and result.job:
-            return web.json_response(job_view(result.job))
+            return json_response(job_view(result.job))
         if result.code is ResultCode.EXISTS_DIFFERENT:
             raise JobConflict(spec.id)
         if result.code is ResultCode.INVALID:
@@ -208,12 +222,22 @@ class JobRoutes:
     async def get(self, request: web.Request) -> web.Response:
         job_id = self._path_id(request)
         await self._linearize(request)
-        return web.json_response(job_view(await self._job(job_id)))
+        return json_response(job_view(await self._job(job_id)))
 
     async def status(self, request: web.Request) -> web.Response:
         job_id = self._path_id(request)
         await self._linearize(request)
-        return web.json_response(status_view(await self._job(job_id)))
+        job = await self._job(job_id)
+        attempts = await self._current_attempts([job])
+        return json_response(status_view(job, attempts[job.id]))
+
+    async def _current_attempts(self, jobs: Sequence[Job]) -> dict[str, tuple[Attempt, ...]]:
+        if not jobs:
+            return {}
+        found: dict[str, tuple[Attempt, ...]] = await self._read(
+            GetCurrentAttempts(tuple(j.id for j in jobs))
+        )
+        return found
 
     async def executions(self, request: web.Request) -> web.Response:
         job_id = self._path_id(request)
@@ -223,7 +247,7 @@ class JobRoutes:
         limit = None if raw_limit is None else parse_limit(raw_limit)
         attempts = await self._read(GetExecutions(job.id, limit))
         views = [attempt_view(a) for a in attempts]
-        return web.json_response({"job_id": job.id, "attempts": views})
+        return json_response({"job_id": job.id, "attempts": views})
 
     async def list(self, request: web.Request) -> web.Response:
         query = request.query
@@ -237,11 +261,12 @@ class JobRoutes:
             if cursor is None:
                 raise
             raise ValidationError("cursor", "Invalid cursor") from None
+        attempts = await self._current_attempts(page.jobs)
         counters: Counters = await self._read(GetCounters())
         total = counters.jobs if status is None else counters.count(status)
-        return web.json_response(
+        return json_response(
             {
-                "jobs": [job_view(j) for j in page.jobs],
+                "jobs": [list_item_view(j, attempts.get(j.id, ())) for j in page.jobs],
                 "total": total,
                 "next_cursor": page.next_cursor,
             }
@@ -266,7 +291,7 @@ class JobRoutes:
         if result.code in (ResultCode.OK, ResultCode.UNCHANGED) and result.job:
             # The stored reason: a second cancel keeps the first one's time and reason.
             job = result.job
-            return web.json_response(cancel_view(job, job.cancellation_reason))
+            return json_response(cancel_view(job, job.cancellation_reason))
         if result.code is ResultCode.NOT_FOUND:
             raise JobNotFound(job_id)
         if result.code is ResultCode.ILLEGAL_TRANSITION and result.job:

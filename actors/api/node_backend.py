@@ -122,11 +122,13 @@ class NodeBackend:
         st: Any = await self._call(self._raft, lambda r: GetRaftStatus(r), 5.0)
         addresses = self._addresses(await self.read(GetMembers(), timeout=5.0))
         heard: dict[str, int] = await self._call(self._raft, GetLastContact, 5.0)
+        leader_raft, leader_http = addresses.get(st.lead, ("", ""))
         return NodeStatus(
             node_id=self.node_id,
             role=_ROLE_NAMES.get(st.role.value, st.role.value),
             leader_id=st.lead,
-            leader_http_address=addresses.get(st.lead, ("", ""))[1],
+            leader_http_address=leader_http,
+            leader_raft_address=leader_raft,
             term=st.term,
             commit_index=st.commit,
             applied_index=st.applied,

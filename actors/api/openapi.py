@@ -16,6 +16,8 @@ from typing import Any
 import yaml
 from aiohttp import web
 
+from actors.api.responses import CONTENT_TYPE, json_bytes
+
 SPEC_RESOURCE = "openapi.yaml"
 PATH = "/openapi.json"
 
@@ -28,8 +30,7 @@ def openapi_json() -> bytes:
     document = yaml.load(text, Loader=loader)  # a safe loader either way
     if not isinstance(document, dict) or "openapi" not in document:
         raise ValueError(f"{SPEC_RESOURCE} is not an OpenAPI document")
-    # allow_nan=False: the document must be strict JSON for any client.
-    return json.dumps(document, separators=(",", ":"), allow_nan=False).encode("utf-8")
+    return json_bytes(document)  # strict JSON (no NaN), as every answer
 
 
 def openapi_document() -> dict[str, Any]:
@@ -39,4 +40,4 @@ def openapi_document() -> dict[str, Any]:
 
 
 async def serve_openapi(request: web.Request) -> web.Response:
-    return web.Response(body=openapi_json(), content_type="application/json")
+    return web.Response(body=openapi_json(), content_type=CONTENT_TYPE, charset="utf-8")

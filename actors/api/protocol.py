@@ -36,7 +36,6 @@ its headers; the body's time is bounded by :func:`actors.api.body.read_body`
 
 from __future__ import annotations
 
-import json
 import logging
 from http import HTTPStatus
 from typing import Any
@@ -45,6 +44,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import BadHttpMessage, HttpProcessingError, LineTooLong
 
 from actors.api.errors import error_response
+from actors.api.responses import json_bytes
 from scheduled_db.config.model import HttpConfig
 from scheduled_db.errors import safe_text
 
@@ -166,7 +166,7 @@ async def render_json_errors(request: web.Request, response: web.StreamResponse)
     except ValueError:
         phrase = "Error"
     code = phrase.lower().replace(" ", "_").replace("-", "_")
-    body = json.dumps({"error": phrase, "code": code}).encode()
+    body = json_bytes({"error": phrase, "code": code})
     response.body = body
     response.content_type = _JSON
     response.charset = "utf-8"

@@ -1,18 +1,22 @@
 """The JSON shapes of the REST API: pure functions from records to dicts.
 
-Times go out as epoch seconds (an int when whole, else a float carrying the
-milliseconds), ``None`` as ``null``; enums as their values.
+Instants go out as whole epoch seconds (an int, rounded down), as the original's
+clients decode them (Go ``int64``: a fraction fails to decode), each with its
+milliseconds beside it under the same name plus ``_ms`` (``created_at`` and
+``created_at_ms``).  Durations (a job's ``timeout``) are seconds, with a fraction
+when there is one, and ``timeout_ms`` beside.  ``None`` is ``null``; enums are
+their values.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from actors.api.backend import NodeStatus, ServerInfo
 from actors.runtime.metrics import memory_utilization_percent
 from scheduled_db.jobs.model import Attempt, Job, JobStatus
-from scheduled_db.jobs.timestamps import format_epoch_seconds
 from scheduled_db.state.records import Counters
 
 DEGRADED_MEMORY_PERCENT = 90.0
@@ -21,8 +25,21 @@ MIN_FINISHED_FOR_RATE = 10  # fewer finished jobs than this say nothing about fa
 _FAILED = (JobStatus.FAILED, JobStatus.TIMEOUT)
 
 
-def seconds(ms: int | None) -> int | float | None:
-    return None if ms is None else format_epoch_seconds(ms)
+def seconds(ms: int | None) -> int | None:
+    """Whole epoch seconds of an instant in milliseconds (rounded down)."""
+    return None if ms is None else ms // 1000
+
+
+def instant(name: str, ms: int | None) -> dict[str, int | None]:
+    """``{name: whole seconds, name_ms: milliseconds}``: how every instant goes out."""
+    return {name: seconds(ms), f"{name}_ms": ms}
+
+
+def duration_seconds(ms: int | None) -> int | float | None:
+    """A duration in seconds: an int when whole, else with the milliseconds."""
+    if ms is None:
+        return None
+    return ms // 1000 if ms % 1000 == 0 else ms / 1000
 
 
 def job_view(job: Job) -> dict[str, Any]:
@@ -31,45 +48,67 @@ def job_view(job: Job) -> dict[str, Any]:
     return {
         "id": spec.id,
         "type": spec.type.value,
-        "timestamp": seconds(spec.timestamp_ms),
+        **instant("timestamp", spec.timestamp_ms),
         "cron_expression": spec.cron_expression,
         "timezone": spec.timezone,
-        "last_date": seconds(spec.last_date_ms),
+        **instant("last_date", spec.last_date_ms),
         "webhook_url": spec.webhook_url,
         "payload": spec.payload,
         "misfire_policy": spec.misfire_policy.value,
         "max_attempts": spec.max_attempts,
-        "timeout": seconds(spec.timeout_ms),
+        "timeout": duration_seconds(spec.timeout_ms),
+        "timeout_ms": spec.timeout_ms,
         "signing_secret_ref": spec.signing_secret_ref,
         "status": job.status.value,
         "paused": job.paused,
-        "created_at": seconds(job.created_at_ms),
-        "next_run_at": seconds(job.next_run_at_ms),
+        **instant("created_at", job.created_at_ms),
+        **instant("next_run_at", job.next_run_at_ms),
     }
 
 
-def status_view(job: Job) -> dict[str, Any]:
-    """``GET /jobs/{id}/status``."""
-    return {
+def cancelled_at_ms(job: Job) -> int | None:
+    """When a cancelled job was cancelled (the record's own field when it has one,
+    else the time it finished, which a cancel sets); None for any other status."""
+    if job.status is not JobStatus.CANCELLED:
+        return None
+    return job.cancelled_at_ms if job.cancelled_at_ms is not None else job.completed_at_ms
+
+
+def status_view(job: Job, attempts: Iterable[Attempt]) -> dict[str, Any]:
+    """``GET /jobs/{id}/status``: the original's execution state of a job.
+
+    ``attempts`` are those of the job's current occurrence (the original's state
+    held only those: it began anew with every run); ``/executions`` has them all.
+    """
+    view: dict[str, Any] = {
         "job_id": job.id,
         "status": job.status.value,
         "attempt_count": job.attempt_count,
-        "created_at": seconds(job.created_at_ms),
-        "first_attempt_at": seconds(job.first_attempt_at_ms),
-        "last_attempt_at": seconds(job.last_attempt_at_ms),
-        "completed_at": seconds(job.completed_at_ms),
+        **instant("created_at", job.created_at_ms),
+        **instant("first_attempt_at", job.first_attempt_at_ms),
+        **instant("last_attempt_at", job.last_attempt_at_ms),
+        **instant("completed_at", job.completed_at_ms),
+        **instant("cancelled_at", cancelled_at_ms(job)),
         "executing_node_id": job.executing_node_id,
+        **instant("next_run_at", job.next_run_at_ms),
+        "attempts": [attempt_view(a) for a in attempts],
         "cancellation_reason": job.cancellation_reason,
-        "cancelled_at": seconds(job.cancelled_at_ms),
     }
+    return view
+
+
+def list_item_view(job: Job, attempts: Iterable[Attempt]) -> dict[str, Any]:
+    """An item of ``GET /jobs``: the job, and the original's execution state of it
+    (``job_id``, ``attempt_count``, ``attempts``, ...), in one object."""
+    return {**job_view(job), **status_view(job, attempts)}
 
 
 def attempt_view(attempt: Attempt) -> dict[str, Any]:
     return {
         "attempt_num": attempt.attempt_num,
-        "scheduled_at": seconds(attempt.scheduled_at_ms),
-        "start_time": seconds(attempt.start_time_ms),
-        "end_time": seconds(attempt.end_time_ms),
+        **instant("scheduled_at", attempt.scheduled_at_ms),
+        **instant("start_time", attempt.start_time_ms),
+        **instant("end_time", attempt.end_time_ms),
         "node_id": attempt.node_id,
         "status": attempt.status.value,
         "http_status": attempt.http_status,
@@ -84,7 +123,7 @@ def cancel_view(job: Job, reason: str | None) -> dict[str, Any]:
     view: dict[str, Any] = {
         "job_id": job.id,
         "status": job.status.value,
-        "cancelled_at": seconds(job.completed_at_ms),
+        **instant("cancelled_at", cancelled_at_ms(job)),
     }
     if reason is not None:
         view["reason"] = reason
@@ -110,27 +149,53 @@ def failure_rate(counters: Counters) -> tuple[float, int]:
     return (failed / finished if finished else 0.0), finished
 
 
-def health_status(utilization_percent: float, rate: float, finished: int, threshold: float) -> str:
-    """ok, degraded (memory >= 90 %, or failures above ``threshold``) or unhealthy
-    (degraded with more than half failing).  A failure rate counts only once at
-    least :data:`MIN_FINISHED_FOR_RATE` jobs have finished."""
-    rate_counts = finished >= MIN_FINISHED_FOR_RATE
-    degraded = utilization_percent >= DEGRADED_MEMORY_PERCENT or (rate_counts and rate > threshold)
-    if not degraded:
-        return "ok"
-    return "unhealthy" if rate_counts and rate > UNHEALTHY_FAILURE_RATE else "degraded"
+def health_status(
+    utilization_percent: float, rate: float, finished: int, threshold: float, leader_known: bool
+) -> tuple[str, str | None]:
+    """``(status, why)``: ``ok``; ``degraded``; or ``unhealthy``, which /health
+    answers with 503.
+
+    Decisions (the original's rule, plus a cluster that cannot act):
+
+    - ``degraded``: the queue's memory over 90 % of its budget, or more than
+      ``threshold`` of finished jobs failed (a failure rate counts only once
+      :data:`MIN_FINISHED_FOR_RATE` jobs have finished);
+    - ``unhealthy``: both at once with more than half failing, as the original;
+      or no leader known: this node can neither take writes nor see its jobs
+      fire, so it must not look healthy to a load balancer or a monitor.
+    """
+    if not leader_known:
+        return "unhealthy", "no leader known (an election, or no quorum)"
+    memory_high = utilization_percent > DEGRADED_MEMORY_PERCENT
+    failing = finished >= MIN_FINISHED_FOR_RATE and rate > threshold
+    if memory_high and failing and rate > UNHEALTHY_FAILURE_RATE:
+        return "unhealthy", "memory over 90 % of its budget and most finished jobs failed"
+    if memory_high:
+        return "degraded", "memory over 90 % of its budget"
+    if failing:
+        return "degraded", f"failure rate over {threshold:g}"
+    return "ok", None
 
 
-def health_view(status: NodeStatus, counters: Counters, limits: Limits) -> dict[str, Any]:
-    """``GET /health``."""
+def health_view(
+    status: NodeStatus, counters: Counters, limits: Limits, last_executed_ms: int | None
+) -> dict[str, Any]:
+    """``GET /health``, in the original's field order, then ours."""
     utilization = memory_utilization_percent(counters.bytes, limits.memory_limit_bytes)
     rate, finished = failure_rate(counters)
+    health, why = health_status(
+        utilization, rate, finished, limits.failure_threshold, bool(status.leader_id)
+    )
     execution: dict[str, Any] = {s.value: n for s, n in counters.by_status}
+    execution["total"] = counters.jobs
+    execution.update(instant("last_executed_at", last_executed_ms))
     execution["failure_rate"] = round(rate, 4)
-    execution["last_executed_at"] = None  # not tracked by the state machine yet
     return {
-        "status": health_status(utilization, rate, finished, limits.failure_threshold),
+        "status": health,
         "role": status.role,
+        # The leader's HTTP address, where clients may send writes: not its Raft
+        # address, as the original gave.  /health is open without a token, and a
+        # peer's Raft address is internal (it is in /debug/cluster, for operators).
         "leader": status.leader_http_address or None,
         "node_id": status.node_id,
         "memory": {
@@ -140,11 +205,16 @@ def health_view(status: NodeStatus, counters: Counters, limits: Limits) -> dict[
             "utilization_percent": utilization,
         },
         "jobs": {
-            "current_count": counters.jobs,
+            "count": counters.jobs,
             "limit": limits.job_limit,
             "available": max(0, limits.job_limit - counters.jobs),
+            "current_count": counters.jobs,  # what this API called it first
         },
         "execution": execution,
+        "leader_id": status.leader_id or None,
+        "reason": why,
+        # A 503 body carries error and code, like every other non-2xx body.
+        **({"error": f"Unhealthy: {why}", "code": "unhealthy"} if health == "unhealthy" else {}),
     }
 
 
@@ -169,11 +239,14 @@ def ready_view(status: NodeStatus) -> tuple[bool, dict[str, Any]]:
 
 # --- cluster --------------------------------------------------------------------------
 
+# How the original (hashicorp/raft) names the states.
+RAFT_STATE_NAMES = {"leader": "Leader", "follower": "Follower", "candidate": "Candidate"}
 
-def server_view(server: ServerInfo) -> dict[str, Any]:
+
+def member_view(server: ServerInfo) -> dict[str, Any]:
+    """A member with what this node knows of it (no ``id`` key: see :func:`cluster_view`)."""
     return {
-        "id": server.id,
-        "address": server.raft_address,
+        "node_id": server.id,
         "suffrage": server.suffrage,
         "raft_address": server.raft_address,
         "http_address": server.http_address,
@@ -183,16 +256,26 @@ def server_view(server: ServerInfo) -> dict[str, Any]:
 
 
 def cluster_view(status: NodeStatus, counters: Counters) -> dict[str, Any]:
-    """``GET /debug/cluster``: this node's view of the Raft group."""
+    """``GET /debug/cluster``: this node's view of the Raft group.
+
+    The original's fields first, as its clients decode them: ``leader`` is the
+    leader's Raft address, ``raft_state`` is spelled as hashicorp/raft does, and
+    ``servers`` holds string maps ``{id, address}`` only.  ``"id"`` appears as a key
+    nowhere else in the body: the original's scripts count the servers with
+    ``grep -o '"id"' | wc -l``.  Our details follow, members under ``members``.
+    """
     return {
         "node_id": status.node_id,
         "is_leader": status.role == "leader",
-        "leader": status.leader_id or None,
+        "leader": status.leader_raft_address or None,
+        "raft_state": RAFT_STATE_NAMES.get(status.role, status.role.capitalize()),
+        "servers": [{"id": s.id, "address": s.raft_address} for s in status.servers],
+        "job_count": counters.jobs,
+        "role": status.role,
+        "leader_id": status.leader_id or None,
         "leader_http_address": status.leader_http_address or None,
-        "raft_state": status.role,
         "term": status.term,
         "commit_index": status.commit_index,
         "applied_index": status.applied_index,
-        "servers": [server_view(s) for s in status.servers],
-        "job_count": counters.jobs,
+        "members": [member_view(s) for s in status.servers],
     }

@@ -111,7 +111,8 @@ class Read:
 
     The result's values: GetJob -> Job |
     None; ListJobs -> JobPage; GetExecutions / GetOpenClaims -> tuple[Attempt,
-    ...]; DueBefore -> tuple[Job, ...]; GetCounters -> Counters; GetApplied ->
+    ...]; GetCurrentAttempts -> dict of job id -> tuple[Attempt, ...]; DueBefore
+    -> tuple[Job, ...]; GetCounters -> Counters; GetApplied ->
     (index, term); GetDigest -> hex str; GetMembers -> dict of node id ->
     (raft, http address).
     """

@@ -56,14 +56,20 @@ Clock = Callable[[], int]
 
 
 def request_body(deliver: Deliver, sent_ms: int) -> bytes:
-    """The JSON the receiver gets; times in epoch seconds (with milliseconds)."""
+    """The JSON the receiver gets: ours, then the original's ``timestamp`` (the send
+    time) and ``data`` (the payload, null when none), so receivers written for either
+    read it.  Instants are whole epoch seconds, with ``_ms`` beside, as in the API."""
     body = {
         "job_id": deliver.job_id,
         "type": deliver.job_type,
-        "scheduled_at": deliver.scheduled_at_ms / 1000,
-        "executed_at": sent_ms / 1000,
+        "scheduled_at": deliver.scheduled_at_ms // 1000,
+        "scheduled_at_ms": deliver.scheduled_at_ms,
+        "executed_at": sent_ms // 1000,
+        "executed_at_ms": sent_ms,
         "attempt": deliver.attempt,
         "payload": deliver.payload,
+        "timestamp": sent_ms // 1000,
+        "data": deliver.payload,
     }
     return json.dumps(body, separators=(",", ":")).encode()
 

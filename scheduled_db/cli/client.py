@@ -1,4 +1,4 @@
-"""The client subcommands: ``jobs ...``, ``health`` and ``cluster-status``.
+"""The client subcommands: ``jobs ...``, ``health``, ``livez`` and ``cluster-status``.
 
 Each sends one REST request (``jobs list --all``: one per page) to ``--url`` and
 prints the JSON answer, pretty-printed, to stdout.  Exit codes: 0 on a 2xx answer;
@@ -58,7 +58,7 @@ _ONE_JOB: tuple[tuple[str, str, str, str], ...] = (
 
 
 def add_client_commands(subparsers: Subparsers) -> None:
-    """Register ``jobs``, ``health`` and ``cluster-status`` on the top-level parser."""
+    """Register ``jobs``, ``health``, ``livez`` and ``cluster-status`` on the top-level parser."""
     common = _common_options()
     jobs = subparsers.add_parser(
         "jobs", help="Create, inspect and cancel jobs through a node's REST API."
@@ -72,7 +72,8 @@ def add_client_commands(subparsers: Subparsers) -> None:
     _add_list(actions, common)
     _add_cancel(actions, common)
     for name, path, text in (
-        ("health", "/health", "Show a node's health (GET /health)."),
+        ("health", "/health", "Show a node's health (GET /health; exit 1 when unhealthy)."),
+        ("livez", "/livez", "Whether a node's HTTP server answers (GET /livez), for probes."),
         ("cluster-status", "/debug/cluster", "Show the cluster as a node sees it."),
     ):
         parser = subparsers.add_parser(name, parents=[common], help=text, description=text)

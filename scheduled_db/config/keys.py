@@ -104,7 +104,8 @@ KEYS: tuple[Key, ...] = (
         f"Bearer tokens by SHA-256, role read|write|admin; env form {TOKENS_FORMAT},... "
         "None: no token needed."),
     Key("api.open_health", BOOL, True, None,
-        "With tokens set, whether /health, /ready, /metrics, /openapi.json answer without one."),
+        "With tokens set, whether /health, /livez, /ready, /metrics, /openapi.json answer "
+        "without one."),
     Key("api.rate_limit", number(0, 1_000_000), 0, "API_RATE_LIMIT",
         "Requests per second allowed to each client (token, else address); 0: no limit."),
     Key("api.rate_burst", _COUNT, 50, "API_RATE_BURST",

@@ -90,6 +90,18 @@ def executions(view: StateView, job_id: str, limit: int | None = None) -> tuple[
     return tuple(r.decode_attempt(v) for _, v in pairs)
 
 
+def current_attempts(view: StateView, job_id: str) -> tuple[Attempt, ...]:
+    """Attempts of the job's current occurrence (the one its execution record names:
+    the run in flight or last made, or, once a recurring job moved on, the next run,
+    which has none yet), in attempt order."""
+    ex = get_execution(view, job_id)
+    if ex is None or ex.occurrence_ms is None:
+        return ()
+    lo = r.history_key(job_id, ex.occurrence_ms, 0)
+    hi = r.history_key(job_id, ex.occurrence_ms + 1, 0)
+    return tuple(r.decode_attempt(v) for _, v in view.iter_range(lo, hi))
+
+
 def due_before(view: StateView, before_ms: int, limit: int = MAX_PAGE) -> tuple[Job, ...]:
     """Jobs due to fire (or retry) strictly before ``before_ms``, earliest first."""
     hi = r.DUE + r.u64(before_ms)

@@ -41,6 +41,14 @@ class GetExecutions:
 
 
 @dataclass(frozen=True, slots=True)
+class GetCurrentAttempts:
+    """Job id -> the attempts of its current occurrence, for each of ``job_ids`` (an
+    empty tuple for a job without any); one read for a whole page of jobs."""
+
+    job_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class DueBefore:
     """Jobs due before ``before_ms``."""
 
@@ -87,6 +95,7 @@ Query = (
     GetJob
     | ListJobs
     | GetExecutions
+    | GetCurrentAttempts
     | DueBefore
     | DueOccurrences
     | GetCounters
@@ -107,6 +116,8 @@ def answer(view: StateView, query: Query) -> object:
             return queries.list_jobs(view, query.status, query.cursor, query.limit)
         case GetExecutions():
             return queries.executions(view, query.job_id, query.limit)
+        case GetCurrentAttempts():
+            return {i: queries.current_attempts(view, i) for i in query.job_ids}
         case DueBefore():
             return queries.due_before(view, query.before_ms, query.limit)
         case DueOccurrences():

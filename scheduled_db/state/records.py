@@ -10,7 +10,7 @@ key                                        value
 =========================================  ===========================================
 ``m/applied``                              ``[index, term]`` of the last applied entry
 ``m/conf``                                 ``[voters, learners]`` as of that entry
-``m/counters``                             ``[jobs, bytes, [count per status]]``
+``m/counters``                             ``[jobs, bytes, [count per status], last run?]``
 ``j/<id>``                                 the :class:`Job` record
 ``x/<id>``                                 the :class:`Execution` record
 ``s/<status>\\0<id>``                       empty: jobs by status
@@ -151,6 +151,9 @@ class Counters:
     jobs: int = 0
     bytes: int = 0  # sum of len(key) + len(value) over all non-``m/`` keys
     by_status: tuple[tuple[JobStatus, int], ...] = tuple((s, 0) for s in STATUS_ORDER)
+    # The latest end of an attempt that ran (completed, failed or timed out), if any
+    # did: /health's last_executed_at.  Never decreases, deleted jobs or not.
+    last_executed_ms: int | None = None
 
     def count(self, status: JobStatus) -> int:
         return dict(self.by_status)[status]
@@ -255,13 +258,17 @@ def decode_execution(data: bytes) -> Execution:
 
 
 def encode_counters(c: Counters) -> bytes:
-    return _pack([c.jobs, c.bytes, [n for _, n in c.by_status]])
+    fields = [c.jobs, c.bytes, [n for _, n in c.by_status]]
+    if c.last_executed_ms is not None:  # absent until a first run: older states' bytes
+        fields.append(c.last_executed_ms)
+    return _pack(fields)
 
 
 def decode_counters(data: bytes) -> Counters:
     def build(w: Any) -> Counters:
-        jobs, size, counts = w
-        return Counters(jobs, size, tuple(zip(STATUS_ORDER, counts, strict=True)))
+        jobs, size, counts, *rest = w  # rest: [last executed] once anything ran
+        by_status = tuple(zip(STATUS_ORDER, counts, strict=True))
+        return Counters(jobs, size, by_status, int(rest[0]) if rest else None)
 
     return _decoded("counters", data, build)
 

@@ -16,6 +16,8 @@ from scheduled_db.state import records as r
 from scheduled_db.state.stateview import Overlay, StateView, Write
 
 DUE_STATUSES = frozenset({JobStatus.PENDING, JobStatus.FAILED, JobStatus.TIMEOUT})
+# The outcomes of an attempt that was made (a cancelled one was cut short).
+RAN_STATUSES = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.TIMEOUT})
 
 
 def due_index_key(job: Job) -> bytes | None:
@@ -43,6 +45,7 @@ class Txn:
         self._jobs = base.jobs
         self._bytes = base.bytes
         self._by_status: Counter[JobStatus] = Counter(dict(base.by_status))
+        self._last_executed = base.last_executed_ms
 
     # -- jobs --
 
@@ -107,6 +110,8 @@ class Txn:
         key = r.history_key(a.job_id, a.scheduled_at_ms, a.attempt_num)
         self.ov.put(key, r.encode_attempt(a))
         self.ov.put(_by_start(a), b"")
+        if a.end_time_ms is not None and a.status in RAN_STATUSES:
+            self._last_executed = max(a.end_time_ms, self._last_executed or 0)
 
     def attempts_started_before(self, cutoff_ms: int) -> Iterator[tuple[str, int, int]]:
         """``(job id, occurrence, attempt)`` of attempts claimed before ``cutoff_ms``
@@ -140,6 +145,7 @@ class Txn:
             self._jobs,
             self._bytes + self.ov.size_delta,
             tuple((s, self._by_status[s]) for s in r.STATUS_ORDER),
+            self._last_executed,
         )
         self.ov.put(r.COUNTERS, r.encode_counters(counters))
         return self.ov.writes()

@@ -170,7 +170,8 @@ class NodeProcess:
         ]  # fmt: skip
 
     def start(self, wait: bool = True, timeout: float = 30) -> None:
-        """Start the process; with ``wait``, return once it serves /health."""
+        """Start the process; with ``wait``, return once it serves HTTP (``/livez``:
+        ``/health`` also needs a leader)."""
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, "PYTHONPATH": str(ROOT), **self.env}
         guard = die_with_parent if self.orphan_guard else None
@@ -179,7 +180,7 @@ class NodeProcess:
                 self.args(), stdout=log, stderr=log, env=env, cwd=ROOT, preexec_fn=guard
             )
         if wait:
-            wait_until(self.answers, timeout, f"{self.node_id} to serve /health")
+            wait_until(self.answers, timeout, f"{self.node_id} to serve HTTP")
 
     def call(self, method: str, path: str, body: Any = None, headers: Any = None) -> Any:
         """(status, decoded body) of one request to this node."""
@@ -189,7 +190,7 @@ class NodeProcess:
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
-    def answers(self, path: str = "/health") -> bool:
+    def answers(self, path: str = "/livez") -> bool:
         """Whether the node answers 200 on ``path``; :class:`NodeExited` if it has ended."""
         if self.proc is not None and self.proc.poll() is not None:
             raise NodeExited(
@@ -244,12 +245,12 @@ def join(nodes: Sequence[NodeProcess]) -> None:
 
 @contextmanager
 def running(nodes: list[N], ready_timeout: float = 30) -> Iterator[list[N]]:
-    """Start every node at once, wait until each serves /health; stop them all after."""
+    """Start every node at once, wait until each serves HTTP; stop them all after."""
     try:
         for n in nodes:
             n.start(wait=False)
         for n in nodes:
-            wait_until(n.answers, ready_timeout, f"{n.node_id} to serve /health")
+            wait_until(n.answers, ready_timeout, f"{n.node_id} to serve HTTP")
         yield nodes
     finally:
         for n in nodes:

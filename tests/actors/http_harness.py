@@ -68,6 +68,11 @@ class Reply:
     status: int
     body: Any  # the decoded JSON, or the text when the response is not JSON
     headers: CIMultiDictProxy[str]
+    raw: bytes = b""  # the body as it came
+
+    @property
+    def text(self) -> str:
+        return self.raw.decode()
 
 
 def check_error_body(status: int, raw: bytes, content_type: str) -> dict[str, Any]:
@@ -76,6 +81,10 @@ def check_error_body(status: int, raw: bytes, content_type: str) -> dict[str, An
     body = json.loads(raw)
     assert isinstance(body, dict) and isinstance(body.get("error"), str), body
     assert body["error"] and "\n" not in body["error"]
+    if body.get("code") == "unhealthy":
+        # /health's 503 is the health document, as its 200 (the leader's public HTTP
+        # address included), not an error about the request.
+        return body
     text = raw.decode()
     for fragment in FORBIDDEN_IN_ERRORS:
         assert fragment not in text, (fragment, text)
@@ -114,7 +123,7 @@ class Api:
                 decoded = json.loads(raw)
             else:
                 decoded = raw.decode()
-            return Reply(resp.status, decoded, resp.headers)
+            return Reply(resp.status, decoded, resp.headers, raw)
 
     async def create(self, **fields: Any) -> dict[str, Any]:
         """POST a one-time job (defaults filled in) and return the stored job."""

@@ -45,6 +45,7 @@ class MemoryBackend:
         self.role = "leader"
         self.leader_id = node_id
         self.leader_http_address = HTTP_ADDRESS
+        self.leader_raft_address = RAFT_ADDRESS
         self.servers: tuple[ServerInfo, ...] = (
             ServerInfo(node_id, RAFT_ADDRESS, HTTP_ADDRESS, "voter", 0, 0),
         )
@@ -88,11 +89,14 @@ class MemoryBackend:
         finally:
             self.waiting -= 1
 
-    def follow(self, leader_id: str = "", leader_http_address: str = "") -> None:
+    def follow(
+        self, leader_id: str = "", leader_http_address: str = "", leader_raft_address: str = ""
+    ) -> None:
         """Become a follower of ``leader_id`` (none: no leader); writes are refused."""
         self.role = "follower"
         self.leader_id = leader_id
         self.leader_http_address = leader_http_address
+        self.leader_raft_address = leader_raft_address
         self.refuse("not_leader", leader_id)
 
     # --- the Backend contract ---------------------------------------------------------
@@ -129,6 +133,7 @@ class MemoryBackend:
             commit_index=self.index,
             applied_index=self.index,
             servers=self.servers,
+            leader_raft_address=self.leader_raft_address,
         )
 
     async def read_index(self, timeout: float = 10.0) -> None:
@@ -194,3 +199,11 @@ class MemoryBackend:
         if final:
             results += self.apply(CompleteOccurrence(job_id, occ, None, outcome, at_ms + 30))
         assert all(r.accepted for r in results), results
+
+    def next_run(self, job_id: str) -> None:
+        """Close a recurring job's current occurrence and schedule the next, an hour on."""
+        ex = queries.get_execution(self.state, job_id)
+        assert ex is not None and ex.occurrence_ms is not None
+        occ = ex.occurrence_ms
+        (result,) = self.apply(CompleteOccurrence(job_id, occ, occ + 3_600_000, None, occ + 100))
+        assert result.accepted, result

@@ -60,6 +60,15 @@ def test_compose_runs_three_nodes_and_every_mounted_file_exists() -> None:
                 assert mount.read_only, f"{service.name}: mount {mount.source} read-only"
 
 
+def test_nodes_keep_the_images_liveness_check_on_livez() -> None:
+    """The nodes inherit the image's HEALTHCHECK (``scheduled-db livez``): a check on
+    /health would mark every node unhealthy while the cluster has no quorum."""
+    for node in NODES:
+        assert "healthcheck" not in node.spec, node.name
+    (check,) = [i.args for i in dockerfile_stages()[-1] if i.keyword == "HEALTHCHECK"]
+    assert "scheduled-db livez " in check and "/health" not in check
+
+
 def test_each_node_runs_its_own_file_in_config_cluster() -> None:
     for service in NODES:
         mount = service.config_mount()

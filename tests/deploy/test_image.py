@@ -80,7 +80,7 @@ def healthcheck(http_port: int) -> int:
 def test_the_healthcheck_passes_on_a_live_node_and_fails_without_one(
     compose_nodes: list[ComposeNode],
 ) -> None:
-    assert ("GET", "/health") in api_routes()
+    assert ("GET", "/livez") in api_routes()
     assert healthcheck(compose_nodes[0].http_port) == 0
     assert healthcheck(free_port()) != 0
 

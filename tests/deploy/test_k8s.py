@@ -214,10 +214,12 @@ def test_ports_probes_metrics_and_data_match_the_node(layout: str, tmp_path: Pat
     assert port_of(docs, "raft") == config.raft.port and config.raft.host == "0.0.0.0"
     assert port_of(docs, "metrics") == config.metrics.port
     served = api_routes()
-    for probe, path in (("livenessProbe", "/health"), ("readinessProbe", "/ready")):
+    # Liveness on /livez: /health answers 503 while no leader is known, and restarting
+    # pods that lost their quorum would only restart them in a loop.
+    probes = (("startupProbe", "/livez"), ("livenessProbe", "/livez"), ("readinessProbe", "/ready"))
+    for probe, path in probes:
         assert main[probe]["httpGet"] == {"path": path, "port": "http"}, probe
         assert ("GET", path) in served
-    assert main["startupProbe"]["httpGet"]["path"] == "/health"
     annotations = sts["spec"]["template"]["metadata"]["annotations"]
     assert annotations["prometheus.io/scrape"] == "true"
     assert int(annotations["prometheus.io/port"]) == config.metrics.port

@@ -53,7 +53,7 @@ def leader(nodes: list[ComposeNode]) -> ComposeNode:
     found: list[ComposeNode] = []
 
     def agreed() -> bool:
-        named = {n.http.call("GET", "/debug/cluster")[2].get("leader") for n in nodes}
+        named = {n.http.call("GET", "/debug/cluster")[2].get("leader_id") for n in nodes}
         found[:] = [n for n in nodes if {n.node_id} == named]
         return bool(found)
 

@@ -96,7 +96,7 @@ def start_nodes(root: Path) -> list[ComposeNode]:
         n.start(wait=False)
     try:
         for n in nodes:
-            wait_until(n.answers, 30, f"{n.node_id} to serve /health")
+            wait_until(n.answers, 30, f"{n.node_id} to serve HTTP")
             wait_until(n.ready, 30, f"{n.node_id} to be ready")
     except BaseException:
         stop_all(nodes)

@@ -74,7 +74,7 @@ def start_together(nodes: list[ClusterNode]) -> None:
 def wait_serving(node: ClusterNode, timeout: float = 30) -> None:
     """Wait until a started ``node`` serves /health; fail with the end of its log."""
     try:
-        wait_until(node.answers, timeout, f"{node.node_id} to serve /health")
+        wait_until(node.answers, timeout, f"{node.node_id} to serve HTTP")
     except AssertionError as exc:
         tail = "\n".join(node.log().splitlines()[-40:])
         raise AssertionError(f"{exc}; the end of its log:\n{tail}") from None

@@ -174,8 +174,20 @@ def _not_ready(exchange: Exchange) -> bool:
         exchange.status == 503
         and bool(target)
         and target[0].split(b"?")[0] == b"/ready"
-        and exchange.body.startswith(b'{"ready": false')
+        and exchange.body.startswith(b'{"ready":false')
     )
+
+
+def _unhealthy(exchange: Exchange) -> bool:
+    """/health answers 503 by design while no leader is known (or the original's
+    failure rule holds), with the health document as its body, not an error."""
+    target = exchange.request.split(b" ", 2)[1:2]
+    if exchange.status != 503 or not target or target[0].split(b"?")[0] != b"/health":
+        return False
+    try:
+        return bool(json.loads(exchange.body).get("code") == "unhealthy")
+    except (ValueError, AttributeError):
+        return exchange.method == "HEAD"
 
 
 def _raft_refusal(exchange: Exchange) -> bool:
@@ -196,11 +208,12 @@ def problems_of(exchange: Exchange, forbidden: Forbidden, elections: int = 0) ->
     if exchange.status is None:
         return [f"no answer to {where!r}: {exchange.error}"]
     found: list[str] = []
-    allowed = _not_ready(exchange) or (elections > 0 and _raft_refusal(exchange))
+    no_leader = elections > 0 and (_raft_refusal(exchange) or _unhealthy(exchange))
+    allowed = _not_ready(exchange) or no_leader
     if exchange.status >= 500 and not allowed:
         found.append(f"{exchange.status} for {where!r}: {exchange.body[:200]!r}")
     text = exchange.body.decode("utf-8", "replace")
-    is_error = exchange.status >= 400
+    is_error = exchange.status >= 400 and not _unhealthy(exchange)
     if is_error and exchange.method != "HEAD":
         content_type = exchange.headers.get("content-type", "")
         try:

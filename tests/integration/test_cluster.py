@@ -39,7 +39,7 @@ def test_three_nodes_elect_one_leader_and_replicate_every_write(
         )
         assert n.http.call("GET", "/jobs?limit=100")[2]["total"] == 20
     view = leader.http.call("GET", "/debug/cluster")[2]
-    listed = {s["id"]: s for s in view["servers"]}
+    listed = {s["node_id"]: s for s in view["members"]}
     assert set(listed) == {"node-1", "node-2", "node-3"}
     assert all(s["suffrage"] == "voter" for s in listed.values())
     assert listed[leader.node_id]["last_contact"] is None  # itself

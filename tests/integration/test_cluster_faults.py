@@ -98,8 +98,8 @@ def test_nodes_started_one_by_one_in_any_order_form_one_cluster(
 
         assert sorted(n.health()["role"] for n in nodes) == ["follower", "follower", "leader"]
         for n in nodes:  # every node sees the same three voters
-            servers = n.http.call("GET", "/debug/cluster")[2]["servers"]
-            assert {(s["id"], s["suffrage"]) for s in servers} == {
+            members = n.http.call("GET", "/debug/cluster")[2]["members"]
+            assert {(s["node_id"], s["suffrage"]) for s in members} == {
                 (f"node-{i}", "voter") for i in (1, 2, 3)
             }
         followers = [n for n in nodes if n is not leader]

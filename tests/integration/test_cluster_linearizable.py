@@ -75,7 +75,7 @@ def recording(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Recording]:
             for n in nodes:
                 n.start(wait=False)
             for n in nodes:
-                wait_until(n.answers, 30, f"{n.node_id} to serve /health")
+                wait_until(n.answers, 30, f"{n.node_id} to serve HTTP")
             wait_leader(nodes)
             recorder, stats = HistoryRecorder(), ClientStats()
             nemesis = _record(nodes, net, workload, recorder, stats, seed)
@@ -120,7 +120,7 @@ def _settle_and_read_back(
         if not running(n):
             n.start(wait=False)
     for n in nodes:
-        wait_until(n.answers, 30, f"{n.node_id} to serve /health")
+        wait_until(n.answers, 30, f"{n.node_id} to serve HTTP")
     wait_leader(nodes)
     reader = 10_000  # a client id no worker thread uses
     for n in nodes:

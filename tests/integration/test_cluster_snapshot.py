@@ -75,5 +75,5 @@ def test_a_wiped_node_catches_up_by_snapshot(tmp_path: Path) -> None:
 
 
 def suffrage(node: ClusterNode, node_id: str) -> str | None:
-    servers = node.http.call("GET", "/debug/cluster")[2]["servers"]
-    return next((s["suffrage"] for s in servers if s["id"] == node_id), None)
+    members = node.http.call("GET", "/debug/cluster")[2]["members"]
+    return next((s["suffrage"] for s in members if s["node_id"] == node_id), None)

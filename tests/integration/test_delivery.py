@@ -77,8 +77,11 @@ def test_a_due_job_is_delivered_once_with_its_documented_request(
     body = json.loads(req.body)
     assert body["job_id"] == "hello" and body["type"] == "unico" and body["attempt"] == 1
     assert body["payload"] == {"n": 1}
-    assert abs(body["scheduled_at"] - at) < 0.002
-    assert body["executed_at"] >= body["scheduled_at"] - 0.5  # claims go out ahead, not fires
+    assert body["scheduled_at_ms"] == round(at * 1000)
+    assert body["scheduled_at"] == body["scheduled_at_ms"] // 1000  # whole seconds, as the API
+    # Claims go out ahead, not fires.
+    assert body["executed_at_ms"] >= body["scheduled_at_ms"] - 500
+    assert (body["timestamp"], body["data"]) == (body["executed_at"], {"n": 1})  # the original's
     assert req.headers["Idempotency-Key"] == f"hello:{int(at * 1000)}"
     assert req.headers["X-Scheduled-DB-Attempt"] == "1"
     assert req.headers["User-Agent"].startswith("scheduled-db/")

@@ -45,7 +45,7 @@ def _create_all(node: NodeProcess, jobs: list[dict[str, Any]]) -> None:
 
 
 def _lateness_s(receiver: Receiver) -> list[float]:
-    late = [r.at - json.loads(r.body)["scheduled_at"] for r in receiver.received("/ok")]
+    late = [r.at - json.loads(r.body)["scheduled_at_ms"] / 1000 for r in receiver.received("/ok")]
     return sorted(late)
 
 

@@ -123,7 +123,7 @@ def _cluster_view(node: ClusterNode) -> dict[str, Any]:
 
 
 def _match_of(leader: ClusterNode, node_id: str) -> int:
-    (server,) = [s for s in _cluster_view(leader)["servers"] if s["id"] == node_id]
+    (server,) = [s for s in _cluster_view(leader)["members"] if s["node_id"] == node_id]
     return int(server["match_index"])
 
 
@@ -141,7 +141,7 @@ def test_a_follower_whose_disk_fills_stops_acknowledging_and_catches_up_after(
         for n in nodes[:2]:  # the first two elect a leader; the third joins as a follower
             n.start(wait=False)
         for n in nodes[:2]:
-            wait_until(n.answers, 30, f"{n.node_id} to serve /health")
+            wait_until(n.answers, 30, f"{n.node_id} to serve HTTP")
         leader = wait_leader(nodes[:2])
         full.start()
         acked = [_create_on(leader, f"before-{i}") for i in range(20)]

@@ -147,7 +147,7 @@ def _wait_healthy(nodes: dict[str, dict[str, str]]) -> None:
     def every_node() -> bool:
         return all(_answers_health(where["http"], node) for node, where in nodes.items())
 
-    wait_until(every_node, 30, "every node to serve /health")
+    wait_until(every_node, 30, "every node to serve HTTP")
 
 
 def test_starts_every_node_where_it_says_and_stops_them_on_sigterm(launcher: Launcher) -> None:
@@ -165,7 +165,7 @@ def test_starts_every_node_where_it_says_and_stops_them_on_sigterm(launcher: Lau
         "GET", "/debug/cluster"
     )
     assert status == 200, view
-    servers = {s["id"]: (s["raft_address"], s["http_address"]) for s in view["servers"]}
+    servers = {s["node_id"]: (s["raft_address"], s["http_address"]) for s in view["members"]}
     expected = {n: (f"127.0.0.1:{w['raft']}", f"127.0.0.1:{w['http']}") for n, w in nodes.items()}
     assert servers == expected
 

@@ -85,10 +85,11 @@ def test_every_endpoint_then_restart_keeps_every_job(node: NodeProcess) -> None:
     # cluster views and metrics on both ports
     status, _, health = http.call("GET", "/health")
     assert status == 200 and health["role"] == "leader" and health["node_id"] == "node-1"
-    assert health["jobs"]["current_count"] == len(ids) - 1
+    assert health["jobs"]["count"] == health["jobs"]["current_count"] == len(ids) - 1
     status, _, dbg = http.call("GET", "/debug/cluster")
     assert status == 200 and dbg["is_leader"] and dbg["applied_index"] >= dbg["commit_index"] - 1
-    assert dbg["servers"][0]["raft_address"].endswith(f":{node.raft_port}")
+    assert dbg["members"][0]["raft_address"].endswith(f":{node.raft_port}")
+    assert dbg["servers"] == [{"id": node.node_id, "address": dbg["members"][0]["raft_address"]}]
     for port in (node.http_port, node.metrics_port):
         status, _, text = Http(f"http://127.0.0.1:{port}").call("GET", "/metrics")
         assert status == 200 and "scheduled_db_queue_job_count" in text

@@ -99,7 +99,7 @@ def read_state(nodes: list[ClusterNode]) -> ClusterState:
         leader={k: v["leader"] for k, v in views.items()},
         term={k: v["term"] for k, v in views.items()},
         members={
-            k: sorted((s["id"], s["suffrage"]) for s in v["servers"]) for k, v in views.items()
+            k: sorted((s["node_id"], s["suffrage"]) for s in v["members"]) for k, v in views.items()
         },
         applied={k: v["applied_index"] for k, v in views.items()},
         digest={n.node_id: _get(n, "/debug/digest")["digest"] for n in nodes},

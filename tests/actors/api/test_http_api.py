@@ -305,19 +305,28 @@ async def test_status_and_executions_follow_the_attempts(api: Api) -> None:
         "status": "pending",
         "attempt_count": 0,
         "created_at": NOW_S,
+        "created_at_ms": START_MS,
         "first_attempt_at": None,
+        "first_attempt_at_ms": None,
         "last_attempt_at": None,
+        "last_attempt_at_ms": None,
         "completed_at": None,
-        "executing_node_id": None,
-        "cancellation_reason": None,
+        "completed_at_ms": None,
         "cancelled_at": None,
+        "cancelled_at_ms": None,
+        "executing_node_id": None,
+        "next_run_at": NOW_S + 3600,
+        "next_run_at_ms": START_MS + 3_600_000,
+        "attempts": [],
+        "cancellation_reason": None,
     }
     api.backend.run_attempt("run", JobStatus.FAILED, START_MS + 1_000, final=True)
     status = await api.call("GET", "/jobs/run/status")
     assert status.body["status"] == "failed" and status.body["attempt_count"] == 1
-    assert (
-        status.body["first_attempt_at"] == NOW_S + 1
-        and status.body["completed_at"] == 1800000001.03
+    assert status.body["first_attempt_at"] == NOW_S + 1
+    assert (status.body["completed_at"], status.body["completed_at_ms"]) == (
+        NOW_S + 1,  # whole seconds, rounded down
+        START_MS + 1_030,
     )
     assert status.body["executing_node_id"] == "node-1"
     executions = await api.call("GET", "/jobs/run/executions")
@@ -326,8 +335,11 @@ async def test_status_and_executions_follow_the_attempts(api: Api) -> None:
     assert attempt == {
         "attempt_num": 1,
         "scheduled_at": NOW_S + 3600,
+        "scheduled_at_ms": START_MS + 3_600_000,
         "start_time": NOW_S + 1,
-        "end_time": 1800000001.025,
+        "start_time_ms": START_MS + 1_000,
+        "end_time": NOW_S + 1,
+        "end_time_ms": START_MS + 1_025,
         "node_id": "node-1",
         "status": "failed",
         "http_status": 500,
@@ -335,6 +347,21 @@ async def test_status_and_executions_follow_the_attempts(api: Api) -> None:
         "error_message": "upstream said no",
         "error_type": "http_error",
     }
+    assert status.body["attempts"] == [attempt]  # the run's attempts, as the original's state
+
+
+@api_test()
+async def test_status_shows_the_attempts_of_the_current_run_only(api: Api) -> None:
+    """A recurring job's next run starts with no attempts, as the original's state
+    (re-created for every run) did; the history keeps them all."""
+    await api.create(id="cron", type="recurrente", cron_expression="@hourly", timestamp=None)
+    job = (await api.call("GET", "/jobs/cron")).body
+    api.backend.run_attempt("cron", JobStatus.COMPLETED, job["next_run_at_ms"], final=False)
+    assert len((await api.call("GET", "/jobs/cron/status")).body["attempts"]) == 1
+    api.backend.next_run("cron")
+    status = (await api.call("GET", "/jobs/cron/status")).body
+    assert status["status"] == "pending" and status["attempts"] == []
+    assert len((await api.call("GET", "/jobs/cron/executions")).body["attempts"]) == 1
 
 
 @api_test()
@@ -343,10 +370,17 @@ async def test_cancel_with_or_without_a_body(api: Api) -> None:
     await api.create(id="c2")
     api.clock.now_ms += 1_500
     reply = await api.call("POST", "/jobs/c1/cancel")  # no body, no content type
-    assert reply.body == {"job_id": "c1", "status": "cancelled", "cancelled_at": NOW_S + 1.5}
+    assert reply.body == {
+        "job_id": "c1",
+        "status": "cancelled",
+        "cancelled_at": NOW_S + 1,
+        "cancelled_at_ms": START_MS + 1_500,
+    }
     api.clock.now_ms += 1_000
     again = await api.call("POST", "/jobs/c1/cancel", {})
-    assert again.status == 200 and again.body["cancelled_at"] == NOW_S + 1.5
+    assert again.status == 200 and again.body["cancelled_at_ms"] == START_MS + 1_500
+    status = (await api.call("GET", "/jobs/c1/status")).body
+    assert (status["cancelled_at"], status["cancelled_at_ms"]) == (NOW_S + 1, START_MS + 1_500)
     with_reason = await api.call("POST", "/jobs/c2/cancel", {"reason": "no longer needed"})
     assert with_reason.status == 200 and with_reason.body["reason"] == "no longer needed"
     assert (await api.call("GET", "/jobs/c2")).body["status"] == "cancelled"

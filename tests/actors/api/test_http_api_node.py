@@ -30,13 +30,16 @@ async def test_health_reports_role_capacity_and_execution_counts(api: Api) -> No
     reply = await api.call("GET", "/health")
     assert reply.status == 200
     body = reply.body
-    assert body["status"] == "ok"  # fewer than 10 finished: the rate does not count yet
+    assert body["status"] == "ok" and body["reason"] is None  # under 10 finished: no rate yet
     assert (body["role"], body["leader"], body["node_id"]) == ("leader", "10.9.8.7:8080", "node-1")
+    assert body["leader_id"] == "node-1"
+    assert "10.9.8.7:7000" not in reply.text  # a peer's Raft address: not on this open route
     memory = body["memory"]
     assert memory["current_bytes"] > 0 and memory["limit_bytes"] == 512 * 2**20
     assert memory["available_bytes"] == memory["limit_bytes"] - memory["current_bytes"]
     assert 0 <= memory["utilization_percent"] < 1
-    assert body["jobs"] == {"current_count": 5, "limit": 100_000, "available": 99_995}
+    jobs = {"count": 5, "limit": 100_000, "available": 99_995, "current_count": 5}
+    assert body["jobs"] == jobs
     assert body["execution"] == {
         "pending": 1,
         "in_progress": 0,
@@ -44,42 +47,89 @@ async def test_health_reports_role_capacity_and_execution_counts(api: Api) -> No
         "failed": 1,
         "cancelled": 0,
         "timeout": 1,
+        "total": 5,
+        # The attempts end 25 ms after they start (run_attempt): the latest end.
+        "last_executed_at": NOW_S + 1,
+        "last_executed_at_ms": START_MS + 1_025,
         "failure_rate": 0.5,
-        "last_executed_at": None,
     }
+
+
+@api_test()
+async def test_last_executed_at_is_null_until_a_run_ends_and_survives_its_job(api: Api) -> None:
+    await api.create(id="p")
+    execution = (await api.call("GET", "/health")).body["execution"]
+    assert (execution["last_executed_at"], execution["last_executed_at_ms"]) == (None, None)
+    await _finish(api, completed=1, failed=0)
+    assert (await api.call("DELETE", "/jobs/f0")).status == 204
+    execution = (await api.call("GET", "/health")).body["execution"]
+    assert execution["last_executed_at_ms"] == START_MS + 1_025
 
 
 @pytest.mark.parametrize(
     ("completed", "failed", "expected"),
-    [(10, 0, "ok"), (9, 1, "ok"), (8, 2, "degraded"), (5, 5, "degraded"), (4, 6, "unhealthy")],
+    [(10, 0, "ok"), (9, 1, "ok"), (8, 2, "degraded"), (5, 5, "degraded"), (4, 6, "degraded")],
 )
 def test_health_status_follows_the_failure_rate(completed: int, failed: int, expected: str) -> None:
+    """The original's rule: failures alone degrade a node, never make it unhealthy."""
+
     @api_test(config={"health.failure_threshold": 0.1})
     async def scenario(api: Api) -> None:
         await _finish(api, completed, failed)
-        assert (await api.call("GET", "/health")).body["status"] == expected
+        reply = await api.call("GET", "/health")
+        assert (reply.status, reply.body["status"]) == (200, expected)
 
     scenario()
 
 
-@api_test(config={"queue.memory_limit": "2KiB"})
-async def test_health_is_degraded_near_the_memory_limit(api: Api) -> None:
-    while (await api.call("GET", "/health")).body["memory"]["utilization_percent"] < 90:
+async def _fill_memory(api: Api) -> None:
+    """Create jobs until the queue's memory is over 90 % of its budget."""
+    while (await api.call("GET", "/health")).body["memory"]["utilization_percent"] <= 90:
         reply = await api.call("POST", "/jobs", {"type": "unico", "timestamp": NOW_S + 9})
         assert reply.status == 200, "the limit refused a job before 90% was reached"
-    health = (await api.call("GET", "/health")).body
-    assert health["status"] == "degraded"
+
+
+@api_test(config={"queue.memory_limit": "2KiB"})
+async def test_health_is_degraded_near_the_memory_limit(api: Api) -> None:
+    await _fill_memory(api)
+    health = await api.call("GET", "/health")
+    assert (health.status, health.body["status"]) == (200, "degraded")
+    assert "memory" in health.body["reason"]
     full = await api.call("POST", "/jobs", {"type": "unico", "timestamp": NOW_S + 9})
     assert full.status == 507 and full.body["type"] == "memory"
 
 
+@api_test(config={"queue.memory_limit": "12KiB", "health.failure_threshold": 0.1})
+async def test_health_is_503_unhealthy_with_memory_high_and_most_runs_failing(api: Api) -> None:
+    await _finish(api, completed=4, failed=6)
+    assert (await api.call("GET", "/health")).body["status"] == "degraded"
+    await _fill_memory(api)
+    reply = await api.call("GET", "/health")
+    assert (reply.status, reply.body["status"]) == (503, "unhealthy")
+    assert reply.body["node_id"] == "node-1"  # the whole health body, as with 200
+
+
 @api_test()
-async def test_health_of_a_follower_names_the_leader_address(api: Api) -> None:
-    api.backend.follow("node-2", "10.1.1.2:8080")
-    body = (await api.call("GET", "/health")).body
-    assert (body["role"], body["leader"]) == ("follower", "10.1.1.2:8080")
+async def test_health_is_503_unhealthy_while_no_leader_is_known(api: Api) -> None:
     api.backend.follow()
-    assert (await api.call("GET", "/health")).body["leader"] is None
+    reply = await api.call("GET", "/health")
+    assert (reply.status, reply.body["status"]) == (503, "unhealthy")
+    assert reply.body["leader"] is None and "no leader" in reply.body["reason"]
+    live = await api.call("GET", "/livez")  # a liveness probe must not restart it for that
+    assert (live.status, live.body) == (200, {"status": "ok", "node_id": "node-1"})
+    api.backend.follow("node-2", "10.1.1.2:8080", "10.1.1.2:7000")
+    assert (await api.call("GET", "/health")).status == 200
+
+
+@api_test()
+async def test_health_of_a_follower_names_the_leader_addresses(api: Api) -> None:
+    api.backend.follow("node-2", "10.1.1.2:8080", "10.1.1.2:7000")
+    body = (await api.call("GET", "/health")).body
+    expected = ("follower", "10.1.1.2:8080", "node-2")
+    assert (body["role"], body["leader"], body["leader_id"]) == expected
+    api.backend.follow()
+    body = (await api.call("GET", "/health")).body
+    assert (body["leader"], body["leader_id"]) == (None, None)
 
 
 # --- /debug/cluster and membership -----------------------------------------------------
@@ -92,20 +142,23 @@ ADMIN = {"Authorization": f"Bearer {SECRET}"}
 @api_test()
 async def test_debug_cluster_shows_the_raft_view(api: Api) -> None:
     await api.create(id="one")
-    body = (await api.call("GET", "/debug/cluster")).body
-    assert body == {
+    reply = await api.call("GET", "/debug/cluster")
+    assert reply.body == {
         "node_id": "node-1",
         "is_leader": True,
-        "leader": "node-1",
+        "leader": "10.9.8.7:7000",
+        "raft_state": "Leader",
+        "servers": [{"id": "node-1", "address": "10.9.8.7:7000"}],
+        "job_count": 1,
+        "role": "leader",
+        "leader_id": "node-1",
         "leader_http_address": "10.9.8.7:8080",
-        "raft_state": "leader",
         "term": 1,
         "commit_index": 1,
         "applied_index": 1,
-        "servers": [
+        "members": [
             {
-                "id": "node-1",
-                "address": "10.9.8.7:7000",
+                "node_id": "node-1",
                 "suffrage": "voter",
                 "raft_address": "10.9.8.7:7000",
                 "http_address": "10.9.8.7:8080",
@@ -113,8 +166,8 @@ async def test_debug_cluster_shows_the_raft_view(api: Api) -> None:
                 "last_contact": 0,
             }
         ],
-        "job_count": 1,
     }
+    assert reply.text.count('"id"') == 1  # the original's scripts count servers so
 
 
 @api_test()

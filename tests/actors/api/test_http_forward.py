@@ -53,13 +53,20 @@ async def follower(address: str) -> AsyncIterator[Callable[..., Awaitable[tuple[
     async with aiohttp.ClientSession() as client:
 
         async def call(
-            method: str, path: str, headers: dict[str, str] | None = None
+            method: str,
+            path: str,
+            headers: dict[str, str] | None = None,
+            raw: list[bytes] | None = None,
         ) -> tuple[int, dict]:
-            """The answer's status and body; its headers go into ``headers`` if given."""
+            """The answer's status and body; its headers go into ``headers`` and its
+            body as it came into ``raw``, if given."""
             async with client.request(method, f"http://127.0.0.1:{port}{path}") as resp:
                 if headers is not None:
                     headers.update(resp.headers)
-                return resp.status, json.loads(await resp.read() or b"{}")
+                body = await resp.read()
+                if raw is not None:
+                    raw.append(body)
+                return resp.status, json.loads(body or b"{}")
 
         try:
             yield call
@@ -98,6 +105,23 @@ async def test_a_request_cut_off_after_it_was_sent_is_an_unknown_outcome_sent_on
             assert (status, body["code"]) == (503, "unknown_outcome"), body
             assert len(leader.requests) == 1, method  # never sent twice
             assert FORWARDED_HEADER.encode() in leader.requests[0].head
+
+
+@bounded
+async def test_a_forwarded_json_answer_comes_back_compact_whatever_the_leader_wrote() -> None:
+    """A leader of an older version spaced its JSON; the original's scripts grep
+    ``"id":"..."``, so the follower passes the answer on in the API's compact form."""
+    spaced = b'{"id": "x", "type": "unico", "note": "a: b, c"}'
+
+    async def old_leader(peer: Peer) -> None:
+        while await peer.read_request() is not None:
+            head = b"Content-Type: application/json; charset=utf-8\r\n"
+            await peer.send(response(spaced, b"200 OK", head))
+
+    async with RawServer(old_leader) as leader, follower(leader_address(leader)) as call:
+        bodies: list[bytes] = []
+        assert (await call("POST", "/jobs", raw=bodies))[0] == 200
+        assert bodies == [b'{"id":"x","type":"unico","note":"a: b, c"}\n']
 
 
 @bounded

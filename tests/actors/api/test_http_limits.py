@@ -160,7 +160,7 @@ def test_a_body_slower_than_the_body_timeout_gets_408() -> None:
             data = b""
             while chunk := sock.recv(65536):
                 data += chunk
-                if b"\r\n\r\n" in data and data.endswith(b"}"):
+                if b"\r\n\r\n" in data and data.endswith(b"}\n"):
                     break
             elapsed = time.monotonic() - started
         status, headers, body = parse_response(data)

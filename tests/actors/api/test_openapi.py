@@ -187,6 +187,15 @@ def test_every_error_code_the_code_names_is_listed() -> None:
     assert listed - (named | framework | others) == set(), "listed codes nothing emits"
 
 
+def test_the_api_reference_error_table_lists_every_code() -> None:
+    table = (ROOT / "docs" / "api-reference.md").read_text().split("**Errors.**")[1]
+    table = table.split("**Authentication.**")[0]
+    listed = set(re.findall(r"^\| [0-9x]{3} \| (.+?) \|", table, re.M))
+    documented = {code for row in listed for code in re.findall(r"`(\w+)`", row)}
+    missing = set(SCHEMAS["Error"]["properties"]["code"]["enum"]) - documented
+    assert not missing, f"docs/api-reference.md's error table lacks {sorted(missing)}"
+
+
 @api_test(TOKENS)
 async def test_get_openapi_json_serves_the_description_without_a_token(api: Api) -> None:
     reply = await api.call("GET", "/openapi.json")

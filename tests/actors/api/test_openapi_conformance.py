@@ -126,7 +126,7 @@ async def executions_and_cancel(c: Checked) -> None:
 
 
 async def node_routes(c: Checked) -> None:
-    for path in ("/health", "/ready", "/metrics", "/openapi.json", "/debug/cluster"):
+    for path in ("/health", "/livez", "/ready", "/metrics", "/openapi.json", "/debug/cluster"):
         assert (await c.call("GET", path)).status == 200, path
     assert (await c.call("GET", "/debug/digest")).status == 200
     # No cluster secret and no admin token: membership changes are not enabled.
@@ -138,6 +138,9 @@ async def node_routes(c: Checked) -> None:
 async def refusals(c: Checked) -> None:
     c.backend.follow()
     assert (await c.call("GET", "/ready")).status == 503
+    unhealthy = await c.call("GET", "/health")  # no leader known: the health body, 503
+    assert (unhealthy.status, unhealthy.body["status"]) == (503, "unhealthy")
+    assert (await c.call("GET", "/livez")).status == 200
     job = {"type": "unico", "timestamp": NOW_S + 60}
     assert (await c.call("POST", "/jobs", body=job)).status == 503
     c.backend.follow("node-2", "10.1.1.2:8080")

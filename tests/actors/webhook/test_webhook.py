@@ -105,10 +105,14 @@ def test_a_2xx_is_a_success_and_the_request_carries_exact_headers_and_body(
     assert json.loads(request.body) == {
         "job_id": "job-1",
         "type": "unico",
-        "scheduled_at": 1_800_000_000.0,
-        "executed_at": 1_800_000_001.234,
+        "scheduled_at": 1_800_000_000,
+        "scheduled_at_ms": 1_800_000_000_000,
+        "executed_at": 1_800_000_001,
+        "executed_at_ms": 1_800_000_001_234,
         "attempt": 3,
         "payload": PAYLOAD,
+        "timestamp": 1_800_000_001,  # the original's names: the send time,
+        "data": PAYLOAD,  # and the payload
     }
     assert request.headers["Content-Type"] == "application/json"
     assert request.headers["User-Agent"] == USER_AGENT == f"scheduled-db/{setup_cfg_version()}"

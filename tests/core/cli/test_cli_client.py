@@ -269,7 +269,8 @@ def test_list_all_reports_an_error_page(capsys: pytest.CaptureFixture[str], node
 
 
 @pytest.mark.parametrize(
-    ("command", "path"), [("health", "/health"), ("cluster-status", "/debug/cluster")]
+    ("command", "path"),
+    [("health", "/health"), ("livez", "/livez"), ("cluster-status", "/debug/cluster")],
 )
 def test_health_and_cluster_status(
     capsys: pytest.CaptureFixture[str], node: StubNode, command: str, path: str
@@ -277,6 +278,15 @@ def test_health_and_cluster_status(
     node.answer("GET", path, 200, {"status": "healthy"})
     code, out, _ = client(capsys, node, command)
     assert (code, json.loads(out), node.requests[0].path) == (0, {"status": "healthy"}, path)
+
+
+def test_health_exits_1_when_the_node_is_unhealthy(
+    capsys: pytest.CaptureFixture[str], node: StubNode
+) -> None:
+    unhealthy = {"status": "unhealthy", "error": "Unhealthy: no leader", "code": "unhealthy"}
+    node.answer("GET", "/health", 503, unhealthy)
+    code, out, err = client(capsys, node, "health")
+    assert (code, out, json.loads(err)) == (1, "", unhealthy)
 
 
 def test_an_error_that_is_not_json_is_one_line(

@@ -58,3 +58,50 @@ def test_due_before_is_ordered_and_limited() -> None:
     due = queries.due_before(m.state, 9_995, limit=3)
     assert [j.next_run_at_ms for j in due] == [9_991, 9_992, 9_993]
     assert len(queries.due_before(m.state, 10**12)) == 10
+
+
+def _run_once(m: Machine, job_id: str, at: int, status: JobStatus, attempt: int = 1) -> None:
+    m.run(
+        c.ClaimOccurrence(job_id, at, attempt, "n1", 1, at + 1),
+        c.RecordOutcome(job_id, at, attempt, status, at + 5, retry_at_ms=None),
+    )
+
+
+def test_current_attempts_are_those_of_the_occurrence_the_job_is_at() -> None:
+    m = Machine()
+    m.run(c.CreateJob(spec("cron", recurring=True), 1, 1_000), c.CreateJob(spec("new"), 1, 1_000))
+    assert queries.current_attempts(m.state, "new") == ()
+    assert queries.current_attempts(m.state, "missing") == ()
+    _run_once(m, "cron", 1_000, JobStatus.FAILED)
+    _run_once(m, "cron", 1_000, JobStatus.COMPLETED, attempt=2)
+    assert [a.attempt_num for a in queries.current_attempts(m.state, "cron")] == [1, 2]
+    m.run(c.CompleteOccurrence("cron", 1_000, 4_600, None, 1_010))  # on to the next run
+    assert queries.current_attempts(m.state, "cron") == ()
+    assert len(queries.executions(m.state, "cron")) == 2  # the history keeps them
+
+
+def test_current_attempts_bound_the_occurrence_whatever_its_last_key_byte() -> None:
+    m = Machine()
+    at = 0x1FF  # u64 key ends in 0xff: the range end must not overflow that byte
+    m.run(c.CreateJob(spec("j", timestamp_ms=at), 1, at))
+    _run_once(m, "j", at, JobStatus.COMPLETED)
+    assert [a.scheduled_at_ms for a in queries.current_attempts(m.state, "j")] == [at]
+
+
+def test_the_last_execution_is_the_latest_end_of_an_attempt_that_ran() -> None:
+    m = Machine()
+    m.run(*(c.CreateJob(spec(f"j{i}", timestamp_ms=1_000 * i), 1, 1_000 * i) for i in (1, 2, 3)))
+    assert queries.counters(m.state).last_executed_ms is None
+    m.run(c.ClaimOccurrence("j1", 1_000, 1, "n1", 1, 1_001))  # in flight: not run yet
+    assert queries.counters(m.state).last_executed_ms is None
+    m.run(c.RecordOutcome("j1", 1_000, 1, JobStatus.TIMEOUT, 1_400, retry_at_ms=None))
+    assert queries.counters(m.state).last_executed_ms == 1_400
+    _run_once(m, "j3", 3_000, JobStatus.FAILED)
+    _run_once(m, "j2", 2_000, JobStatus.COMPLETED)  # ended earlier than j3's
+    assert queries.counters(m.state).last_executed_ms == 3_005
+    claimed, cancelled = m.run(
+        c.ClaimOccurrence("j1", 1_000, 2, "n1", 1, 9_000), c.CancelJob("j1", 9_500)
+    )
+    assert claimed.accepted and cancelled.accepted
+    m.run(c.DeleteJob("j3"))  # cut short, and gone: neither changes when a run last ended
+    assert queries.counters(m.state).last_executed_ms == 3_005

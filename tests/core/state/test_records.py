@@ -71,3 +71,12 @@ def test_a_cancelled_job_record_keeps_the_reason_and_time() -> None:
     job = job.evolve(cancellation_reason="pagada ✓")
     assert r.decode_job(r.encode_job(job)) == job
     assert r.encode_job(job) == _packed(job.to_wire())
+
+
+def test_counters_written_before_the_last_execution_was_kept_still_decode() -> None:
+    by_status = tuple((s, i) for i, s in enumerate(r.STATUS_ORDER))
+    old = bytes([r.RECORD_VERSION]) + msgpack.packb([3, 99, [n for _, n in by_status]])
+    assert r.decode_counters(old) == r.Counters(3, 99, by_status, None)
+    assert r.encode_counters(r.Counters(3, 99, by_status)) == old  # unchanged until a run
+    ran = r.Counters(3, 99, by_status, 1_234)
+    assert r.decode_counters(r.encode_counters(ran)) == ran
