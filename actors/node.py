@@ -44,6 +44,7 @@ from actors.raft.snapshot_stream import SnapshotStreamActor
 from actors.raft.transport import TransportActor
 from actors.runtime.metrics import ApiMetrics
 from actors.runtime.open_files import raise_soft_limit, webhook_slots
+from actors.runtime.ports import PortInUse, check_ports
 from actors.runtime.replies import ActorRef, wait_reply
 from actors.runtime.tls import NodeTls, load_node_tls
 from actors.scheduler.actor import SchedulerActor, SchedulerSettings
@@ -341,6 +342,11 @@ def tune_interpreter() -> None:
 def run_node(config: NodeConfig) -> int:
     """Run a node in this process until SIGTERM/SIGINT; return the exit code."""
     tune_interpreter()
+    try:
+        check_ports(config)  # before the data directory is opened or any actor started
+    except PortInUse as exc:
+        print(f"scheduled-db: cannot start: {exc}", file=sys.stderr)
+        return 1
     node = Node(config)
     try:
         node.start()
