@@ -52,6 +52,7 @@ from actors.storage.actor import StorageActor
 from actors.storage.datadir import DataDirError
 from actors.storage.store import NodeStore, StoreOptions
 from actors.webhook.actor import WebhookActor
+from scheduled_db.config.kinds import Address
 from scheduled_db.config.loading import ConfigError
 from scheduled_db.config.model import NodeConfig
 from scheduled_db.raft.core import Status
@@ -200,7 +201,7 @@ class Node:
                 peers,
                 None if secret is None else secret.encode(),
                 tls=self._tls.raft,
-                identify=tuple((a.host, a.port) for a in cfg.cluster.peer_addresses),
+                identify=tuple((a.host, a.port) for a in _others(cfg)),
                 http=HttpEndpoint(_told_host(cfg.http.host), cfg.http.port),
             ),
         )
@@ -307,7 +308,16 @@ def _formation(cfg: NodeConfig) -> Formation:
         ", ".join(addresses),
         "" if expect is None else f", {expect} nodes with this one",
     )
-    return Formation(cfg.node.id, addresses, expect)
+    formation = Formation(cfg.node.id, addresses, expect)
+    formation.identified(str(cfg.raft.advertise_address), cfg.node.id)  # if listed
+    return formation
+
+
+def _others(cfg: NodeConfig) -> tuple[Address, ...]:
+    """The listed Raft addresses to probe: all but this node's own advertised one (which
+    it need not dial to know; any other name of itself, it finds by dialling)."""
+    own = cfg.raft.advertise_address
+    return tuple(a for a in cfg.cluster.peer_addresses if a != own)
 
 
 def _told_host(host: str) -> str:

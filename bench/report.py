@@ -57,8 +57,9 @@ python -m bench --report-only          # only this page and its plots, from the 
 Each part writes `bench/results/<part>.json`: its figures, the machine (cores,
 memory, load average at the start), the date, the git commit and whether the
 checkout had uncommitted changes. Without etcd the HTTP part reports
-scheduled-db alone and says so; so does the firing part without APScheduler. Run the suite on a quiet machine: the nodes,
-the reference systems and the load generator share its cores.
+scheduled-db alone and says so; so does the firing part without APScheduler.
+Run the suite on a quiet machine: the nodes, the reference systems and the load
+generator share its cores.
 """
 
 
