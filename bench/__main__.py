@@ -81,7 +81,8 @@ def run_part(name: str, quick: bool, results: Path) -> bool:
 def destinations(a: argparse.Namespace) -> None:
     """Fill in ``a.results`` and ``a.docs``: the published places, or for a quick run
     not told otherwise, a scratch directory (said on the way)."""
-    if a.quick and (a.results is None or a.docs is None):
+    page = not (a.no_report or a.list)
+    if a.quick and (a.results is None or (a.docs is None and page)):
         scratch = Path(tempfile.mkdtemp(prefix="scheduled-db-bench-quick-"))
         a.results = a.results or scratch / "results"
         a.docs = a.docs or scratch / "docs"
