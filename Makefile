@@ -59,5 +59,5 @@ k8s-delete: ## Delete what k8s-deploy applied
 bench: ## Run the whole benchmark suite and regenerate docs/benchmarks.md
 	$(PYTHON) -m bench
 
-bench-quick: ## The one-minute smoke run of the benchmark suite
+bench-quick: ## A smoke run of the benchmarks (a few minutes), into a scratch directory
 	$(PYTHON) -m bench --quick

@@ -32,6 +32,7 @@ from actors.api.actor import HttpActor
 from actors.api.messages import GetBoundPorts
 from actors.api.node_backend import NodeBackend
 from actors.raft.actor import RaftActor, RaftSettings
+from actors.raft.identify import HttpEndpoint
 from actors.raft.lease import LeaderLease
 from actors.raft.messages import (
     GetRaftStatus,
@@ -43,6 +44,7 @@ from actors.raft.snapshot_stream import SnapshotStreamActor
 from actors.raft.transport import TransportActor
 from actors.runtime.metrics import ApiMetrics
 from actors.runtime.open_files import raise_soft_limit, webhook_slots
+from actors.runtime.ports import PortInUse, check_ports
 from actors.runtime.replies import ActorRef, wait_reply
 from actors.runtime.tls import NodeTls, load_node_tls
 from actors.scheduler.actor import SchedulerActor, SchedulerSettings
@@ -50,10 +52,11 @@ from actors.storage.actor import StorageActor
 from actors.storage.datadir import DataDirError
 from actors.storage.store import NodeStore, StoreOptions
 from actors.webhook.actor import WebhookActor
+from scheduled_db.config.kinds import Address
 from scheduled_db.config.loading import ConfigError
 from scheduled_db.config.model import NodeConfig
 from scheduled_db.raft.core import Status
-from scheduled_db.raft.messages import HardState
+from scheduled_db.raft.formation import Formation
 from scheduled_db.raft.replication import Role
 
 log = logging.getLogger("actors.node")
@@ -94,17 +97,23 @@ class Node:
                 keep_entries=cfg.raft.snapshot_keep_entries,
             ),
         )
-        if store.log.last_index() == 0 and store.log.hard_state() == HardState():
+        formation = None
+        if store.has_raft_state():
+            if cfg.cluster.peer_addresses:
+                log.info("this node has Raft state: it rejoins its cluster, never bootstraps")
+        elif cfg.cluster.peer_addresses:
+            formation = _formation(cfg)
+        else:
             voters = tuple(mb.id for mb in cfg.cluster.members) or (cfg.node.id,)
             store.bootstrap(voters)
             log.info("bootstrapped a new cluster of %s", ", ".join(voters))
         try:
-            self._start_actors(store)
+            self._start_actors(store, formation)
         except BaseException:
             self.stop()
             raise
 
-    def _start_actors(self, store: NodeStore) -> None:
+    def _start_actors(self, store: NodeStore, formation: Formation | None) -> None:
         cfg = self.config
         storage = self._add("storage", StorageActor.start(store))
         settings = RaftSettings.from_config(cfg.node.id, cfg.raft)
@@ -128,6 +137,7 @@ class Node:
                 static_peers=_static_peers(cfg),
                 on_leader_change=metrics.leader_changes.inc,
                 lease=lease,
+                formation=formation,
             ),
         )
         if transport is not None:
@@ -168,15 +178,31 @@ class Node:
     def _start_transport(self) -> pykka.ActorRef[TransportActor] | None:
         cfg = self.config
         peers = _static_peers(cfg)
-        if not peers:
+        if not cfg.cluster.has_peers(cfg.node.id):
             return None
-        if not cfg.cluster.secret:  # the config refuses this too; never run unauthenticated
+        secret = cfg.cluster.secret
+        if secret is None and not cfg.cluster.peer_addresses:
+            # The config refuses this too: only the original's host:port lists may go
+            # without a secret, with the warning below.
             raise OSError("a cluster with other members needs cluster.secret")
+        if secret is None:
+            log.warning(
+                "peer traffic is not authenticated: no cluster secret is set (the original's "
+                "configuration has none), so anyone who reaches port %d can act as a node; "
+                "set CLUSTER_SECRET (16+ characters, the same on every node)",
+                cfg.raft.port,
+            )
         listen = (cfg.raft.host, cfg.raft.port)
         transport = self._add(
             "transport",
             TransportActor.start(
-                cfg.node.id, listen, peers, cfg.cluster.secret.encode(), tls=self._tls.raft
+                cfg.node.id,
+                listen,
+                peers,
+                None if secret is None else secret.encode(),
+                tls=self._tls.raft,
+                identify=tuple((a.host, a.port) for a in _others(cfg)),
+                http=HttpEndpoint(_told_host(cfg.http.host), cfg.http.port),
             ),
         )
         try:
@@ -188,7 +214,7 @@ class Node:
             cfg.node.id,
             " (mutual TLS)" if self._tls.raft is not None else "",
             port,
-            ", ".join(sorted(peers)),
+            ", ".join(sorted(peers)) or ", ".join(map(str, cfg.cluster.peer_addresses)),
         )
         return transport
 
@@ -219,7 +245,7 @@ class Node:
         others elect one after an election timeout, as if it had crashed.
         """
         raft, scheduler = self._ref("raft"), self._ref("scheduler")
-        if raft is None or not self.config.cluster.peers(self.config.node.id):
+        if raft is None or not self.config.cluster.has_peers(self.config.node.id):
             return
         try:
             status: Status = wait_reply(raft, GetRaftStatus, STOP_TIMEOUT_S)
@@ -273,6 +299,36 @@ def _successor(status: Status) -> str | None:
     return max(voters, key=lambda v: (status.progress[v].match, v))
 
 
+def _formation(cfg: NodeConfig) -> Formation:
+    addresses = tuple(str(a) for a in cfg.cluster.peer_addresses)
+    expect = cfg.cluster.bootstrap_expect
+    log.info(
+        "a new node: it bootstraps once every listed peer answers (%s)%s; until then it "
+        "is no voter and cannot lead",
+        ", ".join(addresses),
+        "" if expect is None else f", {expect} nodes with this one",
+    )
+    formation = Formation(cfg.node.id, addresses, expect)
+    formation.identified(str(cfg.raft.advertise_address), cfg.node.id)  # if listed
+    return formation
+
+
+def _others(cfg: NodeConfig) -> tuple[Address, ...]:
+    """The listed Raft addresses to probe: all but this node's own advertised one (which
+    it need not dial to know; any other name of itself, it finds by dialling)."""
+    own = cfg.raft.advertise_address
+    return tuple(a for a in cfg.cluster.peer_addresses if a != own)
+
+
+def _told_host(host: str) -> str:
+    """The HTTP host this node tells peers that probe it: "" if it listens on every
+    interface, for them to use the host they reached it at."""
+    return "" if host in _ANY_HOST else host
+
+
+_ANY_HOST = ("0.0.0.0", "", "::", "[::]")
+
+
 def _advertised(host: str, port: int) -> str:
     shown = "127.0.0.1" if host in ("0.0.0.0", "", "::") else host
     return f"{shown}:{port}"
@@ -296,6 +352,11 @@ def tune_interpreter() -> None:
 def run_node(config: NodeConfig) -> int:
     """Run a node in this process until SIGTERM/SIGINT; return the exit code."""
     tune_interpreter()
+    try:
+        check_ports(config)  # before the data directory is opened or any actor started
+    except PortInUse as exc:
+        print(f"scheduled-db: cannot start: {exc}", file=sys.stderr)
+        return 1
     node = Node(config)
     try:
         node.start()

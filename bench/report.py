@@ -49,7 +49,7 @@ REPRODUCE = """## How to reproduce
 pip install '.[bench]'                 # APScheduler 3 and matplotlib
 sudo apt-get install -y etcd-server    # etcd 3.4, the reference for cluster writes
 python -m bench                        # the whole suite (about 20 minutes on 2 quiet cores)
-python -m bench --quick                # a smoke run (about 2 minutes): small sizes, same page
+python -m bench --quick                # a smoke run (about 2 minutes) into a scratch directory
 python -m bench --only firing,failover # some parts; the page is regenerated from all JSON
 python -m bench --report-only          # only this page and its plots, from the JSON
 ```
@@ -57,8 +57,9 @@ python -m bench --report-only          # only this page and its plots, from the 
 Each part writes `bench/results/<part>.json`: its figures, the machine (cores,
 memory, load average at the start), the date, the git commit and whether the
 checkout had uncommitted changes. Without etcd the HTTP part reports
-scheduled-db alone and says so. Run the suite on a quiet machine: the nodes,
-the reference systems and the load generator share its cores.
+scheduled-db alone and says so; so does the firing part without APScheduler.
+Run the suite on a quiet machine: the nodes, the reference systems and the load
+generator share its cores.
 """
 
 

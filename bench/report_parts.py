@@ -140,10 +140,13 @@ def firing(figures: dict[str, Any]) -> str:
             for k, v in size["ratios_scheduled_db_over_apscheduler"].items()
         )
         made = ours["creation"]["jobs_per_s"]
+        missing = size.get("apscheduler_missing")
         out += [
             f"\n**{size['jobs']:,} jobs** ({size['due']}; created at {made:,}/s via the API):\n",
             table(head, rows),
-            f"\nscheduled-db / APScheduler ({ratios}).",
+            f"\nAPScheduler not run: {missing}."
+            if missing
+            else f"\nscheduled-db / APScheduler ({ratios}).",
         ]
     return "\n".join(out)
 

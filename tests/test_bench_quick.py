@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 from bench.__main__ import main
@@ -67,3 +70,34 @@ def test_without_etcd_the_ratio_is_not_judged_and_says_why() -> None:
     ratio, latency = http_checks(rows, ours, None, "etcd not found")
     assert ratio["met"] is None and ratio["value"] is None and ratio["note"] == "etcd not found"
     assert latency["met"] is True and latency["value"] == 12.5
+
+
+def test_a_quick_run_without_apscheduler_leaves_the_tracked_files_alone() -> None:
+    """``make bench-quick`` in a ``make build`` environment: APScheduler is missing
+    (it comes with '.[bench]'), and the quick figures go to a scratch directory."""
+    tracked = [ROOT / "docs" / "benchmarks.md", *sorted(RESULTS.glob("*.json"))]
+    before = {p: p.read_bytes() for p in tracked}
+    code = (
+        "import sys; sys.modules['apscheduler'] = None\n"  # as if never installed
+        "from bench.__main__ import main; sys.exit(main(['--quick', '--only', 'firing']))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert {p: p.read_bytes() for p in tracked} == before
+    scratch = Path(re.findall(r"quick run: writing to (\S+),", done.stdout + done.stderr)[0])
+    try:
+        rec = json.loads((scratch / "results" / "firing.json").read_text())
+        (size,) = rec["figures"]["sizes"]
+        assert size["apscheduler"] == [] and "not installed" in size["apscheduler_missing"]
+        assert size["scheduled_db"]["delivered"] == size["jobs"]
+        page = (scratch / "docs" / "benchmarks.md").read_text()
+        assert "APScheduler not run: APScheduler 3 is not installed" in page
+    finally:
+        shutil.rmtree(scratch)

@@ -20,7 +20,6 @@ own routes here) and the middlewares, outermost first:
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 import os
 import ssl
@@ -32,7 +31,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from actors.api.admission import admission_middleware, admissions
-from actors.api.auth import ROLE, auth_middleware
+from actors.api.auth import ROLE, auth_middleware, bearer, is_membership_secret
 from actors.api.backend import Backend
 from actors.api.body import BODY_TIMEOUT_S, read_json_object
 from actors.api.cors import CorsPolicy, cors_middleware
@@ -114,13 +113,13 @@ class NodeRoutes:
         metrics: ApiMetrics,
         limits: Limits,
         max_body_bytes: int,
-        cluster_secret: str | None = None,
+        membership: tuple[str, ...] = (),
     ) -> None:
         self._backend = backend
         self._metrics = metrics
         self._limits = limits
         self._max_body = max_body_bytes
-        self._secret = cluster_secret
+        self._membership = membership
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -137,19 +136,21 @@ class NodeRoutes:
         ]
 
     def _authorize_membership(self, request: web.Request) -> None:
-        """Membership changes need ``Authorization: Bearer <cluster secret>``, or an
-        admin token (checked by :mod:`actors.api.auth`)."""
+        """Membership changes need ``Authorization: Bearer <cluster secret>`` (or the
+        join token, the original's ``AUTH_TOKEN``), or an admin token (checked by
+        :mod:`actors.api.auth`)."""
         if request.get(ROLE) is Role.ADMIN:
             return
-        if not self._secret:
-            raise RequestError(403, "forbidden", "Membership changes need cluster.secret set")
-        given = request.headers.get("Authorization", "")
-        expected = f"Bearer {self._secret}"
-        if not hmac.compare_digest(given.encode(), expected.encode()):
+        if not self._membership:
+            raise RequestError(
+                403, "forbidden", "Membership changes need cluster.secret or cluster.join_token set"
+            )
+        presented = bearer(request)
+        if presented is None or not is_membership_secret(presented, self._membership):
             raise RequestError(
                 401,
                 "unauthorized",
-                "Membership changes need Authorization: Bearer <cluster secret>",
+                "Membership changes need Authorization: Bearer <cluster secret or join token>",
                 headers={"WWW-Authenticate": "Bearer"},
             )
 
@@ -260,6 +261,11 @@ def _join_value(body: dict[str, object], name: str, parse: Callable[[object], An
         raise ValidationError(name, str(exc)) from None
 
 
+def membership_secrets(config: NodeConfig) -> tuple[str, ...]:
+    """The bearer values besides admin tokens that may change the membership."""
+    return tuple(s for s in (config.cluster.secret, config.cluster.join_token) if s)
+
+
 def build_app(
     backend: Backend,
     config: NodeConfig,
@@ -283,7 +289,7 @@ def build_app(
         metrics_middleware(metrics),
         cors_middleware(CorsPolicy(config.http.cors_origins)),
         error_middleware(max_body),
-        auth_middleware(config.api.tokens, config.api.open_health, config.cluster.secret),
+        auth_middleware(config.api.tokens, config.api.open_health, membership_secrets(config)),
     ]
     if config.api.rate_limit > 0:
         limiter = RateLimiter(config.api.rate_limit, config.api.rate_burst)
@@ -293,7 +299,7 @@ def build_app(
     app = web.Application(client_max_size=max_body, middlewares=middlewares)
     app[BODY_TIMEOUT_S] = config.http.body_timeout_ms / 1000
     app.on_response_prepare.append(render_json_errors)
-    if config.cluster.peers(config.node.id):
+    if config.cluster.has_peers(config.node.id):
         wait_s = max(2.0, 3 * config.raft.election_timeout_ms / 1000)
         Forwarder(backend, wait_s, config.cluster.secret, forward_tls).install(app)
     rejected = metrics.job_rejections
@@ -312,7 +318,7 @@ def build_app(
         config.webhooks.signing_secrets.keys(),
     )
     app.router.add_routes(jobs.routes())
-    node_routes = NodeRoutes(backend, metrics, limits, max_body, config.cluster.secret)
+    node_routes = NodeRoutes(backend, metrics, limits, max_body, membership_secrets(config))
     app.router.add_routes(node_routes.routes())
     return app
 
@@ -324,7 +330,7 @@ def build_metrics_app(backend: Backend, config: NodeConfig, metrics: ApiMetrics)
         client_max_size=max_body,
         middlewares=[
             error_middleware(max_body),
-            auth_middleware(config.api.tokens, config.api.open_health, config.cluster.secret),
+            auth_middleware(config.api.tokens, config.api.open_health, membership_secrets(config)),
         ],
     )
     app.on_response_prepare.append(render_json_errors)

@@ -6,7 +6,7 @@ With tokens, every request needs ``Authorization: Bearer <token>``:
 - reads (GET, HEAD) need ``read``; other writes need ``write``;
 - membership changes (``/join``, ``/leave``, ``/cluster/members/...``) need
   ``admin``, or the cluster secret itself (what nodes and operators of the
-  cluster already hold);
+  cluster already hold), or ``cluster.join_token`` (the original's ``AUTH_TOKEN``);
 - ``/health``, ``/livez``, ``/ready``, ``/metrics`` and ``/openapi.json`` stay open unless
   ``api.open_health`` is false (probes, scrapers and API tools rarely carry tokens;
   the description holds nothing the source does not, and false means "nothing
@@ -52,8 +52,11 @@ def bearer(request: web.Request) -> str | None:
 
 
 def auth_middleware(
-    tokens: Sequence[ApiToken], open_health: bool, cluster_secret: str | None
+    tokens: Sequence[ApiToken], open_health: bool, membership: Sequence[str]
 ) -> Any:
+    """``membership`` are the bearer values that may change the membership besides an
+    admin token: the cluster secret and the join token, those that are set."""
+
     @web.middleware
     async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
         if not tokens or request.method == "OPTIONS":
@@ -66,7 +69,7 @@ def auth_middleware(
             raise RequestError(
                 401, "unauthorized", "A bearer token is required", headers=_CHALLENGE
             )
-        if needed is Role.ADMIN and _is_secret(presented, cluster_secret):
+        if needed is Role.ADMIN and is_membership_secret(presented, membership):
             request[ROLE] = Role.ADMIN
             request[CLIENT] = "cluster-secret"
             return await handler(request)
@@ -83,7 +86,8 @@ def auth_middleware(
     return authenticate
 
 
-def _is_secret(presented: str, cluster_secret: str | None) -> bool:
-    return bool(cluster_secret) and hmac.compare_digest(
-        presented.encode(), str(cluster_secret).encode()
-    )
+def is_membership_secret(presented: str, membership: Sequence[str]) -> bool:
+    """Whether ``presented`` is one of ``membership`` (each compared in constant time,
+    all of them every time)."""
+    matches = [hmac.compare_digest(presented.encode(), value.encode()) for value in membership]
+    return any(matches)

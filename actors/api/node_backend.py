@@ -18,7 +18,9 @@ from actors.api.backend import NodeStatus, ServerInfo, refusal_error
 from actors.api.coalesce import ProposalBatcher, ReadBatcher
 from actors.raft.messages import (
     GetLastContact,
+    GetLearnedPeers,
     GetRaftStatus,
+    LearnedPeer,
     Propose,
     ProposeConfChange,
     ProposeOutcome,
@@ -120,7 +122,8 @@ class NodeBackend:
 
     async def status(self) -> NodeStatus:
         st: Any = await self._call(self._raft, lambda r: GetRaftStatus(r), 5.0)
-        addresses = self._addresses(await self.read(GetMembers(), timeout=5.0))
+        learned: tuple[LearnedPeer, ...] = await self._call(self._raft, GetLearnedPeers, 5.0)
+        addresses = self._addresses(await self.read(GetMembers(), timeout=5.0), learned)
         heard: dict[str, int] = await self._call(self._raft, GetLastContact, 5.0)
         leader_raft, leader_http = addresses.get(st.lead, ("", ""))
         return NodeStatus(
@@ -135,12 +138,16 @@ class NodeBackend:
             servers=self._servers(st, addresses, heard),
         )
 
-    def _addresses(self, recorded: dict[str, tuple[str, str]]) -> dict[str, tuple[str, str]]:
+    def _addresses(
+        self, recorded: dict[str, tuple[str, str]], learned: tuple[LearnedPeer, ...]
+    ) -> dict[str, tuple[str, str]]:
         """Node id -> (raft, http) address: the config's members (this node too: a
-        node listening on 0.0.0.0 cannot tell its own address), else the state's
-        (members that joined later), as the Raft actor dials them."""
+        node listening on 0.0.0.0 cannot tell its own address), else those learned
+        by probing listed Raft addresses, else the state's (members that joined
+        later), as the Raft actor dials them."""
         out = {self.node_id: (str(self._config.raft.advertise_address), self._http_address)}
         out.update(recorded)
+        out.update((p.node_id, (p.raft_address, p.http_address)) for p in learned)
         for mb in self._config.cluster.members:  # how the others know us, too
             out[mb.id] = (str(mb.raft_address), str(mb.http_address))
         return out

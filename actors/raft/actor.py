@@ -37,9 +37,12 @@ from actors.raft.lease import LeaderLease, lease_seconds
 from actors.raft.messages import (
     Campaign,
     GetLastContact,
+    GetLearnedPeers,
     GetRaftStatus,
     InstallSnapshot,
     Leadership,
+    LearnedPeer,
+    PeerIdentified,
     PeerMessage,
     Propose,
     ProposeConfChange,
@@ -60,6 +63,8 @@ from actors.runtime.replies import ActorRef, Reply, answer
 from actors.storage.messages import (
     Applied,
     ApplyEntries,
+    Bootstrap,
+    Bootstrapped,
     DiskFull,
     PersistReady,
     Read,
@@ -77,6 +82,7 @@ from scheduled_db.raft.core import (
     Raft,
     Ready,
 )
+from scheduled_db.raft.formation import Formation
 from scheduled_db.raft.messages import (
     NO_NODE,
     ConfChange,
@@ -144,6 +150,7 @@ class RaftActor(pykka.ThreadingActor):
         seed: int | None = None,
         on_leader_change: Any = None,
         lease: LeaderLease | None = None,
+        formation: Formation | None = None,
     ) -> None:
         super().__init__()
         self.lease = lease if lease is not None else LeaderLease()
@@ -154,17 +161,12 @@ class RaftActor(pykka.ThreadingActor):
         self.transport = transport
         self.snapshots = snapshots
         self._static_peers = dict(static_peers or {})
+        self._learned: dict[str, LearnedPeer] = {}  # peers found by probing their address
+        self._formation = formation  # set while this node waits to form a new cluster
+        self._bootstrap_asked = False
         self._promote_wait = 0  # ticks until the next look for a learner to promote
-        cfg = Config(
-            settings.node_id,
-            election_tick=settings.election_ticks,
-            heartbeat_tick=1,
-            applied=applied_index,
-            max_size_per_msg=settings.max_bytes_per_msg,
-            max_entries_per_msg=settings.max_entries_per_msg,
-            max_inflight_msgs=settings.max_inflight,
-        )
-        self.core = Raft(cfg, log_storage, Random(seed))
+        self._log_storage, self._seed = log_storage, seed
+        self.core = self._new_core(applied_index)
         # When (monotonic) the core counted each recent tick: a lease stamp names one.
         self._tick_at: dict[int, float] = {self.core.ticks: time.monotonic()}
         self._inflight: Ready | None = None
@@ -203,7 +205,23 @@ class RaftActor(pykka.ThreadingActor):
             SnapshotInstalled: self._snapshot_installed,
             DiskFull: self._disk_space,
             ReadResult: self._members_read,
+            PeerIdentified: self._peer_identified,
+            Bootstrapped: self._bootstrapped,
+            GetLearnedPeers: lambda msg: answer(msg.reply, tuple(self._learned.values())),
         }
+
+    def _new_core(self, applied_index: int) -> Raft:
+        s = self.settings
+        cfg = Config(
+            s.node_id,
+            election_tick=s.election_ticks,
+            heartbeat_tick=1,
+            applied=applied_index,
+            max_size_per_msg=s.max_bytes_per_msg,
+            max_entries_per_msg=s.max_entries_per_msg,
+            max_inflight_msgs=s.max_inflight,
+        )
+        return Raft(cfg, self._log_storage, Random(self._seed))
 
     def on_start(self) -> None:
         self.storage.tell(Subscribe(self.actor_ref))
@@ -274,6 +292,63 @@ class RaftActor(pykka.ThreadingActor):
             addresses.setdefault(node_id, (address.host, address.port))
         peers = {node_id: addresses[node_id] for node_id in members if node_id in addresses}
         self.transport.tell(SetPeers.of(peers))
+
+    # -- peers listed by address (the original's STATIC_PEERS; scheduled_db/raft/formation.py) --
+
+    def _peer_identified(self, msg: PeerIdentified) -> None:
+        """The transport learned who answers at a listed address: dial it there from
+        now on, and form the cluster once every listed address has answered."""
+        if msg.node_id != self.settings.node_id:
+            address = parse_address(msg.address)  # the transport wrote what the config parsed
+            self._learned[msg.node_id] = LearnedPeer(msg.node_id, msg.address, msg.http_address)
+            if self._static_peers.get(msg.node_id) != (address.host, address.port):
+                self._static_peers[msg.node_id] = (address.host, address.port)
+                self._refresh_peers()
+        if self._formation is not None:
+            self._formation.identified(msg.address, msg.node_id)
+            self._maybe_bootstrap(self._formation)
+
+    def _maybe_bootstrap(self, formation: Formation) -> None:
+        if self._bootstrap_asked:
+            return
+        problem = formation.problem()
+        if problem is not None:
+            log.error("raft: %s; fix the member list or BOOTSTRAP_EXPECT: stopping", problem)
+            self.stop()
+            return
+        voters = formation.voters()
+        if voters is None:
+            waiting = formation.waiting_for()
+            log.info(
+                "raft: not bootstrapping yet: waiting for %s to answer (%d of %d have)",
+                ", ".join(waiting),
+                len(formation.addresses) - len(waiting),
+                len(formation.addresses),
+            )
+            return
+        if self._inflight is not None or self.core.term != 0 or self.core.log.last_index() != 0:
+            log.info("raft: this node already has Raft state: it does not bootstrap")
+            self._formation = None
+            return
+        self._bootstrap_asked = True
+        log.info("raft: every listed address answered: bootstrapping %s", ", ".join(voters))
+        self.storage.tell(Bootstrap(voters, self.actor_ref.tell))
+
+    def _bootstrapped(self, msg: Bootstrapped) -> None:
+        """Storage holds the bootstrap snapshot: the core starts again from it, as a
+        restarted node would (the one it replaces never had a term or a log)."""
+        self._formation = None
+        if msg.meta is None:
+            log.info("raft: the store already holds Raft state: not bootstrapping")
+            return
+        if self._inflight is not None:
+            raise RuntimeError("raft: bootstrapped while a Ready was being persisted")
+        self.core = self._new_core(msg.meta.index)
+        self._applied_index = msg.meta.index
+        self._tick_at = {self.core.ticks: time.monotonic()}
+        self._refresh_peers()
+        if self.core.conf_state().voters == (self.settings.node_id,):
+            self.core.campaign()
 
     def _maybe_promote(self) -> None:
         """On the leader: make a learner that has caught up a voter (one at a time)."""

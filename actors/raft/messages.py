@@ -143,6 +143,24 @@ class GetLastContact:
 
 
 @dataclass(frozen=True, slots=True)
+class GetLearnedPeers:
+    """The peers this node learned by probing their Raft addresses (the original's
+    ``STATIC_PEERS``), a tuple of :class:`LearnedPeer`, to ``reply``."""
+
+    reply: Reply
+
+
+@dataclass(frozen=True, slots=True)
+class LearnedPeer:
+    """A peer found by a probe: its id, the Raft address it answered at, and its REST
+    API's address ("" if it did not say)."""
+
+    node_id: str
+    raft_address: str
+    http_address: str
+
+
+@dataclass(frozen=True, slots=True)
 class SubscribeLeadership:
     """Send :class:`Leadership` now and on every change to ``subscriber``."""
 
@@ -189,9 +207,21 @@ class SetPeers:
 
 
 @dataclass(frozen=True, slots=True)
+class PeerIdentified:
+    """The transport probed ``address`` (``host:port`` as listed) and the node that
+    answered is ``node_id`` (this node, if it dialled itself), with its REST API at
+    ``http_address`` ("" if it did not say).  Told to the inbox once per address."""
+
+    address: str
+    node_id: str
+    http_address: str
+
+
+@dataclass(frozen=True, slots=True)
 class SetTransportInbox:
-    """Where the transport tells :class:`PeerMessage` and :class:`ReportUnreachable`
-    from now on (None: drop them), and where :class:`SnapshotFrame` goes."""
+    """Where the transport tells :class:`PeerMessage`, :class:`ReportUnreachable` and
+    :class:`PeerIdentified` from now on (None: drop them; the addresses identified
+    so far are told again to a new inbox), and where :class:`SnapshotFrame` goes."""
 
     inbox: ActorRef | None
     snapshots: ActorRef | None = None

@@ -36,6 +36,18 @@ hands Raft messages to an impostor.  Then RAFT frames flow from dialer to server
 each body made by :func:`~scheduled_db.raft.messages.encode_message`, and SNAPSHOT
 frames, whose bodies the transport does not read: it tells them to the snapshot
 inbox as :class:`~actors.raft.messages.SnapshotFrame` (see :mod:`actors.raft.snapshot_stream`).
+Nonces are tagged (:mod:`actors.raft.wire`), which nodes of earlier versions do not
+notice: old and new nodes handshake as before.
+
+Probes: given ``identify`` addresses (the original's ``STATIC_PEERS``, Raft
+addresses without ids), the transport dials each, with backoff until it answers,
+to learn who is there (:mod:`actors.raft.identify`), and tells the inbox
+:class:`~actors.raft.messages.PeerIdentified`.  A server answers a probe from any
+node that proves the secret, peer or not, and closes the connection after.
+
+``secret`` None is the original's way, a cluster with no secret: every proof is
+made with a key everyone knows (:data:`~actors.raft.wire.NO_SECRET`), so peers are
+named but not authenticated; the node warns about it at start.
 
 With ``tls`` (:class:`~actors.runtime.tls.RaftTls`) every connection is mutual TLS first and
 the handshake above runs inside it: the dialer checks the server's certificate and
@@ -61,8 +73,10 @@ from typing import Any
 
 import pykka
 
+from actors.raft.identify import HttpEndpoint, identify, probe_answer
 from actors.raft.messages import (
     GetTransportStatus,
+    PeerIdentified,
     PeerLinkStatus,
     PeerMessage,
     ReportUnreachable,
@@ -81,14 +95,18 @@ from actors.raft.wire import (
     LENGTH_BYTES,
     MAC_BYTES,
     MAX_FRAME_BYTES,
+    NO_SECRET,
     NONCE_BYTES,
+    PROBE,
     SERVER,
     AuthError,
     FrameError,
     frame,
     handshake_proof,
+    nonce_flags,
     read_frame,
     read_hello,
+    tagged_nonce,
 )
 from actors.runtime.loop_thread import LoopThread
 from actors.runtime.replies import ActorRef, answer
@@ -157,11 +175,16 @@ class _Network:
         inbox: ActorRef | None,
         cap: int,
         tls: RaftTls | None,
+        identify: tuple[Address, ...] = (),
+        http: HttpEndpoint | None = None,
     ) -> None:
         self.node_id = node_id
         self._secret = secret
         self._tls = tls
         self._initial_peers = dict(peers)
+        self._to_identify = identify
+        self._identified: dict[str, PeerIdentified] = {}  # by address, as listed
+        self._http = http if http is not None else HttpEndpoint("", 0)
         self._inbox: ActorRef | None = inbox
         self._snapshots: ActorRef | None = None
         self._cap = cap
@@ -191,6 +214,8 @@ class _Network:
     async def open(self, listen: Address) -> int:
         self._server = await asyncio.start_server(self._accept, listen[0].strip("[]"), listen[1])
         self.set_peers(self._initial_peers)
+        for address in self._to_identify:
+            self._spawn(self._identify(address))
         return int(self._server.sockets[0].getsockname()[1])
 
     async def close(self) -> None:
@@ -219,6 +244,8 @@ class _Network:
 
     def set_inbox(self, inbox: ActorRef | None, snapshots: ActorRef | None) -> None:
         self._inbox, self._snapshots = inbox, snapshots
+        for found in self._identified.values():  # those found before there was an inbox
+            self._tell(found)
 
     def set_peers(self, peers: Mapping[str, Address]) -> None:
         wanted = {p: (str(h), int(port)) for p, (h, port) in peers.items() if p != self.node_id}
@@ -269,6 +296,37 @@ class _Network:
             if link.task is None or link.task.done():  # done: it crashed, and said so
                 self._dial_again(link)
             link.wake.set()
+
+    # --- probes (loop thread) --------------------------------------------------------------
+
+    async def _identify(self, address: Address) -> None:
+        """Probe ``address`` until it answers; then tell the inbox who it is."""
+        host, port = address
+        failures = 0
+        while True:
+            try:
+                client = self._tls.client if self._tls is not None else None
+                peer, http = await identify(
+                    host, port, self.node_id, self._secret, client, HANDSHAKE_TIMEOUT_S
+                )
+                break
+            except (OSError, TimeoutError, FrameError) as exc:  # ssl.SSLError is an OSError
+                failures += 1
+                self._probe_failed(host, port, exc, failures)
+                await asyncio.sleep(self._backoff(failures))
+        found = PeerIdentified(f"{host}:{port}", peer, http)
+        self._identified[found.address] = found
+        log.info("transport: %s at %s (REST API %s)", peer, found.address, http or "not said")
+        self._tell(found)
+
+    def _probe_failed(self, host: str, port: int, exc: BaseException, failures: int) -> None:
+        if isinstance(exc, AuthError | ssl.SSLError):
+            self.auth_failures += 1
+            log.warning("transport: %s:%d failed to authenticate: %s", host, port, exc)
+        elif failures == 1:
+            log.info("transport: waiting for %s:%d to answer: %r", host, port, exc)
+        else:
+            log.debug("transport: %s:%d still does not answer: %r", host, port, exc)
 
     # --- outbound (loop thread) ------------------------------------------------------------
 
@@ -402,6 +460,9 @@ class _Network:
                 if self._tls is not None:
                     await writer.start_tls(self._tls.server)
                 peer = await self._challenge(reader, writer)
+                if peer is None:  # a probe, answered: it carries nothing more
+                    await writer.drain()
+                    return
         except (FrameError, TimeoutError, ssl.SSLError) as exc:
             self.auth_failures += 1
             log.warning("transport: handshake with %s failed: %r", where, exc)
@@ -424,9 +485,12 @@ class _Network:
             if link.inbound is writer:
                 link.inbound = None
 
-    async def _challenge(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> str:
-        """The server's half of the handshake; the authenticated node id."""
-        nonce = secrets.token_bytes(NONCE_BYTES)
+    async def _challenge(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> str | None:
+        """The server's half of the handshake; the authenticated node id, or None
+        for a probe (answered here)."""
+        nonce = tagged_nonce()
         writer.write(frame(KIND_HELLO, nonce))
         await writer.drain()
         hello = await read_hello(reader)
@@ -440,6 +504,12 @@ class _Network:
             raise AuthError("malformed hello")
         if not hmac.compare_digest(proof, handshake_proof(self._secret, DIALER, nonce, peer)):
             raise AuthError(f"wrong proof of the cluster secret for {_claimed(peer)}")
+        if (nonce_flags(their_nonce) or 0) & PROBE:
+            writer.write(
+                frame(KIND_HELLO, probe_answer(self._secret, their_nonce, self.node_id, self._http))
+            )
+            log.debug("transport: told %s who this node is", _claimed(peer))
+            return None
         if peer not in self._links:
             raise AuthError(f"{_claimed(peer)} is not a peer of this node")
         answer = handshake_proof(self._secret, SERVER, their_nonce, self.node_id)
@@ -489,6 +559,8 @@ class TransportActor(pykka.ThreadingActor):
     port is the ``port`` attribute once started, and in :class:`TransportStatus`).
     ``peers`` maps node ids to (host, port); an entry for ``node_id`` is ignored.
     ``tls``, if given, puts every connection inside mutual TLS (module docstring).
+    ``secret`` None: no cluster secret, peers unauthenticated (module docstring).
+    ``identify`` are addresses to probe; ``http`` is what this node tells probers.
     Raises ValueError for an empty ``secret`` or a ``max_queued`` below 1.
     """
 
@@ -497,20 +569,23 @@ class TransportActor(pykka.ThreadingActor):
         node_id: str,
         listen: Address,
         peers: Mapping[str, Address],
-        secret: bytes,
+        secret: bytes | None,
         inbox: ActorRef | None = None,
         max_queued: int = MAX_QUEUED,
         tls: RaftTls | None = None,
+        identify: tuple[Address, ...] = (),
+        http: HttpEndpoint | None = None,
     ) -> None:
         super().__init__()
-        if not secret:
-            raise ValueError("the cluster secret must not be empty")
+        if secret is not None and not secret:
+            raise ValueError("the cluster secret must not be empty (None: no secret)")
         if max_queued < 1:
             raise ValueError(f"max_queued must be >= 1, got {max_queued}")
         self.node_id = node_id
         self.port = 0
         self._listen = listen
-        self._net = _Network(node_id, secret, peers, inbox, max_queued, tls)
+        key = NO_SECRET if secret is None else secret
+        self._net = _Network(node_id, key, peers, inbox, max_queued, tls, identify, http)
         self._lt: LoopThread | None = None
 
     def on_start(self) -> None:

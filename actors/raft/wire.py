@@ -6,6 +6,17 @@ frames (see :mod:`actors.raft.transport` for who sends what); each side proves i
 holds the cluster secret with :func:`handshake_proof`, an HMAC-SHA256 over the
 protocol label, its role, the other side's nonce and its own node id.  The role
 is in the MAC so that no proof can be reflected back at its sender.
+
+**Tagged nonces.**  A nonce is 32 bytes.  Nodes of this version start the nonces
+they send with :data:`NONCE_TAG` and a flags byte, then 25 random bytes (200 bits,
+still unguessable).  To a node of an earlier version a tagged nonce is just a
+nonce, so the handshake between old and new nodes is unchanged; a new node reads
+the tag to learn what the other side understands.  The one flag, :data:`PROBE`,
+marks a dialer that only asks who the server is (:func:`probe_proof`).
+
+**No secret.**  A cluster configured without a secret (the original's compose
+files have none) proves :data:`NO_SECRET`, a key everyone knows: the handshake
+still names each side, but authenticates nobody.
 """
 
 from __future__ import annotations
@@ -13,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import secrets
 import struct
 
 KIND_HELLO = 1
@@ -24,6 +36,10 @@ NONCE_BYTES = 32
 MAC_BYTES = 32  # HMAC-SHA256
 PROTOCOL_LABEL = b"scheduled-db/raft-transport/1\x00"
 DIALER, SERVER = b"dialer", b"server"  # the role is in the MAC: no proof can be reflected
+PROBED = b"probed-server"  # a server answering a probe: its claim carries more than its id
+NONCE_TAG = b"sdb/2\x00"  # 6 bytes: the sender speaks this version (see above)
+PROBE = 0x01  # flag: this dialer only asks who the server is
+NO_SECRET = b"scheduled-db: no cluster secret"
 
 _LENGTH = struct.Struct(">I")
 _HEADER = struct.Struct(">IB")  # length, kind
@@ -43,6 +59,24 @@ def handshake_proof(secret: bytes, role: bytes, nonce: bytes, node_id: str) -> b
     return hmac.new(
         secret, PROTOCOL_LABEL + role + nonce + node_id.encode(), hashlib.sha256
     ).digest()
+
+
+def probe_proof(secret: bytes, nonce: bytes, claim: bytes) -> bytes:
+    """A probed server's answer to the dialer's ``nonce``: its ``claim`` (node id, a NUL,
+    then what it tells about itself) under the secret, in a role of its own."""
+    return hmac.new(secret, PROTOCOL_LABEL + PROBED + nonce + claim, hashlib.sha256).digest()
+
+
+def tagged_nonce(flags: int = 0) -> bytes:
+    return NONCE_TAG + bytes([flags]) + secrets.token_bytes(NONCE_BYTES - len(NONCE_TAG) - 1)
+
+
+def nonce_flags(nonce: bytes) -> int | None:
+    """The flags of a tagged nonce; None for an untagged one (a node of an earlier
+    version, or random bytes that are no nonce of ours)."""
+    if len(nonce) != NONCE_BYTES or not nonce.startswith(NONCE_TAG):
+        return None
+    return nonce[len(NONCE_TAG)]
 
 
 def frame(kind: int, body: bytes) -> bytes:

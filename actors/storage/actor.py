@@ -43,6 +43,8 @@ from actors.storage.datadir import DataDirError, is_corruption, is_disk_full
 from actors.storage.messages import (
     Applied,
     ApplyEntries,
+    Bootstrap,
+    Bootstrapped,
     DiskFull,
     PersistReady,
     Read,
@@ -74,7 +76,7 @@ log = logging.getLogger(__name__)
 RETRY_S = 0.2  # how often storage with a full disk looks for space again
 MAX_BACKOFF_TICKS = 25  # failed attempts back off up to 5 s between tries
 
-Write = PersistReady | ApplyEntries
+Write = PersistReady | ApplyEntries | Bootstrap
 
 
 class StorageActor(pykka.ThreadingActor):
@@ -94,10 +96,12 @@ class StorageActor(pykka.ThreadingActor):
         self._writes: dict[type[Any], Callable[[Any], Any]] = {
             PersistReady: self._persist_ready,
             ApplyEntries: self._apply,
+            Bootstrap: self._bootstrap,
         }
         self._handlers: dict[type[Any], Callable[[Any], Any]] = {
             PersistReady: self._write,
             ApplyEntries: self._write,
+            Bootstrap: self._write,
             RetryWrites: self._retry_writes,
             RecordWatermark: self._record_watermark,
             Subscribe: self._subscribe,
@@ -221,6 +225,13 @@ class StorageActor(pykka.ThreadingActor):
             self.store.record_watermark()
 
     # -- Raft --
+
+    def _bootstrap(self, msg: Bootstrap) -> None:
+        """A node that formed its cluster after it started (members listed by address)."""
+        if self.store.has_raft_state():
+            self._answer(msg.reply, Bootstrapped(None))
+            return
+        self._answer(msg.reply, Bootstrapped(self.store.bootstrap(msg.voters)))
 
     def _persist_ready(self, msg: PersistReady) -> None:
         self.store.persist_ready(msg.hard_state, msg.entries, msg.snapshot)

@@ -48,6 +48,15 @@ class ApplyEntries:
 
 
 @dataclass(frozen=True, slots=True)
+class Bootstrap:
+    """Start a new cluster of ``voters`` (``NodeStore.bootstrap``), unless the store
+    already holds Raft state; then :class:`Bootstrapped` goes to ``reply``."""
+
+    voters: tuple[str, ...]
+    reply: Reply
+
+
+@dataclass(frozen=True, slots=True)
 class RetryWrites:
     """The StorageActor's own tick while the disk is full: look for space, then write
     what is held (see actors/storage/actor.py)."""
@@ -158,6 +167,14 @@ class Applied:
     def results(self) -> tuple[CommandResult, ...]:
         """Every command's result, in index order (the changed ones have ``changed``)."""
         return tuple(r for e in self.entries for r in e.results)
+
+
+@dataclass(frozen=True, slots=True)
+class Bootstrapped:
+    """The answer to :class:`Bootstrap`: the bootstrap snapshot, or None if the store
+    already held Raft state (and so was left alone)."""
+
+    meta: SnapshotMeta | None
 
 
 @dataclass(frozen=True, slots=True)

@@ -227,6 +227,11 @@ class NodeStore:
             self.log.commit_conf_state(conf_state)
         return out
 
+    def has_raft_state(self) -> bool:
+        """Whether this node has ever been part of a cluster (bootstrapped, or given
+        a log or a term by a leader): then it must never bootstrap."""
+        return self.log.last_index() > 0 or self.log.hard_state() != HardState()
+
     def bootstrap(self, voters: tuple[str, ...]) -> SnapshotMeta:
         """Start as an initial member of a new cluster (as ``MemoryStorage.bootstrap``).
 
@@ -237,7 +242,7 @@ class NodeStore:
         recorded in the state: each node has them from its config, and may know
         them differently (behind a proxy, say) without the digests differing.
         """
-        if self.log.last_index() > 0 or self.log.hard_state() != HardState():
+        if self.has_raft_state():
             raise ValueError("storage already holds state: refusing to bootstrap twice")
         meta = bootstrap_snapshot(voters).meta
         rec = SnapshotRecord(meta, self._state_name)

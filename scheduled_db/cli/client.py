@@ -42,6 +42,14 @@ _CREATE_FIELDS: tuple[tuple[str, str, str], ...] = (
     ("--last-date", "last_date", "A recurrente job fires no more after this time."),
     ("--webhook-url", "webhook_url", "The http(s) URL POSTed to when the job fires."),
     ("--misfire-policy", "misfire_policy", "What runs missed while the cluster was down do."),
+    ("--max-attempts", "max_attempts", "Delivery attempts per run (capped by the server's)."),
+    # --timeout is the client's own wait for an answer, hence the longer name.
+    ("--webhook-timeout", "timeout", "Timeout of each delivery attempt, e.g. 30s (1s to 1h)."),
+    (
+        "--signing-secret-ref",
+        "signing_secret_ref",
+        "Name of the secret deliveries are signed with.",
+    ),
 )
 _CHOICES = {
     "type": [t.value for t in JobType],
@@ -51,7 +59,6 @@ _CHOICES = {
 # Commands that are one request about one job: (name, method, path after /jobs/{id}, help).
 _ONE_JOB: tuple[tuple[str, str, str, str], ...] = (
     ("get", "GET", "", "Show a job."),
-    ("delete", "DELETE", "", "Delete a job."),
     ("status", "GET", "/status", "Show a job's status and next run."),
     ("executions", "GET", "/executions", "Show a job's execution attempts."),
 )
@@ -69,6 +76,10 @@ def add_client_commands(subparsers: Subparsers) -> None:
         parser = actions.add_parser(name, parents=[common], help=text, description=text)
         parser.add_argument("id", help="The job's id.")
         parser.set_defaults(handler=partial(_one_job, method, suffix))
+    text = "Delete a job; print it as it was."
+    parser = actions.add_parser("delete", parents=[common], help=text, description=text)
+    parser.add_argument("id", help="The job's id.")
+    parser.set_defaults(handler=_delete)
     _add_list(actions, common)
     _add_cancel(actions, common)
     for name, path, text in (
@@ -120,7 +131,12 @@ def _add_create(actions: Subparsers, common: argparse.ArgumentParser) -> None:
         choices = _CHOICES.get(field)
         metavar = None if choices else flag.lstrip("-").upper().replace("-", "_")
         parser.add_argument(
-            flag, dest=f"field_{field}", choices=choices, metavar=metavar, help=help_text
+            flag,
+            dest=f"field_{field}",
+            choices=choices,
+            metavar=metavar,
+            help=help_text,
+            type=_TYPES.get(field, str),
         )
     parser.add_argument("--payload", metavar="JSON", help="JSON object sent in the webhook.")
     parser.set_defaults(handler=_create)
@@ -163,6 +179,8 @@ def _positive(kind: Callable[[str], float], what: str) -> Callable[[str], Any]:
     return parse
 
 
+_TYPES: dict[str, Callable[[str], Any]] = {"max_attempts": _positive(int, "an integer")}
+
 # --- the handlers -----------------------------------------------------------------------
 
 
@@ -182,6 +200,17 @@ def _job_path(job_id: str, suffix: str = "") -> str:
 def _one_job(method: str, suffix: str, args: argparse.Namespace, env: Mapping[str, str]) -> int:
     base = base_url(args.url, env)
     return _report(_call(args, env, base, method, _job_path(args.id, suffix)))
+
+
+def _delete(args: argparse.Namespace, env: Mapping[str, str]) -> int:
+    """DELETE answers 204 with no body, so the job is read first, to show what went."""
+    base, path = base_url(args.url, env), _job_path(args.id)
+    before = _call(args, env, base, "GET", path)
+    answer = _call(args, env, base, "DELETE", path)
+    if not answer.ok or answer.text.strip():
+        return _report(answer)
+    print(_pretty(before.body) if before.ok and before.body is not None else f"deleted {args.id}")
+    return 0
 
 
 def _get(path: str, args: argparse.Namespace, env: Mapping[str, str]) -> int:

@@ -2,14 +2,17 @@
 
 ::
 
-    scheduled-db run [--config FILE] [--http-port N ...]   one node, in this process
+    scheduled-db [run] [--config FILE] [--http-port N ...] one node, in this process
     scheduled-db cluster --nodes 3 [--data-dir DIR ...]    a local cluster of node processes
     scheduled-db jobs create|get|list|delete|cancel|status|executions ...
     scheduled-db health | cluster-status
 
 ``run`` has one flag per configuration key, derived from ``config_keys.KEYS``
 (``http.port`` -> ``--http-port``), so a key added to the table is a flag here with
-no change to this module.
+no change to this module.  It is the default command, as running the original's
+binary ran a node: ``scheduled-db --node-id node-2`` is ``scheduled-db run --node-id
+node-2``; the original's flags (``-peers``, ``-bootstrap-expect``...) are accepted
+too (:mod:`scheduled_db.cli.original_flags`).
 
 This is the process's entry point, so unlike the rest of ``scheduled_db`` it touches
 the outside world: it reads the config file and the environment.  The node's shell
@@ -22,6 +25,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import logging
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -30,6 +34,8 @@ from typing import Any, NoReturn
 
 from scheduled_db.cli.client import add_client_commands
 from scheduled_db.cli.http_calls import CliError, UsageError
+from scheduled_db.cli.original_flags import translate
+from scheduled_db.config import original
 from scheduled_db.config.kinds import BOOL
 from scheduled_db.config.loading import KEYS, ConfigError, Key, NodeConfig, load_config
 
@@ -46,7 +52,12 @@ exit codes:
   1    the server answered with an HTTP error (client commands), or the node failed
   2    misuse: a bad argument or configuration, or a server that cannot be reached
   130  interrupted (Ctrl-C)
+  141  the output was closed early (e.g. piped into head)
+
+With no command, or options first, the command is run: scheduled-db --http-port 8081.
 """
+
+_HELP_OPTIONS = ("-h", "--help")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -69,14 +80,41 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     """
     env = os.environ if environ is None else environ
     try:
-        args = _parser().parse_args(argv)
+        words, notices = _words(list(sys.argv[1:] if argv is None else argv))
+        args = _parser().parse_args(words)
+        args.notices = notices
         code: int = args.handler(args, env)
+        sys.stdout.flush()  # inside the try: a closed pipe shows here, not at exit
         return code
     except (CliError, ConfigError) as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        _discard_stdout()
+        return 141
+
+
+def _words(argv: list[str]) -> tuple[list[str], list[str]]:
+    """``argv`` with ``run`` put first when no command is named (nothing, or an option
+    first), the original's flags in our spelling; and the notices of ignored flags."""
+    if not argv or (argv[0].startswith("-") and argv[0] not in _HELP_OPTIONS):
+        argv = ["run", *argv]
+    if argv[0] != "run":
+        return argv, []
+    rest, notices = translate(argv[1:])
+    return ["run", *rest], notices
+
+
+def _discard_stdout() -> None:
+    """The reader of stdout is gone (``| head``): the rest of the output goes nowhere,
+    and Python's flush at exit must not fail again with a traceback."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # no real file behind stdout (a test's capture)
+        pass
 
 
 def build_config(argv: Sequence[str], environ: Mapping[str, str]) -> NodeConfig:
@@ -87,7 +125,7 @@ def build_config(argv: Sequence[str], environ: Mapping[str, str]) -> NodeConfig:
     """
     parser = _Parser(prog=f"{PROG} run")
     _add_run_arguments(parser)
-    return _config(parser.parse_args(list(argv)), environ)
+    return _config(parser.parse_args(translate(argv)[0]), environ)
 
 
 def _parser() -> _Parser:
@@ -169,7 +207,7 @@ def _read_config_file(path: str) -> str:
 
 
 def _secrets(config: NodeConfig) -> list[str]:
-    return [config.cluster.secret] if config.cluster.secret else []
+    return [s for s in (config.cluster.secret, config.cluster.join_token) if s]
 
 
 def _shell(module: str, name: str) -> Any:
@@ -190,6 +228,11 @@ def _setup_logging(level: str, json_lines: bool, node_id: str, redact: Sequence[
 def _run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     config = _config(args, environ)
     _setup_logging(config.log.level, config.log.json, config.node.id, _secrets(config))
+    log = logging.getLogger("scheduled_db.cli")
+    for line in args.notices:
+        log.warning("%s", line)
+    for setting in original.ignored_in(environ):
+        log.warning("%s", original.notice(setting, f"env {setting.env}"))
     run_node: Callable[[NodeConfig], int] = _shell("actors.node", "run_node")
     return run_node(config)
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 import sys
 
-from scheduled_db.config.keys import KEYS, SECTIONS, Key
+from scheduled_db.config.keys import KEYS, KEYS_BY_PATH, SECTIONS, Key
+from scheduled_db.config.original import ORIGINAL, OriginalSetting, Treatment
 
 # Variables the client side reads (the CLI), not node settings.
 CLIENT_ENV = {
@@ -49,6 +50,32 @@ def _row(key: Key) -> str:
     )
 
 
+_ORIGINAL_INTRO = """
+## The original's settings
+
+Every environment variable and flag of the original (Go) scheduled-db, and what a
+node does with it. Its flags are accepted in its spelling too (`-peers=...` or
+`--peers ...`): `scheduled-db -node-id=node-2 -peers=...` runs a node. An ignored one
+is logged as a WARNING at start; a refused one stops start-up with one line naming
+it (exit code 2). See [migrating.md](migrating.md) for the differences that remain.
+
+| env | flag | here |
+|---|---|---|
+"""
+
+
+def _original_row(setting: OriginalSetting) -> str:
+    flag = f"`-{setting.flag}`" if setting.flag else ""
+    if setting.treatment is Treatment.KEY:
+        what = f"`{setting.path}`"
+    elif setting.treatment is Treatment.ALIAS:
+        key = KEYS_BY_PATH[str(setting.path)]
+        what = f"`{setting.path}`, as `{key.env}`"
+    else:
+        what = f"{setting.treatment.value}: {setting.reason}"
+    return f"| `{setting.env}` | {flag} | {_cell(what)} |\n"
+
+
 def markdown() -> str:
     parts = [_INTRO]
     for section in SECTIONS:
@@ -58,6 +85,8 @@ def markdown() -> str:
         parts.extend(_row(key) + "\n" for key in KEYS if key.section == section)
     parts.append("\n## The command-line client\n\n| env | meaning |\n|---|---|\n")
     parts.extend(f"| `{name}` | {text} |\n" for name, text in CLIENT_ENV.items())
+    parts.append(_ORIGINAL_INTRO)
+    parts.extend(_original_row(setting) for setting in ORIGINAL)
     return "".join(parts)
 
 

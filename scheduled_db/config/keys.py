@@ -86,7 +86,7 @@ KEYS: tuple[Key, ...] = (
         "Interface the REST API listens on."),
     Key("http.port", PORT, 8080, "HTTP_PORT",
         "Port of the REST API."),
-    Key("http.max_body", SIZE, "1MiB", None,
+    Key("http.max_body", SIZE, "1MiB", "MAX_REQUEST_BODY_SIZE",
         "Largest request body the API accepts."),
     Key("http.cors_origins", STR_LIST, ["*"], None,
         "Origins allowed cross-origin GET requests; [] disables CORS."),
@@ -96,9 +96,9 @@ KEYS: tuple[Key, ...] = (
         "Most request headers the API accepts (431 past it)."),
     Key("http.max_header_size", SIZE, "8KiB", None,
         "Longest request line or header line (431 past it)."),
-    Key("http.idle_timeout", DURATION, "60s", None,
+    Key("http.idle_timeout", DURATION, "60s", "HTTP_IDLE_TIMEOUT",
         "Closes a connection idle this long, or whose request headers take longer."),
-    Key("http.body_timeout", DURATION, "30s", None,
+    Key("http.body_timeout", DURATION, "30s", "HTTP_READ_TIMEOUT",
         "Time allowed to receive a request's body (408 past it)."),
     Key("api.tokens", TOKENS, [], "API_TOKENS",
         f"Bearer tokens by SHA-256, role read|write|admin; env form {TOKENS_FORMAT},... "
@@ -150,14 +150,22 @@ KEYS: tuple[Key, ...] = (
     Key("raft.tls_ca", optional(FILE), None, "RAFT_TLS_CA",
         "PEM CA of every node's raft.tls_cert; a peer without a certificate it signed is refused."),
     Key("cluster.members", MEMBERS, [], "PEERS",
-        f"Voting members {{id, raft_address, http_address}}; env form {PEERS_FORMAT},..."),
-    Key("cluster.bootstrap_expect", optional(_COUNT), None, None,
-        "Nodes a new cluster waits for; unset: the member count, else cluster.replicas, else 1."),
+        f"Voting members {{id, raft_address, http_address}}, env form {PEERS_FORMAT},...; "
+        "or Raft addresses alone (host:port,...), the ids learned from the peers."),
+    Key("cluster.bootstrap_expect", optional(_COUNT), None, "BOOTSTRAP_EXPECT",
+        "Nodes a new cluster forms with, this one included; unset: every member listed, "
+        "else cluster.replicas, else 1."),
     Key("cluster.secret", optional(SECRET), None, "CLUSTER_SECRET",
-        "Shared secret peers authenticate with (16+ characters); needed by multi-node clusters.",
+        "Shared secret peers authenticate with (16+ characters); needed by multi-node clusters "
+        "(host:port members without it: unauthenticated, with a warning).",
+        secret=True),
+    Key("cluster.join_token", optional(SECRET), None, "AUTH_TOKEN",
+        "Bearer token that may change the membership (/join, /leave, /cluster/members/...), "
+        "as the cluster secret may.",
         secret=True),
     Key("cluster.discovery", DISCOVERY, "static", "DISCOVERY_STRATEGY",
-        "static: members are cluster.members; dns: looked up under cluster.dns_service."),
+        "static (or none): members are cluster.members; dns: looked up under "
+        "cluster.dns_service."),
     Key("cluster.dns_service", optional(HOST), None, "DNS_SERVICE",
         "Headless service of the StatefulSet; dns discovery: members <pod>.<this service>."),
     Key("cluster.replicas", optional(_COUNT), None, "REPLICAS",

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from scheduled_db.config import units
+from scheduled_db.config.original import REFUSED_DISCOVERY
 from scheduled_db.policy import auth, signing
 from scheduled_db.policy.ssrf import IPNetwork
 
@@ -208,6 +209,13 @@ def _log_level(value: object) -> str:
 
 def _discovery(value: object) -> Discovery:
     word = value.strip().lower() if isinstance(value, str) else ""
+    if word == "none":  # the original's "no discovery": the members, if any, are listed
+        return Discovery.STATIC
+    if word in REFUSED_DISCOVERY:
+        raise Invalid(
+            f'"{word}" (a strategy of the original) is not supported: {REFUSED_DISCOVERY[word]}',
+            NOT_SHOWN,
+        )
     if word not in {d.value for d in Discovery}:
         raise ValueError("must be one of: static, dns")
     return Discovery(word)
@@ -289,19 +297,40 @@ def _member_address(where: str, name: str, value: object) -> Address:
         raise Invalid(f"{where}: {name} {exc}", value) from None
 
 
-def _members(value: object) -> tuple[Member, ...]:
-    """A YAML list of {id, raft_address, http_address}, or the PEERS compact string."""
+def _members(value: object) -> tuple[Member, ...] | tuple[Address, ...]:
+    """A YAML list of {id, raft_address, http_address}, or the PEERS compact string;
+    or, the original's form, Raft addresses alone (``host:port``, a YAML list or a
+    comma-separated string), whose ids the node learns from the peers themselves."""
     if value is None:  # "members:" with nothing under it
         return ()
     if isinstance(value, str):
-        items = [i.strip() for i in value.split(",") if i.strip()]
-        members = [_member_from_peer(n, item) for n, item in enumerate(items, 1)]
+        items: list[object] = [i.strip() for i in value.split(",") if i.strip()]
     elif isinstance(value, Sequence):
-        members = [_member_from_mapping(n, entry) for n, entry in enumerate(value, 1)]
+        items = list(value)
     else:
         raise ValueError(f'must be a list of members or a "{PEERS_FORMAT},..." string')
+    if items and all(isinstance(i, str) and "=" not in i for i in items):
+        return _addresses(items)
+    if any(isinstance(i, str) and "=" not in i for i in items):
+        raise Invalid(
+            f'write every member the same way: all "{PEERS_FORMAT}" or all host:port', NOT_SHOWN
+        )
+    members = [
+        _member_from_peer(n, item) if isinstance(item, str) else _member_from_mapping(n, item)
+        for n, item in enumerate(items, 1)
+    ]
     _reject_duplicates(members)
     return tuple(members)
+
+
+def _addresses(items: Sequence[object]) -> tuple[Address, ...]:
+    addresses: list[Address] = []
+    for n, item in enumerate(items, 1):
+        address = _member_address(f"member {n}", "raft_address", item)
+        if address in addresses:
+            raise Invalid("duplicate member raft_address", str(address))
+        addresses.append(address)
+    return tuple(addresses)
 
 
 def _reject_duplicates(members: Sequence[Member]) -> None:

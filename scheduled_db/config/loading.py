@@ -36,6 +36,7 @@ from typing import Any
 
 import yaml  # type: ignore[import-untyped, unused-ignore]  # no stubs in the toolchain
 
+from scheduled_db.config import original
 from scheduled_db.config.discovery import dns_members
 from scheduled_db.config.keys import KEYS, KEYS_BY_ENV, KEYS_BY_PATH, SECTIONS, Key, default_yaml
 from scheduled_db.config.kinds import (
@@ -131,11 +132,13 @@ def load_config(
     ``yaml_text`` is the file's content (``None``: no file; the defaults apply) and
     ``source_name`` how to name it in errors.  Raises ``ConfigError``.
     """
+    _refuse_original(environ)
     in_file = f"in {source_name}"
+    env_values, env_names = _env_values(environ)
     layers = (
         _parse_layer(_default_values(), lambda key: "in the defaults"),
         _parse_layer(_yaml_values(yaml_text, source_name), lambda key: in_file),
-        _parse_layer(_env_values(environ), lambda key: f"from env {key.env}"),
+        _parse_layer(env_values, lambda key: f"from env {env_names[key.path]}"),
         _parse_layer(_argv_values(argv_overrides), lambda key: f"from {key.flag}"),
     )
     merged: dict[str, object] = {}
@@ -153,12 +156,29 @@ def _default_values() -> dict[str, object]:
     return {key.path: key.default for key in KEYS}
 
 
-def _env_values(environ: Mapping[str, str]) -> dict[str, object]:
-    return {
-        key.path: environ[key.env]
-        for key in KEYS
-        if key.env and environ.get(key.env, "").strip() != ""
-    }
+def _env_values(environ: Mapping[str, str]) -> tuple[dict[str, object], dict[str, str]]:
+    """``{path: value}`` from the environment, and the variable each came from: a key's
+    own, or an alias the original used (``STATIC_PEERS`` for ``PEERS``)."""
+    values: dict[str, object] = {}
+    names: dict[str, str] = {}
+    for key in KEYS:
+        if key.env and original.given(environ, key.env) is not None:
+            values[key.path], names[key.path] = environ[key.env], key.env
+    for setting, value in original.aliases_in(environ):
+        path = str(setting.path)
+        if path in values and str(values[path]).strip() != value.strip():
+            problem = f"env {setting.env} and env {names[path]} both set it, differently: set one"
+            raise ConfigError(path, problem)
+        values.setdefault(path, value)
+        names.setdefault(path, setting.env)
+    return values, names
+
+
+def _refuse_original(environ: Mapping[str, str]) -> None:
+    """A setting of the original that has no counterpart here stops start-up."""
+    refused = original.refused_in(environ)
+    if refused is not None:
+        raise ConfigError(None, f"env {refused.env}: {refused.reason}")
 
 
 def _argv_values(overrides: Mapping[str, object]) -> dict[str, object]:
@@ -274,11 +294,16 @@ def _fill_derived(merged: dict[str, object]) -> dict[str, object]:
     """Defaults that depend on other keys, resolved once every source is merged."""
     if merged["raft.advertise_host"] is None:
         merged["raft.advertise_host"] = merged["raft.host"]
-    if merged["cluster.bootstrap_expect"] is None:
-        members = merged["cluster.members"]
+    members = merged["cluster.members"]
+    addresses_only = bool(members) and isinstance(members, tuple) and _are_addresses(members)
+    if merged["cluster.bootstrap_expect"] is None and not addresses_only:
         count = len(members) if isinstance(members, tuple) else 0
         merged["cluster.bootstrap_expect"] = count or merged["cluster.replicas"] or 1
     return merged
+
+
+def _are_addresses(members: tuple[object, ...]) -> bool:
+    return all(isinstance(m, Address) for m in members)
 
 
 def _discover(merged: dict[str, object]) -> dict[str, object]:
@@ -303,7 +328,11 @@ def _discover(merged: dict[str, object]) -> dict[str, object]:
 def _build(merged: Mapping[str, object]) -> NodeConfig:
     sections: dict[str, Any] = {}
     for section, make in _SECTION_TYPES.items():
-        sections[section] = make(**{k.attr: merged[k.path] for k in KEYS if k.section == section})
+        values = {k.attr: merged[k.path] for k in KEYS if k.section == section}
+        members = values.get("members")
+        if section == "cluster" and isinstance(members, tuple) and _are_addresses(members):
+            values["members"], values["peer_addresses"] = (), members
+        sections[section] = make(**values)
     return NodeConfig(**sections)
 
 
@@ -350,17 +379,38 @@ def _check_timings(c: NodeConfig) -> None:
 
 def _check_membership(c: NodeConfig) -> None:
     members = c.cluster.members
+    if c.cluster.peer_addresses:
+        _check_addresses(c)
+        return
     if members and c.cluster.member(c.node.id) is None:
         listed = ", ".join(m.id for m in members)
         raise ConfigError("node.id", f'"{c.node.id}" is not one of cluster.members ({listed})')
-    if members and c.cluster.bootstrap_expect > len(members):
-        problem = (
-            f"must be at most the {len(members)} cluster.members (got {c.cluster.bootstrap_expect})"
-        )
+    expect = c.cluster.bootstrap_expect
+    if members and expect is not None and expect > len(members):
+        problem = f"must be at most the {len(members)} cluster.members (got {expect})"
         raise ConfigError("cluster.bootstrap_expect", problem)
     if (len(members) > 1 or c.cluster.discovery is Discovery.DNS) and c.cluster.secret is None:
         problem = "must be set (env CLUSTER_SECRET) for a cluster of more than one node"
         raise ConfigError("cluster.secret", problem)
+
+
+def _check_addresses(c: NodeConfig) -> None:
+    """Members given by Raft address alone: the cluster forms with every node they
+    reach, so bootstrap_expect (which counts this node) can only say how many that is:
+    the addresses listed, or one more if this node is not among them."""
+    expect, listed = c.cluster.bootstrap_expect, len(c.cluster.peer_addresses)
+    if expect is None:
+        return
+    self_listed = c.raft.advertise_address in c.cluster.peer_addresses
+    allowed = (listed,) if self_listed else (listed, listed + 1)
+    if expect not in allowed:
+        among = "this node among them" if self_listed else "this node among them or not"
+        wanted = " or ".join(str(n) for n in allowed)
+        problem = (
+            f"must be {wanted}: it counts this node, and {listed} Raft addresses are listed "
+            f"({among}); a cluster forms with every node they reach (got {expect})"
+        )
+        raise ConfigError("cluster.bootstrap_expect", problem)
 
 
 def _check_ports(c: NodeConfig) -> None:

@@ -92,16 +92,22 @@ class RaftConfig:
 class ClusterConfig:
     """The ``cluster`` section: membership, discovery and the shared secret.
 
-    No members means a single-node cluster.  ``bootstrap_expect`` is always set:
-    left unset it is the number of members, else ``replicas``, else 1.
+    The members are given one of two ways: ``members``, each with its id and
+    addresses; or ``peer_addresses``, Raft addresses alone (the original's
+    ``STATIC_PEERS``), whose ids and HTTP addresses the node learns in the peer
+    handshake.  Neither means a single-node cluster.  ``bootstrap_expect`` counts
+    this node; left unset it is the number of members, else ``replicas``, else 1,
+    but with ``peer_addresses`` None: every node those addresses reach.
     """
 
     members: tuple[Member, ...]
-    bootstrap_expect: int
+    bootstrap_expect: int | None
     secret: str | None = field(repr=False)  # kept out of logs and tracebacks
+    join_token: str | None = field(repr=False)
     discovery: Discovery
     dns_service: str | None
     replicas: int | None
+    peer_addresses: tuple[Address, ...] = ()
 
     def member(self, node_id: str) -> Member | None:
         return next((m for m in self.members if m.id == node_id), None)
@@ -109,6 +115,10 @@ class ClusterConfig:
     def peers(self, node_id: str) -> tuple[Member, ...]:
         """Every member but ``node_id``."""
         return tuple(m for m in self.members if m.id != node_id)
+
+    def has_peers(self, node_id: str) -> bool:
+        """Whether ``node_id`` is one of several nodes (or may learn of others)."""
+        return bool(self.peers(node_id) or self.peer_addresses)
 
 
 @dataclass(frozen=True, slots=True)

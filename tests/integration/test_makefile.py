@@ -14,7 +14,7 @@ from scheduled_db.testing.harness import NodeProcess
 ROOT = Path(__file__).resolve().parents[2]
 TARGETS = [
     "build", "test", "run", "cluster", "create-jobs", "dev-up", "dev-down", "dev-logs",
-    "k8s-deploy", "k8s-delete", "bench", "help", "faults",
+    "k8s-deploy", "k8s-delete", "bench", "bench-quick", "help", "faults",
 ]  # fmt: skip
 
 

@@ -75,3 +75,35 @@ async def test_health_can_be_closed_too(api: Api) -> None:
 async def test_without_tokens_the_api_is_open(api: Api) -> None:
     assert (await api.call("POST", "/jobs", JOB)).status == 200
     assert (await api.call("GET", "/jobs/one", headers=bearer("anything"))).status == 200
+
+
+JOIN_TOKEN = "the-original-auth-token-0123"
+
+
+@api_test({"cluster.join_token": JOIN_TOKEN})
+async def test_the_original_s_auth_token_may_join_and_nothing_else_may(api: Api) -> None:
+    join = {"node_id": "node-4", "address": "10.0.0.4:7000"}
+    for headers in ({}, bearer("wrong"), {"Authorization": JOIN_TOKEN}):
+        reply = await api.call("POST", "/join", join, headers=headers)
+        assert reply.status == 401 and reply.body["code"] == "unauthorized", headers
+        assert JOIN_TOKEN not in str(reply.body)
+    assert (await api.call("POST", "/join", join, headers=bearer(JOIN_TOKEN))).status == 200
+    reply = await api.call("POST", "/leave", {"node_id": "node-4"}, headers=bearer(JOIN_TOKEN))
+    assert reply.status not in (401, 403), reply  # past the check (the stand-in backend's answer)
+    assert [n for n, _, _ in api.backend.learners] == ["node-4"]
+
+
+@api_test({**TOKENS, "cluster.join_token": JOIN_TOKEN})
+async def test_with_api_tokens_the_join_token_counts_as_admin_for_membership_only(
+    api: Api,
+) -> None:
+    join = {"node_id": "node-4", "address": "10.0.0.4:7000"}
+    assert (await api.call("POST", "/join", join, headers=bearer(JOIN_TOKEN))).status == 200
+    assert (await api.call("GET", "/jobs", headers=bearer(JOIN_TOKEN))).status == 401
+
+
+@api_test()
+async def test_with_neither_secret_nor_join_token_membership_is_closed(api: Api) -> None:
+    reply = await api.call("POST", "/join", {"node_id": "n", "address": "h:1"})
+    assert reply.status == 403 and "cluster.join_token" in reply.body["error"]
+    assert api.backend.learners == []

@@ -17,7 +17,7 @@ import pytest
 
 from actors.raft import transport as t
 from actors.raft import wire as w
-from actors.raft.messages import PeerMessage, ReportUnreachable
+from actors.raft.messages import PeerIdentified, PeerMessage, ReportUnreachable
 from actors.runtime.tls import RaftTls, raft_tls
 from tests.actors.raft.test_transport import (
     HOST,
@@ -159,3 +159,12 @@ def test_a_silent_dialer_is_cut_off_and_leaves_nothing_behind(
     started = time.monotonic()
     b.ref.stop(timeout=TIMEOUT_S)
     assert time.monotonic() - started < t.STOP_TIMEOUT_S / 2
+
+
+def test_a_probe_runs_inside_mutual_tls_too(nodes: Callable[..., Node], pki: Pki) -> None:
+    a = nodes("a", tls=pki.tls("a"))
+    b = nodes("b", tls=pki.tls("b"), identify=((HOST, a.port),))
+    rogue = nodes("c", tls=pki.tls("rogue"), identify=((HOST, a.port),))
+    assert b.inbox.wait_for(PeerIdentified).node_id == "a"
+    eventually(lambda: a.status().auth_failures >= 1)  # the rogue's certificate
+    assert rogue.inbox.of_type(PeerIdentified) == []

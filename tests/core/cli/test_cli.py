@@ -137,7 +137,6 @@ def test_a_secret_in_a_bad_flag_is_not_echoed(capsys: pytest.CaptureFixture[str]
 @pytest.mark.parametrize(
     "argv",
     [
-        [],
         ["run", "--no-such-flag"],
         ["jobs"],
         ["jobs", "get"],

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import socket
+import subprocess
 import sys
 import threading
 from collections.abc import Iterator
@@ -20,6 +22,8 @@ from pathlib import Path
 import pytest
 
 from scheduled_db.cli.main import main
+
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def run_cli(
@@ -121,6 +125,7 @@ def test_create_from_flags(capsys: pytest.CaptureFixture[str], node: StubNode) -
     argv = ["--id", "job-1", "--type", "recurrente", "--cron", "*/5 * * * *"]
     argv += ["--timezone", "Europe/Madrid", "--last-date", "2031-01-01 00:00:00"]
     argv += ["--webhook-url", "https://h/x", "--payload", '{"a": [1]}', "--misfire-policy", "skip"]
+    argv += ["--max-attempts", "5", "--webhook-timeout", "45s", "--signing-secret-ref", "k1"]
     code, _, _ = client(capsys, node, "jobs", "create", *argv)
     assert code == 0
     assert node.requests[0].body == {
@@ -132,6 +137,9 @@ def test_create_from_flags(capsys: pytest.CaptureFixture[str], node: StubNode) -
         "webhook_url": "https://h/x",
         "payload": {"a": [1]},
         "misfire_policy": "skip",
+        "max_attempts": 5,
+        "timeout": "45s",
+        "signing_secret_ref": "k1",
     }
 
 
@@ -205,10 +213,51 @@ def test_one_job_requests(
     assert [(r.method, r.path, r.body) for r in node.requests] == [(method, path, None)]
 
 
-def test_delete_prints_nothing_for_204(capsys: pytest.CaptureFixture[str], node: StubNode) -> None:
+def test_delete_prints_the_job_it_deleted(
+    capsys: pytest.CaptureFixture[str], node: StubNode
+) -> None:
+    node.answer("GET", "/jobs/job-1", 200, JOB)
     node.answer("DELETE", "/jobs/job-1", 204)
-    assert client(capsys, node, "jobs", "delete", "job-1") == (0, "", "")
-    assert node.requests[0].method == "DELETE"
+    assert client(capsys, node, "jobs", "delete", "job-1") == (
+        0,
+        json.dumps(JOB, indent=2) + "\n",
+        "",
+    )
+    assert [r.method for r in node.requests] == ["GET", "DELETE"]
+
+
+def test_delete_says_what_it_deleted_when_the_job_cannot_be_read(
+    capsys: pytest.CaptureFixture[str], node: StubNode
+) -> None:
+    node.answer("GET", "/jobs/job-1", 503, {"error": "busy"})
+    node.answer("DELETE", "/jobs/job-1", 204)
+    assert client(capsys, node, "jobs", "delete", "job-1") == (0, "deleted job-1\n", "")
+
+
+def test_delete_of_an_unknown_job_exits_1(
+    capsys: pytest.CaptureFixture[str], node: StubNode
+) -> None:
+    code, out, err = client(capsys, node, "jobs", "delete", "ghost")
+    assert (code, out) == (1, "") and json.loads(err)["error"] == "not_found"
+    assert [r.method for r in node.requests] == ["GET", "DELETE"]
+
+
+def test_the_output_closed_early_ends_quietly(node: StubNode) -> None:
+    """``scheduled-db jobs list | head``: the reader goes away; no traceback."""
+    node.answer("GET", "/jobs", 200, {"jobs": [JOB] * 200, "next_cursor": None})
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "SCHEDULED_DB_URL": node.url}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "scheduled_db", "jobs", "list"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # as head does once it has its lines
+    with proc.stderr:
+        err = proc.stderr.read()
+    assert proc.wait(30) == 141
+    assert err == b""
 
 
 def test_get_of_an_unknown_job_exits_1(capsys: pytest.CaptureFixture[str], node: StubNode) -> None:

@@ -4,7 +4,8 @@
   the key table (every key, env var, flag and default);
 - every environment variable named in the code's string literals is documented;
 - every environment-variable-like name the docs and README show in backticks is
-  one the code reads, a Makefile or compose variable, or a well-known one of another program;
+  one the code reads, one of the original's (scheduled_db/config/original.py), a
+  Makefile or compose variable, or a well-known one of another program;
 - every dotted config key the docs show in backticks exists.
 """
 
@@ -15,6 +16,7 @@ from pathlib import Path
 
 from scheduled_db.config.docs import CLIENT_ENV, markdown
 from scheduled_db.config.keys import KEYS
+from scheduled_db.config.original import ORIGINAL
 
 ROOT = Path(__file__).resolve().parents[3]
 CODE_DIRS = ("scheduled_db", "actors")
@@ -33,7 +35,12 @@ def _code_files() -> list[Path]:
 
 
 def known_env() -> set[str]:
-    return {key.env for key in KEYS if key.env} | set(CLIENT_ENV)
+    return {key.env for key in KEYS if key.env} | set(CLIENT_ENV) | original_env()
+
+
+def original_env() -> set[str]:
+    """The original's variables: each has a row of its own on the configuration page."""
+    return {setting.env for setting in ORIGINAL}
 
 
 def env_names_in_code() -> set[str]:
@@ -59,6 +66,8 @@ def test_every_key_and_env_var_appears_in_the_configuration_page() -> None:
             assert f"`{key.env}`" in page
     for name in CLIENT_ENV:
         assert f"`{name}`" in page
+    for name in original_env():
+        assert f"| `{name}` |" in page
 
 
 def test_every_env_var_the_code_names_is_documented() -> None:
