@@ -76,7 +76,7 @@ def test_the_original_compose_environment_forms_one_cluster(tmp_path: Path) -> N
         assert sum(v["is_leader"] for v in views) == 1
         for view in views:
             assert sorted(s["id"] for s in view["servers"]) == ["node-1", "node-2", "node-3"]
-            assert all(s["suffrage"] == "voter" for s in view["servers"])
+            assert [m["suffrage"] for m in view["members"]] == ["voter"] * 3
         # A write sent to a follower reaches the leader, at the REST address the
         # follower learned in the peer handshake.
         follower = next(n for n, v in zip(nodes, views, strict=True) if not v["is_leader"])

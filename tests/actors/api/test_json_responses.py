@@ -21,6 +21,7 @@ DUMPS_ALLOWED = {
     "actors/api/responses.py": "the encoder itself",
     "actors/webhook/attempt.py": "the webhook's body, compact too (a request, not an answer)",
     "actors/runtime/logs.py": "JSON log lines",
+    "actors/raft/identify.py": "a node's REST address in its probe answer (Raft port, not HTTP)",
 }
 
 
