@@ -16,14 +16,13 @@ Each caller waits for its own result with its own timeout; a refusal of the entr
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from actors.api.backend import refusal_error
 from actors.raft.messages import ProposeOutcome
-from actors.runtime.replies import Reply
+from actors.runtime.replies import Reply, loop_callback
 from actors.storage.messages import ReadResult
 from scheduled_db.errors import UnknownOutcome
 from scheduled_db.state.commands import Batch, Command, encode_command
@@ -82,15 +81,7 @@ class ProposalBatcher:
         commands = [w.command for w in group]
         data = encode_command(commands[0] if len(commands) == 1 else Batch(tuple(commands)))
 
-        def answered(outcome: ProposeOutcome) -> None:
-            _settle(group, outcome)
-
-        def reply(outcome: object) -> None:
-            assert isinstance(outcome, ProposeOutcome)
-            with contextlib.suppress(RuntimeError):  # a closed loop: the node is stopping
-                loop.call_soon_threadsafe(answered, outcome)
-
-        self._send(data, reply)
+        self._send(data, loop_callback(loop, lambda outcome: _settle(group, outcome)))
 
 
 def _settle(group: list[_Waiting], outcome: ProposeOutcome) -> None:
@@ -146,9 +137,4 @@ class ReadBatcher:
                 else:
                     future.set_result(result.value)
 
-        def reply(results: object) -> None:
-            assert isinstance(results, tuple)
-            with contextlib.suppress(RuntimeError):  # a closed loop: the node is stopping
-                loop.call_soon_threadsafe(answered, results)
-
-        self._send(tuple(q for q, _ in queue), reply)
+        self._send(tuple(q for q, _ in queue), loop_callback(loop, answered))

@@ -1,6 +1,7 @@
 """The real :class:`~actors.api.backend.Backend`: the REST API's bridge to the actors.
 
-Requests go to actors by ``tell`` with a ``reply`` made by :func:`loop_reply`.
+Requests go to actors by ``tell`` with a ``reply`` made by
+:func:`~actors.runtime.replies.loop_reply`.
 An actor answers by calling it from its own thread; the answer crosses into the
 event loop with ``loop.call_soon_threadsafe``.  Nothing here blocks the
 loop, and no actor ever waits on the HTTP side.
@@ -9,7 +10,6 @@ loop, and no actor ever waits on the HTTP side.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from typing import TYPE_CHECKING, Any
 
 import pykka
@@ -26,7 +26,7 @@ from actors.raft.messages import (
     ProposeOutcome,
     ReadIndex,
 )
-from actors.runtime.replies import ActorRef, Reply
+from actors.runtime.replies import ActorRef, loop_reply
 from actors.storage.messages import ReadMany
 from scheduled_db.config.model import NodeConfig
 from scheduled_db.errors import UnknownOutcome
@@ -39,26 +39,6 @@ from scheduled_db.state.results import CommandResult
 if TYPE_CHECKING:
     from actors.raft.actor import RaftActor
     from actors.storage.actor import StorageActor
-
-
-def loop_reply(loop: asyncio.AbstractEventLoop) -> tuple[asyncio.Future[Any], Reply]:
-    """A future on ``loop`` and the :data:`~actors.runtime.replies.Reply` that resolves it.
-
-    The reply may be called from any thread: the answer hops onto the loop with
-    ``call_soon_threadsafe``.  A later answer, or one after the waiter gave up
-    (timed out), is dropped; so is one after the loop closed (the node is stopping).
-    """
-    future: asyncio.Future[Any] = loop.create_future()
-
-    def resolve(answer: Any) -> None:
-        if not future.done():
-            future.set_result(answer)
-
-    def reply(answer: Any) -> None:
-        with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits
-            loop.call_soon_threadsafe(resolve, answer)
-
-    return future, reply
 
 
 class NodeBackend:

@@ -66,14 +66,6 @@ def job_view(job: Job) -> dict[str, Any]:
     }
 
 
-def cancelled_at_ms(job: Job) -> int | None:
-    """When a cancelled job was cancelled (the record's own field when it has one,
-    else the time it finished, which a cancel sets); None for any other status."""
-    if job.status is not JobStatus.CANCELLED:
-        return None
-    return job.cancelled_at_ms if job.cancelled_at_ms is not None else job.completed_at_ms
-
-
 def status_view(job: Job, attempts: Iterable[Attempt]) -> dict[str, Any]:
     """``GET /jobs/{id}/status``: the original's execution state of a job.
 
@@ -88,7 +80,7 @@ def status_view(job: Job, attempts: Iterable[Attempt]) -> dict[str, Any]:
         **instant("first_attempt_at", job.first_attempt_at_ms),
         **instant("last_attempt_at", job.last_attempt_at_ms),
         **instant("completed_at", job.completed_at_ms),
-        **instant("cancelled_at", cancelled_at_ms(job)),
+        **instant("cancelled_at", job.cancelled_at_ms),
         "executing_node_id": job.executing_node_id,
         **instant("next_run_at", job.next_run_at_ms),
         "attempts": [attempt_view(a) for a in attempts],
@@ -123,7 +115,7 @@ def cancel_view(job: Job, reason: str | None) -> dict[str, Any]:
     view: dict[str, Any] = {
         "job_id": job.id,
         "status": job.status.value,
-        **instant("cancelled_at", cancelled_at_ms(job)),
+        **instant("cancelled_at", job.cancelled_at_ms),
     }
     if reason is not None:
         view["reason"] = reason

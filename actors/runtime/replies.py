@@ -12,6 +12,7 @@ for the answer: :func:`wait_reply`.  A handler never does (tests/actors/test_no_
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import queue
@@ -32,6 +33,30 @@ DEAD_CHECK_S = 0.05  # how often wait_reply looks whether the actor still lives
 # the class is known the reference names it: ``pykka.ActorRef[StorageActor]``.
 # (pykka's ActorRef is invariant in its actor class, so "any" is ``Any``.)
 ActorRef = pykka.ActorRef[Any]
+
+
+def loop_callback(loop: asyncio.AbstractEventLoop, fn: Callable[[Any], None]) -> Reply:
+    """A :data:`Reply` that runs ``fn(answer)`` on ``loop``: callable from any thread
+    (the answer hops over with ``call_soon_threadsafe``); an answer after the loop
+    closed (the node is stopping, nobody waits) is dropped."""
+
+    def reply(value: Any) -> None:
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(fn, value)
+
+    return reply
+
+
+def loop_reply(loop: asyncio.AbstractEventLoop) -> tuple[asyncio.Future[Any], Reply]:
+    """A future on ``loop`` and the :data:`Reply` that resolves it (see
+    :func:`loop_callback`); a later answer, or one after the waiter gave up, is dropped."""
+    future: asyncio.Future[Any] = loop.create_future()
+
+    def resolve(value: Any) -> None:
+        if not future.done():
+            future.set_result(value)
+
+    return future, loop_callback(loop, resolve)
 
 
 def answer(reply: Reply, value: Any) -> None:
