@@ -26,15 +26,12 @@ import ssl
 from dataclasses import dataclass
 
 from actors.raft.wire import (
-    DIALER,
-    KIND_HELLO,
     MAC_BYTES,
-    NONCE_BYTES,
     PROBE,
     SERVER,
     AuthError,
     FrameError,
-    frame,
+    dialer_hello,
     handshake_proof,
     nonce_flags,
     probe_proof,
@@ -90,13 +87,8 @@ async def _ask(
     node_id: str,
     secret: bytes,
 ) -> tuple[str, str]:
-    challenge = await read_hello(reader)
-    if len(challenge) != NONCE_BYTES:
-        raise FrameError("malformed challenge")
     nonce = tagged_nonce(PROBE)
-    proof = handshake_proof(secret, DIALER, challenge, node_id)
-    writer.write(frame(KIND_HELLO, proof + nonce + node_id.encode()))
-    await writer.drain()
+    challenge = await dialer_hello(reader, writer, secret, node_id, nonce)
     answer = await read_hello(reader)
     mac, claim = answer[:MAC_BYTES], answer[MAC_BYTES:]
     if nonce_flags(challenge) is None:  # a server of an earlier version: its bare id

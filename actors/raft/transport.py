@@ -101,6 +101,7 @@ from actors.raft.wire import (
     SERVER,
     AuthError,
     FrameError,
+    dialer_hello,
     frame,
     handshake_proof,
     nonce_flags,
@@ -393,13 +394,8 @@ class _Network:
     async def _prove_to_server(
         self, peer: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
-        challenge = await read_hello(reader)
-        if len(challenge) != NONCE_BYTES:
-            raise FrameError("malformed challenge")
         nonce = secrets.token_bytes(NONCE_BYTES)
-        proof = handshake_proof(self._secret, DIALER, challenge, self.node_id)
-        writer.write(frame(KIND_HELLO, proof + nonce + self.node_id.encode()))
-        await writer.drain()
+        await dialer_hello(reader, writer, self._secret, self.node_id, nonce)
         answer = await read_hello(reader)
         expected = handshake_proof(self._secret, SERVER, nonce, peer) + peer.encode()
         if not hmac.compare_digest(answer, expected):

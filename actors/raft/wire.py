@@ -108,3 +108,23 @@ async def read_hello(reader: asyncio.StreamReader) -> bytes:
     if got[0] != KIND_HELLO:
         raise FrameError(f"frame kind {got[0]} during the handshake")
     return got[1]
+
+
+async def dialer_hello(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    secret: bytes,
+    node_id: str,
+    nonce: bytes,
+) -> bytes:
+    """The dialer's half of the handshake up to the server's answer: read the
+    server's challenge, prove the secret under it and send ``nonce`` (the server's
+    challenge in turn) with our id; return the challenge (its flags tell the
+    server's version)."""
+    challenge = await read_hello(reader)
+    if len(challenge) != NONCE_BYTES:
+        raise FrameError("malformed challenge")
+    proof = handshake_proof(secret, DIALER, challenge, node_id)
+    writer.write(frame(KIND_HELLO, proof + nonce + node_id.encode()))
+    await writer.drain()
+    return challenge
