@@ -121,6 +121,7 @@ def run(quick: bool) -> dict[str, Any]:
     batch = batch_creates(measure_s, warmup_s)
     labels = label_filter(QUICK_LABEL_JOBS if quick else LABEL_JOBS)
     p99 = labels["label_query_ms"]["p99"]
+    page_p99 = labels["unfiltered_page_of_100_ms"]["p99"]
     rate = batch["batch_jobs_per_s"]
     note = (
         None
@@ -140,11 +141,11 @@ def run(quick: bool) -> dict[str, Any]:
                 reference=f"{batch['single_jobs_per_s']:,}/s by single creates at 32 connections",
             ),
             check(
-                f"p99 of a label query selecting {labels['selected']} of {labels['jobs']:,} jobs (ms)",
+                f"p99 of a label query, {labels['selected']} of {labels['jobs']:,} jobs (ms)",
                 f"<= {TARGET_LABEL_MS:g} ms",
                 p99,
                 None if note else p99 <= TARGET_LABEL_MS,
-                reference=f"an unfiltered page of 100: p99 {labels['unfiltered_page_of_100_ms']['p99']} ms",
+                reference=f"an unfiltered page of 100: p99 {page_p99} ms",
                 note=note,
             ),
         ],
