@@ -17,6 +17,7 @@ newer job (or answered 412 when the client named the version with ``If-Match``).
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 from datetime import datetime
@@ -42,7 +43,7 @@ from scheduled_db.jobs.model import Job, JobSpec, JobStatus
 from scheduled_db.jobs.schedule import after_downtime, first_fire, next_run
 from scheduled_db.jobs.timestamps import format_rfc3339, parse_timestamp
 from scheduled_db.jobs.validation import job_id_problem, parse_limit, validate_status_filter
-from scheduled_db.state.commands import Command, CreateJob, PauseJob, ResumeJob, UpdateJob
+from scheduled_db.state.commands import CreateJob, PauseJob, ResumeJob, UpdateJob
 from scheduled_db.state.reads import GetJob, RecentAttempts
 from scheduled_db.state.results import CommandResult, ResultCode
 
@@ -130,42 +131,83 @@ class JobControl:
     async def batch(self, request: web.Request) -> web.Response:
         """Create up to :data:`MAX_BATCH` jobs in one Raft entry.  Each item is
         answered as its own ``POST /jobs`` would be (200 with the job, or its error);
-        items that fail validation do not stop the others."""
+        items that fail validation do not stop the others.
+
+        An item whose id exists is answered by the state machine, in log order (200
+        with the stored job for the same spec, 409 otherwise), without a read first;
+        only an item that fails validation is looked up, since it may be a retry that
+        was valid when it created the job (a one-time job whose time has passed)."""
         jobs = self.jobs
         body = await read_json_object(request, jobs.max_body, required=True)
         items = _batch_items(body)
-        answers: list[dict[str, Any] | None] = [None] * len(items)
-        commands: list[Command] = []
-        positions: list[int] = []
         now = jobs.clock()
+        prepared = await asyncio.gather(
+            *(self._prepare(i, item, now) for i, item in enumerate(items))
+        )
+        await self._retries(items, prepared)
+        answers: list[dict[str, Any]] = []
+        commands: list[CreateJob] = []
+        positions: list[int] = []
         seen: dict[str, int] = {}
-        for i, item in enumerate(items):
-            try:
-                if not isinstance(item, dict):
-                    raise ValidationError("jobs", f"item {i} must be a JSON object")
-                existing = await jobs.existing(item)
-                if existing is not None:
-                    answers[i] = {"index": i, "status": 200, "job": job_view(existing)}
+        for i, outcome in enumerate(prepared):
+            if isinstance(outcome, CreateJob):
+                first = seen.setdefault(outcome.spec.id, i)
+                if first != i:
+                    outcome = _item_error(i, ValidationError("id", f"repeats item {first}'s id"))
+                else:
+                    commands.append(outcome)
+                    positions.append(i)
+                    answers.append({})  # filled in once committed
                     continue
-                spec = jobs.parse_spec(item, now, str(uuid.uuid4()))
-                if spec.id in seen:
-                    raise ValidationError("id", f"repeats the id of item {seen[spec.id]}")
-                await jobs.guard.check(spec.webhook_url)
-                next_ms = first_fire(spec, now)
-                if next_ms is None:
-                    raise ValidationError("cron_expression", "never fires after the start time")
-            except (ValidationError, JobConflict, RequestError) as exc:
-                answers[i] = _item_error(i, exc)
-                continue
-            seen[spec.id] = i
-            commands.append(CreateJob(spec, now, next_ms))
-            positions.append(i)
+            answers.append(outcome)
         if commands:
-            await jobs.admit(*(c for c in commands if isinstance(c, CreateJob)))
+            await jobs.admit(*commands, body_bytes=request.content_length)
             results = await jobs.backend.propose_batch(commands, timeout=jobs.write_timeout)
             for i, result in zip(positions, results, strict=True):
                 answers[i] = _created(i, result)
         return json_response({"results": answers})
+
+    async def _prepare(self, i: int, item: object, now: int) -> CreateJob | dict[str, Any]:
+        """The create an item asks for, or its error."""
+        jobs = self.jobs
+        try:
+            if not isinstance(item, dict):
+                raise ValidationError("jobs", f"item {i} must be a JSON object")
+            generated = "" if isinstance(item.get("id"), str) else str(uuid.uuid4())
+            spec = jobs.parse_spec(item, now, generated)
+            await jobs.guard.check(spec.webhook_url)
+            next_ms = first_fire(spec, now)
+            if next_ms is None:
+                raise ValidationError("cron_expression", "never fires after the start time")
+        except (ValidationError, RequestError) as exc:
+            return _item_error(i, exc)
+        return CreateJob(spec, now, next_ms)
+
+    async def _retries(
+        self, items: list[object], prepared: list[CreateJob | dict[str, Any]]
+    ) -> None:
+        """Answer 200 in place of a validation error for an item that created a stored
+        job with the same spec (as of its creation), 409 for one whose id is taken."""
+        jobs = self.jobs
+        refused = [
+            (i, item) for i, (item, p) in enumerate(zip(items, prepared, strict=True))
+            if isinstance(p, dict) and isinstance(item, dict) and _valid_id(item.get("id"))
+        ]  # fmt: skip
+        if not refused:
+            return
+        found = await asyncio.gather(*(jobs.read_state(GetJob(item["id"])) for _, item in refused))
+        if not any(found):
+            return
+        await jobs.backend.read_index(timeout=jobs.write_timeout)  # not one applied late
+        found = await asyncio.gather(*(jobs.read_state(GetJob(item["id"])) for _, item in refused))
+        for (i, item), old in zip(refused, found, strict=True):
+            if old is not None:
+                same = jobs.same_spec(item, old)
+                prepared[i] = (
+                    {"index": i, "status": 200, "job": job_view(old)}
+                    if same
+                    else _item_error(i, JobConflict(old.id))
+                )
 
     # --- reads ------------------------------------------------------------------------
 
@@ -309,6 +351,10 @@ def _batch_items(body: dict[str, object]) -> list[object]:
     if not isinstance(items, list) or not 1 <= len(items) <= MAX_BATCH:
         raise ValidationError("jobs", f"must be a list of 1 to {MAX_BATCH} job bodies")
     return items
+
+
+def _valid_id(value: object) -> bool:
+    return isinstance(value, str) and job_id_problem(value) is None
 
 
 def _item_error(index: int, exc: Exception) -> dict[str, Any]:
