@@ -87,7 +87,12 @@ def http(figures: dict[str, Any]) -> str:
             + [r["ops_per_s"] / e["ops_per_s"] if e.get("ops_per_s") else None, cpu]
         )
     out += [table(head, rows), "", "At half the maximum rate (open loop):", ""]
-    out += [_half_rate(figures), "", f"Batch creation: {figures['batch_create']}."]
+    out += [
+        _half_rate(figures),
+        "",
+        "Batch creation (`POST /jobs/batch`) is measured on one node in"
+        " [Operating jobs](#operating-jobs-batch-creation-and-label-filters).",
+    ]
     return "\n".join(out)
 
 
