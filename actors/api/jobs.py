@@ -23,6 +23,7 @@ from typing import Any
 
 from aiohttp import web
 
+from actors.api import trigger
 from actors.api.backend import Backend
 from actors.api.body import read_json_object
 from actors.api.responses import json_response
@@ -109,6 +110,7 @@ class JobRoutes:
             web.get("/jobs/{id}/status", self.status),
             web.get("/jobs/{id}/executions", self.executions),
             web.post("/jobs/{id}/cancel", self.cancel),
+            web.post("/jobs/{id}/trigger", self.trigger),
         ]
 
     # --- helpers ----------------------------------------------------------------------
@@ -297,6 +299,12 @@ class JobRoutes:
         if result.code is ResultCode.ILLEGAL_TRANSITION and result.job:
             raise InvalidTransition(job_id, "cancel", _status_word(result.job.status))
         raise UnexpectedResult(result)
+
+    async def trigger(self, request: web.Request) -> web.Response:
+        """``POST /jobs/{id}/trigger``: see :mod:`actors.api.trigger`."""
+        job_id = self._path_id(request)
+        trigger.check_body(await read_json_object(request, self._max_body, required=False))
+        return await trigger.trigger(job_id, self._clock(), self._propose)
 
 
 def _cursor(value: str | None) -> str | None:
