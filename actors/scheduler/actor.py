@@ -58,7 +58,6 @@ from scheduled_db.jobs.model import Attempt, Job, JobStatus
 from scheduled_db.state import commands as c
 from scheduled_db.state.queries import Due
 from scheduled_db.state.reads import DueOccurrences, GetJob, GetOpenClaims, ListJobs
-from scheduled_db.state.records import Trigger
 from scheduled_db.state.results import CommandResult, ResultCode
 
 if TYPE_CHECKING:
@@ -472,16 +471,24 @@ class SchedulerActor(pykka.ThreadingActor):
             self.armed.remove(key)
             return
         if r.trigger is not None or (r.attempt is not None and r.attempt.trigger):
-            self._track_trigger(job, r.trigger)
+            self._track_trigger(job, r)
             return
         due = _due_of(job, r.attempt)
         if due is not None and due.fire_at_ms < self.horizon:
             self._hold(due)
 
-    def _track_trigger(self, job: Job, run: Trigger | None) -> None:
-        """A triggered run was asked for, claimed, or given an outcome (None: final)."""
-        if run is None or run.claim_open:
-            return  # finished, or armed from the claim's own reply
+    def _track_trigger(self, job: Job, r: CommandResult) -> None:
+        """A triggered run was asked for, claimed, or given an outcome."""
+        run = r.trigger
+        if run is None:  # its outcome was final: the run is over
+            asked = self.triggered.get(job.id)
+            if asked is not None and r.attempt is not None:
+                asked.discard(r.attempt.scheduled_at_ms)
+                if not asked:
+                    del self.triggered[job.id]
+            return
+        if run.claim_open:
+            return  # armed from the claim's own reply
         due = Due(job, run.asked_ms, run.attempt, run.fire_at_ms, trigger=True)
         if due.fire_at_ms < self.horizon:
             self._hold(due)

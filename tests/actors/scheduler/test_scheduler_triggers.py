@@ -22,13 +22,18 @@ from actors.storage.messages import Read
 from actors.webhook.messages import AbortDelivery, Deliver, DeliveryOutcome
 from scheduled_db.jobs.model import Attempt, JobStatus
 from scheduled_db.state import commands as c
-from scheduled_db.state.reads import GetExecutions
+from scheduled_db.state.reads import GetExecutions, GetJob
 from tests.actors.scheduler.test_scheduler import T0, URL, T, World, _create, _unico, _world
 
 
 @pytest.fixture
 def w(tmp_path: Path) -> Iterator[World]:
     yield from _world(tmp_path, history_retention="720h")
+
+
+@pytest.fixture
+def short_memory(tmp_path: Path) -> Iterator[World]:
+    yield from _world(tmp_path, history_retention="60s")
 
 
 def _trigger(w: World, job_id: str, at: int) -> int:
@@ -143,3 +148,29 @@ def test_cancelling_a_job_aborts_its_triggered_delivery(w: World) -> None:
     _answer(w, d, ok=False, error_type="aborted")
     (a,) = _attempts(w, "stop")
     assert a.status is JobStatus.CANCELLED
+
+
+def test_a_finished_job_re_run_by_a_trigger_is_kept_until_its_run_ends(
+    short_memory: World,
+) -> None:
+    w = short_memory
+    due = T0 + 1_000
+    _create(w, _unico("old", due), due)
+    w.at(due)
+    (d,) = w.delivers(1)
+    _answer(w, d, ok=True, http_status=200)
+    w.wait_job("old", lambda j: j.status is JobStatus.COMPLETED)
+    late = due + 120_000  # past the retention: a prune would remove the job
+    _trigger(w, "old", late)
+    w.at(late)
+    rerun = w.delivers(2)[1]
+    assert rerun.trigger
+    w.at(late + 10_001)  # a prune (every 10 s here) runs while the re-run is out
+    assert wait_reply(w.storage, lambda r: Read(0, GetJob("old"), r), T).value is not None
+    _answer(w, rerun, ok=True, http_status=200)
+    _wait_attempts(w, "old", lambda got: any(a.trigger and a.end_time_ms for a in got))
+    w.at(late + 20_002)  # the run is over: the next prune removes the job
+    deadline = time.monotonic() + 10
+    while wait_reply(w.storage, lambda r: Read(0, GetJob("old"), r), T).value is not None:
+        assert time.monotonic() < deadline, "the finished job was never pruned"
+        w.scheduler.ask(Wake())
