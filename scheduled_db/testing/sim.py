@@ -392,6 +392,8 @@ class Simulation:
         assert node.core is not None
         node.core.step(m)
         self._after(node)
+        if node.jobs.fenced:  # an acknowledgement may have renewed the lease: try again
+            self._schedule_runs(node)
 
     # -- clients --
 
@@ -415,6 +417,7 @@ class Simulation:
             return  # only a leader whose leadership is established acts
         if self.now < node.paused_until:
             return
+        node.jobs.fenced = False
         sim_jobs.schedule(
             node.jobs,
             node.id,
@@ -434,9 +437,13 @@ class Simulation:
         self._after(node)
 
     def _deliver_run(self, node: SimNode, a: Attempt) -> None:
-        """Send one attempt, while the lease holds (else it waits for the next tick)."""
+        """Send one attempt while the lease holds; else it is fenced, and tried again at
+        the next tick or message (the WebhookActor tries again after FENCED_RETRY_MS;
+        with the simulator's slow links and short lease, a lease may hold only between
+        an acknowledgement and the next tick)."""
         until = node.lease_until()
         if until is None or self.now >= until or node.core is None:
+            node.jobs.fenced = True
             return
         newest = max((raft.term for _, raft in self._leaders()), default=0)
         self.triggers.delivering(node.id, node.core.term, a, self.now, newest, node.jobs.state)

@@ -69,6 +69,7 @@ class NodeJobs:
     term: int = 0  # the term the scheduler's memory belongs to
     proposed: dict[tuple[object, ...], int] = field(default_factory=dict)  # what -> when
     sent: dict[tuple[str, int, int], int] = field(default_factory=dict)  # attempt -> when
+    fenced: bool = False  # an attempt waits for the lease
 
     def restore(self, data: bytes, index: int) -> None:
         """The state a snapshot carries (none: the bootstrap's, empty at ``index``)."""
