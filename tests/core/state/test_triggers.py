@@ -200,3 +200,17 @@ def test_claims_and_outcomes_without_the_flag_encode_as_before_triggers() -> Non
     triggered = c.ClaimOccurrence("a", 5, 1, "n1", 3, 4, trigger=True)
     assert c.decode_command(c.encode_command(triggered)) == triggered
     assert c.decode_command(c.encode_command(c.TriggerJob("a", 5))) == c.TriggerJob("a", 5)
+
+
+def test_due_occurrences_merge_runs_and_schedules_by_fire_time_within_the_limit() -> None:
+    m = Machine()
+    m.one(c.CreateJob(spec("early"), 10, 1_000))
+    m.one(c.CreateJob(spec("late"), 10, 9_000))
+    m.one(c.TriggerJob("late", T))
+    due = queries.due_occurrences(m.state, 10_000)
+    assert [(d.job.id, d.fire_at_ms, d.trigger) for d in due] == [
+        ("early", 1_000, False),
+        ("late", T, True),
+        ("late", 9_000, False),
+    ]
+    assert [d.fire_at_ms for d in queries.due_occurrences(m.state, 10_000, limit=2)] == [1_000, T]
