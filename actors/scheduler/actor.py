@@ -173,6 +173,9 @@ class SchedulerActor(pykka.ThreadingActor):
         # Job id -> asked ms of its triggered runs this scheduler has seen due: what a
         # cancel or delete of the job must drop (may name runs already finished).
         self.triggered: dict[str, set[int]] = {}
+        # Committed claims of this term whose job was paused before they fired: not
+        # sent, and armed again if the job is resumed while this node leads.
+        self.held: dict[str, _Armed] = {}
         self.horizon = 0
         self.next_refill = 0
         self.next_claim_check = 0
@@ -280,6 +283,12 @@ class SchedulerActor(pykka.ThreadingActor):
                 attempt = result.attempt.attempt_num
                 armed = _Armed(result.job, due.occurrence_ms, attempt, due.fire_at_ms, due.trigger)
                 self.armed.add(key, due.fire_at_ms, armed)
+            elif result is not None and result.job is not None and isinstance(key, str):
+                # Refused: the job changed while its claim was on the way (an update or
+                # a resume gave it another run, which Applied did not add: the job was
+                # busy being claimed).  Hold what it waits for now.  (A triggered run's
+                # refused claim: its run is over or was claimed; the refill has the rest.)
+                self._hold(key, result.job, None)
         self._wake()
 
     # -- the alarm --
@@ -421,7 +430,9 @@ class SchedulerActor(pykka.ThreadingActor):
 
     def _busy(self, key: SlotKey) -> bool:
         """Is an attempt of this occurrence being claimed, armed or delivered already?"""
-        return key in self.claiming or key in self.armed or key in self.in_flight
+        return (
+            key in self.claiming or key in self.armed or key in self.in_flight or key in self.held
+        )
 
     def _refill(self, now: int) -> None:
         self.next_refill = now + self.s.slot_gap_ms
@@ -438,7 +449,7 @@ class SchedulerActor(pykka.ThreadingActor):
     def _refilled(self, horizon: int) -> Any:
         def then(found: tuple[Due, ...]) -> None:
             for due in found:
-                self._hold(due)
+                self._keep(due)
             full = len(found) >= self.s.refill_limit
             self.horizon = found[-1].fire_at_ms if full and found else horizon
             self._wake()
@@ -450,7 +461,7 @@ class SchedulerActor(pykka.ThreadingActor):
             if r.changed and r.job_id is not None:
                 self._track(r)
 
-    def _hold(self, due: Due) -> None:
+    def _keep(self, due: Due) -> None:
         """Keep ``due`` in the hot window, unless its occurrence is underway already."""
         key = _due_key(due)
         if self._busy(key):
@@ -468,14 +479,29 @@ class SchedulerActor(pykka.ThreadingActor):
             return
         if r.kind is K.PAUSE:  # its scheduled runs wait; runs triggered still go
             self.due.remove(key)
-            self.armed.remove(key)
+            armed = self.armed.remove(key)
+            self.held.pop(key, None)
+            if armed is not None:
+                self.held[key] = armed  # claimed, not sent: it waits for a resume
             return
         if r.trigger is not None or (r.attempt is not None and r.attempt.trigger):
             self._track_trigger(job, r)
             return
-        due = _due_of(job, r.attempt)
+        if r.kind is K.RESUME:
+            held = self.held.pop(key, None)
+            if held is not None and job.status is JobStatus.IN_PROGRESS:
+                fire_at = max(held.fire_at_ms, self.clock())
+                self.armed.add(key, fire_at, _Armed(job, held.occurrence_ms, held.attempt, fire_at))
+                return
+            if job.status is JobStatus.IN_PROGRESS:
+                self.next_claim_check = 0  # an older term's claim: fire it again soon
+        self._hold(key, job, r.attempt)
+
+    def _hold(self, key: str, job: Job, attempt: Attempt | None) -> None:
+        """Hold the occurrence ``job`` waits for, if it is due within the hot window."""
+        due = _due_of(job, attempt)
         if due is not None and due.fire_at_ms < self.horizon:
-            self._hold(due)
+            self._keep(due)
 
     def _track_trigger(self, job: Job, r: CommandResult) -> None:
         """A triggered run was asked for, claimed, or given an outcome."""
@@ -491,12 +517,13 @@ class SchedulerActor(pykka.ThreadingActor):
             return  # armed from the claim's own reply
         due = Due(job, run.asked_ms, run.attempt, run.fire_at_ms, trigger=True)
         if due.fire_at_ms < self.horizon:
-            self._hold(due)
+            self._keep(due)
 
     def _drop_job(self, job_id: str) -> None:
         """The job was cancelled or deleted: forget its occurrences, abort its deliveries."""
         keys: list[SlotKey] = [job_id]
         keys += [(job_id, asked) for asked in self.triggered.pop(job_id, ())]
+        self.held.pop(job_id, None)
         for key in keys:
             self.due.remove(key)
             self.armed.remove(key)
@@ -527,7 +554,7 @@ class SchedulerActor(pykka.ThreadingActor):
             fire_at = job.next_run_at_ms if job.next_run_at_ms is not None else a.scheduled_at_ms
             if a.trigger:
                 fire_at = a.start_time_ms
-            self._hold(Due(job, a.scheduled_at_ms, a.attempt_num, fire_at, a.trigger))
+            self._keep(Due(job, a.scheduled_at_ms, a.attempt_num, fire_at, a.trigger))
             self._wake()
 
         return then
