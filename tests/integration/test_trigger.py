@@ -81,6 +81,8 @@ def test_a_trigger_delivers_once_with_its_own_key_and_leaves_the_schedule(
     assert attempt["status"] == "completed" and attempt["http_status"] == 200
     assert attempt["scheduled_at_ms"] == answer["occurrence_ms"]
     assert _schedule(node, "report") == before
+    (listed,) = node.http.call("GET", "/executions?job_id=report")[2]["executions"]
+    assert listed["trigger"] is True and listed["job_id"] == "report"
     # Its outcome is committed: nothing sends it again.
     assert len(receiver.received("/ok")) == 1
     assert node.http.call("GET", "/jobs/report/status")[2]["attempts"] == []  # the schedule's
