@@ -130,6 +130,20 @@ class JobConflict(SchedulerError):
         return {"job_id": self.job_id}
 
 
+class JobCancelled(SchedulerError):
+    """The job was cancelled: nothing runs it any more, a trigger included."""
+
+    http_status = 409
+    code = "job_cancelled"
+
+    def __init__(self, job_id: str) -> None:
+        self.job_id = job_id
+        super().__init__(f"Job {safe_text(job_id)} is cancelled")
+
+    def details(self) -> dict[str, object]:
+        return {"job_id": self.job_id}
+
+
 CapacityKind = Literal["job_count", "memory"]
 
 

@@ -36,7 +36,13 @@ def random_spec(rng: random.Random, job_id: str) -> JobSpec:
 def _claim(rng: random.Random, job_id: str, t: int) -> c.Command:
     node = rng.choice(("n1", "n2"))
     return c.ClaimOccurrence(
-        job_id, t, rng.choice((1, 1, 2, 3)), node, rng.choice((1, 2, 3)), t + 1
+        job_id,
+        t,
+        rng.choice((1, 1, 2, 3)),
+        node,
+        rng.choice((1, 2, 3)),
+        t + 1,
+        trigger=rng.random() < 0.3,
     )
 
 
@@ -54,6 +60,7 @@ def _outcome(rng: random.Random, job_id: str, t: int) -> c.Command:
         error_message="boom" if failed else None,
         error_type=rng.choice((None, ErrorType.HTTP_ERROR)),
         retry_at_ms=rng.choice((None, t + 50)) if failed else None,
+        trigger=rng.random() < 0.3,
     )
 
 
@@ -65,10 +72,13 @@ def _complete(rng: random.Random, job_id: str, t: int) -> c.Command:
 def _lifecycle(rng: random.Random, job_id: str, t: int) -> c.Command:
     """Claim, outcome and completion of one attempt in one batch (the common path)."""
     attempt = rng.choice((1, 1, 2))
-    claim = c.ClaimOccurrence(job_id, t, attempt, "n1", rng.choice((1, 2, 3)), t + 1)
+    trigger = rng.random() < 0.25
+    claim = c.ClaimOccurrence(job_id, t, attempt, "n1", rng.choice((1, 2, 3)), t + 1, trigger)
     outcome = _outcome(rng, job_id, t)
     assert isinstance(outcome, c.RecordOutcome)
-    steps: list[c.Command] = [claim, replace(outcome, attempt=attempt)]
+    steps: list[c.Command] = [claim, replace(outcome, attempt=attempt, trigger=trigger)]
+    if trigger:  # a triggered run: asked for, claimed, recorded; no completion
+        return c.Batch((c.TriggerJob(job_id, t), *steps[: rng.randint(1, len(steps))]))
     if rng.random() < 0.7:
         steps.append(_complete(rng, job_id, t))
     return c.Batch(tuple(steps[: rng.randint(1, len(steps))]))
@@ -101,8 +111,10 @@ def _admin(rng: random.Random, job_id: str, t: int, roll: float, allow_batch: bo
         return c.ResumeJob(job_id, rng.choice((None, t + 100)))
     if roll < 0.90:
         return c.UpdateJob(random_spec(rng, job_id), t)
-    if roll < 0.93 or not allow_batch:
+    if roll < 0.92 or not allow_batch:
         return c.PruneHistory(rng.choice(TIMES), rng.choice((1, 5)))
+    if roll < 0.95:
+        return c.TriggerJob(job_id, t)
     n = rng.randint(1, 4)
     return c.Batch(tuple(random_command(rng, allow_batch=False) for _ in range(n)))
 

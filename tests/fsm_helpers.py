@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from scheduled_db.jobs.model import JobSpec, JobType
+from scheduled_db.jobs.model import Job, JobSpec, JobStatus, JobType
 from scheduled_db.raft.messages import ConfState, Entry
 from scheduled_db.state import commands as c
 from scheduled_db.state import fsm
@@ -75,9 +75,11 @@ def check_invariants(view: StateView) -> None:
     history = [r.decode_attempt(v) for _, v in view.iter_range(r.HISTORY, r.prefix_end(r.HISTORY))]
     assert {a.job_id for a in history} <= {j.id for j in jobs}
     claimed = {
-        r.by_start_key(a.claim_ms, a.job_id, a.scheduled_at_ms, a.attempt_num) for a in history
+        r.by_start_key(a.claim_ms, a.job_id, a.scheduled_at_ms, a.attempt_num, a.trigger)
+        for a in history
     }
     assert _keys(view, r.BY_START) == claimed
+    _check_triggers(view, {j.id: j for j in jobs})
     for a in history:  # it starts once claimed (unless it ended sooner) and ends after
         assert a.end_time_ms is None or a.start_time_ms <= a.end_time_ms, a
         assert a.claim_ms <= a.start_time_ms or a.start_time_ms == a.end_time_ms, a
@@ -88,3 +90,17 @@ def check_invariants(view: StateView) -> None:
     assert all(counters.count(s) == by_status[s] for s in r.STATUS_ORDER)
     size = sum(len(k) + len(v) for k, v in view.iter_range(*ALL) if not k.startswith(b"m/"))
     assert counters.bytes == size
+
+
+def _check_triggers(view: StateView, jobs: dict[str, Job]) -> None:
+    """Triggered runs belong to jobs that are not cancelled, their due index matches
+    them, and an open claim's attempt is in the history, open."""
+    runs = [r.decode_trigger(k, v) for k, v in view.iter_range(r.TRIGGER, r.prefix_end(r.TRIGGER))]
+    assert _keys(view, r.TRIGGER_DUE) == {g.due_key for g in runs if g.due_key is not None}
+    for g in runs:
+        assert g.job_id in jobs and jobs[g.job_id].status is not JobStatus.CANCELLED, g
+        if g.claim_open:
+            raw = view.get(r.history_key(g.job_id, g.asked_ms, g.attempt, trigger=True))
+            assert raw is not None, g
+            a = r.decode_attempt(raw)
+            assert a.trigger and a.status is JobStatus.IN_PROGRESS and a.term == g.claim_term, a

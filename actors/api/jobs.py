@@ -23,6 +23,7 @@ from typing import Any
 
 from aiohttp import web
 
+from actors.api import trigger
 from actors.api.backend import Backend
 from actors.api.body import read_json_object
 from actors.api.control import JobControl
@@ -114,6 +115,7 @@ class JobRoutes:
             web.get("/jobs/{id}/status", self.status),
             web.get("/jobs/{id}/executions", self.executions),
             web.post("/jobs/{id}/cancel", self.cancel),
+            web.post("/jobs/{id}/trigger", self.trigger),
             *JobControl(self).routes(),
         ]
 
@@ -327,6 +329,12 @@ class JobRoutes:
         if result.code is ResultCode.ILLEGAL_TRANSITION and result.job:
             raise InvalidTransition(job_id, "cancel", _status_word(result.job.status))
         raise UnexpectedResult(result)
+
+    async def trigger(self, request: web.Request) -> web.Response:
+        """``POST /jobs/{id}/trigger``: see :mod:`actors.api.trigger`."""
+        job_id = self.path_id(request)
+        trigger.check_body(await read_json_object(request, self.max_body, required=False))
+        return await trigger.trigger(job_id, self.clock(), self.propose)
 
 
 def stored_bound(body_bytes: int, commands: Sequence[CreateJob]) -> int:

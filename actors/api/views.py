@@ -109,6 +109,7 @@ def attempt_view(attempt: Attempt) -> dict[str, Any]:
         "response_time_ms": attempt.response_time_ms,
         "error_message": attempt.error_message,
         "error_type": attempt.error_type.value if attempt.error_type else None,
+        "trigger": attempt.trigger,
     }
 
 

@@ -26,7 +26,12 @@ While active:
   attempts remain;
 * a delivery is sent only while this node's leader lease holds (actors/raft/lease.py);
   one that was not (``fenced``) is tried again shortly, unless this node has
-  stopped leading by then.
+  stopped leading by then;
+* a run triggered by ``POST /jobs/{id}/trigger`` goes the same way (claimed, fired,
+  retried, fired again by a new leader) under its own key, ``(job id, asked ms)``
+  (:data:`~scheduled_db.firing.slots.SlotKey`), so it and the job's scheduled
+  occurrence, keyed by the job id, can be in flight together: a manual run does not
+  wait for a slow scheduled one, nor delay it.
 """
 
 from __future__ import annotations
@@ -48,7 +53,7 @@ from actors.webhook.messages import AbortAll, AbortDelivery, Deliver, DeliveryOu
 from scheduled_db.config.model import NodeConfig
 from scheduled_db.errors import safe_text
 from scheduled_db.firing import decisions as firing
-from scheduled_db.firing.slots import SlotIndex
+from scheduled_db.firing.slots import SlotIndex, SlotKey
 from scheduled_db.jobs.model import Attempt, Job, JobStatus
 from scheduled_db.state import commands as c
 from scheduled_db.state.queries import Due
@@ -124,6 +129,11 @@ class _Armed:
     occurrence_ms: int
     attempt: int
     fire_at_ms: int = 0
+    trigger: bool = False
+
+    @property
+    def key(self) -> SlotKey:
+        return _key(self.job.id, self.occurrence_ms, self.trigger)
 
 
 class SchedulerActor(pykka.ThreadingActor):
@@ -157,9 +167,12 @@ class SchedulerActor(pykka.ThreadingActor):
 
     def _reset(self) -> None:
         self.due: SlotIndex[Due] = SlotIndex(self.s.slot_gap_ms)
-        self.claiming: dict[str, Due] = {}
+        self.claiming: dict[SlotKey, Due] = {}
         self.armed: SlotIndex[_Armed] = SlotIndex(self.s.slot_gap_ms)
-        self.in_flight: dict[str, _Armed] = {}
+        self.in_flight: dict[SlotKey, _Armed] = {}
+        # Job id -> asked ms of its triggered runs this scheduler has seen due: what a
+        # cancel or delete of the job must drop (may name runs already finished).
+        self.triggered: dict[str, set[int]] = {}
         # Committed claims of this term whose job was paused before they fired: not
         # sent, and armed again if the job is resumed while this node leads.
         self.held: dict[str, _Armed] = {}
@@ -240,7 +253,7 @@ class SchedulerActor(pykka.ThreadingActor):
         if waiting is not None and waiting[0] == self.epoch and msg.error is None:
             waiting[1](msg.value)
 
-    def _propose(self, purpose: str, commands: list[c.Command], keys: tuple[str, ...]) -> None:
+    def _propose(self, purpose: str, commands: list[c.Command], keys: tuple[SlotKey, ...]) -> None:
         if not commands:
             return
         ref, epoch = self.actor_ref, self.epoch
@@ -268,12 +281,13 @@ class SchedulerActor(pykka.ThreadingActor):
             if due is not None and result is not None and result.code is ResultCode.OK:
                 assert result.job is not None and result.attempt is not None
                 attempt = result.attempt.attempt_num
-                armed = _Armed(result.job, due.occurrence_ms, attempt, due.fire_at_ms)
+                armed = _Armed(result.job, due.occurrence_ms, attempt, due.fire_at_ms, due.trigger)
                 self.armed.add(key, due.fire_at_ms, armed)
-            elif result is not None and result.job is not None:
+            elif result is not None and result.job is not None and isinstance(key, str):
                 # Refused: the job changed while its claim was on the way (an update or
                 # a resume gave it another run, which Applied did not add: the job was
-                # busy being claimed).  Hold what it waits for now.
+                # busy being claimed).  Hold what it waits for now.  (A triggered run's
+                # refused claim: its run is over or was claimed; the refill has the rest.)
                 self._hold(key, result.job, None)
         self._wake()
 
@@ -326,10 +340,10 @@ class SchedulerActor(pykka.ThreadingActor):
 
     def _claim_due(self, now: int) -> None:
         claims: list[c.Command] = []
-        keys: list[str] = []
+        keys: list[SlotKey] = []
         skips: list[c.Command] = []
         for _, due in self.due.pop_due(now + self.s.claim_ahead_ms):
-            key = due.job.id
+            key = _due_key(due)
             if self._busy(key):
                 continue
             skip = firing.skip_missed(due, now, self.s.policy, self.active_since)
@@ -348,7 +362,7 @@ class SchedulerActor(pykka.ThreadingActor):
             done = firing.Attempted(ok=True, end_ms=now)
             self._record(armed, done)
             return
-        self.in_flight[spec.id] = armed
+        self.in_flight[armed.key] = armed
         self.webhook.tell(
             Deliver(
                 spec.id,
@@ -362,6 +376,7 @@ class SchedulerActor(pykka.ThreadingActor):
                 self.actor_ref.tell,
                 spec.signing_secret_ref,
                 armed.fire_at_ms,
+                armed.trigger,
             )
         )
 
@@ -375,23 +390,25 @@ class SchedulerActor(pykka.ThreadingActor):
             self.s.policy,
             self.jitter,
             self.active_since,
+            armed.trigger,
         )
         if self.metrics is not None and len(cmds) == 1 and not result.ok:
             self.metrics.job_retries.inc()  # one command: the outcome with a retry time
         self._later(cmds)
 
     def _delivered(self, out: DeliveryOutcome) -> None:
-        armed = self.in_flight.get(out.job_id)
+        key = _key(out.job_id, out.scheduled_at_ms, out.trigger)
+        armed = self.in_flight.get(key)
         if armed is None or (armed.occurrence_ms, armed.attempt) != (
             out.scheduled_at_ms,
             out.attempt,
         ):
             return
-        del self.in_flight[out.job_id]
+        del self.in_flight[key]
         if out.error_type == webhook_attempt.FENCED:
             # Not sent, and the claim still stands: try again once the lease has been
             # renewed, or drop it all when a Leadership event says we lost it.
-            self.armed.add(out.job_id, self.clock() + FENCED_RETRY_MS, armed)
+            self.armed.add(key, self.clock() + FENCED_RETRY_MS, armed)
             self._wake()
             return
         if out.error_type == webhook_attempt.ABORTED:
@@ -411,8 +428,8 @@ class SchedulerActor(pykka.ThreadingActor):
 
     # -- keeping the window current --
 
-    def _busy(self, key: str) -> bool:
-        """Is an attempt of this job being claimed, armed or delivered already?"""
+    def _busy(self, key: SlotKey) -> bool:
+        """Is an attempt of this occurrence being claimed, armed or delivered already?"""
         return (
             key in self.claiming or key in self.armed or key in self.in_flight or key in self.held
         )
@@ -432,8 +449,7 @@ class SchedulerActor(pykka.ThreadingActor):
     def _refilled(self, horizon: int) -> Any:
         def then(found: tuple[Due, ...]) -> None:
             for due in found:
-                if not self._busy(due.job.id):
-                    self.due.add(due.job.id, due.fire_at_ms, due)
+                self._keep(due)
             full = len(found) >= self.s.refill_limit
             self.horizon = found[-1].fire_at_ms if full and found else horizon
             self._wake()
@@ -445,18 +461,31 @@ class SchedulerActor(pykka.ThreadingActor):
             if r.changed and r.job_id is not None:
                 self._track(r)
 
+    def _keep(self, due: Due) -> None:
+        """Keep ``due`` in the hot window, unless its occurrence is underway already."""
+        key = _due_key(due)
+        if self._busy(key):
+            return
+        self.due.add(key, due.fire_at_ms, due)
+        if due.trigger:
+            self.triggered.setdefault(due.job.id, set()).add(due.occurrence_ms)
+
     def _track(self, r: CommandResult) -> None:
         key = r.job_id
         assert key is not None
         job = r.job
-        if r.kind in (K.DELETE, K.CANCEL, K.PAUSE) or job is None:
+        if r.kind in (K.DELETE, K.CANCEL) or job is None:
+            self._drop_job(key)
+            return
+        if r.kind is K.PAUSE:  # its scheduled runs wait; runs triggered still go
             self.due.remove(key)
             armed = self.armed.remove(key)
             self.held.pop(key, None)
-            if r.kind is K.PAUSE and armed is not None:
+            if armed is not None:
                 self.held[key] = armed  # claimed, not sent: it waits for a resume
-            if key in self.in_flight and r.kind is not K.PAUSE:
-                self.webhook.tell(AbortDelivery(key))
+            return
+        if r.trigger is not None or (r.attempt is not None and r.attempt.trigger):
+            self._track_trigger(job, r)
             return
         if r.kind is K.RESUME:
             held = self.held.pop(key, None)
@@ -471,39 +500,68 @@ class SchedulerActor(pykka.ThreadingActor):
     def _hold(self, key: str, job: Job, attempt: Attempt | None) -> None:
         """Hold the occurrence ``job`` waits for, if it is due within the hot window."""
         due = _due_of(job, attempt)
-        if due is not None and due.fire_at_ms < self.horizon and not self._busy(key):
-            self.due.add(key, due.fire_at_ms, due)
+        if due is not None and due.fire_at_ms < self.horizon:
+            self._keep(due)
+
+    def _track_trigger(self, job: Job, r: CommandResult) -> None:
+        """A triggered run was asked for, claimed, or given an outcome."""
+        run = r.trigger
+        if run is None:  # its outcome was final: the run is over
+            asked = self.triggered.get(job.id)
+            if asked is not None and r.attempt is not None:
+                asked.discard(r.attempt.scheduled_at_ms)
+                if not asked:
+                    del self.triggered[job.id]
+            return
+        if run.claim_open:
+            return  # armed from the claim's own reply
+        due = Due(job, run.asked_ms, run.attempt, run.fire_at_ms, trigger=True)
+        if due.fire_at_ms < self.horizon:
+            self._keep(due)
+
+    def _drop_job(self, job_id: str) -> None:
+        """The job was cancelled or deleted: forget its occurrences, abort its deliveries."""
+        keys: list[SlotKey] = [job_id]
+        keys += [(job_id, asked) for asked in self.triggered.pop(job_id, ())]
+        self.held.pop(job_id, None)
+        for key in keys:
+            self.due.remove(key)
+            self.armed.remove(key)
+        if any(key in self.in_flight for key in keys):
+            self.webhook.tell(AbortDelivery(job_id))  # every delivery of the job
 
     def _check_open_claims(self, claims: tuple[Attempt, ...]) -> None:
         now = self.clock()
         for a in claims:
-            key = a.job_id
+            key = _key(a.job_id, a.scheduled_at_ms, a.trigger)
             if self._busy(key):
                 continue
             if a.term < self.term:  # in flight when an older leader went away
-                self._read(GetJob(key), self._refire(a))
+                self._read(GetJob(a.job_id), self._refire(a))
             elif now - a.claim_ms >= self.s.inprogress_timeout_ms:
-                self._read(GetJob(key), self._time_out(a, now))
+                self._read(GetJob(a.job_id), self._time_out(a, now))
 
     def _refire(self, a: Attempt) -> Any:
         def then(job: Job | None) -> None:
-            if job is None or job.status is not JobStatus.IN_PROGRESS:
+            if job is None or not _open_claim_stands(job, a):
                 return
             if a.attempt_num >= self.s.policy.attempts_for(job.spec):
                 self._time_out(a, self.clock())(job)
                 return
             # Same occurrence, so the same idempotency key; the next attempt number; and
-            # the attempt's own fire time (the claim was made ahead of it), not now.
+            # the attempt's own fire time (the claim was made ahead of it), not now: a
+            # triggered run's open attempt holds it as its start.
             fire_at = job.next_run_at_ms if job.next_run_at_ms is not None else a.scheduled_at_ms
-            due = Due(job, a.scheduled_at_ms, a.attempt_num, fire_at)
-            self.due.add(job.id, due.fire_at_ms, due)
+            if a.trigger:
+                fire_at = a.start_time_ms
+            self._keep(Due(job, a.scheduled_at_ms, a.attempt_num, fire_at, a.trigger))
             self._wake()
 
         return then
 
     def _time_out(self, a: Attempt, now: int) -> Any:
         def then(job: Job | None) -> None:
-            if job is None or job.status is not JobStatus.IN_PROGRESS:
+            if job is None or not _open_claim_stands(job, a):
                 return
             lost = firing.Attempted(
                 ok=False,
@@ -513,7 +571,7 @@ class SchedulerActor(pykka.ThreadingActor):
                 error_type="timeout",
                 error_message="no outcome within the in-progress timeout",
             )
-            self._record(_Armed(job, a.scheduled_at_ms, a.attempt_num), lost)
+            self._record(_Armed(job, a.scheduled_at_ms, a.attempt_num, trigger=a.trigger), lost)
 
         return then
 
@@ -526,10 +584,13 @@ class SchedulerActor(pykka.ThreadingActor):
 
     def _prune_finished(self, cutoff: int) -> Any:
         def then(page: Any) -> None:
+            # A finished job re-run by a trigger is kept while its run goes on.
             old = [
                 c.DeleteJob(j.id)
                 for j in page.jobs
-                if j.completed_at_ms is not None and j.completed_at_ms < cutoff
+                if j.completed_at_ms is not None
+                and j.completed_at_ms < cutoff
+                and j.id not in self.triggered
             ]
             self._propose("outcome", list(old), tuple(d.job_id for d in old))
 
@@ -545,6 +606,24 @@ def _due_of(job: Job, attempt: Attempt | None) -> Due | None:
     if attempt is None:
         return None  # a retry is only known from the outcome that asked for it
     return Due(job, attempt.scheduled_at_ms, attempt.attempt_num, job.next_run_at_ms)
+
+
+def _open_claim_stands(job: Job, a: Attempt) -> bool:
+    """May the open claim ``a`` still be fired again or timed out?  A scheduled one
+    while the job is in progress; a triggered one while the job is not cancelled
+    (the claim or outcome command checks the run itself)."""
+    if a.trigger:
+        return job.status is not JobStatus.CANCELLED
+    return job.status is JobStatus.IN_PROGRESS
+
+
+def _key(job_id: str, occurrence_ms: int, trigger: bool) -> SlotKey:
+    """The scheduler's key of an occurrence (:data:`SlotKey`)."""
+    return (job_id, occurrence_ms) if trigger else job_id
+
+
+def _due_key(due: Due) -> SlotKey:
+    return _key(due.job.id, due.occurrence_ms, due.trigger)
 
 
 def _job_id(cmd: c.Command) -> str:

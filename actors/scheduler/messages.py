@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from actors.raft.messages import ProposeOutcome
+from scheduled_db.firing.slots import SlotKey
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,9 +21,9 @@ class Wake:
 @dataclass(frozen=True, slots=True)
 class SchedulerProposed:
     """The outcome of a proposal the scheduler made in leadership ``epoch``;
-    ``purpose`` is "claim" or "outcome", ``keys`` the job ids in command order."""
+    ``purpose`` is "claim" or "outcome", ``keys`` the occurrences' keys in command order."""
 
     epoch: int
     purpose: str
-    keys: tuple[str, ...]
+    keys: tuple[SlotKey, ...]
     outcome: ProposeOutcome

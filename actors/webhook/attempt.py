@@ -71,6 +71,8 @@ def request_body(deliver: Deliver, sent_ms: int) -> bytes:
         "timestamp": sent_ms // 1000,
         "data": deliver.payload,
     }
+    if deliver.trigger:  # asked for by POST /jobs/{id}/trigger; absent otherwise
+        body["trigger"] = True
     return json.dumps(body, separators=(",", ":")).encode()
 
 
@@ -80,7 +82,9 @@ def request_headers(deliver: Deliver, user_agent: str) -> dict[str, str]:
     return {
         "Content-Type": "application/json",
         "User-Agent": user_agent,
-        "Idempotency-Key": idempotency_key(deliver.job_id, deliver.scheduled_at_ms),
+        "Idempotency-Key": idempotency_key(
+            deliver.job_id, deliver.scheduled_at_ms, deliver.trigger
+        ),
         "X-Scheduled-DB-Attempt": str(deliver.attempt),
         "X-Scheduled-DB-Term": str(deliver.term),
     }
@@ -249,4 +253,5 @@ def _outcome(
         error_message=message,
         retryable=retryable,
         retry_after_ms=retry_after_ms,
+        trigger=deliver.trigger,
     )

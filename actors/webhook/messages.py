@@ -30,6 +30,7 @@ class Deliver:
     reply: Reply | None = None
     signing_secret_ref: str | None = None  # a webhooks.signing_secrets name
     not_before_ms: int = 0  # never sent earlier (epoch ms): the attempt's fire time
+    trigger: bool = False  # a run asked for by POST /jobs/{id}/trigger (its own key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,3 +64,4 @@ class DeliveryOutcome:
     error_message: str | None = None
     retryable: bool = False
     retry_after_ms: int | None = None
+    trigger: bool = False  # the Deliver's

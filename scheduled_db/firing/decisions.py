@@ -66,7 +66,9 @@ class Attempted:
 
 def claim(due: Due, node_id: str, term: int, now_ms: int) -> c.ClaimOccurrence:
     """Claim the next attempt of ``due``'s occurrence (claim before fire)."""
-    return c.ClaimOccurrence(due.job.id, due.occurrence_ms, due.attempts + 1, node_id, term, now_ms)
+    return c.ClaimOccurrence(
+        due.job.id, due.occurrence_ms, due.attempts + 1, node_id, term, now_ms, due.trigger
+    )
 
 
 def _caught_up(occurrence_ms: int, takeover_ms: int) -> bool:
@@ -83,8 +85,8 @@ def skip_missed(
     ``takeover_ms`` is when the current leader began firing: a run due shortly
     before it (a failover's gap, :data:`FAILOVER_CATCHUP_MS`) is late from then,
     not from its due time, since nobody could have fired it sooner."""
-    if due.attempts > 0:
-        return None  # a retry of an occurrence already begun is never skipped
+    if due.attempts > 0 or due.trigger:
+        return None  # a retry of an occurrence already begun, or a run asked for now
     late_from = takeover_ms if _caught_up(due.occurrence_ms, takeover_ms) else due.occurrence_ms
     if late_from >= now_ms - policy.misfire_grace_ms:
         return None  # on time (claims go out a little ahead of the run): fire it
@@ -122,9 +124,12 @@ def after_attempt(
     policy: Policy,
     jitter: Jitter,
     takeover_ms: int = 0,
+    trigger: bool = False,
 ) -> tuple[c.Command, ...]:
     """The commands recording an attempt's outcome: retry it, or close the occurrence
-    (``takeover_ms``: see :func:`complete`)."""
+    (``takeover_ms``: see :func:`complete`).  A triggered run (``trigger``) is
+    retried the same way, per the job's policy, but closing it is its final outcome
+    alone: the job's schedule is not its business."""
     status = (
         JobStatus.COMPLETED
         if result.ok
@@ -140,6 +145,7 @@ def after_attempt(
         response_time_ms=result.response_time_ms,
         error_message=result.error_message,
         error_type=_error_type(result.error_type),
+        trigger=trigger,
     )
     if not result.ok and result.retryable and attempt < policy.attempts_for(spec):
         retry_at = next_retry_ms(
@@ -151,6 +157,8 @@ def after_attempt(
             jitter,
         )
         return (replace(record, retry_at_ms=retry_at),)
+    if trigger:
+        return (record,)
     return (record, complete(spec, occurrence_ms, result.end_ms, status, takeover_ms))
 
 

@@ -6,7 +6,9 @@ soon, never on how many jobs exist.  Slots of ``gap_ms`` (``SLOT_GAP``, 10 s by
 default, as in the original) keep refills and look-ups cheap; inside a slot a
 heap keeps millisecond order, so each item fires at its own time.
 
-Each key (a job id) is held at most once: adding it again replaces it.
+Each key is held at most once: adding it again replaces it.  A key is a job id
+(the job's scheduled occurrence) or ``(job id, asked ms)`` (a run triggered by
+``POST /jobs/{id}/trigger``), so both can be due, armed or in flight together.
 """
 
 from __future__ import annotations
@@ -17,15 +19,16 @@ from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
+SlotKey = str | tuple[str, int]
 
 
 @dataclass
 class _Slot:
-    heap: list[tuple[int, int, str]] = field(default_factory=list)  # (at, seq, key)
+    heap: list[tuple[int, int, SlotKey]] = field(default_factory=list)  # (at, seq, key)
 
 
 class SlotIndex(Generic[T]):
-    """Items keyed by job id, ordered by their fire time in ms."""
+    """Items keyed by :data:`SlotKey`, ordered by their fire time in ms."""
 
     def __init__(self, gap_ms: int) -> None:
         if gap_ms <= 0:
@@ -33,7 +36,7 @@ class SlotIndex(Generic[T]):
         self.gap_ms = gap_ms
         self._slots: dict[int, _Slot] = {}
         self._order: list[int] = []  # heap of slot numbers that may hold items
-        self._items: dict[str, tuple[int, int, T]] = {}  # key -> (at, seq, item)
+        self._items: dict[SlotKey, tuple[int, int, T]] = {}  # key -> (at, seq, item)
         self._seq = 0
 
     def __len__(self) -> int:
@@ -42,11 +45,11 @@ class SlotIndex(Generic[T]):
     def __contains__(self, key: object) -> bool:
         return key in self._items
 
-    def get(self, key: str) -> T | None:
+    def get(self, key: SlotKey) -> T | None:
         held = self._items.get(key)
         return None if held is None else held[2]
 
-    def add(self, key: str, at_ms: int, item: T) -> None:
+    def add(self, key: SlotKey, at_ms: int, item: T) -> None:
         """Hold ``item`` to fire at ``at_ms``, replacing what ``key`` held."""
         self.remove(key)
         self._seq += 1
@@ -58,7 +61,7 @@ class SlotIndex(Generic[T]):
         heapq.heappush(slot.heap, (at_ms, self._seq, key))
         self._items[key] = (at_ms, self._seq, item)
 
-    def remove(self, key: str) -> T | None:
+    def remove(self, key: SlotKey) -> T | None:
         held = self._items.pop(key, None)  # its heap entry goes stale, skipped later
         return None if held is None else held[2]
 
@@ -79,11 +82,11 @@ class SlotIndex(Generic[T]):
             assert item is not None
             out.append((at, item))
 
-    def items(self) -> Iterator[tuple[str, int, T]]:
+    def items(self) -> Iterator[tuple[SlotKey, int, T]]:
         for key, (at, _, item) in self._items.items():
             yield key, at, item
 
-    def _top(self) -> tuple[int, int, str] | None:
+    def _top(self) -> tuple[int, int, SlotKey] | None:
         """The live heap entry that fires first, dropping stale entries and empty slots."""
         while self._order:
             number = self._order[0]
@@ -96,6 +99,6 @@ class SlotIndex(Generic[T]):
             del self._slots[number]
         return None
 
-    def _is_live(self, entry: tuple[int, int, str]) -> bool:
+    def _is_live(self, entry: tuple[int, int, SlotKey]) -> bool:
         held = self._items.get(entry[2])
         return held is not None and held[1] == entry[1]

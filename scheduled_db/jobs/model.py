@@ -177,6 +177,10 @@ class Attempt:
     # Added later: None in records written before, whose start_time_ms is the claim
     # time; absent from the wire when None.
     claimed_at_ms: int | None = None
+    # A delivery asked for by ``POST /jobs/{id}/trigger``, outside the schedule: its
+    # ``scheduled_at_ms`` is when it was asked for.  Added later: absent from the
+    # wire when False.
+    trigger: bool = False
 
     @property
     def claim_ms(self) -> int:
@@ -190,6 +194,8 @@ class Attempt:
         d["error_type"] = self.error_type.value if self.error_type else None
         if self.claimed_at_ms is None:
             del d["claimed_at_ms"]
+        if not self.trigger:
+            del d["trigger"]
         return d
 
     @staticmethod
@@ -203,11 +209,17 @@ class Attempt:
         )
 
 
-def idempotency_key(job_id: str, scheduled_at_ms: int) -> str:
+def idempotency_key(job_id: str, scheduled_at_ms: int, trigger: bool = False) -> str:
     """Identical across retries and failovers of one occurrence.
 
     It travels in an HTTP header, which carries ASCII only: the id is
     percent-encoded (UTF-8) but for letters, digits and ``- . _ ~ :``, so an id of
     only those reads as itself (``invoice-42:1800000000000``), ``job 1`` as
-    ``job%201``, and no two ids share a key."""
-    return f"{quote(job_id, safe=':')}:{scheduled_at_ms}"
+    ``job%201``, and no two ids share a key.
+
+    A triggered delivery (``trigger``) has ``t`` before its time
+    (``invoice-42:t1800000000123``): a scheduled occurrence may fall on the very
+    millisecond a trigger was asked for, and the two are different deliveries.
+    Read from the right, the last ``:`` ends the id, and what follows is digits
+    (scheduled) or ``t`` and digits (triggered), so no two keys are equal."""
+    return f"{quote(job_id, safe=':')}:{'t' if trigger else ''}{scheduled_at_ms}"

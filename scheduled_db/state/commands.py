@@ -13,7 +13,8 @@ state machine can turn a bad entry into a deterministic rejection.
 A field added to a command later goes at the end, with a default, and is counted
 in :data:`_ADDED_LATER`: entries written before it existed (shorter arrays) still
 decode, with the default; and while it holds its default it is left off the
-wire, so such a command is encoded exactly as before.
+wire, so such a command is encoded exactly as before.  (A ``trigger`` flag, False
+by default, was added so to the claim and the outcome of an attempt.)
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ class CommandKind(IntEnum):
     RESUME = 9
     PRUNE_HISTORY = 10
     BATCH = 11
+    TRIGGER = 12
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +92,7 @@ class ClaimOccurrence:
     node_id: str
     term: int
     at_ms: int
+    trigger: bool = False  # of a triggered run (added later: absent when False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +112,7 @@ class RecordOutcome:
     error_message: str | None = None
     error_type: ErrorType | None = None
     retry_at_ms: int | None = None
+    trigger: bool = False  # of a triggered run (added later: absent when False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +151,16 @@ class ResumeJob:
 
 
 @dataclass(frozen=True, slots=True)
+class TriggerJob:
+    """One run of the job now, outside its schedule (``POST /jobs/{id}/trigger``):
+    ``at_ms`` is when it was asked for, decided by the leader, and becomes the run's
+    occurrence (the next free millisecond if the job has a run asked for at that one)."""
+
+    job_id: str
+    at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
 class PruneHistory:
     """Drop attempts that started before ``cutoff_ms`` (at most ``limit`` of them)."""
 
@@ -172,6 +186,7 @@ Command = (
     | PauseJob
     | ResumeJob
     | PruneHistory
+    | TriggerJob
     | Batch
 )
 
@@ -243,10 +258,16 @@ def _ident(v: Any) -> Any:
     return v
 
 
+def _bool_in(v: Any) -> bool:
+    _check(type(v) is bool, "expected a boolean")
+    return bool(v)
+
+
 UINT: Codec = (_ident, _uint_in)
 OPT_UINT: Codec = (_ident, _optional(_uint_in))
 STR: Codec = (_ident, _str_in)
 OPT_STR: Codec = (_ident, _optional(_str_in))
+BOOL: Codec = (_ident, _bool_in)
 SPEC: Codec = (spec_to_wire, _spec_in)
 STATUS = _enum_codec(JobStatus)
 OPT_STATUS = _opt_enum_codec(JobStatus)
@@ -256,20 +277,27 @@ _SCHEMA: dict[CommandKind, tuple[type[Any], tuple[Codec, ...]]] = {
     CommandKind.CREATE: (CreateJob, (SPEC, UINT, UINT)),
     CommandKind.DELETE: (DeleteJob, (STR,)),
     CommandKind.CANCEL: (CancelJob, (STR, UINT, OPT_STR)),
-    CommandKind.CLAIM: (ClaimOccurrence, (STR, UINT, UINT, STR, UINT, UINT)),
+    CommandKind.CLAIM: (ClaimOccurrence, (STR, UINT, UINT, STR, UINT, UINT, BOOL)),
     CommandKind.RECORD_OUTCOME: (
         RecordOutcome,
-        (STR, UINT, UINT, STATUS, UINT, OPT_UINT, OPT_UINT, OPT_STR, OPT_ERROR, OPT_UINT),
+        (STR, UINT, UINT, STATUS, UINT, OPT_UINT, OPT_UINT, OPT_STR, OPT_ERROR, OPT_UINT, BOOL),
     ),
     CommandKind.COMPLETE: (CompleteOccurrence, (STR, UINT, OPT_UINT, OPT_STATUS, UINT)),
     CommandKind.UPDATE: (UpdateJob, (SPEC, UINT, OPT_UINT)),
     CommandKind.PAUSE: (PauseJob, (STR,)),
     CommandKind.RESUME: (ResumeJob, (STR, OPT_UINT)),
     CommandKind.PRUNE_HISTORY: (PruneHistory, (UINT, UINT)),
+    CommandKind.TRIGGER: (TriggerJob, (STR, UINT)),
 }
 # How many of a command's last fields were added after its first version: absent
-# from older entries, and left off the wire while None (see the module docstring).
-_ADDED_LATER: dict[CommandKind, int] = {CommandKind.CANCEL: 1, CommandKind.UPDATE: 1}
+# from older entries, and left off the wire while they hold their default (see the
+# module docstring).
+_ADDED_LATER: dict[CommandKind, int] = {
+    CommandKind.CANCEL: 1,
+    CommandKind.CLAIM: 1,
+    CommandKind.RECORD_OUTCOME: 1,
+    CommandKind.UPDATE: 1,
+}
 _KIND_OF: dict[type[Any], CommandKind] = {cls: kind for kind, (cls, _) in _SCHEMA.items()}
 _KIND_OF[Batch] = CommandKind.BATCH
 
@@ -283,10 +311,11 @@ def _to_wire(command: Command) -> list[Any]:
         return [int(CommandKind.BATCH), [_to_wire(c) for c in command.commands]]
     kind = _KIND_OF[type(command)]
     codecs = _SCHEMA[kind][1]
-    values = [getattr(command, f.name) for f in fields(command)]
+    described = fields(command)
+    values = [getattr(command, f.name) for f in described]
     wire = [int(kind)] + [enc(v) for (enc, _), v in zip(codecs, values, strict=True)]
-    for _ in range(_ADDED_LATER.get(kind, 0)):
-        if wire[-1] is not None:
+    for f in reversed(described[len(described) - _ADDED_LATER.get(kind, 0) :]):
+        if getattr(command, f.name) != f.default:
             break
         wire.pop()
     return wire

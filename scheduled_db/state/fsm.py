@@ -30,6 +30,7 @@ from typing import Any
 from scheduled_db.raft.messages import ConfChange, ConfState, DecodeError, Entry, EntryType
 from scheduled_db.state import commands as c
 from scheduled_db.state import transitions as t
+from scheduled_db.state import triggers as g
 from scheduled_db.state.records import APPLIED, RecordError, decode_applied
 from scheduled_db.state.results import CommandResult, EntryResult, ResultCode
 from scheduled_db.state.stateview import StateView, Write
@@ -55,13 +56,16 @@ _HANDLERS: dict[type[Any], Callable[[Txn, Any], CommandResult]] = {
     c.CreateJob: t.create,
     c.DeleteJob: t.delete,
     c.CancelJob: t.cancel,
-    c.ClaimOccurrence: t.claim,
-    c.RecordOutcome: t.record_outcome,
+    c.ClaimOccurrence: lambda tx, cmd: (g.claim if cmd.trigger else t.claim)(tx, cmd),
+    c.RecordOutcome: lambda tx, cmd: (g.record_outcome if cmd.trigger else t.record_outcome)(
+        tx, cmd
+    ),
     c.CompleteOccurrence: t.complete,
     c.UpdateJob: t.update,
     c.PauseJob: t.pause,
     c.ResumeJob: t.resume,
     c.PruneHistory: t.prune_history,
+    c.TriggerJob: g.trigger,
 }
 
 

@@ -230,7 +230,8 @@ def current_attempts(view: StateView, job_id: str) -> tuple[Attempt, ...]:
         return ()
     lo = r.history_key(job_id, ex.occurrence_ms, 0)
     hi = r.history_key(job_id, ex.occurrence_ms + 1, 0)
-    return tuple(r.decode_attempt(v) for _, v in view.iter_range(lo, hi))
+    found = (r.decode_attempt(v) for _, v in view.iter_range(lo, hi))
+    return tuple(a for a in found if not a.trigger)  # a run triggered in that very ms
 
 
 def due_before(view: StateView, before_ms: int, limit: int = MAX_PAGE) -> tuple[Job, ...]:
@@ -249,17 +250,21 @@ class Due:
 
     ``fire_at_ms`` is the job's next run: the occurrence itself for a first
     attempt, or the retry time after a failed one (the occurrence stays the same,
-    and so does the idempotency key).
+    and so does the idempotency key).  For a triggered run (``trigger``) the
+    occurrence is when it was asked for, and the job's own next run plays no part.
     """
 
     job: Job
     occurrence_ms: int
     attempts: int
     fire_at_ms: int
+    trigger: bool = False
 
 
 def due_occurrences(view: StateView, before_ms: int, limit: int = MAX_PAGE) -> tuple[Due, ...]:
-    """:func:`due_before` with each job's current occurrence and attempt count."""
+    """:func:`due_before` with each job's current occurrence and attempt count, and
+    the triggered runs due before ``before_ms``: the first ``limit`` of both, by
+    fire time."""
     out = []
     for job in due_before(view, before_ms, limit):
         assert job.next_run_at_ms is not None  # the due index holds only jobs with one
@@ -267,11 +272,41 @@ def due_occurrences(view: StateView, before_ms: int, limit: int = MAX_PAGE) -> t
         occurrence = ex.occurrence_ms if ex is not None and ex.occurrence_ms is not None else None
         attempts = ex.attempt if ex is not None else 0
         out.append(Due(job, occurrence or job.next_run_at_ms, attempts, job.next_run_at_ms))
-    return tuple(out)
+    triggered = due_triggers(view, before_ms, limit)
+    if not triggered:
+        return tuple(out)
+    return tuple(sorted(out + triggered, key=lambda d: d.fire_at_ms)[:limit])
+
+
+def due_triggers(view: StateView, before_ms: int, limit: int = MAX_PAGE) -> list[Due]:
+    """Triggered runs whose next attempt is due before ``before_ms``, earliest first."""
+    hi = r.TRIGGER_DUE + r.u64(before_ms)
+    out = []
+    for key, _ in islice(view.iter_range(r.TRIGGER_DUE, hi), limit):
+        fire_ms, job_id, asked_ms = r.parse_trigger_due_key(key)
+        run = get_trigger(view, job_id, asked_ms)
+        if run is None:
+            raise r.RecordError(f"trigger index names a run of {job_id!r} that has no record")
+        job = _require(get_job(view, job_id), job_id)
+        out.append(Due(job, asked_ms, run.attempt, fire_ms, trigger=True))
+    return out
+
+
+def get_trigger(view: StateView, job_id: str, asked_ms: int) -> r.Trigger | None:
+    key = r.trigger_key(job_id, asked_ms)
+    raw = view.get(key)
+    return None if raw is None else r.decode_trigger(key, raw)
+
+
+def triggers(view: StateView, limit: int | None = None) -> tuple[r.Trigger, ...]:
+    """Triggered runs not finished yet, of every job (few: each lives for one run)."""
+    pairs = islice(view.iter_range(r.TRIGGER, r.prefix_end(r.TRIGGER)), limit)
+    return tuple(r.decode_trigger(k, v) for k, v in pairs)
 
 
 def open_claims(view: StateView, limit: int | None = None) -> tuple[Attempt, ...]:
-    """Attempts claimed but without an outcome: in flight, or lost with a leader."""
+    """Attempts claimed but without an outcome: in flight, or lost with a leader;
+    those of scheduled occurrences, then those of triggered runs."""
     out = []
     for key, _ in islice(view.iter_range(r.CLAIM, r.prefix_end(r.CLAIM)), limit):
         job_id = key[len(r.CLAIM) :].decode()
@@ -281,6 +316,13 @@ def open_claims(view: StateView, limit: int | None = None) -> tuple[Attempt, ...
         raw = view.get(r.history_key(job_id, ex.occurrence_ms, ex.attempt))
         if raw is not None:
             out.append(r.decode_attempt(raw))
+    for run in triggers(view):
+        if limit is not None and len(out) >= limit:
+            break
+        if run.claim_open:
+            raw = view.get(r.history_key(run.job_id, run.asked_ms, run.attempt, trigger=True))
+            if raw is not None:
+                out.append(r.decode_attempt(raw))
     return tuple(out)
 
 

@@ -22,7 +22,16 @@ key                                        value
 ``l/<key>\\0<value>\\0<id>``                empty: jobs by label (keys, values: no NUL)
 ``p/<id>``                                 empty: paused jobs
 ``m/indexes``                              the version of the index set above (see txn)
+``g/<id>\\0<be64 asked ms>``                the :class:`Trigger` record of a triggered run
+``q/<be64 fire ms><id>\\0<be64 asked ms>``   empty: the due index of triggered runs
 =========================================  ===========================================
+
+A triggered run (``POST /jobs/{id}/trigger``) is an occurrence of its own, beside
+the job's schedule: its state is a ``g/`` record (not the job's ``x/``), due in
+``q/`` (not ``d/``), and its attempts are ``h/`` and ``t/`` keys with
+:data:`TRIGGER_MARK` after the attempt number, so a scheduled occurrence that falls
+on the same millisecond never shares a key with it.  Keys without the mark are
+those of scheduled attempts, byte for byte as before triggers existed.
 """
 
 from __future__ import annotations
@@ -71,6 +80,9 @@ INDEXES = b"m/indexes"
 # The index set of this code: 2 added y/, l/ and p/.  A state without the key was
 # written by an older version; its first apply builds them (txn.Txn.finish).
 INDEXES_VERSION = 2
+TRIGGER = b"g/"
+TRIGGER_DUE = b"q/"
+TRIGGER_MARK = b"t"  # ends the h/ and t/ keys of a triggered run's attempts
 
 STATUS_ORDER = tuple(JobStatus)  # fixed order of the per-status counters
 
@@ -161,19 +173,51 @@ def history_prefix(job_id: str) -> bytes:
     return HISTORY + id_bytes(job_id) + b"\0"
 
 
-def history_key(job_id: str, scheduled_at_ms: int, attempt: int) -> bytes:
-    return history_prefix(job_id) + _OCC.pack(scheduled_at_ms, attempt)
+def _mark(trigger: bool) -> bytes:
+    return TRIGGER_MARK if trigger else b""
 
 
-def by_start_key(start_ms: int, job_id: str, scheduled_at_ms: int, attempt: int) -> bytes:
-    return BY_START + u64(start_ms) + id_bytes(job_id) + b"\0" + _OCC.pack(scheduled_at_ms, attempt)
+def history_key(job_id: str, scheduled_at_ms: int, attempt: int, trigger: bool = False) -> bytes:
+    return history_prefix(job_id) + _OCC.pack(scheduled_at_ms, attempt) + _mark(trigger)
 
 
-def parse_by_start_key(key: bytes) -> tuple[str, int, int]:
-    """``(job id, occurrence ms, attempt)`` of a ``t/`` key."""
+def by_start_key(
+    start_ms: int, job_id: str, scheduled_at_ms: int, attempt: int, trigger: bool = False
+) -> bytes:
+    occ = _OCC.pack(scheduled_at_ms, attempt) + _mark(trigger)
+    return BY_START + u64(start_ms) + id_bytes(job_id) + b"\0" + occ
+
+
+def parse_by_start_key(key: bytes) -> tuple[str, int, int, bool]:
+    """``(job id, occurrence ms, attempt, trigger)`` of a ``t/`` key.  The id ends
+    at its NUL (an id has none); after it, 12 bytes, and the mark if triggered."""
     body = key[len(BY_START) + 8 :]
-    occ, attempt = _OCC.unpack(body[-_OCC.size :])
-    return body[: -_OCC.size - 1].decode(), occ, attempt
+    end = body.index(b"\0")
+    occ, attempt = _OCC.unpack(body[end + 1 : end + 1 + _OCC.size])
+    return body[:end].decode(), occ, attempt, len(body) > end + 1 + _OCC.size
+
+
+def trigger_prefix(job_id: str) -> bytes:
+    return TRIGGER + id_bytes(job_id) + b"\0"
+
+
+def trigger_key(job_id: str, asked_ms: int) -> bytes:
+    return trigger_prefix(job_id) + u64(asked_ms)
+
+
+def trigger_due_key(fire_ms: int, job_id: str, asked_ms: int) -> bytes:
+    return TRIGGER_DUE + u64(fire_ms) + id_bytes(job_id) + b"\0" + u64(asked_ms)
+
+
+def parse_trigger_key(key: bytes) -> tuple[str, int]:
+    """``(job id, asked ms)`` of a ``g/`` key."""
+    return key[len(TRIGGER) : -9].decode(), _U64.unpack(key[-8:])[0]
+
+
+def parse_trigger_due_key(key: bytes) -> tuple[int, str, int]:
+    """``(fire ms, job id, asked ms)`` of a ``q/`` key."""
+    fire = _U64.unpack(key[2:10])[0]
+    return fire, key[10:-9].decode(), _U64.unpack(key[-8:])[0]
 
 
 def parse_due_key(key: bytes) -> tuple[int, str]:
@@ -192,6 +236,36 @@ class Execution:
     claim_open: bool = False
     claim_node: str | None = None
     claim_term: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Trigger:
+    """A triggered run of a job, from ``POST /jobs/{id}/trigger`` until its outcome is
+    final (then it is deleted; its attempts stay in the history).
+
+    ``asked_ms`` is its occurrence (when it was asked for, decided by the leader);
+    ``fire_at_ms`` when its current attempt is to be sent (the occurrence, then a
+    retry time).  It is due (in ``q/``) while no attempt is claimed.  The attempt
+    count and the open claim are kept as :class:`Execution` keeps them for the
+    job's scheduled occurrence."""
+
+    job_id: str
+    asked_ms: int
+    fire_at_ms: int
+    attempt: int = 0  # attempts claimed so far
+    claim_open: bool = False
+    claim_node: str | None = None
+    claim_term: int = 0
+
+    @property
+    def key(self) -> bytes:
+        return trigger_key(self.job_id, self.asked_ms)
+
+    @property
+    def due_key(self) -> bytes | None:
+        if self.claim_open:
+            return None
+        return trigger_due_key(self.fire_at_ms, self.job_id, self.asked_ms)
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,6 +372,8 @@ def encode_attempt(a: Attempt) -> bytes:
     d["error_type"] = a.error_type.value if a.error_type else None
     if a.claimed_at_ms is None:
         del d["claimed_at_ms"]
+    if not a.trigger:
+        del d["trigger"]
     return _pack(d)
 
 
@@ -311,6 +387,15 @@ def encode_execution(e: Execution) -> bytes:
 
 def decode_execution(data: bytes) -> Execution:
     return _decoded("execution", data, lambda w: Execution(*w))
+
+
+def encode_trigger(g: Trigger) -> bytes:
+    return _pack([g.fire_at_ms, g.attempt, g.claim_open, g.claim_node, g.claim_term])
+
+
+def decode_trigger(key: bytes, data: bytes) -> Trigger:
+    job_id, asked_ms = parse_trigger_key(key)
+    return _decoded("trigger", data, lambda w: Trigger(job_id, asked_ms, *w))
 
 
 def encode_counters(c: Counters) -> bytes:

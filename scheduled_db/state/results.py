@@ -11,6 +11,7 @@ from enum import StrEnum
 
 from scheduled_db.jobs.model import Attempt, Job
 from scheduled_db.state.commands import CommandKind
+from scheduled_db.state.records import Trigger
 
 
 class ResultCode(StrEnum):
@@ -34,6 +35,8 @@ class CommandResult:
     ``job`` is the job after the command (for a delete: the removed job; for a
     rejection: the current job if there is one).  ``attempt`` is the attempt a
     claim created or an outcome closed.  ``count`` is what a prune removed.
+    ``trigger`` is a triggered run after a command on it (a trigger, or the claim
+    or outcome of one of its attempts): None once its outcome was final.
     """
 
     code: ResultCode
@@ -43,6 +46,7 @@ class CommandResult:
     attempt: Attempt | None = None
     detail: str = ""
     count: int = 0
+    trigger: Trigger | None = None
 
     @property
     def accepted(self) -> bool:

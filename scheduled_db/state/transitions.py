@@ -9,6 +9,10 @@ Status machine of a job (one occurrence at a time)::
     completed/failed/timeout/pending --complete(no next run)--> final status
     pending/in_progress/failed/timeout --cancel--> cancelled (final)
 
+A run asked for by ``POST /jobs/{id}/trigger`` is not part of this machine: it has
+its own state and handlers (:mod:`scheduled_db.state.triggers`), and a cancel ends
+it too.
+
 A job is *finished* once ``completed_at_ms`` is set (final status or
 cancelled); nothing but delete changes a finished job.  Handlers never raise:
 every rejection is a :class:`CommandResult` with a code.
@@ -102,6 +106,7 @@ def cancel(tx: Txn, cmd: c.CancelJob) -> CommandResult:
             tx.put_attempt(closed)
             times = _attempt_times(job, closed.attempt_num, closed.start_time_ms)
         tx.put_exec(job.id, replace(ex, claim_open=False))
+    _cancel_triggered_runs(tx, job, cmd.at_ms)
     new = job.evolve(
         **times,
         status=JobStatus.CANCELLED,
@@ -112,6 +117,18 @@ def cancel(tx: Txn, cmd: c.CancelJob) -> CommandResult:
     )
     tx.put_job(job, new)
     return CommandResult(ResultCode.OK, K.CANCEL, job.id, new)
+
+
+def _cancel_triggered_runs(tx: Txn, job: Job, at_ms: int) -> None:
+    """A cancel ends the job's triggered runs too (:mod:`scheduled_db.state.triggers`):
+    an attempt in flight is closed as cancelled, so its late outcome is refused,
+    and the runs' records go."""
+    for run in tx.triggers_of(job.id):
+        if run.claim_open:
+            opened = tx.get_attempt(job.id, run.asked_ms, run.attempt, trigger=True)
+            if opened is not None:
+                tx.put_attempt(_closed(opened, JobStatus.CANCELLED, at_ms))
+        tx.delete_trigger(run)
 
 
 def _claim_problem(job: Job, ex: Execution, cmd: c.ClaimOccurrence) -> str | None:
@@ -180,14 +197,7 @@ def record_outcome(tx: Txn, cmd: c.RecordOutcome) -> CommandResult:
     opened = tx.get_attempt(job.id, cmd.scheduled_at_ms, cmd.attempt)
     if code is not ResultCode.OK or opened is None:
         return _reject(code, K.RECORD_OUTCOME, job.id, job, why or "no such attempt")
-    sent_ms = None if cmd.response_time_ms is None else cmd.end_time_ms - cmd.response_time_ms
-    closed = replace(
-        _closed(opened, cmd.status, cmd.end_time_ms, sent_ms),
-        http_status=cmd.http_status,
-        response_time_ms=cmd.response_time_ms,
-        error_message=cmd.error_message,
-        error_type=cmd.error_type,
-    )
+    closed = closed_attempt(opened, cmd)
     tx.put_attempt(closed)
     tx.put_exec(job.id, replace(ex, claim_open=False))
     new = job.evolve(
@@ -197,6 +207,18 @@ def record_outcome(tx: Txn, cmd: c.RecordOutcome) -> CommandResult:
     )
     tx.put_job(job, new)
     return CommandResult(ResultCode.OK, K.RECORD_OUTCOME, job.id, new, attempt=closed)
+
+
+def closed_attempt(opened: Attempt, cmd: c.RecordOutcome) -> Attempt:
+    """The attempt ``opened`` as the outcome ``cmd`` closes it."""
+    sent_ms = None if cmd.response_time_ms is None else cmd.end_time_ms - cmd.response_time_ms
+    return replace(
+        _closed(opened, cmd.status, cmd.end_time_ms, sent_ms),
+        http_status=cmd.http_status,
+        response_time_ms=cmd.response_time_ms,
+        error_message=cmd.error_message,
+        error_type=cmd.error_type,
+    )
 
 
 def _closed(opened: Attempt, status: JobStatus, end_ms: int, sent_ms: int | None = None) -> Attempt:
@@ -332,15 +354,23 @@ def resume(tx: Txn, cmd: c.ResumeJob) -> CommandResult:
 def prune_history(tx: Txn, cmd: c.PruneHistory) -> CommandResult:
     """Drop up to ``limit`` attempts started before the cutoff, except one in flight."""
     doomed: list[Attempt] = []
-    for job_id, occurrence, n in tx.attempts_started_before(cmd.cutoff_ms):
+    for job_id, occurrence, n, trigger in tx.attempts_started_before(cmd.cutoff_ms):
         if len(doomed) >= cmd.limit:
             break
-        ex = tx.get_exec(job_id)
-        if ex.claim_open and (ex.occurrence_ms, ex.attempt) == (occurrence, n):
+        if _in_flight(tx, job_id, occurrence, n, trigger):
             continue
-        a = tx.get_attempt(job_id, occurrence, n)
+        a = tx.get_attempt(job_id, occurrence, n, trigger)
         if a is not None:
             doomed.append(a)
     for a in doomed:  # collected first: the overlay must not change while iterated
         tx.delete_attempt(a)
     return CommandResult(ResultCode.OK, K.PRUNE_HISTORY, count=len(doomed))
+
+
+def _in_flight(tx: Txn, job_id: str, occurrence: int, n: int, trigger: bool) -> bool:
+    """Is this attempt the open claim of its occurrence (scheduled or triggered)?"""
+    if trigger:
+        run = tx.get_trigger(job_id, occurrence)
+        return run is not None and run.claim_open and run.attempt == n
+    ex = tx.get_exec(job_id)
+    return ex.claim_open and (ex.occurrence_ms, ex.attempt) == (occurrence, n)

@@ -86,6 +86,8 @@ class Txn:
             a = r.decode_attempt(value)
             self.ov.delete(key)
             self.ov.delete(_by_start(a))
+        for g in self.triggers_of(job.id):
+            self.delete_trigger(g)
         due = due_index_key(job)
         if due is not None:
             self.ov.delete(due)
@@ -110,27 +112,56 @@ class Txn:
         else:
             self.ov.delete(r.claim_key(job_id))
 
+    # -- triggered runs --
+
+    def get_trigger(self, job_id: str, asked_ms: int) -> r.Trigger | None:
+        key = r.trigger_key(job_id, asked_ms)
+        raw = self.ov.get(key)
+        return None if raw is None else r.decode_trigger(key, raw)
+
+    def put_trigger(self, old: r.Trigger | None, new: r.Trigger) -> None:
+        """Write ``new`` (replacing ``old``, None for a new run) and its due entry."""
+        self.ov.put(new.key, r.encode_trigger(new))
+        old_due = None if old is None else old.due_key
+        if old_due != new.due_key:
+            if old_due is not None:
+                self.ov.delete(old_due)
+            if new.due_key is not None:
+                self.ov.put(new.due_key, b"")
+
+    def delete_trigger(self, g: r.Trigger) -> None:
+        self.ov.delete(g.key)
+        if g.due_key is not None:
+            self.ov.delete(g.due_key)
+
+    def triggers_of(self, job_id: str) -> list[r.Trigger]:
+        """The job's triggered runs not yet finished (a list: callers delete them)."""
+        pairs = self.ov.iter_range(*_range(r.trigger_prefix(job_id)))
+        return [r.decode_trigger(k, v) for k, v in pairs]
+
     # -- history --
 
-    def get_attempt(self, job_id: str, scheduled_at_ms: int, attempt: int) -> Attempt | None:
-        raw = self.ov.get(r.history_key(job_id, scheduled_at_ms, attempt))
+    def get_attempt(
+        self, job_id: str, scheduled_at_ms: int, attempt: int, trigger: bool = False
+    ) -> Attempt | None:
+        raw = self.ov.get(r.history_key(job_id, scheduled_at_ms, attempt, trigger))
         return None if raw is None else r.decode_attempt(raw)
 
     def put_attempt(self, a: Attempt) -> None:
-        key = r.history_key(a.job_id, a.scheduled_at_ms, a.attempt_num)
+        key = r.history_key(a.job_id, a.scheduled_at_ms, a.attempt_num, a.trigger)
         self.ov.put(key, r.encode_attempt(a))
         self.ov.put(_by_start(a), b"")
         if a.end_time_ms is not None and a.status in RAN_STATUSES:
             self._last_executed = max(a.end_time_ms, self._last_executed or 0)
 
-    def attempts_started_before(self, cutoff_ms: int) -> Iterator[tuple[str, int, int]]:
-        """``(job id, occurrence, attempt)`` of attempts claimed before ``cutoff_ms``
-        (an attempt starts at most the scheduler's claim-ahead later)."""
+    def attempts_started_before(self, cutoff_ms: int) -> Iterator[tuple[str, int, int, bool]]:
+        """``(job id, occurrence, attempt, trigger)`` of attempts claimed before
+        ``cutoff_ms`` (an attempt starts at most the scheduler's claim-ahead later)."""
         for key, _ in self.ov.iter_range(r.BY_START, r.BY_START + r.u64(cutoff_ms)):
             yield r.parse_by_start_key(key)
 
     def delete_attempt(self, a: Attempt) -> None:
-        self.ov.delete(r.history_key(a.job_id, a.scheduled_at_ms, a.attempt_num))
+        self.ov.delete(r.history_key(a.job_id, a.scheduled_at_ms, a.attempt_num, a.trigger))
         self.ov.delete(_by_start(a))
 
     # -- cluster members --
@@ -174,7 +205,7 @@ class Txn:
 def _by_start(a: Attempt) -> bytes:
     # Keyed by the claim time, which an attempt keeps from claim to outcome (its
     # start moves to the send time): the key written at the claim is the one deleted.
-    return r.by_start_key(a.claim_ms, a.job_id, a.scheduled_at_ms, a.attempt_num)
+    return r.by_start_key(a.claim_ms, a.job_id, a.scheduled_at_ms, a.attempt_num, a.trigger)
 
 
 def _range(prefix: bytes) -> tuple[bytes, bytes]:

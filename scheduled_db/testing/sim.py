@@ -10,6 +10,11 @@ a Ready is taken, persisted some virtual milliseconds later, and only then are i
 messages sent, except a leader's appends and heartbeats (``Ready.early``), which
 leave when the Ready is taken, as the node's RaftActor sends them.  A crash in
 between loses that Ready, as a real crash would.
+
+Every node also applies its committed entries to the real job state machine, and
+the client asks for triggered runs of a few jobs, which the leader claims, delivers
+and records as the scheduler does (:mod:`scheduled_db.testing.sim_jobs`, which says
+what is checked of them).
 """
 
 from __future__ import annotations
@@ -23,10 +28,13 @@ from dataclasses import dataclass, field
 from random import Random  # seeded instances only; never the global generator
 from typing import Any
 
+from scheduled_db.jobs.model import Attempt
 from scheduled_db.raft.core import ConfChangeError, ProposalDropped, Raft, Ready
 from scheduled_db.raft.messages import ConfChange, ConfChangeType, EntryType, Message
 from scheduled_db.raft.replication import Config, Role
 from scheduled_db.raft.storage import MemoryStorage
+from scheduled_db.state.commands import encode_command
+from scheduled_db.testing import sim_jobs
 from scheduled_db.testing.invariants import Checker
 
 ELECTION_TICK = 10
@@ -90,6 +98,7 @@ class SimNode:
     sm_hash: bytes = b"\0" * 16
     tick_times: dict[int, int] = field(default_factory=dict)  # core tick -> virtual ms
     paused_until: int = 0  # a stopped process (SIGSTOP): it does nothing until then
+    jobs: sim_jobs.NodeJobs = field(default_factory=sim_jobs.NodeJobs)  # its applied state
 
     def lease_until(self) -> int | None:
         """Until when (virtual ms) this node may act as the leader, or None."""
@@ -106,6 +115,8 @@ class SimResult:
     lease_events: int  # events after which some leader held a lease (the check had work)
     liveness_ticks: int | None
     converged_ticks: int | None
+    runs_asked: int = 0  # triggered runs the state machine accepted
+    deliveries: int = 0  # of triggered runs' attempts
 
 
 @dataclass
@@ -125,6 +136,7 @@ class Simulation:
         self.faults = Faults.draw(self.rng)
         self.fault_ms = fault_ms
         self.checker = Checker() if check else None
+        self.triggers = sim_jobs.TriggerChecker(self._fail)
         self.queue: list[tuple[int, int, Callable[..., None], tuple[Any, ...]]] = []
         self.seq = self.events = self.now = self.lease_events = 0
         self.blocked: set[tuple[str, str]] = set()
@@ -160,14 +172,17 @@ class Simulation:
                 self.now, _, fn, args = heapq.heappop(self.queue)
                 if self.now > bound:
                     self._fail(
-                        f"liveness: members not converged within {CONVERGENCE_BOUND_TICKS}"
-                        " ticks of healing"
+                        f"liveness: members not converged (or triggered runs not ended) within"
+                        f" {CONVERGENCE_BOUND_TICKS} ticks of healing"
                     )
                     break
                 self.events += 1
                 fn(*args)
         except Exception as exc:  # a crash of the core is a finding, not a tool failure
             self._fail(f"exception: {type(exc).__name__}: {exc}")
+        lead = self._leader()
+        if self.converged_ticks is not None and lead is not None:
+            self.triggers.final_check(lead.jobs.state)
         violations = self.checker.violations if self.checker else []
         return SimResult(
             self.seed,
@@ -177,6 +192,8 @@ class Simulation:
             self.lease_events,
             self.liveness_ticks,
             self.converged_ticks,
+            self.triggers.runs_asked,
+            self.triggers.deliveries,
         )
 
     def _fail(self, what: str) -> None:
@@ -196,6 +213,7 @@ class Simulation:
     def _start(self, node: SimNode) -> None:
         snap = node.storage.snapshot()
         node.sm_index, node.sm_hash = _restore_state(snap.data, snap.meta.index)
+        node.jobs.restore(snap.data[_SM_HEAD:], node.sm_index)
         # Each pair stresses one flow-control edge (1-entry messages, a window of one
         # message) while leaving enough throughput to drain a fault-phase backlog.
         max_entries, max_inflight = self.rng.choice([(1, 32), (4, 8), (64, 2), (4096, 1)])
@@ -237,6 +255,7 @@ class Simulation:
         node.core.tick()
         node.tick_times[node.core.ticks] = self.now
         self._after(node)
+        self._schedule_runs(node)
         self.at(node.tick_ms, self._tick, nid, incarnation)
 
     def _after(self, node: SimNode) -> None:
@@ -307,17 +326,26 @@ class Simulation:
         assert core is not None
         if rd.snapshot is not None:
             node.sm_index, node.sm_hash = _restore_state(rd.snapshot.data, rd.snapshot.meta.index)
+            node.jobs.restore(rd.snapshot.data[_SM_HEAD:], node.sm_index)
             if self.checker:
                 self.checker.installed(node.id, node.sm_index, node.sm_hash)
         for e in rd.committed_entries:
             if e.index != node.sm_index + 1:
                 self._fail(f"{node.id}: applied {e.index} after {node.sm_index}")
+            conf = None
+            if e.type is EntryType.CONF_CHANGE:
+                core.apply_conf_change(ConfChange.decode(e.data))
+                conf = core.conf_state()
+            applied = node.jobs.apply(e, conf)
+            self.triggers.applied(node.id, e, applied)
+            # The state's writes are in the hash: replicas that differ in them differ here.
             node.sm_hash = hashlib.blake2b(
-                node.sm_hash + e.term.to_bytes(8, "big") + e.data, digest_size=16
+                node.sm_hash + e.term.to_bytes(8, "big") + e.data + applied.digest,
+                digest_size=16,
             ).digest()
             node.sm_index = e.index
             if e.type is EntryType.CONF_CHANGE:
-                core.apply_conf_change(ConfChange.decode(e.data))
+                pass
             elif e.data in self.client.markers:
                 self.client.index.setdefault(e.data, e.index)
             if self.checker:
@@ -328,7 +356,7 @@ class Simulation:
         assert core is not None
         if node.sm_index - st.snapshot().meta.index < self.faults.snapshot_every:
             return
-        data = node.sm_index.to_bytes(8, "big") + node.sm_hash
+        data = node.sm_index.to_bytes(8, "big") + node.sm_hash + node.jobs.snapshot()
         st.create_snapshot(node.sm_index, core.conf_state(), data)
         cut = node.sm_index - self.faults.snapshot_keep
         if cut > st.first_index() - 1:
@@ -364,6 +392,8 @@ class Simulation:
         assert node.core is not None
         node.core.step(m)
         self._after(node)
+        if node.jobs.fenced:  # an acknowledgement may have renewed the lease: try again
+            self._schedule_runs(node)
 
     # -- clients --
 
@@ -371,10 +401,65 @@ class Simulation:
         if not self.healing:
             ups = [n for n in self.nodes.values() if n.up and not n.retired]
             if ups:
-                self._try_propose(
-                    self.rng.choice(ups), [self._data() for _ in range(self.rng.randint(1, 5))]
-                )
+                node = self.rng.choice(ups)
+                datas = [self._data() for _ in range(self.rng.randint(1, 5))]
+                if self.rng.random() < 0.35:
+                    cmd = sim_jobs.client_command(self.rng, self.now, node.jobs.state)
+                    datas.insert(self.rng.randint(0, len(datas)), encode_command(cmd))
+                self._try_propose(node, datas)
             self.at(self.rng.randint(3, 40), self._propose_loop)
+
+    # -- the leader's scheduler, for triggered runs --
+
+    def _schedule_runs(self, node: SimNode) -> None:
+        core = node.core
+        if core is None or core.role is not Role.LEADER or node.jobs.applied_term != core.term:
+            return  # only a leader whose leadership is established acts
+        if self.now < node.paused_until:
+            return
+        node.jobs.fenced = False
+        sim_jobs.schedule(
+            node.jobs,
+            node.id,
+            core.term,
+            self.now,
+            lambda data: self._propose_on(node, data),
+            lambda a: self._deliver_run(node, a),
+        )
+
+    def _propose_on(self, node: SimNode, data: bytes) -> None:
+        """A proposal of the node's own (never forwarded): dropped if it cannot lead."""
+        assert node.core is not None
+        try:
+            node.core.propose_batch([data])
+        except ProposalDropped:
+            return
+        self._after(node)
+
+    def _deliver_run(self, node: SimNode, a: Attempt) -> None:
+        """Send one attempt while the lease holds; else it is fenced, and tried again at
+        the next tick or message (the WebhookActor tries again after FENCED_RETRY_MS;
+        with the simulator's slow links and short lease, a lease may hold only between
+        an acknowledgement and the next tick)."""
+        until = node.lease_until()
+        if until is None or self.now >= until or node.core is None:
+            node.jobs.fenced = True
+            return
+        newest = max((raft.term for _, raft in self._leaders()), default=0)
+        self.triggers.delivering(node.id, node.core.term, a, self.now, newest, node.jobs.state)
+        node.jobs.sent[(a.job_id, a.scheduled_at_ms, a.attempt_num)] = self.now
+        ok = self.rng.random() < 0.7
+        self.at(self.rng.randint(1, 30), self._responded, node.id, node.incarnation, a, ok)
+
+    def _responded(self, nid: str, incarnation: int, a: Attempt, ok: bool) -> None:
+        node = self._alive(nid, incarnation)
+        if node is None or node.core is None:
+            return
+        if self.now < node.paused_until:
+            self.at(node.paused_until - self.now, self._responded, nid, incarnation, a, ok)
+            return
+        if node.core.role is Role.LEADER and node.core.term == a.term:
+            self._propose_on(node, encode_command(sim_jobs.outcome(a, ok, self.now, self.rng)))
 
     def _data(self) -> bytes:
         self.client.counter += 1
@@ -552,6 +637,9 @@ class Simulation:
     def _check_progress(self, core: Raft) -> None:
         if len(self.client.index) < len(self.client.markers):
             return
+        lead = self._leader()
+        if lead is None or not self.triggers.settled(lead.jobs.state):
+            return  # triggered runs still going: not converged yet
         ticks = (self.now - self.heal_at) // MAX_TICK_MS + 1
         if self.liveness_ticks is None:
             self.liveness_ticks = ticks
@@ -563,10 +651,13 @@ class Simulation:
             self.converged_ticks = ticks
 
 
+_SM_HEAD = 24  # a snapshot's data: index (8 bytes), hash (16), then the job state
+
+
 def _restore_state(data: bytes, index: int) -> tuple[int, bytes]:
     if not data:  # the bootstrap snapshot: empty state
         return index, b"\0" * 16
-    return int.from_bytes(data[:8], "big"), data[8:]
+    return int.from_bytes(data[:8], "big"), data[8:_SM_HEAD]
 
 
 def run_seed(seed: int, nodes: int | None = None, fault_ms: int = 2500) -> SimResult:
@@ -590,12 +681,14 @@ def main(argv: list[str] | None = None) -> int:
     # Worker processes are a concern of this command line, not of the simulation.
     from concurrent.futures import ProcessPoolExecutor
 
-    bad = events = lease_events = 0
+    bad = events = lease_events = runs = deliveries = 0
     max_live = max_conv = 0
     with ProcessPoolExecutor(max_workers=a.jobs or None) as pool:
         for i, r in enumerate(pool.map(_run_args, work, chunksize=4), 1):
             events += r.events
             lease_events += r.lease_events
+            runs += r.runs_asked
+            deliveries += r.deliveries
             max_live = max(max_live, r.liveness_ticks or 0)
             max_conv = max(max_conv, r.converged_ticks or 0)
             if r.violations:
@@ -609,6 +702,7 @@ def main(argv: list[str] | None = None) -> int:
         f"(bound {CONVERGENCE_BOUND_TICKS})"
     )
     print(f"leader leases checked against newer leaders after {lease_events} events")
+    print(f"triggered runs: {runs} asked for, {deliveries} attempts delivered")
     print(f"seeds={len(work)} violations={bad} events={events}")
     return 1 if bad else 0
 

@@ -346,6 +346,7 @@ async def test_status_and_executions_follow_the_attempts(api: Api) -> None:
         "response_time_ms": 25,
         "error_message": "upstream said no",
         "error_type": "http_error",
+        "trigger": False,
     }
     assert status.body["attempts"] == [attempt]  # the run's attempts, as the original's state
 

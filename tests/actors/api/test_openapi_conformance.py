@@ -188,6 +188,34 @@ async def changes_and_finding(c: Checked) -> None:
     assert (await c.call("PATCH", "/jobs/{id}", "/jobs/j", body=change)).status == 507
 
 
+async def triggers(c: Checked) -> None:
+    """POST /jobs/{id}/trigger: accepted on a finished job, refused on a cancelled one."""
+    trigger = "/jobs/{id}/trigger"
+    for job_id in ("done", "gone"):
+        body = {"id": job_id, "type": "unico", "timestamp": NOW_S + 60}
+        assert (await c.call("POST", "/jobs", body=body)).status == 200
+    c.backend.run_attempt("done", JobStatus.COMPLETED, START_MS + 60_000, final=True)
+    accepted = await c.call("POST", trigger, "/jobs/done/trigger")
+    assert accepted.status == 202 and accepted.body["idempotency_key"].startswith("done:t")
+    assert (await c.call("POST", trigger, "/jobs/done/trigger", body={})).status == 202
+    runs = await c.call("GET", "/jobs/{id}/executions", "/jobs/done/executions")
+    assert [a["trigger"] for a in runs.body["attempts"]] == [False]  # the triggers wait
+    assert (await c.call("POST", "/jobs/{id}/cancel", "/jobs/gone/cancel")).status == 200
+    refused = await c.call("POST", trigger, "/jobs/gone/trigger")
+    assert (refused.status, refused.body["code"]) == (409, "job_cancelled")
+    assert (await c.call("POST", trigger, "/jobs/none/trigger")).status == 404
+    wrong = await c.call("POST", trigger, "/jobs/done/trigger", body={"at": 1})
+    assert (wrong.status, wrong.body["field"]) == (400, "at")
+    big = b'{"at": "' + b"x" * 3000 + b'"}'
+    assert (
+        await c.call("POST", trigger, "/jobs/done/trigger", data=big, headers=JSON)
+    ).status == 413
+    text = {"Content-Type": "text/plain"}
+    assert (
+        await c.call("POST", trigger, "/jobs/done/trigger", data=b"x", headers=text)
+    ).status == 415
+
+
 async def node_routes(c: Checked) -> None:
     for path in ("/health", "/livez", "/ready", "/metrics", "/openapi.json", "/debug/cluster"):
         assert (await c.call("GET", path)).status == 200, path
@@ -210,6 +238,7 @@ async def refusals(c: Checked) -> None:
     reply = await c.call("DELETE", "/jobs/{id}", "/jobs/x")
     assert reply.status == 503 and reply.body["leader"] == "node-2"
     assert (await c.call("POST", "/jobs/{id}/cancel", "/jobs/x/cancel")).status == 503
+    assert (await c.call("POST", "/jobs/{id}/trigger", "/jobs/x/trigger")).status == 503
     for template in ("/jobs/{id}/pause", "/jobs/{id}/resume"):
         assert (await c.call("POST", template, template.replace("{id}", "x"))).status == 503
     assert (await c.call("POST", "/jobs/batch", body={"jobs": [job]})).status == 503
@@ -270,6 +299,7 @@ async def full_disk(c: Checked) -> None:
         ("POST", "/jobs", "/jobs", {"type": "unico", "timestamp": NOW_S + 60}),
         ("DELETE", "/jobs/{id}", "/jobs/x", None),
         ("POST", "/jobs/{id}/cancel", "/jobs/x/cancel", None),
+        ("POST", "/jobs/{id}/trigger", "/jobs/x/trigger", None),
         ("POST", "/jobs/{id}/pause", "/jobs/x/pause", None),
         ("POST", "/jobs/{id}/resume", "/jobs/x/resume", None),
         (
@@ -347,6 +377,7 @@ Scenario = Callable[[Checked], Awaitable[None]]
 SCENARIOS: list[tuple[Scenario, dict[str, object]]] = [
     (jobs_and_client_errors, {"http.max_body": "2KiB"}),
     (executions_and_cancel, {"http.max_body": "2KiB"}),
+    (triggers, {"http.max_body": "2KiB"}),
     (changes_and_finding, {"http.max_body": "2KiB"}),
     (node_routes, {}),
     (refusals, {}),

@@ -14,8 +14,11 @@ from rocksdict import Rdict
 
 from actors.storage.datadir import DB_DIR, META_KEY, SNAPSHOT_DIR, DataDirError, rocks_options
 from actors.storage.store import NodeStore
+from scheduled_db.jobs.model import JobSpec, JobType
 from scheduled_db.raft.messages import ConfState, Entry, HardState
 from scheduled_db.raft.storage import CompactedError, MemoryStorage, Storage, UnavailableError
+from scheduled_db.state import commands as c
+from scheduled_db.state import queries
 from tests.actors.storage.conftest import OPTS, close_store, open_store
 from tests.command_gen import entry_at
 
@@ -130,6 +133,35 @@ def test_a_lost_checkpoint_is_retaken(tmp_path: Path) -> None:
     fresh = open_store(tmp_path / "other")
     fresh.install_snapshot(store.snapshot_chunks())
     assert fresh.digest() == digest
+
+
+def test_a_snapshot_carries_triggered_runs_and_the_digest_covers_them(tmp_path: Path) -> None:
+    spec = JobSpec("j", JobType.UNICO, 10**12, webhook_url="https://hooks.example.com/j")
+    cmds: list[c.Command] = [
+        c.CreateJob(spec, 1, 10**12),
+        c.TriggerJob("j", 5_000),
+        c.ClaimOccurrence("j", 5_000, 1, "n1", 1, 5_001, trigger=True),
+        c.TriggerJob("j", 6_000),
+    ]
+    entries = [Entry(1, i, data=c.encode_command(x)) for i, x in enumerate(cmds, 1)]
+    store = open_store(tmp_path / "leader")
+    store.persist_ready(HardState(1, "n1", len(entries)), entries)
+    store.apply(entries, ConfState(("n1",)))
+    store.create_snapshot(force=True)
+    fresh = open_store(tmp_path / "fresh")
+    fresh.install_snapshot(store.snapshot_chunks())
+    assert fresh.digest() == store.digest()
+    view = fresh.view()
+    assert [(g.asked_ms, g.claim_open) for g in queries.triggers(view)] == [
+        (5_000, True),
+        (6_000, False),
+    ]
+    assert [d.occurrence_ms for d in queries.due_triggers(view, 10**9)] == [6_000]
+    (claimed,) = queries.open_claims(view)
+    assert claimed.trigger and claimed.scheduled_at_ms == 5_000
+    before = store.digest()
+    store.apply([Entry(1, 5, data=c.encode_command(c.TriggerJob("j", 7_000)))], None)
+    assert store.digest() != before  # a run's record alone changes the digest
 
 
 # --- damaged and foreign directories -----------------------------------------------

@@ -122,6 +122,19 @@ def test_a_2xx_is_a_success_and_the_request_carries_exact_headers_and_body(
     assert "Cookie" not in request.headers
 
 
+def test_a_triggered_run_has_its_own_key_and_says_so_in_the_body(
+    receiver: Receiver, probe: tuple[Ref, Inbox], start_webhook: StartWebhook
+) -> None:
+    ref, inbox = probe
+    webhook = start_webhook(clock=FakeClock(SENT_MS))
+    webhook.tell(deliver(receiver.url("/ok"), ref, trigger=True))
+    assert outcome_of(inbox, "job-1").trigger
+    [request] = receiver.received("/ok")
+    assert request.headers["Idempotency-Key"] == f"job-1:t{SCHEDULED_MS}"
+    body = json.loads(request.body)
+    assert body["trigger"] is True and body["scheduled_at_ms"] == SCHEDULED_MS
+
+
 def test_with_a_signing_secret_each_delivery_is_signed_over_its_exact_body(
     receiver: Receiver, probe: tuple[Ref, Inbox], start_webhook: StartWebhook
 ) -> None:

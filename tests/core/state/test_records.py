@@ -32,7 +32,8 @@ def test_job_and_attempt_records_match_to_wire(rng: random.Random, status: JobSt
 def test_keys_sort_numerically() -> None:
     assert r.due_key(255, "b") < r.due_key(256, "a") < r.due_key(2**40, "a")
     assert r.history_key("a", 9, 1) < r.history_key("a", 10, 0)
-    assert r.parse_by_start_key(r.by_start_key(7, "job:x", 8, 9)) == ("job:x", 8, 9)
+    assert r.parse_by_start_key(r.by_start_key(7, "job:x", 8, 9)) == ("job:x", 8, 9, False)
+    assert r.parse_by_start_key(r.by_start_key(7, "j", 8, 0x74, True)) == ("j", 8, 0x74, True)
     assert r.parse_due_key(r.due_key(42, "id")) == (42, "id")
 
 

@@ -1,0 +1,176 @@
+"""The SchedulerActor and triggered runs (POST /jobs/{id}/trigger): claimed before
+they fire, retried, fired again by a new leader, beside the job's schedule.
+
+Same world as test_scheduler.py: real Raft and Storage actors, an injected clock,
+a probe in place of the WebhookActor.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from actors.raft.messages import GetRaftStatus, Leadership
+from actors.runtime.replies import wait_reply
+from actors.scheduler.messages import Wake
+from actors.storage.messages import Read
+from actors.webhook.messages import AbortDelivery, Deliver, DeliveryOutcome
+from scheduled_db.jobs.model import Attempt, JobStatus
+from scheduled_db.state import commands as c
+from scheduled_db.state.reads import GetExecutions, GetJob
+from tests.actors.scheduler.test_scheduler import T0, URL, T, World, _create, _unico, _world
+
+
+@pytest.fixture
+def w(tmp_path: Path) -> Iterator[World]:
+    yield from _world(tmp_path, history_retention="720h")
+
+
+@pytest.fixture
+def short_memory(tmp_path: Path) -> Iterator[World]:
+    yield from _world(tmp_path, history_retention="60s")
+
+
+def _trigger(w: World, job_id: str, at: int) -> int:
+    out = w.propose(c.TriggerJob(job_id, at))
+    (result,) = out.results
+    assert result.code.value == "ok" and result.trigger is not None, result
+    return result.trigger.asked_ms
+
+
+def _answer(w: World, d: Deliver, ok: bool, **kw: Any) -> None:
+    now = w.clock.now
+    out = DeliveryOutcome(d.job_id, d.scheduled_at_ms, d.attempt, ok, now, now, now, **kw)
+    w.scheduler.tell(replace(out, trigger=d.trigger))
+
+
+def _attempts(w: World, job_id: str) -> tuple[Attempt, ...]:
+    found: tuple[Attempt, ...] = wait_reply(
+        w.storage, lambda r: Read(0, GetExecutions(job_id), r), T
+    ).value
+    return found
+
+
+def _wait_attempts(
+    w: World, job_id: str, pred: Callable[[tuple[Attempt, ...]], object]
+) -> tuple[Attempt, ...]:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        got = _attempts(w, job_id)
+        if pred(got):
+            return got
+        w.scheduler.ask(Wake())
+    raise AssertionError(f"attempts of {job_id} never satisfied the condition: {got}")
+
+
+def test_a_trigger_fires_now_once_and_leaves_the_schedule_alone(w: World) -> None:
+    due = T0 + 3_600_000
+    _create(w, _unico("t", due), due)
+    before = w.job("t")
+    asked = _trigger(w, "t", T0)
+    w.at(T0)
+    (d,) = w.delivers(1)
+    assert (d.job_id, d.scheduled_at_ms, d.attempt, d.trigger, d.url) == ("t", asked, 1, True, URL)
+    _answer(w, d, ok=True, http_status=200)
+    (a,) = _wait_attempts(w, "t", lambda got: got and got[0].end_time_ms is not None)
+    assert a.trigger and a.status is JobStatus.COMPLETED
+    assert w.job("t") == before
+    w.at(T0 + 5_000)
+    assert len(w.webhook.of_type(Deliver)) == 1  # once
+
+
+def test_a_trigger_and_the_scheduled_run_are_in_flight_together(w: World) -> None:
+    due = T0 + 1_000
+    _create(w, _unico("both", due), due)
+    w.at(due)
+    (scheduled,) = w.delivers(1)
+    _trigger(w, "both", due)
+    triggered = w.delivers(2)[1]
+    assert (scheduled.trigger, triggered.trigger) == (False, True)
+    _answer(w, triggered, ok=True, http_status=200)
+    _answer(w, scheduled, ok=True, http_status=200)
+    w.wait_job("both", lambda j: j.status is JobStatus.COMPLETED)
+    got = _wait_attempts(w, "both", lambda got: all(a.end_time_ms for a in got))
+    assert sorted(a.trigger for a in got) == [False, True]
+
+
+def test_a_failed_trigger_is_retried_with_the_same_occurrence(w: World) -> None:
+    _create(w, _unico("retry", T0 + 3_600_000), T0 + 3_600_000)
+    asked = _trigger(w, "retry", T0)
+    w.at(T0)
+    (first,) = w.delivers(1)
+    _answer(w, first, ok=False, http_status=503, error_type="http_error", retryable=True)
+    _wait_attempts(w, "retry", lambda got: got and got[0].status is JobStatus.FAILED)
+    w.at(T0 + 2_000)  # past the backoff (capped at 1 s here)
+    second = w.delivers(2)[1]
+    assert (second.scheduled_at_ms, second.attempt, second.trigger) == (asked, 2, True)
+    assert w.job("retry").status is JobStatus.PENDING  # the schedule never noticed
+
+
+def test_a_paused_job_still_runs_a_trigger(w: World) -> None:
+    due = T0 + 1_000
+    _create(w, _unico("paused", due), due)
+    assert w.propose(c.PauseJob("paused")).error is None
+    _trigger(w, "paused", T0)
+    w.at(due + 1_000)
+    (d,) = w.delivers(1)
+    assert d.trigger  # and the scheduled run did not go
+    w.scheduler.ask(Wake())
+    assert len(w.webhook.of_type(Deliver)) == 1
+
+
+def test_a_triggered_claim_left_by_an_older_term_fires_again_with_the_same_key(
+    w: World,
+) -> None:
+    w.scheduler.tell(Leadership("n1", 1, False, False))  # idle while we plant the claim
+    _create(w, _unico("lost", T0 + 3_600_000), T0 + 3_600_000)
+    asked = _trigger(w, "lost", T0 - 1_000)
+    claim = c.ClaimOccurrence("lost", asked, 1, "n0", 0, asked, trigger=True)
+    assert w.propose(claim).results[0].code.value == "ok"
+    status = wait_reply(w.raft, GetRaftStatus, T)
+    w.scheduler.tell(Leadership("n1", status.term, True, True))
+    (d,) = w.delivers(1)
+    assert (d.scheduled_at_ms, d.attempt, d.trigger) == (asked, 2, True)
+
+
+def test_cancelling_a_job_aborts_its_triggered_delivery(w: World) -> None:
+    _create(w, _unico("stop", T0 + 3_600_000), T0 + 3_600_000)
+    _trigger(w, "stop", T0)
+    w.at(T0)
+    (d,) = w.delivers(1)
+    assert w.propose(c.CancelJob("stop", T0 + 10)).error is None
+    assert w.webhook.wait_for(AbortDelivery).job_id == "stop"
+    _answer(w, d, ok=False, error_type="aborted")
+    (a,) = _attempts(w, "stop")
+    assert a.status is JobStatus.CANCELLED
+
+
+def test_a_finished_job_re_run_by_a_trigger_is_kept_until_its_run_ends(
+    short_memory: World,
+) -> None:
+    w = short_memory
+    due = T0 + 1_000
+    _create(w, _unico("old", due), due)
+    w.at(due)
+    (d,) = w.delivers(1)
+    _answer(w, d, ok=True, http_status=200)
+    w.wait_job("old", lambda j: j.status is JobStatus.COMPLETED)
+    late = due + 120_000  # past the retention: a prune would remove the job
+    _trigger(w, "old", late)
+    w.at(late)
+    rerun = w.delivers(2)[1]
+    assert rerun.trigger
+    w.at(late + 10_001)  # a prune (every 10 s here) runs while the re-run is out
+    assert wait_reply(w.storage, lambda r: Read(0, GetJob("old"), r), T).value is not None
+    _answer(w, rerun, ok=True, http_status=200)
+    _wait_attempts(w, "old", lambda got: any(a.trigger and a.end_time_ms for a in got))
+    w.at(late + 20_002)  # the run is over: the next prune removes the job
+    deadline = time.monotonic() + 10
+    while wait_reply(w.storage, lambda r: Read(0, GetJob("old"), r), T).value is not None:
+        assert time.monotonic() < deadline, "the finished job was never pruned"
+        w.scheduler.ask(Wake())
