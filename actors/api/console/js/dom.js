@@ -44,6 +44,7 @@ export function relative(ms, now = Date.now()) {
   if (ms === null || ms === undefined) return "";
   const s = Math.round((ms - now) / 1000);
   const abs = Math.abs(s);
+  if (abs < 1) return "just now";
   const text = abs < 90 ? `${abs} s` : abs < 5400 ? `${Math.round(abs / 60)} min` : abs < 172800 ? `${Math.round(abs / 3600)} h` : `${Math.round(abs / 86400)} d`;
   return s >= 0 ? `in ${text}` : `${text} ago`;
 }

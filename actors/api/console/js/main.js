@@ -25,7 +25,7 @@ const ROUTES = [
 ];
 const RANK = { none: 0, read: 1, write: 2, admin: 3 };
 
-const state = { role: "read", timers: [], generation: 0 };
+const state = { role: "none", timers: [], generation: 0 };
 
 export function notify(message, kind = "info") {
   const box = document.getElementById("notice");
@@ -66,6 +66,10 @@ async function route() {
   const generation = ++state.generation;
   const hash = location.hash || "#/overview";
   const root = document.getElementById("view");
+  if (state.role === "none") {
+    replace(root, h("p", { class: "muted" }, "This node needs an API token: use the Token button above."));
+    return;
+  }
   for (const [pattern, render, tab] of ROUTES) {
     const match = pattern.exec(hash);
     if (!match) continue;

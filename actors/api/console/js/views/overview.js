@@ -8,6 +8,7 @@ import { badge, h, relative, replace, table, when } from "../dom.js";
 const WINDOW_MS = 5 * 60 * 1000;
 const HISTORY_KEY = "scheduled-db.leader-changes";
 const POLL_MS = 2000;
+const SILENT_MS = 5000;  // a member silent this long is likely down (elections take ~1 s)
 
 function quantile(sorted, q) {
   if (!sorted.length) return null;
@@ -58,14 +59,16 @@ function tile(title, value, id, note) {
 function membersTable(view) {
   const rows = view.members.map((m) => {
     const role = m.node_id === view.leader_id ? "leader" : m.suffrage === "voter" ? "follower" : m.suffrage;
-    const lag = view.commit_index - (m.match_index ?? 0);
+    // Only the leader tracks how far each member has replicated (null on a follower).
+    const lag = m.match_index === null || m.match_index === undefined ? 0 : view.commit_index - m.match_index;
     return h("tr", { dataset: { node: m.node_id } },
       h("td", {}, m.node_id, m.node_id === view.node_id ? h("span", { class: "muted" }, " (this node)") : null),
       h("td", { class: "member-role" }, badge(role)),
       h("td", {}, m.http_address || "—"),
       h("td", {}, m.raft_address),
       h("td", {}, m.match_index ?? "—", lag > 0 ? h("span", { class: "muted" }, ` (${lag} behind)`) : null),
-      h("td", {}, m.last_contact === null || m.last_contact === undefined ? (m.node_id === view.node_id ? "—" : "never") : ms(m.last_contact)));
+      h("td", {}, m.last_contact === null || m.last_contact === undefined ? (m.node_id === view.node_id ? "—" : "never")
+        : [ms(m.last_contact), m.last_contact > SILENT_MS ? [" ", badge("not heard from", "failed")] : null]));
   });
   return table(["member", "role", "HTTP", "Raft", "match index", "last contact"], rows, { id: "members" });
 }
@@ -93,7 +96,7 @@ export async function render(root, ctx) {
           jobs.limit ? `${((100 * jobs.count) / jobs.limit).toFixed(1)} % of the job limit` : ""),
         tile("Memory", `${(memory.utilization_percent ?? 0).toFixed(1)} %`, "capacity-memory", "of queue.memory_limit"),
         tile("Lateness p50 / p99", `${ms(stats.p50)} / ${ms(stats.p99)}`, "lateness", "first attempts, last 5 min"),
-        tile("Deliveries", `${stats.perSecond.toFixed(2)}/s`, "deliveries", `${stats.count} attempts in 5 min${recent.next_cursor ? " (at least)" : ""}`),
+        tile("Deliveries", stats.perSecond >= 1 ? `${stats.perSecond.toFixed(1)}/s` : `${(stats.perSecond * 60).toFixed(1)}/min`, "deliveries", `${stats.count} attempts in 5 min${recent.next_cursor ? " (at least)" : ""}`),
         tile("Failure rate", pct(stats.failureRate), "failure-rate", "failed or timed out, last 5 min")),
       h("h2", {}, "Members"),
       h("p", { class: "muted small" }, `commit index ${view.commit_index}, applied ${view.applied_index} on ${view.node_id}`),
