@@ -22,6 +22,7 @@ from __future__ import annotations
 import functools
 import mimetypes
 from importlib import resources
+from importlib.resources.abc import Traversable
 
 from aiohttp import web
 
@@ -32,7 +33,12 @@ CSP = (
     "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
     "frame-ancestors 'none'"
 )
-_TYPES = {".js": "text/javascript", ".css": "text/css", ".html": "text/html", ".svg": "image/svg+xml"}
+_TYPES = {
+    ".js": "text/javascript",
+    ".css": "text/css",
+    ".html": "text/html",
+    ".svg": "image/svg+xml",
+}
 
 
 @functools.cache
@@ -42,8 +48,8 @@ def console_files() -> dict[str, tuple[bytes, str]]:
     found: dict[str, tuple[bytes, str]] = {}
     root = resources.files("actors.api").joinpath(FOLDER)
 
-    def walk(folder: object, prefix: str) -> None:
-        for entry in folder.iterdir():  # type: ignore[attr-defined]
+    def walk(folder: Traversable, prefix: str) -> None:
+        for entry in folder.iterdir():
             name = prefix + entry.name
             if entry.is_dir():
                 walk(entry, name + "/")

@@ -1,4 +1,4 @@
-// Building the page from data without innerHTML: text is always text.
+// Building the page from data with DOM nodes only (never parsed markup): text stays text.
 
 export function h(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
