@@ -251,6 +251,18 @@ def test_an_operator_runs_the_cluster_from_the_console(
     assert "at 09:00 Europe/Madrid on weekdays" in row.text
     console.shot("jobs")
 
+    # Bulk actions on the selected rows.
+    console.click('#jobs-table tr[data-job="console-demo"] input.select')
+    console.click("#bulk-pause")
+    console.shown('#jobs-table tr[data-job="console-demo"] td.state', "paused")
+    console.click('#jobs-table tr[data-job="console-demo"] input.select')
+    console.click("#bulk-resume")
+    console.until(
+        lambda: "paused" not in console.text('#jobs-table tr[data-job="console-demo"] td.state'),
+        "the job resumed in the list",
+    )
+    assert _get(leader, "/jobs/console-demo")["version"] == 3
+
     # Pause and resume from its page; the cluster has each change.
     console.go("/job/console-demo")
     console.click("#action-pause")
@@ -259,6 +271,19 @@ def test_an_operator_runs_the_cluster_from_the_console(
     console.click("#action-resume")
     console.shown("#action-pause")
     assert _get(leader, "/jobs/console-demo")["paused"] is False
+
+    # Edit: a merge patch of what changed, against the version shown.
+    console.click("#action-edit")
+    console.type("#job-cron-expression", "0 10 * * 1-5")
+    console.shown("#cron-words", "at 10:00 Europe/Madrid on weekdays")
+    console.click("#job-save")
+    console.shown("#job-title", "console-demo")
+    edited = _get(leader, "/jobs/console-demo")
+    assert (edited["cron_expression"], edited["version"]) == ("0 10 * * 1-5", 6)
+    assert edited["labels"] == {"team": "console"} and edited["payload"] == {"from": "the console"}
+    curl = console.find("#curl")[0].get_attribute("value") or ""
+    assert curl.startswith("curl -X POST") and '"cron_expression":"0 10 * * 1-5"' in curl
+    console.shot("job")
 
     # Trigger it: the receiver gets the delivery and the attempt appears, marked.
     console.click("#action-trigger")
@@ -372,4 +397,5 @@ def check_requests(console: Console) -> None:
     # The walk-through's operations, all seen (so the check above checked something).
     assert {("GET", "/debug/cluster"), ("POST", "/jobs"), ("POST", "/jobs/{id}/pause"),
             ("POST", "/jobs/{id}/resume"), ("POST", "/jobs/{id}/trigger"),
-            ("GET", "/executions"), ("GET", "/jobs/{id}/upcoming")} <= operations  # fmt: skip
+            ("GET", "/executions"), ("GET", "/jobs/{id}/upcoming"),
+            ("PATCH", "/jobs/{id}")} <= operations  # fmt: skip
