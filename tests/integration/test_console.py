@@ -173,6 +173,7 @@ DESCRIBED = [
     ("0 9 * * 1-5", "Europe/Madrid", "at 09:00 Europe/Madrid on weekdays"),
     ("@hourly", "UTC", "every hour"),
     ("@daily", "UTC", "at 00:00 UTC every day"),
+    ("@yearly", "UTC", "at 00:00 UTC on 1 January"),
     ("0 0 L * *", "UTC", "at 00:00 UTC on the last day of the month"),
     ("30 0 0 1 * *", "UTC", "at 00:00:30 UTC on day 1 of the month"),
     ("*/15 9-17 * * MON-FRI", "America/New_York",

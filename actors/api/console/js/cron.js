@@ -120,6 +120,9 @@ function dayWords(c) {
   const { dom, dow, month } = c;
   const parts = [];
   const days = [];
+  if (single(dom) !== null && single(month) !== null && dow.any) {
+    return [`on ${single(dom)} ${MONTH_NAMES[single(month) - 1]}`];
+  }
   if (!dom.any) {
     const numbers = dom.sorted.map(String);
     if (dom.last) numbers.push("the last day");
