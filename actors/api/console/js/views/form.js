@@ -88,7 +88,7 @@ function readBody(form) {
   body.misfire_policy = form.elements.misfire_policy.value;
   if (value("signing_secret_ref")) body.signing_secret_ref = value("signing_secret_ref");
   const labels = {};
-  for (const line of value("labels").split(/\n|,/).map((x) => x.trim()).filter(Boolean)) {
+  for (const line of value("labels").split("\n").map((x) => x.trim()).filter(Boolean)) {
     const at = line.indexOf("=");
     if (at < 1) throw new FieldProblem("labels", `"${line}" is not key=value`);
     labels[line.slice(0, at).trim()] = line.slice(at + 1).trim();

@@ -66,7 +66,9 @@ async function fetchPage(filters) {
       throw error;
     }
   }
-  const labels = filters.label.split(/[\s,]+/).filter(Boolean);
+  // "team=billing env=prod": a new label starts where a key and "=" follow a space (a
+  // value may hold spaces and commas itself).
+  const labels = filters.label.trim().split(/\s+(?=[A-Za-z0-9][A-Za-z0-9._\/-]*=)/).filter(Boolean);
   return api.listJobs({
     status: filters.status, type: filters.type, paused: filters.paused, label: labels,
     limit: PAGE, cursor: filters.cursor,
