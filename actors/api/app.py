@@ -42,6 +42,7 @@ from actors.api.limits import rate_limit_middleware
 from actors.api.openapi import openapi_json, serve_openapi
 from actors.api.protocol import render_json_errors
 from actors.api.responses import json_response
+from actors.api.ui import console_routes
 from actors.api.views import Limits, cluster_view, health_view, ready_view
 from actors.runtime.metrics import ApiMetrics
 from actors.webhook.guard import WebhookGuard
@@ -320,6 +321,7 @@ def build_app(
     app.router.add_routes(jobs.routes())
     node_routes = NodeRoutes(backend, metrics, limits, max_body, membership_secrets(config))
     app.router.add_routes(node_routes.routes())
+    app.router.add_routes(console_routes())  # the web console: static files, not the API
     return app
 
 

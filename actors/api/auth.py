@@ -10,7 +10,10 @@ With tokens, every request needs ``Authorization: Bearer <token>``:
 - ``/health``, ``/livez``, ``/ready``, ``/metrics`` and ``/openapi.json`` stay open unless
   ``api.open_health`` is false (probes, scrapers and API tools rarely carry tokens;
   the description holds nothing the source does not, and false means "nothing
-  answers without a token", the description included); CORS preflights are open.
+  answers without a token", the description included); CORS preflights are open;
+- the web console's files (``/ui/``, :mod:`actors.api.ui`) are always open: they hold no
+  data, and a browser cannot send a bearer token with a page navigation.  The console
+  asks for a token and sends it with each API request it makes.
 
 401 without a valid token (with ``WWW-Authenticate: Bearer``), 403 with one whose
 role is too low; both as JSON errors, never echoing the token.  The token is never
@@ -27,6 +30,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from actors.api.ui import is_console_path
 from scheduled_db.errors import RequestError
 from scheduled_db.policy.auth import ApiToken, Role, find_token
 
@@ -59,7 +63,7 @@ def auth_middleware(
 
     @web.middleware
     async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if not tokens or request.method == "OPTIONS":
+        if not tokens or request.method == "OPTIONS" or is_console_path(request.path):
             return await handler(request)
         if open_health and request.path in OPEN_PATHS:
             return await handler(request)
