@@ -22,6 +22,7 @@ and may be shared between threads.
 
 from __future__ import annotations
 
+import copy
 import json
 import time
 import urllib.parse
@@ -90,6 +91,12 @@ class Client:
         if token:
             self._headers["Authorization"] = f"Bearer {token}"
         self._next = 0  # the node to ask first; moves on when one refuses connections
+
+    def with_retry(self, retry: RetryPolicy) -> Client:
+        """This client (the same nodes, token, CA and timeout) with another retry policy."""
+        other = copy.copy(self)
+        other.retry = retry
+        return other
 
     @property
     def url(self) -> str:
