@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import re
 import signal
 import time
 from pathlib import Path
@@ -30,6 +31,21 @@ from scheduled_db.policy.auth import token_digest
 from scheduled_db.testing.harness import NodeProcess, wait_leader, wait_until
 from tests.actors.webhook_receiver import Receiver
 from tests.integration.cluster import running_cluster
+
+ROOT = Path(__file__).resolve().parents[2]
+_PYTHON_BLOCK = re.compile(r"^```python\n(.*?)^```", re.MULTILINE | re.DOTALL)
+
+
+def run_python_examples(doc: str, url: str) -> str:
+    """Run every ```python block of ``doc`` in turn, against the node at ``url``
+    (for http://localhost:8080); return what they printed."""
+    blocks = _PYTHON_BLOCK.findall((ROOT / doc).read_text())
+    assert blocks, f"{doc} has no python examples"
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        for block in blocks:
+            exec(compile(block.replace("http://localhost:8080", url), doc, "exec"), {})
+    return out.getvalue()
 
 
 def later(seconds: float = 3600) -> float:
@@ -173,3 +189,9 @@ def test_a_client_of_the_cluster_rides_out_its_leader_being_killed(tmp_path: Pat
         survivor = Client(others[0].base)
         assert {j.id for j in survivor.iter_jobs()} == {"before", "after"}
         assert survivor.get_job("after", consistent=True).id == "after"
+
+
+def test_the_readme_python_example_runs(node: NodeProcess) -> None:
+    printed = run_python_examples("README.md", node.base)
+    assert "hello-py 2030-01-01 00:00:00+00:00" in printed
+    assert printed.endswith("404 job_not_found\n")
