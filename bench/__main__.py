@@ -35,6 +35,7 @@ PARTS = {
     "storage": "bench.storage_bench",
     "snapshot": "bench.snapshot_bench",
     "overload": "bench.overload_bench",
+    "control": "bench.control_bench",
 }
 
 

@@ -72,7 +72,14 @@ def make_spec(rng: random.Random, n: int, now_ms: int) -> JobSpec:
         },
         misfire_policy=MisfirePolicy.FIRE_ONCE if rng.random() < 0.8 else MisfirePolicy.SKIP,
         max_attempts=rng.choice((None, 3, 5)),
+        # Not drawn from rng (the jobs stay those of earlier runs): job n is in team
+        # n % 1000, so a team label selects one job in a thousand.
+        labels=(("team", team_label(n)), ("tenant", tenant)),
     )
+
+
+def team_label(n: int) -> str:
+    return f"team-{n % 1000:03d}"
 
 
 def _ready(rng: random.Random, made: int, index: int, a: argparse.Namespace) -> list[Entry]:

@@ -28,6 +28,7 @@ TITLES = {
     "storage": "Storage: memory and restart",
     "snapshot": "Snapshot install",
     "overload": "Overload: admission control",
+    "control": "Operating jobs: batch creation and label filters",
 }
 
 HEAD = """# Benchmarks

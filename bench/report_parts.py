@@ -87,7 +87,12 @@ def http(figures: dict[str, Any]) -> str:
             + [r["ops_per_s"] / e["ops_per_s"] if e.get("ops_per_s") else None, cpu]
         )
     out += [table(head, rows), "", "At half the maximum rate (open loop):", ""]
-    out += [_half_rate(figures), "", f"Batch creation: {figures['batch_create']}."]
+    out += [
+        _half_rate(figures),
+        "",
+        "Batch creation (`POST /jobs/batch`) is measured on one node in"
+        " [Operating jobs](#operating-jobs-batch-creation-and-label-filters).",
+    ]
     return "\n".join(out)
 
 
@@ -316,6 +321,47 @@ def _kinds(kinds: dict[str, int]) -> str:
     return ", ".join(f"{k}: {v:,}" for k, v in kinds.items()) or "none"
 
 
+# --- control ------------------------------------------------------------------------------
+
+
+def control(figures: dict[str, Any]) -> str:
+    b, lab = figures["batch"], figures["labels"]
+    text = (
+        "One node. Batch creation: `POST /jobs/batch` with 1,000 jobs a request (each"
+        " body about 200 bytes) from 2 connections, against single `POST /jobs` creates"
+        " from 32 connections in the same run; every batch is one Raft entry. Target"
+        " (issue 20): at least 20,000 jobs/s through HTTP. Label filter: 100,000"
+        " realistic jobs, each in one of 1,000 teams; `GET /jobs?label=team=team-042`"
+        " selects 100 of them through the by-label index, timed by the client over 50"
+        " sequential requests, against an unfiltered page of 100 jobs. Target: ≤ 50 ms."
+    )
+    cpu = b.get("batch_cpu_us_per_job", {}).get("node")
+    single_cpu = b["single"].get("server_cpu_us_per_op", {}).get("node")
+    rows = [
+        ["single creates (32 connections)", b["single_jobs_per_s"], single_cpu,
+         b["single"]["latency_ms"].get("p50")],
+        ["batches of 1,000 (2 connections)", b["batch_jobs_per_s"], cpu,
+         b["batches"]["latency_ms"].get("p50")],
+    ]  # fmt: skip
+    head = ["creation", "jobs/s", "node CPU per job (µs)", "p50 per request (ms)"]
+    out = [text, "", table(head, rows), ""]
+    out.append(f"Batch over single creates: {fmt(b['batch_over_single'])}x.")
+    q, page = lab["label_query_ms"], lab["unfiltered_page_of_100_ms"]
+    head = ["query", "p50 ms", "p90 ms", "p99 ms", "max ms"]
+    rows = [
+        [
+            f"label selecting {lab['selected']} of {lab['jobs']:,}",
+            q["p50"],
+            q["p90"],
+            q["p99"],
+            q["max"],
+        ],
+        ["unfiltered page of 100", page["p50"], page["p90"], page["p99"], page["max"]],
+    ]
+    out += ["", table(head, rows)]
+    return "\n".join(out)
+
+
 SECTIONS: dict[str, Callable[[dict[str, Any]], str]] = {
     "raft": raft,
     "http": http,
@@ -324,4 +370,5 @@ SECTIONS: dict[str, Callable[[dict[str, Any]], str]] = {
     "storage": storage,
     "snapshot": snapshot,
     "overload": overload,
+    "control": control,
 }

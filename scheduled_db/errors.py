@@ -271,6 +271,68 @@ class InvalidTransition(SchedulerError):
         return {"job_id": self.job_id, "action": self.action, "status": self.status}
 
 
+class JobStateConflict(SchedulerError):
+    """The job's state does not allow a change now (409); see the two kinds below."""
+
+    http_status = 409
+    why = ""
+
+    def __init__(self, job_id: str, action: str, status: str) -> None:
+        self.job_id = job_id
+        self.action = action
+        self.status = str(status.value) if isinstance(status, Enum) else status
+        super().__init__(
+            f"Cannot {safe_text(action, 40)} a {safe_text(self.status, 40)} job: {self.why}"
+        )
+
+    def details(self) -> dict[str, object]:
+        return {"job_id": self.job_id, "action": self.action, "status": self.status}
+
+
+class JobFinished(JobStateConflict):
+    """It completed, failed for good or was cancelled: nothing but delete changes it."""
+
+    code = "job_finished"
+    why = "the job is finished"
+
+
+class JobInProgress(JobStateConflict):
+    """An attempt is in flight: the change may be made once it ends."""
+
+    code = "job_in_progress"
+    why = "an attempt is in flight; try again when it ends"
+
+
+class UpdateConflict(SchedulerError):
+    """Other changes to the job kept committing between an update's read and its write."""
+
+    http_status = 409
+    code = "update_conflict"
+
+    def __init__(self, job_id: str) -> None:
+        self.job_id = job_id
+        super().__init__("The job kept changing during the update; try again")
+
+    def details(self) -> dict[str, object]:
+        return {"job_id": self.job_id}
+
+
+class VersionMismatch(SchedulerError):
+    """``If-Match`` named a version the job is no longer at (412)."""
+
+    http_status = 412
+    code = "version_mismatch"
+
+    def __init__(self, job_id: str, expected: int, current: int) -> None:
+        self.job_id = job_id
+        self.expected = expected
+        self.current = current
+        super().__init__(f"The job is at version {current}, not {expected}")
+
+    def details(self) -> dict[str, object]:
+        return {"job_id": self.job_id, "expected_version": self.expected, "version": self.current}
+
+
 class MembershipConflict(SchedulerError):
     """A membership change that contradicts the membership (adding a member twice,
     removing a node that is not one, removing the last voter)."""

@@ -8,6 +8,7 @@ awaited on the event loop: it would block it).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -80,6 +81,13 @@ class Backend(Protocol):
         Raises the error of a refusal (:func:`refusal_error`); UnknownOutcome if
         no outcome came within ``timeout`` (the entry may still commit).
         """
+        ...
+
+    async def propose_batch(
+        self, commands: Sequence[Command], timeout: float = 10.0
+    ) -> tuple[CommandResult, ...]:
+        """Replicate ``commands`` as one entry (a Batch, however many) and return
+        their results in order; errors as :meth:`propose`."""
         ...
 
     async def read(self, query: Any, timeout: float = 10.0) -> Any:

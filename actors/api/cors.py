@@ -60,7 +60,17 @@ def _foreign_write(request: web.Request, policy: CorsPolicy, origin: str) -> boo
 
 
 def _route_methods(request: web.Request) -> set[str] | None:
-    """The methods the matched path allows, or None for an unknown path."""
+    """The methods the matched path allows, or None for an unknown path.  A fixed
+    path is answered for itself (``/jobs/batch``: POST), as OpenAPI reads paths, not
+    with the methods of a template it also fits (``/jobs/{id}``: the job "batch")."""
+    fixed = {
+        route.method
+        for resource in request.app.router.resources()
+        if isinstance(resource, web.PlainResource) and resource.canonical == request.path
+        for route in resource
+    }
+    if fixed:
+        return fixed - {"*"}
     exc = request.match_info.http_exception
     if exc is None:
         return {request.method}

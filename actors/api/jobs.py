@@ -25,6 +25,7 @@ from aiohttp import web
 
 from actors.api.backend import Backend
 from actors.api.body import read_json_object
+from actors.api.control import JobControl
 from actors.api.responses import json_response
 from actors.api.views import (
     Limits,
@@ -43,17 +44,19 @@ from scheduled_db.errors import (
     RequestError,
     ValidationError,
 )
-from scheduled_db.jobs.model import Attempt, Job, JobSpec, JobStatus
+from scheduled_db.jobs.model import Attempt, Job, JobSpec, JobStatus, JobType
 from scheduled_db.jobs.schedule import first_fire
 from scheduled_db.jobs.validation import (
     DEFAULT_MAX_PAYLOAD_BYTES,
     MAX_CURSOR_CHARS,
     job_id_problem,
     parse_job_spec,
+    parse_label_selector,
     parse_limit,
     validate_status_filter,
 )
 from scheduled_db.state.commands import CancelJob, Command, CreateJob, DeleteJob
+from scheduled_db.state.queries import JobFilter
 from scheduled_db.state.reads import (
     GetCounters,
     GetCurrentAttempts,
@@ -61,12 +64,13 @@ from scheduled_db.state.reads import (
     GetJob,
     ListJobs,
 )
-from scheduled_db.state.records import Counters, encode_job
+from scheduled_db.state.records import Counters, new_job_bytes
 from scheduled_db.state.results import CommandResult, ResultCode
 
 WRITE_TIMEOUT_S = 10.0
 READ_TIMEOUT_S = 10.0
 MAX_REASON_CHARS = 1000
+LIST_PARAMS = frozenset({"status", "limit", "cursor", "consistent", "label", "type", "paused"})
 _CURSOR = re.compile(rf"[A-Za-z0-9_-]{{1,{MAX_CURSOR_CHARS}}}", re.ASCII)
 
 
@@ -94,11 +98,12 @@ class JobRoutes:
         self._on_rejection = on_rejection
         self._max_payload = max_payload_bytes
         self._secret_names = frozenset(secret_names)
-        self._guard = guard
-        self._backend = backend
+        self.guard = guard
+        self.backend = backend
         self._limits = limits
-        self._max_body = max_body_bytes
-        self._clock = clock
+        self.max_body = max_body_bytes
+        self.clock = clock
+        self.write_timeout = WRITE_TIMEOUT_S
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -109,23 +114,24 @@ class JobRoutes:
             web.get("/jobs/{id}/status", self.status),
             web.get("/jobs/{id}/executions", self.executions),
             web.post("/jobs/{id}/cancel", self.cancel),
+            *JobControl(self).routes(),
         ]
 
     # --- helpers ----------------------------------------------------------------------
 
-    async def _read(self, query: Any) -> Any:
-        return await self._backend.read(query, timeout=READ_TIMEOUT_S)
+    async def read_state(self, query: Any) -> Any:
+        return await self.backend.read(query, timeout=READ_TIMEOUT_S)
 
-    async def _propose(self, command: Command) -> CommandResult:
-        return await self._backend.propose(command, timeout=WRITE_TIMEOUT_S)
+    async def propose(self, command: Command) -> CommandResult:
+        return await self.backend.propose(command, timeout=WRITE_TIMEOUT_S)
 
-    async def _job(self, job_id: str) -> Job:
-        job: Job | None = await self._read(GetJob(job_id))
+    async def job_or_404(self, job_id: str) -> Job:
+        job: Job | None = await self.read_state(GetJob(job_id))
         if job is None:
             raise JobNotFound(job_id)
         return job
 
-    def _spec(self, body: dict[str, object], now: int, generated_id: str) -> JobSpec:
+    def parse_spec(self, body: dict[str, object], now: int, generated_id: str) -> JobSpec:
         return parse_job_spec(
             body,
             now,
@@ -135,7 +141,7 @@ class JobRoutes:
         )
 
     @staticmethod
-    def _path_id(request: web.Request) -> str:
+    def path_id(request: web.Request) -> str:
         """The job id of the path, percent-decoded (``/jobs/tarea-a%C3%B1o``).  One
         that no job can have (validation refuses it on create) names no job: 404
         without a read or a Raft round trip."""
@@ -148,19 +154,19 @@ class JobRoutes:
     # --- create -----------------------------------------------------------------------
 
     async def create(self, request: web.Request) -> web.Response:
-        body = await read_json_object(request, self._max_body, required=True)
-        existing = await self._existing(body)
+        body = await read_json_object(request, self.max_body, required=True)
+        existing = await self.existing(body)
         if existing is not None:
             return json_response(job_view(existing))
-        now = self._clock()
-        spec = self._spec(body, now, str(uuid.uuid4()))
-        await self._guard.check(spec.webhook_url)  # the SSRF guard (may resolve the host)
+        now = self.clock()
+        spec = self.parse_spec(body, now, str(uuid.uuid4()))
+        await self.guard.check(spec.webhook_url)  # the SSRF guard (may resolve the host)
         next_run = first_fire(spec, now)
         if next_run is None:  # validation checked this at the same instant; belt and braces
             raise ValidationError("cron_expression", "never fires after the start time")
         command = CreateJob(spec, now, next_run)
-        await self._admit(command)
-        result = await self._propose(command)
+        await self.admit(command)
+        result = await self.propose(command)
         if result.code in (ResultCode.OK, ResultCode.EXISTS_IDENTICAL) and result.job:
             return json_response(job_view(result.job))
         if result.code is ResultCode.EXISTS_DIFFERENT:
@@ -169,37 +175,47 @@ class JobRoutes:
             raise ValidationError("id", result.detail or "is not a valid job id")
         raise UnexpectedResult(result)
 
-    async def _existing(self, body: dict[str, object]) -> Job | None:
+    async def existing(self, body: dict[str, object]) -> Job | None:
         """The stored job a create with this body is a retry of; 409 if the id is taken."""
         job_id = body.get("id")
         if not isinstance(job_id, str) or job_id_problem(job_id) is not None:
             return None  # validation refuses it below
-        job: Job | None = await self._read(GetJob(job_id))
+        job: Job | None = await self.read_state(GetJob(job_id))
         if job is None:
             return None  # Raft decides: the create answers EXISTS_* if it is there
         # Found here, but this node may be behind (a delete it has not applied yet):
         # look again once it has applied all the leader has committed (ReadIndex).
-        await self._backend.read_index(timeout=READ_TIMEOUT_S)
-        job = await self._read(GetJob(job_id))
+        await self.backend.read_index(timeout=READ_TIMEOUT_S)
+        job = await self.read_state(GetJob(job_id))
         if job is None:
             return None
-        try:
-            same = self._spec(body, job.created_at_ms, job_id) == job.spec
-        except ValidationError:
-            same = False
-        if not same:
+        if not self.same_spec(body, job):
             raise JobConflict(job_id)
         return job
 
-    async def _admit(self, command: CreateJob) -> None:
-        """Refuse a job past the queue limits (507).  Best effort: creates racing on
-        other connections may overshoot a limit by the number in flight."""
-        counters: Counters = await self._read(GetCounters())
+    def same_spec(self, body: dict[str, object], job: Job) -> bool:
+        """Whether ``body`` is the one that created ``job`` (validated as of then)."""
+        try:
+            return self.parse_spec(body, job.created_at_ms, job.id) == job.spec
+        except ValidationError:
+            return False
+
+    async def admit(self, *commands: CreateJob, body_bytes: int | None = None) -> None:
+        """Refuse jobs past the queue limits (507).  Best effort: creates racing on
+        other connections may overshoot a limit by the number in flight.
+
+        ``body_bytes``, the JSON they came in, allows a bound instead of encoding
+        every job (:func:`stored_bound`) when the queue is far from its limit."""
+        counters: Counters = await self.read_state(GetCounters())
         limits = self._limits
-        if counters.jobs + 1 > limits.job_limit:
+        if counters.jobs + len(commands) > limits.job_limit:
             self._on_rejection("job_count")
-            raise CapacityExceeded("job_count", counters.jobs, limits.job_limit, 1)
-        size = len(encode_job(Job(command.spec, command.created_at_ms, command.next_run_at_ms)))
+            raise CapacityExceeded("job_count", counters.jobs, limits.job_limit, len(commands))
+        if body_bytes is not None:
+            bound = stored_bound(body_bytes, commands)
+            if counters.bytes + bound <= limits.memory_limit_bytes:
+                return
+        size = sum(new_job_bytes(Job(c.spec, c.created_at_ms, c.next_run_at_ms)) for c in commands)
         if counters.bytes + size > limits.memory_limit_bytes:
             self._on_rejection("memory")
             raise CapacityExceeded("memory", counters.bytes, limits.memory_limit_bytes, size)
@@ -211,59 +227,73 @@ class JobRoutes:
     # leads, and this node applies up to its commit index): the read then sees
     # every write acknowledged before it began, on any node.
 
-    async def _linearize(self, request: web.Request) -> None:
+    async def linearize(self, request: web.Request) -> None:
         raw = request.query.get("consistent")
         if raw is None or raw == "false":
             return
         if raw != "true":
             raise ValidationError("consistent", "must be true or false")
-        await self._backend.read_index(timeout=READ_TIMEOUT_S)
+        await self.backend.read_index(timeout=READ_TIMEOUT_S)
 
     async def get(self, request: web.Request) -> web.Response:
-        job_id = self._path_id(request)
-        await self._linearize(request)
-        return json_response(job_view(await self._job(job_id)))
+        job_id = self.path_id(request)
+        await self.linearize(request)
+        return json_response(job_view(await self.job_or_404(job_id)))
 
     async def status(self, request: web.Request) -> web.Response:
-        job_id = self._path_id(request)
-        await self._linearize(request)
-        job = await self._job(job_id)
-        attempts = await self._current_attempts([job])
+        job_id = self.path_id(request)
+        await self.linearize(request)
+        job = await self.job_or_404(job_id)
+        attempts = await self.current_attempts([job])
         return json_response(status_view(job, attempts[job.id]))
 
-    async def _current_attempts(self, jobs: Sequence[Job]) -> dict[str, tuple[Attempt, ...]]:
+    async def current_attempts(self, jobs: Sequence[Job]) -> dict[str, tuple[Attempt, ...]]:
         if not jobs:
             return {}
-        found: dict[str, tuple[Attempt, ...]] = await self._read(
+        found: dict[str, tuple[Attempt, ...]] = await self.read_state(
             GetCurrentAttempts(tuple(j.id for j in jobs))
         )
         return found
 
     async def executions(self, request: web.Request) -> web.Response:
-        job_id = self._path_id(request)
-        await self._linearize(request)
-        job = await self._job(job_id)
+        job_id = self.path_id(request)
+        await self.linearize(request)
+        job = await self.job_or_404(job_id)
         raw_limit = request.query.get("limit")
         limit = None if raw_limit is None else parse_limit(raw_limit)
-        attempts = await self._read(GetExecutions(job.id, limit))
+        attempts = await self.read_state(GetExecutions(job.id, limit))
         views = [attempt_view(a) for a in attempts]
         return json_response({"job_id": job.id, "attempts": views})
 
     async def list(self, request: web.Request) -> web.Response:
+        """``GET /jobs``: every filter given must hold (``label`` may repeat).  With
+        filters beyond ``status``, ``total`` is null (counting them would read every
+        match) and a page may hold fewer than ``limit`` jobs with a ``next_cursor``."""
         query = request.query
+        unknown = sorted(k for k in query if k not in LIST_PARAMS)
+        if unknown:
+            known = ", ".join(sorted(LIST_PARAMS))
+            raise ValidationError(unknown[0], f"unknown query parameter (known: {known})")
         status = validate_status_filter(query["status"]) if "status" in query else None
         limit = parse_limit(query.get("limit"))
         cursor = _cursor(query.get("cursor"))
-        await self._linearize(request)
+        where = JobFilter(
+            job_type=_type_filter(query.get("type")),
+            labels=tuple(sorted({parse_label_selector(v) for v in query.getall("label", [])})),
+            paused=_bool_param("paused", query.get("paused")),
+        )
+        await self.linearize(request)
         try:
-            page = await self._read(ListJobs(status, cursor, limit))
+            page = await self.read_state(ListJobs(status, cursor, limit, where))
         except ValueError:
             if cursor is None:
                 raise
             raise ValidationError("cursor", "Invalid cursor") from None
-        attempts = await self._current_attempts(page.jobs)
-        counters: Counters = await self._read(GetCounters())
-        total = counters.jobs if status is None else counters.count(status)
+        attempts = await self.current_attempts(page.jobs)
+        counters: Counters = await self.read_state(GetCounters())
+        total: int | None = counters.jobs if status is None else counters.count(status)
+        if not where.only_status:
+            total = None
         return json_response(
             {
                 "jobs": [list_item_view(j, attempts.get(j.id, ())) for j in page.jobs],
@@ -275,8 +305,8 @@ class JobRoutes:
     # --- writes on a job --------------------------------------------------------------
 
     async def delete(self, request: web.Request) -> web.Response:
-        job_id = self._path_id(request)
-        result = await self._propose(DeleteJob(job_id))
+        job_id = self.path_id(request)
+        result = await self.propose(DeleteJob(job_id))
         if result.code is ResultCode.OK:
             return web.Response(status=204)
         if result.code is ResultCode.NOT_FOUND:
@@ -284,10 +314,10 @@ class JobRoutes:
         raise UnexpectedResult(result)
 
     async def cancel(self, request: web.Request) -> web.Response:
-        job_id = self._path_id(request)
-        body = await read_json_object(request, self._max_body, required=False)
+        job_id = self.path_id(request)
+        body = await read_json_object(request, self.max_body, required=False)
         reason = _cancel_reason(body)
-        result = await self._propose(CancelJob(job_id, self._clock(), reason))
+        result = await self.propose(CancelJob(job_id, self.clock(), reason))
         if result.code in (ResultCode.OK, ResultCode.UNCHANGED) and result.job:
             # The stored reason: a second cancel keeps the first one's time and reason.
             job = result.job
@@ -297,6 +327,31 @@ class JobRoutes:
         if result.code is ResultCode.ILLEGAL_TRANSITION and result.job:
             raise InvalidTransition(job_id, "cancel", _status_word(result.job.status))
         raise UnexpectedResult(result)
+
+
+def stored_bound(body_bytes: int, commands: Sequence[CreateJob]) -> int:
+    """More than the state bytes these creates add, from the JSON they came in: a
+    value's msgpack form is at most 4.5 times its JSON (a float: 2 bytes of JSON at
+    least, 9 of msgpack), the record's own fields are under 400 bytes, and the id is
+    repeated in at most 7 keys plus one per label."""
+    ids = sum((7 + len(c.spec.labels)) * len(c.spec.id.encode()) for c in commands)
+    return 5 * body_bytes + 400 * len(commands) + ids
+
+
+def _type_filter(value: str | None) -> JobType | None:
+    if value is None:
+        return None
+    if value not in ("unico", "recurrente"):
+        raise ValidationError("type", "must be unico or recurrente")
+    return JobType(value)
+
+
+def _bool_param(name: str, value: str | None) -> bool | None:
+    if value is None:
+        return None
+    if value not in ("true", "false"):
+        raise ValidationError(name, "must be true or false")
+    return value == "true"
 
 
 def _cursor(value: str | None) -> str | None:

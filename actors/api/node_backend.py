@@ -10,6 +10,7 @@ loop, and no actor ever waits on the HTTP side.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import pykka
@@ -31,7 +32,7 @@ from actors.storage.messages import ReadMany
 from scheduled_db.config.model import NodeConfig
 from scheduled_db.errors import UnknownOutcome
 from scheduled_db.raft.messages import ConfChange, ConfChangeType
-from scheduled_db.state.commands import Command
+from scheduled_db.state.commands import Batch, Command, encode_command
 from scheduled_db.state.reads import GetMembers
 from scheduled_db.state.records import encode_member
 from scheduled_db.state.results import CommandResult
@@ -70,6 +71,17 @@ class NodeBackend:
 
     async def propose(self, command: Command, timeout: float = 10.0) -> CommandResult:
         return await self._batcher.propose(command, timeout)
+
+    async def propose_batch(
+        self, commands: Sequence[Command], timeout: float = 10.0
+    ) -> tuple[CommandResult, ...]:
+        data = encode_command(Batch(tuple(commands)))
+        outcome = await self._proposal(lambda r: Propose(data, r), timeout)
+        if outcome.error is not None:
+            raise refusal_error(outcome.error, outcome.leader, outcome.detail)
+        if len(outcome.results) != len(commands):
+            raise RuntimeError(f"expected {len(commands)} results, got {len(outcome.results)}")
+        return tuple(outcome.results)
 
     async def _proposal(self, make: Any, timeout: float) -> ProposeOutcome:
         """Propose and wait; a proposal with no answer in time may still commit."""

@@ -59,8 +59,10 @@ def job_view(job: Job) -> dict[str, Any]:
         "timeout": duration_seconds(spec.timeout_ms),
         "timeout_ms": spec.timeout_ms,
         "signing_secret_ref": spec.signing_secret_ref,
+        "labels": spec.label_map,
         "status": job.status.value,
         "paused": job.paused,
+        "version": job.version,
         **instant("created_at", job.created_at_ms),
         **instant("next_run_at", job.next_run_at_ms),
     }

@@ -160,6 +160,9 @@ class SchedulerActor(pykka.ThreadingActor):
         self.claiming: dict[str, Due] = {}
         self.armed: SlotIndex[_Armed] = SlotIndex(self.s.slot_gap_ms)
         self.in_flight: dict[str, _Armed] = {}
+        # Committed claims of this term whose job was paused before they fired: not
+        # sent, and armed again if the job is resumed while this node leads.
+        self.held: dict[str, _Armed] = {}
         self.horizon = 0
         self.next_refill = 0
         self.next_claim_check = 0
@@ -267,6 +270,11 @@ class SchedulerActor(pykka.ThreadingActor):
                 attempt = result.attempt.attempt_num
                 armed = _Armed(result.job, due.occurrence_ms, attempt, due.fire_at_ms)
                 self.armed.add(key, due.fire_at_ms, armed)
+            elif result is not None and result.job is not None:
+                # Refused: the job changed while its claim was on the way (an update or
+                # a resume gave it another run, which Applied did not add: the job was
+                # busy being claimed).  Hold what it waits for now.
+                self._hold(key, result.job, None)
         self._wake()
 
     # -- the alarm --
@@ -405,7 +413,9 @@ class SchedulerActor(pykka.ThreadingActor):
 
     def _busy(self, key: str) -> bool:
         """Is an attempt of this job being claimed, armed or delivered already?"""
-        return key in self.claiming or key in self.armed or key in self.in_flight
+        return (
+            key in self.claiming or key in self.armed or key in self.in_flight or key in self.held
+        )
 
     def _refill(self, now: int) -> None:
         self.next_refill = now + self.s.slot_gap_ms
@@ -441,11 +451,26 @@ class SchedulerActor(pykka.ThreadingActor):
         job = r.job
         if r.kind in (K.DELETE, K.CANCEL, K.PAUSE) or job is None:
             self.due.remove(key)
-            self.armed.remove(key)
+            armed = self.armed.remove(key)
+            self.held.pop(key, None)
+            if r.kind is K.PAUSE and armed is not None:
+                self.held[key] = armed  # claimed, not sent: it waits for a resume
             if key in self.in_flight and r.kind is not K.PAUSE:
                 self.webhook.tell(AbortDelivery(key))
             return
-        due = _due_of(job, r.attempt)
+        if r.kind is K.RESUME:
+            held = self.held.pop(key, None)
+            if held is not None and job.status is JobStatus.IN_PROGRESS:
+                fire_at = max(held.fire_at_ms, self.clock())
+                self.armed.add(key, fire_at, _Armed(job, held.occurrence_ms, held.attempt, fire_at))
+                return
+            if job.status is JobStatus.IN_PROGRESS:
+                self.next_claim_check = 0  # an older term's claim: fire it again soon
+        self._hold(key, job, r.attempt)
+
+    def _hold(self, key: str, job: Job, attempt: Attempt | None) -> None:
+        """Hold the occurrence ``job`` waits for, if it is due within the hot window."""
+        due = _due_of(job, attempt)
         if due is not None and due.fire_at_ms < self.horizon and not self._busy(key):
             self.due.add(key, due.fire_at_ms, due)
 

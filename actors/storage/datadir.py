@@ -156,6 +156,18 @@ class RocksStateView:
                 return
             yield k, v
 
+    def iter_range_reverse(self, lo: bytes, hi: bytes) -> Iterator[tuple[bytes, bytes]]:
+        it = self._cf.iter()
+        it.seek_for_prev(hi)
+        while it.valid():
+            k = cast(bytes, it.key())
+            if k < lo:
+                break
+            if k < hi:  # seek_for_prev lands on hi itself when it exists
+                yield k, cast(bytes, it.value())
+            it.prev()
+        it.status()
+
 
 def raw_items(cf: Rdict, start: bytes) -> Iterator[tuple[bytes, bytes]]:
     """Pairs from ``start`` on; raw mode makes every key and value ``bytes``.

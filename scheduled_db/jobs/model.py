@@ -63,13 +63,23 @@ class JobSpec:
     # The name of a webhooks.signing_secrets entry, never a secret.  Absent from the
     # wire form when None, so entries and records written before it existed decode.
     signing_secret_ref: str | None = None
+    # Labels, as sorted (key, value) pairs: hashable like the rest of a spec, and
+    # one order for equal sets.  Absent from the wire form when empty (as above).
+    labels: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def label_map(self) -> dict[str, str]:
+        return dict(self.labels)
 
     def to_wire(self) -> dict[str, Any]:
         d = asdict(self)
         d["type"] = self.type.value
         d["misfire_policy"] = self.misfire_policy.value
-        if self.signing_secret_ref is None:
-            del d["signing_secret_ref"]
+        for name in SPEC_ADDED_LATER:
+            if d[name] in (None, ()):
+                del d[name]
+        if self.labels:
+            d["labels"] = [list(pair) for pair in self.labels]
         return d
 
     @staticmethod
@@ -79,11 +89,19 @@ class JobSpec:
                 **d,
                 "type": JobType(d["type"]),
                 "misfire_policy": MisfirePolicy(d["misfire_policy"]),
+                "labels": tuple((str(k), str(v)) for k, v in d.get("labels") or ()),
             }
         )
 
 
+# Spec fields added after the first records and entries were written: on the wire
+# only when set (not None, not empty), so what was written before decodes, and a
+# spec that does not use them encodes exactly as before.
+SPEC_ADDED_LATER = ("signing_secret_ref", "labels")
+
+
 JOB_ADDED_LATER = ("cancellation_reason", "cancelled_at_ms")  # on the wire only when set
+FIRST_VERSION = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +124,10 @@ class Job:
     # jobs never cancelled are byte for byte what they were.
     cancellation_reason: str | None = None
     cancelled_at_ms: int | None = None
+    # Counts the changes clients made to the job: 1 at create, +1 for every update,
+    # pause and resume that changed it (a fire does not).  ``If-Match`` compares it.
+    # Added later: absent from the wire while 1, as in records written before.
+    version: int = FIRST_VERSION
 
     @property
     def id(self) -> str:
@@ -121,6 +143,8 @@ class Job:
         for name in JOB_ADDED_LATER:
             if d[name] is None:
                 del d[name]
+        if self.version == FIRST_VERSION:
+            del d["version"]
         return d
 
     @staticmethod

@@ -50,7 +50,18 @@ JOB_FIELDS = (  # what a job body may hold; anything else is refused by name
     "max_attempts",
     "timeout",
     "signing_secret_ref",
+    "labels",
 )
+MAX_LABELS = 32
+MAX_LABEL_KEY_CHARS = 63
+MAX_LABEL_VALUE_CHARS = 256
+# A label key: letters, digits and "-_./", beginning and ending with a letter or a
+# digit (Kubernetes' keys, prefix and all: "team", "app.kubernetes.io/name").  It is
+# written in a query as ``label=key=value``, so it has no "=".
+LABEL_KEY = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._/-]{0,61}[A-Za-z0-9])?", re.ASCII)
+# A label value: any text without control characters (nor the separators and lone
+# surrogates ids refuse), empty included.
+_LABEL_VALUE_REFUSED = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
 # What no job id may contain: "/" (a job is addressed as one path segment,
 # /jobs/{id}), control characters (Unicode Cc: NUL, tab, newlines, DEL, C1), the
 # line and paragraph separators U+2028/U+2029 (they break log lines and some JSON
@@ -98,9 +109,51 @@ def parse_job_spec(
         max_attempts=_max_attempts(fields.get("max_attempts")),
         timeout_ms=_timeout(fields.get("timeout")),
         signing_secret_ref=_secret_ref(fields.get("signing_secret_ref"), secret_names),
+        labels=parse_labels(fields.get("labels")),
     )
     _check_fires(spec, now_ms)
     return spec
+
+
+def parse_labels(value: object) -> tuple[tuple[str, str], ...]:
+    """A job's ``labels`` object as sorted (key, value) pairs; null or {} is none."""
+    if value is None:
+        return ()
+    if not isinstance(value, dict):
+        raise ValidationError("labels", "must be an object of string values")
+    if len(value) > MAX_LABELS:
+        raise ValidationError("labels", f"at most {MAX_LABELS} labels")
+    for key, text in value.items():
+        label_problem(key, text)
+    return tuple(sorted(value.items()))
+
+
+def label_problem(key: object, value: object, field: str = "labels") -> None:
+    """Raise a ValidationError naming ``field`` if (key, value) is no valid label."""
+    if not isinstance(key, str) or not LABEL_KEY.fullmatch(key):
+        shown = safe_text(key, 40) if isinstance(key, str) else repr(key)
+        raise ValidationError(
+            field,
+            f"label key {shown} must be 1-{MAX_LABEL_KEY_CHARS} letters, digits or '-_./', "
+            "beginning and ending with a letter or digit",
+        )
+    if not isinstance(value, str):
+        raise ValidationError(field, f"the value of label {key} must be a string")
+    if len(value) > MAX_LABEL_VALUE_CHARS or _LABEL_VALUE_REFUSED.search(value):
+        raise ValidationError(
+            field,
+            f"the value of label {key} must be at most {MAX_LABEL_VALUE_CHARS} characters "
+            "without control characters",
+        )
+
+
+def parse_label_selector(text: str) -> tuple[str, str]:
+    """A ``label`` query parameter, ``key=value``, as (key, value)."""
+    key, eq, value = text.partition("=")
+    if not eq:
+        raise ValidationError("label", "must be key=value, e.g. label=team=billing")
+    label_problem(key, value, field="label")
+    return key, value
 
 
 def _as_object(body: object) -> dict[str, Any]:

@@ -25,7 +25,14 @@ from typing import Any
 
 import msgpack
 
-from scheduled_db.jobs.model import ErrorType, JobSpec, JobStatus, JobType, MisfirePolicy
+from scheduled_db.jobs.model import (
+    SPEC_ADDED_LATER,
+    ErrorType,
+    JobSpec,
+    JobStatus,
+    JobType,
+    MisfirePolicy,
+)
 from scheduled_db.state.records import spec_to_wire
 
 COMMAND_VERSION = 1
@@ -119,10 +126,13 @@ class CompleteOccurrence:
 
 @dataclass(frozen=True, slots=True)
 class UpdateJob:
-    """Replace the spec of a pending job (same id) and its next fire time."""
+    """Replace the spec of an unfinished job with no attempt in flight (same id) and
+    its next fire time.  ``expected_version``: applied only if the job's version is
+    still this one (added later: may be absent)."""
 
     spec: JobSpec
     next_run_at_ms: int
+    expected_version: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,12 +210,17 @@ def _opt_enum_codec(cls: type[Enum]) -> Codec:
 
 
 _SPEC_FIELDS = frozenset(f.name for f in fields(JobSpec))
-_SPEC_OPTIONAL = frozenset({"signing_secret_ref"})  # on the wire only when set
+_SPEC_OPTIONAL = frozenset(SPEC_ADDED_LATER)  # on the wire only when set
 
 
 def _spec_in(v: Any) -> JobSpec:
     _check(isinstance(v, dict) and set(v) >= _SPEC_FIELDS - _SPEC_OPTIONAL, "bad job spec fields")
     _check(set(v) <= _SPEC_FIELDS, "bad job spec fields")
+    labels = v.get("labels", [])
+    _check(isinstance(labels, list), "bad labels")
+    for pair in labels:
+        _check(isinstance(pair, list) and len(pair) == 2, "bad labels")
+        _check(all(isinstance(x, str) for x in pair), "bad labels")
     spec = JobSpec.from_wire(v)
     _check(isinstance(spec.id, str) and isinstance(spec.timezone, str), "bad job spec")
     for name in ("timestamp_ms", "last_date_ms", "max_attempts", "timeout_ms"):
@@ -241,14 +256,14 @@ _SCHEMA: dict[CommandKind, tuple[type[Any], tuple[Codec, ...]]] = {
         (STR, UINT, UINT, STATUS, UINT, OPT_UINT, OPT_UINT, OPT_STR, OPT_ERROR, OPT_UINT),
     ),
     CommandKind.COMPLETE: (CompleteOccurrence, (STR, UINT, OPT_UINT, OPT_STATUS, UINT)),
-    CommandKind.UPDATE: (UpdateJob, (SPEC, UINT)),
+    CommandKind.UPDATE: (UpdateJob, (SPEC, UINT, OPT_UINT)),
     CommandKind.PAUSE: (PauseJob, (STR,)),
     CommandKind.RESUME: (ResumeJob, (STR, OPT_UINT)),
     CommandKind.PRUNE_HISTORY: (PruneHistory, (UINT, UINT)),
 }
 # How many of a command's last fields were added after its first version: absent
 # from older entries, and left off the wire while None (see the module docstring).
-_ADDED_LATER: dict[CommandKind, int] = {CommandKind.CANCEL: 1}
+_ADDED_LATER: dict[CommandKind, int] = {CommandKind.CANCEL: 1, CommandKind.UPDATE: 1}
 _KIND_OF: dict[type[Any], CommandKind] = {cls: kind for kind, (cls, _) in _SCHEMA.items()}
 _KIND_OF[Batch] = CommandKind.BATCH
 

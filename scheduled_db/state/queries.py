@@ -11,13 +11,20 @@ import binascii
 from dataclasses import dataclass
 from itertools import islice
 
-from scheduled_db.jobs.model import Attempt, Job, JobStatus
+from scheduled_db.jobs.model import Attempt, Job, JobStatus, JobType
 from scheduled_db.raft.messages import ConfState
 from scheduled_db.state import records as r
-from scheduled_db.state.stateview import StateView
+from scheduled_db.state.stateview import ReverseStateView, StateView
 from scheduled_db.state.txn import load_counters
 
 MAX_PAGE = 1000
+# A filtered listing examines at most this many index entries for one page: a page
+# may then hold fewer items than asked (even none) with a next_cursor to go on from.
+MAX_EXAMINED = 10_000
+# Attempts are indexed by claim time, which comes before the start by at most the
+# scheduler's claim-ahead (milliseconds): a listing "since" a time looks back this
+# much further among the claims, and keeps those that started since.
+CLAIM_LEAD_MS = 60_000
 
 
 class InvalidCursorError(ValueError):
@@ -66,21 +73,145 @@ def _require(job: Job | None, job_id: str) -> Job:
     return job
 
 
+@dataclass(frozen=True, slots=True)
+class JobFilter:
+    """What a listing keeps: every condition given must hold (AND)."""
+
+    status: JobStatus | None = None
+    job_type: JobType | None = None
+    labels: tuple[tuple[str, str], ...] = ()
+    paused: bool | None = None
+
+    def matches(self, job: Job) -> bool:
+        if self.status is not None and job.status is not self.status:
+            return False
+        if self.job_type is not None and job.spec.type is not self.job_type:
+            return False
+        if self.paused is not None and job.paused is not self.paused:
+            return False
+        mine = job.spec.labels
+        return all(pair in mine for pair in self.labels)
+
+    @property
+    def only_status(self) -> bool:
+        return not (self.job_type or self.labels or self.paused is not None)
+
+
+def _index_for(view: StateView, f: JobFilter) -> bytes:
+    """The index a listing scans: the narrowest one its filter names (a label, the
+    type, paused, the status), else the jobs themselves.  Each holds ids in order."""
+    if f.labels:
+        return r.label_prefix(*f.labels[0])
+    indexed = view.get(r.INDEXES) is not None  # else: written before these indexes
+    if f.job_type is not None and indexed:
+        return r.type_prefix(f.job_type)
+    if f.paused is True and indexed:
+        return r.PAUSED
+    if f.status is not None:
+        return r.status_prefix(f.status)
+    return r.JOB
+
+
 def list_jobs(
-    view: StateView, status: JobStatus | None = None, cursor: str | None = None, limit: int = 100
+    view: StateView,
+    status: JobStatus | None = None,
+    cursor: str | None = None,
+    limit: int = 100,
+    where: JobFilter | None = None,
 ) -> JobPage:
-    """Jobs in id order (of one status if given), from after ``cursor``."""
+    """Jobs in id order that pass ``where`` (and have ``status`` if given), from
+    after ``cursor``.  A page examines at most :data:`MAX_EXAMINED` index entries."""
     limit = max(1, min(limit, MAX_PAGE))
-    prefix = r.JOB if status is None else r.status_prefix(status)
+    f = where or JobFilter()
+    if status is not None:
+        f = JobFilter(status, f.job_type, f.labels, f.paused)
+    prefix = _index_for(view, f)
     lo = prefix if cursor is None else prefix + decode_cursor(cursor).encode() + b"\0"
-    pairs = list(islice(view.iter_range(lo, r.prefix_end(prefix)), limit + 1))
-    ids = [k[len(prefix) :].decode() for k, _ in pairs[:limit]]
-    if status is None:
-        jobs = [r.decode_job(v) for _, v in pairs[:limit]]
+    if f.only_status:
+        # The index is exact: every entry is a match (the common, unfiltered case).
+        pairs = list(islice(view.iter_range(lo, r.prefix_end(prefix)), limit + 1))
+        ids = [k[len(prefix) :].decode() for k, _ in pairs[:limit]]
+        if prefix == r.JOB:
+            jobs = [r.decode_job(v) for _, v in pairs[:limit]]
+        else:
+            jobs = [_require(get_job(view, i), i) for i in ids]
+        more = len(pairs) > limit
+        return JobPage(tuple(jobs), encode_cursor(ids[-1]) if more else None)
+    found: list[Job] = []
+    last = ""
+    for examined, (key, value) in enumerate(view.iter_range(lo, r.prefix_end(prefix))):
+        job_id = key[len(prefix) :].decode()
+        if len(found) == limit or examined == MAX_EXAMINED:
+            return JobPage(tuple(found), encode_cursor(last))
+        last = job_id
+        job = r.decode_job(value) if prefix == r.JOB else _require(get_job(view, job_id), job_id)
+        if f.matches(job):
+            found.append(job)
+    return JobPage(tuple(found), None)
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionPage:
+    """Attempts across all jobs, newest claim first; ``next_cursor`` goes on (older)."""
+
+    attempts: tuple[Attempt, ...]
+    next_cursor: str | None
+
+
+def recent_attempts(
+    view: ReverseStateView,
+    *,
+    status: JobStatus | None = None,
+    since_ms: int | None = None,
+    job_id: str | None = None,
+    cursor: str | None = None,
+    limit: int = 100,
+) -> ExecutionPage:
+    """Attempts of every job (or of ``job_id``), newest first, that started at or
+    after ``since_ms`` and have ``status``.  Scans the by-claim-time index backwards
+    from ``cursor`` (a position it handed out), examining at most MAX_EXAMINED."""
+    limit = max(1, min(limit, MAX_PAGE))
+    if job_id is not None:
+        # One job's history, by (occurrence, attempt): newest first backwards too.
+        prefix = r.history_prefix(job_id)
+        lo = prefix
     else:
-        jobs = [_require(get_job(view, i), i) for i in ids]
-    more = len(pairs) > limit
-    return JobPage(tuple(jobs), encode_cursor(ids[-1]) if more else None)
+        prefix = r.BY_START
+        lo = prefix if since_ms is None else prefix + r.u64(max(0, since_ms - CLAIM_LEAD_MS))
+    hi = r.prefix_end(prefix) if cursor is None else prefix + _decode_bytes(cursor)
+    found: list[Attempt] = []
+    examined = 0
+    for key, value in view.iter_range_reverse(lo, hi):
+        if len(found) == limit or examined == MAX_EXAMINED:
+            # Go on from this entry: the next page's range ends just after it.
+            return ExecutionPage(tuple(found), _encode_bytes(key[len(prefix) :] + b"\0"))
+        examined += 1
+        if job_id is None:
+            raw = view.get(r.history_key(*r.parse_by_start_key(key)))
+            if raw is None:
+                continue
+            value = raw
+        a = r.decode_attempt(value)
+        if status is not None and a.status is not status:
+            continue
+        if since_ms is not None and a.start_time_ms < since_ms:
+            continue
+        found.append(a)
+    return ExecutionPage(tuple(found), None)
+
+
+def _encode_bytes(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_bytes(cursor: str) -> bytes:
+    try:
+        raw = base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidCursorError(cursor) from None
+    if not raw:
+        raise InvalidCursorError(cursor)
+    return raw
 
 
 def executions(view: StateView, job_id: str, limit: int | None = None) -> tuple[Attempt, ...]:

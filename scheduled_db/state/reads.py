@@ -13,7 +13,7 @@ from typing import Never, NoReturn
 
 from scheduled_db.jobs.model import JobStatus
 from scheduled_db.state import fsm, queries
-from scheduled_db.state.stateview import StateView, state_digest
+from scheduled_db.state.stateview import ReverseStateView, state_digest
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +28,19 @@ class ListJobs:
     """One :class:`~scheduled_db.state.queries.JobPage`; raises InvalidCursorError."""
 
     status: JobStatus | None = None
+    cursor: str | None = None
+    limit: int = 100
+    where: queries.JobFilter | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RecentAttempts:
+    """One :class:`~scheduled_db.state.queries.ExecutionPage`: attempts across jobs,
+    newest first; raises InvalidCursorError."""
+
+    status: JobStatus | None = None
+    since_ms: int | None = None
+    job_id: str | None = None
     cursor: str | None = None
     limit: int = 100
 
@@ -95,6 +108,7 @@ Query = (
     GetJob
     | ListJobs
     | GetExecutions
+    | RecentAttempts
     | GetCurrentAttempts
     | DueBefore
     | DueOccurrences
@@ -106,14 +120,23 @@ Query = (
 )
 
 
-def answer(view: StateView, query: Query) -> object:
+def answer(view: ReverseStateView, query: Query) -> object:  # noqa: C901 (a case per query)
     """The answer to ``query`` from ``view``.  Raises InvalidCursorError (a bad list
     cursor) and TypeError (not a query); mypy checks that every query is handled."""
     match query:
         case GetJob():
             return queries.get_job(view, query.job_id)
         case ListJobs():
-            return queries.list_jobs(view, query.status, query.cursor, query.limit)
+            return queries.list_jobs(view, query.status, query.cursor, query.limit, query.where)
+        case RecentAttempts():
+            return queries.recent_attempts(
+                view,
+                status=query.status,
+                since_ms=query.since_ms,
+                job_id=query.job_id,
+                cursor=query.cursor,
+                limit=query.limit,
+            )
         case GetExecutions():
             return queries.executions(view, query.job_id, query.limit)
         case GetCurrentAttempts():

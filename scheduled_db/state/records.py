@@ -18,6 +18,10 @@ key                                        value
 ``c/<id>``                                 empty: a claim without outcome
 ``h/<id>\\0<be64 occurrence><be32 n>``      the :class:`Attempt` record
 ``t/<be64 claim ms><id>\\0<be64 occ><be32 n>`` empty: attempts by claim time (pruning)
+``y/<type>\\0<id>``                         empty: jobs by type
+``l/<key>\\0<value>\\0<id>``                empty: jobs by label (keys, values: no NUL)
+``p/<id>``                                 empty: paused jobs
+``m/indexes``                              the version of the index set above (see txn)
 =========================================  ===========================================
 """
 
@@ -31,12 +35,14 @@ from typing import Any, TypeVar
 import msgpack
 
 from scheduled_db.jobs.model import (
+    FIRST_VERSION,
     JOB_ADDED_LATER,
     MAX_JOB_ID_CHARS,
     Attempt,
     Job,
     JobSpec,
     JobStatus,
+    JobType,
 )
 from scheduled_db.raft.messages import ConfState
 
@@ -58,6 +64,13 @@ DUE = b"d/"
 CLAIM = b"c/"
 HISTORY = b"h/"
 BY_START = b"t/"
+BY_TYPE = b"y/"
+BY_LABEL = b"l/"
+PAUSED = b"p/"
+INDEXES = b"m/indexes"
+# The index set of this code: 2 added y/, l/ and p/.  A state without the key was
+# written by an older version; its first apply builds them (txn.Txn.finish).
+INDEXES_VERSION = 2
 
 STATUS_ORDER = tuple(JobStatus)  # fixed order of the per-status counters
 
@@ -101,6 +114,43 @@ def status_prefix(status: JobStatus) -> bytes:
 
 def status_key(status: JobStatus, job_id: str) -> bytes:
     return status_prefix(status) + id_bytes(job_id)
+
+
+def type_prefix(job_type: JobType) -> bytes:
+    return BY_TYPE + job_type.value.encode() + b"\0"
+
+
+def label_prefix(key: str, value: str) -> bytes:
+    return BY_LABEL + key.encode() + b"\0" + value.encode() + b"\0"
+
+
+def paused_key(job_id: str) -> bytes:
+    return PAUSED + id_bytes(job_id)
+
+
+def index_keys(job: Job) -> list[bytes]:
+    """The keys of the by-type, by-label and paused indexes that hold ``job``."""
+    keys = [type_prefix(job.spec.type) + id_bytes(job.id)]
+    keys.extend(label_prefix(k, v) + id_bytes(job.id) for k, v in job.spec.labels)
+    if job.paused:
+        keys.append(paused_key(job.id))
+    return keys
+
+
+def new_job_bytes(job: Job) -> int:
+    """What storing a new ``job`` adds to :attr:`Counters.bytes`: its record, its
+    execution record and its index keys (the figure a create is admitted by)."""
+    encoded = encode_job(job)
+    keys = [
+        job_key(job.id),
+        exec_key(job.id),
+        status_key(job.status, job.id),
+        *index_keys(job),
+    ]
+    if job.next_run_at_ms is not None:
+        keys.append(due_key(job.next_run_at_ms, job.id))
+    execution = encode_execution(Execution(job.next_run_at_ms))
+    return len(encoded) + len(execution) + sum(len(k) for k in keys)
 
 
 def due_key(at_ms: int, job_id: str) -> bytes:
@@ -215,6 +265,10 @@ def spec_to_wire(spec: JobSpec) -> dict[str, Any]:
     d["misfire_policy"] = spec.misfire_policy.value
     if spec.signing_secret_ref is None:
         del d["signing_secret_ref"]
+    if spec.labels:
+        d["labels"] = [list(pair) for pair in spec.labels]
+    else:
+        del d["labels"]
     return d
 
 
@@ -225,6 +279,8 @@ def job_to_wire(job: Job) -> dict[str, Any]:
     for name in JOB_ADDED_LATER:
         if d[name] is None:
             del d[name]
+    if job.version == FIRST_VERSION:
+        del d["version"]
     return d
 
 
@@ -271,6 +327,10 @@ def decode_counters(data: bytes) -> Counters:
         return Counters(jobs, size, by_status, int(rest[0]) if rest else None)
 
     return _decoded("counters", data, build)
+
+
+def encode_indexes_version(version: int) -> bytes:
+    return _pack(version)
 
 
 def encode_applied(index: int, term: int) -> bytes:

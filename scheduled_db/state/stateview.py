@@ -30,6 +30,14 @@ class StateView(Protocol):
         ...
 
 
+class ReverseStateView(StateView, Protocol):
+    """A view that also scans backwards (the newest-first listings)."""
+
+    def iter_range_reverse(self, lo: bytes, hi: bytes) -> Iterator[tuple[bytes, bytes]]:
+        """Pairs with ``lo <= key < hi`` in descending key order."""
+        ...
+
+
 class MemoryState:
     """A dict-backed state: the twin of the RocksDB state for tests and replays."""
 
@@ -44,6 +52,12 @@ class MemoryState:
         keys = self._sorted()
         start, end = bisect.bisect_left(keys, lo), bisect.bisect_left(keys, hi)
         for k in keys[start:end]:
+            yield k, self._data[k]
+
+    def iter_range_reverse(self, lo: bytes, hi: bytes) -> Iterator[tuple[bytes, bytes]]:
+        keys = self._sorted()
+        start, end = bisect.bisect_left(keys, lo), bisect.bisect_left(keys, hi)
+        for k in reversed(keys[start:end]):
             yield k, self._data[k]
 
     def apply(self, writes: Iterable[Write]) -> None:

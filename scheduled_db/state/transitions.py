@@ -265,14 +265,28 @@ def complete(tx: Txn, cmd: c.CompleteOccurrence) -> CommandResult:
 
 
 def update(tx: Txn, cmd: c.UpdateJob) -> CommandResult:
+    """A new spec for a job that is not finished and has no attempt in flight: its
+    occurrence starts anew at ``next_run_at_ms`` (a retry waiting is dropped)."""
     job = _unfinished(tx, K.UPDATE, cmd.spec.id)
     if isinstance(job, CommandResult):
         return job
-    if job.status is not JobStatus.PENDING:
+    if cmd.expected_version is not None and cmd.expected_version != job.version:
+        why = f"version {job.version}, not {cmd.expected_version}"
+        return _reject(ResultCode.STALE, K.UPDATE, job.id, job, why)
+    if cmd.spec.type is not job.spec.type:
+        return _reject(ResultCode.INVALID, K.UPDATE, job.id, job, "the type cannot change")
+    if job.status is JobStatus.IN_PROGRESS:
         why = f"status {job.status.value}"
         return _reject(ResultCode.ILLEGAL_TRANSITION, K.UPDATE, job.id, job, why)
     tx.put_exec(job.id, Execution(cmd.next_run_at_ms))
-    new = job.evolve(spec=cmd.spec, next_run_at_ms=cmd.next_run_at_ms, attempt_count=0)
+    new = job.evolve(
+        spec=cmd.spec,
+        status=JobStatus.PENDING,
+        next_run_at_ms=cmd.next_run_at_ms,
+        attempt_count=0,
+        executing_node_id=None,
+        version=job.version + 1,
+    )
     tx.put_job(job, new)
     return CommandResult(ResultCode.OK, K.UPDATE, job.id, new)
 
@@ -295,7 +309,7 @@ def pause(tx: Txn, cmd: c.PauseJob) -> CommandResult:
         return job
     if job.paused:
         return CommandResult(ResultCode.UNCHANGED, K.PAUSE, job.id, job)
-    new = job.evolve(paused=True)
+    new = job.evolve(paused=True, version=job.version + 1)
     tx.put_job(job, new)
     return CommandResult(ResultCode.OK, K.PAUSE, job.id, new)
 
@@ -306,7 +320,7 @@ def resume(tx: Txn, cmd: c.ResumeJob) -> CommandResult:
         return job
     if not job.paused:
         return CommandResult(ResultCode.UNCHANGED, K.RESUME, job.id, job)
-    new = job.evolve(paused=False)
+    new = job.evolve(paused=False, version=job.version + 1)
     if cmd.next_run_at_ms is not None and job.status is JobStatus.PENDING:
         # The leader applied the misfire policy: runs missed while paused move on.
         tx.put_exec(job.id, Execution(cmd.next_run_at_ms))

@@ -71,6 +71,14 @@ class Txn:
                 self.ov.delete(old_due)
             if new_due is not None:
                 self.ov.put(new_due, b"")
+        if old is None or old.spec is not new.spec or old.paused is not new.paused:
+            old_keys = set() if old is None else set(r.index_keys(old))
+            new_keys = r.index_keys(new)
+            for key in old_keys.difference(new_keys):
+                self.ov.delete(key)
+            for key in new_keys:
+                if key not in old_keys:
+                    self.ov.put(key, b"")
 
     def remove_job(self, job: Job) -> None:
         """Delete the job, its indexes, its execution record and its history."""
@@ -84,6 +92,8 @@ class Txn:
         for key in (r.job_key(job.id), r.exec_key(job.id), r.claim_key(job.id)):
             self.ov.delete(key)
         self.ov.delete(r.status_key(job.status, job.id))
+        for key in r.index_keys(job):
+            self.ov.delete(key)
         self._jobs -= 1
         self._by_status[job.status] -= 1
 
@@ -140,6 +150,8 @@ class Txn:
         """Write the applied position, conf state and counters; return all writes."""
         if conf is not None:
             self.ov.put(r.CONF, r.encode_conf(conf))
+        if self.ov.get(r.INDEXES) is None:
+            self._build_indexes()
         self.ov.put(r.APPLIED, r.encode_applied(applied, term))
         counters = r.Counters(
             self._jobs,
@@ -149,6 +161,14 @@ class Txn:
         )
         self.ov.put(r.COUNTERS, r.encode_counters(counters))
         return self.ov.writes()
+
+    def _build_indexes(self) -> None:
+        """Index every job (a state written before these indexes existed): the same
+        keys on every replica, whenever it runs, since they follow from the jobs."""
+        for _, value in list(self.ov.iter_range(*_range(r.JOB))):
+            for key in r.index_keys(r.decode_job(value)):
+                self.ov.put(key, b"")
+        self.ov.put(r.INDEXES, r.encode_indexes_version(r.INDEXES_VERSION))
 
 
 def _by_start(a: Attempt) -> bytes:

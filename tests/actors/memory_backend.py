@@ -12,6 +12,7 @@ requests stay in flight for as long as a test needs.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import Any
 
 from actors.api.backend import NodeStatus, ServerInfo, refusal_error
@@ -21,6 +22,7 @@ from scheduled_db.jobs.model import ErrorType, JobStatus
 from scheduled_db.raft.messages import Entry
 from scheduled_db.state import fsm, queries, reads
 from scheduled_db.state.commands import (
+    Batch,
     ClaimOccurrence,
     Command,
     CompleteOccurrence,
@@ -112,6 +114,18 @@ class MemoryBackend:
         self.proposed.append(command)
         (result,) = self.apply(command)
         return result
+
+    async def propose_batch(
+        self, commands: Sequence[Command], timeout: float = 10.0
+    ) -> tuple[CommandResult, ...]:
+        await self._wait(self.held_writes)
+        if self.time_out:
+            raise UnknownOutcome("no outcome in time")
+        if self.refusal is not None:
+            raise self.refusal
+        batch = Batch(tuple(commands))
+        self.proposed.append(batch)
+        return tuple(self.apply(batch))
 
     async def read(self, query: Any, timeout: float = 10.0) -> Any:
         await self._wait(self.held_reads)

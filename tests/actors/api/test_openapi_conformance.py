@@ -125,6 +125,69 @@ async def executions_and_cancel(c: Checked) -> None:
     ).status == 415
 
 
+async def changes_and_finding(c: Checked) -> None:
+    """PATCH, pause, resume, batch, label filters, upcoming runs, executions of all."""
+    job = {"id": "j", "type": "recurrente", "cron_expression": "@hourly", "labels": {"t": "a"}}
+    assert (await c.call("POST", "/jobs", body=job)).status == 200
+    patch = {"cron_expression": "@daily", "labels": {"t": None, "u": "b"}}
+    updated = await c.call("PATCH", "/jobs/{id}", "/jobs/j", body=patch, headers={"If-Match": "1"})
+    assert updated.status == 200 and updated.body["labels"] == {"u": "b"}
+    assert updated.body["version"] == 2
+    stale = await c.call("PATCH", "/jobs/{id}", "/jobs/j", body={"timezone": "UTC"},
+                         headers={"If-Match": '"1"'})  # fmt: skip
+    assert (stale.status, stale.body["code"], stale.body["version"]) == (412, "version_mismatch", 2)
+    for bad in ({"type": "unico"}, {"id": "k"}, {"cron_expression": "x"}, {"nope": 1}):
+        assert (await c.call("PATCH", "/jobs/{id}", "/jobs/j", body=bad)).status == 400, bad
+    assert (await c.call("PATCH", "/jobs/{id}", "/jobs/none", body={})).status == 404
+    big = b'{"payload": "' + b"x" * 3000 + b'"}'
+    merge = {"Content-Type": "application/merge-patch+json"}
+    assert (await c.call("PATCH", "/jobs/{id}", "/jobs/j", data=big, headers=merge)).status == 413
+    text = {"Content-Type": "text/plain"}
+    assert (await c.call("PATCH", "/jobs/{id}", "/jobs/j", data=b"x", headers=text)).status == 415
+    for action in ("pause", "resume"):
+        template, path = f"/jobs/{{id}}/{action}", f"/jobs/j/{action}"
+        for _ in range(2):  # the second is a no-op
+            reply = await c.call("POST", template, path)
+            assert reply.status == 200 and reply.body["paused"] is (action == "pause")
+        assert (await c.call("POST", template, f"/jobs/none/{action}")).status == 404
+        assert (await c.call("POST", template, path, data=b"{", headers=JSON)).status == 400
+        assert (await c.call("POST", template, path, data=big, headers=JSON)).status == 413
+        assert (await c.call("POST", template, path, data=b"x", headers=text)).status == 415
+    assert (
+        await c.call("POST", "/jobs", body={"id": "u", "type": "unico", "timestamp": NOW_S + 60})
+    ).status == 200
+    c.backend.run_attempt("u", JobStatus.COMPLETED, START_MS + 60_000, final=True)
+    for template, path in (("/jobs/{id}", "/jobs/u"), ("/jobs/{id}/pause", "/jobs/u/pause")):
+        method = "PATCH" if template == "/jobs/{id}" else "POST"
+        body = {"payload": {"a": 1}} if method == "PATCH" else None
+        finished = await c.call(method, template, path, body=body)
+        assert (finished.status, finished.body["code"]) == (409, "job_finished")
+    assert (await c.call("POST", "/jobs/{id}/resume", "/jobs/u/resume")).status == 409
+    batch = {"jobs": [{"id": "b1", "type": "unico", "timestamp": NOW_S + 60}, {"type": "x"}]}
+    reply = await c.call("POST", "/jobs/batch", body=batch)
+    assert [r["status"] for r in reply.body["results"]] == [200, 400]
+    assert (await c.call("POST", "/jobs/batch", body={"jobs": []})).status == 400
+    assert (await c.call("POST", "/jobs/batch", data=big, headers=JSON)).status == 413
+    assert (await c.call("POST", "/jobs/batch", data=b"x", headers=text)).status == 415
+    listed = await c.call("GET", "/jobs", "/jobs?label=u=b&type=recurrente&paused=false")
+    assert [j["id"] for j in listed.body["jobs"]] == ["j"] and listed.body["total"] is None
+    for query in ("label=u", "type=x", "paused=maybe", "sort=id"):
+        assert (await c.call("GET", "/jobs", f"/jobs?{query}")).status == 400, query
+    upcoming = await c.call("GET", "/jobs/{id}/upcoming", "/jobs/j/upcoming?n=3")
+    assert upcoming.status == 200 and len(upcoming.body["runs"]) == 3
+    assert (await c.call("GET", "/jobs/{id}/upcoming", "/jobs/j/upcoming?n=0")).status == 400
+    assert (await c.call("GET", "/jobs/{id}/upcoming", "/jobs/none/upcoming")).status == 404
+    runs = await c.call("GET", "/executions", "/executions?status=completed&limit=5")
+    assert [(e["job_id"], e["status"]) for e in runs.body["executions"]] == [("u", "completed")]
+    for query in ("status=x", "since=yesterday", "cursor=%25", "order=asc"):
+        assert (await c.call("GET", "/executions", f"/executions?{query}")).status == 400, query
+    change = {"payload": {"a": 2}}
+    c.backend.refuse("not_leader", "node-2")
+    assert (await c.call("PATCH", "/jobs/{id}", "/jobs/j", body=change)).status == 503
+    c.backend.refuse("disk_full")
+    assert (await c.call("PATCH", "/jobs/{id}", "/jobs/j", body=change)).status == 507
+
+
 async def node_routes(c: Checked) -> None:
     for path in ("/health", "/livez", "/ready", "/metrics", "/openapi.json", "/debug/cluster"):
         assert (await c.call("GET", path)).status == 200, path
@@ -147,11 +210,16 @@ async def refusals(c: Checked) -> None:
     reply = await c.call("DELETE", "/jobs/{id}", "/jobs/x")
     assert reply.status == 503 and reply.body["leader"] == "node-2"
     assert (await c.call("POST", "/jobs/{id}/cancel", "/jobs/x/cancel")).status == 503
+    for template in ("/jobs/{id}/pause", "/jobs/{id}/resume"):
+        assert (await c.call("POST", template, template.replace("{id}", "x"))).status == 503
+    assert (await c.call("POST", "/jobs/batch", body={"jobs": [job]})).status == 503
     c.backend.time_out = True
     for path in ("/health", "/ready", "/debug/cluster", "/debug/digest", "/jobs"):
         assert (await c.call("GET", path)).status == 503, path
     for template in ("/jobs/{id}", "/jobs/{id}/status", "/jobs/{id}/executions"):
         assert (await c.call("GET", template, template.replace("{id}", "x"))).status == 503
+    assert (await c.call("GET", "/jobs/{id}/upcoming", "/jobs/x/upcoming")).status == 503
+    assert (await c.call("GET", "/executions")).status == 503
     assert (await c.call("GET", "/metrics")).status == 200  # the last values, not a 503
 
 
@@ -159,6 +227,8 @@ async def full_queue(c: Checked) -> None:
     job = {"type": "unico", "timestamp": NOW_S + 60}
     assert (await c.call("POST", "/jobs", body=job)).status == 200
     full = await c.call("POST", "/jobs", body=job)
+    assert full.status == 507 and full.body["type"] == "job_count"
+    full = await c.call("POST", "/jobs/batch", body={"jobs": [job]})
     assert full.status == 507 and full.body["type"] == "job_count"
 
 
@@ -200,6 +270,14 @@ async def full_disk(c: Checked) -> None:
         ("POST", "/jobs", "/jobs", {"type": "unico", "timestamp": NOW_S + 60}),
         ("DELETE", "/jobs/{id}", "/jobs/x", None),
         ("POST", "/jobs/{id}/cancel", "/jobs/x/cancel", None),
+        ("POST", "/jobs/{id}/pause", "/jobs/x/pause", None),
+        ("POST", "/jobs/{id}/resume", "/jobs/x/resume", None),
+        (
+            "POST",
+            "/jobs/batch",
+            "/jobs/batch",
+            {"jobs": [{"type": "unico", "timestamp": NOW_S + 9}]},
+        ),
         ("POST", "/join", "/join", join),
         ("POST", "/leave", "/leave", {"node_id": "node-2"}),
         ("DELETE", "/cluster/members/{id}", "/cluster/members/node-2", None),
@@ -269,6 +347,7 @@ Scenario = Callable[[Checked], Awaitable[None]]
 SCENARIOS: list[tuple[Scenario, dict[str, object]]] = [
     (jobs_and_client_errors, {"http.max_body": "2KiB"}),
     (executions_and_cancel, {"http.max_body": "2KiB"}),
+    (changes_and_finding, {"http.max_body": "2KiB"}),
     (node_routes, {}),
     (refusals, {}),
     (full_queue, {"queue.job_limit": 1}),

@@ -356,3 +356,37 @@ def test_a_held_outcome_is_recorded_after_the_longest_delay(
     world.wait_job("a", lambda j: j.status is JobStatus.COMPLETED)
     assert world.job("b").status is JobStatus.IN_PROGRESS
     assert world.webhook.of_type(Deliver) == [a]
+
+
+def test_a_claim_paused_before_its_time_is_not_sent_and_goes_out_on_resume(world: World) -> None:
+    due = T0 + 10_000
+    _create(world, _unico("hold", due), due)
+    world.at(due - 100)  # claimed (claim_ahead 200 ms), armed, not yet due
+    world.wait_job("hold", lambda j: j.status is JobStatus.IN_PROGRESS)
+    assert world.propose(c.PauseJob("hold")).results[0].code.value == "ok"
+    world.at(due + 5_000)  # past its time, paused: nothing is sent
+    assert world.webhook.of_type(Deliver) == []
+    assert world.propose(c.ResumeJob("hold")).results[0].code.value == "ok"
+    (d,) = world.delivers(1)  # the claim held since the pause: same attempt, same key
+    assert (d.job_id, d.scheduled_at_ms, d.attempt) == ("hold", due, 1)
+
+
+def test_a_job_updated_while_its_claim_was_proposed_fires_on_its_new_time(world: World) -> None:
+    due = T0 + 10_000
+    spec = _unico("moved", due)
+    _create(world, spec, due)
+    # The update commits first; the scheduler's claim, made for the old time, is
+    # refused as stale when it commits after it.
+    world.scheduler.tell(Leadership("n1", 1, False, False))  # idle while we reorder
+    new_due = due + 500
+    moved = replace(spec, timestamp_ms=new_due)
+    assert world.propose(c.UpdateJob(moved, new_due, 1)).results[0].code.value == "ok"
+    stale = c.ClaimOccurrence("moved", due, 1, "n1", 0, due - 100)
+    assert world.propose(stale).results[0].code.value == "stale"
+    status = wait_reply(world.raft, GetRaftStatus, T)
+    world.scheduler.tell(Leadership("n1", status.term, True, True))
+    world.at(due)
+    assert world.webhook.of_type(Deliver) == []  # not at the old time
+    world.at(new_due)
+    (d,) = world.delivers(1)
+    assert (d.scheduled_at_ms, d.attempt) == (new_due, 1)

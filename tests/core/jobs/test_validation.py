@@ -327,6 +327,12 @@ TARGETED: dict[str, st.SearchStrategy[object]] = {
     | st.integers(-2, 4000)
     | st.floats(),
     "signing_secret_ref": st.sampled_from(["billing", "", "no such name"]) | st.text(max_size=8),
+    "labels": st.dictionaries(
+        st.sampled_from(["team", "env", "app.kubernetes.io/name", "-x", "a=b", ""])
+        | st.text(max_size=70),
+        st.text(max_size=300) | json_values,
+        max_size=34,
+    ),
 }
 bodies = st.fixed_dictionaries(
     {"type": st.sampled_from(["unico", "recurrente"]) | TARGETED["type"] | json_values},
@@ -389,6 +395,11 @@ VALID: dict[str, st.SearchStrategy[object]] = {
     "misfire_policy": st.sampled_from(["fire_once", "skip"]),
     "max_attempts": st.integers(1, 100),
     "timeout": st.sampled_from(["1s", "30s", "1h", "1m30s", "2.5s"]) | st.integers(1, 3600),
+    "labels": st.dictionaries(
+        st.sampled_from(["team", "env", "app.kubernetes.io/name", "a", "x_1"]),
+        st.text(alphabet="abc 1-ñ", max_size=20),
+        max_size=5,
+    ),
 }
 future = st.integers(NOW // 1000 + 1, NOW // 1000 + 10**9) | st.datetimes(
     min_value=datetime(2026, 1, 2), max_value=datetime(2050, 1, 1)

@@ -17,6 +17,7 @@ SAMPLES: tuple[reads.Query, ...] = (
     reads.GetJob("job-1"),
     reads.ListJobs(),
     reads.GetExecutions("job-1"),
+    reads.RecentAttempts(),
     reads.GetCurrentAttempts(("job-1", "job-2")),
     reads.DueBefore(10_000),
     reads.DueOccurrences(10_000),
