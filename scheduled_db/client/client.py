@@ -44,6 +44,7 @@ from scheduled_db.client.models import (
 )
 from scheduled_db.client.node_info import Cluster, Health, Readiness
 from scheduled_db.client.retry import (
+    NO_RETRY,
     UNMADE_CODES,
     Failure,
     RetryPolicy,
@@ -253,16 +254,17 @@ class Client:
 
     def health(self) -> Health:
         """The node's health report; an unhealthy node (503) is a report too, not an
-        error: see :attr:`Health.healthy`."""
+        error: see :attr:`Health.healthy`.  Tried once, as every probe."""
         return Health.from_raw(self._report("/health"))
 
     def livez(self) -> Mapping[str, Any]:
-        """200 while the node's process serves HTTP (for liveness probes)."""
-        raw = self._json("GET", "/livez", safety=Safety.UNMADE_ONLY)
+        """200 while the node's process serves HTTP (for liveness probes); tried once."""
+        raw = self.with_retry(NO_RETRY)._json("GET", "/livez")
         return raw if isinstance(raw, dict) else {}
 
     def ready(self) -> Readiness:
-        """Whether the node can serve (a 503 "not ready" is a report, not an error)."""
+        """Whether the node can serve (a 503 "not ready" is a report, not an error);
+        tried once."""
         return Readiness.from_raw(self._report("/ready"))
 
     def cluster(self) -> Cluster:
@@ -272,8 +274,10 @@ class Client:
     # --- the one way requests go ------------------------------------------------------
 
     def _report(self, path: str) -> object:
-        """A probe's body, whether it answered 200 or 503 with a report."""
-        answer = self._call("GET", path, safety=Safety.UNMADE_ONLY, accept=(503,))
+        """A probe's body, whether it answered 200 or 503 with a report.  Tried once:
+        a probe asks how the node is now, and a retry would only answer later."""
+        probe = self.with_retry(NO_RETRY)
+        answer = probe._call("GET", path, safety=Safety.IDEMPOTENT, accept=(503,))
         if answer.status == 503 and not isinstance(answer.body, dict):
             raise _error(answer)
         return answer.body

@@ -26,7 +26,8 @@ Decisions:
   request went out.
 - Never retried: a timeout (the caller's ``timeout`` is how long they are
   willing to wait, a retry would multiply it), a TLS or name failure (not
-  transient), and every other status.
+  transient), every other status, and the probes (``/health``, ``/ready``,
+  ``/livez``: they ask how the node is now; the client sends them once).
 - The wait honours ``Retry-After`` (seconds), cut to ``max_retry_after_s``;
   without one, a connection refused or dropped waits ``backoff_s``, doubling,
   up to 1 s (0.2 + 0.4 + 0.8 + 1 + 1 s by default: a node restarting, or a

@@ -336,3 +336,14 @@ def test_a_node_that_stays_down_is_unreachable_after_the_backoff() -> None:
             client.trigger_job("j1")
     assert caught.value.refused and isinstance(caught.value, ConnectionError)
     assert time.monotonic() - start >= 0.05 + 0.1  # two waits: it did try three times
+
+
+def test_probes_are_tried_once() -> None:
+    sock, down = closed_port_url()
+    with sock:
+        client = Client(down, retry=RetryPolicy(backoff_s=1))
+        start = time.monotonic()
+        for probe in (client.health, client.ready, client.livez):
+            with pytest.raises(Unreachable):
+                probe()
+    assert time.monotonic() - start < 1  # no backoff waited
