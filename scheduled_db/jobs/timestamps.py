@@ -54,6 +54,8 @@ def parse_timestamp(value: object, field: str = "timestamp") -> int:
     if isinstance(value, bool):  # JSON true/false would otherwise pass as an int
         raise ValidationError(field, f"must be a timestamp, not a boolean ({_EXPECTED})")
     if isinstance(value, int):
+        if 0 <= value <= MAX_EPOCH_MS // 1000:
+            return value * 1000  # whole seconds: exact, no Decimal needed
         return _seconds_to_ms(_bounded_int(value, field), field)
     if isinstance(value, float):
         if not math.isfinite(value):

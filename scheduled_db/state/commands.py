@@ -30,8 +30,6 @@ from scheduled_db.jobs.model import (
     ErrorType,
     JobSpec,
     JobStatus,
-    JobType,
-    MisfirePolicy,
 )
 from scheduled_db.state.records import spec_to_wire
 
@@ -213,24 +211,32 @@ _SPEC_FIELDS = frozenset(f.name for f in fields(JobSpec))
 _SPEC_OPTIONAL = frozenset(SPEC_ADDED_LATER)  # on the wire only when set
 
 
+_SPEC_REQUIRED = _SPEC_FIELDS - _SPEC_OPTIONAL
+_SPEC_UINTS = ("timestamp_ms", "last_date_ms", "max_attempts", "timeout_ms")
+_SPEC_STRS = ("cron_expression", "webhook_url", "signing_secret_ref")
+
+
 def _spec_in(v: Any) -> JobSpec:
-    _check(isinstance(v, dict) and set(v) >= _SPEC_FIELDS - _SPEC_OPTIONAL, "bad job spec fields")
-    _check(set(v) <= _SPEC_FIELDS, "bad job spec fields")
-    labels = v.get("labels", [])
-    _check(isinstance(labels, list), "bad labels")
+    # The hot path of applying creates: plain checks, no closures (a batch of 1,000
+    # creates decodes 1,000 of these on every replica).
+    _check(isinstance(v, dict), "bad job spec fields")
+    keys = v.keys()
+    _check(keys >= _SPEC_REQUIRED and keys <= _SPEC_FIELDS, "bad job spec fields")
+    for name in _SPEC_UINTS:
+        n = v[name]
+        _check(n is None or (type(n) is int and n >= 0), "expected a non-negative integer")
+    for name in _SPEC_STRS:
+        text = v.get(name)
+        _check(text is None or isinstance(text, str), "expected a string")
+    _check(isinstance(v["id"], str) and isinstance(v["timezone"], str), "bad job spec")
+    payload = v["payload"]
+    _check(payload is None or isinstance(payload, dict), "bad payload")
+    labels = v.get("labels", ())
+    _check(isinstance(labels, list | tuple), "bad labels")
     for pair in labels:
         _check(isinstance(pair, list) and len(pair) == 2, "bad labels")
-        _check(all(isinstance(x, str) for x in pair), "bad labels")
-    spec = JobSpec.from_wire(v)
-    _check(isinstance(spec.id, str) and isinstance(spec.timezone, str), "bad job spec")
-    for name in ("timestamp_ms", "last_date_ms", "max_attempts", "timeout_ms"):
-        _optional(_uint_in)(getattr(spec, name))
-    for name in ("cron_expression", "webhook_url", "signing_secret_ref"):
-        _optional(_str_in)(getattr(spec, name))
-    _check(spec.payload is None or isinstance(spec.payload, dict), "bad payload")
-    _check(isinstance(spec.type, JobType), "bad job type")
-    _check(isinstance(spec.misfire_policy, MisfirePolicy), "bad misfire policy")
-    return spec
+        _check(isinstance(pair[0], str) and isinstance(pair[1], str), "bad labels")
+    return JobSpec.from_wire(v)  # the enums are checked by their constructors
 
 
 def _ident(v: Any) -> Any:
