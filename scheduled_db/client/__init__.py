@@ -6,7 +6,7 @@ the server's JSON as ``raw``; errors are :class:`ApiError` subclasses by status
 ``status``, ``code``, ``message`` and ``field``, and :class:`Unreachable`.
 """
 
-from scheduled_db.client.client import Client, job_path, since_param
+from scheduled_db.client.client import Client
 from scheduled_db.client.errors import (
     ApiError,
     BadCaFile,
@@ -39,6 +39,7 @@ from scheduled_db.client.models import (
     pages,
 )
 from scheduled_db.client.node_info import Cluster, Health, Member, Readiness
+from scheduled_db.client.query import job_path, since_param
 from scheduled_db.client.retry import NO_RETRY, RetryPolicy
 
 __all__ = [

@@ -25,12 +25,10 @@ from __future__ import annotations
 import copy
 import json
 import time
-import urllib.parse
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from datetime import datetime, timedelta
 from typing import Any
 
-from scheduled_db.client.errors import ApiError, Unreachable, api_error
+from scheduled_db.client.errors import ApiError, ClientError, Unreachable, api_error
 from scheduled_db.client.models import (
     BatchResult,
     Cancelled,
@@ -43,6 +41,15 @@ from scheduled_db.client.models import (
     pages,
 )
 from scheduled_db.client.node_info import Cluster, Health, Readiness
+from scheduled_db.client.query import (
+    Labels,
+    Since,
+    job_path,
+    labels,
+    pairs,
+    since_param,
+)
+from scheduled_db.client.query import consistent as consistent_query
 from scheduled_db.client.retry import (
     NO_RETRY,
     UNMADE_CODES,
@@ -54,8 +61,6 @@ from scheduled_db.client.retry import (
 )
 from scheduled_db.client.transport import Query, Response, check_base_url, exchange, opener
 
-Labels = Mapping[str, str] | Iterable[str]
-Since = datetime | timedelta | int | float | str
 _MERGE_PATCH = "application/merge-patch+json"
 
 
@@ -120,7 +125,7 @@ class Client:
     def get_job(self, job_id: str, *, consistent: bool = False) -> Job:
         """The job; :class:`NotFound` if there is none.  ``consistent``: a
         linearizable read (it sees every write acknowledged before it began)."""
-        return Job.from_raw(self._json("GET", job_path(job_id), query=_consistent(consistent)))
+        return Job.from_raw(self._json("GET", job_path(job_id), query=consistent_query(consistent)))
 
     def list_jobs(
         self,
@@ -139,8 +144,8 @@ class Client:
         ``unico``/``recurrente``; ``status`` a job status; ``paused`` true/false;
         ``limit`` the page size; ``cursor`` a page's ``next_cursor``.
         """
-        query = [*_labels(label), *_pairs(type=type, status=status, paused=paused)]
-        query += [*_pairs(limit=limit, cursor=cursor), *_consistent(consistent)]
+        query = [*labels(label), *pairs(type=type, status=status, paused=paused)]
+        query += [*pairs(limit=limit, cursor=cursor), *consistent_query(consistent)]
         return Page.from_raw(self._json("GET", "/jobs", query=query), "jobs", Job.from_raw)
 
     def iter_jobs(self, **filters: Any) -> Iterator[Job]:
@@ -205,13 +210,13 @@ class Client:
 
     def job_executions(self, job_id: str, limit: int | None = None) -> tuple[Execution, ...]:
         """The job's delivery attempts (the most recent ``limit`` if given)."""
-        raw = self._json("GET", job_path(job_id, "/executions"), query=_pairs(limit=limit))
+        raw = self._json("GET", job_path(job_id, "/executions"), query=pairs(limit=limit))
         return Page.from_raw(raw, "attempts", Execution.from_raw).items
 
     def upcoming(self, job_id: str, n: int = 5) -> Upcoming:
         """The job's next ``n`` fire times (1 to 100), honouring its ``last_date``, its
         time zone's daylight-saving rules, and pause (none while paused)."""
-        raw = self._json("GET", job_path(job_id, "/upcoming"), query=_pairs(n=n))
+        raw = self._json("GET", job_path(job_id, "/upcoming"), query=pairs(n=n))
         return Upcoming.from_raw(raw)
 
     def batch_create(self, jobs: Iterable[Mapping[str, Any]]) -> BatchResult:
@@ -241,7 +246,7 @@ class Client:
         ``timedelta`` meaning that long ago.
         """
         when = None if since is None else since_param(since, time.time())
-        query = _pairs(status=status, since=when, job_id=job_id, limit=limit, cursor=cursor)
+        query = pairs(status=status, since=when, job_id=job_id, limit=limit, cursor=cursor)
         raw = self._json("GET", "/executions", query=query)
         return Page.from_raw(raw, "executions", Execution.from_raw)
 
@@ -299,7 +304,7 @@ class Client:
         accept: tuple[int, ...] = (),
     ) -> Response:
         """Send until an answer that is not retried; return it if it is 2xx (or in
-        ``accept``), else raise its :class:`ApiError`."""
+        ``accept``), else raise its :class:`ApiError` (or :class:`Unreachable`)."""
         all_headers = {**self._headers, **(headers or {})}
         data = None if body is None else json.dumps(body).encode()
         if data is not None:
@@ -308,31 +313,38 @@ class Client:
         while True:
             tries += 1
             base = self.url
+            error: ClientError
             try:
                 answer = exchange(
                     self._opener, base, method, path,
                     timeout=self.timeout, headers=all_headers, query=query, data=data,
                 )  # fmt: skip
             except Unreachable as exc:
-                failure = Failure(refused=exc.refused, dropped=exc.dropped)
-                delay = retry_delay(self.retry, safety, failure, tries, waited)
-                if delay is None:
-                    raise
-                if exc.refused and self._move_on(base) and tries < len(self.urls):
-                    delay = 0.0  # another node may well be up: ask it at once
+                error, failure = exc, Failure(refused=exc.refused, dropped=exc.dropped)
             else:
                 if answer.ok or answer.status in accept:
                     return answer
                 error = _error(answer)
-                if doubted and error.status == 404 and method == "DELETE":
+                if doubted and answer.status == 404 and method == "DELETE":
                     raise _RetriedNotFound() from error
                 failure = Failure(answer.status, error.code, error.retry_after)
-                delay = retry_delay(self.retry, safety, failure, tries, waited)
-                if delay is None:
-                    raise error
+            delay = self._wait_before_retry(base, safety, failure, tries, waited)
+            if delay is None:
+                raise error
             doubted = doubted or not (failure.refused or failure.code in UNMADE_CODES)
             time.sleep(delay)
             waited += delay
+
+    def _wait_before_retry(
+        self, base: str, safety: Safety, failure: Failure, tries: int, waited: float
+    ) -> float | None:
+        """The policy's wait before the next try, or none; none at all for a refused
+        connection when another node is there to ask."""
+        moved = failure.refused and self._move_on(base)  # the next call starts there too
+        delay = retry_delay(self.retry, safety, failure, tries, waited)
+        if delay is not None and moved and tries < len(self.urls):
+            return 0.0  # another node may well be up: ask it at once
+        return delay
 
     def _move_on(self, base: str) -> bool:
         """Ask the next node from now on, if there is one; whether there was."""
@@ -350,52 +362,3 @@ class _RetriedNotFound(Exception):
 def _error(answer: Response) -> ApiError:
     retry_after = parse_retry_after(answer.headers.get("retry-after"))
     return api_error(answer.status, answer.reason, answer.body, answer.text, retry_after)
-
-
-def job_path(job_id: str, suffix: str = "") -> str:
-    """The path of a job: its id percent-encoded as one segment (``job 1`` ->
-    ``job%201``), so "/", "?", "#" and "%" in it stay part of the id."""
-    return "/jobs/" + urllib.parse.quote(job_id, safe="") + suffix
-
-
-def since_param(since: Since, now_s: float) -> str:
-    """``since`` as the query value: epoch seconds, or an RFC 3339 string as given."""
-    if isinstance(since, timedelta):
-        return _number(now_s - since.total_seconds())
-    if isinstance(since, datetime):
-        if since.tzinfo is None:
-            raise ValueError("since: give an aware datetime (with a time zone)")
-        return _number(since.timestamp())
-    if isinstance(since, bool):
-        raise ValueError("since: not a time")
-    if isinstance(since, int | float):
-        return _number(float(since))
-    return since
-
-
-def _number(seconds: float) -> str:
-    return str(int(seconds)) if seconds == int(seconds) else f"{seconds:.3f}"
-
-
-def _labels(label: Labels | None) -> list[tuple[str, str]]:
-    if label is None:
-        return []
-    if isinstance(label, Mapping):
-        return [("label", f"{k}={v}") for k, v in label.items()]
-    if isinstance(label, str):
-        return [("label", label)]
-    return [("label", item) for item in label]
-
-
-def _pairs(**values: object) -> list[tuple[str, str]]:
-    """The query pairs of the values given (``None`` left out; booleans as JSON)."""
-    out = []
-    for name, value in values.items():
-        if value is None:
-            continue
-        out.append((name, json.dumps(value) if isinstance(value, bool) else str(value)))
-    return out
-
-
-def _consistent(on: bool) -> list[tuple[str, str]]:
-    return [("consistent", "true")] if on else []

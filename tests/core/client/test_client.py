@@ -347,3 +347,13 @@ def test_probes_are_tried_once() -> None:
             with pytest.raises(Unreachable):
                 probe()
     assert time.monotonic() - start < 1  # no backoff waited
+
+
+def test_without_retries_the_next_call_goes_to_the_next_node(node: Stub) -> None:
+    sock, down = closed_port_url()
+    with sock:
+        client = Client([down, node.url], retry=NO_RETRY)
+        node.answer("GET", "/jobs/j1", Answer(200, JOB))
+        with pytest.raises(Unreachable):
+            client.get_job("j1")
+        assert client.get_job("j1").id == "j1"
