@@ -120,6 +120,7 @@ MAX_BATCH_BYTES = 4 << 20  # one write gathers queued frames up to about this mu
 MAX_QUEUED = 4096  # messages per peer
 MAX_QUEUED_BYTES = 64 << 20  # and bytes per peer
 HANDSHAKE_TIMEOUT_S = 5.0
+ACCEPT_TURNS = 4  # loop turns from a listener's accept to its connection's task
 WRITE_TIMEOUT_S = 10.0  # a peer that takes no bytes for this long is treated as gone
 BACKOFF_MIN_S = 0.05
 BACKOFF_MAX_S = 2.0
@@ -192,6 +193,7 @@ class _Network:
         self._links: dict[str, _Link] = {}
         self._lock = threading.Lock()  # guards the shape of _links against status()
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._closing = False
         self._server: asyncio.Server | None = None
         self._rng = random.Random()
         self.auth_failures = self.bad_frames = 0
@@ -220,12 +222,23 @@ class _Network:
         return int(self._server.sockets[0].getsockname()[1])
 
     async def close(self) -> None:
+        # A connection the listener has accepted reaches _accept some loop turns later
+        # (asyncio attaches it to the server, then starts the task).  Closing the
+        # server in between leaks its socket in asyncio 3.11 (the attach fails and the
+        # socket is never closed); and a task started after the list below is taken
+        # would be left pending.  So: refuse new work (_accept closes what arrives
+        # now), give accepted connections those turns, close the listener, then cancel
+        # until no task is left.
+        self._closing = True
+        for _ in range(ACCEPT_TURNS):
+            await asyncio.sleep(0)
         if self._server is not None:
             self._server.close()
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        while self._tasks:
+            tasks = list(self._tasks)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
         if self._server is not None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._server.wait_closed(), STOP_TIMEOUT_S / 2)
@@ -438,6 +451,9 @@ class _Network:
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
+        if self._closing:  # accepted as the listener closed
+            await _close(writer)
+            return
         self._tasks.add(task)  # the server made this task: track it to cancel it on close
         task.add_done_callback(self._reap)
         # Only close() cancels this task.  Ending it normally matters: asyncio 3.11

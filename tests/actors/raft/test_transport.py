@@ -8,6 +8,7 @@ Every wait is bounded and waits on a condition.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import secrets
 import socket
@@ -488,3 +489,28 @@ def test_invalid_arguments_are_refused() -> None:
         TransportActor("a", (HOST, 0), {}, b"")
     with pytest.raises(ValueError, match="max_queued"):
         TransportActor("a", (HOST, 0), {}, SECRET, max_queued=0)
+
+
+@pytest.mark.parametrize("turns", [0, 1, 2, 3, 4, 5])
+def test_connections_accepted_as_the_transport_closes_are_closed_too(turns: int) -> None:
+    """A connection accepted while the listener closes gets its handler task some
+    loop turns later; that task must not outlive close() with its socket open."""
+
+    async def scenario() -> None:
+        net = t._Network("n1", SECRET, {}, None, 1 << 20, None)
+        port = await net.open((HOST, 0))
+        clients = [socket.create_connection((HOST, port), timeout=TIMEOUT_S) for _ in range(8)]
+        for _ in range(turns):
+            await asyncio.sleep(0)
+        await net.close()
+        loop = asyncio.get_running_loop()
+        for sock in clients:
+            # Under the handshake timeout (5 s): only close() can end it so soon.  The
+            # server may have sent its challenge first.
+            sock.settimeout(2.0)
+            with contextlib.suppress(ConnectionResetError):
+                while await loop.run_in_executor(None, sock.recv, 4096):
+                    pass
+            sock.close()
+
+    asyncio.run(scenario())
