@@ -4,7 +4,8 @@
 
     scheduled-db [run] [--config FILE] [--http-port N ...] one node, in this process
     scheduled-db cluster --nodes 3 [--data-dir DIR ...]    a local cluster of node processes
-    scheduled-db jobs create|get|list|delete|cancel|status|executions ...
+    scheduled-db jobs create|get|list|update|pause|resume|trigger|upcoming|batch|...
+    scheduled-db executions list [--status failed --since 1h]
     scheduled-db health | cluster-status
 
 ``run`` has one flag per configuration key, derived from ``config_keys.KEYS``
@@ -33,7 +34,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from scheduled_db.cli.client import add_client_commands
-from scheduled_db.cli.http_calls import CliError, UsageError
+from scheduled_db.cli.errors import CliError, UsageError
 from scheduled_db.cli.original_flags import translate
 from scheduled_db.config import original
 from scheduled_db.config.kinds import BOOL

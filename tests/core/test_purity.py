@@ -1,6 +1,7 @@
-"""The pure core stays pure: everything in scheduled_db/ but the command line (cli/)
-and the simulator (testing/) imports no clock, thread, socket, event loop, process
-environment, network client or global randomness.  Time and randomness are inputs."""
+"""The pure core stays pure: everything in scheduled_db/ but the command line (cli/), the
+API client (client/) and the simulator (testing/) imports no clock, thread, socket, event
+loop, process environment, network client or global randomness.  Time and randomness are
+inputs."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 
 CORE = Path(__file__).resolve().parents[2] / "scheduled_db"
-NOT_PURE = {"cli", "testing"}  # they talk HTTP, start processes, run simulations
+NOT_PURE = {"cli", "client", "testing"}  # they talk HTTP, start processes, run simulations
 FORBIDDEN = {"time", "threading", "socket", "asyncio", "random", "os", "subprocess", "http"}
 # urllib.parse splits strings and does no I/O; urllib.request would.
 ALLOWED_FROM = {"urllib.parse"}

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from scheduled_db.cli.http_calls import UsageError
+from scheduled_db.cli.errors import UsageError
 from scheduled_db.cli.main import build_config, main
 from scheduled_db.config.loading import KEYS, ConfigError, NodeConfig
 

@@ -196,20 +196,34 @@ def test_a_rejected_create_prints_the_servers_error(
     assert json.loads(err) == error
 
 
+ODD = {"id": "a:b/c", "type": "unico", "status": "pending"}
+ATTEMPT = {"attempt_num": 1, "status": "failed", "http_status": 500}
+
+
 @pytest.mark.parametrize(
-    ("action", "method", "path"),
+    ("action", "method", "path", "body"),
     [
-        ("get", "GET", "/jobs/a%3Ab%2Fc"),
-        ("status", "GET", "/jobs/a%3Ab%2Fc/status"),
-        ("executions", "GET", "/jobs/a%3Ab%2Fc/executions"),
+        ("get", "GET", "/jobs/a%3Ab%2Fc", ODD),
+        ("status", "GET", "/jobs/a%3Ab%2Fc/status", {"job_id": "a:b/c", "status": "pending"}),
+        (
+            "executions",
+            "GET",
+            "/jobs/a%3Ab%2Fc/executions",
+            {"job_id": "a:b/c", "attempts": [ATTEMPT]},
+        ),
     ],
 )
 def test_one_job_requests(
-    capsys: pytest.CaptureFixture[str], node: StubNode, action: str, method: str, path: str
+    capsys: pytest.CaptureFixture[str],
+    node: StubNode,
+    action: str,
+    method: str,
+    path: str,
+    body: dict[str, object],
 ) -> None:
-    node.answer(method, path, 200, {"ok": action})
+    node.answer(method, path, 200, body)
     code, out, _ = client(capsys, node, "jobs", action, "a:b/c")
-    assert (code, json.loads(out)) == (0, {"ok": action})
+    assert (code, json.loads(out)) == (0, body)
     assert [(r.method, r.path, r.body) for r in node.requests] == [(method, path, None)]
 
 
@@ -273,7 +287,8 @@ def test_get_of_an_unknown_job_exits_1(capsys: pytest.CaptureFixture[str], node:
 def test_cancel(
     capsys: pytest.CaptureFixture[str], node: StubNode, extra: list[str], body: dict[str, str]
 ) -> None:
-    node.answer("POST", "/jobs/job-1/cancel", 200, {**JOB, "status": "cancelled"})
+    cancelled = {"job_id": "job-1", "status": "cancelled", "cancelled_at": 1900000000}
+    node.answer("POST", "/jobs/job-1/cancel", 200, cancelled)
     code, out, _ = client(capsys, node, "jobs", "cancel", "job-1", *extra)
     assert (code, json.loads(out)["status"]) == (0, "cancelled")
     assert node.requests == [Seen("POST", "/jobs/job-1/cancel", body, "application/json")]
@@ -288,14 +303,13 @@ def test_list_passes_its_filters(capsys: pytest.CaptureFixture[str], node: StubN
 
 
 def test_list_all_follows_next_cursor(capsys: pytest.CaptureFixture[str], node: StubNode) -> None:
-    node.answer(
-        "GET", "/jobs?limit=2", 200, {"jobs": [{"id": "a"}, {"id": "b"}], "next_cursor": "Yg"}
-    )
-    last = {"jobs": [{"id": "c"}], "total": 3, "next_cursor": None}
+    a, b, c = ({**JOB, "id": name} for name in "abc")
+    node.answer("GET", "/jobs?limit=2", 200, {"jobs": [a, b], "next_cursor": "Yg"})
+    last = {"jobs": [c], "total": 3, "next_cursor": None}
     node.answer("GET", "/jobs?limit=2&cursor=Yg", 200, last)
     code, out, _ = client(capsys, node, "jobs", "list", "--all", "--limit", "2")
     assert code == 0
-    all_jobs = [{"id": "a"}, {"id": "b"}, {"id": "c"}]
+    all_jobs = [a, b, c]
     assert json.loads(out) == {"jobs": all_jobs, "total": 3, "next_cursor": None}
     assert [r.path for r in node.requests] == ["/jobs?limit=2", "/jobs?limit=2&cursor=Yg"]
 
@@ -311,22 +325,33 @@ def test_list_all_stops_on_a_repeated_cursor(
 
 
 def test_list_all_reports_an_error_page(capsys: pytest.CaptureFixture[str], node: StubNode) -> None:
-    node.answer("GET", "/jobs", 200, {"jobs": [{"id": "a"}], "next_cursor": "bad"})
+    node.answer("GET", "/jobs", 200, {"jobs": [JOB], "next_cursor": "bad"})
     node.answer("GET", "/jobs?cursor=bad", 400, {"error": "validation_error"})
     code, out, err = client(capsys, node, "jobs", "list", "--all")
     assert (code, out, json.loads(err)) == (1, "", {"error": "validation_error"})
 
 
+CLUSTER = {"node_id": "node-1", "role": "leader", "members": []}
+
+
 @pytest.mark.parametrize(
-    ("command", "path"),
-    [("health", "/health"), ("livez", "/livez"), ("cluster-status", "/debug/cluster")],
+    ("command", "path", "body"),
+    [
+        ("health", "/health", {"status": "ok"}),
+        ("livez", "/livez", {"status": "ok"}),
+        ("cluster-status", "/debug/cluster", CLUSTER),
+    ],
 )
 def test_health_and_cluster_status(
-    capsys: pytest.CaptureFixture[str], node: StubNode, command: str, path: str
+    capsys: pytest.CaptureFixture[str],
+    node: StubNode,
+    command: str,
+    path: str,
+    body: dict[str, object],
 ) -> None:
-    node.answer("GET", path, 200, {"status": "healthy"})
+    node.answer("GET", path, 200, body)
     code, out, _ = client(capsys, node, command)
-    assert (code, json.loads(out), node.requests[0].path) == (0, {"status": "healthy"}, path)
+    assert (code, json.loads(out), node.requests[0].path) == (0, body, path)
 
 
 def test_health_exits_1_when_the_node_is_unhealthy(

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from scheduled_db.cli.http_calls import UsageError
+from scheduled_db.cli.errors import UsageError
 from scheduled_db.cli.main import build_config, main
 from scheduled_db.cli.original_flags import translate
 from scheduled_db.config.keys import KEYS_BY_PATH
