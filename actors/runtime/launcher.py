@@ -60,7 +60,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
-from scheduled_db.cli.http_calls import CliError
+from scheduled_db.cli.errors import CliError
 from scheduled_db.cli.main import build_config
 
 __all__ = ["STOP_TIMEOUT_S", "run_cluster"]

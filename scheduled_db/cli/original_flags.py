@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from scheduled_db.cli.http_calls import UsageError
+from scheduled_db.cli.errors import UsageError
 from scheduled_db.config.keys import KEYS_BY_PATH
 from scheduled_db.config.original import ORIGINAL_BY_FLAG, OriginalSetting, Treatment, notice
 
