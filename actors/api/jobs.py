@@ -71,7 +71,9 @@ from scheduled_db.state.results import CommandResult, ResultCode
 WRITE_TIMEOUT_S = 10.0
 READ_TIMEOUT_S = 10.0
 MAX_REASON_CHARS = 1000
-LIST_PARAMS = frozenset({"status", "limit", "cursor", "consistent", "label", "type", "paused"})
+LIST_PARAMS = frozenset(
+    {"status", "limit", "cursor", "consistent", "label", "type", "paused", "id_prefix"}
+)
 _CURSOR = re.compile(rf"[A-Za-z0-9_-]{{1,{MAX_CURSOR_CHARS}}}", re.ASCII)
 
 
@@ -283,6 +285,7 @@ class JobRoutes:
             job_type=_type_filter(query.get("type")),
             labels=tuple(sorted({parse_label_selector(v) for v in query.getall("label", [])})),
             paused=_bool_param("paused", query.get("paused")),
+            id_prefix=_id_prefix(query.get("id_prefix")),
         )
         await self.linearize(request)
         try:
@@ -294,7 +297,7 @@ class JobRoutes:
         attempts = await self.current_attempts(page.jobs)
         counters: Counters = await self.read_state(GetCounters())
         total: int | None = counters.jobs if status is None else counters.count(status)
-        if not where.only_status:
+        if where.id_prefix or not where.only_status:
             total = None
         return json_response(
             {
@@ -344,6 +347,16 @@ def stored_bound(body_bytes: int, commands: Sequence[CreateJob]) -> int:
     repeated in at most 7 keys plus one per label."""
     ids = sum((7 + len(c.spec.labels)) * len(c.spec.id.encode()) for c in commands)
     return 5 * body_bytes + 400 * len(commands) + ids
+
+
+def _id_prefix(value: str | None) -> str:
+    """The ``id_prefix`` parameter: the start of a job id (anything an id may hold)."""
+    if value is None:
+        return ""
+    problem = job_id_problem(value) if value not in (".", "..") else None
+    if problem is not None:
+        raise ValidationError("id_prefix", f"must be the start of a job id: {problem}")
+    return value
 
 
 def _type_filter(value: str | None) -> JobType | None:

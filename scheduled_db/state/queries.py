@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import islice
 
 from scheduled_db.jobs.model import Attempt, Job, JobStatus, JobType
@@ -81,8 +81,11 @@ class JobFilter:
     job_type: JobType | None = None
     labels: tuple[tuple[str, str], ...] = ()
     paused: bool | None = None
+    id_prefix: str = ""  # narrows the scan of any index: each holds ids in order
 
     def matches(self, job: Job) -> bool:
+        if not job.id.startswith(self.id_prefix):
+            return False
         if self.status is not None and job.status is not self.status:
             return False
         if self.job_type is not None and job.spec.type is not self.job_type:
@@ -94,6 +97,8 @@ class JobFilter:
 
     @property
     def only_status(self) -> bool:
+        """Whether the status index (or the jobs, without a status) alone answers it:
+        an id prefix narrows the range scanned, so it keeps the index exact."""
         return not (self.job_type or self.labels or self.paused is not None)
 
 
@@ -124,12 +129,15 @@ def list_jobs(
     limit = max(1, min(limit, MAX_PAGE))
     f = where or JobFilter()
     if status is not None:
-        f = JobFilter(status, f.job_type, f.labels, f.paused)
+        f = replace(f, status=status)
     prefix = _index_for(view, f)
-    lo = prefix if cursor is None else prefix + decode_cursor(cursor).encode() + b"\0"
+    # The ids after the cursor that begin with the id prefix: one key range.
+    start = prefix + f.id_prefix.encode()
+    end = r.prefix_end(start)
+    lo = start if cursor is None else max(start, prefix + decode_cursor(cursor).encode() + b"\0")
     if f.only_status:
         # The index is exact: every entry is a match (the common, unfiltered case).
-        pairs = list(islice(view.iter_range(lo, r.prefix_end(prefix)), limit + 1))
+        pairs = list(islice(view.iter_range(lo, end), limit + 1))
         ids = [k[len(prefix) :].decode() for k, _ in pairs[:limit]]
         if prefix == r.JOB:
             jobs = [r.decode_job(v) for _, v in pairs[:limit]]
@@ -139,7 +147,7 @@ def list_jobs(
         return JobPage(tuple(jobs), encode_cursor(ids[-1]) if more else None)
     found: list[Job] = []
     last = ""
-    for examined, (key, value) in enumerate(view.iter_range(lo, r.prefix_end(prefix))):
+    for examined, (key, value) in enumerate(view.iter_range(lo, end)):
         job_id = key[len(prefix) :].decode()
         if len(found) == limit or examined == MAX_EXAMINED:
             return JobPage(tuple(found), encode_cursor(last))

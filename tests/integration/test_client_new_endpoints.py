@@ -8,16 +8,12 @@ issue 20 are tested in test_client_control.py.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from scheduled_db.cli.main import main as cli_main
 from scheduled_db.client import (
     Client,
     Conflict,
@@ -26,22 +22,7 @@ from scheduled_db.testing.harness import NodeProcess, wait_leader, wait_until
 from tests.actors.webhook_receiver import Receiver
 from tests.integration.cluster import running_cluster
 from tests.integration.test_client import run_python_examples
-
-
-def later(seconds: float = 3600) -> float:
-    return round(time.time() + seconds, 3)
-
-
-def cron_job(job_id: str, **extra: Any) -> dict[str, Any]:
-    return {"id": job_id, "type": "recurrente", "cron_expression": "0 9 * * *", **extra}
-
-
-def cli(*argv: str) -> tuple[int, Any, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = cli_main(list(argv), {})
-    text = out.getvalue()
-    return code, json.loads(text) if text.strip() else None, err.getvalue()
+from tests.integration.test_client_control import cli, cron_job, later
 
 
 def test_a_paused_job_does_not_fire_and_a_trigger_delivers_once(

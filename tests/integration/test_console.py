@@ -256,6 +256,8 @@ def test_an_operator_runs_the_cluster_from_the_console(
     console.go("/jobs?label=team%3Dconsole")
     row = console.shown('#jobs-table tr[data-job="console-demo"]')
     assert "at 09:00 Europe/Madrid on weekdays" in row.text
+    console.go("/jobs?id=console-d")  # the start of an id (the server's id_prefix)
+    console.shown('#jobs-table tr[data-job="console-demo"]')
     console.shot("jobs")
 
     # Bulk actions on the selected rows.

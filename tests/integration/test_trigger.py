@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,22 +17,12 @@ from scheduled_db.policy.auth import token_digest
 from scheduled_db.testing.harness import NodeProcess, wait_leader, wait_until
 from tests.actors.webhook_receiver import Receiver
 from tests.integration.cluster import running_cluster
+from tests.integration.test_delivery import _create
 
 SCHEDULE_FIELDS = ("status", "next_run_at_ms", "attempt_count", "completed_at_ms", "paused")
 
 
-@pytest.fixture
-def node(tmp_path: Path) -> Iterator[NodeProcess]:
-    proc = NodeProcess(tmp_path / "data")
-    proc.start()
-    yield proc
-    proc.stop_if_running()
-
-
-def _create(node: NodeProcess, **body: Any) -> dict[str, Any]:
-    status, _, job = node.http.call("POST", "/jobs", body)
-    assert status == 200, job
-    return job  # type: ignore[no-any-return]
+# The node fixture: tests/integration/conftest.py (one node on the defaults).
 
 
 def _trigger(node: NodeProcess, job_id: str, headers: dict[str, str] | None = None) -> Any:

@@ -169,9 +169,11 @@ async def changes_and_finding(c: Checked) -> None:
     assert (await c.call("POST", "/jobs/batch", body={"jobs": []})).status == 400
     assert (await c.call("POST", "/jobs/batch", data=big, headers=JSON)).status == 413
     assert (await c.call("POST", "/jobs/batch", data=b"x", headers=text)).status == 415
-    listed = await c.call("GET", "/jobs", "/jobs?label=u=b&type=recurrente&paused=false")
+    listed = await c.call(
+        "GET", "/jobs", "/jobs?label=u=b&type=recurrente&paused=false&id_prefix=j"
+    )
     assert [j["id"] for j in listed.body["jobs"]] == ["j"] and listed.body["total"] is None
-    for query in ("label=u", "type=x", "paused=maybe", "sort=id"):
+    for query in ("label=u", "type=x", "paused=maybe", "sort=id", "id_prefix=a/b", "id_prefix="):
         assert (await c.call("GET", "/jobs", f"/jobs?{query}")).status == 400, query
     upcoming = await c.call("GET", "/jobs/{id}/upcoming", "/jobs/j/upcoming?n=3")
     assert upcoming.status == 200 and len(upcoming.body["runs"]) == 3

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from scheduled_db.jobs.model import JobStatus
+from scheduled_db.jobs.model import JobStatus, JobType
 from scheduled_db.state import commands as c
 from scheduled_db.state import queries
 from tests.fsm_helpers import Machine, spec
@@ -105,3 +105,46 @@ def test_the_last_execution_is_the_latest_end_of_an_attempt_that_ran() -> None:
     assert claimed.accepted and cancelled.accepted
     m.run(c.DeleteJob("j3"))  # cut short, and gone: neither changes when a run last ended
     assert queries.counters(m.state).last_executed_ms == 3_005
+
+
+def _all_pages(m: Machine, where: queries.JobFilter, limit: int = 3) -> list[str]:
+    seen: list[str] = []
+    cursor: str | None = None
+    while True:
+        page = queries.list_jobs(m.state, None, cursor, limit, where)
+        seen.extend(j.id for j in page.jobs)
+        if page.next_cursor is None:
+            return seen
+        cursor = page.next_cursor
+
+
+def test_filters_combine_with_and_over_every_index_and_page_by_cursor() -> None:
+    """Each filter alone and combined (label, type, paused, status, id prefix) gives
+    what a scan of every job with the same conditions gives, page after page."""
+    m = Machine()
+    creates = []
+    for i in range(30):
+        labels = (("team", "a" if i % 2 else "b"),) + ((("env", "prod"),) if i % 3 == 0 else ())
+        job_id = f"{'inv' if i % 5 else 'rep'}-{i:02d}"
+        creates.append(c.CreateJob(spec(job_id, i % 4 == 0, labels=labels), 1, 10_000 + i))
+    m.run(c.Batch(tuple(creates)))
+    m.run(*(c.PauseJob(f"inv-{i:02d}") for i in (1, 2, 3, 7, 11)))
+    m.run(c.CancelJob("inv-13", 5))
+    every = queries.list_jobs(m.state, None, None, 1000).jobs
+    wheres = [
+        queries.JobFilter(labels=(("team", "a"),)),
+        queries.JobFilter(labels=(("env", "prod"), ("team", "b"))),
+        queries.JobFilter(job_type=JobType.RECURRENTE),
+        queries.JobFilter(paused=True),
+        queries.JobFilter(paused=False, id_prefix="inv-1"),
+        queries.JobFilter(status=JobStatus.CANCELLED),
+        queries.JobFilter(id_prefix="rep"),
+        queries.JobFilter(id_prefix="inv-0", labels=(("team", "a"),), job_type=JobType.UNICO),
+        queries.JobFilter(id_prefix="nothing"),
+    ]
+    for where in wheres:
+        expected = [j.id for j in every if where.matches(j)]
+        assert _all_pages(m, where) == expected, where
+    assert _all_pages(m, queries.JobFilter(id_prefix="rep")) == [
+        "rep-00", "rep-05", "rep-10", "rep-15", "rep-20", "rep-25"
+    ]  # fmt: skip
