@@ -14,7 +14,7 @@ import math
 
 from aiohttp import web
 
-from scheduled_db.errors import RequestError
+from scheduled_db.errors import RequestError, ValidationError
 
 # Seconds a client has to send a request's body; set on the application by build_app.
 BODY_TIMEOUT_S = web.AppKey("body_timeout_s", float)
@@ -146,3 +146,10 @@ async def read_json_object(
     if not isinstance(value, dict):
         raise _bad_body("must be a JSON object")
     return value
+
+
+def no_fields(body: dict[str, object]) -> None:
+    """For a request that takes no fields (pause, resume, trigger): ``{}`` or no body
+    at all; any field is refused by name."""
+    if body:
+        raise ValidationError(sorted(body)[0], "unknown field (this request takes none)")

@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
-from actors.api.body import read_json_object
+from actors.api.body import no_fields, read_json_object
 from actors.api.responses import json_response
 from actors.api.views import attempt_view, duration_seconds, instant, job_view
 from scheduled_db.errors import (
@@ -106,7 +106,7 @@ class JobControl:
 
     async def pause(self, request: web.Request) -> web.Response:
         job_id = self.jobs.path_id(request)
-        _no_fields(await read_json_object(request, self.jobs.max_body, required=False))
+        no_fields(await read_json_object(request, self.jobs.max_body, required=False))
         result = await self.jobs.propose(PauseJob(job_id))
         return json_response(job_view(_changed(result, job_id, "pause")))
 
@@ -116,7 +116,7 @@ class JobControl:
         fires the missed run once (a one-time job always fires, however late)."""
         jobs = self.jobs
         job_id = jobs.path_id(request)
-        _no_fields(await read_json_object(request, jobs.max_body, required=False))
+        no_fields(await read_json_object(request, jobs.max_body, required=False))
         job: Job | None = await jobs.read_state(GetJob(job_id))  # none: Raft says 404
         next_ms = None
         if job and job.paused and job.status is JobStatus.PENDING and job.next_run_at_ms:
@@ -270,11 +270,6 @@ def _if_match(value: str | None) -> int | None:
     if m is None:
         raise ValidationError("If-Match", "must be the job's version, e.g. If-Match: 3")
     return int(m.group(1))
-
-
-def _no_fields(body: dict[str, object]) -> None:
-    if body:
-        raise ValidationError(sorted(body)[0], "unknown field (this request takes none)")
 
 
 def _check_changeable(job: Job, action: str) -> None:

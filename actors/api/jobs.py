@@ -25,7 +25,7 @@ from aiohttp import web
 
 from actors.api import trigger
 from actors.api.backend import Backend
-from actors.api.body import read_json_object
+from actors.api.body import no_fields, read_json_object
 from actors.api.control import JobControl
 from actors.api.responses import json_response
 from actors.api.views import (
@@ -336,7 +336,7 @@ class JobRoutes:
     async def trigger(self, request: web.Request) -> web.Response:
         """``POST /jobs/{id}/trigger``: see :mod:`actors.api.trigger`."""
         job_id = self.path_id(request)
-        trigger.check_body(await read_json_object(request, self.max_body, required=False))
+        no_fields(await read_json_object(request, self.max_body, required=False))
         return await trigger.trigger(job_id, self.clock(), self.propose)
 
 

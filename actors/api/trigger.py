@@ -20,18 +20,12 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from actors.api.responses import json_response
-from scheduled_db.errors import JobCancelled, JobNotFound, ValidationError
+from scheduled_db.errors import JobCancelled, JobNotFound
 from scheduled_db.jobs.model import idempotency_key
 from scheduled_db.state.commands import Command, TriggerJob
 from scheduled_db.state.results import CommandResult, ResultCode
 
 Propose = Callable[[Command], Awaitable[CommandResult]]
-
-
-def check_body(body: dict[str, object]) -> None:
-    """No body, or ``{}``: a trigger takes no options (yet); anything else is named."""
-    if body:
-        raise ValidationError(sorted(body)[0], "unknown field (a trigger takes no fields)")
 
 
 async def trigger(job_id: str, now_ms: int, propose: Propose) -> web.Response:
