@@ -31,7 +31,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from actors.api.admission import admission_middleware, admissions
-from actors.api.auth import ROLE, auth_middleware, bearer, is_membership_secret
+from actors.api.auth import CLIENT, ROLE, auth_middleware, bearer, is_membership_secret
 from actors.api.backend import Backend
 from actors.api.body import BODY_TIMEOUT_S, read_json_object
 from actors.api.cors import CorsPolicy, cors_middleware
@@ -129,6 +129,7 @@ class NodeRoutes:
             web.get("/ready", self.ready),
             web.get("/debug/cluster", self.cluster),
             web.get("/debug/digest", self.digest),
+            web.get("/auth/whoami", self.whoami),
             web.post("/join", self.join),
             web.post("/leave", self.leave),
             web.delete("/cluster/members/{id}", self.remove_member),
@@ -182,6 +183,19 @@ class NodeRoutes:
     async def cluster(self, request: web.Request) -> web.Response:
         status = await self._backend.status()
         return json_response(cluster_view(status, await self._counters()))
+
+    async def whoami(self, request: web.Request) -> web.Response:
+        """The role (and token name) this request was authenticated with, so that a
+        client (the web console) can offer what its token may do: with no tokens
+        configured, every request is ``admin`` and ``tokens`` is false."""
+        role = request.get(ROLE)
+        return json_response(
+            {
+                "tokens": role is not None,
+                "role": (role or Role.ADMIN).label,
+                "name": request.get(CLIENT),
+            }
+        )
 
     async def digest(self, request: web.Request) -> web.Response:
         """A hash of this node's whole applied state (it includes the applied index):

@@ -221,6 +221,8 @@ async def triggers(c: Checked) -> None:
 async def node_routes(c: Checked) -> None:
     for path in ("/health", "/livez", "/ready", "/metrics", "/openapi.json", "/debug/cluster"):
         assert (await c.call("GET", path)).status == 200, path
+    me = await c.call("GET", "/auth/whoami")  # no tokens configured: anyone may do anything
+    assert me.body == {"tokens": False, "role": "admin", "name": None}
     assert (await c.call("GET", "/debug/digest")).status == 200
     # No cluster secret and no admin token: membership changes are not enabled.
     assert (await c.call("POST", "/join", body={"node_id": "n4", "address": "h:1"})).status == 403
@@ -338,6 +340,9 @@ async def closed_health(c: Checked) -> None:
 
 async def auth_and_membership(c: Checked) -> None:
     await every_operation_behind_a_token(c)
+    for token, role in (("read-tok", "read"), ("admin-tok", "admin")):
+        me = await c.call("GET", "/auth/whoami", headers=bearer(token))
+        assert (me.status, me.body["role"], me.body["tokens"]) == (200, role, True)
     join = {"node_id": "node-4", "address": "10.0.0.4:7000", "http_address": "10.0.0.4:8080"}
     assert (await c.call("POST", "/join", body=join, headers=bearer("read-tok"))).status == 403
     reply = await c.call("POST", "/join", body=join, headers=bearer(SECRET))
