@@ -276,6 +276,12 @@ class Client:
         """The Raft group as this node sees it: role, term, leader, members."""
         return Cluster.from_raw(self._json("GET", "/debug/cluster"))
 
+    def whoami(self) -> Mapping[str, Any]:
+        """``{"tokens", "role", "name"}``: the role this client's token has (``admin``
+        and ``tokens`` false when the node asks for none)."""
+        raw = self._json("GET", "/auth/whoami")
+        return raw if isinstance(raw, dict) else {}
+
     # --- the one way requests go ------------------------------------------------------
 
     def _report(self, path: str) -> object:

@@ -144,6 +144,8 @@ def test_tokens_and_roles(tmp_path: Path) -> None:
             Client(node.base, token="r-token").create_job(body)
         assert Client(node.base, token="w-token").create_job(body).id == "t1"
         assert Client(node.base, token="r-token").get_job("t1").id == "t1"
+        me = Client(node.base, token="w-token").whoami()
+        assert (me["tokens"], me["role"], me["name"]) == (True, "write", "writer")
         env = {"SCHEDULED_DB_TOKEN": "r-token"}
         code, shown, _ = cli("jobs", "get", "t1", "--url", node.base, env=env)
         assert (code, shown["id"]) == (0, "t1")
