@@ -277,6 +277,65 @@ def test_update_only_while_pending() -> None:
     check_invariants(m.state)
 
 
+def test_an_update_restarts_a_run_waiting_for_a_retry_and_checks_version_and_type() -> None:
+    m = Machine()
+    m.one(c.CreateJob(spec(), 10, 1_000))
+    _claimed(m, at=1_000)
+    failed = c.RecordOutcome("j1", 1_000, 1, JobStatus.FAILED, 1_010, 500, retry_at_ms=1_500)
+    assert m.one(failed).code is OK
+    assert m.one(c.UpdateJob(spec(), 3_000, expected_version=7)).code is ResultCode.STALE
+    moved = m.one(c.UpdateJob(spec(recurring=True), 3_000, 1))
+    assert (moved.code, moved.detail) == (ResultCode.INVALID, "the type cannot change")
+    res = m.one(c.UpdateJob(spec(payload={"k": "w"}), 3_000, expected_version=1))
+    assert res.code is OK and res.job is not None
+    job = res.job
+    assert (job.status, job.next_run_at_ms, job.attempt_count, job.version) == (
+        JobStatus.PENDING, 3_000, 0, 2
+    )  # fmt: skip
+    assert [j.id for j in queries.due_before(m.state, 10**12)] == ["j1"]  # due at 3,000
+    assert m.one(c.PauseJob("j1")).job.version == 3  # type: ignore[union-attr]
+    check_invariants(m.state)
+
+
+def test_labels_type_and_paused_are_indexed_and_unindexed_with_the_job() -> None:
+    m = Machine()
+    m.one(c.CreateJob(spec(labels=(("team", "a"),)), 10, 1_000))
+    keys = {k for k, _ in m.state.iter_range(*ALL)}
+    assert {r.label_prefix("team", "a") + b"j1", r.type_prefix(spec().type) + b"j1"} <= keys
+    m.one(c.UpdateJob(spec(labels=(("team", "b"),)), 2_000))
+    m.one(c.PauseJob("j1"))
+    keys = {k for k, _ in m.state.iter_range(*ALL)}
+    assert r.label_prefix("team", "a") + b"j1" not in keys
+    assert {r.label_prefix("team", "b") + b"j1", r.paused_key("j1")} <= keys
+    m.one(c.DeleteJob("j1"))
+    left = [k for k, _ in m.state.iter_range(*ALL) if not k.startswith(b"m/")]
+    assert left == []
+
+
+def test_an_older_state_gets_its_indexes_on_its_first_apply() -> None:
+    m = Machine()
+    m.one(c.CreateJob(spec("a", labels=(("team", "x"),)), 10, 1_000))
+    m.one(c.PauseJob("a"))
+    indexed = dict(m.state.iter_range(*ALL))
+    # As a state written before these indexes: no y/, l/, p/ keys, no marker, and
+    # counters that never counted them.
+    added = (r.BY_TYPE, r.BY_LABEL, r.PAUSED, r.INDEXES)
+    kept = {k: v for k, v in indexed.items() if not k.startswith(added)}
+    gone = sum(len(k) + len(v) for k, v in indexed.items() if k.startswith(added[:3]))
+    counters = r.decode_counters(kept[r.COUNTERS])
+    kept[r.COUNTERS] = r.encode_counters(replace(counters, bytes=counters.bytes - gone))
+    older = MemoryState()
+    older.apply(kept.items())
+    out = fsm.apply_entries(
+        older, [Entry(1, m.index + 1, data=c.encode_command(c.DeleteJob("zz")))]
+    )
+    older.apply(out.writes)
+    again = Machine()
+    again.state, again.index = m.state, m.index
+    again.one(c.DeleteJob("zz"))
+    assert state_digest(older) == state_digest(again.state)
+
+
 def test_delete_removes_every_key_of_the_job() -> None:
     m = Machine()
     m.one(c.CreateJob(spec("keep"), 10, 1_000))
