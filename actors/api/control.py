@@ -26,6 +26,7 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
+from actors.api import params
 from actors.api.body import no_fields, read_json_object
 from actors.api.responses import json_response
 from actors.api.views import attempt_view, duration_seconds, instant, job_view
@@ -57,7 +58,6 @@ DEFAULT_UPCOMING = 5
 # between the read and the write (without If-Match, last writer wins per field).
 UPDATE_TRIES = 5
 _IF_MATCH = re.compile(r'\s*(?:W/)?"?([0-9]{1,18})"?\s*', re.ASCII)
-_CURSOR = re.compile(r"[A-Za-z0-9_-]{1,2048}", re.ASCII)
 
 
 class JobControl:
@@ -216,7 +216,7 @@ class JobControl:
         job's one; a recurring job's from its next run on, to its ``last_date``."""
         jobs = self.jobs
         job_id = jobs.path_id(request)
-        _known_params(request, {"n", "consistent"})
+        params.refuse_unknown(request.query, {"n", "consistent"})
         n = _count(request.query.get("n"))
         await jobs.linearize(request)
         job = await jobs.job_or_404(job_id)
@@ -235,15 +235,13 @@ class JobControl:
         """``GET /executions``: attempts of every job, newest first."""
         jobs = self.jobs
         query = request.query
-        _known_params(request, {"status", "since", "job_id", "limit", "cursor", "consistent"})
+        params.refuse_unknown(query, {"status", "since", "job_id", "limit", "cursor", "consistent"})
         status = validate_status_filter(query["status"]) if "status" in query else None
         since = parse_timestamp(query["since"], "since") if "since" in query else None
         job_id = query.get("job_id")
         if job_id is not None and (problem := job_id_problem(job_id)) is not None:
             raise ValidationError("job_id", problem)
-        cursor = query.get("cursor") or None
-        if cursor is not None and not _CURSOR.fullmatch(cursor):
-            raise ValidationError("cursor", "Invalid cursor")
+        cursor = params.cursor(query.get("cursor"))
         limit = parse_limit(query.get("limit"))
         await jobs.linearize(request)
         read = RecentAttempts(status, since, job_id, cursor, limit)
@@ -367,14 +365,6 @@ def _created(index: int, result: CommandResult) -> dict[str, Any]:
     if result.code is ResultCode.EXISTS_DIFFERENT:
         return _item_error(index, JobConflict(result.job_id or ""))
     return _item_error(index, ValidationError("id", result.detail or "is not a valid job id"))
-
-
-def _known_params(request: web.Request, known: set[str]) -> None:
-    unknown = sorted(k for k in request.query if k not in known)
-    if unknown:
-        raise ValidationError(
-            unknown[0], f"unknown query parameter (known: {', '.join(sorted(known))})"
-        )
 
 
 def _count(raw: str | None) -> int:

@@ -16,14 +16,13 @@ recognised as the same request, instead of failing "must be in the future".
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 from aiohttp import web
 
-from actors.api import trigger
+from actors.api import params, trigger
 from actors.api.backend import Backend
 from actors.api.body import no_fields, read_json_object
 from actors.api.control import JobControl
@@ -49,7 +48,6 @@ from scheduled_db.jobs.model import Attempt, Job, JobSpec, JobStatus, JobType
 from scheduled_db.jobs.schedule import first_fire
 from scheduled_db.jobs.validation import (
     DEFAULT_MAX_PAYLOAD_BYTES,
-    MAX_CURSOR_CHARS,
     job_id_problem,
     parse_job_spec,
     parse_label_selector,
@@ -74,7 +72,6 @@ MAX_REASON_CHARS = 1000
 LIST_PARAMS = frozenset(
     {"status", "limit", "cursor", "consistent", "label", "type", "paused", "id_prefix"}
 )
-_CURSOR = re.compile(rf"[A-Za-z0-9_-]{{1,{MAX_CURSOR_CHARS}}}", re.ASCII)
 
 
 class UnexpectedResult(RuntimeError):
@@ -274,13 +271,10 @@ class JobRoutes:
         filters beyond ``status``, ``total`` is null (counting them would read every
         match) and a page may hold fewer than ``limit`` jobs with a ``next_cursor``."""
         query = request.query
-        unknown = sorted(k for k in query if k not in LIST_PARAMS)
-        if unknown:
-            known = ", ".join(sorted(LIST_PARAMS))
-            raise ValidationError(unknown[0], f"unknown query parameter (known: {known})")
+        params.refuse_unknown(query, LIST_PARAMS)
         status = validate_status_filter(query["status"]) if "status" in query else None
         limit = parse_limit(query.get("limit"))
-        cursor = _cursor(query.get("cursor"))
+        cursor = params.cursor(query.get("cursor"))
         where = JobFilter(
             job_type=_type_filter(query.get("type")),
             labels=tuple(sorted({parse_label_selector(v) for v in query.getall("label", [])})),
@@ -373,14 +367,6 @@ def _bool_param(name: str, value: str | None) -> bool | None:
     if value not in ("true", "false"):
         raise ValidationError(name, "must be true or false")
     return value == "true"
-
-
-def _cursor(value: str | None) -> str | None:
-    if value is None or value == "":
-        return None
-    if not _CURSOR.fullmatch(value):
-        raise ValidationError("cursor", "Invalid cursor")
-    return value
 
 
 def _cancel_reason(body: dict[str, object]) -> str | None:
