@@ -1,4 +1,6 @@
-"""The admission shortcut's bound: more than the bytes a create adds, for any valid body."""
+"""What admission counts a create as: ``new_job_bytes`` (the bytes a create adds,
+listed key by key for speed) is what applying the create adds, and the shortcut's
+bound is above it, for any valid body."""
 
 from __future__ import annotations
 
@@ -9,8 +11,12 @@ from hypothesis import HealthCheck, given, settings
 from actors.api.jobs import stored_bound
 from scheduled_db.jobs.model import Job
 from scheduled_db.jobs.validation import parse_job_spec
+from scheduled_db.state import transitions
 from scheduled_db.state.commands import CreateJob
 from scheduled_db.state.records import new_job_bytes
+from scheduled_db.state.results import ResultCode
+from scheduled_db.state.stateview import MemoryState
+from scheduled_db.state.txn import Txn
 from tests.core.jobs.test_validation import NOW, valid_bodies
 
 
@@ -21,3 +27,13 @@ def test_the_bound_is_above_what_a_create_adds(body: dict[str, object]) -> None:
     create = CreateJob(spec, NOW, NOW + 1)
     added = new_job_bytes(Job(spec, NOW, NOW + 1))
     assert added <= stored_bound(len(json.dumps(body).encode()), [create])
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(valid_bodies)
+def test_new_job_bytes_is_what_applying_the_create_adds(body: dict[str, object]) -> None:
+    """The key-by-key count cannot drift from Txn.put_job and the create transition."""
+    spec = parse_job_spec(body, NOW, generated_id="0" * 36)
+    tx = Txn(MemoryState())
+    assert transitions.create(tx, CreateJob(spec, NOW, NOW + 1)).code is ResultCode.OK
+    assert new_job_bytes(Job(spec, NOW, NOW + 1)) == tx.ov.size_delta
