@@ -14,19 +14,15 @@ import pytest
 
 from scheduled_db.testing.harness import NodeProcess, wait_until
 from tests.actors.webhook_receiver import Receiver
+from tests.integration import test_delivery as delivery
 
 
-class FastNode(NodeProcess):
-    """Claims made 200 ms ahead (a job is in progress only that long before a run),
-    slots of a second and short backoffs, so schedules play out within a test."""
+class FastNode(delivery.FastNode):
+    """The delivery tests' fast node (slots of a second, short backoffs), its claims
+    made 200 ms ahead: a job is in progress only that long before a run."""
 
     def args(self) -> list[str]:
-        return super().args() + [
-            "--scheduler-claim-ahead", "200ms",
-            "--scheduler-slot-gap", "1s",
-            "--execution-backoff-base", "100ms",
-            "--execution-backoff-cap", "300ms",
-        ]  # fmt: skip
+        return super().args() + ["--scheduler-claim-ahead", "200ms"]
 
 
 @pytest.fixture

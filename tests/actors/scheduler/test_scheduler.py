@@ -94,16 +94,6 @@ class World:
         )
 
 
-@pytest.fixture
-def world(tmp_path: Path) -> Iterator[World]:
-    yield from _world(tmp_path, history_retention="720h")
-
-
-@pytest.fixture
-def short_memory(tmp_path: Path) -> Iterator[World]:
-    yield from _world(tmp_path, history_retention="60s")
-
-
 def _world(tmp_path: Path, history_retention: str) -> Iterator[World]:
     config = load_config(
         {

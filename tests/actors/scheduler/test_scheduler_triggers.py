@@ -8,12 +8,9 @@ a probe in place of the WebhookActor.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
-
-import pytest
 
 from actors.raft.messages import GetRaftStatus, Leadership
 from actors.runtime.replies import wait_reply
@@ -23,154 +20,144 @@ from actors.webhook.messages import AbortDelivery, Deliver, DeliveryOutcome
 from scheduled_db.jobs.model import Attempt, JobStatus
 from scheduled_db.state import commands as c
 from scheduled_db.state.reads import GetExecutions, GetJob
-from tests.actors.scheduler.test_scheduler import T0, URL, T, World, _create, _unico, _world
+from tests.actors.scheduler.test_scheduler import T0, URL, T, World, _create, _unico
 
 
-@pytest.fixture
-def w(tmp_path: Path) -> Iterator[World]:
-    yield from _world(tmp_path, history_retention="720h")
-
-
-@pytest.fixture
-def short_memory(tmp_path: Path) -> Iterator[World]:
-    yield from _world(tmp_path, history_retention="60s")
-
-
-def _trigger(w: World, job_id: str, at: int) -> int:
-    out = w.propose(c.TriggerJob(job_id, at))
+def _trigger(world: World, job_id: str, at: int) -> int:
+    out = world.propose(c.TriggerJob(job_id, at))
     (result,) = out.results
     assert result.code.value == "ok" and result.trigger is not None, result
     return result.trigger.asked_ms
 
 
-def _answer(w: World, d: Deliver, ok: bool, **kw: Any) -> None:
-    now = w.clock.now
+def _answer(world: World, d: Deliver, ok: bool, **kw: Any) -> None:
+    now = world.clock.now
     out = DeliveryOutcome(d.job_id, d.scheduled_at_ms, d.attempt, ok, now, now, now, **kw)
-    w.scheduler.tell(replace(out, trigger=d.trigger))
+    world.scheduler.tell(replace(out, trigger=d.trigger))
 
 
-def _attempts(w: World, job_id: str) -> tuple[Attempt, ...]:
+def _attempts(world: World, job_id: str) -> tuple[Attempt, ...]:
     found: tuple[Attempt, ...] = wait_reply(
-        w.storage, lambda r: Read(0, GetExecutions(job_id), r), T
+        world.storage, lambda r: Read(0, GetExecutions(job_id), r), T
     ).value
     return found
 
 
 def _wait_attempts(
-    w: World, job_id: str, pred: Callable[[tuple[Attempt, ...]], object]
+    world: World, job_id: str, pred: Callable[[tuple[Attempt, ...]], object]
 ) -> tuple[Attempt, ...]:
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        got = _attempts(w, job_id)
+        got = _attempts(world, job_id)
         if pred(got):
             return got
-        w.scheduler.ask(Wake())
+        world.scheduler.ask(Wake())
     raise AssertionError(f"attempts of {job_id} never satisfied the condition: {got}")
 
 
-def test_a_trigger_fires_now_once_and_leaves_the_schedule_alone(w: World) -> None:
+def test_a_trigger_fires_now_once_and_leaves_the_schedule_alone(world: World) -> None:
     due = T0 + 3_600_000
-    _create(w, _unico("t", due), due)
-    before = w.job("t")
-    asked = _trigger(w, "t", T0)
-    w.at(T0)
-    (d,) = w.delivers(1)
+    _create(world, _unico("t", due), due)
+    before = world.job("t")
+    asked = _trigger(world, "t", T0)
+    world.at(T0)
+    (d,) = world.delivers(1)
     assert (d.job_id, d.scheduled_at_ms, d.attempt, d.trigger, d.url) == ("t", asked, 1, True, URL)
-    _answer(w, d, ok=True, http_status=200)
-    (a,) = _wait_attempts(w, "t", lambda got: got and got[0].end_time_ms is not None)
+    _answer(world, d, ok=True, http_status=200)
+    (a,) = _wait_attempts(world, "t", lambda got: got and got[0].end_time_ms is not None)
     assert a.trigger and a.status is JobStatus.COMPLETED
-    assert w.job("t") == before
-    w.at(T0 + 5_000)
-    assert len(w.webhook.of_type(Deliver)) == 1  # once
+    assert world.job("t") == before
+    world.at(T0 + 5_000)
+    assert len(world.webhook.of_type(Deliver)) == 1  # once
 
 
-def test_a_trigger_and_the_scheduled_run_are_in_flight_together(w: World) -> None:
+def test_a_trigger_and_the_scheduled_run_are_in_flight_together(world: World) -> None:
     due = T0 + 1_000
-    _create(w, _unico("both", due), due)
-    w.at(due)
-    (scheduled,) = w.delivers(1)
-    _trigger(w, "both", due)
-    triggered = w.delivers(2)[1]
+    _create(world, _unico("both", due), due)
+    world.at(due)
+    (scheduled,) = world.delivers(1)
+    _trigger(world, "both", due)
+    triggered = world.delivers(2)[1]
     assert (scheduled.trigger, triggered.trigger) == (False, True)
-    _answer(w, triggered, ok=True, http_status=200)
-    _answer(w, scheduled, ok=True, http_status=200)
-    w.wait_job("both", lambda j: j.status is JobStatus.COMPLETED)
-    got = _wait_attempts(w, "both", lambda got: all(a.end_time_ms for a in got))
+    _answer(world, triggered, ok=True, http_status=200)
+    _answer(world, scheduled, ok=True, http_status=200)
+    world.wait_job("both", lambda j: j.status is JobStatus.COMPLETED)
+    got = _wait_attempts(world, "both", lambda got: all(a.end_time_ms for a in got))
     assert sorted(a.trigger for a in got) == [False, True]
 
 
-def test_a_failed_trigger_is_retried_with_the_same_occurrence(w: World) -> None:
-    _create(w, _unico("retry", T0 + 3_600_000), T0 + 3_600_000)
-    asked = _trigger(w, "retry", T0)
-    w.at(T0)
-    (first,) = w.delivers(1)
-    _answer(w, first, ok=False, http_status=503, error_type="http_error", retryable=True)
-    _wait_attempts(w, "retry", lambda got: got and got[0].status is JobStatus.FAILED)
-    w.at(T0 + 2_000)  # past the backoff (capped at 1 s here)
-    second = w.delivers(2)[1]
+def test_a_failed_trigger_is_retried_with_the_same_occurrence(world: World) -> None:
+    _create(world, _unico("retry", T0 + 3_600_000), T0 + 3_600_000)
+    asked = _trigger(world, "retry", T0)
+    world.at(T0)
+    (first,) = world.delivers(1)
+    _answer(world, first, ok=False, http_status=503, error_type="http_error", retryable=True)
+    _wait_attempts(world, "retry", lambda got: got and got[0].status is JobStatus.FAILED)
+    world.at(T0 + 2_000)  # past the backoff (capped at 1 s here)
+    second = world.delivers(2)[1]
     assert (second.scheduled_at_ms, second.attempt, second.trigger) == (asked, 2, True)
-    assert w.job("retry").status is JobStatus.PENDING  # the schedule never noticed
+    assert world.job("retry").status is JobStatus.PENDING  # the schedule never noticed
 
 
-def test_a_paused_job_still_runs_a_trigger(w: World) -> None:
+def test_a_paused_job_still_runs_a_trigger(world: World) -> None:
     due = T0 + 1_000
-    _create(w, _unico("paused", due), due)
-    assert w.propose(c.PauseJob("paused")).error is None
-    _trigger(w, "paused", T0)
-    w.at(due + 1_000)
-    (d,) = w.delivers(1)
+    _create(world, _unico("paused", due), due)
+    assert world.propose(c.PauseJob("paused")).error is None
+    _trigger(world, "paused", T0)
+    world.at(due + 1_000)
+    (d,) = world.delivers(1)
     assert d.trigger  # and the scheduled run did not go
-    w.scheduler.ask(Wake())
-    assert len(w.webhook.of_type(Deliver)) == 1
+    world.scheduler.ask(Wake())
+    assert len(world.webhook.of_type(Deliver)) == 1
 
 
 def test_a_triggered_claim_left_by_an_older_term_fires_again_with_the_same_key(
-    w: World,
+    world: World,
 ) -> None:
-    w.scheduler.tell(Leadership("n1", 1, False, False))  # idle while we plant the claim
-    _create(w, _unico("lost", T0 + 3_600_000), T0 + 3_600_000)
-    asked = _trigger(w, "lost", T0 - 1_000)
+    world.scheduler.tell(Leadership("n1", 1, False, False))  # idle while we plant the claim
+    _create(world, _unico("lost", T0 + 3_600_000), T0 + 3_600_000)
+    asked = _trigger(world, "lost", T0 - 1_000)
     claim = c.ClaimOccurrence("lost", asked, 1, "n0", 0, asked, trigger=True)
-    assert w.propose(claim).results[0].code.value == "ok"
-    status = wait_reply(w.raft, GetRaftStatus, T)
-    w.scheduler.tell(Leadership("n1", status.term, True, True))
-    (d,) = w.delivers(1)
+    assert world.propose(claim).results[0].code.value == "ok"
+    status = wait_reply(world.raft, GetRaftStatus, T)
+    world.scheduler.tell(Leadership("n1", status.term, True, True))
+    (d,) = world.delivers(1)
     assert (d.scheduled_at_ms, d.attempt, d.trigger) == (asked, 2, True)
 
 
-def test_cancelling_a_job_aborts_its_triggered_delivery(w: World) -> None:
-    _create(w, _unico("stop", T0 + 3_600_000), T0 + 3_600_000)
-    _trigger(w, "stop", T0)
-    w.at(T0)
-    (d,) = w.delivers(1)
-    assert w.propose(c.CancelJob("stop", T0 + 10)).error is None
-    assert w.webhook.wait_for(AbortDelivery).job_id == "stop"
-    _answer(w, d, ok=False, error_type="aborted")
-    (a,) = _attempts(w, "stop")
+def test_cancelling_a_job_aborts_its_triggered_delivery(world: World) -> None:
+    _create(world, _unico("stop", T0 + 3_600_000), T0 + 3_600_000)
+    _trigger(world, "stop", T0)
+    world.at(T0)
+    (d,) = world.delivers(1)
+    assert world.propose(c.CancelJob("stop", T0 + 10)).error is None
+    assert world.webhook.wait_for(AbortDelivery).job_id == "stop"
+    _answer(world, d, ok=False, error_type="aborted")
+    (a,) = _attempts(world, "stop")
     assert a.status is JobStatus.CANCELLED
 
 
 def test_a_finished_job_re_run_by_a_trigger_is_kept_until_its_run_ends(
     short_memory: World,
 ) -> None:
-    w = short_memory
+    world = short_memory
     due = T0 + 1_000
-    _create(w, _unico("old", due), due)
-    w.at(due)
-    (d,) = w.delivers(1)
-    _answer(w, d, ok=True, http_status=200)
-    w.wait_job("old", lambda j: j.status is JobStatus.COMPLETED)
+    _create(world, _unico("old", due), due)
+    world.at(due)
+    (d,) = world.delivers(1)
+    _answer(world, d, ok=True, http_status=200)
+    world.wait_job("old", lambda j: j.status is JobStatus.COMPLETED)
     late = due + 120_000  # past the retention: a prune would remove the job
-    _trigger(w, "old", late)
-    w.at(late)
-    rerun = w.delivers(2)[1]
+    _trigger(world, "old", late)
+    world.at(late)
+    rerun = world.delivers(2)[1]
     assert rerun.trigger
-    w.at(late + 10_001)  # a prune (every 10 s here) runs while the re-run is out
-    assert wait_reply(w.storage, lambda r: Read(0, GetJob("old"), r), T).value is not None
-    _answer(w, rerun, ok=True, http_status=200)
-    _wait_attempts(w, "old", lambda got: any(a.trigger and a.end_time_ms for a in got))
-    w.at(late + 20_002)  # the run is over: the next prune removes the job
+    world.at(late + 10_001)  # a prune (every 10 s here) runs while the re-run is out
+    assert wait_reply(world.storage, lambda r: Read(0, GetJob("old"), r), T).value is not None
+    _answer(world, rerun, ok=True, http_status=200)
+    _wait_attempts(world, "old", lambda got: any(a.trigger and a.end_time_ms for a in got))
+    world.at(late + 20_002)  # the run is over: the next prune removes the job
     deadline = time.monotonic() + 10
-    while wait_reply(w.storage, lambda r: Read(0, GetJob("old"), r), T).value is not None:
+    while wait_reply(world.storage, lambda r: Read(0, GetJob("old"), r), T).value is not None:
         assert time.monotonic() < deadline, "the finished job was never pruned"
-        w.scheduler.ask(Wake())
+        world.scheduler.ask(Wake())
