@@ -83,6 +83,10 @@ class JobControl:
         job_id = jobs.path_id(request)
         patch = await read_json_object(request, jobs.max_body, required=True)
         expected = _if_match(request.headers.get("If-Match"))
+        # The merge, the If-Match check and the refusals read this node's state: on a
+        # follower it may lag the write the client just made.  Catch up first
+        # (ReadIndex; with no leader here it is refused, and the request forwarded).
+        await jobs.backend.read_index(timeout=jobs.write_timeout)
         for _ in range(UPDATE_TRIES):
             job = await jobs.job_or_404(job_id)
             if expected is not None and job.version != expected:
@@ -117,6 +121,7 @@ class JobControl:
         jobs = self.jobs
         job_id = jobs.path_id(request)
         no_fields(await read_json_object(request, jobs.max_body, required=False))
+        await jobs.backend.read_index(timeout=jobs.write_timeout)  # the misfire reads (see update)
         job: Job | None = await jobs.read_state(GetJob(job_id))  # none: Raft says 404
         next_ms = None
         if job and job.paused and job.status is JobStatus.PENDING and job.next_run_at_ms:

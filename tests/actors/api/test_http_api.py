@@ -505,3 +505,17 @@ async def test_a_retried_create_confirms_the_job_still_exists_through_read_index
     api.backend.follow()  # no leader to confirm with: no answer from stale state
     reply = await api.call("POST", "/jobs", body)
     assert reply.status == 503 and reply.body["error"] == NO_LEADER
+
+
+@api_test()
+async def test_update_and_resume_catch_up_before_they_read_the_job(api: Api) -> None:
+    """PATCH and resume decide from the job as stored (its version, spec, missed run):
+    on a follower that lags the client's last write that would be a stale answer, so
+    each waits for a ReadIndex first (refused without a leader: then forwarded)."""
+    await api.create(id="r", type="recurrente", cron_expression="0 9 * * *")
+    before = api.backend.read_indexes
+    assert (await api.call("PATCH", "/jobs/r", {"payload": {"a": 1}})).status == 200
+    assert api.backend.read_indexes == before + 1
+    assert (await api.call("POST", "/jobs/r/pause")).status == 200
+    assert (await api.call("POST", "/jobs/r/resume")).status == 200
+    assert api.backend.read_indexes == before + 2
