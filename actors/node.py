@@ -42,6 +42,7 @@ from actors.raft.messages import (
 )
 from actors.raft.snapshot_stream import SnapshotStreamActor
 from actors.raft.transport import TransportActor
+from actors.raft.wire import cluster_key
 from actors.runtime.metrics import ApiMetrics
 from actors.runtime.open_files import raise_soft_limit, webhook_slots
 from actors.runtime.ports import PortInUse, check_ports
@@ -57,6 +58,7 @@ from scheduled_db.config.loading import ConfigError
 from scheduled_db.config.model import NodeConfig
 from scheduled_db.raft.core import Status
 from scheduled_db.raft.formation import Formation
+from scheduled_db.raft.messages import ConfState
 from scheduled_db.raft.replication import Role
 
 log = logging.getLogger("actors.node")
@@ -83,6 +85,7 @@ class Node:
         self.http_port = 0
         self.metrics_port = 0
         self._tls = NodeTls()
+        self._cluster_id: str | None = None
 
     def start(self) -> None:
         """Read the TLS files, open storage and start every actor; raises
@@ -92,15 +95,18 @@ class Node:
         store = NodeStore.open(
             cfg.node.data_dir,
             cfg.node.id,
+            cfg.cluster.id,
             options=StoreOptions(
                 snapshot_entries=cfg.raft.snapshot_threshold_entries,
                 keep_entries=cfg.raft.snapshot_keep_entries,
             ),
         )
+        self._cluster_id = store.cluster_id or cfg.cluster.id
         formation = None
         if store.has_raft_state():
             if cfg.cluster.peer_addresses:
                 log.info("this node has Raft state: it rejoins its cluster, never bootstraps")
+            _warn_of_other_members(cfg, store.log.initial_state()[1])
         elif cfg.cluster.peer_addresses:
             formation = _formation(cfg)
         else:
@@ -199,7 +205,7 @@ class Node:
                 cfg.node.id,
                 listen,
                 peers,
-                None if secret is None else secret.encode(),
+                cluster_key(None if secret is None else secret.encode(), self._cluster_id),
                 tls=self._tls.raft,
                 identify=tuple((a.host, a.port) for a in _others(cfg)),
                 http=HttpEndpoint(_told_host(cfg.http.host), cfg.http.port),
@@ -388,6 +394,24 @@ def run_node(config: NodeConfig) -> int:
     node.stop()
     log.info("node %s stopped", config.node.id)
     return code
+
+
+def _warn_of_other_members(cfg: NodeConfig, conf: ConfState) -> None:
+    """Membership is the log's once a node has state: a configured member list that
+    differs only gives addresses, and is never taken as a change.  Say so, rather
+    than leave an operator to believe it took effect."""
+    listed = {m.id for m in cfg.cluster.members}
+    current = set(conf.voters) | set(conf.learners)
+    if listed and current and listed != current:
+        log.warning(
+            "cluster.members lists %s, but this node's cluster has %s: a configured list "
+            "does not change the membership of an existing cluster (it gives addresses "
+            "only). Change it with /cluster/members; after losing a majority for good, "
+            "stop this node and run `scheduled-db recover --force-new-cluster` "
+            "(docs/operations.md)",
+            ", ".join(sorted(listed)),
+            ", ".join(sorted(current)),
+        )
 
 
 def _static_peers(cfg: NodeConfig) -> dict[str, tuple[str, int]]:

@@ -244,6 +244,18 @@ class DiskFull(SchedulerError):
         )
 
 
+class BackupUnavailable(SchedulerError):
+    """This node cannot take a backup now (no room for its checkpoint); nothing was
+    changed, and another member may."""
+
+    http_status = 503
+    code = "backup_unavailable"
+    retry_after_s = 5
+
+    def __init__(self, why: str) -> None:
+        super().__init__(f"No backup can be taken on this node now: {why}")
+
+
 class Overloaded(SchedulerError):
     """This node already works on as many requests of this kind as it admits.
 

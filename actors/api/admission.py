@@ -35,13 +35,12 @@ from enum import Enum
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from actors.api.auth import OPEN_PATHS
+from actors.api.auth import ADMIN_PATHS, OPEN_PATHS
 from actors.runtime.metrics import ApiMetrics
 from scheduled_db.config.model import ApiConfig
 from scheduled_db.errors import Overloaded
 from scheduled_db.policy.admission import Admission
 
-_MEMBERSHIP = ("/join", "/leave", "/cluster/members/")
 _READS = frozenset({"GET", "HEAD"})
 
 
@@ -56,7 +55,7 @@ def traffic_of(request: web.Request) -> Traffic | None:
     """What ``request`` counts as; None when it is never refused for load."""
     if request.method == "OPTIONS" or request.path in OPEN_PATHS:
         return None
-    if request.path.startswith(_MEMBERSHIP):
+    if request.path.startswith(ADMIN_PATHS):  # an operator's: never shed
         return None
     return Traffic.READ if request.method in _READS else Traffic.WRITE
 

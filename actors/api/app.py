@@ -30,6 +30,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from actors.api.admin import AdminRoutes
 from actors.api.admission import admission_middleware, admissions
 from actors.api.auth import CLIENT, ROLE, auth_middleware, bearer, is_membership_secret
 from actors.api.backend import Backend
@@ -335,6 +336,7 @@ def build_app(
     app.router.add_routes(jobs.routes())
     node_routes = NodeRoutes(backend, metrics, limits, max_body, membership_secrets(config))
     app.router.add_routes(node_routes.routes())
+    app.router.add_routes(AdminRoutes(backend, membership_secrets(config)).routes())
     app.router.add_routes(console_routes())  # the web console: static files, not the API
     return app
 

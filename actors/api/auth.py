@@ -37,13 +37,13 @@ from scheduled_db.policy.auth import ApiToken, Role, find_token
 ROLE = web.RequestKey("role", Role)  # where the authenticated role is kept on a request
 CLIENT = web.RequestKey("client", str)  # and the name of the token that authenticated it
 OPEN_PATHS = frozenset({"/health", "/livez", "/ready", "/metrics", "/openapi.json"})
-_MEMBERSHIP = ("/join", "/leave", "/cluster/members/")
+ADMIN_PATHS = ("/join", "/leave", "/cluster/members/", "/admin/")
 _READS = frozenset({"GET", "HEAD"})
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
 
 
 def needed_role(request: web.Request) -> Role:
-    if request.path.startswith(_MEMBERSHIP):
+    if request.path.startswith(ADMIN_PATHS):
         return Role.ADMIN
     return Role.READ if request.method in _READS else Role.WRITE
 

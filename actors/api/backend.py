@@ -8,7 +8,7 @@ awaited on the event loop: it would block it).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -21,6 +21,7 @@ from scheduled_db.errors import (
     SchedulerError,
     UnknownOutcome,
 )
+from scheduled_db.state.backup_format import BackupHeader
 from scheduled_db.state.commands import Command
 from scheduled_db.state.results import CommandResult
 
@@ -70,6 +71,17 @@ class NodeStatus:
     leader_raft_address: str = ""  # '' when no leader is known, or its address is not
 
 
+class BackupStream(Protocol):
+    """A backup being read: its header, then the file's pieces; ``close`` after.
+    ``pieces`` and ``close`` block (disk reads): call them off the event loop."""
+
+    header: BackupHeader
+
+    def pieces(self) -> Iterator[bytes]: ...
+
+    def close(self) -> None: ...
+
+
 class Backend(Protocol):
     """The node as the REST API sees it."""
 
@@ -102,6 +114,13 @@ class Backend(Protocol):
         """Return once this node has applied everything committed before the call,
         as the leader confirms with a majority (a linearizable read may follow).
         Raises NotLeader or TimeoutError."""
+        ...
+
+    async def open_backup(self, timeout: float = 30.0) -> BackupStream:
+        """A consistent backup of the state this node has applied once it has caught
+        up with everything committed before the call (a ReadIndex first, so a
+        follower's backup is as fresh as the leader's).  Raises NotLeader,
+        TimeoutError, BackupUnavailable."""
         ...
 
     async def add_learner(self, node_id: str, raft_address: str, http_address: str) -> None:

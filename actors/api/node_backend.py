@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import pykka
 
-from actors.api.backend import NodeStatus, ServerInfo, refusal_error
+from actors.api.backend import BackupStream, NodeStatus, ServerInfo, refusal_error
 from actors.api.coalesce import ProposalBatcher, ReadBatcher
 from actors.raft.messages import (
     GetLastContact,
@@ -28,9 +28,10 @@ from actors.raft.messages import (
     ReadIndex,
 )
 from actors.runtime.replies import ActorRef, loop_reply
-from actors.storage.messages import ReadMany
+from actors.storage.backup import BackupSource
+from actors.storage.messages import BackupCheckpoint, ReadMany, TakeBackupCheckpoint
 from scheduled_db.config.model import NodeConfig
-from scheduled_db.errors import UnknownOutcome
+from scheduled_db.errors import BackupUnavailable, UnknownOutcome
 from scheduled_db.raft.messages import ConfChange, ConfChangeType
 from scheduled_db.state.commands import Batch, Command, encode_command
 from scheduled_db.state.reads import GetMembers
@@ -99,6 +100,15 @@ class NodeBackend:
         outcome: ProposeOutcome = await self._call(self._raft, ReadIndex, timeout)
         if outcome.error is not None:
             raise refusal_error(outcome.error, outcome.leader, outcome.detail)
+
+    async def open_backup(self, timeout: float = 30.0) -> BackupStream:
+        await self.read_index(timeout)
+        taken: BackupCheckpoint = await self._call(self._storage, TakeBackupCheckpoint, timeout)
+        if taken.path is None:
+            raise BackupUnavailable(taken.error or "no checkpoint")
+        loop = asyncio.get_running_loop()
+        path, cf = taken.path, taken.state_cf
+        return await loop.run_in_executor(None, BackupSource, path, cf, self.node_id)
 
     async def add_learner(self, node_id: str, raft_address: str, http_address: str) -> None:
         context = encode_member(raft_address, http_address)

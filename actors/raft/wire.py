@@ -54,6 +54,18 @@ class AuthError(FrameError):
     """A handshake proof did not match, or named a node we do not talk to."""
 
 
+def cluster_key(secret: bytes | None, cluster_id: str | None) -> bytes | None:
+    """The key a node proves in the handshake: the cluster secret itself (None: no
+    secret), or, for a cluster with an id (one made by ``scheduled-db restore`` or
+    ``recover``), a key derived from the secret and the id.  A node of another
+    cluster, or of the old cluster a new one was made from, then fails to prove
+    it even with the same secret, and is refused as any stranger is."""
+    if cluster_id is None:
+        return secret
+    label = b"scheduled-db cluster id\x00" + cluster_id.encode()
+    return hmac.new(secret or NO_SECRET, label, hashlib.sha256).digest()
+
+
 def handshake_proof(secret: bytes, role: bytes, nonce: bytes, node_id: str) -> bytes:
     """The answer of ``node_id``, acting as ``role``, to the challenge ``nonce``."""
     return hmac.new(

@@ -43,6 +43,7 @@ from actors.storage.datadir import DataDirError, is_corruption, is_disk_full
 from actors.storage.messages import (
     Applied,
     ApplyEntries,
+    BackupCheckpoint,
     Bootstrap,
     Bootstrapped,
     DiskFull,
@@ -62,6 +63,7 @@ from actors.storage.messages import (
     SnapshotUnavailable,
     StageSnapshotChunk,
     Subscribe,
+    TakeBackupCheckpoint,
     Unsubscribe,
 )
 from actors.storage.snapshots import SnapshotUnavailableError
@@ -110,6 +112,7 @@ class StorageActor(pykka.ThreadingActor):
             StageSnapshotChunk: self._stage_chunk,
             Read: self._read,
             ReadMany: self._read_many,
+            TakeBackupCheckpoint: self._backup_checkpoint,
         }
 
     def on_receive(self, message: Any) -> None:
@@ -302,6 +305,17 @@ class StorageActor(pykka.ThreadingActor):
         self._answer(msg.reply, reply)
 
     # -- reads --
+
+    def _backup_checkpoint(self, msg: TakeBackupCheckpoint) -> None:
+        try:
+            path, state_cf = self.store.checkpoint_for_backup()
+        except Exception as exc:
+            if not (is_disk_full(exc) or isinstance(exc, OSError)):
+                raise
+            log.warning("storage: no checkpoint for a backup: %s", exc)
+            self._answer(msg.reply, BackupCheckpoint(None, "", "no room on the node's disk"))
+            return
+        self._answer(msg.reply, BackupCheckpoint(path, state_cf))
 
     def _read(self, msg: Read) -> None:
         self._answer(msg.reply, self._result(msg.request_id, msg.query))

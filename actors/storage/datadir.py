@@ -8,6 +8,8 @@ Layout of ``<data_dir>``::
         raft                 Raft log, hard state, snapshot metadata
         state-<generation>   the job state (key layout in scheduled_db.state.records)
     snapshots/<index>-<term>/  RocksDB checkpoint (hard links) of the last snapshot
+    backups/<random>/        checkpoints a backup is being read from (removed after,
+                             and on open)
     watermark                what the node has made durable, kept outside RocksDB so
                              that damage to RocksDB's log cannot take it along
                              (actors/storage/watermark.py)
@@ -49,6 +51,7 @@ from rocksdict import (
 FORMAT_VERSION = 1
 DB_DIR = "db"
 SNAPSHOT_DIR = "snapshots"
+BACKUP_DIR = "backups"  # checkpoints being streamed to a backup; none survive a restart
 WATERMARK_FILE = "watermark"
 RAFT_CF = "raft"
 STATE_CF_PREFIX = "state-"
@@ -216,7 +219,7 @@ def open_rocks(path: Path, create: bool = False, read_only: bool = False) -> Rdi
         raise DataDirError(path.parent, f"cannot open RocksDB at {path}: {exc}") from None
 
 
-def _decode_meta(data_dir: Path, raw: Any) -> DirMeta:
+def decode_meta(data_dir: Path, raw: Any) -> DirMeta:
     try:
         d = msgpack.unpackb(raw, raw=False)
         return DirMeta(int(d["format"]), str(d["node_id"]), d.get("cluster_id"))
@@ -224,7 +227,7 @@ def _decode_meta(data_dir: Path, raw: Any) -> DirMeta:
         raise DataDirError(data_dir, "unreadable metadata record") from None
 
 
-def _encode_meta(meta: DirMeta) -> bytes:
+def encode_meta(meta: DirMeta) -> bytes:
     d = {"format": meta.format_version, "node_id": meta.node_id, "cluster_id": meta.cluster_id}
     return bytes(msgpack.packb(d))
 
@@ -255,7 +258,7 @@ def _initialise(db: Rdict, node_id: str, cluster_id: str | None) -> None:
         if name not in names:
             db.create_column_family(name, rocks_options(True))
     wb = new_batch()
-    wb.put(META_KEY, _encode_meta(DirMeta(FORMAT_VERSION, node_id, cluster_id)))
+    wb.put(META_KEY, encode_meta(DirMeta(FORMAT_VERSION, node_id, cluster_id)))
     wb.put(STATE_POINTER, (STATE_CF_PREFIX + "1").encode())
     db.write(wb, synced())
 
@@ -283,7 +286,7 @@ def open_data_dir(data_dir: Path, node_id: str, cluster_id: str | None) -> tuple
             raise DataDirError(data_dir, "RocksDB without a metadata record")
         _initialise(db, node_id, cluster_id)  # first open, or an interrupted first open
         raw = db.get(META_KEY)
-    meta = _decode_meta(data_dir, raw)
+    meta = decode_meta(data_dir, raw)
     try:
         check_meta(data_dir, meta, node_id, cluster_id)
         _verify(data_dir, db)

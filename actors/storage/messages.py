@@ -9,6 +9,7 @@ Every message is a frozen dataclass; a request that is answered carries a
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from actors.runtime.replies import ActorRef, Reply
@@ -230,3 +231,18 @@ class ReadResult:
     request_id: int
     value: Any
     error: str | None = None  # e.g. an invalid list cursor
+
+
+@dataclass(frozen=True, slots=True)
+class TakeBackupCheckpoint:
+    """Take a checkpoint of the database for a backup; ``reply`` gets a
+    :class:`BackupCheckpoint`, whose ``error`` says why there is none (the disk)."""
+
+    reply: Reply
+
+
+@dataclass(frozen=True, slots=True)
+class BackupCheckpoint:
+    path: Path | None
+    state_cf: str
+    error: str | None = None

@@ -27,22 +27,29 @@ Only the owner's thread calls these; :attr:`NodeStore.log` (the Raft
 from __future__ import annotations
 
 import logging
+import secrets
+import shutil
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rocksdict import Rdict
+from rocksdict import Checkpoint, Rdict
 
 from actors.storage import watermark
 from actors.storage.datadir import (
+    BACKUP_DIR,
     DB_DIR,
+    FORMAT_VERSION,
+    META_KEY,
     RAFT_CF,
     SNAPSHOT_DIR,
     STATE_POINTER,
     DataDirError,
+    DirMeta,
     RocksStateView,
     drop_state_cfs,
+    encode_meta,
     flush_all,
     is_disk_full,
     new_batch,
@@ -62,7 +69,14 @@ from actors.storage.snapshots import (
     SnapshotStager,
     SnapshotUnavailableError,
 )
-from scheduled_db.raft.messages import ConfState, Entry, HardState, SnapshotMeta
+from scheduled_db.raft.messages import (
+    ConfChange,
+    ConfChangeType,
+    ConfState,
+    Entry,
+    HardState,
+    SnapshotMeta,
+)
 from scheduled_db.raft.storage import bootstrap_snapshot
 from scheduled_db.state import fsm, queries
 from scheduled_db.state.records import RecordError
@@ -93,9 +107,13 @@ class SnapshotNotStagedError(RuntimeError):
 class NodeStore:
     """The Raft log store plus the job state of one node (see the module doc)."""
 
-    def __init__(self, data_dir: Path, db: Rdict, options: StoreOptions) -> None:
+    def __init__(
+        self, data_dir: Path, db: Rdict, options: StoreOptions, meta: DirMeta | None = None
+    ) -> None:
         self.data_dir = data_dir
         self.options = options
+        self.cluster_id = None if meta is None else meta.cluster_id
+        self._node_id = None if meta is None else meta.node_id
         self._closed = False
         self.synced_writes = 0  # synced write batches of persist_ready (tests, benchmarks)
         self._adopt(db, self._read_pointer(db))
@@ -110,6 +128,7 @@ class NodeStore:
         self._mark = watermark.open_checked(data_dir, db, self.log, options.watermark_sync_s)
         self._files = SnapshotFiles(data_dir / SNAPSHOT_DIR)
         self._files.remove_all_but(rec)
+        shutil.rmtree(data_dir / BACKUP_DIR, ignore_errors=True)  # left by a stop mid-backup
         self._reader: CheckpointReader | None = None
         self._stager: SnapshotStager | None = None
         if rec is not None and not self._files.exists(rec):
@@ -125,9 +144,9 @@ class NodeStore:
     ) -> NodeStore:
         """Open or initialise; raise :class:`DataDirError` if damaged or foreign."""
         path = Path(data_dir)
-        db, _ = open_data_dir(path, node_id, cluster_id)
+        db, meta = open_data_dir(path, node_id, cluster_id)
         try:
-            return cls(path, db, options or StoreOptions())
+            return cls(path, db, options or StoreOptions(), meta)
         except DataDirError:
             db.close()
             raise
@@ -260,6 +279,88 @@ class NodeStore:
         self._snap_rec = rec
         self._files.create(self._db, rec)
         return meta
+
+    # -- a new cluster from old state (scheduled-db restore, recover) --
+
+    def seed(
+        self, chunks: Iterable[bytes], voters: tuple[str, ...], cluster_id: str
+    ) -> SnapshotMeta:
+        """Start as an initial member of a new cluster holding a backup's state.
+
+        The snapshot is received as a follower receives one, then restarted as the
+        new cluster's (:meth:`_restart_as`).  Only on a directory that was never
+        part of a cluster.
+        """
+        if self.has_raft_state():
+            raise ValueError("storage already holds state: refusing to seed it")
+        self.install_snapshot(chunks)
+        return self._restart_as(voters, cluster_id)
+
+    def force_new_cluster(self, cluster_id: str) -> SnapshotMeta:
+        """Make this node the one member of a new cluster, keeping all it holds.
+
+        Every entry in its log is applied, committed or not: a write the lost
+        majority acknowledged may be among them, and none of them can be told
+        apart from one that was.  (A write acknowledged by the others that never
+        reached this node is lost: nothing here can bring it back.)
+        """
+        node_id = self._node_id
+        if node_id is None:
+            raise ValueError("the store was opened without its metadata")
+        sole = ConfState((node_id,))
+        applied, last = self.applied()[0], self.log.last_index()
+        if last > applied:
+            self.apply(self.log.entries(applied + 1, last + 1), sole)
+        return self._restart_as((node_id,), cluster_id)
+
+    def _restart_as(self, voters: tuple[str, ...], cluster_id: str) -> SnapshotMeta:
+        """One synced batch: the applied state's membership becomes ``voters`` (the
+        addresses of old members forgotten: a new cluster's initial members come
+        from the configuration, as at bootstrap), the Raft log restarts from a
+        snapshot of it, the hard state keeps the term but no vote, and the
+        directory's cluster id becomes ``cluster_id``, so that no node of the
+        old cluster is taken for a peer (see :func:`actors.raft.wire.cluster_key`)."""
+        node_id = self._node_id
+        assert node_id is not None, "opened without metadata"
+        index, term = self.applied()
+        conf = ConfState(tuple(sorted(voters)))
+        tx = Txn(self.view())
+        for member in queries.members(self.view()):
+            tx.record_member(ConfChange(ConfChangeType.REMOVE, member))
+        meta = SnapshotMeta(index, term, conf)
+        rec = SnapshotRecord(meta, self._state_name)
+        hs = HardState(max(term, self.log.hard_state().term), "", index)
+        wb = new_batch()
+        handle = self._db.get_column_family_handle(self._state_name)
+        for k, v in tx.finish(index, term, conf):
+            if v is None:
+                wb.delete(k, handle)
+            else:
+                wb.put(k, v, handle)
+        self.log.stage_reset(wb, self._raft_h, rec)
+        self.log.stage_hard_state(wb, self._raft_h, hs)
+        wb.put(META_KEY, encode_meta(DirMeta(FORMAT_VERSION, node_id, cluster_id)))
+        self._mark.lower_to(index)
+        self._db.write(wb, synced())
+        self.log.commit_reset(meta)
+        self.log.commit_hard_state(hs)
+        self._mark.follow(self.log)
+        self.cluster_id = cluster_id
+        self._snap_rec = rec
+        self._files.create(self._db, rec)
+        self._files.remove_all_but(rec)
+        return meta
+
+    def checkpoint_for_backup(self) -> tuple[Path, str]:
+        """A RocksDB checkpoint (hard links) of the database as it is now, under
+        ``<data_dir>/backups/``, and the name of its state column family: a
+        consistent state at the applied index, read by
+        :class:`actors.storage.backup.BackupSource` off this thread."""
+        root = self.data_dir / BACKUP_DIR
+        root.mkdir(exist_ok=True)
+        path = root / secrets.token_hex(8)
+        Checkpoint(self._db).create_checkpoint(str(path))
+        return path, self._state_name
 
     # -- snapshots --
 

@@ -159,6 +159,10 @@ KEYS: tuple[Key, ...] = (
         "Shared secret peers authenticate with (16+ characters); needed by multi-node clusters "
         "(host:port members without it: unauthenticated, with a warning).",
         secret=True),
+    Key("cluster.id", optional(NODE_ID), None, "CLUSTER_ID",
+        "Id of the cluster this node belongs to; peers with another are refused. Set by "
+        "scheduled-db restore and recover (the data directory keeps it); give it to the "
+        "nodes that join such a cluster."),
     Key("cluster.join_token", optional(SECRET), None, "AUTH_TOKEN",
         "Bearer token that may change the membership (/join, /leave, /cluster/members/...), "
         "as the cluster secret may.",

@@ -108,6 +108,7 @@ class ClusterConfig:
     dns_service: str | None
     replicas: int | None
     peer_addresses: tuple[Address, ...] = ()
+    id: str | None = None  # the cluster's id; None: a cluster that has none (never restored)
 
     def member(self, node_id: str) -> Member | None:
         return next((m for m in self.members if m.id == node_id), None)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import bisect
 import hashlib
 from collections.abc import Iterable, Iterator
-from typing import Protocol
+from typing import Any, Protocol
 
 from scheduled_db.state.records import META_PREFIX
 
@@ -142,12 +142,20 @@ class Overlay:
                 b = next(base, None)
 
 
+ALL_KEYS_END = b"\xff\xff\xff\xff"  # above every key of the state (scheduled_db.state.records)
+
+
 def state_digest(view: StateView) -> str:
     """sha256 (hex) over every key and value in key order, each length-prefixed."""
     h = hashlib.sha256()
-    for k, v in view.iter_range(b"", b"\xff\xff\xff\xff"):
-        h.update(len(k).to_bytes(4, "big"))
-        h.update(k)
-        h.update(len(v).to_bytes(4, "big"))
-        h.update(v)
+    for k, v in view.iter_range(b"", ALL_KEYS_END):
+        digest_pair(h, k, v)
     return h.hexdigest()
+
+
+def digest_pair(h: Any, key: bytes, value: bytes) -> None:
+    """Add one pair to a :func:`state_digest` under way (the key order is the caller's)."""
+    h.update(len(key).to_bytes(4, "big"))
+    h.update(key)
+    h.update(len(value).to_bytes(4, "big"))
+    h.update(value)

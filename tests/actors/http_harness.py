@@ -66,7 +66,7 @@ class Reply:
     """One response, read whole."""
 
     status: int
-    body: Any  # the decoded JSON, or the text when the response is not JSON
+    body: Any  # the decoded JSON, the bytes of a binary (vnd.) body, else the text
     headers: CIMultiDictProxy[str]
     raw: bytes = b""  # the body as it came
 
@@ -121,6 +121,8 @@ class Api:
                 decoded: Any = check_error_body(resp.status, raw, resp.content_type)
             elif resp.content_type == "application/json":
                 decoded = json.loads(raw)
+            elif resp.content_type.startswith("application/vnd."):
+                decoded = raw  # a binary body (a backup): as it came
             else:
                 decoded = raw.decode()
             return Reply(resp.status, decoded, resp.headers, raw)

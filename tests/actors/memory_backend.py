@@ -12,7 +12,7 @@ requests stay in flight for as long as a test needs.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from actors.api.backend import NodeStatus, ServerInfo, refusal_error
@@ -21,6 +21,7 @@ from scheduled_db.errors import MembershipConflict, SchedulerError, UnknownOutco
 from scheduled_db.jobs.model import ErrorType, JobStatus
 from scheduled_db.raft.messages import Entry
 from scheduled_db.state import fsm, queries, reads
+from scheduled_db.state.backup_format import backup_header, backup_pieces
 from scheduled_db.state.commands import (
     Batch,
     ClaimOccurrence,
@@ -30,7 +31,7 @@ from scheduled_db.state.commands import (
     encode_command,
 )
 from scheduled_db.state.results import CommandResult
-from scheduled_db.state.stateview import MemoryState
+from scheduled_db.state.stateview import ALL_KEYS_END, MemoryState
 
 RAFT_ADDRESS = "10.9.8.7:7000"
 HTTP_ADDRESS = "10.9.8.7:8080"
@@ -42,6 +43,7 @@ class MemoryBackend:
     def __init__(self, node_id: str = "node-1") -> None:
         self.node_id = node_id
         self.state = MemoryState()
+        self.backup_refusal: Exception | None = None  # raised by open_backup when set
         self.index = 0
         self.term = 1
         self.role = "leader"
@@ -157,6 +159,12 @@ class MemoryBackend:
             raise self.refusal
         self.read_indexes += 1
 
+    async def open_backup(self, timeout: float = 30.0) -> MemoryBackup:
+        await self.read_index(timeout)
+        if self.backup_refusal is not None:
+            raise self.backup_refusal
+        return MemoryBackup(self.state, self.node_id)
+
     async def add_learner(self, node_id: str, raft_address: str, http_address: str) -> None:
         if self.time_out:
             raise TimeoutError
@@ -221,3 +229,18 @@ class MemoryBackend:
         occ = ex.occurrence_ms
         (result,) = self.apply(CompleteOccurrence(job_id, occ, occ + 3_600_000, None, occ + 100))
         assert result.accepted, result
+
+
+class MemoryBackup:
+    """A backup of the in-memory state as it is when taken (the pairs are copied)."""
+
+    def __init__(self, state: MemoryState, node_id: str) -> None:
+        self._copy = MemoryState()
+        self._copy.apply(list(state.iter_range(b"", ALL_KEYS_END)))
+        self.header = backup_header(self._copy, node_id, 0)
+
+    def pieces(self) -> Iterator[bytes]:
+        return backup_pieces(self._copy, self.header, 4096)
+
+    def close(self) -> None:
+        self._copy.clear()

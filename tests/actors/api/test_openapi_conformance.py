@@ -10,14 +10,17 @@ every reply of every scenario is checked against the description of its operatio
 from __future__ import annotations
 
 import asyncio
+import io
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import pytest
 
+from scheduled_db.errors import BackupUnavailable
 from scheduled_db.jobs.model import JobStatus
 from scheduled_db.policy.auth import token_digest
+from scheduled_db.state.backup_format import verify
 from tests.actors.http_harness import START_MS, Api, Reply, api_test
 from tests.actors.openapi_spec import check_reply, described_operations, load_spec, schema_errors
 
@@ -380,6 +383,28 @@ async def auth_and_membership(c: Checked) -> None:
     assert await remove("node-4", "admin-tok") == 503
 
 
+async def backups(c: Checked) -> None:
+    for i in range(30):
+        job = {"id": f"b{i}", "type": "unico", "timestamp": NOW_S + 3600}
+        assert (await c.call("POST", "/jobs", body=job, headers=bearer("admin-tok"))).status == 200
+    got = await c.call("GET", "/admin/snapshot", headers=bearer("admin-tok"))
+    assert got.status == 200, got.body
+    contents = verify(io.BytesIO(got.raw))
+    digest = (await c.call("GET", "/debug/digest", headers=bearer("read-tok"))).body["digest"]
+    assert contents.header.digest == digest == got.headers["X-Snapshot-Digest"]
+    assert contents.header.keys > 30
+    assert (await c.call("GET", "/admin/snapshot", headers=bearer(SECRET))).status == 200
+    assert (await c.call("GET", "/admin/snapshot", headers=bearer("read-tok"))).status == 403
+    c.backend.time_out = True
+    refused = await c.call("GET", "/admin/snapshot", headers=bearer("admin-tok"))
+    assert refused.status == 503 and refused.body["code"] == "no_leader"
+    c.backend.time_out = False
+    c.backend.backup_refusal = BackupUnavailable("no room on the node's disk")
+    refused = await c.call("GET", "/admin/snapshot", headers=bearer("admin-tok"))
+    assert refused.status == 503 and refused.body["code"] == "backup_unavailable"
+    assert refused.headers["Retry-After"] == "5"
+
+
 Scenario = Callable[[Checked], Awaitable[None]]
 SCENARIOS: list[tuple[Scenario, dict[str, object]]] = [
     (jobs_and_client_errors, {"http.max_body": "2KiB"}),
@@ -393,6 +418,7 @@ SCENARIOS: list[tuple[Scenario, dict[str, object]]] = [
     (full_disk, TOKENS),
     (auth_and_membership, {**TOKENS, "http.max_body": "2KiB"}),
     (closed_health, {**TOKENS, "api.open_health": False}),
+    (backups, TOKENS),
 ]
 
 
