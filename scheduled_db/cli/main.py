@@ -24,7 +24,6 @@ commands quick to start and the core free of the shell at import time.
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import logging
 import os
@@ -35,7 +34,9 @@ from typing import Any, NoReturn
 
 from scheduled_db.cli.client import add_client_commands
 from scheduled_db.cli.errors import CliError, UsageError
+from scheduled_db.cli.ops_commands import add_ops_commands
 from scheduled_db.cli.original_flags import translate
+from scheduled_db.cli.shell import shell
 from scheduled_db.config import original
 from scheduled_db.config.kinds import BOOL
 from scheduled_db.config.loading import KEYS, ConfigError, Key, NodeConfig, load_config
@@ -151,6 +152,7 @@ def _parser() -> _Parser:
     _add_cluster_arguments(cluster)
     cluster.set_defaults(handler=_cluster)
     add_client_commands(commands)
+    add_ops_commands(commands)
     return parser
 
 
@@ -211,18 +213,8 @@ def _secrets(config: NodeConfig) -> list[str]:
     return [s for s in (config.cluster.secret, config.cluster.join_token) if s]
 
 
-def _shell(module: str, name: str) -> Any:
-    """``name`` from the node's shell, imported only by the commands that run a node.
-
-    By name rather than by an import statement: the client commands start without
-    loading threads, sockets and RocksDB, and type-checking the core does not pull
-    in (and depend on) every module of the shell.
-    """
-    return getattr(importlib.import_module(module), name)
-
-
 def _setup_logging(level: str, json_lines: bool, node_id: str, redact: Sequence[str]) -> None:
-    setup: Callable[..., None] = _shell("actors.runtime.logs", "setup_logging")
+    setup: Callable[..., None] = shell("actors.runtime.logs", "setup_logging")
     setup(level, json_lines, node_id, redact=redact)
 
 
@@ -234,7 +226,7 @@ def _run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         log.warning("%s", line)
     for setting in original.ignored_in(environ):
         log.warning("%s", original.notice(setting, f"env {setting.env}"))
-    run_node: Callable[[NodeConfig], int] = _shell("actors.node", "run_node")
+    run_node: Callable[[NodeConfig], int] = shell("actors.node", "run_node")
     return run_node(config)
 
 
@@ -291,7 +283,7 @@ def _check_port_ranges(nodes: int, http: int, raft: int) -> None:
 def _cluster(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     _check_port_ranges(args.nodes, args.base_http_port, args.base_raft_port)
     try:
-        run_cluster: Callable[..., int] = _shell("actors.runtime.launcher", "run_cluster")
+        run_cluster: Callable[..., int] = shell("actors.runtime.launcher", "run_cluster")
     except ModuleNotFoundError as exc:
         if exc.name != "actors.runtime.launcher":  # a broken install, not a missing feature
             raise

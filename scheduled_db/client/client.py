@@ -26,7 +26,7 @@ import copy
 import json
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, BinaryIO
 
 from scheduled_db.client.errors import ApiError, ClientError, Unreachable, api_error
 from scheduled_db.client.models import (
@@ -59,7 +59,14 @@ from scheduled_db.client.retry import (
     parse_retry_after,
     retry_delay,
 )
-from scheduled_db.client.transport import Query, Response, check_base_url, exchange, opener
+from scheduled_db.client.transport import (
+    Progress,
+    Query,
+    Response,
+    check_base_url,
+    exchange,
+    opener,
+)
 
 _MERGE_PATCH = "application/merge-patch+json"
 
@@ -282,6 +289,18 @@ class Client:
         raw = self._json("GET", "/auth/whoami")
         return raw if isinstance(raw, dict) else {}
 
+    def backup(self, sink: BinaryIO, progress: Progress | None = None) -> Mapping[str, str]:
+        """Stream a backup file (``GET /admin/snapshot``) into ``sink``; the answer's
+        headers (``x-snapshot-index``, ``-term``, ``-digest``, ``-bytes``).  Retried
+        only while nothing was written; a transfer cut off raises :class:`Unreachable`
+        and leaves a partial file, which ``scheduled-db restore`` refuses."""
+        headers = {**self._headers, "Accept": "application/vnd.scheduled-db.backup"}
+        answer = self._call(
+            "GET", "/admin/snapshot", safety=Safety.UNMADE_ONLY, headers=headers,
+            sink=sink, progress=progress,
+        )  # fmt: skip
+        return answer.headers
+
     # --- the one way requests go ------------------------------------------------------
 
     def _report(self, path: str) -> object:
@@ -308,6 +327,8 @@ class Client:
         headers: Mapping[str, str] | None = None,
         content_type: str = "application/json",
         accept: tuple[int, ...] = (),
+        sink: BinaryIO | None = None,
+        progress: Progress | None = None,
     ) -> Response:
         """Send until an answer that is not retried; return it if it is 2xx (or in
         ``accept``), else raise its :class:`ApiError` (or :class:`Unreachable`)."""
@@ -324,6 +345,7 @@ class Client:
                 answer = exchange(
                     self._opener, base, method, path,
                     timeout=self.timeout, headers=all_headers, query=query, data=data,
+                    sink=sink, progress=progress,
                 )  # fmt: skip
             except Unreachable as exc:
                 error, failure = exc, Failure(refused=exc.refused, dropped=exc.dropped)

@@ -24,12 +24,15 @@ import ssl
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import BinaryIO
 
 from scheduled_db.client.errors import BadCaFile, Unreachable
 
 Query = Sequence[tuple[str, str]]
+Progress = Callable[[int, Mapping[str, str]], None]  # bytes so far, the answer's headers
+COPY_BYTES = 1 << 16
 # The connection broke after the request went out: the server may have acted on it.
 _DROPPED = (ConnectionResetError, BrokenPipeError, http.client.HTTPException)
 
@@ -84,16 +87,30 @@ def exchange(
     headers: Mapping[str, str],
     query: Query = (),
     data: bytes | None = None,
+    sink: BinaryIO | None = None,
+    progress: Progress | None = None,
 ) -> Response:
     """Send one request to ``base + path`` and return the answer, whatever its status.
 
-    Raises :class:`Unreachable` when no HTTP answer arrives: refused, unknown host,
-    timed out, connection dropped, a certificate that does not verify.
+    With a ``sink``, a 2xx answer's body is copied into it as it arrives (calling
+    ``progress`` after each piece) instead of being kept.  Raises
+    :class:`Unreachable` when no whole HTTP answer arrives: refused, unknown host,
+    timed out, connection dropped (midway through a body, too), a certificate
+    that does not verify.
     """
     url = base + path + ("?" + urllib.parse.urlencode(list(query)) if query else "")
     req = urllib.request.Request(url, data=data, method=method, headers=dict(headers))
     try:
         with use.open(req, timeout=timeout) as answer:
+            if sink is not None:
+                got = {k.lower(): v for k, v in answer.headers.items()}
+                done = 0
+                while piece := answer.read(COPY_BYTES):
+                    sink.write(piece)
+                    done += len(piece)
+                    if progress is not None:
+                        progress(done, got)
+                return _response(answer.status, answer.reason, b"", answer.headers)
             return _response(answer.status, answer.reason, answer.read(), answer.headers)
     except urllib.error.HTTPError as error:
         with error:

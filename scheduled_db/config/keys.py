@@ -159,10 +159,6 @@ KEYS: tuple[Key, ...] = (
         "Shared secret peers authenticate with (16+ characters); needed by multi-node clusters "
         "(host:port members without it: unauthenticated, with a warning).",
         secret=True),
-    Key("cluster.id", optional(NODE_ID), None, "CLUSTER_ID",
-        "Id of the cluster this node belongs to; peers with another are refused. Set by "
-        "scheduled-db restore and recover (the data directory keeps it); give it to the "
-        "nodes that join such a cluster."),
     Key("cluster.join_token", optional(SECRET), None, "AUTH_TOKEN",
         "Bearer token that may change the membership (/join, /leave, /cluster/members/...), "
         "as the cluster secret may.",
@@ -174,6 +170,10 @@ KEYS: tuple[Key, ...] = (
         "Headless service of the StatefulSet; dns discovery: members <pod>.<this service>."),
     Key("cluster.replicas", optional(_COUNT), None, "REPLICAS",
         "With dns discovery: the StatefulSet's replicas; pods <name>-0 .. <name>-(n-1)."),
+    Key("cluster.id", optional(NODE_ID), None, "CLUSTER_ID",
+        "Id of the cluster this node belongs to; peers with another are refused. Set by "
+        "scheduled-db restore and recover (the data directory keeps it); give it to the "
+        "nodes that join such a cluster."),
     Key("scheduler.slot_gap", DURATION, "10s", "SLOT_GAP",
         "Width of the time slots due jobs are grouped into."),
     Key("scheduler.hot_window", DURATION, "60s", None,
