@@ -141,7 +141,7 @@ class Node:
                 transport=transport,
                 snapshots=snapshots,
                 static_peers=_static_peers(cfg),
-                on_leader_change=metrics.leader_changes.inc,
+                hooks=metrics.raft_hooks(),
                 lease=lease,
                 formation=formation,
             ),

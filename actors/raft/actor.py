@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import pykka
 
+from actors.raft.hooks import RaftHooks
 from actors.raft.lease import LeaderLease, lease_seconds
 from actors.raft.messages import (
     Campaign,
@@ -148,14 +149,14 @@ class RaftActor(pykka.ThreadingActor):
         snapshots: pykka.ActorRef[SnapshotStreamActor] | None = None,
         static_peers: Mapping[str, tuple[str, int]] | None = None,
         seed: int | None = None,
-        on_leader_change: Any = None,
+        hooks: RaftHooks | None = None,
         lease: LeaderLease | None = None,
         formation: Formation | None = None,
     ) -> None:
         super().__init__()
         self.lease = lease if lease is not None else LeaderLease()
         self._lease_s = lease_seconds(settings.election_ticks, settings.tick_ms / 1000)
-        self._on_leader_change = on_leader_change
+        self.hooks = hooks if hooks is not None else RaftHooks()
         self.settings = settings
         self.storage = storage
         self.transport = transport
@@ -183,9 +184,11 @@ class RaftActor(pykka.ThreadingActor):
         # (term, index) of the first entry of the term this node leads in: the term
         # matters, since the core can be leading again before we see its Ready.
         self._established_at = (0, 0)
-        self._applied_index = applied_index
+        self._applied_index = 0
+        self._set_applied(applied_index)
         self._disk_full = False
         self._announced = Leadership(NO_NODE, 0, False, False)
+        self._known_leader = (NO_NODE, 0)  # (leader, term) last reported as elected
         self._ticker = actor_ticker(self, settings.tick_ms / 1000, Tick())
         self._handlers: dict[type[Any], Any] = {
             Tick: self._tick_core,
@@ -344,7 +347,7 @@ class RaftActor(pykka.ThreadingActor):
         if self._inflight is not None:
             raise RuntimeError("raft: bootstrapped while a Ready was being persisted")
         self.core = self._new_core(msg.meta.index)
-        self._applied_index = msg.meta.index
+        self._set_applied(msg.meta.index)
         self._tick_at = {self.core.ticks: time.monotonic()}
         self._refresh_peers()
         if self.core.conf_state().voters == (self.settings.node_id,):
@@ -459,7 +462,7 @@ class RaftActor(pykka.ThreadingActor):
             )
 
     def _snapshot_installed(self, msg: SnapshotInstalled) -> None:
-        self._applied_index = max(self._applied_index, msg.meta.index)
+        self._set_applied(max(self._applied_index, msg.meta.index))
         self._release_reads()
 
     # -- proposals --
@@ -497,11 +500,13 @@ class RaftActor(pykka.ThreadingActor):
         """A leader whose disk is full refuses at once (a follower says who leads)."""
         if not self._disk_full or self.core.role is not Role.LEADER:
             return False
+        self.hooks.refused_for_space()
         answer(reply, ProposeOutcome(error=Refusal.DISK_FULL, leader=self.core.lead))
         return True
 
     def _disk_space(self, msg: DiskFull) -> None:
         self._disk_full = msg.full
+        self.hooks.disk_full(msg.full)
         if msg.full:
             self._fail_pending("the disk is full: the entry is not durable yet")
 
@@ -589,8 +594,12 @@ class RaftActor(pykka.ThreadingActor):
             return
         self.transport.tell(SendMessages(msgs))
 
+    def _set_applied(self, index: int) -> None:
+        self._applied_index = index
+        self.hooks.applied(index)
+
     def _applied(self, msg: Applied) -> None:
-        self._applied_index = msg.applied_index
+        self._set_applied(msg.applied_index)
         if self._reads_applying:
             self._release_reads()
         for entry in msg.entries:
@@ -617,8 +626,9 @@ class RaftActor(pykka.ThreadingActor):
         if event != self._announced:
             if event.leader != self._announced.leader:
                 self._fail_reads()
-                if self._on_leader_change is not None:
-                    self._on_leader_change()
+            if event.leader != NO_NODE and (event.leader, event.term) != self._known_leader:
+                self._known_leader = (event.leader, event.term)
+                self.hooks.leader_elected()
             self._announced = event
             for sub in list(self._subscribers):
                 try:

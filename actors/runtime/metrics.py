@@ -13,12 +13,14 @@ metrics to the same holder with :meth:`ApiMetrics.counter`,
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.metrics import Counter, Gauge, Histogram
 
 from actors.api.backend import NodeStatus
+from actors.raft.hooks import RaftHooks
 from scheduled_db.state.records import Counters
 
 PREFIX = "scheduled_db_"
@@ -61,7 +63,9 @@ class ApiMetrics:
         self.jobs = self.gauge("jobs", "Jobs by status", ("status",))
         self.raft_term = self.gauge("raft_term", "Current Raft term")
         self.raft_commit_index = self.gauge("raft_commit_index", "Raft commit index")
-        self.raft_applied_index = self.gauge("raft_applied_index", "Last applied Raft index")
+        self.raft_applied_index = self.gauge(
+            "raft_applied_index", "Last Raft index the state machine applied"
+        )
         self.raft_is_leader = self.gauge("raft_is_leader", "1 if this node is the Raft leader")
         self.job_rejections = self.counter(
             "job_rejections_total", "Job creations refused at a capacity limit", ("reason",)
@@ -77,7 +81,16 @@ class ApiMetrics:
             "http_admission_limit", "Most requests admitted at once now", ("kind",)
         )
         self.leader_changes = self.counter(
-            "raft_leader_changes_total", "Changes of the known leader seen by this node"
+            "raft_leader_changes_total", "Leaders elected (a new leader or term) seen by this node"
+        )
+        self.peer_last_contact = self.gauge(
+            "raft_peer_last_contact_seconds",
+            "On the leader: seconds since it last heard from each other member (+Inf: never)",
+            ("peer",),
+        )
+        self.disk_full = self.gauge("disk_full", "1 while this node's disk has no room to write")
+        self.disk_full_refusals = self.counter(
+            "disk_full_refusals_total", "Writes this leader refused because its disk was full"
         )
 
     # --- extension points: every metric of the node lives in this registry ----------
@@ -123,11 +136,31 @@ class ApiMetrics:
             self.jobs.labels(status.value).set(count)
 
     def update_raft(self, status: NodeStatus) -> None:
-        """Refresh the Raft gauges from a node status."""
+        """Refresh the Raft gauges from a node status.  The applied index is not
+        among them: :meth:`raft_hooks` keeps it as the storage applies entries."""
         self.raft_term.set(status.term)
         self.raft_commit_index.set(status.commit_index)
-        self.raft_applied_index.set(status.applied_index)
-        self.raft_is_leader.set(1 if status.role == "leader" else 0)
+        leading = status.role == "leader"
+        self.raft_is_leader.set(1 if leading else 0)
+        # Only a leader hears from every member (a follower hears from the leader
+        # alone), and a member removed, or a node no longer leading, drops its series.
+        self.peer_last_contact.clear()
+        if not leading:
+            return
+        for server in status.servers:
+            if server.id != status.node_id:
+                ms = server.last_contact_ms
+                seconds = math.inf if ms is None else ms / 1000
+                self.peer_last_contact.labels(server.id).set(seconds)
+
+    def raft_hooks(self) -> RaftHooks:
+        """The RaftActor's callbacks that keep this node's Raft metrics."""
+        return RaftHooks(
+            leader_elected=self.leader_changes.inc,
+            applied=self.raft_applied_index.set,
+            disk_full=lambda full: self.disk_full.set(1 if full else 0),
+            refused_for_space=self.disk_full_refusals.inc,
+        )
 
     def render(self) -> bytes:
         """The registry in the Prometheus text exposition format."""

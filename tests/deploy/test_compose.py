@@ -172,6 +172,15 @@ def test_prometheus_scrapes_every_nodes_metrics_port() -> None:
     assert set(targets) == expected and len(targets) == len(expected)
 
 
+def test_prometheus_finds_each_rule_file_where_compose_mounts_it() -> None:
+    prometheus = SERVICES["prometheus"]
+    config = yaml.safe_load(PROMETHEUS_CONF.read_text())
+    assert config["rule_files"], "no alert rules loaded"
+    for name in config["rule_files"]:  # relative to the config file's directory
+        mount = prometheus.mount_at(f"/etc/prometheus/{name}")
+        assert mount.host_path() == PROMETHEUS_CONF.parent / name
+
+
 def test_promtool_accepts_the_prometheus_config() -> None:
     promtool = require("promtool", "prometheus")
     argv = [promtool, "check", "config", str(PROMETHEUS_CONF)]

@@ -23,10 +23,23 @@ from scheduled_db.cli.main import build_config
 from scheduled_db.config.discovery import dns_members
 from scheduled_db.config.loading import KEYS_BY_ENV, NodeConfig
 from tests.deploy.kustomize import Doc, render
-from tests.deploy.manifests import K8S, api_routes, dockerfile_stages, image_env
+from tests.deploy.manifests import (
+    ALERTS,
+    K8S,
+    api_routes,
+    dockerfile_stages,
+    image_env,
+    metrics_routes,
+)
 
-LAYOUTS = ["base", "overlays/dev", "overlays/production"]
-NAMESPACES = {"overlays/dev": "scheduled-db-dev", "overlays/production": "scheduled-db"}
+LAYOUTS = ["base", "overlays/dev", "overlays/production", "overlays/monitoring"]
+NAMESPACES = {
+    "overlays/dev": "scheduled-db-dev",
+    "overlays/production": "scheduled-db",
+    "overlays/monitoring": "scheduled-db",
+}
+# Layouts whose cluster secret is created outside the manifests.
+OWN_SECRET = ("overlays/production", "overlays/monitoring")
 PLACEHOLDER = "placeholder-dev-only-change-me"
 STAND_IN_SECRET = "a-secret-created-outside-the-manifests"
 
@@ -270,7 +283,7 @@ def test_the_placeholder_secret_never_reaches_production(layout: str) -> None:
         if e["name"] == "CLUSTER_SECRET"
     ]
     secrets = [d for d in docs if d["kind"] == "Secret"]
-    if layout == "overlays/production":
+    if layout in OWN_SECRET:
         assert not secrets and PLACEHOLDER not in text
     else:
         (secret,) = secrets
@@ -283,7 +296,37 @@ def test_overlays_keep_the_base_objects_in_their_namespace(layout: str) -> None:
     base, docs = rendered("base"), rendered(layout)
     kinds = sorted((d["kind"], d["metadata"]["name"]) for d in docs)
     expected = sorted((d["kind"], d["metadata"]["name"]) for d in base)
-    if layout == "overlays/production":
+    if layout in OWN_SECRET:
         expected.remove(("Secret", "scheduled-db"))
+    if layout == "overlays/monitoring":
+        expected += [("PodMonitor", "scheduled-db"), ("PrometheusRule", "scheduled-db")]
+        expected.sort()
     assert kinds == expected
     assert {d["metadata"].get("namespace") for d in docs} == {NAMESPACES[layout]}
+
+
+# --- the monitoring overlay ---------------------------------------------------------------------
+
+
+def test_the_monitoring_overlay_is_production_plus_a_pod_monitor_and_the_alert_rules(
+    tmp_path: Path,
+) -> None:
+    docs, production = rendered("overlays/monitoring"), rendered("overlays/production")
+    added = [d for d in docs if d["kind"] in ("PodMonitor", "PrometheusRule")]
+    assert [d for d in docs if d not in added] == production
+    for doc in added:
+        assert doc["apiVersion"] == "monitoring.coreos.com/v1"
+    monitor = one(docs, "PodMonitor")["spec"]
+    assert selects_pods(monitor["selector"]["matchLabels"], docs)
+    (endpoint,) = monitor["podMetricsEndpoints"]
+    sts = one(docs, "StatefulSet")
+    config = pod_config(docs, f"{sts['metadata']['name']}-0", tmp_path)
+    assert port_of(docs, endpoint["port"]) == config.metrics.port
+    assert ("GET", endpoint["path"]) in metrics_routes()
+    # The job label comes from a pod label, and is the job the alert rules name.
+    labels = sts["spec"]["template"]["metadata"]["labels"]
+    job = labels[monitor["jobLabel"]]
+    groups = one(docs, "PrometheusRule")["spec"]["groups"]
+    assert groups == yaml.safe_load(ALERTS.read_text())["groups"]
+    exprs = [rule["expr"] for group in groups for rule in group["rules"]]
+    assert f'up{{job="{job}"}} == 0' in exprs

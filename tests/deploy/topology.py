@@ -10,6 +10,7 @@ and Prometheus configs, so an address the configs disagree on fails to map.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -114,10 +115,12 @@ def all_addresses(nodes: list[ComposeNode]) -> dict[str, str]:
 
 
 def require(binary: str, package: str) -> str:
-    """The path of ``binary``; skip, naming the Debian package, when it is missing
-    (docs/deployment.md, Checks, lists the packages the tests use)."""
+    """The path of ``binary``; when it is missing, skip naming the Debian package, or
+    fail under ``CI=true`` (docs/deployment.md, Checks, lists the packages the tests use)."""
     path = shutil.which(binary)
     if path is None:
+        if os.environ.get("CI") == "true":  # CI installs them all (.ci/run): never skip there
+            pytest.fail(f"{binary} not installed: CI installs {package} (.ci/run)")
         pytest.skip(f"{binary} not installed (apt-get install -y {package})")
     return path
 
@@ -182,10 +185,12 @@ class Nginx:
 
 
 def render_prometheus(addresses: dict[str, str], interval: str = "1s") -> str:
-    """deploy/prometheus/prometheus.yml with local targets and a fast scrape interval."""
+    """deploy/prometheus/prometheus.yml with local targets, a fast scrape interval, and
+    its rule files named by absolute path (the rendered file lives elsewhere)."""
     config = yaml.safe_load(PROMETHEUS_CONF.read_text())
     config["global"]["scrape_interval"] = interval
     config["global"]["evaluation_interval"] = interval
+    config["rule_files"] = [str(PROMETHEUS_CONF.parent / f) for f in config.get("rule_files", [])]
     for job in config["scrape_configs"]:
         for group in job.get("static_configs", []):
             group["targets"] = [addresses[t] for t in group["targets"]]

@@ -99,6 +99,9 @@ def test_a_full_disk_refuses_writes_with_507_and_resumes_when_space_returns(
         assert node.http.call("GET", "/health")[0] == 200
         status, _, body = node.http.call("POST", "/jobs", _job("while-full"))
         assert status == 507 and body["code"] == "disk_full", body
+        # What the SchedulerDiskFull alerts read (deploy/prometheus/alerts.yml).
+        assert _metric(node, "scheduled_db_disk_full") == 1
+        assert _metric(node, "scheduled_db_disk_full_refusals_total") >= 2
 
         os.unlink(ballast)
         wait_until(
@@ -106,6 +109,7 @@ def test_a_full_disk_refuses_writes_with_507_and_resumes_when_space_returns(
             RESUME_S,
             "writes to succeed again once space returned",
         )
+        assert _metric(node, "scheduled_db_disk_full") == 0
         for job_id in acked:
             status, _, body = node.http.call("GET", f"/jobs/{job_id}")
             assert status == 200, (job_id, body)
@@ -114,6 +118,19 @@ def test_a_full_disk_refuses_writes_with_507_and_resumes_when_space_returns(
         code = node.stop()
     assert code == 0, node.log()[-3000:]
     assert "Event loop is closed" not in node.log()
+
+
+def _metric(node: NodeProcess, name: str) -> float:
+    """The value of the label-less sample ``name`` in the node's /metrics."""
+    status, _, text = node.http.call("GET", "/metrics")
+    assert status == 200, text
+    (value,) = [float(line.split()[1]) for line in text.splitlines() if line.startswith(name + " ")]
+    return value
+
+
+def _last_contact(leader: NodeProcess, peer: str) -> float:
+    """Seconds since ``leader`` last heard from ``peer``, as its /metrics says."""
+    return _metric(leader, f'scheduled_db_raft_peer_last_contact_seconds{{peer="{peer}"}}')
 
 
 def _cluster_view(node: ClusterNode) -> dict[str, Any]:
@@ -152,11 +169,18 @@ def test_a_follower_whose_disk_fills_stops_acknowledging_and_catches_up_after(
         acked.append(_create_on(full, "sent-to-the-full-follower"))  # forwarded, not refused
         commit = int(_cluster_view(leader)["commit_index"])
         assert _match_of(leader, full.node_id) < commit  # it stopped acknowledging
+        # and answers nothing: the leader reports it out of contact (alerts.yml)
+        wait_until(
+            lambda: _last_contact(leader, full.node_id) > 2.0,
+            RESUME_S,
+            f"the leader to report {full.node_id} out of contact",
+        )
         assert full.proc is not None and full.proc.poll() is None, full.log()[-3000:]
         assert full.http.call("GET", f"/jobs/{acked[0]}")[0] == 200  # and still reads
 
         os.unlink(small_fs / "ballast")
         _wait_caught_up(leader, full)
+        assert _last_contact(leader, full.node_id) < 2.0
         for job_id in acked:
             status, _, body = full.http.call("GET", f"/jobs/{job_id}")
             assert status == 200, (job_id, body)

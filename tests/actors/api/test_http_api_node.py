@@ -322,7 +322,7 @@ async def test_metrics_are_prometheus_text_refreshed_on_scrape(api: Api) -> None
         "scheduled_db_queue_memory_utilization_percent",
         "scheduled_db_raft_term 1.0",
         "scheduled_db_raft_commit_index 1.0",
-        "scheduled_db_raft_applied_index 1.0",
+        "scheduled_db_raft_applied_index",  # kept by the Raft actor's hook: none here
         "scheduled_db_raft_is_leader 1.0",
         "scheduled_db_queue_job_count 1.0",
         'scheduled_db_jobs{status="pending"} 1.0',

@@ -6,6 +6,7 @@ which messages reach whom; no sleeps, only bounded waits on conditions.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ import pykka
 import pytest
 
 from actors.raft.actor import PROMOTE_CHECK_TICKS, RaftActor, RaftSettings
+from actors.raft.hooks import RaftHooks
 from actors.raft.messages import (
     Campaign,
     GetRaftStatus,
@@ -57,8 +59,9 @@ class Member:
         self.events, self.inbox = start_probe()
         self.refs: list[pykka.ActorRef[Any]] = []
 
-    def start(self, tick_ms: int = 20) -> None:
+    def start(self, tick_ms: int = 20, hooks: RaftHooks | None = None) -> None:
         store = NodeStore.open(self.path, self.node_id)
+        self.store = store
         if store.log.last_index() == 0:
             store.bootstrap(self.voters)
         self.storage = StorageActor.start(store)
@@ -69,7 +72,13 @@ class Member:
         config = load_config(timing, {}, None, "test")
         settings = RaftSettings.from_config(self.node_id, config.raft)
         self.raft = RaftActor.start(
-            settings, store.log, store.applied()[0], self.storage, self.transport, seed=1
+            settings,
+            store.log,
+            store.applied()[0],
+            self.storage,
+            self.transport,
+            seed=1,
+            hooks=hooks,
         )
         self.refs = [self.raft, self.storage]
         self.raft.tell(SubscribeLeadership(self.events))
@@ -140,6 +149,88 @@ def test_a_leader_whose_disk_is_full_refuses_proposals_until_space_returns(
     solo.raft.tell(DiskFull(False))
     assert solo.propose(_create("accepted")).error is None
     assert wait_reply(solo.storage, lambda r: Read(1, GetJob("refused"), r), T).value is None
+
+
+class Recorder:
+    """RaftHooks that record every call (read after an ask, which is a barrier)."""
+
+    def __init__(self) -> None:
+        self.elected = 0
+        self.refused = 0
+        self.applied: list[int] = []
+        self.disk_full: list[bool] = []
+        self.hooks = RaftHooks(
+            leader_elected=self._elected,
+            applied=self.applied.append,
+            disk_full=self.disk_full.append,
+            refused_for_space=self._refused,
+        )
+
+    def _elected(self) -> None:
+        self.elected += 1
+
+    def _refused(self) -> None:
+        self.refused += 1
+
+
+def test_hooks_report_the_election_a_full_disk_and_each_refusal(tmp_path: Path) -> None:
+    node, seen = Member(tmp_path / "n1", "n1", ("n1",)), Recorder()
+    node.start(hooks=seen.hooks)
+    try:
+        node.inbox.wait_for(Leadership, lambda e: e.established)
+        node.raft.tell(DiskFull(True))
+        for name in ("a", "b"):
+            assert node.propose(_create(name)).error is Refusal.DISK_FULL
+        node.raft.tell(DiskFull(False))
+        assert node.propose(_create("c")).error is None
+        node.raft.ask(GetRaftStatus(lambda _: None))  # a barrier: every hook has run
+        assert seen.elected == 1  # one election, however many leadership events
+        assert seen.disk_full == [True, False]
+        assert seen.refused == 2
+    finally:
+        node.stop()
+        node.transport.stop()
+        node.events.stop()
+
+
+class GatedStore:
+    """Holds the real store's ``apply`` until the gate opens."""
+
+    def __init__(self, store: NodeStore) -> None:
+        self.gate = threading.Event()
+        self._apply = store.apply
+        store.apply = self.apply  # type: ignore[method-assign, assignment]  # a test double
+
+    def apply(self, *args: Any) -> Any:
+        assert self.gate.wait(T), "the test never opened the gate"
+        return self._apply(*args)
+
+
+def test_the_applied_hook_follows_the_storage_not_the_hand_over(tmp_path: Path) -> None:
+    """The core counts an entry applied once it is handed to storage; the hook (and
+    the ``raft_applied_index`` gauge) waits until the storage has applied it."""
+    node, seen = Member(tmp_path / "n1", "n1", ("n1",)), Recorder()
+    node.start(hooks=seen.hooks)
+    gated = GatedStore(node.store)
+    try:
+        gated.gate.set()
+        node.inbox.wait_for(Leadership, lambda e: e.established)
+        gated.gate.clear()
+        node.raft.tell(Propose(_create("held"), lambda _: None))
+
+        def handed_over_not_applied() -> bool:
+            core = wait_reply(node.raft, GetRaftStatus, T)
+            return bool(core.applied == core.commit > seen.applied[-1])
+
+        wait_until(handed_over_not_applied, T, "the core to hand over what storage holds")
+        gated.gate.set()
+        commit = wait_reply(node.raft, GetRaftStatus, T).commit
+        wait_until(lambda: seen.applied[-1] == commit, T, "the storage to apply the entry")
+    finally:
+        gated.gate.set()
+        node.stop()
+        node.transport.stop()
+        node.events.stop()
 
 
 def test_a_follower_refuses_proposals_naming_no_leader(tmp_path: Path) -> None:
