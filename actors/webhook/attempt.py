@@ -275,6 +275,8 @@ def delivery_span(deliver: Deliver, destination: str) -> tracing.Span | None:
     ``POST /jobs`` to the receiver.  Any other run (a recurring job's, a triggered
     one) starts a trace of its own, linked to the creation: one trace per run, not
     a trace that grows for as long as the job lives."""
+    if not tracing.enabled():
+        return None  # nothing to build the attributes for
     stored = deliver.traceparent
     one_run = deliver.job_type == "unico" and not deliver.trigger
     attributes: dict[str, str | int | bool] = {
