@@ -14,7 +14,9 @@ WORKDIR /src
 COPY pyproject.toml setup.cfg README.md ./
 COPY scheduled_db ./scheduled_db
 COPY actors ./actors
-RUN pip wheel --no-cache-dir --wheel-dir /wheels .
+# With the otel extra: setting OTEL_EXPORTER_OTLP_ENDPOINT turns tracing on in the image
+# (unset, nothing of it is imported; docs/deployment.md, "Tracing").
+RUN pip wheel --no-cache-dir --wheel-dir /wheels '.[otel]'
 
 # --- run -----------------------------------------------------------------------------
 FROM python:3.11-slim

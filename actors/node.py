@@ -43,6 +43,7 @@ from actors.raft.messages import (
 from actors.raft.snapshot_stream import SnapshotStreamActor
 from actors.raft.transport import TransportActor
 from actors.raft.wire import cluster_key
+from actors.runtime import tracing
 from actors.runtime.metrics import ApiMetrics
 from actors.runtime.open_files import raise_soft_limit, webhook_slots
 from actors.runtime.ports import PortInUse, check_ports
@@ -363,6 +364,20 @@ def run_node(config: NodeConfig) -> int:
     except PortInUse as exc:
         print(f"scheduled-db: cannot start: {exc}", file=sys.stderr)
         return 1
+    try:
+        endpoint = tracing.setup(os.environ, config.node.id)
+    except tracing.TracingError as exc:
+        print(f"scheduled-db: {exc}", file=sys.stderr)
+        return 2
+    if endpoint is not None:
+        log.info("tracing: on, spans exported over OTLP/HTTP to %s", endpoint)
+    try:
+        return _run(config)
+    finally:
+        tracing.shutdown()  # spans still queued go out before the process ends
+
+
+def _run(config: NodeConfig) -> int:
     node = Node(config)
     try:
         node.start()

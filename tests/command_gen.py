@@ -15,6 +15,16 @@ from scheduled_db.raft.messages import Entry
 from scheduled_db.state import commands as c
 
 IDS = ("a", "b", "c", "d", "e")
+TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"  # W3C's example
+# A spec whose create and record bytes from before traceparents existed the tests keep.
+GOLDEN_SPEC = JobSpec(
+    id="golden-1",
+    type=JobType.UNICO,
+    timestamp_ms=1_900_000_000_000,
+    webhook_url="https://example.com/hook",
+    payload={"n": 1},
+    labels=(("team", "a"),),
+)
 TIMES = (100, 200, 300, 400)
 STATUSES = (JobStatus.COMPLETED, JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.TIMEOUT) + (
     JobStatus.PENDING,  # not an outcome: rejected as invalid
@@ -90,7 +100,7 @@ def random_command(rng: random.Random, allow_batch: bool = True) -> c.Command:
     if allow_batch and rng.random() < 0.15:
         return _lifecycle(rng, job_id, t)
     if roll < 0.22:
-        return c.CreateJob(random_spec(rng, job_id), t - 50, t)
+        return c.CreateJob(random_spec(rng, job_id), t - 50, t, rng.choice((None, TRACEPARENT)))
     if roll < 0.42:
         return _claim(rng, job_id, t)
     if roll < 0.60:

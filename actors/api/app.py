@@ -3,6 +3,8 @@
 :func:`build_app` wires the routes (jobs in :mod:`actors.api.jobs`, the node's
 own routes here) and the middlewares, outermost first:
 
+0. with tracing on (:mod:`actors.runtime.tracing`), a server span per request,
+   named by its route (``POST /jobs``), the child of the client's ``traceparent``;
 1. request metrics (sees the final status of every request, errors included);
 2. CORS (:mod:`actors.api.cors`; error bodies get CORS headers too);
 3. the error renderer (:mod:`actors.api.errors`): every failure becomes a JSON
@@ -45,6 +47,7 @@ from actors.api.protocol import render_json_errors
 from actors.api.responses import json_response
 from actors.api.ui import console_routes
 from actors.api.views import Limits, cluster_view, health_view, ready_view
+from actors.runtime import tracing
 from actors.runtime.metrics import ApiMetrics
 from actors.webhook.guard import WebhookGuard
 from scheduled_db.config.kinds import NODE_ID, parse_address
@@ -83,6 +86,35 @@ def _route_label(request: web.Request) -> str:
     # The route template, never the raw path: one series per job id would not end.
     resource = request.match_info.route.resource
     return resource.canonical if resource is not None else "unmatched"
+
+
+def tracing_middleware() -> Any:
+    """A server span around each request (install only while tracing is on)."""
+
+    @web.middleware
+    async def traced(request: web.Request, handler: Handler) -> web.StreamResponse:
+        route = _route_label(request)
+        method = request.method if request.method in _METHODS else "OTHER"
+        name = method if route == "unmatched" else f"{method} {route}"
+        attributes = {"http.request.method": method, "url.path": request.path}
+        if route != "unmatched":
+            attributes["http.route"] = route
+        raised: web.HTTPException | None = None  # a redirect: not an error of the span
+        with tracing.server_span(name, request.headers, attributes) as span:
+            try:
+                response = await handler(request)
+            except web.HTTPException as exc:  # the error renderer answers every 4xx/5xx
+                raised = exc
+            if span is not None:
+                status = raised.status if raised is not None else response.status
+                span.set_attribute("http.response.status_code", status)
+                if status >= 500:
+                    tracing.set_error(span, f"HTTP {status}")
+        if raised is not None:
+            raise raised
+        return response
+
+    return traced
 
 
 def metrics_middleware(metrics: ApiMetrics) -> Any:
@@ -301,7 +333,8 @@ def build_app(
     limits = node_limits(config)
     max_body = config.http.max_body_bytes
     openapi_json()  # parsed once per process, here: a broken description stops start-up
-    middlewares = [
+    middlewares = [] if not tracing.enabled() else [tracing_middleware()]
+    middlewares += [
         metrics_middleware(metrics),
         cors_middleware(CorsPolicy(config.http.cors_origins)),
         error_middleware(max_body),

@@ -22,6 +22,7 @@ from typing import Any
 
 from actors.api.backend import refusal_error
 from actors.raft.messages import ProposeOutcome
+from actors.runtime import tracing
 from actors.runtime.replies import Reply, loop_callback
 from actors.storage.messages import ReadResult
 from scheduled_db.errors import UnknownOutcome
@@ -32,8 +33,9 @@ from scheduled_db.state.results import CommandResult
 MAX_COMMANDS = 256  # commands in one entry
 MAX_BYTES = 256 << 10  # encoded bytes in one entry (a Raft message carries up to 1 MiB)
 
-# Sends one entry's data to the Raft actor; the reply gets its ProposeOutcome.
-Send = Callable[[bytes, Reply], None]
+# Sends one entry's data to the Raft actor; the reply gets its ProposeOutcome.  The
+# traceparents are those of the traced requests among the entry's (none when off).
+Send = Callable[[bytes, Reply, tuple[str, ...]], None]
 
 
 @dataclass(slots=True)
@@ -41,6 +43,7 @@ class _Waiting:
     command: Command
     size: int
     future: asyncio.Future[CommandResult]
+    traceparent: str | None  # of the request that proposed it, when tracing is on
 
 
 class ProposalBatcher:
@@ -54,7 +57,8 @@ class ProposalBatcher:
         """The command's result; raises the entry's refusal, or UnknownOutcome when no
         answer came in ``timeout`` seconds (the entry may still commit)."""
         loop = asyncio.get_running_loop()
-        waiting = _Waiting(command, len(encode_command(command)), loop.create_future())
+        size = len(encode_command(command))
+        waiting = _Waiting(command, size, loop.create_future(), tracing.current_traceparent())
         if not self._queue:
             loop.call_soon(self._flush)
         self._queue.append(waiting)
@@ -80,8 +84,8 @@ class ProposalBatcher:
     def _propose(self, loop: asyncio.AbstractEventLoop, group: list[_Waiting]) -> None:
         commands = [w.command for w in group]
         data = encode_command(commands[0] if len(commands) == 1 else Batch(tuple(commands)))
-
-        self._send(data, loop_callback(loop, lambda outcome: _settle(group, outcome)))
+        traced = tuple(w.traceparent for w in group if w.traceparent is not None)
+        self._send(data, loop_callback(loop, lambda outcome: _settle(group, outcome)), traced)
 
 
 def _settle(group: list[_Waiting], outcome: ProposeOutcome) -> None:

@@ -30,6 +30,7 @@ from actors.api import params
 from actors.api.body import no_fields, read_json_object
 from actors.api.responses import json_response
 from actors.api.views import attempt_view, duration_seconds, instant, job_view
+from actors.runtime import tracing
 from scheduled_db.errors import (
     JobConflict,
     JobFinished,
@@ -186,7 +187,7 @@ class JobControl:
                 raise ValidationError("cron_expression", "never fires after the start time")
         except (ValidationError, RequestError) as exc:
             return _item_error(i, exc)
-        return CreateJob(spec, now, next_ms)
+        return CreateJob(spec, now, next_ms, tracing.current_traceparent())
 
     async def _retries(
         self, items: list[object], prepared: list[CreateJob | dict[str, Any]]

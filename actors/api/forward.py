@@ -52,6 +52,7 @@ from actors.api.body import read_body
 from actors.api.errors import render_error
 from actors.api.limits import FORWARD_PROOF_HEADER, FORWARDED_HEADER, forward_proof
 from actors.api.responses import CONTENT_TYPE, compact
+from actors.runtime import tracing
 from scheduled_db.errors import ProposalDropped, UnknownOutcome, safe_text
 
 log = logging.getLogger(__name__)
@@ -147,6 +148,7 @@ async def _to_leader(
         return None
     headers = {h: request.headers[h] for h in _PASSED_ON if h in request.headers}
     headers[FORWARDED_HEADER] = status.node_id
+    tracing.inject(headers)  # with tracing on: the leader's span joins this request's trace
     if secret:
         headers[FORWARD_PROOF_HEADER] = forward_proof(secret, status.node_id)
     scheme = "http" if tls is None else "https"

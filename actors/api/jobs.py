@@ -35,6 +35,7 @@ from actors.api.views import (
     list_item_view,
     status_view,
 )
+from actors.runtime import tracing
 from actors.webhook.guard import WebhookGuard
 from scheduled_db.errors import (
     CapacityExceeded,
@@ -165,7 +166,7 @@ class JobRoutes:
         next_run = first_fire(spec, now)
         if next_run is None:  # validation checked this at the same instant; belt and braces
             raise ValidationError("cron_expression", "never fires after the start time")
-        command = CreateJob(spec, now, next_run)
+        command = CreateJob(spec, now, next_run, tracing.current_traceparent())
         await self.admit(command)
         result = await self.propose(command)
         if result.code in (ResultCode.OK, ResultCode.EXISTS_IDENTICAL) and result.job:
@@ -216,7 +217,7 @@ class JobRoutes:
             bound = stored_bound(body_bytes, commands)
             if counters.bytes + bound <= limits.memory_limit_bytes:
                 return
-        size = sum(new_job_bytes(Job(c.spec, c.created_at_ms, c.next_run_at_ms)) for c in commands)
+        size = sum(new_job_bytes(created_job(c)) for c in commands)
         if counters.bytes + size > limits.memory_limit_bytes:
             self._on_rejection("memory")
             raise CapacityExceeded("memory", counters.bytes, limits.memory_limit_bytes, size)
@@ -334,13 +335,25 @@ class JobRoutes:
         return await trigger.trigger(job_id, self.clock(), self.propose)
 
 
+def created_job(command: CreateJob) -> Job:
+    """The job a create stores (what admission counts it as)."""
+    return Job(
+        command.spec,
+        command.created_at_ms,
+        command.next_run_at_ms,
+        traceparent=command.traceparent,
+    )
+
+
 def stored_bound(body_bytes: int, commands: Sequence[CreateJob]) -> int:
     """More than the state bytes these creates add, from the JSON they came in: a
     value's msgpack form is at most 4.5 times its JSON (a float: 2 bytes of JSON at
     least, 9 of msgpack), the record's own fields are under 400 bytes, and the id is
-    repeated in at most 7 keys plus one per label."""
+    repeated in at most 7 keys plus one per label; a traced create's traceparent
+    adds its own length and a key (under 16 bytes)."""
     ids = sum((7 + len(c.spec.labels)) * len(c.spec.id.encode()) for c in commands)
-    return 5 * body_bytes + 400 * len(commands) + ids
+    traces = sum(16 + len(c.traceparent) for c in commands if c.traceparent is not None)
+    return 5 * body_bytes + 400 * len(commands) + ids + traces
 
 
 def _id_prefix(value: str | None) -> str:

@@ -27,6 +27,7 @@ from actors.raft.messages import (
     ProposeOutcome,
     ReadIndex,
 )
+from actors.runtime import tracing
 from actors.runtime.replies import ActorRef, loop_reply
 from actors.storage.backup import BackupSource
 from actors.storage.messages import BackupCheckpoint, ReadMany, TakeBackupCheckpoint
@@ -58,7 +59,9 @@ class NodeBackend:
         self._raft = raft
         self._storage = storage
         self._http_address = http_address
-        self._batcher = ProposalBatcher(lambda data, reply: raft.tell(Propose(data, reply)))
+        self._batcher = ProposalBatcher(
+            lambda data, reply, traced: raft.tell(Propose(data, reply, traced))
+        )
         self._reads = ReadBatcher(lambda queries, reply: storage.tell(ReadMany(queries, reply)))
 
     def set_http_address(self, address: str) -> None:
@@ -77,7 +80,8 @@ class NodeBackend:
         self, commands: Sequence[Command], timeout: float = 10.0
     ) -> tuple[CommandResult, ...]:
         data = encode_command(Batch(tuple(commands)))
-        outcome = await self._proposal(lambda r: Propose(data, r), timeout)
+        traced = _traced(tracing.current_traceparent())
+        outcome = await self._proposal(lambda r: Propose(data, r, traced), timeout)
         if outcome.error is not None:
             raise refusal_error(outcome.error, outcome.leader, outcome.detail)
         if len(outcome.results) != len(commands):
@@ -173,6 +177,10 @@ class NodeBackend:
                     )
                 )
         return tuple(out)
+
+
+def _traced(traceparent: str | None) -> tuple[str, ...]:
+    return () if traceparent is None else (traceparent,)
 
 
 # The core distinguishes the two phases of candidacy; the API shows one.

@@ -11,6 +11,8 @@ is where write throughput comes from (group commit), not from skipping fsync.
 
 A proposer is answered when its entry is applied, with the state machine's
 result; if this node loses leadership first, it is told the outcome is unknown.
+With tracing on, a proposal that names the requests it carries (``traceparents``)
+gets a span for each (:mod:`actors.raft.proposal_spans`).
 
 A full disk (:class:`~actors.storage.messages.DiskFull` from the StorageActor): the
 Ready in flight stays in flight until storage has made it durable, however
@@ -59,6 +61,7 @@ from actors.raft.messages import (
     Tick,
     TransferLeadership,
 )
+from actors.raft.proposal_spans import ProposalSpans
 from actors.runtime.clock import actor_ticker
 from actors.runtime.replies import ActorRef, Reply, answer
 from actors.storage.messages import (
@@ -173,6 +176,7 @@ class RaftActor(pykka.ThreadingActor):
         self._inflight: Ready | None = None
         self._ready_id = 0
         self._pending: dict[int, tuple[int, Reply]] = {}  # index -> (term, reply)
+        self._spans = ProposalSpans()  # of traced proposals (empty with tracing off)
         self._reads: dict[bytes, Reply] = {}  # read index context -> reply
         self._reads_applying: list[tuple[int, Reply]] = []  # confirmed, awaiting apply
         self._read_prefix = os.urandom(8)  # contexts are unique across restarts too
@@ -469,7 +473,7 @@ class RaftActor(pykka.ThreadingActor):
 
     def _propose(self, msg: Propose) -> None:
         if not self._refused_for_space(msg.reply):
-            self._track(lambda: self.core.propose(msg.data), msg.reply)
+            self._track(lambda: self.core.propose(msg.data), msg.reply, msg.traceparents)
 
     def _propose_conf_change(self, msg: ProposeConfChange) -> None:
         if self._refused_for_space(msg.reply):
@@ -482,7 +486,9 @@ class RaftActor(pykka.ThreadingActor):
                 ProposeOutcome(error=Refusal.CONFLICT, detail=str(exc), leader=self.core.lead),
             )
 
-    def _track(self, propose: Callable[[], Entry], reply: Reply) -> None:
+    def _track(
+        self, propose: Callable[[], Entry], reply: Reply, traceparents: tuple[str, ...] = ()
+    ) -> None:
         """Make the proposal and remember who to answer, or answer the refusal now."""
         try:
             entry = propose()
@@ -495,6 +501,8 @@ class RaftActor(pykka.ThreadingActor):
             )
             return
         self._pending[entry.index] = (entry.term, reply)
+        if traceparents:
+            self._spans.start(entry, traceparents)
 
     def _refused_for_space(self, reply: Reply) -> bool:
         """A leader whose disk is full refuses at once (a follower says who leads)."""
@@ -519,6 +527,7 @@ class RaftActor(pykka.ThreadingActor):
 
     def _fail_pending(self, why: str) -> None:
         pending, self._pending = self._pending, {}
+        self._spans.fail_all(why)
         for _, reply in pending.values():
             answer(
                 reply,
@@ -570,6 +579,8 @@ class RaftActor(pykka.ThreadingActor):
             conf: ConfState | None = None
             for e in rd.committed_entries:
                 self._drop_if_replaced(e.index, e.term)
+                if self._spans:
+                    self._spans.committed(e.index)
                 if e.type is EntryType.CONF_CHANGE:
                     conf = self.core.apply_conf_change(ConfChange.decode(e.data))
             self.storage.tell(ApplyEntries(rd.committed_entries, conf, None))
@@ -583,6 +594,7 @@ class RaftActor(pykka.ThreadingActor):
         if waiting is not None and waiting[0] != term:
             # Another leader's entry committed at this index: ours was never applied.
             del self._pending[index]
+            self._spans.end(index, "entry was replaced")
             answer(
                 waiting[1],
                 ProposeOutcome(error=Refusal.UNKNOWN_OUTCOME, detail="entry was replaced"),
@@ -603,6 +615,8 @@ class RaftActor(pykka.ThreadingActor):
         if self._reads_applying:
             self._release_reads()
         for entry in msg.entries:
+            if self._spans:
+                self._spans.end(entry.index)
             waiting = self._pending.pop(entry.index, None)
             if waiting is not None:
                 answer(waiting[1], ProposeOutcome(index=entry.index, results=entry.results))

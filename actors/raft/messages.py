@@ -77,10 +77,13 @@ class ReportUnreachable:
 
 @dataclass(frozen=True, slots=True)
 class Propose:
-    """Replicate one encoded command; ``reply`` gets a :class:`ProposeOutcome`."""
+    """Replicate one encoded command; ``reply`` gets a :class:`ProposeOutcome`.
+    ``traceparents``: the W3C trace contexts of the requests whose commands the
+    entry carries, when tracing is on (each gets a span of the proposal)."""
 
     data: bytes
     reply: Reply
+    traceparents: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -377,6 +377,7 @@ class SchedulerActor(pykka.ThreadingActor):
                 spec.signing_secret_ref,
                 armed.fire_at_ms,
                 armed.trigger,
+                armed.job.traceparent,
             )
         )
 

@@ -44,6 +44,7 @@ from typing import Any
 import pykka
 
 from actors.raft.lease import LeaderLease
+from actors.runtime import tracing
 from actors.runtime.clock import now_ms
 from actors.runtime.loop_thread import LoopThread
 from actors.runtime.metrics import ApiMetrics
@@ -138,6 +139,7 @@ class _Pending:
     destination: str
     task: asyncio.Task[DeliveryOutcome] | None = None  # once it is sent
     expiry: asyncio.TimerHandle | None = None  # while it waits for its turn
+    span: tracing.Span | None = None  # with tracing on: from its arrival to its outcome
 
 
 class WebhookActor(pykka.ThreadingActor):
@@ -226,7 +228,9 @@ class WebhookActor(pykka.ThreadingActor):
 
     def _spawn(self, deliver: Deliver, start_ms: int) -> None:
         assert self._client is not None
-        pending = _Pending(deliver, start_ms, self._client.destination(deliver.url))
+        destination = self._client.destination(deliver.url)
+        pending = _Pending(deliver, start_ms, destination)
+        pending.span = webhook_attempt.delivery_span(deliver, destination)
         self._pending.setdefault(deliver.job_id, set()).add(pending)
         self._queue.push(pending.destination, pending)
         self._arrived.append(pending)
@@ -248,7 +252,10 @@ class WebhookActor(pykka.ThreadingActor):
             if pending.expiry is not None:
                 pending.expiry.cancel()
                 pending.expiry = None
-            pending.task = loop.create_task(self._deliver(pending.deliver, pending.start_ms))
+            traceparent = tracing.traceparent_of(pending.span)
+            pending.task = loop.create_task(
+                self._deliver(pending.deliver, pending.start_ms, traceparent)
+            )
             pending.task.add_done_callback(partial(self._done, pending))
 
     def _done(self, pending: _Pending, task: asyncio.Task[DeliveryOutcome]) -> None:
@@ -264,7 +271,7 @@ class WebhookActor(pykka.ThreadingActor):
         self._queue.release(pending.destination, signal)
         if self._metrics is not None and signal is Signal.SLOW_DOWN:
             self._metrics.cuts.inc()
-        self._finish(pending.deliver, outcome)
+        self._finish(pending, outcome)
         self._admit()
         self._count_waiting()
 
@@ -277,7 +284,7 @@ class WebhookActor(pykka.ThreadingActor):
         outcome = webhook_attempt.not_sent_in_time(
             pending.deliver, pending.start_ms, self._clock(), pending.destination
         )
-        self._finish(pending.deliver, outcome)
+        self._finish(pending, outcome)
         self._count_waiting()
 
     def _abort(self, job_id: str) -> None:
@@ -298,10 +305,8 @@ class WebhookActor(pykka.ThreadingActor):
         if pending.expiry is not None:
             pending.expiry.cancel()
         self._forget(pending)
-        deliver = pending.deliver
-        self._finish(
-            deliver, webhook_attempt.aborted(deliver, pending.start_ms, None, self._clock())
-        )
+        aborted = webhook_attempt.aborted(pending.deliver, pending.start_ms, None, self._clock())
+        self._finish(pending, aborted)
 
     def _forget(self, pending: _Pending) -> None:
         job_id = pending.deliver.job_id
@@ -311,7 +316,9 @@ class WebhookActor(pykka.ThreadingActor):
             if not pendings:
                 del self._pending[job_id]
 
-    async def _deliver(self, deliver: Deliver, start_ms: int) -> DeliveryOutcome:
+    async def _deliver(
+        self, deliver: Deliver, start_ms: int, traceparent: str | None
+    ) -> DeliveryOutcome:
         """One attempt whose turn has come, from sending to its outcome."""
         assert self._client is not None
         sent_ms: int | None = None
@@ -332,6 +339,7 @@ class WebhookActor(pykka.ThreadingActor):
                     self._signing_secret,
                     self._named_secrets,
                     may_send,
+                    traceparent,
                 )
         except asyncio.CancelledError:
             # Only our own abort (or stop) cancels a delivery, and it still owes an
@@ -352,8 +360,11 @@ class WebhookActor(pykka.ThreadingActor):
             return nullcontext()
         return self._metrics.in_flight.track_inprogress()
 
-    def _finish(self, deliver: Deliver, outcome: DeliveryOutcome) -> None:
+    def _finish(self, pending: _Pending, outcome: DeliveryOutcome) -> None:
         """Count the outcome and give it to the delivery's ``reply``."""
+        deliver = pending.deliver
+        if pending.span is not None:
+            webhook_attempt.end_delivery_span(pending.span, outcome)
         if self._metrics is not None:
             self._metrics.observe(deliver, outcome)
         if deliver.reply is None:

@@ -18,6 +18,9 @@ Every way a request can fail maps to one :class:`~scheduled_db.jobs.model.ErrorT
 Redirects are not followed, to any address (see :mod:`scheduled_db.firing.retry`): a 3xx
 is a non-retryable ``http_error``, so a receiver cannot bounce a delivery past the
 SSRF guard.
+
+With tracing on, each attempt has a span (:func:`delivery_span`), and its request
+carries that span's W3C ``traceparent``, so the receiver's trace joins ours.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import json
 import ssl
 from collections.abc import Callable, Mapping
 
+from actors.runtime import tracing
 from actors.webhook.client import (
     AddressNotAllowedError,
     DNSError,
@@ -76,10 +80,13 @@ def request_body(deliver: Deliver, sent_ms: int) -> bytes:
     return json.dumps(body, separators=(",", ":")).encode()
 
 
-def request_headers(deliver: Deliver, user_agent: str) -> dict[str, str]:
+def request_headers(
+    deliver: Deliver, user_agent: str, traceparent: str | None = None
+) -> dict[str, str]:
     """The headers of one attempt; the idempotency key is the same for every attempt
-    of one occurrence (and across failovers), so receivers can drop duplicates."""
-    return {
+    of one occurrence (and across failovers), so receivers can drop duplicates.
+    ``traceparent``: the attempt's span, when tracing is on."""
+    headers = {
         "Content-Type": "application/json",
         "User-Agent": user_agent,
         "Idempotency-Key": idempotency_key(
@@ -88,6 +95,9 @@ def request_headers(deliver: Deliver, user_agent: str) -> dict[str, str]:
         "X-Scheduled-DB-Attempt": str(deliver.attempt),
         "X-Scheduled-DB-Term": str(deliver.term),
     }
+    if traceparent is not None:
+        headers["traceparent"] = traceparent
+    return headers
 
 
 async def attempt(
@@ -100,6 +110,7 @@ async def attempt(
     signing_secret: bytes | None = None,
     named_secrets: Mapping[str, bytes] | None = None,
     may_send: Callable[[], bool] | None = None,
+    traceparent: str | None = None,
 ) -> DeliveryOutcome:
     """POST the occurrence to its URL and report how that went; signed (see
     :mod:`scheduled_db.policy.signing`) with the secret the job names, else with
@@ -109,12 +120,13 @@ async def attempt(
 
     ``may_send`` is asked just before the request leaves (the leader lease); when
     it says no, the outcome is of type :data:`FENCED` and nothing was sent.
+    ``traceparent`` goes with the request (the attempt's span, when tracing is on).
 
     Raises only ``asyncio.CancelledError`` (an abort); every failure of the request
     itself is an outcome.
     """
     body = request_body(deliver, sent_ms)
-    headers = request_headers(deliver, user_agent)
+    headers = request_headers(deliver, user_agent, traceparent)
     ref = deliver.signing_secret_ref
     if ref is not None:
         signing_secret = (named_secrets or {}).get(ref)
@@ -255,3 +267,43 @@ def _outcome(
         retry_after_ms=retry_after_ms,
         trigger=deliver.trigger,
     )
+
+
+def delivery_span(deliver: Deliver, destination: str) -> tracing.Span | None:
+    """The span of one attempt (None while tracing is off).  The scheduled run of a
+    one-time job is the child of the request that created the job: one trace from
+    ``POST /jobs`` to the receiver.  Any other run (a recurring job's, a triggered
+    one) starts a trace of its own, linked to the creation: one trace per run, not
+    a trace that grows for as long as the job lives."""
+    if not tracing.enabled():
+        return None  # nothing to build the attributes for
+    stored = deliver.traceparent
+    one_run = deliver.job_type == "unico" and not deliver.trigger
+    attributes: dict[str, str | int | bool] = {
+        "scheduled_db.job.id": deliver.job_id,
+        "scheduled_db.occurrence_ms": deliver.scheduled_at_ms,
+        "scheduled_db.attempt": deliver.attempt,
+        "scheduled_db.job.type": deliver.job_type,
+        "http.request.method": "POST",
+        "server.address": destination,
+    }
+    if deliver.trigger:
+        attributes["scheduled_db.trigger"] = True
+    return tracing.start_span(
+        "webhook deliver",
+        tracing.Kind.CLIENT,
+        parent=stored if one_run else None,
+        linked=None if one_run else stored,
+        attributes=attributes,
+    )
+
+
+def end_delivery_span(span: tracing.Span, outcome: DeliveryOutcome) -> None:
+    """End an attempt's span with how the attempt ended."""
+    if outcome.http_status is not None:
+        span.set_attribute("http.response.status_code", outcome.http_status)
+    if outcome.error_type is not None:
+        span.set_attribute("error.type", outcome.error_type)
+    span.set_attribute("scheduled_db.retryable", outcome.retryable)
+    error = None if outcome.ok else outcome.error_message or outcome.error_type
+    tracing.end_span(span, error)

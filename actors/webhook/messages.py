@@ -31,6 +31,9 @@ class Deliver:
     signing_secret_ref: str | None = None  # a webhooks.signing_secrets name
     not_before_ms: int = 0  # never sent earlier (epoch ms): the attempt's fire time
     trigger: bool = False  # a run asked for by POST /jobs/{id}/trigger (its own key)
+    # The job's stored trace context (its creating request's), when it has one: the
+    # attempt's span joins that trace (actors/webhook/actor.py, _span).
+    traceparent: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sys
 
-from scheduled_db.config.keys import KEYS, KEYS_BY_PATH, SECTIONS, Key
+from scheduled_db.config.keys import KEYS, KEYS_BY_PATH, SECTIONS, TRACING_ENV, Key
 from scheduled_db.config.original import ORIGINAL, OriginalSetting, Treatment
 
 # Variables the client side reads (the CLI), not node settings.
@@ -50,6 +50,18 @@ def _row(key: Key) -> str:
     )
 
 
+_TRACING_INTRO = """
+## Tracing (OpenTelemetry's variables)
+
+Tracing is off unless an OTLP endpoint is set; it is configured with OpenTelemetry's
+standard variables, read by its SDK (the `otel` extra), not with keys. The ones that
+matter most are below; the SDK's other `OTEL_*` variables work too. See
+[deployment.md](deployment.md#tracing).
+
+| env | meaning |
+|---|---|
+"""
+
 _ORIGINAL_INTRO = """
 ## The original's settings
 
@@ -85,6 +97,8 @@ def markdown() -> str:
         parts.extend(_row(key) + "\n" for key in KEYS if key.section == section)
     parts.append("\n## The command-line client\n\n| env | meaning |\n|---|---|\n")
     parts.extend(f"| `{name}` | {text} |\n" for name, text in CLIENT_ENV.items())
+    parts.append(_TRACING_INTRO)
+    parts.extend(f"| `{name}` | {_cell(text)} |\n" for name, text in TRACING_ENV.items())
     parts.append(_ORIGINAL_INTRO)
     parts.extend(_original_row(setting) for setting in ORIGINAL)
     return "".join(parts)

@@ -225,6 +225,41 @@ KEYS: tuple[Key, ...] = (
 
 KEYS_BY_PATH = MappingProxyType({key.path: key for key in KEYS})
 KEYS_BY_ENV = MappingProxyType({key.env: key for key in KEYS if key.env})
+
+# Tracing is configured with OpenTelemetry's own standard variables, not keys: the
+# SDK reads them itself (operators and collectors already speak them), and the node
+# only looks whether an endpoint is set (actors/runtime/tracing.py).  Listed here so
+# that the configuration page documents them and no other variable passes for one.
+# Unknown variables are never refused (the environment is shared), so neither are these.
+TRACING_ENV = MappingProxyType(
+    {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": (
+            "Turns tracing on: spans go over OTLP/HTTP to this base URL (`/v1/traces` "
+            "appended). Needs `pip install 'scheduled-db[otel]'`."
+        ),
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": (
+            "The same for traces alone, a full URL (nothing appended); wins over the above."
+        ),
+        "OTEL_EXPORTER_OTLP_PROTOCOL": (
+            "Only `http/protobuf` (the default) is supported: any other value stops start-up."
+        ),
+        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "As above, for traces alone.",
+        "OTEL_EXPORTER_OTLP_HEADERS": (
+            "Headers sent with each export (`key=value,...`), e.g. a collector's API key."
+        ),
+        "OTEL_SERVICE_NAME": "The service name on every span (default `scheduled-db`).",
+        "OTEL_RESOURCE_ATTRIBUTES": (
+            "More resource attributes (`key=value,...`); `service.instance.id` is the node id."
+        ),
+        "OTEL_TRACES_SAMPLER": (
+            "Which traces are kept (default `parentbased_always_on`: all, or as the caller's "
+            "`traceparent` says)."
+        ),
+        "OTEL_TRACES_SAMPLER_ARG": "The sampler's argument (the ratio of `traceidratio`).",
+        "OTEL_BSP_SCHEDULE_DELAY": "Milliseconds between exports of finished spans (5000).",
+        "OTEL_SDK_DISABLED": "`true` keeps tracing off even with an endpoint set.",
+    }
+)
 SECTIONS: tuple[str, ...] = tuple(dict.fromkeys(key.section for key in KEYS))
 
 _HEADER = """\

@@ -22,8 +22,8 @@ passes the environment in.  An empty value counts as unset, as in the original.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
 
@@ -43,7 +43,9 @@ class OriginalSetting:
 
     ``path`` is the key it sets (``KEY``, ``ALIAS``); ``reason`` says why it is
     ignored or refused, and what to use instead; ``flag`` is the original's flag
-    name without dashes; ``takes_value`` is false for the original's boolean flags.
+    name without dashes; ``takes_value`` is false for the original's boolean flags;
+    ``ignores`` says which values an ``IGNORED`` setting ignores (the others mean
+    here what they meant there: see ``OTEL_EXPORTER_OTLP_ENDPOINT``).
     """
 
     env: str
@@ -52,6 +54,7 @@ class OriginalSetting:
     reason: str = ""
     flag: str | None = None
     takes_value: bool = True
+    ignores: Callable[[str], bool] = field(default=lambda value: True)
 
 
 def _key(env: str, path: str, flag: str | None = None) -> OriginalSetting:
@@ -62,8 +65,27 @@ def _alias(env: str, path: str, flag: str | None = None) -> OriginalSetting:
     return OriginalSetting(env, Treatment.ALIAS, path, flag=flag)
 
 
-def _ignored(env: str, reason: str, flag: str | None = None) -> OriginalSetting:
-    return OriginalSetting(env, Treatment.IGNORED, reason=reason, flag=flag)
+def _ignored(
+    env: str,
+    reason: str,
+    flag: str | None = None,
+    ignores: Callable[[str], bool] = lambda value: True,
+) -> OriginalSetting:
+    return OriginalSetting(env, Treatment.IGNORED, reason=reason, flag=flag, ignores=ignores)
+
+
+OTLP_DISABLED = "disabled"  # the original's value for "no OpenTelemetry export"
+
+
+def otlp_url(value: str) -> bool:
+    """Whether an OTLP endpoint is a URL, the form tracing here exports to (OTLP/HTTP)."""
+    return value.strip().lower().startswith(("http://", "https://"))
+
+
+def _original_otlp_form(value: str) -> bool:
+    """The original's gRPC ``host:port`` (its default was ``otel-collector:4317``): not a
+    URL, and not ``disabled``, which means here what it meant there (no export)."""
+    return not otlp_url(value) and value.strip().lower() != OTLP_DISABLED
 
 
 def _refused(
@@ -130,8 +152,10 @@ ORIGINAL: tuple[OriginalSetting, ...] = (
     _ignored("POD_IP", "set RAFT_ADVERTISE_HOST to the pod's IP or name instead"),
     _ignored("CLUSTER_DOMAIN", "read only by the original's kubernetes discovery"),
     _ignored("OTEL_EXPORTER_OTLP_ENDPOINT",
-             "no OpenTelemetry export: metrics are on /metrics (Prometheus), "
-             "logs on stderr (LOG_JSON=true for a collector)"),
+             "its gRPC form host:port is not exported to: tracing here is OTLP over HTTP, "
+             "turned on by a URL (http://collector:4318) with the otel extra installed; "
+             "disabled means no export, as it did there",
+             ignores=_original_otlp_form),
     _ignored("HEALTH_CHECK_INTERVAL", _NOT_READ),
     _ignored("AUTO_JOIN", f"{_NOT_READ}; listed members form the cluster by themselves, "
              "others are added with POST /join"),
@@ -171,7 +195,12 @@ def refused_in(environ: Mapping[str, str]) -> OriginalSetting | None:
 
 def ignored_in(environ: Mapping[str, str]) -> list[OriginalSetting]:
     """The ignored settings the environment sets (each worth a WARNING at start)."""
-    return [s for s in ORIGINAL if s.treatment is Treatment.IGNORED and given(environ, s.env)]
+    found = []
+    for setting in ORIGINAL:
+        value = given(environ, setting.env)
+        if setting.treatment is Treatment.IGNORED and value is not None and setting.ignores(value):
+            found.append(setting)
+    return found
 
 
 def aliases_in(environ: Mapping[str, str]) -> list[tuple[OriginalSetting, str]]:

@@ -100,7 +100,8 @@ class JobSpec:
 SPEC_ADDED_LATER = ("signing_secret_ref", "labels")
 
 
-JOB_ADDED_LATER = ("cancellation_reason", "cancelled_at_ms")  # on the wire only when set
+# On the wire only when set (not None).
+JOB_ADDED_LATER = ("cancellation_reason", "cancelled_at_ms", "traceparent")
 FIRST_VERSION = 1
 
 
@@ -128,6 +129,11 @@ class Job:
     # pause and resume that changed it (a fire does not).  ``If-Match`` compares it.
     # Added later: absent from the wire while 1, as in records written before.
     version: int = FIRST_VERSION
+    # The W3C trace context of the request that created the job, when that request
+    # was traced (actors/runtime/tracing.py): its deliveries join that trace.  Added
+    # later: absent from the wire when None, so a job created with tracing off is
+    # stored byte for byte as before.
+    traceparent: str | None = None
 
     @property
     def id(self) -> str:

@@ -14,7 +14,8 @@ A field added to a command later goes at the end, with a default, and is counted
 in :data:`_ADDED_LATER`: entries written before it existed (shorter arrays) still
 decode, with the default; and while it holds its default it is left off the
 wire, so such a command is encoded exactly as before.  (A ``trigger`` flag, False
-by default, was added so to the claim and the outcome of an attempt.)
+by default, was added so to the claim and the outcome of an attempt; a
+``traceparent``, None by default, to the create.)
 """
 
 from __future__ import annotations
@@ -58,11 +59,14 @@ class CommandKind(IntEnum):
 
 @dataclass(frozen=True, slots=True)
 class CreateJob:
-    """Add a job; ``next_run_at_ms`` is its first fire time, computed by the leader."""
+    """Add a job; ``next_run_at_ms`` is its first fire time, computed by the leader.
+    ``traceparent``: the W3C trace context of the creating request, kept with the
+    job when tracing is on (added later: absent when None)."""
 
     spec: JobSpec
     created_at_ms: int
     next_run_at_ms: int
+    traceparent: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,7 +278,7 @@ OPT_STATUS = _opt_enum_codec(JobStatus)
 OPT_ERROR = _opt_enum_codec(ErrorType)
 
 _SCHEMA: dict[CommandKind, tuple[type[Any], tuple[Codec, ...]]] = {
-    CommandKind.CREATE: (CreateJob, (SPEC, UINT, UINT)),
+    CommandKind.CREATE: (CreateJob, (SPEC, UINT, UINT, OPT_STR)),
     CommandKind.DELETE: (DeleteJob, (STR,)),
     CommandKind.CANCEL: (CancelJob, (STR, UINT, OPT_STR)),
     CommandKind.CLAIM: (ClaimOccurrence, (STR, UINT, UINT, STR, UINT, UINT, BOOL)),
@@ -293,6 +297,7 @@ _SCHEMA: dict[CommandKind, tuple[type[Any], tuple[Codec, ...]]] = {
 # from older entries, and left off the wire while they hold their default (see the
 # module docstring).
 _ADDED_LATER: dict[CommandKind, int] = {
+    CommandKind.CREATE: 1,
     CommandKind.CANCEL: 1,
     CommandKind.CLAIM: 1,
     CommandKind.RECORD_OUTCOME: 1,

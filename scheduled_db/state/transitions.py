@@ -74,7 +74,12 @@ def create(tx: Txn, cmd: c.CreateJob) -> CommandResult:
         same = old.spec == cmd.spec
         code = ResultCode.EXISTS_IDENTICAL if same else ResultCode.EXISTS_DIFFERENT
         return CommandResult(code, K.CREATE, job_id, old)
-    job = Job(spec=cmd.spec, created_at_ms=cmd.created_at_ms, next_run_at_ms=cmd.next_run_at_ms)
+    job = Job(
+        spec=cmd.spec,
+        created_at_ms=cmd.created_at_ms,
+        next_run_at_ms=cmd.next_run_at_ms,
+        traceparent=cmd.traceparent,
+    )
     tx.put_job(None, job)
     tx.put_exec(job_id, Execution(cmd.next_run_at_ms))
     return CommandResult(ResultCode.OK, K.CREATE, job_id, job)

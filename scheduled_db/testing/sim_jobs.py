@@ -47,6 +47,7 @@ from scheduled_db.state.stateview import MemoryState
 JOBS = ("j1", "j2", "j3")
 CANCELLABLE = "j3"  # the job the client may cancel (its runs end with it)
 FAR_MS = 10**12  # the jobs' own run: never due within a simulation
+TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"  # j1's creating request
 POLICY = firing.Policy(max_attempts=3, timeout_ms=40, backoff_base_ms=10, backoff_cap_ms=40)
 RESEND_MS = 200  # a claim or outcome not applied by then is proposed again
 INPROGRESS_MS = 300  # an attempt of this term sent this long ago, still open, timed out
@@ -124,7 +125,10 @@ def client_command(rng: Random, now: int, state: MemoryState) -> c.Command:
     """The client's next job command, judged from what some node has applied."""
     missing = [j for j in JOBS if queries.get_job(state, j) is None]
     if missing:
-        return c.CreateJob(job_spec(missing[0]), now, FAR_MS)
+        # One job is created as a traced request creates it: the context travels in
+        # its entry and record, through snapshots and every replica's digest.
+        traced = TRACEPARENT if missing[0] == JOBS[0] else None
+        return c.CreateJob(job_spec(missing[0]), now, FAR_MS, traced)
     if rng.random() < 0.03:
         return c.CancelJob(CANCELLABLE, now)
     return c.TriggerJob(rng.choice(JOBS), now)

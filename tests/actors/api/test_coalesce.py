@@ -28,9 +28,11 @@ class Raft:
 
     def __init__(self) -> None:
         self.sent: list[tuple[Command, Reply]] = []
+        self.traced: list[tuple[str, ...]] = []
 
-    def send(self, data: bytes, reply: Reply) -> None:
+    def send(self, data: bytes, reply: Reply, traced: tuple[str, ...]) -> None:
         self.sent.append((decode_command(data), reply))
+        self.traced.append(traced)
 
     def commands(self, i: int) -> tuple[Command, ...]:
         command = self.sent[i][0]

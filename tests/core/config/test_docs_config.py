@@ -4,8 +4,9 @@
   the key table (every key, env var, flag and default);
 - every environment variable named in the code's string literals is documented;
 - every environment-variable-like name the docs and README show in backticks is
-  one the code reads, one of the original's (scheduled_db/config/original.py), a
-  Makefile or compose variable, or a well-known one of another program;
+  one the code reads, one of the original's (scheduled_db/config/original.py),
+  one of OpenTelemetry's the configuration page lists for tracing (``TRACING_ENV``),
+  a Makefile or compose variable, or a well-known one of another program;
 - every dotted config key the docs show in backticks exists.
 """
 
@@ -15,7 +16,7 @@ import re
 from pathlib import Path
 
 from scheduled_db.config.docs import CLIENT_ENV, markdown
-from scheduled_db.config.keys import KEYS
+from scheduled_db.config.keys import KEYS, TRACING_ENV
 from scheduled_db.config.original import ORIGINAL
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -35,7 +36,12 @@ def _code_files() -> list[Path]:
 
 
 def known_env() -> set[str]:
-    return {key.env for key in KEYS if key.env} | set(CLIENT_ENV) | original_env()
+    return {key.env for key in KEYS if key.env} | set(CLIENT_ENV) | original_env() | tracing_env()
+
+
+def tracing_env() -> set[str]:
+    """OpenTelemetry's variables for tracing: the SDK reads them, the page lists them."""
+    return set(TRACING_ENV)
 
 
 def original_env() -> set[str]:
@@ -66,6 +72,8 @@ def test_every_key_and_env_var_appears_in_the_configuration_page() -> None:
             assert f"`{key.env}`" in page
     for name in CLIENT_ENV:
         assert f"`{name}`" in page
+    for name in tracing_env():
+        assert f"| `{name}` |" in page
     for name in original_env():
         assert f"| `{name}` |" in page
 

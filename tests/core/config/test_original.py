@@ -196,3 +196,19 @@ def test_a_mapped_variable_keeps_our_rules() -> None:
     assert err.key == "http.max_body" and "from env MAX_REQUEST_BODY_SIZE" in str(err)
     err = error_of({"AUTH_TOKEN": "changeme"})
     assert err.key == "cluster.join_token" and "changeme" not in str(err)
+
+
+@pytest.mark.parametrize(
+    ("value", "ignored"),
+    [
+        ("otel-collector:4317", True),  # the original's default: its gRPC form
+        ("disabled", False),  # means no export here too: nothing to warn about
+        ("http://otel-collector:4318", False),  # a URL turns tracing on here
+        ("https://collector.example", False),
+    ],
+)
+def test_the_original_otlp_endpoint_is_ignored_only_in_its_grpc_form(
+    value: str, ignored: bool
+) -> None:
+    found = [s.env for s in ignored_in({"OTEL_EXPORTER_OTLP_ENDPOINT": value})]
+    assert found == (["OTEL_EXPORTER_OTLP_ENDPOINT"] if ignored else [])

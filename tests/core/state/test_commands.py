@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from scheduled_db.state import commands as c
-from tests.command_gen import random_command
+from tests.command_gen import GOLDEN_SPEC, TRACEPARENT, random_command
 
 
 @settings(max_examples=200, deadline=None)
@@ -77,3 +77,30 @@ def test_a_cancel_reason_travels_in_the_entry() -> None:
     not_text = bytes([1]) + msgpack.packb([int(c.CommandKind.CANCEL), "a", 5, 7])
     with pytest.raises(c.CommandDecodeError):
         c.decode_command(not_text)
+
+
+# What the code before traceparents existed wrote for the create of GOLDEN_SPEC (hex).
+OLD_CREATE = bytes.fromhex(
+    "0194018ca26964a8676f6c64656e2d31a474797065a5756e69636fac74696d657374616d705f6d73cf00"
+    "0001ba60d33800af63726f6e5f65787072657373696f6ec0a874696d657a6f6e65a3555443ac6c617374"
+    "5f646174655f6d73c0ab776562686f6f6b5f75726cb868747470733a2f2f6578616d706c652e636f6d2f"
+    "686f6f6ba77061796c6f616481a16e01ae6d6973666972655f706f6c696379a9666972655f6f6e6365ac"
+    "6d61785f617474656d707473c0aa74696d656f75745f6d73c0a66c6162656c739192a47465616da161cf"
+    "000001a3185c5000cf000001ba60d33800"
+)
+
+
+def test_a_create_without_a_traceparent_is_encoded_as_before() -> None:
+    untraced = c.CreateJob(GOLDEN_SPEC, 1_800_000_000_000, 1_900_000_000_000)
+    assert c.encode_command(untraced) == OLD_CREATE  # tracing off: not one byte more
+    assert c.decode_command(OLD_CREATE) == untraced
+
+
+def test_a_traceparent_travels_in_the_create() -> None:
+    traced = c.CreateJob(GOLDEN_SPEC, 1_800_000_000_000, 1_900_000_000_000, TRACEPARENT)
+    data = c.encode_command(traced)
+    assert c.decode_command(data) == traced
+    assert data.startswith(bytes([1, 0x95])) and TRACEPARENT.encode() in data
+    not_text = msgpack.unpackb(OLD_CREATE[1:]) + [7]
+    with pytest.raises(c.CommandDecodeError):
+        c.decode_command(bytes([1]) + msgpack.packb(not_text, use_bin_type=True))

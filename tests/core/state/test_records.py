@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from scheduled_db.jobs.model import Attempt, ErrorType, Job, JobStatus
 from scheduled_db.state import records as r
-from tests.command_gen import random_spec
+from tests.command_gen import GOLDEN_SPEC, TRACEPARENT, random_spec
 
 
 def _packed(d: dict[str, object]) -> bytes:
@@ -81,3 +81,29 @@ def test_counters_written_before_the_last_execution_was_kept_still_decode() -> N
     assert r.encode_counters(r.Counters(3, 99, by_status)) == old  # unchanged until a run
     ran = r.Counters(3, 99, by_status, 1_234)
     assert r.decode_counters(r.encode_counters(ran)) == ran
+
+
+# What the code before traceparents existed wrote for Job(GOLDEN_SPEC, 1.8e12, 1.9e12) (hex).
+OLD_JOB = bytes.fromhex(
+    "018ba4737065638ca26964a8676f6c64656e2d31a474797065a5756e69636fac74696d657374616d705f6d"
+    "73cf000001ba60d33800af63726f6e5f65787072657373696f6ec0a874696d657a6f6e65a3555443ac6c61"
+    "73745f646174655f6d73c0ab776562686f6f6b5f75726cb868747470733a2f2f6578616d706c652e636f6d"
+    "2f686f6f6ba77061796c6f616481a16e01ae6d6973666972655f706f6c696379a9666972655f6f6e6365ac"
+    "6d61785f617474656d707473c0aa74696d656f75745f6d73c0a66c6162656c739192a47465616da161ad63"
+    "7265617465645f61745f6d73cf000001a3185c5000ae6e6578745f72756e5f61745f6d73cf000001ba60d3"
+    "3800a6737461747573a770656e64696e67a6706175736564c2ad617474656d70745f636f756e7400b36669"
+    "7273745f617474656d70745f61745f6d73c0b26c6173745f617474656d70745f61745f6d73c0af636f6d70"
+    "6c657465645f61745f6d73c0b1657865637574696e675f6e6f64655f6964c0a5657874726180"
+)
+
+
+def test_a_job_created_untraced_is_stored_as_before_and_a_traced_one_keeps_its_context() -> None:
+    job = Job(GOLDEN_SPEC, 1_800_000_000_000, 1_900_000_000_000)
+    assert r.encode_job(job) == OLD_JOB
+    assert r.decode_job(OLD_JOB) == job
+    traced = job.evolve(traceparent=TRACEPARENT)
+    assert r.decode_job(r.encode_job(traced)) == traced
+    assert r.encode_job(traced) == _packed(traced.to_wire())
+    # What admission counts a create as grows by what the record grows by.
+    grown = len(r.encode_job(traced)) - len(OLD_JOB)
+    assert r.new_job_bytes(traced) - r.new_job_bytes(job) == grown > len(TRACEPARENT)
