@@ -160,6 +160,7 @@ class Node:
                 policy=cfg.webhooks.address_policy,
                 per_destination=ex.per_destination,
                 lease=lease,
+                signature_scheme=cfg.webhooks.signature_scheme,
             ),
         )
         _log_webhook_policy(cfg)

@@ -53,6 +53,7 @@ from actors.webhook.dns import Resolver, system_resolve
 from actors.webhook.messages import AbortAll, AbortDelivery, Deliver, DeliveryOutcome
 from scheduled_db.errors import safe_text
 from scheduled_db.firing.fair_queue import FairQueue, Signal, signal_for
+from scheduled_db.policy.signing import Scheme
 from scheduled_db.policy.ssrf import DENY, AddressPolicy
 
 log = logging.getLogger(__name__)
@@ -161,8 +162,10 @@ class WebhookActor(pykka.ThreadingActor):
         resolve: Resolver = system_resolve,
         per_destination: int = 128,
         lease: LeaderLease | None = None,
+        signature_scheme: Scheme = Scheme.SCHEDULED_DB,
     ) -> None:
         super().__init__()
+        self._scheme = signature_scheme
         self._lease = lease  # None: no fencing (tests of delivery alone)
         self._signing_secret = signing_secret
         self._named_secrets = dict(named_secrets or {})
@@ -332,6 +335,7 @@ class WebhookActor(pykka.ThreadingActor):
                     self._signing_secret,
                     self._named_secrets,
                     may_send,
+                    self._scheme,
                 )
         except asyncio.CancelledError:
             # Only our own abort (or stop) cancels a delivery, and it still owes an

@@ -100,10 +100,11 @@ async def attempt(
     signing_secret: bytes | None = None,
     named_secrets: Mapping[str, bytes] | None = None,
     may_send: Callable[[], bool] | None = None,
+    scheme: signing.Scheme = signing.Scheme.SCHEDULED_DB,
 ) -> DeliveryOutcome:
     """POST the occurrence to its URL and report how that went; signed (see
-    :mod:`scheduled_db.policy.signing`) with the secret the job names, else with
-    ``signing_secret`` if there is one.  A job naming a secret this node does not
+    :mod:`scheduled_db.policy.signing`, under ``scheme``) with the secret the job
+    names, else with ``signing_secret`` if there is one.  A job naming a secret this node does not
     have is not sent unsigned: the attempt fails (retryably: the configuration, or
     the next leader's, may have it).
 
@@ -123,7 +124,10 @@ async def attempt(
             error_type = ErrorType.CONNECTION_ERROR.value
             return _outcome(deliver, start_ms, None, clock(), error_type, message, retryable=True)
     if signing_secret is not None:
-        headers[signing.HEADER] = signing.sign(signing_secret, sent_ms // 1000, body)
+        key = headers["Idempotency-Key"]
+        headers.update(
+            signing.signature_headers(scheme, signing_secret, key, sent_ms // 1000, body)
+        )
     try:
         async with asyncio.timeout(deliver.timeout_ms / 1000):
             response = await client.post(deliver.url, body, headers, may_send)

@@ -28,6 +28,7 @@ from scheduled_db.config.kinds import (
     PEERS_FORMAT,
     PORT,
     SECRET,
+    SIGNATURE_SCHEME,
     SIZE,
     STR_LIST,
     TEXT,
@@ -210,6 +211,9 @@ KEYS: tuple[Key, ...] = (
     Key("webhooks.signing_secret", optional(SECRET), None, "WEBHOOK_SIGNING_SECRET",
         "If set, every delivery carries X-Scheduled-DB-Signature (see docs/webhooks.md).",
         secret=True),
+    Key("webhooks.signature_scheme", SIGNATURE_SCHEME, "scheduled-db", "WEBHOOK_SIGNATURE_SCHEME",
+        "scheduled-db (X-Scheduled-DB-Signature) or standard (the Standard Webhooks "
+        "webhook-id, webhook-timestamp and webhook-signature headers)."),
     Key("webhooks.allow_private", BOOL, False, "WEBHOOK_ALLOW_PRIVATE",
         "Deliver to loopback, private, link-local... addresses too (the SSRF guard off)."),
     Key("webhooks.allow_networks", NETWORKS, [], "WEBHOOK_ALLOW_NETWORKS",

@@ -210,3 +210,31 @@ def test_a_delivery_cut_off_by_a_crash_fires_again_with_the_same_key(
     keys = [r.headers["Idempotency-Key"] for r in receiver.received("/block")]
     assert keys == [f"crash:{int(at * 1000)}"] * 2
     _wait_status(node, "crash", "completed")
+
+
+def test_standard_webhooks_signatures_verify_with_the_reference_library(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    """webhooks.signature_scheme: standard; a retried occurrence keeps its webhook-id."""
+    import base64
+
+    from standardwebhooks import Webhook
+
+    secret = "whsec_" + base64.b64encode(b"standard-webhooks-test-key-32-bytes").decode()
+    node = FastNode(
+        tmp_path / "data", WEBHOOK_SIGNATURE_SCHEME="standard", WEBHOOK_SIGNING_SECRET=secret
+    )
+    node.start()
+    try:
+        url = receiver.url("/seq/std?codes=500,200")
+        _create(node, id="std", type="unico", timestamp=_soon(), webhook_url=url)
+        receiver.wait_until(lambda r: len(r.received("/seq/std")) == 2, timeout=15)
+        first, second = receiver.received("/seq/std")
+        for req in (first, second):
+            headers = {k: v for k, v in req.headers.items()}
+            assert Webhook(secret).verify(req.body, headers)["job_id"] == "std"
+            assert req.headers["webhook-id"] == req.headers["Idempotency-Key"]
+            assert "X-Scheduled-DB-Signature" not in req.headers
+        assert first.headers["webhook-id"] == second.headers["webhook-id"]
+    finally:
+        node.stop_if_running()
