@@ -377,6 +377,8 @@ class SchedulerActor(pykka.ThreadingActor):
                 spec.signing_secret_ref,
                 armed.fire_at_ms,
                 armed.trigger,
+                spec.http_method,
+                spec.headers,
             )
         )
 

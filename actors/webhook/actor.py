@@ -34,7 +34,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from functools import partial
@@ -53,7 +53,6 @@ from actors.webhook.dns import Resolver, system_resolve
 from actors.webhook.messages import AbortAll, AbortDelivery, Deliver, DeliveryOutcome
 from scheduled_db.errors import safe_text
 from scheduled_db.firing.fair_queue import FairQueue, Signal, signal_for
-from scheduled_db.policy.signing import Scheme
 from scheduled_db.policy.ssrf import DENY, AddressPolicy
 
 log = logging.getLogger(__name__)
@@ -156,19 +155,15 @@ class WebhookActor(pykka.ThreadingActor):
         metrics: ApiMetrics | None = None,
         clock: Callable[[], int] = now_ms,
         user_agent: str = USER_AGENT,
-        signing_secret: bytes | None = None,
-        named_secrets: Mapping[str, bytes] | None = None,
+        secrets: webhook_attempt.Secrets | None = None,
         policy: AddressPolicy = DENY,
         resolve: Resolver = system_resolve,
         per_destination: int = 128,
         lease: LeaderLease | None = None,
-        signature_scheme: Scheme = Scheme.SCHEDULED_DB,
     ) -> None:
         super().__init__()
-        self._scheme = signature_scheme
         self._lease = lease  # None: no fencing (tests of delivery alone)
-        self._signing_secret = signing_secret
-        self._named_secrets = dict(named_secrets or {})
+        self._secrets = secrets or webhook_attempt.Secrets()
         self._policy = policy
         self._resolve = resolve
         if concurrency < 1 or per_destination < 1:
@@ -332,10 +327,8 @@ class WebhookActor(pykka.ThreadingActor):
                     self._clock,
                     start_ms,
                     sent_ms,
-                    self._signing_secret,
-                    self._named_secrets,
+                    self._secrets,
                     may_send,
-                    self._scheme,
                 )
         except asyncio.CancelledError:
             # Only our own abort (or stop) cancels a delivery, and it still owes an

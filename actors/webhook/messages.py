@@ -31,6 +31,8 @@ class Deliver:
     signing_secret_ref: str | None = None  # a webhooks.signing_secrets name
     not_before_ms: int = 0  # never sent earlier (epoch ms): the attempt's fire time
     trigger: bool = False  # a run asked for by POST /jobs/{id}/trigger (its own key)
+    method: str = "POST"
+    headers: tuple[tuple[str, str, bool], ...] = ()  # the job's (name, value, secret)
 
 
 @dataclass(frozen=True, slots=True)

@@ -211,6 +211,9 @@ KEYS: tuple[Key, ...] = (
     Key("webhooks.signing_secret", optional(SECRET), None, "WEBHOOK_SIGNING_SECRET",
         "If set, every delivery carries X-Scheduled-DB-Signature (see docs/webhooks.md).",
         secret=True),
+    Key("webhooks.header_secrets", NAMED_SECRETS, {}, "WEBHOOK_HEADER_SECRETS",
+        f"Named header values a job's headers may use (secret_ref); env form {NAMED_FORMAT},...",
+        secret=True),
     Key("webhooks.signature_scheme", SIGNATURE_SCHEME, "scheduled-db", "WEBHOOK_SIGNATURE_SCHEME",
         "scheduled-db (X-Scheduled-DB-Signature) or standard (the Standard Webhooks "
         "webhook-id, webhook-timestamp and webhook-signature headers)."),

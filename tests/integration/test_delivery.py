@@ -238,3 +238,65 @@ def test_standard_webhooks_signatures_verify_with_the_reference_library(
         assert first.headers["webhook-id"] == second.headers["webhook-id"]
     finally:
         node.stop_if_running()
+
+
+HEADER_SECRET = "Bearer header-secret-value-0123456789"
+
+
+def test_a_job_s_method_and_headers_reach_the_receiver_and_its_secret_stays_out(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    """A PUT with a literal header and one from webhooks.header_secrets; a GET without a
+    body.  The secret is in no API answer, no log line and no file of the data directory."""
+    node = FastNode(tmp_path / "data", WEBHOOK_HEADER_SECRETS=f"billing-token:{HEADER_SECRET}")
+    node.start()
+    try:
+        headers = {"X-Team": "billing", "Authorization": {"secret_ref": "billing-token"}}
+        url = receiver.url("/any")
+        shown = _create(node, id="put", type="unico", timestamp=_soon(), method="put",
+                        webhook_url=url, headers=headers, payload={"n": 1})  # fmt: skip
+        assert (shown["method"], shown["headers"]) == ("PUT", headers)
+        _create(node, id="get", type="unico", timestamp=_soon(), method="GET",
+                webhook_url=receiver.url("/any"))  # fmt: skip
+        receiver.wait_until(lambda r: len(r.received("/any")) == 2, timeout=15)
+        by_method = {r.method: r for r in receiver.received("/any")}
+        put, get = by_method["PUT"], by_method["GET"]
+        assert put.headers["X-Team"] == "billing"
+        assert put.headers["Authorization"] == HEADER_SECRET
+        assert json.loads(put.body)["payload"] == {"n": 1}
+        assert get.body == b"" and "Content-Type" not in get.headers
+        assert get.headers["Idempotency-Key"].startswith("get:")
+        _wait_status(node, "put", "completed")
+        answers = [node.http.call("GET", path)[2] for path in
+                   ("/jobs/put", "/jobs", "/jobs/put/executions", "/executions")]  # fmt: skip
+        assert HEADER_SECRET not in json.dumps(answers)
+    finally:
+        node.stop_if_running()
+    assert HEADER_SECRET not in node.log()
+    secret = HEADER_SECRET.encode()
+    for path in node.data_dir.rglob("*"):
+        if path.is_file():
+            assert secret not in path.read_bytes(), path
+
+
+def test_a_leader_without_the_header_secret_fails_the_attempt_and_sends_nothing(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    """The secret was configured when the job was made, not when it fires (a node
+    restarted without it): the attempt fails retryably, and nothing goes out."""
+    node = FastNode(tmp_path / "data", WEBHOOK_HEADER_SECRETS=f"billing-token:{HEADER_SECRET}")
+    node.start()
+    headers = {"Authorization": {"secret_ref": "billing-token"}}
+    _create(node, id="j", type="unico", timestamp=_soon(4), webhook_url=receiver.url("/any"),
+            headers=headers, max_attempts=2)  # fmt: skip
+    node.stop()
+    node.env.pop("WEBHOOK_HEADER_SECRETS")
+    node.start()
+    try:
+        _wait_status(node, "j", "failed")
+        attempts = _attempts(node, "j")
+        assert len(attempts) == 2
+        assert all("header secret billing-token" in a["error_message"] for a in attempts)
+        assert receiver.received("/any") == []
+    finally:
+        node.stop_if_running()

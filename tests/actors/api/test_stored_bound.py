@@ -23,7 +23,7 @@ from tests.core.jobs.test_validation import NOW, valid_bodies
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(valid_bodies)
 def test_the_bound_is_above_what_a_create_adds(body: dict[str, object]) -> None:
-    spec = parse_job_spec(body, NOW, generated_id="0" * 36)
+    spec = parse_job_spec(body, NOW, generated_id="0" * 36, header_secret_names=("token",))
     create = CreateJob(spec, NOW, NOW + 1)
     added = new_job_bytes(Job(spec, NOW, NOW + 1))
     assert added <= stored_bound(len(json.dumps(body).encode()), [create])
@@ -33,7 +33,7 @@ def test_the_bound_is_above_what_a_create_adds(body: dict[str, object]) -> None:
 @given(valid_bodies)
 def test_new_job_bytes_is_what_applying_the_create_adds(body: dict[str, object]) -> None:
     """The key-by-key count cannot drift from Txn.put_job and the create transition."""
-    spec = parse_job_spec(body, NOW, generated_id="0" * 36)
+    spec = parse_job_spec(body, NOW, generated_id="0" * 36, header_secret_names=("token",))
     tx = Txn(MemoryState())
     assert transitions.create(tx, CreateJob(spec, NOW, NOW + 1)).code is ResultCode.OK
     assert new_job_bytes(Job(spec, NOW, NOW + 1)) == tx.ov.size_delta
