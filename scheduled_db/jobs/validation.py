@@ -191,9 +191,13 @@ def _header_name(name: str, field: str, seen: set[str]) -> None:
     seen.add(lower)
 
 
+def header_value_ok(text: str) -> bool:
+    return len(text) <= MAX_HEADER_VALUE_CHARS and _HEADER_VALUE.fullmatch(text) is not None
+
+
 def _header_value(given: object, field: str, secret_names: Collection[str]) -> tuple[str, bool]:
     if isinstance(given, str):
-        if len(given) > MAX_HEADER_VALUE_CHARS or not _HEADER_VALUE.fullmatch(given):
+        if not header_value_ok(given):
             raise ValidationError(
                 field,
                 f"a header value is at most {MAX_HEADER_VALUE_CHARS} printable ASCII "
