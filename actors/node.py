@@ -160,6 +160,7 @@ class Node:
                 policy=cfg.webhooks.address_policy,
                 per_destination=ex.per_destination,
                 lease=lease,
+                per_destination_rate=cfg.webhooks.per_destination_rate or None,
             ),
         )
         _log_webhook_policy(cfg)

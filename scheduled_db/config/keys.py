@@ -217,6 +217,8 @@ KEYS: tuple[Key, ...] = (
     Key("webhooks.signature_scheme", SIGNATURE_SCHEME, "scheduled-db", "WEBHOOK_SIGNATURE_SCHEME",
         "scheduled-db (X-Scheduled-DB-Signature) or standard (the Standard Webhooks "
         "webhook-id, webhook-timestamp and webhook-signature headers)."),
+    Key("webhooks.per_destination_rate", number(0, 1_000_000), 0, "WEBHOOK_PER_DESTINATION_RATE",
+        "Most deliveries a second to one origin (0: no cap); the rest wait, never dropped."),
     Key("webhooks.allow_private", BOOL, False, "WEBHOOK_ALLOW_PRIVATE",
         "Deliver to loopback, private, link-local... addresses too (the SSRF guard off)."),
     Key("webhooks.allow_networks", NETWORKS, [], "WEBHOOK_ALLOW_NETWORKS",

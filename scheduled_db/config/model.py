@@ -181,6 +181,7 @@ class WebhooksConfig:
     signing_secret: str | None = field(repr=False)  # kept out of logs and tracebacks
     header_secrets: Mapping[str, str] = field(repr=False)  # by name; never shown
     signature_scheme: Scheme
+    per_destination_rate: float
     allow_private: bool
     allow_networks: tuple[IPNetwork, ...]
 

@@ -300,3 +300,31 @@ def test_a_leader_without_the_header_secret_fails_the_attempt_and_sends_nothing(
         assert receiver.received("/any") == []
     finally:
         node.stop_if_running()
+
+
+def test_a_rate_per_destination_spreads_a_burst_and_drops_nothing(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    """20 runs due at once to one receiver, at most 5 a second: they arrive over ~3 s,
+    each once and on its first attempt, although each may wait only 1 s for a turn
+    (waiting for the rate is not waiting for a hung receiver)."""
+    node = FastNode(tmp_path / "data", WEBHOOK_PER_DESTINATION_RATE="5")
+    node.start()
+    try:
+        at = _soon(2.5)
+        jobs = [{"id": f"r{i}", "type": "unico", "timestamp": at, "timeout": "1s",
+                 "webhook_url": receiver.url("/ok")} for i in range(20)]  # fmt: skip
+        status, _, body = node.http.call("POST", "/jobs/batch", {"jobs": jobs})
+        assert status == 200, body
+        receiver.wait_until(lambda r: len(r.received("/ok")) == 20, timeout=20)
+        arrived = sorted(r.at for r in receiver.received("/ok"))
+        assert arrived[-1] - arrived[0] >= 2.5  # 15 past the first second's 5, at 5/s
+        for start in arrived:
+            assert sum(start <= t < start + 1.0 for t in arrived) <= 10
+        ids = [json.loads(r.body)["job_id"] for r in receiver.received("/ok")]
+        assert sorted(ids) == sorted(j["id"] for j in jobs)
+        for j in jobs:
+            _wait_status(node, j["id"], "completed")
+            assert len(_attempts(node, j["id"])) == 1
+    finally:
+        node.stop_if_running()
