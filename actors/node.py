@@ -54,6 +54,7 @@ from actors.storage.actor import StorageActor
 from actors.storage.datadir import DataDirError
 from actors.storage.store import NodeStore, StoreOptions
 from actors.webhook.actor import WebhookActor
+from actors.webhook.attempt import Secrets
 from scheduled_db.config.kinds import Address
 from scheduled_db.config.loading import ConfigError
 from scheduled_db.config.model import NodeConfig
@@ -156,11 +157,11 @@ class Node:
                 cfg.node.id,
                 webhook_slots(ex.concurrency, raise_soft_limit()),
                 metrics,
-                signing_secret=_signing_secret(cfg),
-                named_secrets={k: v.encode() for k, v in cfg.webhooks.signing_secrets.items()},
+                secrets=_webhook_secrets(cfg),
                 policy=cfg.webhooks.address_policy,
                 per_destination=ex.per_destination,
                 lease=lease,
+                per_destination_rate=cfg.webhooks.per_destination_rate or None,
             ),
         )
         _log_webhook_policy(cfg)
@@ -447,6 +448,11 @@ def _log_webhook_policy(cfg: NodeConfig) -> None:
         log.info("webhooks may reach these private networks too: %s", nets)
 
 
-def _signing_secret(cfg: NodeConfig) -> bytes | None:
-    secret = cfg.webhooks.signing_secret
-    return None if secret is None else secret.encode()
+def _webhook_secrets(cfg: NodeConfig) -> Secrets:
+    w = cfg.webhooks
+    return Secrets(
+        signing=None if w.signing_secret is None else w.signing_secret.encode(),
+        named={k: v.encode() for k, v in w.signing_secrets.items()},
+        scheme=w.signature_scheme,
+        headers=dict(w.header_secrets),
+    )

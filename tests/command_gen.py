@@ -40,6 +40,10 @@ def random_spec(rng: random.Random, job_id: str) -> JobSpec:
         cron_expression="*/5 * * * *" if recurring else None,
         webhook_url=f"https://hooks.example.com/{job_id}",
         payload={"n": rng.choice((1, 2)), "tags": ["x", "y"], "ratio": 0.5},
+        # Every spec field in some specs (added-later ones too), without another draw
+        # from rng: the streams stay what they were.
+        method="PUT" if job_id == "c" else None,
+        headers=(("X-Team", "a", False), ("Authorization", "tok", True)) if job_id == "c" else (),
     )
 
 

@@ -365,6 +365,7 @@ def build_app(
         on_rejection,
         config.http.max_payload_bytes,
         config.webhooks.signing_secrets.keys(),
+        config.webhooks.header_secrets.keys(),
     )
     app.router.add_routes(jobs.routes())
     node_routes = NodeRoutes(backend, metrics, limits, max_body, membership_secrets(config))

@@ -29,7 +29,7 @@ from aiohttp import web
 from actors.api import params
 from actors.api.body import no_fields, read_json_object
 from actors.api.responses import json_response
-from actors.api.views import attempt_view, duration_seconds, instant, job_view
+from actors.api.views import attempt_view, duration_seconds, headers_view, instant, job_view
 from actors.runtime import tracing
 from scheduled_db.errors import (
     JobConflict,
@@ -299,6 +299,8 @@ def request_body(spec: JobSpec) -> dict[str, Any]:
         "timeout": duration_seconds(spec.timeout_ms),
         "signing_secret_ref": spec.signing_secret_ref,
         "labels": spec.label_map or None,
+        "method": spec.method,
+        "headers": headers_view(spec.headers) or None,
     }
     return {k: v for k, v in body.items() if v is not None}
 

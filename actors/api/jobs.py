@@ -95,10 +95,12 @@ class JobRoutes:
         on_rejection: Callable[[str], None] = lambda kind: None,
         max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
         secret_names: Collection[str] = (),
+        header_secret_names: Collection[str] = (),
     ) -> None:
         self._on_rejection = on_rejection
         self._max_payload = max_payload_bytes
         self._secret_names = frozenset(secret_names)
+        self._header_secret_names = frozenset(header_secret_names)
         self.guard = guard
         self.backend = backend
         self._limits = limits
@@ -140,6 +142,7 @@ class JobRoutes:
             generated_id=generated_id,
             max_payload_bytes=self._max_payload,
             secret_names=self._secret_names,
+            header_secret_names=self._header_secret_names,
         )
 
     @staticmethod

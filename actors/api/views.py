@@ -42,6 +42,11 @@ def duration_seconds(ms: int | None) -> int | float | None:
     return ms // 1000 if ms % 1000 == 0 else ms / 1000
 
 
+def headers_view(headers: tuple[tuple[str, str, bool], ...]) -> dict[str, Any]:
+    """A job's headers as the API takes them: a secret's as ``{"secret_ref": name}``."""
+    return {n: {"secret_ref": v} if secret else v for n, v, secret in headers}
+
+
 def job_view(job: Job) -> dict[str, Any]:
     """A stored job as ``POST /jobs`` and ``GET /jobs/{id}`` show it."""
     spec = job.spec
@@ -60,6 +65,8 @@ def job_view(job: Job) -> dict[str, Any]:
         "timeout_ms": spec.timeout_ms,
         "signing_secret_ref": spec.signing_secret_ref,
         "labels": spec.label_map,
+        "method": spec.http_method,
+        "headers": headers_view(spec.headers),
         "status": job.status.value,
         "paused": job.paused,
         "version": job.version,

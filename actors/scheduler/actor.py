@@ -378,6 +378,8 @@ class SchedulerActor(pykka.ThreadingActor):
                 armed.fire_at_ms,
                 armed.trigger,
                 armed.job.traceparent,
+                spec.http_method,
+                spec.headers,
             )
         )
 

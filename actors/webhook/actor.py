@@ -34,7 +34,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from functools import partial
@@ -157,17 +157,16 @@ class WebhookActor(pykka.ThreadingActor):
         metrics: ApiMetrics | None = None,
         clock: Callable[[], int] = now_ms,
         user_agent: str = USER_AGENT,
-        signing_secret: bytes | None = None,
-        named_secrets: Mapping[str, bytes] | None = None,
+        secrets: webhook_attempt.Secrets | None = None,
         policy: AddressPolicy = DENY,
         resolve: Resolver = system_resolve,
         per_destination: int = 128,
         lease: LeaderLease | None = None,
+        per_destination_rate: float | None = None,
     ) -> None:
         super().__init__()
         self._lease = lease  # None: no fencing (tests of delivery alone)
-        self._signing_secret = signing_secret
-        self._named_secrets = dict(named_secrets or {})
+        self._secrets = secrets or webhook_attempt.Secrets()
         self._policy = policy
         self._resolve = resolve
         if concurrency < 1 or per_destination < 1:
@@ -183,7 +182,10 @@ class WebhookActor(pykka.ThreadingActor):
         self._lt: LoopThread | None = None
         # Touched only on the loop thread, once on_start has created them.
         self._client: WebhookClient | None = None
-        self._queue: FairQueue[str, _Pending] = FairQueue(concurrency, per_destination)
+        self._queue: FairQueue[str, _Pending] = FairQueue(
+            concurrency, per_destination, rate=per_destination_rate
+        )
+        self._pacer: asyncio.TimerHandle | None = None  # the next admit a rate is owed
         self._pending: dict[str, set[_Pending]] = {}  # job id -> its deliveries
         self._arrived: list[_Pending] = []  # in this drain, to arm the waiting ones
         self._stopping = False
@@ -246,9 +248,10 @@ class WebhookActor(pykka.ThreadingActor):
         self._arrived.clear()
 
     def _admit(self) -> None:
-        """Send every delivery whose turn it is."""
+        """Send every delivery whose turn it is; with a rate per destination, come back
+        when the next token is due."""
         loop = asyncio.get_running_loop()
-        for _, pending in self._queue.admit():
+        for _, pending in self._queue.admit(self._clock()):
             if pending.expiry is not None:
                 pending.expiry.cancel()
                 pending.expiry = None
@@ -257,6 +260,14 @@ class WebhookActor(pykka.ThreadingActor):
                 self._deliver(pending.deliver, pending.start_ms, traceparent)
             )
             pending.task.add_done_callback(partial(self._done, pending))
+        due = self._queue.next_due_ms()
+        if due is not None and self._pacer is None:
+            self._pacer = loop.call_later(max(0, due - self._clock()) / 1000, self._paced_admit)
+
+    def _paced_admit(self) -> None:
+        self._pacer = None
+        self._admit()
+        self._count_waiting()
 
     def _done(self, pending: _Pending, task: asyncio.Task[DeliveryOutcome]) -> None:
         self._forget(pending)
@@ -276,8 +287,14 @@ class WebhookActor(pykka.ThreadingActor):
         self._count_waiting()
 
     def _expire(self, pending: _Pending) -> None:
-        """Its timeout passed while it waited for its turn: it fails, never sent."""
+        """Its timeout passed while it waited for its turn: it fails, never sent; unless
+        what it waits for is its destination's rate, which delays but never drops."""
         pending.expiry = None
+        if self._queue.is_paced(pending.destination):
+            loop = asyncio.get_running_loop()
+            timeout_s = pending.deliver.timeout_ms / 1000
+            pending.expiry = loop.call_later(timeout_s, self._expire, pending)
+            return
         if not self._queue.withdraw(pending.destination, pending):
             return  # sent or aborted meanwhile
         self._forget(pending)
@@ -336,8 +353,7 @@ class WebhookActor(pykka.ThreadingActor):
                     self._clock,
                     start_ms,
                     sent_ms,
-                    self._signing_secret,
-                    self._named_secrets,
+                    self._secrets,
                     may_send,
                     traceparent,
                 )
@@ -402,6 +418,9 @@ class WebhookActor(pykka.ThreadingActor):
 
     async def _close(self) -> None:
         self._stopping = True
+        if self._pacer is not None:
+            self._pacer.cancel()
+            self._pacer = None
         pendings = [p for pendings in self._pending.values() for p in pendings]
         tasks = [p.task for p in pendings if p.task is not None]
         self._abort_all()

@@ -29,6 +29,7 @@ import asyncio
 import json
 import ssl
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 
 from actors.runtime import tracing
 from actors.webhook.client import (
@@ -43,7 +44,9 @@ from actors.webhook.client import (
 from actors.webhook.messages import Deliver, DeliveryOutcome
 from scheduled_db.firing.retry import RETRY_AFTER_STATUSES, classify, parse_retry_after
 from scheduled_db.jobs.model import ErrorType, idempotency_key
+from scheduled_db.jobs.validation import BODILESS_METHODS
 from scheduled_db.policy import signing
+from scheduled_db.policy.signing import Scheme
 
 # Read at most this much of a response: enough to drain a typical small body, so
 # the connection goes back to the pool, without letting a receiver fill our memory.
@@ -80,14 +83,26 @@ def request_body(deliver: Deliver, sent_ms: int) -> bytes:
     return json.dumps(body, separators=(",", ":")).encode()
 
 
+@dataclass(frozen=True, slots=True)
+class Secrets:
+    """What this node signs deliveries with and fills secret headers from (its
+    configuration: never in the Raft log)."""
+
+    signing: bytes | None = None  # webhooks.signing_secret
+    named: Mapping[str, bytes] = field(default_factory=dict)  # webhooks.signing_secrets
+    scheme: Scheme = Scheme.SCHEDULED_DB
+    headers: Mapping[str, str] = field(default_factory=dict)  # webhooks.header_secrets
+
+
 def request_headers(
     deliver: Deliver, user_agent: str, traceparent: str | None = None
 ) -> dict[str, str]:
     """The headers of one attempt; the idempotency key is the same for every attempt
     of one occurrence (and across failovers), so receivers can drop duplicates.
     ``traceparent``: the attempt's span, when tracing is on."""
+    content = {} if deliver.method in BODILESS_METHODS else {"Content-Type": "application/json"}
     headers = {
-        "Content-Type": "application/json",
+        **content,
         "User-Agent": user_agent,
         "Idempotency-Key": idempotency_key(
             deliver.job_id, deliver.scheduled_at_ms, deliver.trigger
@@ -107,16 +122,16 @@ async def attempt(
     clock: Clock,
     start_ms: int,
     sent_ms: int,
-    signing_secret: bytes | None = None,
-    named_secrets: Mapping[str, bytes] | None = None,
+    secrets: Secrets | None = None,
     may_send: Callable[[], bool] | None = None,
     traceparent: str | None = None,
 ) -> DeliveryOutcome:
-    """POST the occurrence to its URL and report how that went; signed (see
-    :mod:`scheduled_db.policy.signing`) with the secret the job names, else with
-    ``signing_secret`` if there is one.  A job naming a secret this node does not
-    have is not sent unsigned: the attempt fails (retryably: the configuration, or
-    the next leader's, may have it).
+    """Send the occurrence to its URL with the job's method and headers and report
+    how that went; signed (see :mod:`scheduled_db.policy.signing`, under the
+    scheme of ``secrets``) with the secret the job names, else with the node's
+    signing secret if there is one.  A job naming a secret this node does not have
+    (to sign with, or for a header) is not sent without it: the attempt fails
+    (retryably: the configuration, or the next leader's, may have it).
 
     ``may_send`` is asked just before the request leaves (the leader lease); when
     it says no, the outcome is of type :data:`FENCED` and nothing was sent.
@@ -125,20 +140,27 @@ async def attempt(
     Raises only ``asyncio.CancelledError`` (an abort); every failure of the request
     itself is an outcome.
     """
-    body = request_body(deliver, sent_ms)
+    secrets = secrets or Secrets()
+    body = b"" if deliver.method in BODILESS_METHODS else request_body(deliver, sent_ms)
     headers = request_headers(deliver, user_agent, traceparent)
+    missing = _add_job_headers(headers, deliver, secrets)
+    signing_secret = secrets.signing
     ref = deliver.signing_secret_ref
     if ref is not None:
-        signing_secret = (named_secrets or {}).get(ref)
+        signing_secret = secrets.named.get(ref)
         if signing_secret is None:
-            message = f"not sent: signing secret {ref} is not configured on this node"
-            error_type = ErrorType.CONNECTION_ERROR.value
-            return _outcome(deliver, start_ms, None, clock(), error_type, message, retryable=True)
+            missing = missing or f"signing secret {ref}"
+    if missing is not None:
+        message = f"not sent: {missing} is not configured on this node"
+        error_type = ErrorType.CONNECTION_ERROR.value
+        return _outcome(deliver, start_ms, None, clock(), error_type, message, retryable=True)
     if signing_secret is not None:
-        headers[signing.HEADER] = signing.sign(signing_secret, sent_ms // 1000, body)
+        key, sent_s = headers["Idempotency-Key"], sent_ms // 1000
+        scheme = secrets.scheme
+        headers.update(signing.signature_headers(scheme, signing_secret, key, sent_s, body))
     try:
         async with asyncio.timeout(deliver.timeout_ms / 1000):
-            response = await client.post(deliver.url, body, headers, may_send)
+            response = await client.post(deliver.url, body, headers, may_send, deliver.method)
     except FencedError as exc:
         return _outcome(deliver, start_ms, None, clock(), FENCED, str(exc), retryable=False)
     except (OSError, InvalidURLError) as exc:  # TimeoutError is an OSError
@@ -148,6 +170,19 @@ async def attempt(
         )
     end_ms = clock()
     return http_outcome(deliver, start_ms, sent_ms, end_ms, response)
+
+
+def _add_job_headers(headers: dict[str, str], deliver: Deliver, secrets: Secrets) -> str | None:
+    """Add the job's own headers, a secret's value from this node's configuration;
+    what is missing (a header secret's name), or None."""
+    for name, value, secret in deliver.headers:
+        if secret:
+            found = secrets.headers.get(value)
+            if found is None:
+                return f"header secret {value}"
+            value = found
+        headers[name] = value
+    return None
 
 
 def http_outcome(

@@ -286,16 +286,21 @@ class WebhookClient:
         body: bytes,
         headers: dict[str, str],
         may_send: Callable[[], bool] | None = None,
+        method: str = "POST",
     ) -> Response:
-        """POST ``body``; ``may_send`` is asked just before the request's bytes are
-        written (after any connecting), and FencedError raised if it says no."""
+        """Send ``body`` with ``method`` (POST unless told); ``may_send`` is asked just
+        before the request's bytes are written (after any connecting), and
+        FencedError raised if it says no.  A GET or DELETE with no body goes without
+        a Content-Length."""
         origin, target = self._parse(url)
-        lines = [f"POST {target} HTTP/1.1", f"Host: {origin.host_header}"]
+        lines = [f"{method} {target} HTTP/1.1", f"Host: {origin.host_header}"]
         for name, value in headers.items():
             if not _header_safe(name) or not _header_safe(value):
                 raise InvalidURLError(f"header {name!r} has a line break or control character")
             lines.append(f"{name}: {value}")
-        lines.append(f"Content-Length: {len(body)}\r\n\r\n")
+        if body or method not in ("GET", "DELETE"):
+            lines.append(f"Content-Length: {len(body)}")
+        lines.append("\r\n")
         request = "\r\n".join(lines).encode("latin-1") + body
         slot = self._slot(origin)
         self._users[origin] = self._users.get(origin, 0) + 1

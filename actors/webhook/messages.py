@@ -34,6 +34,8 @@ class Deliver:
     # The job's stored trace context (its creating request's), when it has one: the
     # attempt's span joins that trace (actors/webhook/actor.py, _span).
     traceparent: str | None = None
+    method: str = "POST"
+    headers: tuple[tuple[str, str, bool], ...] = ()  # the job's (name, value, secret)
 
 
 @dataclass(frozen=True, slots=True)

@@ -51,6 +51,8 @@ class Job:
     created_at_ms: int | None
     next_run_at_ms: int | None
     raw: Raw = dataclasses.field(repr=False)
+    method: str = "POST"  # of its deliveries (absent from older servers' answers)
+    headers: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # a secret's: a ref
 
     @classmethod
     def from_raw(cls, value: object) -> Job:
@@ -76,6 +78,8 @@ class Job:
             created_at_ms=opt(raw, "created_at_ms", int),
             next_run_at_ms=opt(raw, "next_run_at_ms", int),
             raw=raw,
+            method=opt(raw, "method", str) or "POST",
+            headers=dict(headers) if isinstance(headers := raw.get("headers"), dict) else {},
         )
 
     @property

@@ -356,3 +356,4 @@ TOKENS = Kind("tokens", auth.parse_tokens)
 # --- named webhook signing secrets (scheduled_db/policy/signing.py) -------------------------------
 
 NAMED_SECRETS = Kind("named secrets", signing.parse_named_secrets)
+SIGNATURE_SCHEME = Kind("scheduled-db|standard", signing.parse_scheme)

@@ -63,6 +63,8 @@ from scheduled_db.config.model import (
     WebhooksConfig,
 )
 from scheduled_db.config.units import format_duration_ms
+from scheduled_db.jobs.validation import header_value_ok
+from scheduled_db.policy.signing import Scheme, standard_key
 
 __all__ = [
     "KEYS",
@@ -377,6 +379,25 @@ def _check_timings(c: NodeConfig) -> None:
     )
 
 
+def _check_signing(c: NodeConfig) -> None:
+    """Under the Standard Webhooks scheme a ``whsec_`` secret is base64, and a header
+    secret is a header value: say so at start-up, not at the first delivery."""
+    for name, value in c.webhooks.header_secrets.items():
+        if not header_value_ok(value):
+            problem = "must be printable ASCII with no line breaks (a header value; not shown)"
+            raise ConfigError(f"webhooks.header_secrets.{name}", problem)
+    if c.webhooks.signature_scheme is not Scheme.STANDARD:
+        return
+    named = {f"webhooks.signing_secrets.{k}": v for k, v in c.webhooks.signing_secrets.items()}
+    for path, secret in {"webhooks.signing_secret": c.webhooks.signing_secret, **named}.items():
+        if secret is None:
+            continue
+        try:
+            standard_key(secret.encode())
+        except ValueError as exc:
+            raise ConfigError(path, str(exc)) from None
+
+
 def _check_membership(c: NodeConfig) -> None:
     members = c.cluster.members
     if c.cluster.peer_addresses:
@@ -448,4 +469,5 @@ _RULES: tuple[Callable[[NodeConfig], None], ...] = (
     _check_membership,
     _check_ports,
     _check_tls,
+    _check_signing,
 )

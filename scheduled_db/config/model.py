@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from scheduled_db.config.kinds import Address, Discovery, Member
 from scheduled_db.policy.auth import ApiToken
+from scheduled_db.policy.signing import Scheme
 from scheduled_db.policy.ssrf import AddressPolicy, IPNetwork
 
 
@@ -178,6 +179,9 @@ class WebhooksConfig:
 
     signing_secrets: Mapping[str, str] = field(repr=False)  # by name; never shown
     signing_secret: str | None = field(repr=False)  # kept out of logs and tracebacks
+    header_secrets: Mapping[str, str] = field(repr=False)  # by name; never shown
+    signature_scheme: Scheme
+    per_destination_rate: float
     allow_private: bool
     allow_networks: tuple[IPNetwork, ...]
 

@@ -23,6 +23,11 @@ Decisions:
 - **A global cap, ``slots``, over every destination.**  It bounds sockets and memory,
   not fairness: filling it with hanging requests takes ``slots / INITIAL_CAP``
   destinations hanging at once, or ``slots`` that are already cut to one.
+- **An optional rate per destination** (``rate``, deliveries a second): a token
+  bucket per destination holding at most one second's worth.  A destination out of
+  tokens leaves the line of turns until its next token is due
+  (:meth:`FairQueue.next_due_ms` says when to call :meth:`FairQueue.admit` again);
+  its deliveries wait, they are never dropped, and the wait shows as lateness.
 - **Bounded memory.**  A destination with nothing waiting or in flight is forgotten,
   unless its cap differs from the initial one (a grown cap is worth keeping for the
   next burst, a cut one is a penalty the receiver has not yet worked off); at most
@@ -31,6 +36,7 @@ Decisions:
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from collections.abc import Hashable
 from enum import Enum
@@ -61,12 +67,14 @@ def signal_for(http_status: int | None, timed_out: bool) -> Signal:
 
 
 class _Destination(Generic[T]):
-    __slots__ = ("cap", "in_flight", "waiting")
+    __slots__ = ("cap", "in_flight", "waiting", "tokens", "filled_ms")
 
-    def __init__(self, cap: int) -> None:
+    def __init__(self, cap: int, tokens: float) -> None:
         self.cap = cap
         self.in_flight = 0
         self.waiting: OrderedDict[T, None] = OrderedDict()  # FIFO with O(1) withdrawal
+        self.tokens = tokens  # of the rate's bucket (unused without a rate)
+        self.filled_ms: int | None = None  # when the bucket was last topped up
 
 
 class FairQueue(Generic[K, T]):
@@ -83,12 +91,21 @@ class FairQueue(Generic[K, T]):
         per_destination: int,
         initial_cap: int = INITIAL_CAP,
         max_idle: int = MAX_IDLE,
+        rate: float | None = None,
     ) -> None:
         if min(slots, per_destination, initial_cap) < 1 or max_idle < 0:
             raise ValueError(
                 f"slots, per_destination and initial_cap must be >= 1, got "
                 f"{slots}, {per_destination}, {initial_cap}"
             )
+        if rate is not None and not rate > 0:
+            raise ValueError(f"rate must be above 0 (None: no rate), got {rate}")
+        self.rate = rate
+        self._burst = 1.0 if rate is None else max(1.0, rate)  # one second's worth
+        self._paced: dict[K, int] = {}  # out of tokens: when the next one is due (ms)
+        # Buckets of idle destinations not yet full (tokens, when): going idle between
+        # two deliveries must not refill a bucket.
+        self._buckets: OrderedDict[K, tuple[float, int | None]] = OrderedDict()
         self.slots = slots
         self.per_destination = per_destination
         self.initial_cap = min(initial_cap, per_destination)
@@ -115,7 +132,9 @@ class FairQueue(Generic[K, T]):
         """Queue ``item`` for ``key``; it leaves through :meth:`admit` or :meth:`withdraw`."""
         dest = self._active.get(key)
         if dest is None:
-            dest = self._active[key] = _Destination(self._idle.pop(key, self.initial_cap))
+            cap = self._idle.pop(key, self.initial_cap)
+            dest = self._active[key] = _Destination(cap, self._burst)
+            dest.tokens, dest.filled_ms = self._buckets.pop(key, (self._burst, None))
         dest.waiting[item] = None
         self.waiting += 1
         self._take_turn(key, dest)
@@ -131,13 +150,27 @@ class FairQueue(Generic[K, T]):
         self._retire_if_idle(key, dest)
         return True
 
-    def admit(self) -> list[tuple[K, T]]:
+    def is_paced(self, key: K) -> bool:
+        """Whether ``key`` waits for its rate (not for a slot)."""
+        return key in self._paced
+
+    def next_due_ms(self) -> int | None:
+        """When a destination out of tokens gets its next one (None: none waits so)."""
+        return min(self._paced.values(), default=None)
+
+    def admit(self, now_ms: int = 0) -> list[tuple[K, T]]:
         """Every delivery that may be sent now, in turn order; each counts as in flight
-        until :meth:`release`."""
+        until :meth:`release`.  ``now_ms`` matters only with a rate."""
+        for key, due in list(self._paced.items()):
+            if due <= now_ms:
+                del self._paced[key]
+                self._take_turn(key, self._active[key])
         admitted: list[tuple[K, T]] = []
         while self.in_flight < self.slots and self._turns:
             key, _ = self._turns.popitem(last=False)
             dest = self._active[key]
+            if self.rate is not None and not self._spend(key, dest, now_ms):
+                continue  # out of the line until its next token
             item, _ = dest.waiting.popitem(last=False)
             dest.in_flight += 1
             self.in_flight += 1
@@ -159,10 +192,24 @@ class FairQueue(Generic[K, T]):
         self._take_turn(key, dest)
         self._retire_if_idle(key, dest)
 
+    def _spend(self, key: K, dest: _Destination[T], now_ms: int) -> bool:
+        """Take a token of ``key``'s bucket; False (and paced until the next) if none."""
+        assert self.rate is not None
+        if dest.filled_ms is not None:
+            earned = (now_ms - dest.filled_ms) * self.rate / 1000
+            dest.tokens = min(self._burst, dest.tokens + max(0.0, earned))
+        dest.filled_ms = now_ms
+        if dest.tokens >= 1:
+            dest.tokens -= 1
+            return True
+        self._paced[key] = now_ms + max(1, math.ceil((1 - dest.tokens) * 1000 / self.rate))
+        return False
+
     def _take_turn(self, key: K, dest: _Destination[T]) -> None:
         """Keep ``key`` in the line of turns exactly while it has a delivery waiting and
-        room under its cap (a cut cap can take away a place it had)."""
-        if dest.waiting and dest.in_flight < dest.cap:
+        room under its cap (a cut cap can take away a place it had), and is not
+        waiting for a token."""
+        if dest.waiting and dest.in_flight < dest.cap and key not in self._paced:
             self._turns.setdefault(key, None)
         else:
             self._turns.pop(key, None)
@@ -170,7 +217,12 @@ class FairQueue(Generic[K, T]):
     def _retire_if_idle(self, key: K, dest: _Destination[T]) -> None:
         if dest.waiting or dest.in_flight:
             return
+        self._paced.pop(key, None)
         del self._active[key]
+        if self.rate is not None and dest.tokens < self._burst and self.max_idle > 0:
+            self._buckets[key] = (dest.tokens, dest.filled_ms)
+            if len(self._buckets) > self.max_idle:
+                self._buckets.popitem(last=False)
         if dest.cap != self.initial_cap and self.max_idle > 0:
             self._idle[key] = dest.cap
             if len(self._idle) > self.max_idle:

@@ -66,10 +66,20 @@ class JobSpec:
     # Labels, as sorted (key, value) pairs: hashable like the rest of a spec, and
     # one order for equal sets.  Absent from the wire form when empty (as above).
     labels: tuple[tuple[str, str], ...] = ()
+    # The HTTP method of deliveries; None is POST (absent from the wire, as above).
+    method: str | None = None
+    # Extra request headers as (name, value, secret) triples in the client's order:
+    # with ``secret`` the value is the name of a webhooks.header_secrets entry,
+    # resolved by the sending leader, so no secret enters the Raft log.
+    headers: tuple[tuple[str, str, bool], ...] = ()
 
     @property
     def label_map(self) -> dict[str, str]:
         return dict(self.labels)
+
+    @property
+    def http_method(self) -> str:
+        return self.method or "POST"
 
     def to_wire(self) -> dict[str, Any]:
         d = asdict(self)
@@ -80,6 +90,8 @@ class JobSpec:
                 del d[name]
         if self.labels:
             d["labels"] = [list(pair) for pair in self.labels]
+        if self.headers:
+            d["headers"] = headers_to_wire(self.headers)
         return d
 
     @staticmethod
@@ -90,14 +102,24 @@ class JobSpec:
                 "type": JobType(d["type"]),
                 "misfire_policy": MisfirePolicy(d["misfire_policy"]),
                 "labels": tuple((str(k), str(v)) for k, v in d.get("labels") or ()),
+                "headers": headers_from_wire(d.get("headers") or ()),
             }
         )
+
+
+def headers_to_wire(headers: tuple[tuple[str, str, bool], ...]) -> list[list[Any]]:
+    """``[[name, value], ...]``, a secret's as ``[name, ref, 1]``."""
+    return [[n, v, 1] if secret else [n, v] for n, v, secret in headers]
+
+
+def headers_from_wire(w: Any) -> tuple[tuple[str, str, bool], ...]:
+    return tuple((str(h[0]), str(h[1]), len(h) > 2 and bool(h[2])) for h in w)
 
 
 # Spec fields added after the first records and entries were written: on the wire
 # only when set (not None, not empty), so what was written before decodes, and a
 # spec that does not use them encodes exactly as before.
-SPEC_ADDED_LATER = ("signing_secret_ref", "labels")
+SPEC_ADDED_LATER = ("signing_secret_ref", "labels", "method", "headers")
 
 
 # On the wire only when set (not None).

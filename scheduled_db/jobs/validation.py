@@ -51,7 +51,32 @@ JOB_FIELDS = (  # what a job body may hold; anything else is refused by name
     "timeout",
     "signing_secret_ref",
     "labels",
+    "method",
+    "headers",
 )
+METHODS = ("POST", "PUT", "PATCH", "GET", "DELETE")
+BODILESS_METHODS = frozenset({"GET", "DELETE"})  # sent without a body (as Cloud Scheduler)
+MAX_HEADERS = 32
+MAX_HEADER_NAME_CHARS = 128
+MAX_HEADER_VALUE_CHARS = 4096
+MAX_HEADERS_BYTES = 16 * 1024  # names and values together
+# A header name: an RFC 9110 token.
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+", re.ASCII)
+# A header value: visible ASCII, spaces and tabs (no CR, LF, NUL: no header injection).
+_HEADER_VALUE = re.compile(r"[\t\x20-\x7e]*", re.ASCII)
+# Headers a job may not set: what HTTP itself manages (hop-by-hop, Host, the body's
+# framing) and what the cluster sends for every delivery (a receiver must be able to
+# trust them: the idempotency key, the attempt and term, the signatures).
+REFUSED_HEADERS = frozenset(
+    h.lower()
+    for h in (
+        "Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "TE",
+        "Trailer", "Transfer-Encoding", "Upgrade", "Host", "Content-Length",
+        "Idempotency-Key", "webhook-id", "webhook-timestamp", "webhook-signature",
+        "traceparent", "tracestate",
+    )
+)  # fmt: skip
+OWN_HEADER_PREFIX = "x-scheduled-db-"
 MAX_LABELS = 32
 MAX_LABEL_KEY_CHARS = 63
 MAX_LABEL_VALUE_CHARS = 256
@@ -86,12 +111,14 @@ def parse_job_spec(
     generated_id: str,
     max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
     secret_names: Collection[str] = (),
+    header_secret_names: Collection[str] = (),
 ) -> JobSpec:
     """Validate the JSON body of ``POST /jobs`` into a :class:`JobSpec`.
 
     ``generated_id`` (a fresh uuid4 from the caller) is used when the body has
-    no ``id``; ``secret_names`` are the signing secrets a job may name.  Raises
-    :class:`ValidationError` on the first bad field.
+    no ``id``; ``secret_names`` are the signing secrets a job may name,
+    ``header_secret_names`` the header secrets.  Raises :class:`ValidationError`
+    on the first bad field.
     """
     fields = _as_object(body)
     job_type = _job_type(fields.get("type"))
@@ -110,9 +137,83 @@ def parse_job_spec(
         timeout_ms=_timeout(fields.get("timeout")),
         signing_secret_ref=_secret_ref(fields.get("signing_secret_ref"), secret_names),
         labels=parse_labels(fields.get("labels")),
+        method=_method(fields.get("method")),
+        headers=parse_headers(fields.get("headers"), header_secret_names),
     )
+    if spec.http_method in BODILESS_METHODS and spec.payload is not None:
+        raise ValidationError("payload", f"a {spec.http_method} delivery has no body to carry it")
     _check_fires(spec, now_ms)
     return spec
+
+
+def _method(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or value.upper() not in METHODS:
+        raise ValidationError("method", f"must be one of {', '.join(METHODS)}")
+    method = value.upper()
+    return None if method == "POST" else method
+
+
+def parse_headers(
+    value: object, secret_names: Collection[str]
+) -> tuple[tuple[str, str, bool], ...]:
+    """A job's ``headers`` object: name -> a string, or ``{"secret_ref": name}`` naming
+    one of ``webhooks.header_secrets``; null or {} is none."""
+    if value is None:
+        return ()
+    if not isinstance(value, dict):
+        raise ValidationError("headers", "must be an object of header name to value")
+    if len(value) > MAX_HEADERS:
+        raise ValidationError("headers", f"at most {MAX_HEADERS} headers")
+    seen: set[str] = set()
+    out = []
+    size = 0
+    for name, given in value.items():
+        field = f"headers.{safe_text(name)[:MAX_HEADER_NAME_CHARS]}"
+        _header_name(name, field, seen)
+        text, secret = _header_value(given, field, secret_names)
+        size += len(name) + len(text)
+        out.append((name, text, secret))
+    if size > MAX_HEADERS_BYTES:
+        raise ValidationError("headers", f"at most {MAX_HEADERS_BYTES} bytes of names and values")
+    return tuple(out)
+
+
+def _header_name(name: str, field: str, seen: set[str]) -> None:
+    if not (0 < len(name) <= MAX_HEADER_NAME_CHARS and _HEADER_NAME.fullmatch(name)):
+        raise ValidationError(field, "a header name is letters, digits and !#$%&'*+-.^_`|~")
+    lower = name.lower()
+    if lower in REFUSED_HEADERS or lower.startswith(OWN_HEADER_PREFIX):
+        raise ValidationError(field, f"{name} is set by the cluster or by HTTP itself")
+    if lower in seen:
+        raise ValidationError(field, f"{name} is given twice (names are case-insensitive)")
+    seen.add(lower)
+
+
+def header_value_ok(text: str) -> bool:
+    return len(text) <= MAX_HEADER_VALUE_CHARS and _HEADER_VALUE.fullmatch(text) is not None
+
+
+def _header_value(given: object, field: str, secret_names: Collection[str]) -> tuple[str, bool]:
+    if isinstance(given, str):
+        if not header_value_ok(given):
+            raise ValidationError(
+                field,
+                f"a header value is at most {MAX_HEADER_VALUE_CHARS} printable ASCII "
+                "characters (no line breaks)",
+            )
+        return given, False
+    if isinstance(given, dict) and set(given) == {"secret_ref"}:
+        ref = given["secret_ref"]
+        if not isinstance(ref, str) or not SECRET_NAME.fullmatch(ref):
+            raise ValidationError(field, "secret_ref must be the name of a header secret")
+        if ref not in secret_names:
+            raise ValidationError(
+                field, f"{ref} is not one of this cluster's webhooks.header_secrets"
+            )
+        return ref, True
+    raise ValidationError(field, 'must be a string or {"secret_ref": "<name>"}')
 
 
 def parse_labels(value: object) -> tuple[tuple[str, str], ...]:

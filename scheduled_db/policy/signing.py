@@ -11,18 +11,80 @@ Every attempt is signed afresh (a new ``t``); the body is the exact bytes sent.
 A job may instead name one of the secrets in ``webhooks.signing_secrets``
 (``signing_secret_ref``), so that receivers owned by different teams each hold
 only their own secret.  The API shows the name, never a secret.
+
+``webhooks.signature_scheme: standard`` signs as the Standard Webhooks
+specification says instead, for receivers that verify with one of its libraries::
+
+    webhook-id: <the idempotency key: the same for every attempt of an occurrence>
+    webhook-timestamp: <unix seconds>
+    webhook-signature: v1,<base64 HMAC-SHA256 of "<id>.<timestamp>.<body>">
+
+Its keys are bytes: a secret written ``whsec_<base64>`` (the specification's form) is
+that base64 decoded; any other secret is its own UTF-8 bytes, which a receiver's
+library takes as ``"whsec_" + base64(secret)``.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
 import re
 from collections.abc import Mapping
+from enum import Enum
 from types import MappingProxyType
 
 HEADER = "X-Scheduled-DB-Signature"
 TOLERANCE_S = 300
+
+
+class Scheme(Enum):
+    """How deliveries are signed (``webhooks.signature_scheme``)."""
+
+    SCHEDULED_DB = "scheduled-db"
+    STANDARD = "standard"
+
+
+STANDARD_PREFIX = b"whsec_"
+
+
+def parse_scheme(value: object) -> Scheme:
+    word = value.strip().lower() if isinstance(value, str) else ""
+    try:
+        return Scheme(word)
+    except ValueError:
+        raise ValueError("must be one of: scheduled-db, standard") from None
+
+
+def standard_key(secret: bytes) -> bytes:
+    """The HMAC key a secret stands for under the Standard Webhooks scheme;
+    ValueError for a ``whsec_`` secret that is not base64."""
+    if not secret.startswith(STANDARD_PREFIX):
+        return secret
+    try:
+        key = base64.b64decode(secret[len(STANDARD_PREFIX) :], validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("a whsec_ secret must be base64 after its prefix") from None
+    if len(key) < 16:
+        raise ValueError("a whsec_ secret must hold at least 16 bytes")
+    return key
+
+
+def signature_headers(
+    scheme: Scheme, secret: bytes, message_id: str, timestamp_s: int, body: bytes
+) -> dict[str, str]:
+    """The headers that sign ``body`` sent at ``timestamp_s`` under ``scheme``;
+    ``message_id`` is the delivery's idempotency key."""
+    if scheme is Scheme.STANDARD:
+        signed = f"{message_id}.{timestamp_s}.".encode() + body
+        mac = hmac.new(standard_key(secret), signed, hashlib.sha256).digest()
+        return {
+            "webhook-id": message_id,
+            "webhook-timestamp": str(timestamp_s),
+            "webhook-signature": "v1," + base64.b64encode(mac).decode(),
+        }
+    return {HEADER: sign(secret, timestamp_s, body)}
 
 
 def sign(secret: bytes, timestamp_s: int, body: bytes) -> str:

@@ -232,7 +232,7 @@ _SPEC_OPTIONAL = frozenset(SPEC_ADDED_LATER)  # on the wire only when set
 
 _SPEC_REQUIRED = _SPEC_FIELDS - _SPEC_OPTIONAL
 _SPEC_UINTS = ("timestamp_ms", "last_date_ms", "max_attempts", "timeout_ms")
-_SPEC_STRS = ("cron_expression", "webhook_url", "signing_secret_ref")
+_SPEC_STRS = ("cron_expression", "webhook_url", "signing_secret_ref", "method")
 
 
 def _spec_in(v: Any) -> JobSpec:
@@ -255,6 +255,12 @@ def _spec_in(v: Any) -> JobSpec:
     for pair in labels:
         _check(isinstance(pair, list) and len(pair) == 2, "bad labels")
         _check(isinstance(pair[0], str) and isinstance(pair[1], str), "bad labels")
+    headers = v.get("headers", ())
+    _check(isinstance(headers, list | tuple), "bad headers")
+    for h in headers:
+        _check(isinstance(h, list) and len(h) in (2, 3), "bad headers")
+        _check(isinstance(h[0], str) and isinstance(h[1], str), "bad headers")
+        _check(len(h) == 2 or h[2] == 1, "bad headers")
     return JobSpec.from_wire(v)  # the enums are checked by their constructors
 
 

@@ -52,6 +52,7 @@ from scheduled_db.jobs.model import (
     JobSpec,
     JobStatus,
     JobType,
+    headers_to_wire,
 )
 from scheduled_db.raft.messages import ConfState
 
@@ -343,6 +344,12 @@ def spec_to_wire(spec: JobSpec) -> dict[str, Any]:
         d["labels"] = [list(pair) for pair in spec.labels]
     else:
         del d["labels"]
+    if spec.method is None:
+        del d["method"]
+    if spec.headers:
+        d["headers"] = headers_to_wire(spec.headers)
+    else:
+        del d["headers"]
     return d
 
 

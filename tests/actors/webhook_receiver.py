@@ -39,6 +39,7 @@ class Received:
     headers: CIMultiDict[str]
     body: bytes
     at: float = 0.0  # wall-clock time it arrived (its body read)
+    method: str = "POST"
 
 
 class Receiver:
@@ -80,6 +81,7 @@ class Receiver:
         app.router.add_post("/status/{code}", self._status)
         app.router.add_post("/block", self._block)
         app.router.add_post("/seq/{name}", self._seq)
+        app.router.add_route("*", "/any", self._ok)  # any method (a job's own)
         self._gate = asyncio.Condition()
         self._runner = web.AppRunner(
             app, handle_signals=False, shutdown_timeout=1.0, handler_cancellation=True
@@ -123,7 +125,8 @@ class Receiver:
     async def _record(self, request: web.Request) -> None:
         body = await request.read()
         with self._cond:
-            received = Received(request.path, CIMultiDict(request.headers), body, time.time())
+            headers = CIMultiDict(request.headers)
+            received = Received(request.path, headers, body, time.time(), request.method)
             self.requests.append(received)
             self._cond.notify_all()
 

@@ -210,3 +210,121 @@ def test_a_delivery_cut_off_by_a_crash_fires_again_with_the_same_key(
     keys = [r.headers["Idempotency-Key"] for r in receiver.received("/block")]
     assert keys == [f"crash:{int(at * 1000)}"] * 2
     _wait_status(node, "crash", "completed")
+
+
+def test_standard_webhooks_signatures_verify_with_the_reference_library(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    """webhooks.signature_scheme: standard; a retried occurrence keeps its webhook-id."""
+    import base64
+
+    from standardwebhooks import Webhook
+
+    secret = "whsec_" + base64.b64encode(b"standard-webhooks-test-key-32-bytes").decode()
+    node = FastNode(
+        tmp_path / "data", WEBHOOK_SIGNATURE_SCHEME="standard", WEBHOOK_SIGNING_SECRET=secret
+    )
+    node.start()
+    try:
+        url = receiver.url("/seq/std?codes=500,200")
+        _create(node, id="std", type="unico", timestamp=_soon(), webhook_url=url)
+        receiver.wait_until(lambda r: len(r.received("/seq/std")) == 2, timeout=15)
+        first, second = receiver.received("/seq/std")
+        for req in (first, second):
+            headers = {k: v for k, v in req.headers.items()}
+            assert Webhook(secret).verify(req.body, headers)["job_id"] == "std"
+            assert req.headers["webhook-id"] == req.headers["Idempotency-Key"]
+            assert "X-Scheduled-DB-Signature" not in req.headers
+        assert first.headers["webhook-id"] == second.headers["webhook-id"]
+    finally:
+        node.stop_if_running()
+
+
+HEADER_SECRET = "Bearer header-secret-value-0123456789"
+
+
+def test_a_job_s_method_and_headers_reach_the_receiver_and_its_secret_stays_out(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    """A PUT with a literal header and one from webhooks.header_secrets; a GET without a
+    body.  The secret is in no API answer, no log line and no file of the data directory."""
+    node = FastNode(tmp_path / "data", WEBHOOK_HEADER_SECRETS=f"billing-token:{HEADER_SECRET}")
+    node.start()
+    try:
+        headers = {"X-Team": "billing", "Authorization": {"secret_ref": "billing-token"}}
+        url = receiver.url("/any")
+        shown = _create(node, id="put", type="unico", timestamp=_soon(), method="put",
+                        webhook_url=url, headers=headers, payload={"n": 1})  # fmt: skip
+        assert (shown["method"], shown["headers"]) == ("PUT", headers)
+        _create(node, id="get", type="unico", timestamp=_soon(), method="GET",
+                webhook_url=receiver.url("/any"))  # fmt: skip
+        receiver.wait_until(lambda r: len(r.received("/any")) == 2, timeout=15)
+        by_method = {r.method: r for r in receiver.received("/any")}
+        put, get = by_method["PUT"], by_method["GET"]
+        assert put.headers["X-Team"] == "billing"
+        assert put.headers["Authorization"] == HEADER_SECRET
+        assert json.loads(put.body)["payload"] == {"n": 1}
+        assert get.body == b"" and "Content-Type" not in get.headers
+        assert get.headers["Idempotency-Key"].startswith("get:")
+        _wait_status(node, "put", "completed")
+        answers = [node.http.call("GET", path)[2] for path in
+                   ("/jobs/put", "/jobs", "/jobs/put/executions", "/executions")]  # fmt: skip
+        assert HEADER_SECRET not in json.dumps(answers)
+    finally:
+        node.stop_if_running()
+    assert HEADER_SECRET not in node.log()
+    secret = HEADER_SECRET.encode()
+    for path in node.data_dir.rglob("*"):
+        if path.is_file():
+            assert secret not in path.read_bytes(), path
+
+
+def test_a_leader_without_the_header_secret_fails_the_attempt_and_sends_nothing(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    """The secret was configured when the job was made, not when it fires (a node
+    restarted without it): the attempt fails retryably, and nothing goes out."""
+    node = FastNode(tmp_path / "data", WEBHOOK_HEADER_SECRETS=f"billing-token:{HEADER_SECRET}")
+    node.start()
+    headers = {"Authorization": {"secret_ref": "billing-token"}}
+    _create(node, id="j", type="unico", timestamp=_soon(4), webhook_url=receiver.url("/any"),
+            headers=headers, max_attempts=2)  # fmt: skip
+    node.stop()
+    node.env.pop("WEBHOOK_HEADER_SECRETS")
+    node.start()
+    try:
+        _wait_status(node, "j", "failed")
+        attempts = _attempts(node, "j")
+        assert len(attempts) == 2
+        assert all("header secret billing-token" in a["error_message"] for a in attempts)
+        assert receiver.received("/any") == []
+    finally:
+        node.stop_if_running()
+
+
+def test_a_rate_per_destination_spreads_a_burst_and_drops_nothing(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    """20 runs due at once to one receiver, at most 5 a second: they arrive over ~3 s,
+    each once and on its first attempt, although each may wait only 1 s for a turn
+    (waiting for the rate is not waiting for a hung receiver)."""
+    node = FastNode(tmp_path / "data", WEBHOOK_PER_DESTINATION_RATE="5")
+    node.start()
+    try:
+        at = _soon(2.5)
+        jobs = [{"id": f"r{i}", "type": "unico", "timestamp": at, "timeout": "1s",
+                 "webhook_url": receiver.url("/ok")} for i in range(20)]  # fmt: skip
+        status, _, body = node.http.call("POST", "/jobs/batch", {"jobs": jobs})
+        assert status == 200, body
+        receiver.wait_until(lambda r: len(r.received("/ok")) == 20, timeout=20)
+        arrived = sorted(r.at for r in receiver.received("/ok"))
+        assert arrived[-1] - arrived[0] >= 2.5  # 15 past the first second's 5, at 5/s
+        for start in arrived:
+            assert sum(start <= t < start + 1.0 for t in arrived) <= 10
+        ids = [json.loads(r.body)["job_id"] for r in receiver.received("/ok")]
+        assert sorted(ids) == sorted(j["id"] for j in jobs)
+        for j in jobs:
+            _wait_status(node, j["id"], "completed")
+            assert len(_attempts(node, j["id"])) == 1
+    finally:
+        node.stop_if_running()

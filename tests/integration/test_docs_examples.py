@@ -29,6 +29,7 @@ SECRET = "example-cluster-secret-0123"  # the one docs/api-reference.md shows
 NODE_ENV = {
     "CLUSTER_SECRET": SECRET,
     "WEBHOOK_SIGNING_SECRETS": "billing:billing-secret-0123456789",  # docs/webhooks.md
+    "WEBHOOK_HEADER_SECRETS": "billing-token:Bearer billing-token-0123456789",  # api-reference
 }
 _BLOCK = re.compile(r"```(\w*)\n(.*?)```", re.S)
 _STATUS = re.compile(r"\A\s*→ `(\d{3})`")

@@ -28,7 +28,7 @@ traceparents = st.sampled_from((None, TRACEPARENT))  # tracing off, and on
 def test_the_bound_is_above_what_a_create_adds(
     body: dict[str, object], traceparent: str | None
 ) -> None:
-    spec = parse_job_spec(body, NOW, generated_id="0" * 36)
+    spec = parse_job_spec(body, NOW, generated_id="0" * 36, header_secret_names=("token",))
     create = CreateJob(spec, NOW, NOW + 1, traceparent)
     added = new_job_bytes(created_job(create))
     assert added <= stored_bound(len(json.dumps(body).encode()), [create])
@@ -40,7 +40,7 @@ def test_new_job_bytes_is_what_applying_the_create_adds(
     body: dict[str, object], traceparent: str | None
 ) -> None:
     """The key-by-key count cannot drift from Txn.put_job and the create transition."""
-    spec = parse_job_spec(body, NOW, generated_id="0" * 36)
+    spec = parse_job_spec(body, NOW, generated_id="0" * 36, header_secret_names=("token",))
     tx = Txn(MemoryState())
     create = CreateJob(spec, NOW, NOW + 1, traceparent)
     assert transitions.create(tx, create).code is ResultCode.OK

@@ -17,6 +17,7 @@ import pytest
 from actors.runtime.clock import now_ms
 from actors.runtime.metrics import ApiMetrics
 from actors.webhook.actor import USER_AGENT, WebhookActor
+from actors.webhook.attempt import Secrets
 from actors.webhook.messages import AbortAll, AbortDelivery, Deliver, DeliveryOutcome
 from scheduled_db.policy import signing
 from tests.actors.http_harness import FakeClock
@@ -144,7 +145,7 @@ def test_with_a_signing_secret_each_delivery_is_signed_over_its_exact_body(
     outcome_of(inbox, "plain")
     assert signing.HEADER not in receiver.received("/ok")[0].headers  # no secret: unsigned
     secret = b"a-signing-secret-for-tests"
-    signed = start_webhook(clock=FakeClock(SENT_MS), signing_secret=secret)
+    signed = start_webhook(clock=FakeClock(SENT_MS), secrets=Secrets(signing=secret))
     signed.tell(deliver(receiver.url("/ok"), ref, job_id="signed"))
     outcome_of(inbox, "signed")
     request = receiver.received("/ok")[1]
@@ -166,7 +167,7 @@ def test_a_job_naming_a_secret_is_signed_with_that_one_and_never_sent_unsigned(
     ref, inbox = probe
     default, team_a = b"the-cluster-wide-secret", b"team-a-own-secret-xyz"
     webhook = start_webhook(
-        clock=FakeClock(SENT_MS), signing_secret=default, named_secrets={"team-a": team_a}
+        clock=FakeClock(SENT_MS), secrets=Secrets(signing=default, named={"team-a": team_a})
     )
     webhook.tell(deliver(receiver.url("/ok"), ref, job_id="a", signing_secret_ref="team-a"))
     assert outcome_of(inbox, "a").ok

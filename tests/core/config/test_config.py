@@ -633,3 +633,24 @@ def test_dns_discovery_errors_name_the_key(
 ) -> None:
     err = error_of(env={**_DNS, **env}, text=text)
     assert err.key == key and words in str(err), str(err)
+
+
+# --- webhook signing schemes and header secrets ------------------------------------------
+
+
+def test_signature_scheme_and_header_secrets() -> None:
+    c = load(env={"WEBHOOK_SIGNATURE_SCHEME": "standard",
+                  "WEBHOOK_HEADER_SECRETS": "billing-token:Bearer 0123456789abcdef"})  # fmt: skip
+    assert c.webhooks.signature_scheme.value == "standard"
+    assert dict(c.webhooks.header_secrets) == {"billing-token": "Bearer 0123456789abcdef"}
+    assert load().webhooks.signature_scheme.value == "scheduled-db"
+    err = error_of(env={"WEBHOOK_SIGNATURE_SCHEME": "svix"})
+    assert err.key == "webhooks.signature_scheme"
+    secret = "whsec_not!base64!at!all!"
+    err = error_of(env={"WEBHOOK_SIGNATURE_SCHEME": "standard", "WEBHOOK_SIGNING_SECRET": secret})
+    assert err.key == "webhooks.signing_secret" and secret not in str(err)
+    # Under the default scheme a whsec_ secret is just text.
+    assert load(env={"WEBHOOK_SIGNING_SECRET": secret}).webhooks.signing_secret == secret
+    bad = "Bearer 0123456789abcdefé"
+    err = error_of(env={"WEBHOOK_HEADER_SECRETS": f"t:{bad}"})
+    assert err.key == "webhooks.header_secrets.t" and bad not in str(err)

@@ -207,3 +207,70 @@ def test_random_operations_keep_every_bound_and_account_for_every_delivery(seed:
         assert all(len(f) <= per_destination for f in flying.values())
         assert queue.waiting == sum(i not in gone for p in pushed.values() for i in p)
         assert all(1 <= queue.cap(k) <= per_destination for k in keys)
+
+
+# --- a rate per destination -----------------------------------------------------------
+
+
+def _drive(q: FairQueue[str, int], until_ms: int, answer: bool = True) -> list[tuple[int, str]]:
+    """Admit whenever the queue says a token is due (and at once for slots); each
+    admitted request is answered at once.  (time, destination) of every send."""
+    sent: list[tuple[int, str]] = []
+    now = 0
+    while now <= until_ms:
+        while admitted := q.admit(now):  # answers free slots: admit again at once
+            for key, _ in admitted:
+                sent.append((now, key))
+                if answer:
+                    q.release(key, Signal.ANSWERED)
+        due = q.next_due_ms()
+        if due is None:
+            break
+        assert due > now
+        now = due
+    return sent
+
+
+def test_a_rate_spreads_a_burst_and_drops_nothing() -> None:
+    q: FairQueue[str, int] = FairQueue(100, 100, rate=5)
+    for i in range(20):
+        q.push("a", i)
+    sent = _drive(q, 60_000)
+    assert len(sent) == 20 and q.waiting == 0
+    times = [t for t, _ in sent]
+    assert times[:5] == [0] * 5  # one second's worth at once
+    # Then one every 200 ms: no second window holds more than the burst plus the rate.
+    assert times[5:] == [200 * i for i in range(1, 16)]
+    for start in range(0, times[-1], 100):
+        assert sum(start <= t < start + 1000 for t in times) <= 10
+
+
+def test_a_paced_destination_does_not_hold_up_the_others() -> None:
+    q: FairQueue[str, int] = FairQueue(100, 100, rate=1)
+    for i in range(3):
+        q.push("slow", i)
+    assert [k for k, _ in q.admit(0)] == ["slow"]
+    assert q.is_paced("slow") and q.next_due_ms() == 1000
+    q.push("other", 9)
+    assert q.admit(10) == [("other", 9)]  # not behind "slow"
+    assert q.admit(999) == []
+    assert q.admit(1000) == [("slow", 1)]
+
+
+def test_going_idle_between_deliveries_does_not_refill_the_bucket() -> None:
+    q: FairQueue[str, int] = FairQueue(100, 100, rate=1)
+    q.push("a", 1)
+    assert q.admit(0) == [("a", 1)]
+    q.release("a", Signal.ANSWERED)  # idle now: forgotten but for its bucket
+    q.push("a", 2)
+    assert q.admit(100) == []  # the token spent at 0 is not back before 1000
+    assert q.admit(1000) == [("a", 2)]
+
+
+def test_without_a_rate_nothing_is_paced() -> None:
+    q: FairQueue[str, int] = FairQueue(100, 100)
+    for i in range(50):
+        q.push("a", i)
+    assert len(q.admit()) == INITIAL_CAP and q.next_due_ms() is None
+    with pytest.raises(ValueError):
+        FairQueue(1, 1, rate=0)

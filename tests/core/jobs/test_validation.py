@@ -31,6 +31,7 @@ TOMORROW = "2026-01-02T00:00:00Z"
 
 
 def parse(body: object, **kwargs: Any) -> JobSpec:
+    kwargs.setdefault("header_secret_names", ("token",))
     return parse_job_spec(body, NOW, generated_id=GEN, **kwargs)
 
 
@@ -333,6 +334,15 @@ TARGETED: dict[str, st.SearchStrategy[object]] = {
         st.text(max_size=300) | json_values,
         max_size=34,
     ),
+    "method": st.sampled_from(["POST", "get", "PUT", "PATCH", "DELETE", "HEAD", ""]),
+    "headers": st.dictionaries(
+        st.sampled_from(["Authorization", "X-Team", "Host", "x-scheduled-db-attempt", "a b", ""])
+        | st.text(max_size=12),
+        st.text(max_size=20)
+        | st.sampled_from([{"secret_ref": "token"}, {"secret_ref": "nope"}, {"x": 1}])
+        | json_values,
+        max_size=34,
+    ),
 }
 bodies = st.fixed_dictionaries(
     {"type": st.sampled_from(["unico", "recurrente"]) | TARGETED["type"] | json_values},
@@ -400,6 +410,13 @@ VALID: dict[str, st.SearchStrategy[object]] = {
         st.text(alphabet="abc 1-ñ", max_size=20),
         max_size=5,
     ),
+    "method": st.sampled_from(["POST", "put", "PATCH"]),
+    "headers": st.dictionaries(
+        st.sampled_from(["Authorization", "X-Team", "x-api-key", "Accept"]),
+        st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=30)
+        | st.just({"secret_ref": "token"}),
+        max_size=4,
+    ),
 }
 future = st.integers(NOW // 1000 + 1, NOW // 1000 + 10**9) | st.datetimes(
     min_value=datetime(2026, 1, 2), max_value=datetime(2050, 1, 1)
@@ -428,6 +445,7 @@ DEPENDENTS = {
     "timestamp": {"last_date", "cron_expression"},
     "cron_expression": {"last_date"},
     "timezone": {"last_date"},
+    "method": {"payload"},  # a GET or DELETE carries no payload
 }
 
 
@@ -453,7 +471,8 @@ def test_one_bad_field_on_a_valid_body_is_named(
     try:
         parse(changed)
     except ValidationError as exc:
-        assert exc.field in {field} | DEPENDENTS.get(field, set())
+        named = exc.field.split(".", 1)[0] if field == "headers" else exc.field  # headers.<name>
+        assert named in {field} | DEPENDENTS.get(field, set())
 
 
 # --- query parameters --------------------------------------------------------
@@ -505,3 +524,54 @@ def test_decode_cursor_rejects_foreign_tokens() -> None:
     for bad in ["!!!", "a" * 2000, "aGVsbG8", 5]:  # "aGVsbG8" is base64 of "hello": no prefix
         with pytest.raises(ValidationError):
             decode_cursor(bad)
+
+
+# --- method and headers --------------------------------------------------------------
+
+
+def test_method_defaults_to_post_and_is_kept_only_when_another() -> None:
+    assert parse(unico()).method is None and parse(unico()).http_method == "POST"
+    assert parse(unico(method="post")).method is None  # POST is the default: not stored
+    assert parse(unico(method="put")).method == "PUT"
+    assert parse(unico(method="GET")).http_method == "GET"
+    for bad in ("HEAD", "CONNECT", "", 1):
+        with pytest.raises(ValidationError) as err:
+            parse(unico(method=bad))
+        assert err.value.field == "method"
+    with pytest.raises(ValidationError) as err:
+        parse(unico(method="GET", payload={"a": 1}))
+    assert err.value.field == "payload"
+
+
+def test_headers_keep_their_order_and_secret_refs() -> None:
+    spec = parse(unico(headers={"X-Team": "billing", "Authorization": {"secret_ref": "token"}}))
+    assert spec.headers == (("X-Team", "billing", False), ("Authorization", "token", True))
+    assert parse(unico(headers={})).headers == () and parse(unico(headers=None)).headers == ()
+
+
+@pytest.mark.parametrize(
+    ("headers", "field"),
+    [
+        ({"Host": "x"}, "headers.Host"),
+        ({"content-length": "1"}, "headers.content-length"),
+        ({"Idempotency-Key": "k"}, "headers.Idempotency-Key"),
+        ({"X-Scheduled-DB-Attempt": "9"}, "headers.X-Scheduled-DB-Attempt"),
+        ({"Transfer-Encoding": "chunked"}, "headers.Transfer-Encoding"),
+        ({"webhook-signature": "v1,x"}, "headers.webhook-signature"),
+        ({"a b": "x"}, "headers.a b"),
+        ({"X-A": "line\r\nInjected: 1"}, "headers.X-A"),
+        ({"X-A": "é"}, "headers.X-A"),
+        ({"X-A": "x" * 4097}, "headers.X-A"),
+        ({"X-A": 1}, "headers.X-A"),
+        ({"X-A": {"secret_ref": "nope"}}, "headers.X-A"),
+        ({"X-A": {"secret_ref": "token", "more": 1}}, "headers.X-A"),
+        ({"X-A": "1", "x-a": "2"}, "headers.x-a"),
+        ({f"X-{i}": "v" for i in range(33)}, "headers"),
+        ({f"X-{i}": "v" * 4000 for i in range(5)}, "headers"),
+        (["X-A"], "headers"),
+    ],
+)
+def test_bad_headers_are_refused_naming_the_header(headers: object, field: str) -> None:
+    with pytest.raises(ValidationError) as err:
+        parse(unico(headers=headers))
+    assert err.value.field == field
