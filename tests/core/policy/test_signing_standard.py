@@ -65,3 +65,21 @@ def test_scheme_names_and_bad_whsec_secrets() -> None:
     with pytest.raises(ValueError, match="16 bytes"):
         standard_key(b"whsec_" + base64.b64encode(b"short"))
     assert standard_key(b"plain secret") == b"plain secret"
+
+
+def test_the_documented_receiver_code_verifies_what_a_node_sends() -> None:
+    """docs/webhooks.md's Standard Webhooks example, run as written against headers
+    made with the secret it shows."""
+    import re
+    from pathlib import Path
+
+    doc = (Path(__file__).parents[3] / "docs" / "webhooks.md").read_text()
+    (code,) = [b for b in re.findall(r"```python\n(.*?)```", doc, re.S) if "standardwebhooks" in b]
+    (secret,) = re.findall(r'Webhook\("(whsec_[^"]+)"\)', code)
+    body = b'{"job_id":"acct-7","attempt":1}'
+    headers = signature_headers(
+        Scheme.STANDARD, secret.encode(), "acct-7:1", int(time.time()), body
+    )
+    namespace = {"raw_body": body, "request_headers": headers}
+    exec(compile(code, "docs/webhooks.md", "exec"), namespace)  # the documented code
+    assert namespace["payload"] == {"job_id": "acct-7", "attempt": 1}
