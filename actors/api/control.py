@@ -299,6 +299,7 @@ def request_body(spec: JobSpec) -> dict[str, Any]:
         "timeout": duration_seconds(spec.timeout_ms),
         "signing_secret_ref": spec.signing_secret_ref,
         "labels": spec.label_map or None,
+        "jitter": duration_seconds(spec.jitter_ms),
         "method": spec.method,
         "headers": headers_view(spec.headers) or None,
     }

@@ -65,6 +65,8 @@ def job_view(job: Job) -> dict[str, Any]:
         "timeout_ms": spec.timeout_ms,
         "signing_secret_ref": spec.signing_secret_ref,
         "labels": spec.label_map,
+        "jitter": duration_seconds(spec.jitter_ms),
+        "jitter_ms": spec.jitter_ms,
         "method": spec.http_method,
         "headers": headers_view(spec.headers),
         "status": job.status.value,

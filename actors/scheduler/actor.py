@@ -54,7 +54,8 @@ from scheduled_db.config.model import NodeConfig
 from scheduled_db.errors import safe_text
 from scheduled_db.firing import decisions as firing
 from scheduled_db.firing.slots import SlotIndex, SlotKey
-from scheduled_db.jobs.model import Attempt, Job, JobStatus
+from scheduled_db.jobs.model import Attempt, Job, JobSpec, JobStatus
+from scheduled_db.jobs.schedule import attempt_fire_ms, jitter_offset
 from scheduled_db.state import commands as c
 from scheduled_db.state.queries import Due
 from scheduled_db.state.reads import DueOccurrences, GetJob, GetOpenClaims, ListJobs
@@ -380,6 +381,7 @@ class SchedulerActor(pykka.ThreadingActor):
                 armed.job.traceparent,
                 spec.http_method,
                 spec.headers,
+                _jittered_by(spec, armed),
             )
         )
 
@@ -454,7 +456,13 @@ class SchedulerActor(pykka.ThreadingActor):
             for due in found:
                 self._keep(due)
             full = len(found) >= self.s.refill_limit
-            self.horizon = found[-1].fire_at_ms if full and found else horizon
+            if full and found:
+                # Jobs are read by their next run, and a jittered one fires later: what
+                # was not read runs no earlier than the latest next run that was.
+                read = max((d.job.next_run_at_ms or 0 for d in found if not d.trigger), default=0)
+                self.horizon = min(found[-1].fire_at_ms, read or found[-1].fire_at_ms)
+            else:
+                self.horizon = horizon
             self._wake()
 
         return then
@@ -557,6 +565,7 @@ class SchedulerActor(pykka.ThreadingActor):
             fire_at = job.next_run_at_ms if job.next_run_at_ms is not None else a.scheduled_at_ms
             if a.trigger:
                 fire_at = a.start_time_ms
+            fire_at = attempt_fire_ms(job.spec, a.scheduled_at_ms, fire_at, a.trigger)
             self._keep(Due(job, a.scheduled_at_ms, a.attempt_num, fire_at, a.trigger))
             self._wake()
 
@@ -600,12 +609,20 @@ class SchedulerActor(pykka.ThreadingActor):
         return then
 
 
+def _jittered_by(spec: JobSpec, armed: _Armed) -> int:
+    """How far the job's jitter moved this occurrence (its retries keep the figure)."""
+    if spec.jitter_ms is None or armed.trigger:
+        return 0
+    return jitter_offset(spec.id, armed.occurrence_ms, spec.jitter_ms)
+
+
 def _due_of(job: Job, attempt: Attempt | None) -> Due | None:
     """The occurrence a job waits for after a change, if it is due at all."""
     if job.paused or job.next_run_at_ms is None or job.status not in DUE_STATUSES:
         return None
     if job.status is JobStatus.PENDING:
-        return Due(job, job.next_run_at_ms, 0, job.next_run_at_ms)
+        fire_at = attempt_fire_ms(job.spec, job.next_run_at_ms, job.next_run_at_ms, False)
+        return Due(job, job.next_run_at_ms, 0, fire_at)
     if attempt is None:
         return None  # a retry is only known from the outcome that asked for it
     return Due(job, attempt.scheduled_at_ms, attempt.attempt_num, job.next_run_at_ms)

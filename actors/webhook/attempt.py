@@ -69,8 +69,8 @@ def request_body(deliver: Deliver, sent_ms: int) -> bytes:
     body = {
         "job_id": deliver.job_id,
         "type": deliver.job_type,
-        "scheduled_at": deliver.scheduled_at_ms // 1000,
-        "scheduled_at_ms": deliver.scheduled_at_ms,
+        "scheduled_at": (deliver.scheduled_at_ms + deliver.jittered_ms) // 1000,
+        "scheduled_at_ms": deliver.scheduled_at_ms + deliver.jittered_ms,
         "executed_at": sent_ms // 1000,
         "executed_at_ms": sent_ms,
         "attempt": deliver.attempt,
@@ -80,6 +80,9 @@ def request_body(deliver: Deliver, sent_ms: int) -> bytes:
     }
     if deliver.trigger:  # asked for by POST /jobs/{id}/trigger; absent otherwise
         body["trigger"] = True
+    if deliver.jittered_ms:  # a job with jitter: when the schedule said, before it
+        body["nominal_at"] = deliver.scheduled_at_ms // 1000
+        body["nominal_at_ms"] = deliver.scheduled_at_ms
     return json.dumps(body, separators=(",", ":")).encode()
 
 

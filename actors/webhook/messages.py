@@ -36,6 +36,7 @@ class Deliver:
     traceparent: str | None = None
     method: str = "POST"
     headers: tuple[tuple[str, str, bool], ...] = ()  # the job's (name, value, secret)
+    jittered_ms: int = 0  # how far the job's jitter moved the occurrence (the body says)
 
 
 @dataclass(frozen=True, slots=True)

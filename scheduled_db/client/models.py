@@ -52,6 +52,7 @@ class Job:
     next_run_at_ms: int | None
     raw: Raw = dataclasses.field(repr=False)
     method: str = "POST"  # of its deliveries (absent from older servers' answers)
+    jitter_ms: int | None = None
     headers: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # a secret's: a ref
 
     @classmethod
@@ -79,6 +80,7 @@ class Job:
             next_run_at_ms=opt(raw, "next_run_at_ms", int),
             raw=raw,
             method=opt(raw, "method", str) or "POST",
+            jitter_ms=opt(raw, "jitter_ms", int),
             headers=dict(headers) if isinstance(headers := raw.get("headers"), dict) else {},
         )
 

@@ -72,6 +72,9 @@ class JobSpec:
     # with ``secret`` the value is the name of a webhooks.header_secrets entry,
     # resolved by the sending leader, so no secret enters the Raft log.
     headers: tuple[tuple[str, str, bool], ...] = ()
+    # Each occurrence's first attempt fires a pseudo-random [0, jitter_ms) after its
+    # scheduled time, the same on every leader (scheduled_db.jobs.schedule.jitter_offset).
+    jitter_ms: int | None = None
 
     @property
     def label_map(self) -> dict[str, str]:
@@ -119,7 +122,7 @@ def headers_from_wire(w: Any) -> tuple[tuple[str, str, bool], ...]:
 # Spec fields added after the first records and entries were written: on the wire
 # only when set (not None, not empty), so what was written before decodes, and a
 # spec that does not use them encodes exactly as before.
-SPEC_ADDED_LATER = ("signing_secret_ref", "labels", "method", "headers")
+SPEC_ADDED_LATER = ("signing_secret_ref", "labels", "method", "headers", "jitter_ms")
 
 
 # On the wire only when set (not None).

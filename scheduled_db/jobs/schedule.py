@@ -27,6 +27,7 @@ Daylight saving time
 
 from __future__ import annotations
 
+import hashlib
 import re
 import zoneinfo
 from dataclasses import dataclass
@@ -356,3 +357,26 @@ def after_downtime(
     if late and spec.misfire_policy is MisfirePolicy.SKIP:
         return False, following
     return True, following
+
+
+# --- jitter -------------------------------------------------------------------------------
+
+
+def jitter_offset(job_id: str, occurrence_ms: int, jitter_ms: int) -> int:
+    """How long after ``occurrence_ms`` the job's first attempt fires: a pseudo-random
+    number in [0, jitter_ms) fixed by the job and the occurrence, so every leader,
+    before and after a failover, picks the same one (no state to replicate), and
+    jobs due at the same instant spread evenly over the window."""
+    if jitter_ms <= 0:
+        return 0
+    digest = hashlib.sha256(f"{job_id}\0{occurrence_ms}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") % jitter_ms
+
+
+def attempt_fire_ms(spec: JobSpec, occurrence_ms: int, fire_at_ms: int, trigger: bool) -> int:
+    """When an attempt due at ``fire_at_ms`` fires: its occurrence's first attempt
+    (due at the occurrence itself) moved by the job's jitter; a retry, or a run asked
+    for by a trigger, at its own time."""
+    if spec.jitter_ms is None or trigger or fire_at_ms != occurrence_ms:
+        return fire_at_ms
+    return occurrence_ms + jitter_offset(spec.id, occurrence_ms, spec.jitter_ms)

@@ -53,7 +53,9 @@ JOB_FIELDS = (  # what a job body may hold; anything else is refused by name
     "labels",
     "method",
     "headers",
+    "jitter",
 )
+MAX_JITTER_MS = 86_400_000  # a day
 METHODS = ("POST", "PUT", "PATCH", "GET", "DELETE")
 BODILESS_METHODS = frozenset({"GET", "DELETE"})  # sent without a body (as Cloud Scheduler)
 MAX_HEADERS = 32
@@ -135,6 +137,7 @@ def parse_job_spec(
         misfire_policy=_misfire_policy(fields.get("misfire_policy")),
         max_attempts=_max_attempts(fields.get("max_attempts")),
         timeout_ms=_timeout(fields.get("timeout")),
+        jitter_ms=_jitter(fields.get("jitter")),
         signing_secret_ref=_secret_ref(fields.get("signing_secret_ref"), secret_names),
         labels=parse_labels(fields.get("labels")),
         method=_method(fields.get("method")),
@@ -489,24 +492,35 @@ def _max_attempts(value: object) -> int | None:
 
 
 def _timeout(value: object) -> int | None:
+    return _duration(value, "timeout", MIN_TIMEOUT_MS, MAX_TIMEOUT_MS, "between 1s and 1h")
+
+
+def _jitter(value: object) -> int | None:
+    """``jitter``: a duration up to a day; 0 (or null) is none."""
+    jitter_ms = _duration(value, "jitter", 0, MAX_JITTER_MS, "between 0s and 24h")
+    return jitter_ms or None
+
+
+def _duration(value: object, field: str, low_ms: int, high_ms: int, bounds: str) -> int | None:
+    """A duration field: a string such as '30s', or seconds as a number."""
     if value is None:
         return None
     if isinstance(value, str):
         try:
-            timeout_ms = parse_duration_ms(value)
+            ms = parse_duration_ms(value)
         except ValueError as exc:
-            raise ValidationError("timeout", str(exc)) from None
+            raise ValidationError(field, str(exc)) from None
     elif isinstance(value, int | float) and not isinstance(value, bool):
         # Bound before converting: a float may be NaN or 1e308, an int 10**5000.
         if not (isinstance(value, int) or math.isfinite(value)) or not 0 <= value <= 86_400:
-            raise ValidationError("timeout", "must be between 1s and 1h")
+            raise ValidationError(field, f"must be {bounds}")
         seconds = Decimal(value) if isinstance(value, int) else Decimal(repr(value))
-        timeout_ms = int((seconds * 1000).to_integral_value(rounding=ROUND_HALF_EVEN))
+        ms = int((seconds * 1000).to_integral_value(rounding=ROUND_HALF_EVEN))
     else:
-        raise ValidationError("timeout", "must be a duration such as '30s' or seconds")
-    if not MIN_TIMEOUT_MS <= timeout_ms <= MAX_TIMEOUT_MS:
-        raise ValidationError("timeout", "must be between 1s and 1h")
-    return timeout_ms
+        raise ValidationError(field, "must be a duration such as '30s' or seconds")
+    if not low_ms <= ms <= high_ms:
+        raise ValidationError(field, f"must be {bounds}")
+    return ms
 
 
 def validate_status_filter(value: object) -> JobStatus:

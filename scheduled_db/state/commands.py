@@ -232,6 +232,7 @@ _SPEC_OPTIONAL = frozenset(SPEC_ADDED_LATER)  # on the wire only when set
 
 _SPEC_REQUIRED = _SPEC_FIELDS - _SPEC_OPTIONAL
 _SPEC_UINTS = ("timestamp_ms", "last_date_ms", "max_attempts", "timeout_ms")
+_SPEC_UINTS_LATER = ("jitter_ms",)  # added later: absent when unset
 _SPEC_STRS = ("cron_expression", "webhook_url", "signing_secret_ref", "method")
 
 
@@ -243,6 +244,9 @@ def _spec_in(v: Any) -> JobSpec:
     _check(keys >= _SPEC_REQUIRED and keys <= _SPEC_FIELDS, "bad job spec fields")
     for name in _SPEC_UINTS:
         n = v[name]
+        _check(n is None or (type(n) is int and n >= 0), "expected a non-negative integer")
+    for name in _SPEC_UINTS_LATER:
+        n = v.get(name)
         _check(n is None or (type(n) is int and n >= 0), "expected a non-negative integer")
     for name in _SPEC_STRS:
         text = v.get(name)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from itertools import islice
 
 from scheduled_db.jobs.model import Attempt, Job, JobStatus, JobType
+from scheduled_db.jobs.schedule import attempt_fire_ms
 from scheduled_db.raft.messages import ConfState
 from scheduled_db.state import records as r
 from scheduled_db.state.stateview import ReverseStateView, StateView
@@ -257,9 +258,10 @@ class Due:
     """A job due to fire: the occurrence it is due for and the attempts made on it.
 
     ``fire_at_ms`` is the job's next run: the occurrence itself for a first
-    attempt, or the retry time after a failed one (the occurrence stays the same,
-    and so does the idempotency key).  For a triggered run (``trigger``) the
-    occurrence is when it was asked for, and the job's own next run plays no part.
+    attempt (moved by the job's jitter, if it has one), or the retry time after a
+    failed one (the occurrence stays the same, and so does the idempotency key).
+    For a triggered run (``trigger``) the occurrence is when it was asked for, and
+    the job's own next run plays no part.
     """
 
     job: Job
@@ -279,7 +281,9 @@ def due_occurrences(view: StateView, before_ms: int, limit: int = MAX_PAGE) -> t
         ex = get_execution(view, job.id)
         occurrence = ex.occurrence_ms if ex is not None and ex.occurrence_ms is not None else None
         attempts = ex.attempt if ex is not None else 0
-        out.append(Due(job, occurrence or job.next_run_at_ms, attempts, job.next_run_at_ms))
+        occurrence = occurrence or job.next_run_at_ms
+        fire_at = attempt_fire_ms(job.spec, occurrence, job.next_run_at_ms, False)
+        out.append(Due(job, occurrence, attempts, fire_at))
     triggered = due_triggers(view, before_ms, limit)
     if not triggered:
         return tuple(out)

@@ -350,6 +350,8 @@ def spec_to_wire(spec: JobSpec) -> dict[str, Any]:
         d["headers"] = headers_to_wire(spec.headers)
     else:
         del d["headers"]
+    if spec.jitter_ms is None:
+        del d["jitter_ms"]
     return d
 
 

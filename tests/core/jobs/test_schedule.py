@@ -535,3 +535,23 @@ def test_next_fire_never_raises_in_any_zone(cron: str, tz: str, after: int) -> N
     assert nxt is None or after < nxt <= MAX_EPOCH_MS
     if nxt is None:
         assert after > ms("9990-01-01T00:00:00Z")
+
+
+# --- jitter -------------------------------------------------------------------------------
+
+
+def test_jitter_offsets_are_fixed_by_job_and_occurrence_and_spread_evenly() -> None:
+    from scheduled_db.jobs.schedule import attempt_fire_ms, jitter_offset
+
+    offsets = [jitter_offset(f"job-{i}", 1_800_000_000_000, 10_000) for i in range(10_000)]
+    assert all(0 <= o < 10_000 for o in offsets)
+    assert offsets == [jitter_offset(f"job-{i}", 1_800_000_000_000, 10_000) for i in range(10_000)]
+    per_second = [sum(s * 1000 <= o < (s + 1) * 1000 for o in offsets) for s in range(10)]
+    assert min(per_second) > 900 and max(per_second) < 1100  # about 1,000 each
+    assert jitter_offset("a", 1, 10_000) != jitter_offset("a", 2, 10_000)  # per occurrence
+    spec = JobSpec("j", JobType.UNICO, 5_000, jitter_ms=1_000)
+    moved = 5_000 + jitter_offset("j", 5_000, 1_000)
+    assert attempt_fire_ms(spec, 5_000, 5_000, False) == moved  # a first attempt moves
+    assert attempt_fire_ms(spec, 5_000, 9_000, False) == 9_000  # a retry keeps its time
+    assert attempt_fire_ms(spec, 5_000, 5_000, True) == 5_000  # so does a triggered run
+    assert attempt_fire_ms(JobSpec("j", JobType.UNICO, 5_000), 5_000, 5_000, False) == 5_000

@@ -335,6 +335,9 @@ TARGETED: dict[str, st.SearchStrategy[object]] = {
         max_size=34,
     ),
     "method": st.sampled_from(["POST", "get", "PUT", "PATCH", "DELETE", "HEAD", ""]),
+    "jitter": st.sampled_from(["10s", "0s", "25h", "1ms", "x", ""])
+    | st.integers(-2, 90_000)
+    | st.floats(),
     "headers": st.dictionaries(
         st.sampled_from(["Authorization", "X-Team", "Host", "x-scheduled-db-attempt", "a b", ""])
         | st.text(max_size=12),
@@ -411,6 +414,7 @@ VALID: dict[str, st.SearchStrategy[object]] = {
         max_size=5,
     ),
     "method": st.sampled_from(["POST", "put", "PATCH"]),
+    "jitter": st.sampled_from(["10s", "1m", "250ms", "24h"]) | st.integers(1, 86_400),
     "headers": st.dictionaries(
         st.sampled_from(["Authorization", "X-Team", "x-api-key", "Accept"]),
         st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=30)
@@ -575,3 +579,13 @@ def test_bad_headers_are_refused_naming_the_header(headers: object, field: str) 
     with pytest.raises(ValidationError) as err:
         parse(unico(headers=headers))
     assert err.value.field == field
+
+
+def test_jitter_is_a_duration_up_to_a_day_and_zero_is_none() -> None:
+    assert parse(unico(jitter="30s")).jitter_ms == 30_000
+    assert parse(unico(jitter=1.5)).jitter_ms == 1_500
+    assert parse(unico(jitter=0)).jitter_ms is None and parse(unico()).jitter_ms is None
+    for bad in ("25h", -1, "soon", True, 86_401):
+        with pytest.raises(ValidationError) as err:
+            parse(unico(jitter=bad))
+        assert err.value.field == "jitter"
