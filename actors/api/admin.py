@@ -14,9 +14,8 @@ import logging
 
 from aiohttp import web
 
-from actors.api.auth import ROLE, bearer, is_membership_secret
+from actors.api.auth import ROLE, require_secret
 from actors.api.backend import Backend
-from scheduled_db.errors import RequestError
 from scheduled_db.policy.auth import Role
 from scheduled_db.state.backup_format import MEDIA_TYPE
 
@@ -38,14 +37,8 @@ class AdminRoutes:
         this, as every job is readable then anyway."""
         if request.get(ROLE) is Role.ADMIN or not self._secrets:
             return
-        presented = bearer(request)
-        if presented is None or not is_membership_secret(presented, self._secrets):
-            raise RequestError(
-                401,
-                "unauthorized",
-                "A backup needs Authorization: Bearer <admin token or cluster secret>",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
+        needs = "A backup needs Authorization: Bearer <admin token or cluster secret>"
+        require_secret(request, self._secrets, needs)
 
     async def snapshot(self, request: web.Request) -> web.StreamResponse:
         self._authorize(request)

@@ -34,7 +34,7 @@ from aiohttp.typedefs import Handler
 
 from actors.api.admin import AdminRoutes
 from actors.api.admission import admission_middleware, admissions
-from actors.api.auth import CLIENT, ROLE, auth_middleware, bearer, is_membership_secret
+from actors.api.auth import CLIENT, ROLE, auth_middleware, require_secret
 from actors.api.backend import Backend
 from actors.api.body import BODY_TIMEOUT_S, read_json_object
 from actors.api.cors import CorsPolicy, cors_middleware
@@ -180,14 +180,8 @@ class NodeRoutes:
             raise RequestError(
                 403, "forbidden", "Membership changes need cluster.secret or cluster.join_token set"
             )
-        presented = bearer(request)
-        if presented is None or not is_membership_secret(presented, self._membership):
-            raise RequestError(
-                401,
-                "unauthorized",
-                "Membership changes need Authorization: Bearer <cluster secret or join token>",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
+        needs = "Membership changes need Authorization: Bearer <cluster secret or join token>"
+        require_secret(request, self._membership, needs)
 
     async def _counters(self, timeout: float = READ_TIMEOUT_S) -> Counters:
         counters: Counters = await self._backend.read(GetCounters(), timeout=timeout)

@@ -90,6 +90,14 @@ def auth_middleware(
     return authenticate
 
 
+def require_secret(request: web.Request, secrets: Sequence[str], needs: str) -> None:
+    """Refuse (401) a request whose bearer token is none of ``secrets``; ``needs``
+    says what the request needs, in the error's message."""
+    presented = bearer(request)
+    if presented is None or not is_membership_secret(presented, secrets):
+        raise RequestError(401, "unauthorized", needs, headers=_CHALLENGE)
+
+
 def is_membership_secret(presented: str, membership: Sequence[str]) -> bool:
     """Whether ``presented`` is one of ``membership`` (each compared in constant time,
     all of them every time)."""
