@@ -57,21 +57,28 @@ def test_a_thousand_jobs_due_at_once_spread_over_their_jitter(
     finally:
         node.stop_if_running()
     got = _deliveries(receiver)
-    errors = []
-    for body, arrived, key in got:
+    sent, arrived = [], []
+    for body, at, key in got:
         expected = _expected_ms(body["job_id"], at_s)
         assert body["scheduled_at_ms"] == expected
         assert body["nominal_at_ms"] == at_s * 1000 and key == f"{body['job_id']}:{at_s * 1000}"
-        errors.append(arrived * 1000 - expected)
+        sent.append(body["executed_at_ms"] - expected)  # when the node sent it
+        arrived.append(at * 1000 - expected)  # when the receiver had read it
     arrivals = sorted(a for _, a, _ in got)
     assert arrivals[-1] - arrivals[0] > 9.0  # spread over the ten seconds
     per_second = [sum(at_s + s <= a < at_s + s + 1 for a in arrivals) for s in range(10)]
     assert min(per_second) > 60 and max(per_second) < 140, per_second
-    errors.sort()
-    p99 = errors[int(len(errors) * 0.99)]
-    print(f"jitter: arrival - fixed time, ms: min {errors[0]:.1f} p50 "
-          f"{errors[len(errors) // 2]:.1f} p99 {p99:.1f} max {errors[-1]:.1f}")  # fmt: skip
-    assert errors[0] > -20 and errors[-1] < 20, (errors[0], errors[-1])
+    sent.sort()
+    arrived.sort()
+    for name, errors in (("sent", sent), ("arrived", arrived)):
+        p50, p99 = errors[len(errors) // 2], errors[int(len(errors) * 0.99)]
+        print(f"jitter: {name} - fixed time, ms: min {errors[0]:.1f} p50 {p50:.1f} "
+              f"p99 {p99:.1f} max {errors[-1]:.1f}")  # fmt: skip
+    # Each attempt goes out at the time fixed for it: never before, and within 20 ms
+    # after (the node's own clock); the receiver, a thread of this busy test process,
+    # has it a few milliseconds later still.
+    assert sent[0] >= 0 and sent[-1] <= 20, (sent[0], sent[-1])
+    assert arrived[-1] < 100, arrived[-1]
 
 
 def test_the_jitter_a_leader_fixed_survives_its_failover(
