@@ -54,8 +54,8 @@ from scheduled_db.config.model import NodeConfig
 from scheduled_db.errors import safe_text
 from scheduled_db.firing import decisions as firing
 from scheduled_db.firing.slots import SlotIndex, SlotKey
-from scheduled_db.jobs.model import Attempt, Job, JobSpec, JobStatus
-from scheduled_db.jobs.schedule import attempt_fire_ms, jitter_offset
+from scheduled_db.jobs.model import Attempt, Job, JobStatus
+from scheduled_db.jobs.schedule import attempt_fire_ms, jitter_of
 from scheduled_db.state import commands as c
 from scheduled_db.state.queries import Due
 from scheduled_db.state.reads import DueOccurrences, GetJob, GetOpenClaims, ListJobs
@@ -381,7 +381,7 @@ class SchedulerActor(pykka.ThreadingActor):
                 armed.job.traceparent,
                 spec.http_method,
                 spec.headers,
-                _jittered_by(spec, armed),
+                jitter_of(spec, armed.occurrence_ms, armed.trigger),
             )
         )
 
@@ -607,13 +607,6 @@ class SchedulerActor(pykka.ThreadingActor):
             self._propose("outcome", list(old), tuple(d.job_id for d in old))
 
         return then
-
-
-def _jittered_by(spec: JobSpec, armed: _Armed) -> int:
-    """How far the job's jitter moved this occurrence (its retries keep the figure)."""
-    if spec.jitter_ms is None or armed.trigger:
-        return 0
-    return jitter_offset(spec.id, armed.occurrence_ms, spec.jitter_ms)
 
 
 def _due_of(job: Job, attempt: Attempt | None) -> Due | None:

@@ -56,6 +56,7 @@ from urllib.parse import urlsplit
 import httptools
 
 from actors.webhook.dns import CachedResolver, Resolver, system_resolve
+from scheduled_db.jobs.validation import BODILESS_METHODS
 from scheduled_db.policy.ssrf import DENY, AddressPolicy, dial_refusal_message
 
 MAX_IDLE = 1024  # idle connections kept, over all origins
@@ -298,7 +299,7 @@ class WebhookClient:
             if not _header_safe(name) or not _header_safe(value):
                 raise InvalidURLError(f"header {name!r} has a line break or control character")
             lines.append(f"{name}: {value}")
-        if body or method not in ("GET", "DELETE"):
+        if body or method not in BODILESS_METHODS:
             lines.append(f"Content-Length: {len(body)}")
         lines.append("\r\n")
         request = "\r\n".join(lines).encode("latin-1") + body

@@ -127,11 +127,13 @@ class _Meter:
 
 
 def _size(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.1f} {unit}" if unit != "B" else f"{n:.0f} B"
+    if n < 1024:
+        return f"{n:.0f} B"
+    for unit in ("KiB", "MiB"):
         n /= 1024
-    return f"{n:.1f} GiB"
+        if n < 1024:
+            return f"{n:.1f} {unit}"
+    return f"{n / 1024:.1f} GiB"
 
 
 def _backup(args: argparse.Namespace, env: Mapping[str, str]) -> int:
@@ -190,38 +192,26 @@ def _show(summary: dict[str, Any]) -> None:
 
 def member_ids(text: str) -> tuple[str, ...]:
     """The ids of ``--cluster-members``: ``id,id`` or the PEERS form ``id=raft=http,...``."""
-    ids = []
-    for item in text.split(","):
-        name = item.split("=", 1)[0].strip()
-        try:
-            ids.append(str(NODE_ID.parse(name)))
-        except ValueError as exc:
-            raise UsageError(f"--cluster-members: {name!r}: {exc}") from None
+    items = (item.split("=", 1)[0].strip() for item in text.split(","))
+    ids = tuple(_an_id("--cluster-members", name, quoted=True) for name in items)
     if len(set(ids)) != len(ids):
         raise UsageError("--cluster-members: an id is listed twice")
-    return tuple(ids)
+    return ids
 
 
-def _node_id(text: str) -> str:
+def _an_id(flag: str, text: str, quoted: bool = False) -> str:
+    """A node or cluster id given with ``flag``; a UsageError naming the flag if not one."""
     try:
         return str(NODE_ID.parse(text))
     except ValueError as exc:
-        raise UsageError(f"--node-id: {exc}") from None
-
-
-def _cluster_id(text: str | None) -> str | None:
-    if text is None:
-        return None
-    try:
-        return str(NODE_ID.parse(text))
-    except ValueError as exc:
-        raise UsageError(f"--cluster-id: {exc}") from None
+        which = f"{text!r}: " if quoted else ""
+        raise UsageError(f"{flag}: {which}{exc}") from None
 
 
 def _restore(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     members = member_ids(args.cluster_members)
-    node_id = _node_id(args.node_id)
-    cluster_id = _cluster_id(args.cluster_id)
+    node_id = _an_id("--node-id", args.node_id)
+    cluster_id = None if args.cluster_id is None else _an_id("--cluster-id", args.cluster_id)
     restore_data_dir = shell("actors.storage.backup", "restore_data_dir")
     data_dir_error = shell("actors.storage.datadir", "DataDirError")
     try:
@@ -257,7 +247,7 @@ def _recover(args: argparse.Namespace, env: Mapping[str, str]) -> int:
             "recover: --force-new-cluster is required: it makes this node a cluster of "
             "its own, and " + LOST_WRITES
         )
-    cluster_id = _cluster_id(args.cluster_id)
+    cluster_id = None if args.cluster_id is None else _an_id("--cluster-id", args.cluster_id)
     recover_data_dir = shell("actors.storage.backup", "recover_data_dir")
     data_dir_error = shell("actors.storage.datadir", "DataDirError")
     try:

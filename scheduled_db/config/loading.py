@@ -379,7 +379,7 @@ def _check_timings(c: NodeConfig) -> None:
     )
 
 
-def _check_signing(c: NodeConfig) -> None:
+def _check_webhook_secrets(c: NodeConfig) -> None:
     """Under the Standard Webhooks scheme a ``whsec_`` secret is base64, and a header
     secret is a header value: say so at start-up, not at the first delivery."""
     for name, value in c.webhooks.header_secrets.items():
@@ -469,5 +469,5 @@ _RULES: tuple[Callable[[NodeConfig], None], ...] = (
     _check_membership,
     _check_ports,
     _check_tls,
-    _check_signing,
+    _check_webhook_secrets,
 )

@@ -373,10 +373,18 @@ def jitter_offset(job_id: str, occurrence_ms: int, jitter_ms: int) -> int:
     return int.from_bytes(digest[:8], "big") % jitter_ms
 
 
+def jitter_of(spec: JobSpec, occurrence_ms: int, trigger: bool) -> int:
+    """How far the job's jitter moves ``occurrence_ms`` (0 for a triggered run, or a
+    job without jitter); its retries keep the figure."""
+    if spec.jitter_ms is None or trigger:
+        return 0
+    return jitter_offset(spec.id, occurrence_ms, spec.jitter_ms)
+
+
 def attempt_fire_ms(spec: JobSpec, occurrence_ms: int, fire_at_ms: int, trigger: bool) -> int:
     """When an attempt due at ``fire_at_ms`` fires: its occurrence's first attempt
     (due at the occurrence itself) moved by the job's jitter; a retry, or a run asked
     for by a trigger, at its own time."""
-    if spec.jitter_ms is None or trigger or fire_at_ms != occurrence_ms:
+    if fire_at_ms != occurrence_ms:
         return fire_at_ms
-    return occurrence_ms + jitter_offset(spec.id, occurrence_ms, spec.jitter_ms)
+    return occurrence_ms + jitter_of(spec, occurrence_ms, trigger)
