@@ -29,6 +29,7 @@ from actors.storage.datadir import (
     DataDirError,
     RocksStateView,
     decode_meta,
+    is_fresh,
     open_rocks,
 )
 from actors.storage.store import NodeStore
@@ -51,21 +52,24 @@ class BackupSource:
 
     def __init__(self, path: Path, state_cf: str, node_id: str) -> None:
         self.path = path
-        self._db: Rdict | None = open_rocks(path, read_only=True)
+        self._db: Rdict | None = None
+        self._view: RocksStateView | None = None
         try:
+            self._db = open_rocks(path, read_only=True)
             self._view = RocksStateView(self._db.get_column_family(state_cf))
             self.header = backup_header(self._view, node_id, int(time.time() * 1000))
         except BaseException:
-            self.close()
+            self.close()  # whatever was opened, and the checkpoint
             raise
 
     def pieces(self) -> Iterator[bytes]:
         """The whole file, a piece at a time (the header, each chunk, the end)."""
+        assert self._view is not None, "source is closed"
         return backup_pieces(self._view, self.header, CHUNK_BYTES)
 
     def close(self) -> None:
+        self._view = None  # no handle on a column family may outlive its database
         if self._db is not None:
-            del self._view
             self._db.close()
             self._db = None
         shutil.rmtree(self.path, ignore_errors=True)
@@ -83,10 +87,6 @@ def new_cluster_id() -> str:
     return secrets.token_hex(8)
 
 
-def _is_empty(path: Path) -> bool:
-    return not path.exists() or (path.is_dir() and not any(path.iterdir()))
-
-
 def restore_data_dir(
     backup: BinaryIO,
     data_dir: Path,
@@ -102,7 +102,9 @@ def restore_data_dir(
     """
     if node_id not in voters:
         raise ValueError(f"--node-id {node_id} is not one of the cluster members")
-    if not _is_empty(data_dir):
+    if data_dir.exists() and not data_dir.is_dir():
+        raise DataDirError(data_dir, "is not a directory")
+    if not is_fresh(data_dir):
         raise DataDirError(data_dir, "is not empty: restore writes a new data directory")
     contents = verify(backup)
     cid = cluster_id or derived_cluster_id(contents.checksum, voters)

@@ -266,14 +266,19 @@ def _initialise(db: Rdict, node_id: str, cluster_id: str | None) -> None:
 _IGNORED = frozenset({"lost+found"})
 
 
+def is_fresh(data_dir: Path) -> bool:
+    """Absent, or an empty directory.  A freshly formatted volume holds lost+found:
+    that is still an empty directory."""
+    return not data_dir.exists() or all(p.name in _IGNORED for p in data_dir.iterdir())
+
+
 def open_data_dir(data_dir: Path, node_id: str, cluster_id: str | None) -> tuple[Rdict, DirMeta]:
     """Open (initialising an absent or empty directory), validate the metadata and
     read every block once, so damaged data stops the node here, not at a read."""
     db_path = data_dir / DB_DIR
     if data_dir.exists() and not data_dir.is_dir():
         raise DataDirError(data_dir, "is not a directory")
-    # A freshly formatted volume holds lost+found: that is still an empty directory.
-    fresh = not data_dir.exists() or all(p.name in _IGNORED for p in data_dir.iterdir())
+    fresh = is_fresh(data_dir)
     if not fresh and not db_path.is_dir():
         raise DataDirError(data_dir, f"not a scheduled-db data directory (no {DB_DIR}/)")
     if fresh:

@@ -153,3 +153,19 @@ def _pairs(store: NodeStore) -> dict[bytes, bytes]:
     pairs = dict(store.view().iter_range(b"", b"\xff\xff\xff\xff"))
     del pairs[CONF]
     return pairs
+
+
+def test_restore_takes_a_freshly_formatted_volume(tmp_path: Path) -> None:
+    """A volume's lost+found makes no directory used, for restore as for a node."""
+    data = _backup(_filled(tmp_path / "n1", 3))
+    (tmp_path / "vol" / "lost+found").mkdir(parents=True)
+    restore_data_dir(io.BytesIO(data), tmp_path / "vol", "n1", VOTERS)
+    assert open_store(tmp_path / "vol").has_raft_state()
+
+
+def test_a_source_that_cannot_read_its_checkpoint_removes_it(tmp_path: Path) -> None:
+    store = _filled(tmp_path / "n1", 3)
+    path, _ = store.checkpoint_for_backup()
+    with pytest.raises(Exception, match="state-nope|column family|Invalid"):
+        BackupSource(path, "state-nope", "n1")
+    assert not path.exists()
