@@ -30,8 +30,9 @@ Decisions:
   its deliveries wait, they are never dropped, and the wait shows as lateness.
 - **Bounded memory.**  A destination with nothing waiting or in flight is forgotten,
   unless its cap differs from the initial one (a grown cap is worth keeping for the
-  next burst, a cut one is a penalty the receiver has not yet worked off); at most
-  ``max_idle`` of those are kept, the least recently active dropped first.
+  next burst, a cut one is a penalty the receiver has not yet worked off) or, with a
+  rate, its bucket is not full; at most ``max_idle`` of those are kept, the least
+  recently active dropped first.
 """
 
 from __future__ import annotations
@@ -103,9 +104,6 @@ class FairQueue(Generic[K, T]):
         self.rate = rate
         self._burst = 1.0 if rate is None else max(1.0, rate)  # one second's worth
         self._paced: dict[K, int] = {}  # out of tokens: when the next one is due (ms)
-        # Buckets of idle destinations not yet full (tokens, when): going idle between
-        # two deliveries must not refill a bucket.
-        self._buckets: OrderedDict[K, tuple[float, int | None]] = OrderedDict()
         self.slots = slots
         self.per_destination = per_destination
         self.initial_cap = min(initial_cap, per_destination)
@@ -113,7 +111,10 @@ class FairQueue(Generic[K, T]):
         self.waiting = 0  # deliveries pushed and neither admitted nor withdrawn
         self.in_flight = 0  # admitted and not yet released
         self._active: dict[K, _Destination[T]] = {}  # something waiting or in flight
-        self._idle: OrderedDict[K, int] = OrderedDict()  # remembered caps, oldest first
+        # What is remembered of idle destinations, oldest first: a cap other than the
+        # initial one, and a bucket not yet full (going idle between two deliveries
+        # must not refill it): (cap, tokens, when the tokens were counted).
+        self._idle: OrderedDict[K, tuple[int, float, int | None]] = OrderedDict()
         self._turns: OrderedDict[K, None] = OrderedDict()  # may send now, in turn order
 
     def cap(self, key: K) -> int:
@@ -121,7 +122,8 @@ class FairQueue(Generic[K, T]):
         dest = self._active.get(key)
         if dest is not None:
             return dest.cap
-        return self._idle.get(key, self.initial_cap)
+        idle = self._idle.get(key)
+        return self.initial_cap if idle is None else idle[0]
 
     def is_waiting(self, key: K, item: T) -> bool:
         """Whether ``item`` is queued for ``key`` (pushed, neither admitted nor withdrawn)."""
@@ -132,9 +134,9 @@ class FairQueue(Generic[K, T]):
         """Queue ``item`` for ``key``; it leaves through :meth:`admit` or :meth:`withdraw`."""
         dest = self._active.get(key)
         if dest is None:
-            cap = self._idle.pop(key, self.initial_cap)
-            dest = self._active[key] = _Destination(cap, self._burst)
-            dest.tokens, dest.filled_ms = self._buckets.pop(key, (self._burst, None))
+            cap, tokens, filled_ms = self._idle.pop(key, (self.initial_cap, self._burst, None))
+            dest = self._active[key] = _Destination(cap, tokens)
+            dest.filled_ms = filled_ms
         dest.waiting[item] = None
         self.waiting += 1
         self._take_turn(key, dest)
@@ -219,11 +221,8 @@ class FairQueue(Generic[K, T]):
             return
         self._paced.pop(key, None)
         del self._active[key]
-        if self.rate is not None and dest.tokens < self._burst and self.max_idle > 0:
-            self._buckets[key] = (dest.tokens, dest.filled_ms)
-            if len(self._buckets) > self.max_idle:
-                self._buckets.popitem(last=False)
-        if dest.cap != self.initial_cap and self.max_idle > 0:
-            self._idle[key] = dest.cap
+        spent = self.rate is not None and dest.tokens < self._burst
+        if (dest.cap != self.initial_cap or spent) and self.max_idle > 0:
+            self._idle[key] = (dest.cap, dest.tokens, dest.filled_ms)
             if len(self._idle) > self.max_idle:
                 self._idle.popitem(last=False)
