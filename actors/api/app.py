@@ -345,10 +345,13 @@ def build_app(
     if config.cluster.has_peers(config.node.id):
         wait_s = max(2.0, 3 * config.raft.election_timeout_ms / 1000)
         Forwarder(backend, wait_s, config.cluster.secret, forward_tls).install(app)
-    rejected = metrics.job_rejections
+    rejected, skipped = metrics.job_rejections, metrics.occurrences_skipped
 
     def on_rejection(kind: str) -> None:
         rejected.labels(reason=kind).inc()
+
+    def on_skipped(reason: str, runs: int) -> None:
+        skipped.labels(reason=reason).inc(runs)
 
     jobs = JobRoutes(
         backend,
@@ -360,6 +363,7 @@ def build_app(
         config.http.max_payload_bytes,
         config.webhooks.signing_secrets.keys(),
         config.webhooks.header_secrets.keys(),
+        on_skipped=on_skipped,
     )
     app.router.add_routes(jobs.routes())
     node_routes = NodeRoutes(backend, metrics, limits, max_body, membership_secrets(config))

@@ -29,7 +29,14 @@ from aiohttp import web
 from actors.api import params
 from actors.api.body import no_fields, read_json_object
 from actors.api.responses import json_response
-from actors.api.views import attempt_view, duration_seconds, headers_view, instant, job_view
+from actors.api.views import (
+    attempt_view,
+    callback_view,
+    duration_seconds,
+    headers_view,
+    instant,
+    job_view,
+)
 from actors.runtime import tracing
 from scheduled_db.errors import (
     JobConflict,
@@ -41,11 +48,12 @@ from scheduled_db.errors import (
     ValidationError,
     VersionMismatch,
 )
-from scheduled_db.jobs.model import Job, JobSpec, JobStatus
-from scheduled_db.jobs.schedule import after_downtime, first_fire, next_run
+from scheduled_db.firing.decisions import on_resume
+from scheduled_db.jobs.model import Job, JobSpec, JobStatus, SkipReason
+from scheduled_db.jobs.schedule import first_fire, next_run
 from scheduled_db.jobs.timestamps import format_rfc3339, parse_timestamp
 from scheduled_db.jobs.validation import job_id_problem, parse_limit, validate_status_filter
-from scheduled_db.state.commands import CreateJob, PauseJob, ResumeJob, UpdateJob
+from scheduled_db.state.commands import CreateJob, PauseJob, ResumeJob, Skip, UpdateJob
 from scheduled_db.state.reads import GetJob, RecentAttempts
 from scheduled_db.state.results import CommandResult, ResultCode
 
@@ -96,8 +104,7 @@ class JobControl:
             spec = _patched(job, patch, jobs, now := jobs.clock())
             if spec == job.spec:
                 return json_response(job_view(job))  # nothing to change: no write
-            if spec.webhook_url != job.spec.webhook_url:
-                await jobs.guard.check(spec.webhook_url)
+            await jobs.guard.check_spec(spec, job.spec)
             next_ms = first_fire(spec, now)
             if next_ms is None:
                 raise ValidationError("cron_expression", "never fires after now")
@@ -116,20 +123,22 @@ class JobControl:
         return json_response(job_view(_changed(result, job_id, "pause")))
 
     async def resume(self, request: web.Request) -> web.Response:
-        """Resume; the job's misfire policy decides a run missed while paused: a
-        recurring ``skip`` job moves on to its next run after now, anything else
-        fires the missed run once (a one-time job always fires, however late)."""
+        """Resume; the job's misfire policy decides the runs missed while paused
+        (:func:`scheduled_db.firing.decisions.on_resume`), which are recorded as
+        skipped."""
         jobs = self.jobs
         job_id = jobs.path_id(request)
         no_fields(await read_json_object(request, jobs.max_body, required=False))
         await jobs.backend.read_index(timeout=jobs.write_timeout)  # the misfire reads (see update)
         job: Job | None = await jobs.read_state(GetJob(job_id))  # none: Raft says 404
-        next_ms = None
+        now = jobs.clock()
+        next_ms: int | None = None
+        skips: tuple[Skip, ...] = ()
         if job and job.paused and job.status is JobStatus.PENDING and job.next_run_at_ms:
-            fire, following = after_downtime(job.spec, job.next_run_at_ms, jobs.clock())
-            if not fire and following is not None:
-                next_ms = following
-        result = await jobs.propose(ResumeJob(job_id, next_ms))
+            next_ms, skips = on_resume(job.spec, job.next_run_at_ms, now)
+        result = await jobs.propose(ResumeJob(job_id, next_ms, skips, now if skips else 0))
+        for entry in result.skips:
+            jobs.on_skipped(SkipReason.PAUSED.value, entry.skipped_runs)
         return json_response(job_view(_changed(result, job_id, "resume")))
 
     # --- batch ------------------------------------------------------------------------
@@ -181,7 +190,7 @@ class JobControl:
                 raise ValidationError("jobs", f"item {i} must be a JSON object")
             generated = "" if isinstance(item.get("id"), str) else str(uuid.uuid4())
             spec = jobs.parse_spec(item, now, generated)
-            await jobs.guard.check(spec.webhook_url)
+            await jobs.guard.check_spec(spec)
             next_ms = first_fire(spec, now)
             if next_ms is None:
                 raise ValidationError("cron_expression", "never fires after the start time")
@@ -242,7 +251,9 @@ class JobControl:
         jobs = self.jobs
         query = request.query
         params.refuse_unknown(query, {"status", "since", "job_id", "limit", "cursor", "consistent"})
-        status = validate_status_filter(query["status"]) if "status" in query else None
+        status = (
+            validate_status_filter(query["status"], executions=True) if "status" in query else None
+        )
         since = parse_timestamp(query["since"], "since") if "since" in query else None
         job_id = query.get("job_id")
         if job_id is not None and (problem := job_id_problem(job_id)) is not None:
@@ -302,6 +313,9 @@ def request_body(spec: JobSpec) -> dict[str, Any]:
         "jitter": duration_seconds(spec.jitter_ms),
         "method": spec.method,
         "headers": headers_view(spec.headers) or None,
+        "on_failure": callback_view(spec.on_failure),
+        "on_success": callback_view(spec.on_success),
+        "overlap": None if spec.overlap is None else spec.overlap.value,
     }
     return {k: v for k, v in body.items() if v is not None}
 

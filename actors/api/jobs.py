@@ -96,8 +96,10 @@ class JobRoutes:
         max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
         secret_names: Collection[str] = (),
         header_secret_names: Collection[str] = (),
+        on_skipped: Callable[[str, int], None] = lambda reason, runs: None,
     ) -> None:
         self._on_rejection = on_rejection
+        self.on_skipped = on_skipped  # runs a resume passed over: (reason, how many)
         self._max_payload = max_payload_bytes
         self._secret_names = frozenset(secret_names)
         self._header_secret_names = frozenset(header_secret_names)
@@ -165,7 +167,7 @@ class JobRoutes:
             return json_response(job_view(existing))
         now = self.clock()
         spec = self.parse_spec(body, now, str(uuid.uuid4()))
-        await self.guard.check(spec.webhook_url)  # the SSRF guard (may resolve the host)
+        await self.guard.check_spec(spec)  # the SSRF guard (may resolve the host)
         next_run = first_fire(spec, now)
         if next_run is None:  # validation checked this at the same instant; belt and braces
             raise ValidationError("cron_expression", "never fires after the start time")

@@ -16,7 +16,7 @@ from typing import Any
 
 from actors.api.backend import NodeStatus, ServerInfo
 from actors.runtime.metrics import memory_utilization_percent
-from scheduled_db.jobs.model import Attempt, Job, JobStatus
+from scheduled_db.jobs.model import Attempt, Callback, Job, JobStatus, JobType
 from scheduled_db.state.records import Counters
 
 DEGRADED_MEMORY_PERCENT = 90.0
@@ -47,6 +47,16 @@ def headers_view(headers: tuple[tuple[str, str, bool], ...]) -> dict[str, Any]:
     return {n: {"secret_ref": v} if secret else v for n, v, secret in headers}
 
 
+def callback_view(callback: Callback | None) -> dict[str, Any] | None:
+    """A job's ``on_failure`` or ``on_success`` as the API takes it."""
+    if callback is None:
+        return None
+    view: dict[str, Any] = {"url": callback.url, "headers": headers_view(callback.headers)}
+    if callback.every_attempt:
+        view["every_attempt"] = True
+    return view
+
+
 def job_view(job: Job) -> dict[str, Any]:
     """A stored job as ``POST /jobs`` and ``GET /jobs/{id}`` show it."""
     spec = job.spec
@@ -69,6 +79,9 @@ def job_view(job: Job) -> dict[str, Any]:
         "jitter_ms": spec.jitter_ms,
         "method": spec.http_method,
         "headers": headers_view(spec.headers),
+        "on_failure": callback_view(spec.on_failure),
+        "on_success": callback_view(spec.on_success),
+        "overlap": spec.overlap_policy.value if spec.type is JobType.RECURRENTE else None,
         "status": job.status.value,
         "paused": job.paused,
         "version": job.version,
@@ -107,7 +120,10 @@ def list_item_view(job: Job, attempts: Iterable[Attempt]) -> dict[str, Any]:
 
 
 def attempt_view(attempt: Attempt) -> dict[str, Any]:
-    return {
+    """An attempt; an entry of skipped runs (status ``skipped``, ``attempt_num`` 0)
+    adds why (``skip_reason``) and how many runs from ``scheduled_at`` on it stands
+    for (``skipped_runs``)."""
+    view = {
         "attempt_num": attempt.attempt_num,
         **instant("scheduled_at", attempt.scheduled_at_ms),
         **instant("start_time", attempt.start_time_ms),
@@ -120,6 +136,10 @@ def attempt_view(attempt: Attempt) -> dict[str, Any]:
         "error_type": attempt.error_type.value if attempt.error_type else None,
         "trigger": attempt.trigger,
     }
+    if attempt.skip_reason is not None:
+        view["skip_reason"] = attempt.skip_reason.value
+        view["skipped_runs"] = attempt.skipped_runs
+    return view
 
 
 def cancel_view(job: Job, reason: str | None) -> dict[str, Any]:

@@ -71,6 +71,16 @@ class ApiMetrics:
             "job_rejections_total", "Job creations refused at a capacity limit", ("reason",)
         )
         self.job_retries = self.counter("job_retries_total", "Failed attempts scheduled to retry")
+        self.callbacks = self.counter(
+            "callbacks_total",
+            "Sends of on_failure/on_success notices by result (sent, retry, given_up)",
+            ("event", "result"),
+        )
+        self.occurrences_skipped = self.counter(
+            "occurrences_skipped_total",
+            "Runs of recurring jobs not fired (overlap, misfire, paused)",
+            ("reason",),
+        )
         self.requests_shed = self.counter(
             "http_requests_shed_total", "Requests refused on arrival: 503 overloaded", ("kind",)
         )

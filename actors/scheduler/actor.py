@@ -31,7 +31,11 @@ While active:
   retried, fired again by a new leader) under its own key, ``(job id, asked ms)``
   (:data:`~scheduled_db.firing.slots.SlotKey`), so it and the job's scheduled
   occurrence, keyed by the job id, can be in flight together: a manual run does not
-  wait for a slow scheduled one, nor delay it.
+  wait for a slow scheduled one, nor delay it;
+* notices of outcomes (a job's ``on_failure``/``on_success``,
+  :mod:`scheduled_db.state.notices`) are read with every refill and taken from
+  ``Applied`` events, sent at their time, and settled: deleted once sent or
+  given up on (after ``execution.max_attempts`` sends), or kept for a retry.
 """
 
 from __future__ import annotations
@@ -53,12 +57,14 @@ from actors.webhook.messages import AbortAll, AbortDelivery, Deliver, DeliveryOu
 from scheduled_db.config.model import NodeConfig
 from scheduled_db.errors import safe_text
 from scheduled_db.firing import decisions as firing
+from scheduled_db.firing.retry import next_retry_ms
 from scheduled_db.firing.slots import SlotIndex, SlotKey
-from scheduled_db.jobs.model import Attempt, Job, JobStatus
+from scheduled_db.jobs.model import Attempt, Job, JobStatus, Overlap, SkipReason
 from scheduled_db.jobs.schedule import attempt_fire_ms, jitter_of
 from scheduled_db.state import commands as c
 from scheduled_db.state.queries import Due
-from scheduled_db.state.reads import DueOccurrences, GetJob, GetOpenClaims, ListJobs
+from scheduled_db.state.reads import DueOccurrences, GetJob, GetNotices, GetOpenClaims, ListJobs
+from scheduled_db.state.records import Notice
 from scheduled_db.state.results import CommandResult, ResultCode
 
 if TYPE_CHECKING:
@@ -84,6 +90,9 @@ OUTCOME_MAX_DELAY_MS = 100
 # A delivery fenced by an ended lease is tried again after this long: by then this
 # node has either renewed its lease or learnt that it no longer leads (and idles).
 FENCED_RETRY_MS = 50
+# A notice whose settle was proposed this long ago and is still read from the state
+# lost its settle (a refused proposal): it is sent again.
+SETTLE_WAIT_MS = 10_000
 DUE_STATUSES = (JobStatus.PENDING, JobStatus.FAILED, JobStatus.TIMEOUT)
 
 
@@ -131,6 +140,7 @@ class _Armed:
     attempt: int
     fire_at_ms: int = 0
     trigger: bool = False
+    resumed: bool = False  # claimed before a pause, and sent after the resume
 
     @property
     def key(self) -> SlotKey:
@@ -177,6 +187,16 @@ class SchedulerActor(pykka.ThreadingActor):
         # Committed claims of this term whose job was paused before they fired: not
         # sent, and armed again if the job is resumed while this node leads.
         self.held: dict[str, _Armed] = {}
+        # Runs an overlap policy of buffer_one kept (key -> occurrence): due already
+        # when the run before them ended, they fire at once, whatever the misfire
+        # policy says of late runs (a new leader does not know them: it applies it).
+        self.buffered: dict[SlotKey, int] = {}
+        # Notices of outcomes waiting for their time, and those being sent.
+        self.notices: SlotIndex[Notice] = SlotIndex(self.s.slot_gap_ms)
+        self.notices_out: dict[bytes, Notice] = {}
+        # Notices whose settle is on its way (key -> when it was sent): a refill that
+        # reads their record before the settle is applied must not send them again.
+        self.notices_settling: dict[bytes, int] = {}
         self.horizon = 0
         self.next_refill = 0
         self.next_claim_check = 0
@@ -272,6 +292,10 @@ class SchedulerActor(pykka.ThreadingActor):
             return
         if msg.purpose != "claim":
             for r in msg.outcome.results:
+                if self.metrics is not None:
+                    for entry in r.skips:
+                        reason = entry.skip_reason.value if entry.skip_reason else "unknown"
+                        self.metrics.occurrences_skipped.labels(reason).inc(entry.skipped_runs)
                 if not r.accepted:
                     job = safe_text(r.job_id)  # a job id is any text but "/" and controls
                     log.debug("scheduler: %s of %s refused: %s", r.kind, job, r.detail)
@@ -303,6 +327,8 @@ class SchedulerActor(pykka.ThreadingActor):
         self._claim_due(now)
         for _, armed in self.armed.pop_due(now):
             self._fire(armed, now)
+        for _, notice in self.notices.pop_due(now):
+            self._send_notice(notice)
         if self.next_flush is not None and now_ms() >= self.next_flush:
             self._flush_unless_firing(now)
         self._arm()
@@ -337,6 +363,8 @@ class SchedulerActor(pykka.ThreadingActor):
             times.append(at - self.s.claim_ahead_ms)
         if (at := self.armed.next_at()) is not None:
             times.append(at)
+        if (at := self.notices.next_at()) is not None:
+            times.append(at)
         self.alarm.set(min(times))
 
     def _claim_due(self, now: int) -> None:
@@ -347,7 +375,9 @@ class SchedulerActor(pykka.ThreadingActor):
             key = _due_key(due)
             if self._busy(key):
                 continue
-            skip = firing.skip_missed(due, now, self.s.policy, self.active_since)
+            skip = None
+            if self.buffered.pop(key, None) != due.occurrence_ms:  # a buffered run fires
+                skip = firing.skip_missed(due, now, self.s.policy, self.active_since)
             if skip is not None:
                 skips.append(skip)
                 continue
@@ -387,6 +417,11 @@ class SchedulerActor(pykka.ThreadingActor):
 
     def _record(self, armed: _Armed, result: firing.Attempted) -> None:
         spec = armed.job.spec
+        # When the occurrence's first attempt went out: runs due before it were missed,
+        # runs due after it overlapped it (firing.complete).
+        started = armed.job.first_attempt_at_ms
+        if armed.attempt == 1 and result.response_time_ms is not None:
+            started = result.end_ms - result.response_time_ms
         cmds = firing.after_attempt(
             spec,
             armed.occurrence_ms,
@@ -396,12 +431,21 @@ class SchedulerActor(pykka.ThreadingActor):
             self.jitter,
             self.active_since,
             armed.trigger,
+            started,
+            SkipReason.PAUSED if armed.resumed else SkipReason.MISFIRE,
         )
         if self.metrics is not None and len(cmds) == 1 and not result.ok:
             self.metrics.job_retries.inc()  # one command: the outcome with a retry time
+        closing = cmds[-1]
+        kept = closing.next_run_at_ms if isinstance(closing, c.CompleteOccurrence) else None
+        if kept is not None and kept <= result.end_ms and spec.overlap is Overlap.BUFFER_ONE:
+            self.buffered[armed.key] = kept  # a run due already, kept by the policy
         self._later(cmds)
 
     def _delivered(self, out: DeliveryOutcome) -> None:
+        if out.notice is not None:
+            self._notice_sent(out)
+            return
         key = _key(out.job_id, out.scheduled_at_ms, out.trigger)
         armed = self.in_flight.get(key)
         if armed is None or (armed.occurrence_ms, armed.attempt) != (
@@ -431,6 +475,93 @@ class SchedulerActor(pykka.ThreadingActor):
         )
         self._record(armed, result)
 
+    # -- notices of outcomes --
+
+    def _keep_notice(self, notice: Notice, settled: bool = False) -> None:
+        """Hold ``notice`` for its time, unless it is being sent, or (read by a
+        refill) its settle was sent within SETTLE_WAIT_MS; ``settled``: the record
+        is the one a settle kept for its next try."""
+        key = notice.key
+        if settled:
+            self.notices_settling.pop(key, None)
+        settling = self.notices_settling.get(key)
+        if settling is not None and self.clock() - settling < SETTLE_WAIT_MS:
+            return
+        self.notices_settling.pop(key, None)
+        if key not in self.notices_out:
+            self.notices.add(key, notice.next_at_ms, notice)
+
+    def _send_notice(self, notice: Notice) -> None:
+        self.notices_out[notice.key] = notice
+        self.webhook.tell(
+            Deliver(
+                notice.job_id,
+                "",
+                notice.occurrence_ms,
+                notice.tries + 1,
+                self.term,
+                notice.url,
+                None,
+                self.s.policy.timeout_ms,
+                self.actor_ref.tell,
+                notice.signing_secret_ref,
+                trigger=notice.trigger,
+                headers=notice.headers,
+                notice=notice,
+            )
+        )
+
+    def _notice_sent(self, out: DeliveryOutcome) -> None:
+        assert out.notice is not None
+        notice = self.notices_out.pop(out.notice, None)
+        if notice is None:
+            return
+        if out.error_type in (webhook_attempt.FENCED, webhook_attempt.ABORTED):
+            # Not sent, or cut short (this node is stopping or no longer leads): the
+            # record stands; try again shortly, or a new leader will.
+            self.notices.add(notice.key, self.clock() + FENCED_RETRY_MS, notice)
+            self._wake()
+            return
+        tries = notice.tries + 1
+        retry_at = None
+        if out.ok:
+            result = "sent"
+        elif out.retryable and tries < self.s.policy.max_attempts:
+            result = "retry"
+            p = self.s.policy
+            retry_at = next_retry_ms(
+                out.end_ms,
+                tries,
+                out.retry_after_ms,
+                p.backoff_base_ms,
+                p.backoff_cap_ms,
+                self.jitter,
+            )
+        else:
+            result = "given_up"
+            job = safe_text(notice.job_id)
+            log.warning(
+                "scheduler: the %s notice of %s (occurrence %d) was not delivered after %d "
+                "tries: %s",
+                notice.event,
+                job,
+                notice.occurrence_ms,
+                tries,
+                safe_text(out.error_message or out.error_type or "error"),
+            )
+        if self.metrics is not None:
+            self.metrics.callbacks.labels(notice.event, result).inc()
+        self.notices_settling[notice.key] = self.clock()
+        settle = c.SettleNotice(
+            notice.job_id,
+            notice.occurrence_ms,
+            notice.attempt,
+            notice.trigger,
+            notice.event,
+            retry_at,
+        )
+        self._later((settle,))
+
     # -- keeping the window current --
 
     def _busy(self, key: SlotKey) -> bool:
@@ -450,6 +581,14 @@ class SchedulerActor(pykka.ThreadingActor):
             # not free in a burst (thousands of them), so not every slot gap.
             self.next_claim_check = now + max(self.s.slot_gap_ms, self.s.inprogress_timeout_ms // 4)
             self._read(GetOpenClaims(), self._check_open_claims)
+        self._read(GetNotices(), self._notices_read)
+
+    def _notices_read(self, found: tuple[Notice, ...]) -> None:
+        for notice in found:
+            self._keep_notice(notice)
+        since = self.clock() - SETTLE_WAIT_MS  # the rest were settled: forget them
+        self.notices_settling = {k: t for k, t in self.notices_settling.items() if t > since}
+        self._wake()
 
     def _refilled(self, horizon: int) -> Any:
         def then(found: tuple[Due, ...]) -> None:
@@ -469,6 +608,10 @@ class SchedulerActor(pykka.ThreadingActor):
 
     def _applied(self, ev: Applied) -> None:
         for r in ev.results:
+            for notice in r.notices:
+                self._keep_notice(notice, settled=r.kind is K.SETTLE_NOTICE)
+            if r.kind is K.SETTLE_NOTICE:
+                continue  # not about the job's runs (its job may be gone)
             if r.changed and r.job_id is not None:
                 self._track(r)
 
@@ -502,7 +645,8 @@ class SchedulerActor(pykka.ThreadingActor):
             held = self.held.pop(key, None)
             if held is not None and job.status is JobStatus.IN_PROGRESS:
                 fire_at = max(held.fire_at_ms, self.clock())
-                self.armed.add(key, fire_at, _Armed(job, held.occurrence_ms, held.attempt, fire_at))
+                resumed = _Armed(job, held.occurrence_ms, held.attempt, fire_at, resumed=True)
+                self.armed.add(key, fire_at, resumed)
                 return
             if job.status is JobStatus.IN_PROGRESS:
                 self.next_claim_check = 0  # an older term's claim: fire it again soon

@@ -113,7 +113,9 @@ class WebhookMetrics:
         )
 
     def observe(self, deliver: Deliver, outcome: DeliveryOutcome) -> None:
-        """Count one finished attempt."""
+        """Count one finished attempt (a notice's are the scheduler's to count)."""
+        if deliver.notice is not None:
+            return
         if outcome.error_type == webhook_attempt.FENCED:
             self.fenced.inc()  # not an attempt: nothing left this node
             return
@@ -307,7 +309,8 @@ class WebhookActor(pykka.ThreadingActor):
 
     def _abort(self, job_id: str) -> None:
         for pending in list(self._pending.get(job_id, ())):
-            self._cancel(pending)
+            if pending.deliver.notice is None:  # a notice outlives its job's end
+                self._cancel(pending)
 
     def _abort_all(self) -> None:
         for pendings in list(self._pending.values()):

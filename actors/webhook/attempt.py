@@ -65,7 +65,10 @@ Clock = Callable[[], int]
 def request_body(deliver: Deliver, sent_ms: int) -> bytes:
     """The JSON the receiver gets: ours, then the original's ``timestamp`` (the send
     time) and ``data`` (the payload, null when none), so receivers written for either
-    read it.  Instants are whole epoch seconds, with ``_ms`` beside, as in the API."""
+    read it.  Instants are whole epoch seconds, with ``_ms`` beside, as in the API.
+    A notice's body is its own, fixed when its outcome was applied."""
+    if deliver.notice is not None:
+        return json.dumps(deliver.notice.body, separators=(",", ":")).encode()
     body = {
         "job_id": deliver.job_id,
         "type": deliver.job_type,
@@ -107,15 +110,22 @@ def request_headers(
     headers = {
         **content,
         "User-Agent": user_agent,
-        "Idempotency-Key": idempotency_key(
-            deliver.job_id, deliver.scheduled_at_ms, deliver.trigger
-        ),
+        "Idempotency-Key": delivery_key(deliver),
         "X-Scheduled-DB-Attempt": str(deliver.attempt),
         "X-Scheduled-DB-Term": str(deliver.term),
     }
     if traceparent is not None:
         headers["traceparent"] = traceparent
     return headers
+
+
+def delivery_key(deliver: Deliver) -> str:
+    """The idempotency key of a delivery: its occurrence's; for a notice, the
+    occurrence's with ``/<event>/<attempt>`` after it (``invoice-42:1800000000000/
+    failure/3``: the notice about attempt 3; "/" is never in the part before)."""
+    key = idempotency_key(deliver.job_id, deliver.scheduled_at_ms, deliver.trigger)
+    notice = deliver.notice
+    return key if notice is None else f"{key}/{notice.event}/{notice.attempt}"
 
 
 async def attempt(
@@ -304,6 +314,7 @@ def _outcome(
         retryable=retryable,
         retry_after_ms=retry_after_ms,
         trigger=deliver.trigger,
+        notice=None if deliver.notice is None else deliver.notice.key,
     )
 
 

@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 
 from actors.webhook.dns import CachedResolver, Resolver, system_resolve
 from scheduled_db.errors import ValidationError
+from scheduled_db.jobs.model import Callback, JobSpec
 from scheduled_db.policy import ssrf
 
 log = logging.getLogger(__name__)
@@ -45,8 +46,19 @@ class WebhookGuard:
         self._resolve = CachedResolver(resolve, CACHE_TTL_S)
         self._timeout_s = timeout_s
 
-    async def check(self, url: str | None) -> None:
-        """Raise ValidationError (``webhook_url``) if ``url`` points where webhooks may
+    async def check_spec(self, spec: JobSpec, old: JobSpec | None = None) -> None:
+        """Check every URL of ``spec`` a delivery or a notice goes to (those that
+        changed from ``old``, when given), as :meth:`check` does."""
+        for field, url, before in (
+            ("webhook_url", spec.webhook_url, old and old.webhook_url),
+            ("on_failure.url", _url(spec.on_failure), old and _url(old.on_failure)),
+            ("on_success.url", _url(spec.on_success), old and _url(old.on_success)),
+        ):
+            if old is None or url != before:
+                await self.check(url, field)
+
+    async def check(self, url: str | None, field: str = "webhook_url") -> None:
+        """Raise ValidationError (``field``) if ``url`` points where webhooks may
         not go.  ``url`` has passed validation: an http(s) URL with a valid host."""
         if url is None or self._policy.open:
             return
@@ -61,7 +73,7 @@ class WebhookGuard:
             category = next(filter(None, map(self._policy.refusal_of, answers)), None)
         if category is not None:
             message = ssrf.creation_refusal_message(category, resolved=literal is None)
-            raise ValidationError("webhook_url", message)
+            raise ValidationError(field, message)
 
     async def _answers(self, host: str, port: int) -> list[str]:
         try:
@@ -70,3 +82,7 @@ class WebhookGuard:
         except (OSError, TimeoutError) as exc:  # gaierror is an OSError
             log.debug("webhook guard: %s did not resolve (%s); delivery will check", host, exc)
             return []
+
+
+def _url(callback: Callback | None) -> str | None:
+    return None if callback is None else callback.url

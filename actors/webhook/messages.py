@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from actors.runtime.replies import Reply
+from scheduled_db.state.records import Notice
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +38,9 @@ class Deliver:
     method: str = "POST"
     headers: tuple[tuple[str, str, bool], ...] = ()  # the job's (name, value, secret)
     jittered_ms: int = 0  # how far the job's jitter moved the occurrence (the body says)
+    # A notice of an outcome (scheduled_db.state.notices), not an occurrence: its
+    # body and idempotency key are the notice's, ``attempt`` counts its sends.
+    notice: Notice | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,3 +75,4 @@ class DeliveryOutcome:
     retryable: bool = False
     retry_after_ms: int | None = None
     trigger: bool = False  # the Deliver's
+    notice: bytes | None = None  # the Deliver's notice's key

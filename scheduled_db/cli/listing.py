@@ -17,7 +17,7 @@ from typing import Any
 from scheduled_db.cli.calls import Subparsers, add_command, positive
 from scheduled_db.cli.job_commands import label_pair
 from scheduled_db.client import Client, Page, pages
-from scheduled_db.jobs.model import JobStatus, JobType
+from scheduled_db.jobs.model import JOB_STATUSES, JobType
 
 _SECONDS_PER_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _AGO = re.compile(r"(?:\d+(?:\.\d+)?[smhd])+")
@@ -34,7 +34,7 @@ def add_jobs_list(actions: Subparsers, common: argparse.ArgumentParser) -> None:
         help="Only jobs with this label (repeatable: all of them).",
     )
     parser.add_argument("--type", choices=[t.value for t in JobType], help="Only this type.")
-    parser.add_argument("--status", choices=[s.value for s in JobStatus], help="Only these.")
+    parser.add_argument("--status", choices=[s.value for s in JOB_STATUSES], help="Only these.")
     paused = parser.add_mutually_exclusive_group()
     paused.add_argument("--paused", action="store_true", default=None, help="Only paused jobs.")
     paused.add_argument(
@@ -47,7 +47,8 @@ def add_executions_commands(actions: Subparsers, common: argparse.ArgumentParser
     text = "List delivery attempts across all jobs, newest first (--all: every page)."
     parser = add_command(actions, common, "list", text, _list_executions)
     parser.add_argument(
-        "--status", help="Only attempts in this status: failed, timeout, completed, in_progress."
+        "--status",
+        help="Only attempts in this status: failed, timeout, completed, in_progress, skipped.",
     )
     parser.add_argument(
         "--since",

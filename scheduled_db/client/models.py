@@ -54,6 +54,11 @@ class Job:
     method: str = "POST"  # of its deliveries (absent from older servers' answers)
     jitter_ms: int | None = None
     headers: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # a secret's: a ref
+    # Where notices of its runs' outcomes go ({"url", "headers"[, "every_attempt"]}),
+    # and a recurring job's overlap policy; None from older servers.
+    on_failure: Mapping[str, Any] | None = None
+    on_success: Mapping[str, Any] | None = None
+    overlap: str | None = None
 
     @classmethod
     def from_raw(cls, value: object) -> Job:
@@ -82,6 +87,9 @@ class Job:
             method=opt(raw, "method", str) or "POST",
             jitter_ms=opt(raw, "jitter_ms", int),
             headers=dict(headers) if isinstance(headers := raw.get("headers"), dict) else {},
+            on_failure=_callback(raw.get("on_failure")),
+            on_success=_callback(raw.get("on_success")),
+            overlap=opt(raw, "overlap", str),
         )
 
     @property
@@ -93,12 +101,18 @@ class Job:
         return utc(self.created_at_ms)
 
 
+def _callback(value: object) -> Mapping[str, Any] | None:
+    return dict(value) if isinstance(value, dict) else None
+
+
 @dataclass(frozen=True, slots=True)
 class Execution:
     """One delivery attempt (``GET /jobs/{id}/executions``, ``GET /executions``).
 
     ``job_id`` is set in the cross-job listing; ``trigger`` marks an attempt of a
-    manual run (:meth:`~scheduled_db.client.Client.trigger_job`).
+    manual run (:meth:`~scheduled_db.client.Client.trigger_job`).  An entry of runs
+    that were not fired has ``status`` ``"skipped"``, ``attempt_num`` 0, and says
+    why (``skip_reason``) and how many (``skipped_runs``).
     """
 
     job_id: str | None
@@ -114,6 +128,8 @@ class Execution:
     error_type: str | None
     trigger: bool
     raw: Raw = dataclasses.field(repr=False)
+    skip_reason: str | None = None
+    skipped_runs: int | None = None
 
     @classmethod
     def from_raw(cls, value: object) -> Execution:
@@ -132,6 +148,8 @@ class Execution:
             error_type=opt(raw, "error_type", str),
             trigger=raw.get("trigger") is True,
             raw=raw,
+            skip_reason=opt(raw, "skip_reason", str),
+            skipped_runs=opt(raw, "skipped_runs", int),
         )
 
     @property

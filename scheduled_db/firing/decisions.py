@@ -12,8 +12,8 @@ from dataclasses import dataclass, replace
 from typing import Protocol
 
 from scheduled_db.firing.retry import next_retry_ms
-from scheduled_db.jobs.model import ErrorType, JobSpec, JobStatus
-from scheduled_db.jobs.schedule import after_downtime, next_run
+from scheduled_db.jobs.model import ErrorType, JobSpec, JobStatus, JobType, Overlap, SkipReason
+from scheduled_db.jobs.schedule import after_downtime, next_run, runs_between
 from scheduled_db.state import commands as c
 from scheduled_db.state.queries import Due
 
@@ -90,30 +90,84 @@ def skip_missed(
     late_from = takeover_ms if _caught_up(due.occurrence_ms, takeover_ms) else due.occurrence_ms
     if late_from >= now_ms - policy.misfire_grace_ms:
         return None  # on time (claims go out a little ahead of the run): fire it
+    spec = due.job.spec
     fire, next_ms = after_downtime(
-        due.job.spec, due.occurrence_ms, now_ms, grace_ms=policy.misfire_grace_ms
+        spec, due.occurrence_ms, now_ms, grace_ms=policy.misfire_grace_ms
     )
     if fire:
         return None
-    return c.CompleteOccurrence(due.job.id, due.occurrence_ms, next_ms, JobStatus.COMPLETED, now_ms)
+    # The occurrence and every run after it up to now are passed over.
+    missed = runs_between(spec, due.occurrence_ms, now_ms)
+    skip = c.Skip(SkipReason.MISFIRE, due.occurrence_ms, 1 + missed.count)
+    return c.CompleteOccurrence(
+        due.job.id, due.occurrence_ms, next_ms, JobStatus.COMPLETED, now_ms, (skip,)
+    )
+
+
+def on_resume(spec: JobSpec, due_ms: int, now_ms: int) -> tuple[int | None, tuple[c.Skip, ...]]:
+    """What resuming a job whose next run is ``due_ms`` does with the runs it missed
+    while paused: ``(its new next run, or None to keep due_ms; the runs skipped)``.
+
+    A one-time job, or a run not yet due, is kept (it fires, however late).  A
+    recurring job's misfire policy decides: ``skip`` moves on to the next run after
+    now, passing over every run missed; ``fire_once`` fires the latest run missed,
+    once, at once, and passes over the others."""
+    if due_ms > now_ms or spec.type is not JobType.RECURRENTE:
+        return None, ()
+    fire, following = after_downtime(spec, due_ms, now_ms)
+    missed = runs_between(spec, due_ms, now_ms)  # after due_ms
+    if not fire:
+        if following is None:
+            return None, ()  # the series is over: its last run fires, late
+        return following, (c.Skip(SkipReason.PAUSED, due_ms, 1 + missed.count),)
+    if missed.last is None:
+        return None, ()  # only due_ms was missed: it fires
+    return missed.last, (c.Skip(SkipReason.PAUSED, due_ms, missed.count),)
 
 
 def complete(
-    spec: JobSpec, occurrence_ms: int, now_ms: int, final: JobStatus, takeover_ms: int = 0
+    spec: JobSpec,
+    occurrence_ms: int,
+    now_ms: int,
+    final: JobStatus,
+    takeover_ms: int = 0,
+    started_ms: int | None = None,
+    late_reason: SkipReason = SkipReason.MISFIRE,
 ) -> c.Command:
-    """Close an occurrence: a recurring job moves on to its next run after *now*
-    (runs that came due while this one was being delivered are skipped: the run
-    underway covers them), otherwise the job finishes with ``final``.
+    """Close an occurrence: a recurring job moves on to its next run after *now*,
+    otherwise the job finishes with ``final``.
+
+    Runs that came due while the occurrence was underway are not fired (they are
+    recorded as skipped): those due before its first attempt went out
+    (``started_ms``) were missed while nothing fired it (``late_reason``: a
+    downtime's ``misfire``, or ``paused`` for a run claimed before a pause and sent
+    after the resume; it fired once for them all); those due after it overlapped it, and
+    the job's ``overlap`` policy decides: ``skip`` passes them over, ``buffer_one``
+    keeps the latest of them, to fire at once, and passes over the rest.
 
     An occurrence due shortly before the current leader took over (``takeover_ms``)
     was late because of the failover, not because of its receiver: the run after it
     follows the schedule, so a failover loses no run (:func:`skip_missed` then
     fires it, late, unless the job's policy says skip)."""
-    caught_up = _caught_up(occurrence_ms, takeover_ms)
-    following = next_run(spec, occurrence_ms if caught_up else max(occurrence_ms, now_ms))
-    if following is not None:
-        return c.CompleteOccurrence(spec.id, occurrence_ms, following, None, now_ms)
-    return c.CompleteOccurrence(spec.id, occurrence_ms, None, final, now_ms)
+    if _caught_up(occurrence_ms, takeover_ms):
+        following = next_run(spec, occurrence_ms)
+        if following is not None:
+            return c.CompleteOccurrence(spec.id, occurrence_ms, following, None, now_ms)
+        return c.CompleteOccurrence(spec.id, occurrence_ms, None, final, now_ms)
+    started = min(max(occurrence_ms, started_ms or occurrence_ms), max(occurrence_ms, now_ms))
+    skips: list[c.Skip] = []
+    missed = runs_between(spec, occurrence_ms, started)
+    if missed.first is not None:
+        skips.append(c.Skip(late_reason, missed.first, missed.count))
+    overlapped = runs_between(spec, started, now_ms)
+    following = next_run(spec, max(occurrence_ms, now_ms))
+    count = overlapped.count
+    if spec.overlap_policy is Overlap.BUFFER_ONE and overlapped.last is not None:
+        following, count = overlapped.last, count - 1  # the latest fires; the rest do not
+    if overlapped.first is not None and count > 0:
+        skips.append(c.Skip(SkipReason.OVERLAP, overlapped.first, count))
+    status = None if following is not None else final
+    return c.CompleteOccurrence(spec.id, occurrence_ms, following, status, now_ms, tuple(skips))
 
 
 def after_attempt(
@@ -125,11 +179,13 @@ def after_attempt(
     jitter: Jitter,
     takeover_ms: int = 0,
     trigger: bool = False,
+    started_ms: int | None = None,
+    late_reason: SkipReason = SkipReason.MISFIRE,
 ) -> tuple[c.Command, ...]:
     """The commands recording an attempt's outcome: retry it, or close the occurrence
-    (``takeover_ms``: see :func:`complete`).  A triggered run (``trigger``) is
-    retried the same way, per the job's policy, but closing it is its final outcome
-    alone: the job's schedule is not its business."""
+    (``takeover_ms``, ``started_ms``, ``late_reason``: see :func:`complete`).  A
+    triggered run (``trigger``) is retried the same way, per the job's policy, but
+    closing it is its final outcome alone: the job's schedule is not its business."""
     status = (
         JobStatus.COMPLETED
         if result.ok
@@ -159,7 +215,10 @@ def after_attempt(
         return (replace(record, retry_at_ms=retry_at),)
     if trigger:
         return (record,)
-    return (record, complete(spec, occurrence_ms, result.end_ms, status, takeover_ms))
+    closing = complete(
+        spec, occurrence_ms, result.end_ms, status, takeover_ms, started_ms, late_reason
+    )
+    return (record, closing)
 
 
 def _error_type(value: str | None) -> ErrorType | None:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
-SlotKey = str | tuple[str, int]
+SlotKey = str | tuple[str, int] | bytes  # bytes: a notice's key (scheduler)
 
 
 @dataclass

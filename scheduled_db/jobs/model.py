@@ -27,6 +27,18 @@ class JobStatus(StrEnum):
     FAILED = "failed"
     CANCELLED = "cancelled"
     TIMEOUT = "timeout"
+    # Of an executions entry only, never of a job: runs of a recurring job that were
+    # not fired (overlap, misfire, paused), recorded as one entry per decision.
+    SKIPPED = "skipped"
+
+
+JOB_STATUSES = tuple(s for s in JobStatus if s is not JobStatus.SKIPPED)  # a job's statuses
+
+
+class SkipReason(StrEnum):
+    OVERLAP = "overlap"  # due while the previous occurrence was still being delivered
+    MISFIRE = "misfire"  # due while nothing fired it (a downtime): the misfire policy
+    PAUSED = "paused"  # due while the job was paused
 
 
 FINISHED_STATUSES = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED})
@@ -37,12 +49,38 @@ class MisfirePolicy(StrEnum):
     SKIP = "skip"  # missed runs are dropped; the next run on schedule fires
 
 
+class Overlap(StrEnum):
+    """What a recurring job does with a run that comes due while its previous
+    occurrence is still being delivered (retries included)."""
+
+    SKIP = "skip"  # the run is skipped (counted); the schedule goes on after it
+    BUFFER_ONE = "buffer_one"  # the latest such run is kept and fires once, late
+
+
 class ErrorType(StrEnum):
     TIMEOUT = "timeout"
     CONNECTION_ERROR = "connection_error"
     DNS_ERROR = "dns_error"
     TLS_ERROR = "tls_error"
     HTTP_ERROR = "http_error"
+
+
+@dataclass(frozen=True, slots=True)
+class Callback:
+    """A job's ``on_failure`` or ``on_success``: where a notification of an
+    occurrence's outcome goes (scheduled_db.state.notices), with the headers it
+    carries (as a job's: secret ones resolved by the sending leader)."""
+
+    url: str
+    headers: tuple[tuple[str, str, bool], ...] = ()
+    every_attempt: bool = False  # on_failure only: on every failed attempt, not the last
+
+    def to_wire(self) -> list[Any]:
+        return [self.url, headers_to_wire(self.headers), self.every_attempt]
+
+    @staticmethod
+    def from_wire(w: Any) -> Callback:
+        return Callback(str(w[0]), headers_from_wire(w[1]), bool(w[2]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +113,15 @@ class JobSpec:
     # Each occurrence's first attempt fires a pseudo-random [0, jitter_ms) after its
     # scheduled time, the same on every leader (scheduled_db.jobs.schedule.jitter_offset).
     jitter_ms: int | None = None
+    # Notifications of an occurrence's outcome (absent from the wire when None).
+    on_failure: Callback | None = None
+    on_success: Callback | None = None
+    # A recurring job's overlap policy; None is skip (absent from the wire).
+    overlap: Overlap | None = None
+
+    @property
+    def overlap_policy(self) -> Overlap:
+        return self.overlap or Overlap.SKIP
 
     @property
     def label_map(self) -> dict[str, str]:
@@ -95,10 +142,12 @@ class JobSpec:
             d["labels"] = [list(pair) for pair in self.labels]
         if self.headers:
             d["headers"] = headers_to_wire(self.headers)
+        callbacks_to_wire(self, d)
         return d
 
     @staticmethod
     def from_wire(d: dict[str, Any]) -> JobSpec:
+        on_failure, on_success, overlap = d.get("on_failure"), d.get("on_success"), d.get("overlap")
         return JobSpec(
             **{
                 **d,
@@ -106,8 +155,26 @@ class JobSpec:
                 "misfire_policy": MisfirePolicy(d["misfire_policy"]),
                 "labels": tuple((str(k), str(v)) for k, v in d.get("labels") or ()),
                 "headers": headers_from_wire(d.get("headers") or ()),
+                "on_failure": None if on_failure is None else Callback.from_wire(on_failure),
+                "on_success": None if on_success is None else Callback.from_wire(on_success),
+                "overlap": None if overlap is None else Overlap(overlap),
             }
         )
+
+
+def callbacks_to_wire(spec: JobSpec, d: dict[str, Any]) -> None:
+    """Put the spec's callbacks and overlap policy into its wire form ``d`` (where
+    they are absent while unset, see SPEC_ADDED_LATER)."""
+    for name in ("on_failure", "on_success"):
+        callback: Callback | None = getattr(spec, name)
+        if callback is None:
+            d.pop(name, None)
+        else:
+            d[name] = callback.to_wire()
+    if spec.overlap is None:
+        d.pop("overlap", None)
+    else:
+        d["overlap"] = spec.overlap.value
 
 
 def headers_to_wire(headers: tuple[tuple[str, str, bool], ...]) -> list[list[Any]]:
@@ -122,7 +189,16 @@ def headers_from_wire(w: Any) -> tuple[tuple[str, str, bool], ...]:
 # Spec fields added after the first records and entries were written: on the wire
 # only when set (not None, not empty), so what was written before decodes, and a
 # spec that does not use them encodes exactly as before.
-SPEC_ADDED_LATER = ("signing_secret_ref", "labels", "method", "headers", "jitter_ms")
+SPEC_ADDED_LATER = (
+    "signing_secret_ref",
+    "labels",
+    "method",
+    "headers",
+    "jitter_ms",
+    "on_failure",
+    "on_success",
+    "overlap",
+)
 
 
 # On the wire only when set (not None).
@@ -212,6 +288,10 @@ class Attempt:
     # ``scheduled_at_ms`` is when it was asked for.  Added later: absent from the
     # wire when False.
     trigger: bool = False
+    # An entry of skipped runs (status SKIPPED, attempt_num 0): why, and how many runs
+    # from ``scheduled_at_ms`` on it stands for.  Added later: absent when unset.
+    skip_reason: SkipReason | None = None
+    skipped_runs: int = 0
 
     @property
     def claim_ms(self) -> int:
@@ -227,17 +307,29 @@ class Attempt:
             del d["claimed_at_ms"]
         if not self.trigger:
             del d["trigger"]
+        skip_to_wire(self, d)
         return d
 
     @staticmethod
     def from_wire(d: dict[str, Any]) -> Attempt:
+        reason = d.get("skip_reason")
         return Attempt(
             **{
                 **d,
                 "status": JobStatus(d["status"]),
                 "error_type": ErrorType(d["error_type"]) if d["error_type"] else None,
+                "skip_reason": None if reason is None else SkipReason(reason),
             }
         )
+
+
+def skip_to_wire(a: Attempt, d: dict[str, Any]) -> None:
+    """An attempt's skip fields in its wire form ``d``: only on a skipped entry."""
+    if a.skip_reason is None:
+        d.pop("skip_reason", None)
+        d.pop("skipped_runs", None)
+    else:
+        d["skip_reason"] = a.skip_reason.value
 
 
 def idempotency_key(job_id: str, scheduled_at_ms: int, trigger: bool = False) -> str:

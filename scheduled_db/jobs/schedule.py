@@ -359,6 +359,47 @@ def after_downtime(
     return True, following
 
 
+# --- runs not fired ----------------------------------------------------------------------
+
+MAX_COUNTED_RUNS = 1_000  # runs counted one by one in a range; beyond, "at least" this
+
+
+@dataclass(frozen=True, slots=True)
+class Runs:
+    """The runs of a schedule in a range: how many (at most MAX_COUNTED_RUNS), the
+    first and the latest (exact, past the cap too); None when there are none."""
+
+    count: int = 0
+    first: int | None = None
+    last: int | None = None
+
+
+def runs_between(spec: JobSpec, after_ms: int, until_ms: int) -> Runs:
+    """The runs of a recurring job in ``(after_ms, until_ms]``, ``last_date`` honoured."""
+    first = last = None
+    count = 0
+    while count < MAX_COUNTED_RUNS:
+        run = next_run(spec, last if last is not None else after_ms)
+        if run is None or run > until_ms:
+            return Runs(count, first, last)
+        first = run if first is None else first
+        last, count = run, count + 1
+    assert last is not None
+    # Counted enough: find the latest run by looking back from until_ms in growing steps.
+    step = 1_000
+    while True:
+        low = max(last, until_ms - step)
+        run = next_run(spec, low)
+        if run is not None and run <= until_ms:
+            break
+        if low == last:
+            return Runs(count, first, last)
+        step *= 2
+    while (following := next_run(spec, run)) is not None and following <= until_ms:
+        run = following
+    return Runs(count, first, run)
+
+
 # --- jitter -------------------------------------------------------------------------------
 
 

@@ -20,7 +20,16 @@ from urllib.parse import urlsplit
 
 from scheduled_db.config.units import parse_duration_ms
 from scheduled_db.errors import ValidationError, safe_text
-from scheduled_db.jobs.model import MAX_JOB_ID_CHARS, JobSpec, JobStatus, JobType, MisfirePolicy
+from scheduled_db.jobs.model import (
+    JOB_STATUSES,
+    MAX_JOB_ID_CHARS,
+    Callback,
+    JobSpec,
+    JobStatus,
+    JobType,
+    MisfirePolicy,
+    Overlap,
+)
 from scheduled_db.jobs.schedule import first_fire, parse_cron, validate_timezone
 from scheduled_db.jobs.timestamps import parse_timestamp
 from scheduled_db.policy.signing import SECRET_NAME
@@ -54,6 +63,9 @@ JOB_FIELDS = (  # what a job body may hold; anything else is refused by name
     "method",
     "headers",
     "jitter",
+    "on_failure",
+    "on_success",
+    "overlap",
 )
 MAX_JITTER_MS = 86_400_000  # a day
 METHODS = ("POST", "PUT", "PATCH", "GET", "DELETE")
@@ -103,7 +115,7 @@ _NUMERIC_LABEL = re.compile(r"0x[0-9a-f]*|[0-9]+", re.ASCII)  # inet_aton's numb
 _INT_RANGE = (-(2**63), 2**64 - 1)  # what the msgpack wire and storage can carry
 _CURSOR = re.compile(r"[A-Za-z0-9_-]+", re.ASCII)
 _CURSOR_PREFIX = "v1:"
-_STATUSES = frozenset(status.value for status in JobStatus)
+_STATUSES = frozenset(status.value for status in JOB_STATUSES)
 
 
 def parse_job_spec(
@@ -142,6 +154,9 @@ def parse_job_spec(
         labels=parse_labels(fields.get("labels")),
         method=_method(fields.get("method")),
         headers=parse_headers(fields.get("headers"), header_secret_names),
+        on_failure=_callback(fields.get("on_failure"), "on_failure", header_secret_names),
+        on_success=_callback(fields.get("on_success"), "on_success", header_secret_names),
+        overlap=_overlap(fields.get("overlap"), job_type),
     )
     if spec.http_method in BODILESS_METHODS and spec.payload is not None:
         raise ValidationError("payload", f"a {spec.http_method} delivery has no body to carry it")
@@ -159,28 +174,72 @@ def _method(value: object) -> str | None:
 
 
 def parse_headers(
-    value: object, secret_names: Collection[str]
+    value: object, secret_names: Collection[str], where: str = "headers"
 ) -> tuple[tuple[str, str, bool], ...]:
-    """A job's ``headers`` object: name -> a string, or ``{"secret_ref": name}`` naming
-    one of ``webhooks.header_secrets``; null or {} is none."""
+    """A job's ``headers`` object (or a callback's, at ``where``): name -> a string,
+    or ``{"secret_ref": name}`` naming one of ``webhooks.header_secrets``; null or
+    {} is none."""
     if value is None:
         return ()
     if not isinstance(value, dict):
-        raise ValidationError("headers", "must be an object of header name to value")
+        raise ValidationError(where, "must be an object of header name to value")
     if len(value) > MAX_HEADERS:
-        raise ValidationError("headers", f"at most {MAX_HEADERS} headers")
+        raise ValidationError(where, f"at most {MAX_HEADERS} headers")
     seen: set[str] = set()
     out = []
     size = 0
     for name, given in value.items():
-        field = f"headers.{safe_text(name)[:MAX_HEADER_NAME_CHARS]}"
+        field = f"{where}.{safe_text(name)[:MAX_HEADER_NAME_CHARS]}"
         _header_name(name, field, seen)
         text, secret = _header_value(given, field, secret_names)
         size += len(name) + len(text)
         out.append((name, text, secret))
     if size > MAX_HEADERS_BYTES:
-        raise ValidationError("headers", f"at most {MAX_HEADERS_BYTES} bytes of names and values")
+        raise ValidationError(where, f"at most {MAX_HEADERS_BYTES} bytes of names and values")
     return tuple(out)
+
+
+CALLBACK_FIELDS = {
+    "on_failure": ("url", "headers", "every_attempt"),
+    "on_success": ("url", "headers"),
+}
+
+
+def _callback(value: object, where: str, secret_names: Collection[str]) -> Callback | None:
+    """``on_failure`` / ``on_success``: ``{"url": ..., "headers": {...}}`` (and, on
+    failure, ``"every_attempt": true``); null is none."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ValidationError(where, 'must be an object: {"url": "https://..."}')
+    allowed = CALLBACK_FIELDS[where]
+    for name in value:
+        if name not in allowed:
+            field = f"{where}.{safe_text(str(name))[:64]}"
+            raise ValidationError(field, f"is not a field of {where} ({', '.join(allowed)})")
+    url = _webhook_url(value.get("url"), f"{where}.url")
+    if url is None:
+        raise ValidationError(f"{where}.url", "is required")
+    every = value.get("every_attempt", False)
+    if not isinstance(every, bool):
+        raise ValidationError(f"{where}.every_attempt", "must be true or false")
+    headers = parse_headers(value.get("headers"), secret_names, f"{where}.headers")
+    return Callback(url, headers, every)
+
+
+def _overlap(value: object, job_type: JobType) -> Overlap | None:
+    if value is None:
+        return None
+    choices = ", ".join(o.value for o in Overlap)
+    if value == "allow":
+        why = "allow (concurrent runs of one job) is not offered: one run is in flight at a time"
+        raise ValidationError("overlap", f"{why}; use {choices}")
+    if not isinstance(value, str) or value not in {o.value for o in Overlap}:
+        raise ValidationError("overlap", f"must be one of {choices}")
+    if job_type is not JobType.RECURRENTE:
+        raise ValidationError("overlap", "only a recurring job has runs that can overlap")
+    overlap = Overlap(value)
+    return None if overlap is Overlap.SKIP else overlap
 
 
 def _header_name(name: str, field: str, seen: set[str]) -> None:
@@ -357,32 +416,28 @@ def _check_fires(spec: JobSpec, now_ms: int) -> None:
         raise ValidationError("cron_expression", "never fires after the start time")
 
 
-def _webhook_url(value: object) -> str | None:
+def _webhook_url(value: object, field: str = "webhook_url") -> str | None:
     if value is None:
         return None
     if not isinstance(value, str):
-        raise ValidationError("webhook_url", "must be a string")
+        raise ValidationError(field, "must be a string")
     if not 1 <= len(value) <= MAX_URL_CHARS:
-        raise ValidationError("webhook_url", f"must be 1 to {MAX_URL_CHARS} characters")
+        raise ValidationError(field, f"must be 1 to {MAX_URL_CHARS} characters")
     if not _URL_CHARS.fullmatch(value):
-        raise ValidationError(
-            "webhook_url", "must contain only URL characters (percent-encode the others)"
-        )
+        raise ValidationError(field, "must contain only URL characters (percent-encode the others)")
     try:
         parts = urlsplit(value)
         port, host = parts.port, parts.hostname
     except ValueError:  # bad [IPv6] literal or a non-numeric / out-of-range port
-        raise ValidationError("webhook_url", "is not a valid URL") from None
+        raise ValidationError(field, "is not a valid URL") from None
     if parts.scheme.lower() not in ("http", "https"):
-        raise ValidationError("webhook_url", "must be an absolute http or https URL")
+        raise ValidationError(field, "must be an absolute http or https URL")
     if "@" in parts.netloc:
-        raise ValidationError("webhook_url", "must not contain credentials")
+        raise ValidationError(field, "must not contain credentials")
     if not host or not _valid_host(host):
-        raise ValidationError(
-            "webhook_url", "must have a valid host name or IP address (IPv4 as a.b.c.d)"
-        )
+        raise ValidationError(field, "must have a valid host name or IP address (IPv4 as a.b.c.d)")
     if port == 0:
-        raise ValidationError("webhook_url", "port must be 1-65535")
+        raise ValidationError(field, "port must be 1-65535")
     return value
 
 
@@ -523,9 +578,12 @@ def _duration(value: object, field: str, low_ms: int, high_ms: int, bounds: str)
     return ms
 
 
-def validate_status_filter(value: object) -> JobStatus:
-    """The ``status`` query parameter as a :class:`JobStatus`."""
-    if not isinstance(value, str) or value not in _STATUSES:
+def validate_status_filter(value: object, executions: bool = False) -> JobStatus:
+    """The ``status`` query parameter as a :class:`JobStatus`: a job's, or with
+    ``executions`` an attempt's (``skipped`` too)."""
+    if not isinstance(value, str) or not (
+        value in _STATUSES or (executions and value == JobStatus.SKIPPED.value)
+    ):
         raise ValidationError("status", "Invalid status value")
     return JobStatus(value)
 

@@ -32,6 +32,7 @@ from scheduled_db.jobs.model import (
     ErrorType,
     JobSpec,
     JobStatus,
+    SkipReason,
 )
 from scheduled_db.state.records import spec_to_wire
 
@@ -55,6 +56,7 @@ class CommandKind(IntEnum):
     PRUNE_HISTORY = 10
     BATCH = 11
     TRIGGER = 12
+    SETTLE_NOTICE = 13
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,14 +122,26 @@ class RecordOutcome:
 
 
 @dataclass(frozen=True, slots=True)
+class Skip:
+    """Runs of a recurring job that were not fired, decided by the leader: ``runs``
+    of them from ``first_ms`` on, for ``reason``.  Recorded as one executions entry."""
+
+    reason: SkipReason
+    first_ms: int
+    runs: int
+
+
+@dataclass(frozen=True, slots=True)
 class CompleteOccurrence:
-    """Close an occurrence: reschedule at ``next_run_at_ms`` or finish with a status."""
+    """Close an occurrence: reschedule at ``next_run_at_ms`` or finish with a status.
+    ``skips``: runs passed over on the way (added later: absent when none)."""
 
     job_id: str
     scheduled_at_ms: int
     next_run_at_ms: int | None
     final_status: JobStatus | None
     at_ms: int
+    skips: tuple[Skip, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,10 +162,14 @@ class PauseJob:
 
 @dataclass(frozen=True, slots=True)
 class ResumeJob:
-    """Unpause; a pending job may be given a new next fire time (misfire policy)."""
+    """Unpause; a pending job may be given a new next fire time (misfire policy),
+    and the runs missed while paused recorded as ``skips`` (added later: absent
+    when none; ``at_ms`` is then the time of the resume)."""
 
     job_id: str
     next_run_at_ms: int | None = None
+    skips: tuple[Skip, ...] = ()
+    at_ms: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +180,20 @@ class TriggerJob:
 
     job_id: str
     at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class SettleNotice:
+    """A send of the notice keyed by (job, occurrence, attempt, trigger, event) ended:
+    with ``retry_at_ms`` it failed and goes again then; without, it is done (sent,
+    or given up on) and goes away."""
+
+    job_id: str
+    occurrence_ms: int
+    attempt: int
+    trigger: bool
+    event: str
+    retry_at_ms: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,6 +223,7 @@ Command = (
     | ResumeJob
     | PruneHistory
     | TriggerJob
+    | SettleNotice
     | Batch
 )
 
@@ -259,13 +292,24 @@ def _spec_in(v: Any) -> JobSpec:
     for pair in labels:
         _check(isinstance(pair, list) and len(pair) == 2, "bad labels")
         _check(isinstance(pair[0], str) and isinstance(pair[1], str), "bad labels")
-    headers = v.get("headers", ())
+    _headers_in(v.get("headers", ()))
+    for name in ("on_failure", "on_success"):
+        callback = v.get(name)
+        if callback is not None:
+            _check(isinstance(callback, list) and len(callback) == 3, f"bad {name}")
+            _check(isinstance(callback[0], str) and type(callback[2]) is bool, f"bad {name}")
+            _headers_in(callback[1])
+    overlap = v.get("overlap")
+    _check(overlap is None or isinstance(overlap, str), "bad overlap")
+    return JobSpec.from_wire(v)  # the enums are checked by their constructors
+
+
+def _headers_in(headers: Any) -> None:
     _check(isinstance(headers, list | tuple), "bad headers")
     for h in headers:
         _check(isinstance(h, list) and len(h) in (2, 3), "bad headers")
         _check(isinstance(h[0], str) and isinstance(h[1], str), "bad headers")
         _check(len(h) == 2 or h[2] == 1, "bad headers")
-    return JobSpec.from_wire(v)  # the enums are checked by their constructors
 
 
 def _ident(v: Any) -> Any:
@@ -283,6 +327,18 @@ STR: Codec = (_ident, _str_in)
 OPT_STR: Codec = (_ident, _optional(_str_in))
 BOOL: Codec = (_ident, _bool_in)
 SPEC: Codec = (spec_to_wire, _spec_in)
+
+
+def _skips_in(v: Any) -> tuple[Skip, ...]:
+    _check(isinstance(v, list), "bad skips")
+    out = []
+    for item in v:
+        _check(isinstance(item, list) and len(item) == 3, "bad skip")
+        out.append(Skip(SkipReason(item[0]), _uint_in(item[1]), _uint_in(item[2])))
+    return tuple(out)
+
+
+SKIPS: Codec = (lambda v: [[s.reason.value, s.first_ms, s.runs] for s in v], _skips_in)
 STATUS = _enum_codec(JobStatus)
 OPT_STATUS = _opt_enum_codec(JobStatus)
 OPT_ERROR = _opt_enum_codec(ErrorType)
@@ -296,12 +352,13 @@ _SCHEMA: dict[CommandKind, tuple[type[Any], tuple[Codec, ...]]] = {
         RecordOutcome,
         (STR, UINT, UINT, STATUS, UINT, OPT_UINT, OPT_UINT, OPT_STR, OPT_ERROR, OPT_UINT, BOOL),
     ),
-    CommandKind.COMPLETE: (CompleteOccurrence, (STR, UINT, OPT_UINT, OPT_STATUS, UINT)),
+    CommandKind.COMPLETE: (CompleteOccurrence, (STR, UINT, OPT_UINT, OPT_STATUS, UINT, SKIPS)),
     CommandKind.UPDATE: (UpdateJob, (SPEC, UINT, OPT_UINT)),
     CommandKind.PAUSE: (PauseJob, (STR,)),
-    CommandKind.RESUME: (ResumeJob, (STR, OPT_UINT)),
+    CommandKind.RESUME: (ResumeJob, (STR, OPT_UINT, SKIPS, UINT)),
     CommandKind.PRUNE_HISTORY: (PruneHistory, (UINT, UINT)),
     CommandKind.TRIGGER: (TriggerJob, (STR, UINT)),
+    CommandKind.SETTLE_NOTICE: (SettleNotice, (STR, UINT, UINT, BOOL, STR, OPT_UINT)),
 }
 # How many of a command's last fields were added after its first version: absent
 # from older entries, and left off the wire while they hold their default (see the
@@ -312,6 +369,8 @@ _ADDED_LATER: dict[CommandKind, int] = {
     CommandKind.CLAIM: 1,
     CommandKind.RECORD_OUTCOME: 1,
     CommandKind.UPDATE: 1,
+    CommandKind.COMPLETE: 1,
+    CommandKind.RESUME: 2,
 }
 _KIND_OF: dict[type[Any], CommandKind] = {cls: kind for kind, (cls, _) in _SCHEMA.items()}
 _KIND_OF[Batch] = CommandKind.BATCH

@@ -29,6 +29,7 @@ from typing import Any
 
 from scheduled_db.raft.messages import ConfChange, ConfState, DecodeError, Entry, EntryType
 from scheduled_db.state import commands as c
+from scheduled_db.state import notices as n
 from scheduled_db.state import transitions as t
 from scheduled_db.state import triggers as g
 from scheduled_db.state.records import APPLIED, RecordError, decode_applied
@@ -66,6 +67,7 @@ _HANDLERS: dict[type[Any], Callable[[Txn, Any], CommandResult]] = {
     c.ResumeJob: t.resume,
     c.PruneHistory: t.prune_history,
     c.TriggerJob: g.trigger,
+    c.SettleNotice: n.settle,
 }
 
 

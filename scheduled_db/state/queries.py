@@ -304,6 +304,12 @@ def due_triggers(view: StateView, before_ms: int, limit: int = MAX_PAGE) -> list
     return out
 
 
+def notices(view: StateView, limit: int) -> tuple[r.Notice, ...]:
+    """The notices waiting to be sent (the first ``limit``, by job id)."""
+    pairs = islice(view.iter_range(r.NOTICE, r.prefix_end(r.NOTICE)), limit)
+    return tuple(r.decode_notice(v) for _, v in pairs)
+
+
 def get_trigger(view: StateView, job_id: str, asked_ms: int) -> r.Trigger | None:
     key = r.trigger_key(job_id, asked_ms)
     raw = view.get(key)

@@ -90,6 +90,13 @@ class GetOpenClaims:
 
 
 @dataclass(frozen=True, slots=True)
+class GetNotices:
+    """The notices of outcomes waiting to be sent (at most ``limit``)."""
+
+    limit: int = 10_000
+
+
+@dataclass(frozen=True, slots=True)
 class GetMembers:
     """Node id -> (raft address, http address) of the members the state records."""
 
@@ -114,6 +121,7 @@ Query = (
     | DueOccurrences
     | GetCounters
     | GetOpenClaims
+    | GetNotices
     | GetApplied
     | GetDigest
     | GetMembers
@@ -149,6 +157,8 @@ def answer(view: ReverseStateView, query: Query) -> object:  # noqa: C901 (a cas
             return queries.counters(view)
         case GetOpenClaims():
             return queries.open_claims(view, query.limit)
+        case GetNotices():
+            return queries.notices(view, query.limit)
         case GetMembers():
             return queries.members(view)
         case GetApplied():

@@ -24,6 +24,7 @@ key                                        value
 ``m/indexes``                              the version of the index set above (see txn)
 ``g/<id>\\0<be64 asked ms>``                the :class:`Trigger` record of a triggered run
 ``q/<be64 fire ms><id>\\0<be64 asked ms>``   empty: the due index of triggered runs
+``n/<id>\\0<be64 occ><be32 n><mark><e>``  a :class:`Notice` to send (``<e>``: its event)
 =========================================  ===========================================
 
 A triggered run (``POST /jobs/{id}/trigger``) is an occurrence of its own, beside
@@ -46,13 +47,17 @@ import msgpack
 from scheduled_db.jobs.model import (
     FIRST_VERSION,
     JOB_ADDED_LATER,
+    JOB_STATUSES,
     MAX_JOB_ID_CHARS,
     Attempt,
     Job,
     JobSpec,
     JobStatus,
     JobType,
+    callbacks_to_wire,
+    headers_from_wire,
     headers_to_wire,
+    skip_to_wire,
 )
 from scheduled_db.raft.messages import ConfState
 
@@ -84,8 +89,9 @@ INDEXES_VERSION = 2
 TRIGGER = b"g/"
 TRIGGER_DUE = b"q/"
 TRIGGER_MARK = b"t"  # ends the h/ and t/ keys of a triggered run's attempts
+NOTICE = b"n/"
 
-STATUS_ORDER = tuple(JobStatus)  # fixed order of the per-status counters
+STATUS_ORDER = JOB_STATUSES  # fixed order of the per-status counters
 
 T = TypeVar("T")
 _U64 = struct.Struct(">Q")
@@ -210,6 +216,12 @@ def trigger_due_key(fire_ms: int, job_id: str, asked_ms: int) -> bytes:
     return TRIGGER_DUE + u64(fire_ms) + id_bytes(job_id) + b"\0" + u64(asked_ms)
 
 
+def notice_key(job_id: str, occurrence_ms: int, attempt: int, trigger: bool, event: str) -> bytes:
+    """The key of the notice of ``event`` ("failure" or "success") about an attempt."""
+    occ = _OCC.pack(occurrence_ms, attempt) + _mark(trigger)
+    return NOTICE + id_bytes(job_id) + b"\0" + occ + event.encode()
+
+
 def parse_trigger_key(key: bytes) -> tuple[str, int]:
     """``(job id, asked ms)`` of a ``g/`` key."""
     return key[len(TRIGGER) : -9].decode(), _U64.unpack(key[-8:])[0]
@@ -267,6 +279,31 @@ class Trigger:
         if self.claim_open:
             return None
         return trigger_due_key(self.fire_at_ms, self.job_id, self.asked_ms)
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """A notification of an occurrence's outcome to a job's ``on_failure`` or
+    ``on_success`` URL (scheduled_db.state.notices), from the outcome that called for
+    it until it was sent or given up on.  Everything the request needs is here (the
+    job may be deleted meanwhile); ``body`` was fixed when the outcome was applied.
+    ``tries`` counts the sends that failed; the next goes at ``next_at_ms``."""
+
+    job_id: str
+    occurrence_ms: int
+    attempt: int
+    trigger: bool
+    event: str  # "failure" | "success"
+    url: str
+    headers: tuple[tuple[str, str, bool], ...]
+    signing_secret_ref: str | None
+    body: dict[str, Any]
+    tries: int = 0
+    next_at_ms: int = 0
+
+    @property
+    def key(self) -> bytes:
+        return notice_key(self.job_id, self.occurrence_ms, self.attempt, self.trigger, self.event)
 
 
 @dataclass(frozen=True, slots=True)
@@ -352,6 +389,7 @@ def spec_to_wire(spec: JobSpec) -> dict[str, Any]:
         del d["headers"]
     if spec.jitter_ms is None:
         del d["jitter_ms"]
+    callbacks_to_wire(spec, d)
     return d
 
 
@@ -383,6 +421,7 @@ def encode_attempt(a: Attempt) -> bytes:
         del d["claimed_at_ms"]
     if not a.trigger:
         del d["trigger"]
+    skip_to_wire(a, d)
     return _pack(d)
 
 
@@ -405,6 +444,44 @@ def encode_trigger(g: Trigger) -> bytes:
 def decode_trigger(key: bytes, data: bytes) -> Trigger:
     job_id, asked_ms = parse_trigger_key(key)
     return _decoded("trigger", data, lambda w: Trigger(job_id, asked_ms, *w))
+
+
+def encode_notice(n: Notice) -> bytes:
+    return _pack(
+        [
+            n.job_id,
+            n.occurrence_ms,
+            n.attempt,
+            n.trigger,
+            n.event,
+            n.url,
+            headers_to_wire(n.headers),
+            n.signing_secret_ref,
+            n.body,
+            n.tries,
+            n.next_at_ms,
+        ]
+    )
+
+
+def decode_notice(data: bytes) -> Notice:
+    def build(w: Any) -> Notice:
+        job_id, occ, attempt, trigger, event, url, headers, ref, body, tries, next_at = w
+        return Notice(
+            str(job_id),
+            int(occ),
+            int(attempt),
+            bool(trigger),
+            str(event),
+            str(url),
+            headers_from_wire(headers),
+            None if ref is None else str(ref),
+            dict(body),
+            int(tries),
+            int(next_at),
+        )
+
+    return _decoded("notice", data, build)
 
 
 def encode_counters(c: Counters) -> bytes:

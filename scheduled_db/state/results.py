@@ -11,7 +11,7 @@ from enum import StrEnum
 
 from scheduled_db.jobs.model import Attempt, Job
 from scheduled_db.state.commands import CommandKind
-from scheduled_db.state.records import Trigger
+from scheduled_db.state.records import Notice, Trigger
 
 
 class ResultCode(StrEnum):
@@ -37,6 +37,8 @@ class CommandResult:
     claim created or an outcome closed.  ``count`` is what a prune removed.
     ``trigger`` is a triggered run after a command on it (a trigger, or the claim
     or outcome of one of its attempts): None once its outcome was final.
+    ``notices`` are the notices of outcomes an outcome called for, or the one a
+    settle kept for another try; ``skips`` the entries of skipped runs written.
     """
 
     code: ResultCode
@@ -47,6 +49,8 @@ class CommandResult:
     detail: str = ""
     count: int = 0
     trigger: Trigger | None = None
+    notices: tuple[Notice, ...] = ()
+    skips: tuple[Attempt, ...] = ()
 
     @property
     def accepted(self) -> bool:

@@ -32,6 +32,7 @@ from dataclasses import replace
 
 from scheduled_db.jobs.model import Attempt, Job, JobStatus, JobType
 from scheduled_db.state import commands as c
+from scheduled_db.state.notices import after_outcome
 from scheduled_db.state.records import MAX_JOB_ID_BYTES, Execution
 from scheduled_db.state.results import CommandResult, ResultCode
 from scheduled_db.state.txn import Txn
@@ -211,7 +212,10 @@ def record_outcome(tx: Txn, cmd: c.RecordOutcome) -> CommandResult:
         **_attempt_times(job, cmd.attempt, closed.start_time_ms),
     )
     tx.put_job(job, new)
-    return CommandResult(ResultCode.OK, K.RECORD_OUTCOME, job.id, new, attempt=closed)
+    notices = after_outcome(tx, new, closed, final=cmd.retry_at_ms is None)
+    return CommandResult(
+        ResultCode.OK, K.RECORD_OUTCOME, job.id, new, attempt=closed, notices=notices
+    )
 
 
 def closed_attempt(opened: Attempt, cmd: c.RecordOutcome) -> Attempt:
@@ -288,7 +292,33 @@ def complete(tx: Txn, cmd: c.CompleteOccurrence) -> CommandResult:
         final = cmd.final_status or job.status
         new = job.evolve(status=final, next_run_at_ms=None, completed_at_ms=cmd.at_ms)
     tx.put_job(job, new)
-    return CommandResult(ResultCode.OK, K.COMPLETE, job.id, new)
+    skipped = record_skips(tx, job, cmd.skips, cmd.at_ms)
+    return CommandResult(ResultCode.OK, K.COMPLETE, job.id, new, skips=skipped)
+
+
+def record_skips(tx: Txn, job: Job, skips: tuple[c.Skip, ...], at_ms: int) -> tuple[Attempt, ...]:
+    """One executions entry (status ``skipped``, attempt 0) per skip the leader
+    decided, keyed by its first run (no run is skipped twice: an entry already
+    there stays as it is)."""
+    out = []
+    for skip in skips:
+        if skip.runs <= 0 or tx.get_attempt(job.id, skip.first_ms, 0) is not None:
+            continue
+        entry = Attempt(
+            job.id,
+            skip.first_ms,
+            0,
+            "",
+            0,
+            at_ms,
+            end_time_ms=at_ms,
+            status=JobStatus.SKIPPED,
+            skip_reason=skip.reason,
+            skipped_runs=skip.runs,
+        )
+        tx.put_attempt(entry)
+        out.append(entry)
+    return tuple(out)
 
 
 def update(tx: Txn, cmd: c.UpdateJob) -> CommandResult:
@@ -348,12 +378,14 @@ def resume(tx: Txn, cmd: c.ResumeJob) -> CommandResult:
     if not job.paused:
         return CommandResult(ResultCode.UNCHANGED, K.RESUME, job.id, job)
     new = job.evolve(paused=False, version=job.version + 1)
+    skipped: tuple[Attempt, ...] = ()
     if cmd.next_run_at_ms is not None and job.status is JobStatus.PENDING:
         # The leader applied the misfire policy: runs missed while paused move on.
         tx.put_exec(job.id, Execution(cmd.next_run_at_ms))
         new = new.evolve(next_run_at_ms=cmd.next_run_at_ms, attempt_count=0)
+        skipped = record_skips(tx, job, cmd.skips, cmd.at_ms)
     tx.put_job(job, new)
-    return CommandResult(ResultCode.OK, K.RESUME, job.id, new)
+    return CommandResult(ResultCode.OK, K.RESUME, job.id, new, skips=skipped)
 
 
 def prune_history(tx: Txn, cmd: c.PruneHistory) -> CommandResult:

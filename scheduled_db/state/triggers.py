@@ -21,6 +21,7 @@ from dataclasses import replace
 
 from scheduled_db.jobs.model import Attempt, Job, JobStatus
 from scheduled_db.state import commands as c
+from scheduled_db.state.notices import after_outcome
 from scheduled_db.state.records import Trigger
 from scheduled_db.state.results import CommandResult, ResultCode
 from scheduled_db.state.transitions import OUTCOME_STATUSES, closed_attempt
@@ -126,6 +127,13 @@ def record_outcome(tx: Txn, cmd: c.RecordOutcome) -> CommandResult:
         tx.put_trigger(run, after)
     else:
         tx.delete_trigger(run)
+    notices = after_outcome(tx, job, closed, final=after is None)
     return CommandResult(
-        ResultCode.OK, K.RECORD_OUTCOME, job.id, job, attempt=closed, trigger=after
+        ResultCode.OK,
+        K.RECORD_OUTCOME,
+        job.id,
+        job,
+        attempt=closed,
+        trigger=after,
+        notices=notices,
     )

@@ -112,6 +112,18 @@ class Txn:
         else:
             self.ov.delete(r.claim_key(job_id))
 
+    # -- notices of outcomes (scheduled_db.state.notices) --
+
+    def get_notice(self, key: bytes) -> r.Notice | None:
+        raw = self.ov.get(key)
+        return None if raw is None else r.decode_notice(raw)
+
+    def put_notice(self, notice: r.Notice) -> None:
+        self.ov.put(notice.key, r.encode_notice(notice))
+
+    def delete_notice(self, notice: r.Notice) -> None:
+        self.ov.delete(notice.key)
+
     # -- triggered runs --
 
     def get_trigger(self, job_id: str, asked_ms: int) -> r.Trigger | None:

@@ -117,6 +117,7 @@ class SimResult:
     converged_ticks: int | None
     runs_asked: int = 0  # triggered runs the state machine accepted
     deliveries: int = 0  # of triggered runs' attempts
+    notices: int = 0  # failure notices their outcomes called for (all settled)
 
 
 @dataclass
@@ -194,6 +195,7 @@ class Simulation:
             self.converged_ticks,
             self.triggers.runs_asked,
             self.triggers.deliveries,
+            self.triggers.notices,
         )
 
     def _fail(self, what: str) -> None:
@@ -681,7 +683,7 @@ def main(argv: list[str] | None = None) -> int:
     # Worker processes are a concern of this command line, not of the simulation.
     from concurrent.futures import ProcessPoolExecutor
 
-    bad = events = lease_events = runs = deliveries = 0
+    bad = events = lease_events = runs = deliveries = notices = 0
     max_live = max_conv = 0
     with ProcessPoolExecutor(max_workers=a.jobs or None) as pool:
         for i, r in enumerate(pool.map(_run_args, work, chunksize=4), 1):
@@ -689,6 +691,7 @@ def main(argv: list[str] | None = None) -> int:
             lease_events += r.lease_events
             runs += r.runs_asked
             deliveries += r.deliveries
+            notices += r.notices
             max_live = max(max_live, r.liveness_ticks or 0)
             max_conv = max(max_conv, r.converged_ticks or 0)
             if r.violations:
@@ -702,7 +705,7 @@ def main(argv: list[str] | None = None) -> int:
         f"(bound {CONVERGENCE_BOUND_TICKS})"
     )
     print(f"leader leases checked against newer leaders after {lease_events} events")
-    print(f"triggered runs: {runs} asked for, {deliveries} attempts delivered")
+    print(f"triggered runs: {runs} asked for, {deliveries} attempts delivered, {notices} notices")
     print(f"seeds={len(work)} violations={bad} events={events}")
     return 1 if bad else 0
 

@@ -22,8 +22,10 @@ What :class:`TriggerChecker` holds it to, at every delivery and at the end:
 * each attempt of a run is delivered at most once, and a completed attempt was
   delivered by the node and term that claimed it;
 * a trigger never touches the schedule: an entry of trigger commands only writes
-  the run's keys and the history (never ``j/``, ``x/``, ``s/``, ``d/``, ``c/``);
-* after healing, every run ends (its record is gone), within the liveness bound.
+  the run's keys, the history and the failure notice a failed run calls for (the
+  jobs have ``on_failure``; never ``j/``, ``x/``, ``s/``, ``d/``, ``c/``);
+* after healing, every run ends (its record is gone) and every notice is settled
+  (the leader settles each as soon as it sees it), within the liveness bound.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from random import Random
 import msgpack
 
 from scheduled_db.firing import decisions as firing
-from scheduled_db.jobs.model import Attempt, JobSpec, JobStatus, JobType
+from scheduled_db.jobs.model import Attempt, Callback, JobSpec, JobStatus, JobType
 from scheduled_db.raft.messages import ConfState, Entry
 from scheduled_db.state import commands as c
 from scheduled_db.state import fsm, queries
@@ -52,13 +54,20 @@ POLICY = firing.Policy(max_attempts=3, timeout_ms=40, backoff_base_ms=10, backof
 RESEND_MS = 200  # a claim or outcome not applied by then is proposed again
 INPROGRESS_MS = 300  # an attempt of this term sent this long ago, still open, timed out
 # Keys an entry of trigger commands may write: the run, its due index, the history.
-_TRIGGER_WRITES = (r.TRIGGER, r.TRIGGER_DUE, r.HISTORY, r.BY_START, r.META_PREFIX)
+_TRIGGER_WRITES = (r.TRIGGER, r.TRIGGER_DUE, r.HISTORY, r.BY_START, r.NOTICE, r.META_PREFIX)
 
 RunKey = tuple[str, int]  # (job id, asked ms)
 
 
 def job_spec(job_id: str) -> JobSpec:
-    return JobSpec(job_id, JobType.UNICO, FAR_MS, webhook_url="http://receiver.sim/hook")
+    """The simulated jobs: a run that fails for good leaves a failure notice."""
+    return JobSpec(
+        job_id,
+        JobType.UNICO,
+        FAR_MS,
+        webhook_url="http://receiver.sim/hook",
+        on_failure=Callback("http://receiver.sim/failed"),
+    )
 
 
 @dataclass
@@ -159,14 +168,18 @@ class TriggerChecker:
     seen: set[int] = field(default_factory=set)  # indexes whose results were counted
     runs_asked: int = 0
     deliveries: int = 0
+    notices: int = 0  # failure notices the runs' outcomes called for
 
     def applied(self, node: str, entry: Entry, applied: Applied) -> None:
         if not applied.kept_to_its_run:
             self.fail(f"{node}: trigger entry {entry.index} wrote outside its run's keys")
         if entry.index not in self.seen:
             self.seen.add(entry.index)
-            ok = (x for x in applied.results if x.code is ResultCode.OK)
+            ok = [x for x in applied.results if x.code is ResultCode.OK]
             self.runs_asked += sum(1 for x in ok if x.kind is c.CommandKind.TRIGGER)
+            self.notices += sum(
+                len(x.notices) for x in ok if x.kind is not c.CommandKind.SETTLE_NOTICE
+            )
 
     def delivering(
         self, node: str, term: int, a: Attempt, now: int, newest_term: int, state: MemoryState
@@ -189,8 +202,9 @@ class TriggerChecker:
         self.deliveries += 1
 
     def settled(self, state: MemoryState) -> bool:
-        """Every run has ended (in the state of the node that leads)."""
-        return not queries.triggers(state, limit=1)
+        """Every run has ended and every notice was settled (in the state of the node
+        that leads)."""
+        return not queries.triggers(state, limit=1) and not queries.notices(state, 1)
 
     def final_check(self, state: MemoryState) -> None:
         """A completed attempt was delivered by the node and term that claimed it."""
@@ -230,6 +244,9 @@ def schedule(
                 _time_out(jobs, a, now, propose)
         elif a.term < term:
             _take_over(jobs, a, node_id, term, now, propose)
+    for n in queries.notices(state, 100):  # sent at once (the receiver is not simulated)
+        settle = c.SettleNotice(n.job_id, n.occurrence_ms, n.attempt, n.trigger, n.event)
+        _once(jobs, ("settle", n.key), now, propose, settle)
 
 
 def _take_over(

@@ -25,7 +25,15 @@ from scheduled_db import errors
 from scheduled_db.config import kinds as config_kinds
 from scheduled_db.errors import ValidationError
 from scheduled_db.jobs import validation
-from scheduled_db.jobs.model import ErrorType, JobStatus, JobType, MisfirePolicy
+from scheduled_db.jobs.model import (
+    JOB_STATUSES,
+    ErrorType,
+    JobStatus,
+    JobType,
+    MisfirePolicy,
+    Overlap,
+    SkipReason,
+)
 from scheduled_db.jobs.schedule import MAX_CRON_CHARS, parse_cron
 from scheduled_db.policy.auth import token_digest
 from tests.actors.http_harness import Api, FakeClock, api_test, make_config
@@ -116,7 +124,11 @@ def _enum(name: str) -> list[Any]:
 
 def test_enums_match_the_code() -> None:
     assert _enum("JobType") == [t.value for t in JobType]
-    assert _enum("JobStatus") == [s.value for s in JobStatus]
+    assert _enum("JobStatus") == [s.value for s in JOB_STATUSES]
+    assert _enum("AttemptStatus") == [s.value for s in JobStatus]
+    assert _enum("Overlap") == [o.value for o in Overlap]
+    reasons = SCHEMAS["Attempt"]["properties"]["skip_reason"]
+    assert _enum_of(reasons) == [r.value for r in SkipReason]
     assert _enum("MisfirePolicy") == [p.value for p in MisfirePolicy]
     assert _enum("MisfirePolicy") == _enum("MisfirePolicyInput")
     error_type = SCHEMAS["Attempt"]["properties"]["error_type"]

@@ -28,7 +28,7 @@ from actors.storage.messages import Read
 from actors.storage.store import NodeStore
 from actors.webhook.messages import AbortAll, Deliver, DeliveryOutcome
 from scheduled_db.config.loading import load_config
-from scheduled_db.jobs.model import Job, JobSpec, JobStatus, JobType, MisfirePolicy
+from scheduled_db.jobs.model import Job, JobSpec, JobStatus, JobType, MisfirePolicy, SkipReason
 from scheduled_db.state import commands as c
 from scheduled_db.state.reads import GetExecutions, GetJob
 from tests.actors.probe import Inbox, start_probe
@@ -380,3 +380,28 @@ def test_a_job_updated_while_its_claim_was_proposed_fires_on_its_new_time(world:
     world.at(new_due)
     (d,) = world.delivers(1)
     assert (d.scheduled_at_ms, d.attempt) == (new_due, 1)
+
+
+def test_runs_a_claim_held_across_a_pause_stood_for_are_recorded_as_paused(world: World) -> None:
+    """Claimed just before a pause, sent after the resume 3.5 s later: the three runs
+    due meanwhile were missed because of the pause, not overlapped by the delivery."""
+    spec = JobSpec(id="tick", type=JobType.RECURRENTE, cron_expression="* * * * * *",
+                   webhook_url=URL)  # fmt: skip
+    due = T0 + 10_000
+    _create(world, spec, due)
+    world.at(due - 100)  # claimed (claim_ahead 200 ms), not yet sent
+    world.wait_job("tick", lambda j: j.status is JobStatus.IN_PROGRESS)
+    assert world.propose(c.PauseJob("tick")).results[0].code.value == "ok"
+    world.at(due + 3_500)
+    assert world.propose(c.ResumeJob("tick")).results[0].code.value == "ok"
+    (d,) = world.delivers(1)
+    world.answer(d, True, http_status=200, response_time_ms=0)
+    job = world.wait_job("tick", lambda j: j.status is JobStatus.PENDING)
+    assert job.next_run_at_ms == due + 4_000
+    history = wait_reply(world.storage, lambda r: Read(0, GetExecutions("tick"), r), T).value
+    (entry,) = [a for a in history if a.status is JobStatus.SKIPPED]
+    assert (entry.skip_reason, entry.scheduled_at_ms, entry.skipped_runs) == (
+        SkipReason.PAUSED,
+        due + 1_000,
+        3,
+    )

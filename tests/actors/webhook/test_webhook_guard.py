@@ -66,6 +66,28 @@ async def test_literals_and_localhost_names_inside_are_refused_with_400(api: Api
 
 
 @api_test()
+async def test_callback_urls_are_guarded_on_create_patch_and_batch(api: Api) -> None:
+    """on_failure.url and on_success.url go where deliveries go: the same guard, the
+    error naming the field."""
+    inside = "http://169.254.169.254/latest/meta-data/"
+    public = "https://hooks.example.com/done"
+    for name in ("on_failure", "on_success"):
+        reply = await api.call("POST", "/jobs", {**job(public), name: {"url": inside}})
+        assert reply.status == 400 and reply.body["field"] == f"{name}.url", reply
+        batch = await api.call(
+            "POST", "/jobs/batch", {"jobs": [{**job(public), name: {"url": inside}}]}
+        )
+        (item,) = batch.body["results"]
+        assert item["status"] == 400 and item["field"] == f"{name}.url", item
+    made = await api.call(
+        "POST", "/jobs", {**job(public), "id": "cb", "on_success": {"url": public}}
+    )
+    assert made.status == 200, made
+    patched = await api.call("PATCH", "/jobs/cb", {"on_failure": {"url": inside}})
+    assert patched.status == 400 and patched.body["field"] == "on_failure.url", patched
+
+
+@api_test()
 async def test_numeric_host_forms_are_invalid_urls(api: Api) -> None:
     for url in ("http://2130706433/", "http://0x7f.1/", "http://0177.0.0.1/", "http://127.1/"):
         reply = await api.call("POST", "/jobs", job(url))

@@ -1,6 +1,7 @@
 """The leader's decisions at fire time and after an attempt (pure, fixed times)."""
 
 import random
+from dataclasses import replace
 
 from scheduled_db.firing.decisions import (
     FAILOVER_CATCHUP_MS,
@@ -9,9 +10,19 @@ from scheduled_db.firing.decisions import (
     after_attempt,
     claim,
     complete,
+    on_resume,
     skip_missed,
 )
-from scheduled_db.jobs.model import Job, JobSpec, JobStatus, JobType, MisfirePolicy
+from scheduled_db.jobs.model import (
+    Job,
+    JobSpec,
+    JobStatus,
+    JobType,
+    MisfirePolicy,
+    Overlap,
+    SkipReason,
+)
+from scheduled_db.jobs.schedule import MAX_COUNTED_RUNS, Runs, runs_between
 from scheduled_db.state import commands as c
 from scheduled_db.state.queries import Due
 
@@ -71,10 +82,64 @@ def test_a_recurring_job_continues_after_a_failed_occurrence() -> None:
 
 
 def test_missed_runs_collapse_into_one_then_the_schedule_goes_on() -> None:
+    """The run of T went out three hours late (a downtime): it stands for the three
+    runs missed meanwhile, which are recorded as skipped by misfire."""
     three_hours_late = T + 3 * HOUR + 10
-    assert complete(HOURLY, T, three_hours_late, JobStatus.COMPLETED) == c.CompleteOccurrence(
-        "hourly", T, T + 4 * HOUR, None, three_hours_late
+    done = complete(
+        HOURLY, T, three_hours_late, JobStatus.COMPLETED, started_ms=three_hours_late - 5
     )
+    missed = c.Skip(SkipReason.MISFIRE, T + HOUR, 3)
+    assert done == c.CompleteOccurrence(
+        "hourly", T, T + 4 * HOUR, None, three_hours_late, (missed,)
+    )
+
+
+def test_runs_due_while_a_delivery_ran_are_skipped_or_the_latest_buffered() -> None:
+    """Sent on time at T + 10 ms, answered at T + 3.5 h: the runs of T + 1, 2, 3 h
+    overlapped it.  skip passes over the three; buffer_one keeps the latest (fired
+    at once) and passes over two; on time, nothing is skipped."""
+    end = T + 3 * HOUR + HOUR // 2
+    done = complete(HOURLY, T, end, JobStatus.COMPLETED, started_ms=T + 10)
+    assert isinstance(done, c.CompleteOccurrence) and done.next_run_at_ms == T + 4 * HOUR
+    assert done.skips == (c.Skip(SkipReason.OVERLAP, T + HOUR, 3),)
+    buffered = complete(replace(HOURLY, overlap=Overlap.BUFFER_ONE), T, end, JobStatus.COMPLETED,
+                        started_ms=T + 10)  # fmt: skip
+    assert isinstance(buffered, c.CompleteOccurrence)
+    assert buffered.next_run_at_ms == T + 3 * HOUR
+    assert buffered.skips == (c.Skip(SkipReason.OVERLAP, T + HOUR, 2),)
+    on_time = complete(HOURLY, T, T + 500, JobStatus.COMPLETED, started_ms=T + 10)
+    assert isinstance(on_time, c.CompleteOccurrence) and on_time.skips == ()
+    assert on_time.next_run_at_ms == T + HOUR
+    late_and_slow = complete(HOURLY, T, end, JobStatus.COMPLETED, started_ms=T + HOUR + 10)
+    assert isinstance(late_and_slow, c.CompleteOccurrence)
+    assert late_and_slow.skips == (
+        c.Skip(SkipReason.MISFIRE, T + HOUR, 1),
+        c.Skip(SkipReason.OVERLAP, T + 2 * HOUR, 2),
+    )
+
+
+def test_a_misfire_skip_counts_the_run_and_those_missed_after_it() -> None:
+    skipper = replace(HOURLY, misfire_policy=MisfirePolicy.SKIP)
+    moved = skip_missed(_due(skipper, T), T + 2 * HOUR + 1, POLICY)
+    assert isinstance(moved, c.CompleteOccurrence)
+    assert moved.skips == (c.Skip(SkipReason.MISFIRE, T, 3),)
+
+
+def test_resume_fires_the_latest_missed_run_once_or_skips_them_all() -> None:
+    now = T + 3 * HOUR + 20
+    assert on_resume(HOURLY, T, now) == (T + 3 * HOUR, (c.Skip(SkipReason.PAUSED, T, 3),))
+    skipper = replace(HOURLY, misfire_policy=MisfirePolicy.SKIP)
+    assert on_resume(skipper, T, now) == (T + 4 * HOUR, (c.Skip(SkipReason.PAUSED, T, 4),))
+    assert on_resume(HOURLY, T, T + 30) == (None, ())  # only T was missed: it fires
+    assert on_resume(HOURLY, T + HOUR, now - 2 * HOUR) == (None, ())  # not due yet
+    assert on_resume(ONCE, T, now) == (None, ())  # a one-time job fires, however late
+
+
+def test_runs_are_counted_up_to_a_cap_and_the_latest_is_exact() -> None:
+    runs = runs_between(SECONDLY, T, T + 3_600_000)
+    assert (runs.count, runs.first, runs.last) == (MAX_COUNTED_RUNS, T + 1_000, T + 3_600_000)
+    assert runs_between(SECONDLY, T, T + 2_500) == Runs(2, T + 1_000, T + 2_000)
+    assert runs_between(HOURLY, T, T + 10) == Runs()
 
 
 def test_skip_drops_a_missed_run_but_fire_once_and_on_time_runs_fire() -> None:

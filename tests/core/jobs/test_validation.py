@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from scheduled_db.errors import ValidationError
-from scheduled_db.jobs.model import JobSpec, JobStatus, JobType, MisfirePolicy
+from scheduled_db.jobs.model import JOB_STATUSES, JobSpec, JobStatus, JobType, MisfirePolicy
 from scheduled_db.jobs.timestamps import parse_timestamp
 from scheduled_db.jobs.validation import (
     DEFAULT_MAX_PAYLOAD_BYTES,
@@ -346,6 +346,19 @@ TARGETED: dict[str, st.SearchStrategy[object]] = {
         | json_values,
         max_size=34,
     ),
+    "on_failure": st.fixed_dictionaries(
+        {},
+        optional={
+            "url": urls,
+            "headers": st.sampled_from([{"X-Team": "a"}, {"Host": "x"}, {"secret_ref": "token"}]),
+            "every_attempt": st.booleans() | json_values,
+            "other": json_values,
+        },
+    ),
+    "on_success": st.fixed_dictionaries(
+        {}, optional={"url": urls, "headers": st.just({"X-A": "b"}), "every_attempt": st.just(True)}
+    ),
+    "overlap": st.sampled_from(["skip", "allow", "buffer_one", "SKIP", ""]),
 }
 bodies = st.fixed_dictionaries(
     {"type": st.sampled_from(["unico", "recurrente"]) | TARGETED["type"] | json_values},
@@ -475,7 +488,8 @@ def test_one_bad_field_on_a_valid_body_is_named(
     try:
         parse(changed)
     except ValidationError as exc:
-        named = exc.field.split(".", 1)[0] if field == "headers" else exc.field  # headers.<name>
+        nested = ("headers", "on_failure", "on_success")  # headers.<name>, on_failure.url...
+        named = exc.field.split(".", 1)[0] if field in nested else exc.field
         assert named in {field} | DEPENDENTS.get(field, set())
 
 
@@ -483,8 +497,11 @@ def test_one_bad_field_on_a_valid_body_is_named(
 
 
 def test_status_filter() -> None:
-    for status in JobStatus:
+    for status in JOB_STATUSES:
         assert validate_status_filter(status.value) is status
+    with pytest.raises(ValidationError):  # an executions entry's status, never a job's
+        validate_status_filter("skipped")
+    assert validate_status_filter("skipped", executions=True) is JobStatus.SKIPPED
     for bad in ["", "PENDING", "done", None, 1, ["pending"]]:
         with pytest.raises(ValidationError) as info:
             validate_status_filter(bad)

@@ -23,6 +23,7 @@ SAMPLES: tuple[reads.Query, ...] = (
     reads.DueOccurrences(10_000),
     reads.GetCounters(),
     reads.GetOpenClaims(),
+    reads.GetNotices(),
     reads.GetMembers(),
     reads.GetApplied(),
     reads.GetDigest(),
