@@ -134,7 +134,7 @@ def attempt_view(attempt: Attempt) -> dict[str, Any]:
         "response_time_ms": attempt.response_time_ms,
         "error_message": attempt.error_message,
         "error_type": attempt.error_type.value if attempt.error_type else None,
-        "trigger": attempt.trigger,
+        "trigger": attempt.manual,
     }
     if attempt.skip_reason is not None:
         view["skip_reason"] = attempt.skip_reason.value

@@ -31,7 +31,9 @@ While active:
   retried, fired again by a new leader) under its own key, ``(job id, asked ms)``
   (:data:`~scheduled_db.firing.slots.SlotKey`), so it and the job's scheduled
   occurrence, keyed by the job id, can be in flight together: a manual run does not
-  wait for a slow scheduled one, nor delay it;
+  wait for a slow scheduled one, nor delay it; an ``overlap: allow`` job's
+  occurrences start as such runs (``StartRun``: the job moves on to its next run
+  at once), so they, too, may be in flight together, each under its own key;
 * notices of outcomes (a job's ``on_failure``/``on_success``,
   :mod:`scheduled_db.state.notices`) are read with every refill and taken from
   ``Applied`` events, sent at their time, and settled: deleted once sent or
@@ -141,6 +143,7 @@ class _Armed:
     fire_at_ms: int = 0
     trigger: bool = False
     resumed: bool = False  # claimed before a pause, and sent after the resume
+    scheduled: bool = False  # with trigger: an allow job's occurrence, not a manual run
 
     @property
     def key(self) -> SlotKey:
@@ -186,7 +189,10 @@ class SchedulerActor(pykka.ThreadingActor):
         self.triggered: dict[str, set[int]] = {}
         # Committed claims of this term whose job was paused before they fired: not
         # sent, and armed again if the job is resumed while this node leads.
-        self.held: dict[str, _Armed] = {}
+        self.held: dict[SlotKey, _Armed] = {}
+        # Jobs this scheduler saw paused (and not resumed since): a claim committed
+        # before the pause whose reply comes after it is held, not armed.
+        self.paused: set[str] = set()
         # Runs an overlap policy of buffer_one kept (key -> occurrence): due already
         # when the run before them ended, they fire at once, whatever the misfire
         # policy says of late runs (a new leader does not know them: it applies it).
@@ -306,8 +312,13 @@ class SchedulerActor(pykka.ThreadingActor):
             if due is not None and result is not None and result.code is ResultCode.OK:
                 assert result.job is not None and result.attempt is not None
                 attempt = result.attempt.attempt_num
-                armed = _Armed(result.job, due.occurrence_ms, attempt, due.fire_at_ms, due.trigger)
-                self.armed.add(key, due.fire_at_ms, armed)
+                run = result.trigger
+                if run is not None and run.scheduled and not due.trigger:
+                    self._started(result.job, due, attempt)  # an allow job's occurrence
+                    continue
+                claimed, occurrence, fire_at = result.job, due.occurrence_ms, due.fire_at_ms
+                armed = _Armed(claimed, occurrence, attempt, fire_at, due.trigger, due.scheduled)
+                self._arm_claimed(key, armed)
             elif result is not None and result.job is not None and isinstance(key, str):
                 # Refused: the job changed while its claim was on the way (an update or
                 # a resume gave it another run, which Applied did not add: the job was
@@ -382,8 +393,12 @@ class SchedulerActor(pykka.ThreadingActor):
                 skips.append(skip)
                 continue
             self.claiming[key] = due
-            claims.append(firing.claim(due, self.s.node_id, self.term, now))
             keys.append(key)
+            node, term = self.s.node_id, self.term
+            if not due.trigger and due.attempts == 0 and due.job.spec.overlap is Overlap.ALLOW:
+                claims.append(firing.start_run(due, node, term, now, self.active_since))
+            else:
+                claims.append(firing.claim(due, node, term, now))
         self._propose("claim", claims, tuple(keys))  # claims due together: one entry
         self._propose("outcome", skips, ())
 
@@ -411,9 +426,27 @@ class SchedulerActor(pykka.ThreadingActor):
                 armed.job.traceparent,
                 spec.http_method,
                 spec.headers,
-                jitter_of(spec, armed.occurrence_ms, armed.trigger),
+                jitter_of(spec, armed.occurrence_ms, armed.trigger and not armed.scheduled),
+                scheduled=armed.scheduled,
             )
         )
+
+    def _started(self, job: Job, due: Due, attempt: int) -> None:
+        """An allow job's occurrence was claimed as a run of its own (StartRun): arm it
+        under the run's key, and hold the job's next run, due while it is in flight."""
+        run_key = (job.id, due.occurrence_ms)
+        armed = _Armed(job, due.occurrence_ms, attempt, due.fire_at_ms, True, scheduled=True)
+        self._arm_claimed(run_key, armed)
+        self.triggered.setdefault(job.id, set()).add(due.occurrence_ms)
+        self._hold(job.id, job, None)
+
+    def _arm_claimed(self, key: SlotKey, armed: _Armed) -> None:
+        """Arm a committed claim, or hold it if its job was paused after the claim
+        committed and before its reply came (a manual run is never held)."""
+        if armed.job.id in self.paused and (not armed.trigger or armed.scheduled):
+            self.held[key] = armed
+        else:
+            self.armed.add(key, armed.fire_at_ms, armed)
 
     def _record(self, armed: _Armed, result: firing.Attempted) -> None:
         spec = armed.job.spec
@@ -632,16 +665,17 @@ class SchedulerActor(pykka.ThreadingActor):
             self._drop_job(key)
             return
         if r.kind is K.PAUSE:  # its scheduled runs wait; runs triggered still go
-            self.due.remove(key)
-            armed = self.armed.remove(key)
-            self.held.pop(key, None)
-            if armed is not None:
-                self.held[key] = armed  # claimed, not sent: it waits for a resume
+            self.paused.add(key)
+            self._pause(key)
             return
+        if r.kind is K.START_RUN:
+            self._hold(key, job, None)  # the next run (the one started is armed by its reply)
         if r.trigger is not None or (r.attempt is not None and r.attempt.trigger):
             self._track_trigger(job, r)
             return
         if r.kind is K.RESUME:
+            self.paused.discard(key)
+            self._resume_runs(job)
             held = self.held.pop(key, None)
             if held is not None and job.status is JobStatus.IN_PROGRESS:
                 fire_at = max(held.fire_at_ms, self.clock())
@@ -651,6 +685,32 @@ class SchedulerActor(pykka.ThreadingActor):
             if job.status is JobStatus.IN_PROGRESS:
                 self.next_claim_check = 0  # an older term's claim: fire it again soon
         self._hold(key, job, r.attempt)
+
+    def _pause(self, job_id: str) -> None:
+        """Hold what the job has claimed and not sent (its scheduled occurrence, and an
+        allow job's started runs); drop what waits for a claim.  Manual runs go on."""
+        keys: list[SlotKey] = [job_id]
+        for asked in self.triggered.get(job_id, ()):
+            armed_run = self.armed.get((job_id, asked))
+            due_run = self.due.get((job_id, asked))
+            if (armed_run and armed_run.scheduled) or (due_run and due_run.scheduled):
+                keys.append((job_id, asked))
+        for key in keys:
+            self.due.remove(key)
+            armed = self.armed.remove(key)
+            if armed is not None:
+                self.held[key] = armed  # claimed, not sent: it waits for a resume
+
+    def _resume_runs(self, job: Job) -> None:
+        """An allow job's started runs held by its pause go again; those waiting for a
+        retry come back with the next refill, which is made at once."""
+        for key in [k for k in self.held if isinstance(k, tuple) and k[0] == job.id]:
+            held = self.held.pop(key)
+            fire_at = max(held.fire_at_ms, self.clock())
+            again = _Armed(job, held.occurrence_ms, held.attempt, fire_at, True, scheduled=True)
+            self.armed.add(key, fire_at, again)
+        self.next_refill = 0
+        self.next_claim_check = 0  # an older term's claims of its runs: fire them again
 
     def _hold(self, key: str, job: Job, attempt: Attempt | None) -> None:
         """Hold the occurrence ``job`` waits for, if it is due within the hot window."""
@@ -670,16 +730,17 @@ class SchedulerActor(pykka.ThreadingActor):
             return
         if run.claim_open:
             return  # armed from the claim's own reply
-        due = Due(job, run.asked_ms, run.attempt, run.fire_at_ms, trigger=True)
-        if due.fire_at_ms < self.horizon:
+        due = Due(job, run.asked_ms, run.attempt, run.fire_at_ms, True, run.scheduled)
+        if due.fire_at_ms < self.horizon and not (run.scheduled and job.paused):
             self._keep(due)
 
     def _drop_job(self, job_id: str) -> None:
         """The job was cancelled or deleted: forget its occurrences, abort its deliveries."""
         keys: list[SlotKey] = [job_id]
         keys += [(job_id, asked) for asked in self.triggered.pop(job_id, ())]
-        self.held.pop(job_id, None)
+        self.paused.discard(job_id)
         for key in keys:
+            self.held.pop(key, None)
             self.due.remove(key)
             self.armed.remove(key)
         if any(key in self.in_flight for key in keys):
@@ -710,7 +771,7 @@ class SchedulerActor(pykka.ThreadingActor):
             if a.trigger:
                 fire_at = a.start_time_ms
             fire_at = attempt_fire_ms(job.spec, a.scheduled_at_ms, fire_at, a.trigger)
-            self._keep(Due(job, a.scheduled_at_ms, a.attempt_num, fire_at, a.trigger))
+            self._keep(Due(job, a.scheduled_at_ms, a.attempt_num, fire_at, a.trigger, a.scheduled))
             self._wake()
 
         return then
@@ -727,7 +788,8 @@ class SchedulerActor(pykka.ThreadingActor):
                 error_type="timeout",
                 error_message="no outcome within the in-progress timeout",
             )
-            self._record(_Armed(job, a.scheduled_at_ms, a.attempt_num, trigger=a.trigger), lost)
+            occurrence, n = a.scheduled_at_ms, a.attempt_num
+            self._record(_Armed(job, occurrence, n, 0, a.trigger, scheduled=a.scheduled), lost)
 
         return then
 
@@ -768,9 +830,10 @@ def _due_of(job: Job, attempt: Attempt | None) -> Due | None:
 def _open_claim_stands(job: Job, a: Attempt) -> bool:
     """May the open claim ``a`` still be fired again or timed out?  A scheduled one
     while the job is in progress; a triggered one while the job is not cancelled
-    (the claim or outcome command checks the run itself)."""
+    (the claim or outcome command checks the run itself), nor, for an allow job's
+    started run, paused (its resume fires it again)."""
     if a.trigger:
-        return job.status is not JobStatus.CANCELLED
+        return job.status is not JobStatus.CANCELLED and not (a.scheduled and job.paused)
     return job.status is JobStatus.IN_PROGRESS
 
 

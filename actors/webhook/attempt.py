@@ -81,7 +81,7 @@ def request_body(deliver: Deliver, sent_ms: int) -> bytes:
         "timestamp": sent_ms // 1000,
         "data": deliver.payload,
     }
-    if deliver.trigger:  # asked for by POST /jobs/{id}/trigger; absent otherwise
+    if deliver.manual:  # asked for by POST /jobs/{id}/trigger; absent otherwise
         body["trigger"] = True
     if deliver.jittered_ms:  # a job with jitter: when the schedule said, before it
         body["nominal_at"] = deliver.scheduled_at_ms // 1000
@@ -123,7 +123,7 @@ def delivery_key(deliver: Deliver) -> str:
     """The idempotency key of a delivery: its occurrence's; for a notice, the
     occurrence's with ``/<event>/<attempt>`` after it (``invoice-42:1800000000000/
     failure/3``: the notice about attempt 3; "/" is never in the part before)."""
-    key = idempotency_key(deliver.job_id, deliver.scheduled_at_ms, deliver.trigger)
+    key = idempotency_key(deliver.job_id, deliver.scheduled_at_ms, deliver.manual)
     notice = deliver.notice
     return key if notice is None else f"{key}/{notice.event}/{notice.attempt}"
 
@@ -327,7 +327,7 @@ def delivery_span(deliver: Deliver, destination: str) -> tracing.Span | None:
     if not tracing.enabled():
         return None  # nothing to build the attributes for
     stored = deliver.traceparent
-    one_run = deliver.job_type == "unico" and not deliver.trigger
+    one_run = deliver.job_type == "unico" and not deliver.manual
     attributes: dict[str, str | int | bool] = {
         "scheduled_db.job.id": deliver.job_id,
         "scheduled_db.occurrence_ms": deliver.scheduled_at_ms,
@@ -336,7 +336,7 @@ def delivery_span(deliver: Deliver, destination: str) -> tracing.Span | None:
         "http.request.method": "POST",
         "server.address": destination,
     }
-    if deliver.trigger:
+    if deliver.manual:
         attributes["scheduled_db.trigger"] = True
     return tracing.start_span(
         "webhook deliver",

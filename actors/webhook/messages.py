@@ -41,6 +41,14 @@ class Deliver:
     # A notice of an outcome (scheduled_db.state.notices), not an occurrence: its
     # body and idempotency key are the notice's, ``attempt`` counts its sends.
     notice: Notice | None = None
+    # With ``trigger`` (a run record's attempt): the run is an ``overlap: allow`` job's
+    # scheduled occurrence, not a manual run: its key and body are a scheduled run's.
+    scheduled: bool = False
+
+    @property
+    def manual(self) -> bool:
+        """A run asked for by POST /jobs/{id}/trigger (its own key and body mark)."""
+        return self.trigger and not self.scheduled
 
 
 @dataclass(frozen=True, slots=True)

@@ -71,6 +71,25 @@ def claim(due: Due, node_id: str, term: int, now_ms: int) -> c.ClaimOccurrence:
     )
 
 
+def start_run(due: Due, node_id: str, term: int, now_ms: int, takeover_ms: int = 0) -> c.StartRun:
+    """Start the occurrence of an ``overlap: allow`` job as a run of its own, the job
+    moving on at once: to the run after it, or (a late start) to the first run after
+    now, the runs missed meanwhile standing for one (see :func:`complete`)."""
+    closing = complete(
+        due.job.spec, due.occurrence_ms, now_ms, JobStatus.COMPLETED, takeover_ms, now_ms
+    )
+    assert isinstance(closing, c.CompleteOccurrence)
+    return c.StartRun(
+        due.job.id,
+        due.occurrence_ms,
+        node_id,
+        term,
+        now_ms,
+        closing.next_run_at_ms,
+        closing.skips,
+    )
+
+
 def _caught_up(occurrence_ms: int, takeover_ms: int) -> bool:
     """Was this run missed only because no leader was there to fire it?"""
     return takeover_ms - FAILOVER_CATCHUP_MS <= occurrence_ms < takeover_ms

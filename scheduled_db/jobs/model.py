@@ -55,6 +55,7 @@ class Overlap(StrEnum):
 
     SKIP = "skip"  # the run is skipped (counted); the schedule goes on after it
     BUFFER_ONE = "buffer_one"  # the latest such run is kept and fires once, late
+    ALLOW = "allow"  # the run fires on time, beside the one in flight
 
 
 class ErrorType(StrEnum):
@@ -292,6 +293,15 @@ class Attempt:
     # from ``scheduled_at_ms`` on it stands for.  Added later: absent when unset.
     skip_reason: SkipReason | None = None
     skipped_runs: int = 0
+    # With ``trigger`` (an attempt of a run record): the run is a scheduled occurrence
+    # of an ``overlap: allow`` job, started beside the schedule (not a manual run), so
+    # its key and body are a scheduled run's.  Added later: absent when False.
+    scheduled: bool = False
+
+    @property
+    def manual(self) -> bool:
+        """Is this an attempt of a run asked for by ``POST /jobs/{id}/trigger``?"""
+        return self.trigger and not self.scheduled
 
     @property
     def claim_ms(self) -> int:
@@ -324,7 +334,10 @@ class Attempt:
 
 
 def skip_to_wire(a: Attempt, d: dict[str, Any]) -> None:
-    """An attempt's skip fields in its wire form ``d``: only on a skipped entry."""
+    """An attempt's skip fields in its wire form ``d``: only on a skipped entry (and
+    ``scheduled`` only when set)."""
+    if not a.scheduled:
+        d.pop("scheduled", None)
     if a.skip_reason is None:
         d.pop("skip_reason", None)
         d.pop("skipped_runs", None)

@@ -231,9 +231,6 @@ def _overlap(value: object, job_type: JobType) -> Overlap | None:
     if value is None:
         return None
     choices = ", ".join(o.value for o in Overlap)
-    if value == "allow":
-        why = "allow (concurrent runs of one job) is not offered: one run is in flight at a time"
-        raise ValidationError("overlap", f"{why}; use {choices}")
     if not isinstance(value, str) or value not in {o.value for o in Overlap}:
         raise ValidationError("overlap", f"must be one of {choices}")
     if job_type is not JobType.RECURRENTE:

@@ -57,6 +57,7 @@ class CommandKind(IntEnum):
     BATCH = 11
     TRIGGER = 12
     SETTLE_NOTICE = 13
+    START_RUN = 14
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,6 +184,23 @@ class TriggerJob:
 
 
 @dataclass(frozen=True, slots=True)
+class StartRun:
+    """Claim the first attempt of an ``overlap: allow`` job's occurrence as a run of its
+    own (a run record, as a triggered run's), and move the job on to
+    ``next_run_at_ms`` (None: its schedule is over), so its next occurrence may start
+    while this one is in flight.  ``skips``: runs passed over on the way (a late start
+    fires once for the runs missed meanwhile), as :class:`CompleteOccurrence`'s."""
+
+    job_id: str
+    scheduled_at_ms: int
+    node_id: str
+    term: int
+    at_ms: int
+    next_run_at_ms: int | None
+    skips: tuple[Skip, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class SettleNotice:
     """A send of the notice keyed by (job, occurrence, attempt, trigger, event) ended:
     with ``retry_at_ms`` it failed and goes again then; without, it is done (sent,
@@ -224,6 +242,7 @@ Command = (
     | PruneHistory
     | TriggerJob
     | SettleNotice
+    | StartRun
     | Batch
 )
 
@@ -359,6 +378,7 @@ _SCHEMA: dict[CommandKind, tuple[type[Any], tuple[Codec, ...]]] = {
     CommandKind.PRUNE_HISTORY: (PruneHistory, (UINT, UINT)),
     CommandKind.TRIGGER: (TriggerJob, (STR, UINT)),
     CommandKind.SETTLE_NOTICE: (SettleNotice, (STR, UINT, UINT, BOOL, STR, OPT_UINT)),
+    CommandKind.START_RUN: (StartRun, (STR, UINT, STR, UINT, UINT, OPT_UINT, SKIPS)),
 }
 # How many of a command's last fields were added after its first version: absent
 # from older entries, and left off the wire while they hold their default (see the

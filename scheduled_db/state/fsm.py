@@ -68,6 +68,7 @@ _HANDLERS: dict[type[Any], Callable[[Txn, Any], CommandResult]] = {
     c.PruneHistory: t.prune_history,
     c.TriggerJob: g.trigger,
     c.SettleNotice: n.settle,
+    c.StartRun: g.start_run,
 }
 
 

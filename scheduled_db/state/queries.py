@@ -260,8 +260,9 @@ class Due:
     ``fire_at_ms`` is the job's next run: the occurrence itself for a first
     attempt (moved by the job's jitter, if it has one), or the retry time after a
     failed one (the occurrence stays the same, and so does the idempotency key).
-    For a triggered run (``trigger``) the occurrence is when it was asked for, and
-    the job's own next run plays no part.
+    For a run record (``trigger``) the occurrence is when it was asked for (or, with
+    ``scheduled``, the scheduled time of an ``overlap: allow`` job's occurrence that
+    was started beside the schedule), and the job's own next run plays no part.
     """
 
     job: Job
@@ -269,6 +270,7 @@ class Due:
     attempts: int
     fire_at_ms: int
     trigger: bool = False
+    scheduled: bool = False  # a run record of an ``overlap: allow`` job's occurrence
 
 
 def due_occurrences(view: StateView, before_ms: int, limit: int = MAX_PAGE) -> tuple[Due, ...]:
@@ -300,7 +302,9 @@ def due_triggers(view: StateView, before_ms: int, limit: int = MAX_PAGE) -> list
         if run is None:
             raise r.RecordError(f"trigger index names a run of {job_id!r} that has no record")
         job = _require(get_job(view, job_id), job_id)
-        out.append(Due(job, asked_ms, run.attempt, fire_ms, trigger=True))
+        if run.scheduled and job.paused:
+            continue  # an allow job's started run waits for its resume
+        out.append(Due(job, asked_ms, run.attempt, fire_ms, trigger=True, scheduled=run.scheduled))
     return out
 
 

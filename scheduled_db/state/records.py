@@ -32,7 +32,9 @@ the job's schedule: its state is a ``g/`` record (not the job's ``x/``), due in
 ``q/`` (not ``d/``), and its attempts are ``h/`` and ``t/`` keys with
 :data:`TRIGGER_MARK` after the attempt number, so a scheduled occurrence that falls
 on the same millisecond never shares a key with it.  Keys without the mark are
-those of scheduled attempts, byte for byte as before triggers existed.
+those of scheduled attempts, byte for byte as before triggers existed.  An
+``overlap: allow`` job's occurrences are kept the same way once started (a ``g/``
+record with ``scheduled`` set, scheduled_db.state.triggers.start_run).
 """
 
 from __future__ import annotations
@@ -269,6 +271,9 @@ class Trigger:
     claim_open: bool = False
     claim_node: str | None = None
     claim_term: int = 0
+    # Not a manual run: a scheduled occurrence of an ``overlap: allow`` job, started
+    # beside the schedule (scheduled_db.state.triggers.start_run).  Added later.
+    scheduled: bool = False
 
     @property
     def key(self) -> bytes:
@@ -438,7 +443,10 @@ def decode_execution(data: bytes) -> Execution:
 
 
 def encode_trigger(g: Trigger) -> bytes:
-    return _pack([g.fire_at_ms, g.attempt, g.claim_open, g.claim_node, g.claim_term])
+    fields = [g.fire_at_ms, g.attempt, g.claim_open, g.claim_node, g.claim_term]
+    if g.scheduled:  # added later: absent from a manual run's record
+        fields.append(True)
+    return _pack(fields)
 
 
 def decode_trigger(key: bytes, data: bytes) -> Trigger:

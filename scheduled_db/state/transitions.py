@@ -147,17 +147,24 @@ def _claim_problem(job: Job, ex: Execution, cmd: c.ClaimOccurrence) -> str | Non
     return None
 
 
+def first_claim_problem(tx: Txn, job: Job, cmd: c.ClaimOccurrence) -> CommandResult | None:
+    """The refusal of a claim of the job's scheduled occurrence, or None."""
+    if _finished(job) or job.paused or job.status not in CLAIMABLE:
+        why = "paused" if job.paused else f"status {job.status.value}"
+        return _reject(ResultCode.ILLEGAL_TRANSITION, K.CLAIM, job.id, job, why)
+    problem = _claim_problem(job, tx.get_exec(job.id), cmd)
+    if problem is not None:
+        return _reject(ResultCode.STALE, K.CLAIM, job.id, job, problem)
+    return None
+
+
 def claim(tx: Txn, cmd: c.ClaimOccurrence) -> CommandResult:
     job = tx.get_job(cmd.job_id)
     if job is None:
         return _not_found(K.CLAIM, cmd.job_id)
-    if _finished(job) or job.paused or job.status not in CLAIMABLE:
-        why = "paused" if job.paused else f"status {job.status.value}"
-        return _reject(ResultCode.ILLEGAL_TRANSITION, K.CLAIM, job.id, job, why)
-    ex = tx.get_exec(job.id)
-    problem = _claim_problem(job, ex, cmd)
-    if problem is not None:
-        return _reject(ResultCode.STALE, K.CLAIM, job.id, job, problem)
+    refused = first_claim_problem(tx, job, cmd)
+    if refused is not None:
+        return refused
     # Sent at its fire time (the next run, or the retry time), not before.
     fire_ms = cmd.scheduled_at_ms if job.next_run_at_ms is None else job.next_run_at_ms
     start_ms = max(cmd.at_ms, fire_ms)

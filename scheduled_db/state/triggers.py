@@ -13,16 +13,23 @@ when the outcome is final, and the attempts stay in the history.
 
 A cancelled job takes no trigger (and its cancel closed its runs); a paused job
 and a finished one do: a manual run, or a re-run of a one-time job.
+
+A recurring job with ``overlap: allow`` runs each scheduled occurrence the same
+way: :func:`start_run` claims the occurrence's first attempt as a run record with
+``scheduled`` set (its attempts keep the scheduled run's idempotency key and say
+``trigger: false``) and moves the job on to its next run at once, so the next
+occurrence can start while this one is in flight.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
 
-from scheduled_db.jobs.model import Attempt, Job, JobStatus
+from scheduled_db.jobs.model import Attempt, Job, JobStatus, Overlap
 from scheduled_db.state import commands as c
+from scheduled_db.state import transitions as t
 from scheduled_db.state.notices import after_outcome
-from scheduled_db.state.records import Trigger
+from scheduled_db.state.records import Execution, Trigger
 from scheduled_db.state.results import CommandResult, ResultCode
 from scheduled_db.state.transitions import OUTCOME_STATUSES, closed_attempt
 from scheduled_db.state.txn import Txn
@@ -64,9 +71,76 @@ def trigger(tx: Txn, cmd: c.TriggerJob) -> CommandResult:
     return CommandResult(ResultCode.OK, K.TRIGGER, job.id, job, trigger=run)
 
 
-def _claim_problem(run: Trigger | None, cmd: c.ClaimOccurrence) -> str | None:
+def start_run(tx: Txn, cmd: c.StartRun) -> CommandResult:
+    """The first attempt of an ``overlap: allow`` job's occurrence, claimed as a run of
+    its own; the job moves on to its next run.  The checks are a first claim's.  If a
+    run record already holds that millisecond (a manual run asked for at that very
+    ms), the occurrence is claimed the ordinary way instead: it then runs as the
+    job's own, and the next one waits for it."""
+    as_claim = c.ClaimOccurrence(
+        cmd.job_id, cmd.scheduled_at_ms, 1, cmd.node_id, cmd.term, cmd.at_ms
+    )
+    taken = tx.get_trigger(cmd.job_id, cmd.scheduled_at_ms) or tx.get_attempt(
+        cmd.job_id, cmd.scheduled_at_ms, 1, trigger=True
+    )
+    job = tx.get_job(cmd.job_id)
+    if job is None or taken is not None or job.spec.overlap is not Overlap.ALLOW:
+        return t.claim(tx, as_claim)  # answers as a claim would (not found, refused...)
+    problem = t.first_claim_problem(tx, job, as_claim)
+    if problem is not None:
+        return problem
+    fire_ms = job.next_run_at_ms if job.next_run_at_ms is not None else cmd.scheduled_at_ms
+    start_ms = max(cmd.at_ms, fire_ms)
+    run = Trigger(
+        job.id,
+        cmd.scheduled_at_ms,
+        fire_ms,
+        attempt=1,
+        claim_open=True,
+        claim_node=cmd.node_id,
+        claim_term=cmd.term,
+        scheduled=True,
+    )
+    attempt = Attempt(
+        job.id,
+        cmd.scheduled_at_ms,
+        1,
+        cmd.node_id,
+        cmd.term,
+        start_ms,
+        claimed_at_ms=cmd.at_ms,
+        trigger=True,
+        scheduled=True,
+    )
+    tx.put_trigger(None, run)
+    tx.put_attempt(attempt)
+    times = {"first_attempt_at_ms": start_ms, "last_attempt_at_ms": start_ms}
+    if cmd.next_run_at_ms is not None:
+        tx.put_exec(job.id, Execution(cmd.next_run_at_ms))
+        new = job.evolve(
+            status=JobStatus.PENDING,
+            next_run_at_ms=cmd.next_run_at_ms,
+            attempt_count=0,
+            executing_node_id=None,
+            **times,
+        )
+    else:  # its schedule is over: the job completes; this last run goes on
+        tx.put_exec(job.id, Execution(None))
+        new = job.evolve(
+            status=JobStatus.COMPLETED, next_run_at_ms=None, completed_at_ms=cmd.at_ms, **times
+        )
+    tx.put_job(job, new)
+    skipped = t.record_skips(tx, job, cmd.skips, cmd.at_ms)
+    return CommandResult(
+        ResultCode.OK, K.START_RUN, job.id, new, attempt=attempt, trigger=run, skips=skipped
+    )
+
+
+def _claim_problem(run: Trigger | None, cmd: c.ClaimOccurrence, job: Job) -> str | None:
     if run is None:
         return f"no triggered run at {cmd.scheduled_at_ms}"
+    if run.scheduled and job.paused:
+        return "paused"  # an allow job's started run: a paused job does not fire
     if cmd.attempt != run.attempt + 1:
         return f"attempt {cmd.attempt} is not the next one ({run.attempt + 1})"
     if run.claim_open and cmd.term <= run.claim_term:
@@ -79,7 +153,7 @@ def claim(tx: Txn, cmd: c.ClaimOccurrence) -> CommandResult:
     if isinstance(job, CommandResult):
         return job
     run = tx.get_trigger(job.id, cmd.scheduled_at_ms)
-    problem = _claim_problem(run, cmd)
+    problem = _claim_problem(run, cmd, job)
     if problem is not None or run is None:
         return _reject(ResultCode.STALE, K.CLAIM, job, problem or "")
     attempt = Attempt(
@@ -91,6 +165,7 @@ def claim(tx: Txn, cmd: c.ClaimOccurrence) -> CommandResult:
         max(cmd.at_ms, run.fire_at_ms),  # sent at its fire time, not before
         claimed_at_ms=cmd.at_ms,
         trigger=True,
+        scheduled=run.scheduled,
     )
     tx.put_attempt(attempt)
     claimed = replace(

@@ -118,6 +118,7 @@ class SimResult:
     runs_asked: int = 0  # triggered runs the state machine accepted
     deliveries: int = 0  # of triggered runs' attempts
     notices: int = 0  # failure notices their outcomes called for (all settled)
+    runs_started: int = 0  # occurrences of the allow job started as runs
 
 
 @dataclass
@@ -196,6 +197,7 @@ class Simulation:
             self.triggers.runs_asked,
             self.triggers.deliveries,
             self.triggers.notices,
+            self.triggers.runs_started,
         )
 
     def _fail(self, what: str) -> None:
@@ -427,6 +429,7 @@ class Simulation:
             self.now,
             lambda data: self._propose_on(node, data),
             lambda a: self._deliver_run(node, a),
+            start_runs=not self.healing,
         )
 
     def _propose_on(self, node: SimNode, data: bytes) -> None:
@@ -683,7 +686,7 @@ def main(argv: list[str] | None = None) -> int:
     # Worker processes are a concern of this command line, not of the simulation.
     from concurrent.futures import ProcessPoolExecutor
 
-    bad = events = lease_events = runs = deliveries = notices = 0
+    bad = events = lease_events = runs = deliveries = notices = started = 0
     max_live = max_conv = 0
     with ProcessPoolExecutor(max_workers=a.jobs or None) as pool:
         for i, r in enumerate(pool.map(_run_args, work, chunksize=4), 1):
@@ -692,6 +695,7 @@ def main(argv: list[str] | None = None) -> int:
             runs += r.runs_asked
             deliveries += r.deliveries
             notices += r.notices
+            started += r.runs_started
             max_live = max(max_live, r.liveness_ticks or 0)
             max_conv = max(max_conv, r.converged_ticks or 0)
             if r.violations:
@@ -705,7 +709,10 @@ def main(argv: list[str] | None = None) -> int:
         f"(bound {CONVERGENCE_BOUND_TICKS})"
     )
     print(f"leader leases checked against newer leaders after {lease_events} events")
-    print(f"triggered runs: {runs} asked for, {deliveries} attempts delivered, {notices} notices")
+    print(
+        f"runs: {runs} triggered, {started} started by the allow job; "
+        f"{deliveries} attempts delivered, {notices} failure notices"
+    )
     print(f"seeds={len(work)} violations={bad} events={events}")
     return 1 if bad else 0
 

@@ -5,7 +5,10 @@ Each node applies its committed entries to a job state of its own
 (:func:`scheduled_db.state.fsm.apply_entries` over a MemoryState, carried in its
 snapshots), so every fault the simulator throws at Raft is also thrown at
 ``POST /jobs/{id}/trigger``.  The client creates a few jobs, then asks for triggered
-runs (and once in a while cancels one job).  The node that leads, once its leadership
+runs (and once in a while cancels one job).  One job is recurring with ``overlap:
+allow``: the leader starts each of its occurrences as a run of its own
+(``StartRun``) once due, while the ones before may still be in flight, and those
+runs then go the triggered runs' way.  The node that leads, once its leadership
 is established, does what the SchedulerActor does for them with the same pure
 decisions (:mod:`scheduled_db.firing.decisions`): claims each due run through Raft,
 "delivers" a committed claim of its own term only while its leader lease holds,
@@ -38,7 +41,7 @@ from random import Random
 import msgpack
 
 from scheduled_db.firing import decisions as firing
-from scheduled_db.jobs.model import Attempt, Callback, JobSpec, JobStatus, JobType
+from scheduled_db.jobs.model import Attempt, Callback, JobSpec, JobStatus, JobType, Overlap
 from scheduled_db.raft.messages import ConfState, Entry
 from scheduled_db.state import commands as c
 from scheduled_db.state import fsm, queries
@@ -46,7 +49,9 @@ from scheduled_db.state import records as r
 from scheduled_db.state.results import CommandResult, ResultCode
 from scheduled_db.state.stateview import MemoryState
 
-JOBS = ("j1", "j2", "j3")
+ALLOW_JOB = "a1"  # recurring, overlap: allow (its runs start every RUN_EVERY_MS)
+RUN_EVERY_MS = 150
+JOBS = ("j1", "j2", "j3", ALLOW_JOB)
 CANCELLABLE = "j3"  # the job the client may cancel (its runs end with it)
 FAR_MS = 10**12  # the jobs' own run: never due within a simulation
 TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"  # j1's creating request
@@ -61,6 +66,15 @@ RunKey = tuple[str, int]  # (job id, asked ms)
 
 def job_spec(job_id: str) -> JobSpec:
     """The simulated jobs: a run that fails for good leaves a failure notice."""
+    if job_id == ALLOW_JOB:
+        return JobSpec(
+            job_id,
+            JobType.RECURRENTE,
+            cron_expression="* * * * * *",  # not read: the simulation's leader says when
+            webhook_url="http://receiver.sim/hook",
+            on_failure=Callback("http://receiver.sim/failed"),
+            overlap=Overlap.ALLOW,
+        )
     return JobSpec(
         job_id,
         JobType.UNICO,
@@ -137,7 +151,8 @@ def client_command(rng: Random, now: int, state: MemoryState) -> c.Command:
         # One job is created as a traced request creates it: the context travels in
         # its entry and record, through snapshots and every replica's digest.
         traced = TRACEPARENT if missing[0] == JOBS[0] else None
-        return c.CreateJob(job_spec(missing[0]), now, FAR_MS, traced)
+        first = now + RUN_EVERY_MS if missing[0] == ALLOW_JOB else FAR_MS
+        return c.CreateJob(job_spec(missing[0]), now, first, traced)
     if rng.random() < 0.03:
         return c.CancelJob(CANCELLABLE, now)
     return c.TriggerJob(rng.choice(JOBS), now)
@@ -169,6 +184,7 @@ class TriggerChecker:
     runs_asked: int = 0
     deliveries: int = 0
     notices: int = 0  # failure notices the runs' outcomes called for
+    runs_started: int = 0  # the allow job's occurrences started as runs
 
     def applied(self, node: str, entry: Entry, applied: Applied) -> None:
         if not applied.kept_to_its_run:
@@ -177,6 +193,7 @@ class TriggerChecker:
             self.seen.add(entry.index)
             ok = [x for x in applied.results if x.code is ResultCode.OK]
             self.runs_asked += sum(1 for x in ok if x.kind is c.CommandKind.TRIGGER)
+            self.runs_started += sum(1 for x in ok if x.kind is c.CommandKind.START_RUN)
             self.notices += sum(
                 len(x.notices) for x in ok if x.kind is not c.CommandKind.SETTLE_NOTICE
             )
@@ -223,9 +240,17 @@ Deliver = Callable[[Attempt], None]
 
 
 def schedule(
-    jobs: NodeJobs, node_id: str, term: int, now: int, propose: Propose, deliver: Deliver
+    jobs: NodeJobs,
+    node_id: str,
+    term: int,
+    now: int,
+    propose: Propose,
+    deliver: Deliver,
+    start_runs: bool = True,
 ) -> None:
-    """One look of an established leader's scheduler at its own applied state."""
+    """One look of an established leader's scheduler at its own applied state
+    (``start_runs``: start the allow job's occurrences; not while faults heal, so
+    that every run can end)."""
     if jobs.term != term:
         jobs.term = term
         jobs.forget()
@@ -244,9 +269,24 @@ def schedule(
                 _time_out(jobs, a, now, propose)
         elif a.term < term:
             _take_over(jobs, a, node_id, term, now, propose)
+    if start_runs:
+        _start_allow_run(jobs, node_id, term, now, propose)
     for n in queries.notices(state, 100):  # sent at once (the receiver is not simulated)
         settle = c.SettleNotice(n.job_id, n.occurrence_ms, n.attempt, n.trigger, n.event)
         _once(jobs, ("settle", n.key), now, propose, settle)
+
+
+def _start_allow_run(jobs: NodeJobs, node_id: str, term: int, now: int, propose: Propose) -> None:
+    """Start the allow job's occurrence once it is due (StartRun), its schedule moving
+    on by RUN_EVERY_MS, whatever runs of it are still in flight."""
+    job = queries.get_job(jobs.state, ALLOW_JOB)
+    if job is None or job.paused or job.status is not JobStatus.PENDING:
+        return
+    at = job.next_run_at_ms
+    if at is None or at > now:
+        return
+    cmd = c.StartRun(ALLOW_JOB, at, node_id, term, now, at + RUN_EVERY_MS)
+    _once(jobs, ("start", at), now, propose, cmd)
 
 
 def _take_over(

@@ -125,3 +125,35 @@ def test_a_resume_records_the_runs_missed_while_paused_and_fires_one(
     assert missed_low - 1 <= entry["skipped_runs"] <= missed_high - 1
     assert entry["skipped_runs"] >= 2
     wait_until(lambda: _skipped(node, "paused") == entry["skipped_runs"], 10, "the count")
+
+
+def test_allow_fires_every_run_on_time_beside_the_ones_in_flight(
+    node: FastNode, receiver: Receiver
+) -> None:
+    """The receiver holds every request: runs pile up in flight, each on time with its
+    own key and no manual-run mark; released, each completes once, none skipped.  The
+    series ends by its last_date, so the runs are a fixed set."""
+    last = time.time() + 4.5
+    _create(node, id="tick", type="recurrente", cron_expression="* * * * * *", last_date=last,
+            webhook_url=receiver.url("/block"), timeout="30s", overlap="allow")  # fmt: skip
+    receiver.wait_until(lambda r: r.in_flight >= 3, timeout=10)
+    receiver.release(100)
+
+    def all_completed() -> bool:
+        attempts = _attempts(node, "tick")
+        finished = node.http.call("GET", "/jobs/tick")[2]["status"] == "completed"
+        return finished and all(a["status"] == "completed" for a in attempts)
+
+    wait_until(all_completed, 15, "the series to end and every run to complete")
+    attempts = _attempts(node, "tick")
+    times = sorted(a["scheduled_at_ms"] for a in attempts)
+    assert len(times) >= 3 and times[-1] <= last * 1000
+    assert all(b - a == 1000 for a, b in zip(times, times[1:], strict=False))  # none skipped
+    held = receiver.received("/block")
+    bodies = [json.loads(r.body) for r in held]
+    assert sorted(b["scheduled_at_ms"] for b in bodies) == times  # one request per run
+    assert {r.headers["Idempotency-Key"] for r in held} == {f"tick:{t}" for t in times}
+    assert not any("trigger" in b for b in bodies) and not any(a["trigger"] for a in attempts)
+    for r, b in zip(held, bodies, strict=True):  # each on time, not after the one before
+        assert r.at * 1000 - b["scheduled_at_ms"] < 900, (b, r.at)
+    assert receiver.max_in_flight >= 3 and not _skip_entries(node, "tick")

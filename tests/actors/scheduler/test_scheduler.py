@@ -24,13 +24,22 @@ from actors.scheduler import actor as scheduler_mod
 from actors.scheduler.actor import SchedulerActor, SchedulerSettings
 from actors.scheduler.messages import Wake
 from actors.storage.actor import StorageActor
-from actors.storage.messages import Read
+from actors.storage.messages import Applied, Read
 from actors.storage.store import NodeStore
 from actors.webhook.messages import AbortAll, Deliver, DeliveryOutcome
 from scheduled_db.config.loading import load_config
-from scheduled_db.jobs.model import Job, JobSpec, JobStatus, JobType, MisfirePolicy, SkipReason
+from scheduled_db.jobs.model import (
+    Job,
+    JobSpec,
+    JobStatus,
+    JobType,
+    MisfirePolicy,
+    Overlap,
+    SkipReason,
+)
 from scheduled_db.state import commands as c
 from scheduled_db.state.reads import GetExecutions, GetJob
+from scheduled_db.state.results import CommandResult, EntryResult, ResultCode
 from tests.actors.probe import Inbox, start_probe
 
 T = 10.0  # seconds: the bound on waiting for an actor's answer
@@ -54,6 +63,17 @@ class World:
     raft: pykka.ActorRef[Any]
     scheduler: pykka.ActorRef[Any]
     webhook: Inbox
+    webhook_ref: pykka.ActorRef[Any] | None = None
+
+    def sent_so_far(self) -> list[Deliver]:
+        """Every Deliver the scheduler has sent until now: a marker told to the probe
+        after the scheduler's last handled message arrives after them."""
+        assert self.webhook_ref is not None
+        marker = object()
+        self.scheduler.ask(Wake())
+        self.webhook_ref.tell(marker)
+        self.webhook.wait_for(object, lambda m: m is marker)
+        return self.webhook.of_type(Deliver)
 
     def propose(self, cmd: c.Command) -> ProposeOutcome:
         box = Inbox()
@@ -88,10 +108,11 @@ class World:
         return got
 
     def answer(self, d: Deliver, ok: bool, **kw: Any) -> None:
+        """The outcome of ``d`` (a run record's carries its ``trigger``, as the
+        WebhookActor's does)."""
         now = self.clock.now
-        self.scheduler.tell(
-            DeliveryOutcome(d.job_id, d.scheduled_at_ms, d.attempt, ok, now, now, now, **kw)
-        )
+        out = DeliveryOutcome(d.job_id, d.scheduled_at_ms, d.attempt, ok, now, now, now, **kw)
+        self.scheduler.tell(replace(out, trigger=d.trigger))
 
 
 def _world(tmp_path: Path, history_retention: str) -> Iterator[World]:
@@ -119,7 +140,7 @@ def _world(tmp_path: Path, history_retention: str) -> Iterator[World]:
     clock = Clock()
     settings = replace(SchedulerSettings.from_config(config), prune_every_ms=10_000)
     sched = SchedulerActor.start(settings, raft, storage, hook_ref, clock=clock, seed=7)
-    w = World(clock, storage, raft, sched, hook)
+    w = World(clock, storage, raft, sched, hook, hook_ref)
     _wait_active(w)
     yield w
     for ref in (sched, raft, storage, hook_ref):
@@ -405,3 +426,56 @@ def test_runs_a_claim_held_across_a_pause_stood_for_are_recorded_as_paused(world
         due + 1_000,
         3,
     )
+
+
+def test_an_allow_job_fires_its_next_run_on_time_while_the_last_is_in_flight(world: World) -> None:
+    """Every second, a receiver that has not answered: each run goes out at its own
+    time under its own key, marked as no manual run; a pause holds a run claimed ahead."""
+    spec = JobSpec(id="tick", type=JobType.RECURRENTE, cron_expression="* * * * * *",
+                   webhook_url=URL, overlap=Overlap.ALLOW)  # fmt: skip
+    due = T0 + 10_000
+    _create(world, spec, due)
+    world.at(due)
+    (first,) = world.delivers(1)
+    world.at(due + 1_000)  # the first is still out
+    first, second = world.delivers(2)
+    assert [(d.scheduled_at_ms, d.trigger, d.scheduled) for d in (first, second)] == [
+        (due, True, True),
+        (due + 1_000, True, True),
+    ]
+    assert not first.manual and not second.manual
+    world.answer(second, True, http_status=200)
+    world.answer(first, True, http_status=200)
+
+    def both_done(j: Job) -> bool:
+        done = wait_reply(world.storage, lambda r: Read(0, GetExecutions("tick"), r), T).value
+        return sum(a.status is JobStatus.COMPLETED for a in done) == 2
+
+    world.wait_job("tick", both_done)
+    world.at(due + 1_900)  # the run of due + 2 s is claimed ahead, not yet sent
+    assert world.propose(c.PauseJob("tick")).results[0].code.value == "ok"
+    world.at(due + 3_500)
+    assert len(world.webhook.of_type(Deliver)) == 2  # paused: nothing more went out
+    assert world.propose(c.ResumeJob("tick")).results[0].code.value == "ok"
+    third = world.delivers(3)[2]
+    assert (third.scheduled_at_ms, third.attempt) == (due + 2_000, 1)
+
+
+def test_a_claim_whose_reply_comes_after_the_pause_is_held_not_sent(world: World) -> None:
+    """The claim commits before the pause, but the scheduler learns of the pause (an
+    Applied event) before the claim's reply: it must hold the claim, not arm it.  The
+    pause is given to the scheduler alone here, ahead of the claim, which is how it
+    sees that order."""
+    due = T0 + 10_000
+    _create(world, _unico("late-reply", due), due)
+    paused = world.job("late-reply").evolve(paused=True)
+    pause = CommandResult(ResultCode.OK, c.CommandKind.PAUSE, "late-reply", paused)
+    world.scheduler.tell(Applied(0, 0, (EntryResult(0, (pause,)),)))
+    world.at(due - 100)  # the claim is proposed and commits (the state is not paused)
+    claimed = world.wait_job("late-reply", lambda j: j.status is JobStatus.IN_PROGRESS)
+    world.at(due + 1_000)
+    assert world.sent_so_far() == []  # held: it waits for a resume
+    resume = CommandResult(ResultCode.OK, c.CommandKind.RESUME, "late-reply", claimed)
+    world.scheduler.tell(Applied(0, 0, (EntryResult(0, (resume,)),)))
+    (d,) = world.delivers(1)  # the held claim goes out on the resume
+    assert (d.scheduled_at_ms, d.attempt) == (due, 1)

@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import replace
-from typing import Any
 
 from actors.raft.messages import GetRaftStatus, Leadership
 from actors.runtime.replies import wait_reply
 from actors.scheduler.messages import Wake
 from actors.storage.messages import Read
-from actors.webhook.messages import AbortDelivery, Deliver, DeliveryOutcome
+from actors.webhook.messages import AbortDelivery, Deliver
 from scheduled_db.jobs.model import Attempt, JobStatus
 from scheduled_db.state import commands as c
 from scheduled_db.state.reads import GetExecutions, GetJob
@@ -28,12 +26,6 @@ def _trigger(world: World, job_id: str, at: int) -> int:
     (result,) = out.results
     assert result.code.value == "ok" and result.trigger is not None, result
     return result.trigger.asked_ms
-
-
-def _answer(world: World, d: Deliver, ok: bool, **kw: Any) -> None:
-    now = world.clock.now
-    out = DeliveryOutcome(d.job_id, d.scheduled_at_ms, d.attempt, ok, now, now, now, **kw)
-    world.scheduler.tell(replace(out, trigger=d.trigger))
 
 
 def _attempts(world: World, job_id: str) -> tuple[Attempt, ...]:
@@ -63,7 +55,7 @@ def test_a_trigger_fires_now_once_and_leaves_the_schedule_alone(world: World) ->
     world.at(T0)
     (d,) = world.delivers(1)
     assert (d.job_id, d.scheduled_at_ms, d.attempt, d.trigger, d.url) == ("t", asked, 1, True, URL)
-    _answer(world, d, ok=True, http_status=200)
+    world.answer(d, ok=True, http_status=200)
     (a,) = _wait_attempts(world, "t", lambda got: got and got[0].end_time_ms is not None)
     assert a.trigger and a.status is JobStatus.COMPLETED
     assert world.job("t") == before
@@ -79,8 +71,8 @@ def test_a_trigger_and_the_scheduled_run_are_in_flight_together(world: World) ->
     _trigger(world, "both", due)
     triggered = world.delivers(2)[1]
     assert (scheduled.trigger, triggered.trigger) == (False, True)
-    _answer(world, triggered, ok=True, http_status=200)
-    _answer(world, scheduled, ok=True, http_status=200)
+    world.answer(triggered, ok=True, http_status=200)
+    world.answer(scheduled, ok=True, http_status=200)
     world.wait_job("both", lambda j: j.status is JobStatus.COMPLETED)
     got = _wait_attempts(world, "both", lambda got: all(a.end_time_ms for a in got))
     assert sorted(a.trigger for a in got) == [False, True]
@@ -91,7 +83,7 @@ def test_a_failed_trigger_is_retried_with_the_same_occurrence(world: World) -> N
     asked = _trigger(world, "retry", T0)
     world.at(T0)
     (first,) = world.delivers(1)
-    _answer(world, first, ok=False, http_status=503, error_type="http_error", retryable=True)
+    world.answer(first, ok=False, http_status=503, error_type="http_error", retryable=True)
     _wait_attempts(world, "retry", lambda got: got and got[0].status is JobStatus.FAILED)
     world.at(T0 + 2_000)  # past the backoff (capped at 1 s here)
     second = world.delivers(2)[1]
@@ -132,7 +124,7 @@ def test_cancelling_a_job_aborts_its_triggered_delivery(world: World) -> None:
     (d,) = world.delivers(1)
     assert world.propose(c.CancelJob("stop", T0 + 10)).error is None
     assert world.webhook.wait_for(AbortDelivery).job_id == "stop"
-    _answer(world, d, ok=False, error_type="aborted")
+    world.answer(d, ok=False, error_type="aborted")
     (a,) = _attempts(world, "stop")
     assert a.status is JobStatus.CANCELLED
 
@@ -145,7 +137,7 @@ def test_a_finished_job_re_run_by_a_trigger_is_kept_until_its_run_ends(
     _create(world, _unico("old", due), due)
     world.at(due)
     (d,) = world.delivers(1)
-    _answer(world, d, ok=True, http_status=200)
+    world.answer(d, ok=True, http_status=200)
     world.wait_job("old", lambda j: j.status is JobStatus.COMPLETED)
     late = due + 120_000  # past the retention: a prune would remove the job
     _trigger(world, "old", late)
@@ -154,7 +146,7 @@ def test_a_finished_job_re_run_by_a_trigger_is_kept_until_its_run_ends(
     assert rerun.trigger
     world.at(late + 10_001)  # a prune (every 10 s here) runs while the re-run is out
     assert wait_reply(world.storage, lambda r: Read(0, GetJob("old"), r), T).value is not None
-    _answer(world, rerun, ok=True, http_status=200)
+    world.answer(rerun, ok=True, http_status=200)
     _wait_attempts(world, "old", lambda got: any(a.trigger and a.end_time_ms for a in got))
     world.at(late + 20_002)  # the run is over: the next prune removes the job
     deadline = time.monotonic() + 10

@@ -12,6 +12,7 @@ from scheduled_db.firing.decisions import (
     complete,
     on_resume,
     skip_missed,
+    start_run,
 )
 from scheduled_db.jobs.model import (
     Job,
@@ -197,3 +198,12 @@ def test_a_run_a_failover_delayed_is_not_a_misfire_but_a_downtime_is() -> None:
     assert skip_missed(_due(skipper, T + 1_000), takeover + 50, POLICY) is not None
     long_ago = takeover - FAILOVER_CATCHUP_MS - 1_000  # down for longer: the policy decides
     assert skip_missed(_due(skipper, long_ago), takeover + 50, POLICY, takeover) is not None
+
+
+def test_an_allow_job_starts_its_run_and_moves_on_at_once_collapsing_a_late_start() -> None:
+    allow = replace(HOURLY, overlap=Overlap.ALLOW)
+    on_time = start_run(_due(allow, T), "n1", 3, T - 200)
+    assert on_time == c.StartRun("hourly", T, "n1", 3, T - 200, T + HOUR)
+    late = start_run(_due(allow, T), "n1", 3, T + 2 * HOUR + 5)
+    assert late.next_run_at_ms == T + 3 * HOUR
+    assert late.skips == (c.Skip(SkipReason.MISFIRE, T + HOUR, 2),)

@@ -41,7 +41,9 @@ def test_a_leader_that_delivers_without_its_lease_is_caught(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(sim.SimNode, "lease_until", lambda self: 10**12)
-    assert _first(40, ("while term", "after a newer term")) is not None
+    # Deterministic: seed 141 is the first whose faults catch it (rare: the deposed
+    # leader must still deliver after a newer term was elected).
+    assert _first(160, ("while term", "after a newer term")) is not None
 
 
 def test_a_trigger_that_touches_the_job_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -63,8 +65,10 @@ def test_a_scheduler_that_fires_an_old_claim_without_claiming_again_is_caught(
     left open; firing the old claim as it is breaks claim before fire."""
     keep = sim.sim_jobs.schedule
 
-    def careless(jobs: Any, node_id: str, term: int, now: int, propose: Any, deliver: Any) -> None:
-        keep(jobs, node_id, term, now, propose, deliver)
+    def careless(
+        jobs: Any, node_id: str, term: int, now: int, propose: Any, deliver: Any, **kw: Any
+    ) -> None:
+        keep(jobs, node_id, term, now, propose, deliver, **kw)
         for a in sim.sim_jobs.queries.open_claims(jobs.state):
             if (
                 a.trigger
