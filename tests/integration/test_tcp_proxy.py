@@ -9,18 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import select
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
+from typing import Any
 
 import pytest
 
 from actors.runtime.loop_thread import LoopThread
 from scheduled_db.testing.harness import free_port
 from tests.integration.partitioner import Partitioner
-from tests.integration.tcp_proxy import Mode, TcpProxy
+from tests.integration.tcp_proxy import Mode, TcpProxy, close_server
 
 WAIT_S = 5.0  # bound on anything expected to happen
 SILENCE_S = 0.3  # how long "nothing arrives" is watched for
@@ -58,7 +60,7 @@ class EchoServer:
 
     async def _close(self) -> None:
         assert self._server is not None
-        self._server.close()
+        await close_server(self._server)  # every accepted connection has its writer now
         for w in list(self._writers):
             w.transport.abort()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -372,6 +374,52 @@ def test_close_with_live_connections_is_quick_and_idempotent(
         assert_ended(s)
     with pytest.raises(RuntimeError):
         proxy.pass_through()
+
+
+def connect_then_close(
+    lt: LoopThread,
+    closing: Callable[[], Coroutine[Any, Any, None]],
+    port: int,
+    socks: Sockets,
+    turns: int,
+) -> list[socket.socket]:
+    """Four connections made while ``lt``'s loop is held (it then meets them all at
+    once), and the loop stopped by ``closing`` started ``turns`` loop turns later: at
+    each step of their way from the listener to a handler, by ``turns``."""
+
+    async def late() -> None:
+        for _ in range(turns):
+            await asyncio.sleep(0)
+        await closing()
+
+    held = threading.Event()
+    lt.call(held.wait, WAIT_S)
+    clients = [socks.connect(port) for _ in range(4)]
+    closed = asyncio.run_coroutine_threadsafe(late(), lt.loop)
+    held.set()
+    closed.result(WAIT_S)
+    lt.stop(None, WAIT_S)
+    return clients
+
+
+@pytest.mark.parametrize("turns", range(6))
+@pytest.mark.parametrize("server", ["proxy", "echo"])
+def test_connections_accepted_as_a_server_closes_are_closed_too(
+    server: str, turns: int, socks: Sockets
+) -> None:
+    """A connection the listener accepted just before close() reaches its handler
+    some loop turns later; close() must end it all the same, not leave its transport
+    open for the garbage collector (a ResourceWarning in some later test)."""
+    if server == "proxy":
+        proxy = TcpProxy(socks.listener().getsockname()).start()
+        assert proxy._lt is not None
+        clients = connect_then_close(proxy._lt, proxy._shutdown, proxy.port, socks, turns)
+    else:
+        echo = EchoServer()
+        clients = connect_then_close(echo._lt, echo._close, echo.port, socks, turns)
+    for client in clients:
+        assert_ended(client)  # a connection left open would still be waiting here
+    gc.collect()  # and its transport would warn now, failing this test
 
 
 def test_port_can_be_chosen(echo: EchoServer) -> None:
