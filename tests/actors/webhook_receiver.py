@@ -24,6 +24,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from scheduled_db.policy.ssrf import AddressPolicy
+from tests.aio_servers import close_server
 
 TIMEOUT_S = 10.0
 # What tests that deliver to receivers on loopback run under: the shipped default
@@ -94,6 +95,12 @@ class Receiver:
     async def _stop(self) -> None:
         await self._let_through(open_gate=True)  # held requests end before the cleanup
         if self._runner is not None:
+            # A node may still be delivering: stop accepting before the cleanup, so a
+            # connection accepted as it stops is not left open (tests/aio_servers.py).
+            for site in self._runner.sites:
+                server = getattr(site, "_server", None)  # aiohttp's: not public
+                if isinstance(server, asyncio.Server):
+                    await close_server(server)
             await self._runner.cleanup()
 
     # --- the test's side ---------------------------------------------------------------

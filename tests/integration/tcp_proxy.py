@@ -39,6 +39,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from actors.runtime.loop_thread import LoopThread
+from tests.aio_servers import close_server
 
 T = TypeVar("T")
 Address = tuple[str, int]
@@ -47,7 +48,6 @@ CHUNK_BYTES = 64 * 1024
 QUEUE_CHUNKS = 256  # per direction: a stalled reader pushes back on the sender, as TCP does
 DIAL_TIMEOUT_S = 5.0
 CONTROL_TIMEOUT_S = 5.0  # bound on a mode switch and on start/close
-ACCEPT_TURNS = 4  # loop turns from a listener's accept to its connection's handler task
 _RST_LINGER = struct.pack("ii", 1, 0)  # close() with linger 0 sends RST, not FIN
 
 
@@ -140,26 +140,6 @@ class _Pipe:
     queue: asyncio.Queue[tuple[float, bytes]] = field(
         default_factory=lambda: asyncio.Queue(QUEUE_CHUNKS)
     )
-
-
-async def close_server(server: asyncio.Server) -> None:
-    """Close ``server`` without losing a connection its listener already accepted.
-
-    asyncio 3.11 accepts a connection in one loop turn, attaches it to the server in
-    the next, and starts its handler a turn or two later.  A server closed in between
-    hands the connection to nobody: attaching to a closed server fails, or the handler
-    starts after its caller took the list of connections to close.  Either way the
-    transport stays open until the garbage collector finds it, and its ResourceWarning
-    fails whichever test is running then (CPython gh-109564).  So the listeners stop
-    accepting first (their readers removed: the server stays open), the accepted
-    connections get their turns to reach their handlers, and only then does the server
-    close; the caller then closes what its handlers hold."""
-    loop = asyncio.get_running_loop()
-    for sock in server.sockets:
-        loop.remove_reader(sock.fileno())
-    for _ in range(ACCEPT_TURNS):
-        await asyncio.sleep(0)
-    server.close()
 
 
 def _send_rst(writer: asyncio.StreamWriter) -> None:

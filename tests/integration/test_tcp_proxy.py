@@ -21,8 +21,9 @@ import pytest
 
 from actors.runtime.loop_thread import LoopThread
 from scheduled_db.testing.harness import free_port
+from tests.aio_servers import close_server
 from tests.integration.partitioner import Partitioner
-from tests.integration.tcp_proxy import Mode, TcpProxy, close_server
+from tests.integration.tcp_proxy import Mode, TcpProxy
 
 WAIT_S = 5.0  # bound on anything expected to happen
 SILENCE_S = 0.3  # how long "nothing arrives" is watched for
