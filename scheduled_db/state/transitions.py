@@ -29,6 +29,7 @@ is kept as ``claimed_at_ms``.
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 from scheduled_db.jobs.model import Attempt, Job, JobStatus, JobType
 from scheduled_db.state import commands as c
@@ -287,20 +288,27 @@ def complete(tx: Txn, cmd: c.CompleteOccurrence) -> CommandResult:
     code, why = _complete_problem(job, ex, cmd)
     if code is not ResultCode.OK:
         return _reject(code, K.COMPLETE, job.id, job, why)
-    if cmd.next_run_at_ms is not None:
-        tx.put_exec(job.id, Execution(cmd.next_run_at_ms))
-        new = job.evolve(
-            status=JobStatus.PENDING,
-            next_run_at_ms=cmd.next_run_at_ms,
-            attempt_count=0,
-            executing_node_id=None,
-        )
-    else:
-        final = cmd.final_status or job.status
-        new = job.evolve(status=final, next_run_at_ms=None, completed_at_ms=cmd.at_ms)
+    new = moved_on(tx, job, cmd.next_run_at_ms, cmd.final_status or job.status, cmd.at_ms)
     tx.put_job(job, new)
     skipped = record_skips(tx, job, cmd.skips, cmd.at_ms)
     return CommandResult(ResultCode.OK, K.COMPLETE, job.id, new, skips=skipped)
+
+
+def moved_on(
+    tx: Txn, job: Job, next_ms: int | None, final: JobStatus, at_ms: int, **changes: Any
+) -> Job:
+    """The job moved on to its next run at ``next_ms`` (a new occurrence, pending), or,
+    with none, finished with ``final`` at ``at_ms``; ``changes`` besides."""
+    if next_ms is None:
+        return job.evolve(status=final, next_run_at_ms=None, completed_at_ms=at_ms, **changes)
+    tx.put_exec(job.id, Execution(next_ms))
+    return job.evolve(
+        status=JobStatus.PENDING,
+        next_run_at_ms=next_ms,
+        attempt_count=0,
+        executing_node_id=None,
+        **changes,
+    )
 
 
 def record_skips(tx: Txn, job: Job, skips: tuple[c.Skip, ...], at_ms: int) -> tuple[Attempt, ...]:

@@ -29,7 +29,7 @@ from scheduled_db.jobs.model import Attempt, Job, JobStatus, Overlap
 from scheduled_db.state import commands as c
 from scheduled_db.state import transitions as t
 from scheduled_db.state.notices import after_outcome
-from scheduled_db.state.records import Execution, Trigger
+from scheduled_db.state.records import Trigger
 from scheduled_db.state.results import CommandResult, ResultCode
 from scheduled_db.state.transitions import OUTCOME_STATUSES, closed_attempt
 from scheduled_db.state.txn import Txn
@@ -114,21 +114,9 @@ def start_run(tx: Txn, cmd: c.StartRun) -> CommandResult:
     )
     tx.put_trigger(None, run)
     tx.put_attempt(attempt)
+    # The job moves on at once (its schedule over: completed; this last run goes on).
     times = {"first_attempt_at_ms": start_ms, "last_attempt_at_ms": start_ms}
-    if cmd.next_run_at_ms is not None:
-        tx.put_exec(job.id, Execution(cmd.next_run_at_ms))
-        new = job.evolve(
-            status=JobStatus.PENDING,
-            next_run_at_ms=cmd.next_run_at_ms,
-            attempt_count=0,
-            executing_node_id=None,
-            **times,
-        )
-    else:  # its schedule is over: the job completes; this last run goes on
-        tx.put_exec(job.id, Execution(None))
-        new = job.evolve(
-            status=JobStatus.COMPLETED, next_run_at_ms=None, completed_at_ms=cmd.at_ms, **times
-        )
+    new = t.moved_on(tx, job, cmd.next_run_at_ms, JobStatus.COMPLETED, cmd.at_ms, **times)
     tx.put_job(job, new)
     skipped = t.record_skips(tx, job, cmd.skips, cmd.at_ms)
     return CommandResult(
