@@ -59,7 +59,6 @@ from actors.webhook.messages import AbortAll, AbortDelivery, Deliver, DeliveryOu
 from scheduled_db.config.model import NodeConfig
 from scheduled_db.errors import safe_text
 from scheduled_db.firing import decisions as firing
-from scheduled_db.firing.retry import next_retry_ms
 from scheduled_db.firing.slots import SlotIndex, SlotKey
 from scheduled_db.jobs.model import Attempt, Job, JobStatus, Overlap, SkipReason
 from scheduled_db.jobs.schedule import attempt_fire_ms, jitter_of
@@ -495,18 +494,7 @@ class SchedulerActor(pykka.ThreadingActor):
             return
         if out.error_type == webhook_attempt.ABORTED:
             return  # cancelled or deleted: the state machine has closed the attempt
-        result = firing.Attempted(
-            ok=out.ok,
-            end_ms=out.end_ms,
-            timed_out=out.error_type == "timeout",
-            retryable=out.retryable,
-            retry_after_ms=out.retry_after_ms,
-            http_status=out.http_status,
-            response_time_ms=out.response_time_ms,
-            error_type=out.error_type,
-            error_message=out.error_message,
-        )
-        self._record(armed, result)
+        self._record(armed, _attempted(out))
 
     # -- notices of outcomes --
 
@@ -556,22 +544,9 @@ class SchedulerActor(pykka.ThreadingActor):
             self._wake()
             return
         tries = notice.tries + 1
-        retry_at = None
-        if out.ok:
-            result = "sent"
-        elif out.retryable and tries < self.s.policy.max_attempts:
-            result = "retry"
-            p = self.s.policy
-            retry_at = next_retry_ms(
-                out.end_ms,
-                tries,
-                out.retry_after_ms,
-                p.backoff_base_ms,
-                p.backoff_cap_ms,
-                self.jitter,
-            )
-        else:
-            result = "given_up"
+        retry_at = firing.notice_retry(tries, _attempted(out), self.s.policy, self.jitter)
+        result = "sent" if out.ok else "retry" if retry_at is not None else "given_up"
+        if result == "given_up":
             job = safe_text(notice.job_id)
             log.warning(
                 "scheduler: the %s notice of %s (occurrence %d) was not delivered after %d "
@@ -813,6 +788,21 @@ class SchedulerActor(pykka.ThreadingActor):
             self._propose("outcome", list(old), tuple(d.job_id for d in old))
 
         return then
+
+
+def _attempted(out: DeliveryOutcome) -> firing.Attempted:
+    """How a delivery (or a notice's send) ended, as the firing decisions take it."""
+    return firing.Attempted(
+        ok=out.ok,
+        end_ms=out.end_ms,
+        timed_out=out.error_type == "timeout",
+        retryable=out.retryable,
+        retry_after_ms=out.retry_after_ms,
+        http_status=out.http_status,
+        response_time_ms=out.response_time_ms,
+        error_type=out.error_type,
+        error_message=out.error_message,
+    )
 
 
 def _due_of(job: Job, attempt: Attempt | None) -> Due | None:

@@ -175,11 +175,12 @@ def complete(
         return c.CompleteOccurrence(spec.id, occurrence_ms, None, final, now_ms)
     started = min(max(occurrence_ms, started_ms or occurrence_ms), max(occurrence_ms, now_ms))
     skips: list[c.Skip] = []
-    missed = runs_between(spec, occurrence_ms, started)
-    if missed.first is not None:
-        skips.append(c.Skip(late_reason, missed.first, missed.count))
+    if started > occurrence_ms:  # sent late: the runs due before it went out were missed
+        missed = runs_between(spec, occurrence_ms, started)
+        if missed.first is not None:
+            skips.append(c.Skip(late_reason, missed.first, missed.count))
     overlapped = runs_between(spec, started, now_ms)
-    following = next_run(spec, max(occurrence_ms, now_ms))
+    following = overlapped.after  # the first run after max(started, now): after now
     count = overlapped.count
     if spec.overlap_policy is Overlap.BUFFER_ONE and overlapped.last is not None:
         following, count = overlapped.last, count - 1  # the latest fires; the rest do not
@@ -238,6 +239,22 @@ def after_attempt(
         spec, occurrence_ms, result.end_ms, status, takeover_ms, started_ms, late_reason
     )
     return (record, closing)
+
+
+def notice_retry(tries: int, result: Attempted, policy: Policy, jitter: Jitter) -> int | None:
+    """When a notice whose send number ``tries`` ended with ``result`` goes again, on
+    the deliveries' backoff; None when it is done: sent, or given up (a failure not
+    worth retrying, or ``policy.max_attempts`` sends made)."""
+    if result.ok or not result.retryable or tries >= policy.max_attempts:
+        return None
+    return next_retry_ms(
+        result.end_ms,
+        tries,
+        result.retry_after_ms,
+        policy.backoff_base_ms,
+        policy.backoff_cap_ms,
+        jitter,
+    )
 
 
 def _error_type(value: str | None) -> ErrorType | None:

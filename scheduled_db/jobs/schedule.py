@@ -367,11 +367,13 @@ MAX_COUNTED_RUNS = 1_000  # runs counted one by one in a range; beyond, "at leas
 @dataclass(frozen=True, slots=True)
 class Runs:
     """The runs of a schedule in a range: how many (at most MAX_COUNTED_RUNS), the
-    first and the latest (exact, past the cap too); None when there are none."""
+    first and the latest (exact, past the cap too); None when there are none.
+    ``after`` is the first run past the range (None: the series ends in it)."""
 
     count: int = 0
     first: int | None = None
     last: int | None = None
+    after: int | None = None
 
 
 def runs_between(spec: JobSpec, after_ms: int, until_ms: int) -> Runs:
@@ -381,7 +383,7 @@ def runs_between(spec: JobSpec, after_ms: int, until_ms: int) -> Runs:
     while count < MAX_COUNTED_RUNS:
         run = next_run(spec, last if last is not None else after_ms)
         if run is None or run > until_ms:
-            return Runs(count, first, last)
+            return Runs(count, first, last, run)
         first = run if first is None else first
         last, count = run, count + 1
     assert last is not None
@@ -393,11 +395,11 @@ def runs_between(spec: JobSpec, after_ms: int, until_ms: int) -> Runs:
         if run is not None and run <= until_ms:
             break
         if low == last:
-            return Runs(count, first, last)
+            return Runs(count, first, last, run)
         step *= 2
     while (following := next_run(spec, run)) is not None and following <= until_ms:
         run = following
-    return Runs(count, first, run)
+    return Runs(count, first, run, following)
 
 
 # --- jitter -------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from scheduled_db.firing.decisions import (
     after_attempt,
     claim,
     complete,
+    notice_retry,
     on_resume,
     skip_missed,
     start_run,
@@ -139,8 +140,11 @@ def test_resume_fires_the_latest_missed_run_once_or_skips_them_all() -> None:
 def test_runs_are_counted_up_to_a_cap_and_the_latest_is_exact() -> None:
     runs = runs_between(SECONDLY, T, T + 3_600_000)
     assert (runs.count, runs.first, runs.last) == (MAX_COUNTED_RUNS, T + 1_000, T + 3_600_000)
-    assert runs_between(SECONDLY, T, T + 2_500) == Runs(2, T + 1_000, T + 2_000)
-    assert runs_between(HOURLY, T, T + 10) == Runs()
+    assert runs.after == T + 3_601_000
+    assert runs_between(SECONDLY, T, T + 2_500) == Runs(2, T + 1_000, T + 2_000, T + 3_000)
+    assert runs_between(HOURLY, T, T + 10) == Runs(after=T + HOUR)
+    ending = replace(HOURLY, last_date_ms=T + HOUR)
+    assert runs_between(ending, T, T + 2 * HOUR) == Runs(1, T + HOUR, T + HOUR, None)
 
 
 def test_skip_drops_a_missed_run_but_fire_once_and_on_time_runs_fire() -> None:
@@ -207,3 +211,16 @@ def test_an_allow_job_starts_its_run_and_moves_on_at_once_collapsing_a_late_star
     late = start_run(_due(allow, T), "n1", 3, T + 2 * HOUR + 5)
     assert late.next_run_at_ms == T + 3 * HOUR
     assert late.skips == (c.Skip(SkipReason.MISFIRE, T + HOUR, 2),)
+
+
+def test_a_notice_is_retried_on_the_backoff_until_its_sends_are_used_up() -> None:
+    failed = Attempted(ok=False, end_ms=T, retryable=True, http_status=503)
+    retry = notice_retry(1, failed, POLICY, random.Random(1))
+    assert retry is not None and T < retry <= T + 1_000
+    assert (
+        notice_retry(1, replace(failed, retry_after_ms=4_000), POLICY, random.Random(1))
+        == T + 4_000
+    )
+    assert notice_retry(POLICY.max_attempts, failed, POLICY, random.Random(1)) is None  # given up
+    assert notice_retry(1, replace(failed, retryable=False), POLICY, random.Random(1)) is None
+    assert notice_retry(1, Attempted(ok=True, end_ms=T), POLICY, random.Random(1)) is None  # sent
