@@ -60,7 +60,7 @@ from scheduled_db.config.model import NodeConfig
 from scheduled_db.errors import safe_text
 from scheduled_db.firing import decisions as firing
 from scheduled_db.firing.slots import SlotIndex, SlotKey
-from scheduled_db.jobs.model import Attempt, Job, JobStatus, Overlap, SkipReason
+from scheduled_db.jobs.model import Attempt, Job, JobSpec, JobStatus, Overlap, SkipReason
 from scheduled_db.jobs.schedule import attempt_fire_ms, jitter_of
 from scheduled_db.state import commands as c
 from scheduled_db.state.queries import Due
@@ -425,7 +425,7 @@ class SchedulerActor(pykka.ThreadingActor):
                 armed.job.traceparent,
                 spec.http_method,
                 spec.headers,
-                jitter_of(spec, armed.occurrence_ms, armed.trigger and not armed.scheduled),
+                _jittered(spec, armed),
                 scheduled=armed.scheduled,
             )
         )
@@ -788,6 +788,15 @@ class SchedulerActor(pykka.ThreadingActor):
             self._propose("outcome", list(old), tuple(d.job_id for d in old))
 
         return then
+
+
+def _jittered(spec: JobSpec, armed: _Armed) -> int | None:
+    """How far the job's jitter moved this run (0 included), or None if it has none
+    (no jitter, or a manual run): the body names the nominal time only then."""
+    manual = armed.trigger and not armed.scheduled
+    if spec.jitter_ms is None or manual:
+        return None
+    return jitter_of(spec, armed.occurrence_ms, manual)
 
 
 def _attempted(out: DeliveryOutcome) -> firing.Attempted:

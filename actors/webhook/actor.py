@@ -129,7 +129,7 @@ class WebhookMetrics:
         # how precisely the scheduler fires.  An early send (the wall clock stepped
         # back) counts as on time: a negative observation would skew the sum.
         if deliver.attempt == 1:
-            due_ms = deliver.scheduled_at_ms + deliver.jittered_ms
+            due_ms = deliver.scheduled_at_ms + (deliver.jittered_ms or 0)
             self.lateness.observe(max(0, outcome.sent_ms - due_ms) / 1000)
 
 

@@ -72,8 +72,8 @@ def request_body(deliver: Deliver, sent_ms: int) -> bytes:
     body = {
         "job_id": deliver.job_id,
         "type": deliver.job_type,
-        "scheduled_at": (deliver.scheduled_at_ms + deliver.jittered_ms) // 1000,
-        "scheduled_at_ms": deliver.scheduled_at_ms + deliver.jittered_ms,
+        "scheduled_at": (deliver.scheduled_at_ms + (deliver.jittered_ms or 0)) // 1000,
+        "scheduled_at_ms": deliver.scheduled_at_ms + (deliver.jittered_ms or 0),
         "executed_at": sent_ms // 1000,
         "executed_at_ms": sent_ms,
         "attempt": deliver.attempt,
@@ -83,7 +83,7 @@ def request_body(deliver: Deliver, sent_ms: int) -> bytes:
     }
     if deliver.manual:  # asked for by POST /jobs/{id}/trigger; absent otherwise
         body["trigger"] = True
-    if deliver.jittered_ms:  # a job with jitter: when the schedule said, before it
+    if deliver.jittered_ms is not None:  # a job with jitter (even by 0 ms this time)
         body["nominal_at"] = deliver.scheduled_at_ms // 1000
         body["nominal_at_ms"] = deliver.scheduled_at_ms
     return json.dumps(body, separators=(",", ":")).encode()

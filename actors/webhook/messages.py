@@ -37,7 +37,9 @@ class Deliver:
     traceparent: str | None = None
     method: str = "POST"
     headers: tuple[tuple[str, str, bool], ...] = ()  # the job's (name, value, secret)
-    jittered_ms: int = 0  # how far the job's jitter moved the occurrence (the body says)
+    # How far the job's jitter moved the occurrence (the body says), 0 included; None
+    # for a delivery without jitter (the job has none, or it is a manual run).
+    jittered_ms: int | None = None
     # A notice of an outcome (scheduled_db.state.notices), not an occurrence: its
     # body and idempotency key are the notice's, ``attempt`` counts its sends.
     notice: Notice | None = None

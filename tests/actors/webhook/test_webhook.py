@@ -8,6 +8,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -455,3 +456,17 @@ def test_stopping_aborts_what_is_in_flight_and_ends_the_loop_thread(
 def test_concurrency_must_be_positive() -> None:
     with pytest.raises(ValueError, match="concurrency"):
         WebhookActor.start("n1", concurrency=0)
+
+
+def test_a_job_with_jitter_names_the_nominal_time_even_when_its_offset_is_zero() -> None:
+    """Only jobs with jitter carry nominal_at, all of them: an offset of 0 (1 in
+    10,000 for a 10 s jitter) is a jittered run like any other."""
+    from actors.webhook.attempt import request_body
+
+    base = Deliver("j", "unico", 1_800_000_000_000, 1, 1, "http://x/", None, 1_000)
+    plain = json.loads(request_body(base, 1_800_000_000_005))
+    assert "nominal_at_ms" not in plain
+    for moved in (0, 4_321):
+        body = json.loads(request_body(replace(base, jittered_ms=moved), 1_800_000_004_400))
+        assert body["nominal_at_ms"] == 1_800_000_000_000
+        assert body["scheduled_at_ms"] == 1_800_000_000_000 + moved
