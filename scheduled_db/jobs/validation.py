@@ -10,13 +10,14 @@ from __future__ import annotations
 import base64
 import binascii
 import ipaddress
-import json
 import math
 import re
 from collections.abc import Collection
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 from urllib.parse import urlsplit
+
+import orjson
 
 from scheduled_db.config.units import parse_duration_ms
 from scheduled_db.errors import ValidationError, safe_text
@@ -461,8 +462,9 @@ def _payload(value: object, max_bytes: int) -> dict[str, Any] | None:
     problem = _json_problem(value)
     if problem is not None:
         raise ValidationError("payload", problem)
-    encoded = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-    size = len(encoded.encode("utf-8"))
+    # Compact UTF-8 JSON, as the API writes it (orjson: the walk above leaves nothing
+    # it refuses); a float's exponent counts without "+" or a leading zero.
+    size = len(orjson.dumps(value))
     if size > max_bytes:
         raise ValidationError("payload", f"is {size} bytes as JSON; the limit is {max_bytes}")
     return value

@@ -43,6 +43,21 @@ def test_the_encoder_writes_compact_utf8_json_with_a_newline() -> None:
     )
 
 
+def test_the_encoder_writes_what_the_standard_library_would_and_falls_back_to_it() -> None:
+    def stdlib(value: object) -> bytes:
+        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        return (text + "\n").encode()
+
+    answer = {"id": "ñ-1", "n": [0, -1, 2**63 - 1, 0.5, True, None], "s": '\u2028\x00"\\/'}
+    assert json_bytes(answer) == stdlib(answer)
+    # What orjson refuses, the standard library writes: a payload's integer of more
+    # than 64 bits.
+    assert json_bytes({"big": 2**70}) == stdlib({"big": 2**70})
+    # A float's exponent is written without "+" or a leading zero: the same number.
+    assert json_bytes([1e16, 1e-7]) == b"[1e16,1e-7]\n"
+    assert json.loads(json_bytes([1e16, 1e-7])) == [1e16, 1e-7]
+
+
 def _compact(raw: bytes) -> bool:
     return raw == json_bytes(json.loads(raw))
 
