@@ -105,6 +105,16 @@ class Overlay:
     def delete(self, key: bytes) -> None:
         self._set(key, None)
 
+    def put_new(self, key: bytes, value: bytes) -> None:
+        """:meth:`put` of a key the caller knows the base does not hold (a new job's
+        own keys): its size is counted without reading the base for an old value."""
+        if key in self._w or key.startswith(META_PREFIX):
+            self._set(key, value)
+            return
+        self.size_delta += len(key) + len(value)
+        self._sorted_w = None
+        self._w[key] = value
+
     def _set(self, key: bytes, value: bytes | None) -> None:
         if not key.startswith(META_PREFIX):
             old = self.get(key)

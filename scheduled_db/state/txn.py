@@ -53,6 +53,25 @@ class Txn:
         raw = self.ov.get(r.job_key(job_id))
         return None if raw is None else r.decode_job(raw)
 
+    def add_job(self, job: Job, ex: r.Execution) -> None:
+        """Write a job that does not exist (:meth:`get_job` found none), with its
+        indexes and execution record.  None of its keys can exist either (a delete
+        removes them all), so none is read for its old size: a create's 5 to 7 reads
+        of the base fewer (the base is RocksDB on a node)."""
+        ov = self.ov
+        ov.put_new(r.job_key(job.id), r.encode_job(job))
+        ov.put_new(r.status_key(job.status, job.id), b"")
+        self._jobs += 1
+        self._by_status[job.status] += 1
+        due = due_index_key(job)
+        if due is not None:
+            ov.put_new(due, b"")
+        for key in r.index_keys(job):
+            ov.put_new(key, b"")
+        ov.put_new(r.exec_key(job.id), r.encode_execution(ex))
+        if ex.claim_open:
+            ov.put_new(r.claim_key(job.id), b"")
+
     def put_job(self, old: Job | None, new: Job) -> None:
         """Write ``new`` (which replaces ``old``, None for a new job) and its indexes."""
         self.ov.put(r.job_key(new.id), r.encode_job(new))

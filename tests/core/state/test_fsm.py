@@ -312,6 +312,29 @@ def test_labels_type_and_paused_are_indexed_and_unindexed_with_the_job() -> None
     assert left == []
 
 
+def test_a_create_reads_only_its_job_key_and_counts_its_bytes_as_the_state_holds_them() -> None:
+    m = Machine()
+    m.one(c.CreateJob(spec("a"), 10, 1_000))  # not the first apply: indexes exist
+    reads: list[bytes] = []
+
+    class Counting(MemoryState):
+        def get(self, key: bytes) -> bytes | None:
+            reads.append(key)
+            return super().get(key)
+
+    counted = Counting()
+    counted.apply(m.state.iter_range(*ALL))
+    job = spec("b", labels=(("team", "x"), ("env", "prod")))
+    out = fsm.apply_entries(counted, [Entry(1, m.index + 1, data=c.encode_command(
+        c.CreateJob(job, 10, 1_000)))])  # fmt: skip
+    # The job's key (is the id free?), then the state's own records, none of the new
+    # job's other keys: they cannot exist while the job does not.
+    assert [k for k in reads if not k.startswith(b"m/")] == [r.job_key("b")], reads
+    counted.apply(out.writes)
+    held = sum(len(k) + len(v) for k, v in counted.iter_range(*ALL) if not k.startswith(b"m/"))
+    assert queries.counters(counted).bytes == held
+
+
 def test_an_older_state_gets_its_indexes_on_its_first_apply() -> None:
     m = Machine()
     m.one(c.CreateJob(spec("a", labels=(("team", "x"),)), 10, 1_000))
