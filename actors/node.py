@@ -171,7 +171,8 @@ class Node:
                 SchedulerSettings.from_config(cfg), raft, storage, webhook, metrics=metrics
             ),
         )
-        backend = NodeBackend(cfg, raft, storage, f"{cfg.http.host}:{cfg.http.port}")
+        address = f"{cfg.http.host}:{cfg.http.port}"
+        backend = NodeBackend(cfg, raft, storage, address, store.proposed)
         http = HttpActor.start(backend, cfg, metrics, tls=self._tls.api)
         self._add("http", http)
         try:

@@ -9,6 +9,11 @@ the :class:`ProposalBatcher` queues the commands of an iteration and, at its end
 entry, whose commands the state machine applies one by one with a result each
 (a rejected one does not stop the others).  A lone command is proposed as itself.
 
+Each command is encoded once, when proposed: the entry's data is assembled from
+those bytes (:func:`~scheduled_db.state.commands.encode_batch`).  With a
+:class:`~scheduled_db.state.commands.Proposed` memo, the entry's commands are
+remembered by its data, so this node's state machine applies them undecoded.
+
 Each caller waits for its own result with its own timeout; a refusal of the entry
 (not the leader, dropped, disk full) is the refusal of every command in it.
 """
@@ -26,7 +31,7 @@ from actors.runtime import tracing
 from actors.runtime.replies import Reply, loop_callback
 from actors.storage.messages import ReadResult
 from scheduled_db.errors import UnknownOutcome
-from scheduled_db.state.commands import Batch, Command, encode_command
+from scheduled_db.state.commands import Batch, Command, Proposed, encode_batch, encode_command
 from scheduled_db.state.reads import Query
 from scheduled_db.state.results import CommandResult
 
@@ -41,7 +46,7 @@ Send = Callable[[bytes, Reply, tuple[str, ...]], None]
 @dataclass(slots=True)
 class _Waiting:
     command: Command
-    size: int
+    data: bytes  # the command's encoding
     future: asyncio.Future[CommandResult]
     traceparent: str | None  # of the request that proposed it, when tracing is on
 
@@ -49,16 +54,17 @@ class _Waiting:
 class ProposalBatcher:
     """Gathers the proposals of one loop iteration; see the module docstring."""
 
-    def __init__(self, send: Send) -> None:
+    def __init__(self, send: Send, proposed: Proposed | None = None) -> None:
         self._send = send
+        self._proposed = proposed
         self._queue: list[_Waiting] = []
 
     async def propose(self, command: Command, timeout: float) -> CommandResult:
         """The command's result; raises the entry's refusal, or UnknownOutcome when no
         answer came in ``timeout`` seconds (the entry may still commit)."""
         loop = asyncio.get_running_loop()
-        size = len(encode_command(command))
-        waiting = _Waiting(command, size, loop.create_future(), tracing.current_traceparent())
+        data = encode_command(command)
+        waiting = _Waiting(command, data, loop.create_future(), tracing.current_traceparent())
         if not self._queue:
             loop.call_soon(self._flush)
         self._queue.append(waiting)
@@ -73,17 +79,22 @@ class ProposalBatcher:
         group: list[_Waiting] = []
         size = 0
         for waiting in queue:
-            if group and (len(group) >= MAX_COMMANDS or size + waiting.size > MAX_BYTES):
+            if group and (len(group) >= MAX_COMMANDS or size + len(waiting.data) > MAX_BYTES):
                 self._propose(loop, group)
                 group, size = [], 0
             group.append(waiting)
-            size += waiting.size
+            size += len(waiting.data)
         if group:
             self._propose(loop, group)
 
     def _propose(self, loop: asyncio.AbstractEventLoop, group: list[_Waiting]) -> None:
-        commands = [w.command for w in group]
-        data = encode_command(commands[0] if len(commands) == 1 else Batch(tuple(commands)))
+        if len(group) == 1:
+            command, data = group[0].command, group[0].data
+        else:
+            command = Batch(tuple(w.command for w in group))
+            data = encode_batch([w.data for w in group])
+        if self._proposed is not None:
+            self._proposed.remember(data, command)
         traced = tuple(w.traceparent for w in group if w.traceparent is not None)
         self._send(data, loop_callback(loop, lambda outcome: _settle(group, outcome)), traced)
 

@@ -34,7 +34,7 @@ from actors.storage.messages import BackupCheckpoint, ReadMany, TakeBackupCheckp
 from scheduled_db.config.model import NodeConfig
 from scheduled_db.errors import BackupUnavailable, UnknownOutcome
 from scheduled_db.raft.messages import ConfChange, ConfChangeType
-from scheduled_db.state.commands import Batch, Command, encode_command
+from scheduled_db.state.commands import Batch, Command, Proposed, encode_command
 from scheduled_db.state.reads import GetMembers
 from scheduled_db.state.records import encode_member
 from scheduled_db.state.results import CommandResult
@@ -53,14 +53,16 @@ class NodeBackend:
         raft: pykka.ActorRef[RaftActor],
         storage: pykka.ActorRef[StorageActor],
         http_address: str,
+        proposed: Proposed | None = None,
     ) -> None:
         self.node_id = config.node.id
         self._config = config
         self._raft = raft
         self._storage = storage
         self._http_address = http_address
+        self._proposed = proposed  # what the storage applies without decoding
         self._batcher = ProposalBatcher(
-            lambda data, reply, traced: raft.tell(Propose(data, reply, traced))
+            lambda data, reply, traced: raft.tell(Propose(data, reply, traced)), proposed
         )
         self._reads = ReadBatcher(lambda queries, reply: storage.tell(ReadMany(queries, reply)))
 
@@ -79,7 +81,10 @@ class NodeBackend:
     async def propose_batch(
         self, commands: Sequence[Command], timeout: float = 10.0
     ) -> tuple[CommandResult, ...]:
-        data = encode_command(Batch(tuple(commands)))
+        batch = Batch(tuple(commands))
+        data = encode_command(batch)
+        if self._proposed is not None:
+            self._proposed.remember(data, batch)
         traced = _traced(tracing.current_traceparent())
         outcome = await self._proposal(lambda r: Propose(data, r, traced), timeout)
         if outcome.error is not None:

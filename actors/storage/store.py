@@ -79,6 +79,7 @@ from scheduled_db.raft.messages import (
 )
 from scheduled_db.raft.storage import bootstrap_snapshot
 from scheduled_db.state import fsm, queries
+from scheduled_db.state.commands import Proposed
 from scheduled_db.state.records import RecordError
 from scheduled_db.state.snapshot_codec import ChunkError, SnapshotCursor, decode_chunk
 from scheduled_db.state.stateview import state_digest
@@ -116,6 +117,8 @@ class NodeStore:
         self._node_id = None if meta is None else meta.node_id
         self._closed = False
         self.synced_writes = 0  # synced write batches of persist_ready (tests, benchmarks)
+        # Commands this node's API proposed, applied without decoding their entries.
+        self.proposed = Proposed()
         self._adopt(db, self._read_pointer(db))
         drop_state_cfs(db, keep=(self._state_name,))
         hs, rec, ents = load_log(db.get_column_family(RAFT_CF))
@@ -232,7 +235,7 @@ class NodeStore:
         self, entries: Iterable[Entry], conf_state: ConfState | None = None
     ) -> fsm.ApplyOutcome:
         """Apply committed entries (see :func:`scheduled_db.state.fsm.apply_entries`)."""
-        out = fsm.apply_entries(self.view(), list(entries), conf_state)
+        out = fsm.apply_entries(self.view(), list(entries), conf_state, self.proposed)
         if out.writes:
             handle = self._db.get_column_family_handle(self._state_name)
             wb = new_batch()

@@ -85,16 +85,19 @@ def apply_command(tx: Txn, command: c.Command) -> tuple[CommandResult, ...]:
     return (_HANDLERS[type(command)](tx, command),)
 
 
-def _apply_entry(tx: Txn, entry: Entry) -> EntryResult:
+def _apply_entry(tx: Txn, entry: Entry, proposed: c.Proposed | None) -> EntryResult:
     if entry.type is EntryType.CONF_CHANGE:
         _record_member(tx, entry.data)
         return EntryResult(entry.index)
     if not entry.data:
         return EntryResult(entry.index)
-    try:
-        command = c.decode_command(entry.data)
-    except c.CommandDecodeError as exc:
-        return EntryResult(entry.index, (CommandResult(ResultCode.INVALID, detail=str(exc)),))
+    command = None if proposed is None else proposed.take(entry.data)
+    if command is None:
+        try:
+            command = c.decode_command(entry.data)
+        except c.CommandDecodeError as exc:
+            detail = str(exc)
+            return EntryResult(entry.index, (CommandResult(ResultCode.INVALID, detail=detail),))
     return EntryResult(entry.index, apply_command(tx, command))
 
 
@@ -106,12 +109,17 @@ def _record_member(tx: Txn, data: bytes) -> None:
 
 
 def apply_entries(
-    view: StateView, entries: Sequence[Entry], conf_state: ConfState | None = None
+    view: StateView,
+    entries: Sequence[Entry],
+    conf_state: ConfState | None = None,
+    proposed: c.Proposed | None = None,
 ) -> ApplyOutcome:
     """Apply the committed ``entries`` (in index order) to ``view``.
 
     ``conf_state`` is the membership after the CONF_CHANGE entries among them;
     it is required if any is applied, and persisted with the batch if given.
+    ``proposed``: the commands this node encoded into entry data, taken in place of
+    decoding it (the same command: see :class:`~scheduled_db.state.commands.Proposed`).
     Raises :class:`ApplyOrderError` on a gap after the applied index.
     """
     index, term = applied_position(view)
@@ -124,7 +132,7 @@ def apply_entries(
         if entry.index != index + 1:
             raise ApplyOrderError(f"entry {entry.index} does not follow applied {index}")
         conf_seen = conf_seen or entry.type is EntryType.CONF_CHANGE
-        results.append(_apply_entry(tx, entry))
+        results.append(_apply_entry(tx, entry, proposed))
         index, term = entry.index, entry.term
     if conf_seen and conf_state is None:
         raise ApplyOrderError("a conf change was applied without its ConfState")

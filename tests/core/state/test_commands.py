@@ -21,6 +21,43 @@ def test_every_command_round_trips(rng: random.Random) -> None:
     data = c.encode_command(cmd)
     assert data[0] == c.COMMAND_VERSION
     assert c.decode_command(data) == cmd
+    # Type for type too (1 == 1.0 == True, but their encodings differ): the leader
+    # applies the command it built, the followers the one they decode (c.Proposed).
+    assert repr(c.decode_command(data)) == repr(cmd)
+
+
+@pytest.mark.parametrize("n", [1, 2, 15, 16, 17, 256, 1000])
+def test_a_batch_assembled_from_encoded_commands_is_the_batch_s_encoding(n: int) -> None:
+    rng = random.Random(n)
+    cmds = tuple(_unbatched(rng) for _ in range(n))
+    assembled = c.encode_batch([c.encode_command(cmd) for cmd in cmds])
+    assert assembled == c.encode_command(c.Batch(cmds))
+
+
+def test_a_batch_of_more_than_65535_commands_is_assembled_with_a_long_header() -> None:
+    cmds = tuple(c.DeleteJob(f"j{i}") for i in range(65_537))
+    assert c.encode_batch([c.encode_command(x) for x in cmds]) == c.encode_command(c.Batch(cmds))
+
+
+def _unbatched(rng: random.Random) -> c.Command:
+    while isinstance(cmd := random_command(rng), c.Batch):
+        pass
+    return cmd
+
+
+def test_proposed_commands_are_taken_once_by_their_data_and_bounded() -> None:
+    memo = c.Proposed(max_entries=3, max_bytes=1 << 20)
+    cmds = [c.DeleteJob(f"j{i}") for i in range(5)]
+    for cmd in cmds:
+        memo.remember(c.encode_command(cmd), cmd)
+    assert len(memo) == 3  # the two oldest were forgotten
+    assert memo.take(c.encode_command(cmds[0])) is None
+    assert memo.take(bytes(c.encode_command(cmds[4]))) is cmds[4]  # equal bytes, not the object
+    assert memo.take(c.encode_command(cmds[4])) is None  # taken once
+    small = c.Proposed(max_entries=100, max_bytes=len(c.encode_command(cmds[0])) * 2)
+    for cmd in cmds:
+        small.remember(c.encode_command(cmd), cmd)
+    assert len(small) == 2
 
 
 @settings(max_examples=300, deadline=None)

@@ -18,7 +18,7 @@ from scheduled_db.state import records as r
 from scheduled_db.state.records import APPLIED, encode_member
 from scheduled_db.state.results import ResultCode
 from scheduled_db.state.stateview import MemoryState, state_digest
-from tests.command_gen import random_entry_data
+from tests.command_gen import random_command, random_entry_data
 from tests.fsm_helpers import ALL, Machine, check_invariants, spec
 
 OK = ResultCode.OK
@@ -475,6 +475,28 @@ def test_same_commands_give_the_same_state_however_batched(
     digest_b, results_b = _replay(datas, chunk)
     assert digest_a == digest_b
     assert results_a == results_b
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**32), n=st.integers(1, 80))
+def test_the_leader_applying_its_own_commands_undecoded_writes_what_followers_write(
+    seed: int, n: int
+) -> None:
+    rng = random.Random(seed)
+    cmds = [random_command(rng) for _ in range(n)]
+    follower, leader = MemoryState(), MemoryState()
+    proposed = c.Proposed()
+    for i, cmd in enumerate(cmds, start=1):
+        data = c.encode_command(cmd)
+        proposed.remember(data, cmd)
+        entry = [Entry(1, i, data=bytes(data))]  # equal bytes, as read back from the log
+        a = fsm.apply_entries(follower, entry)
+        b = fsm.apply_entries(leader, entry, proposed=proposed)
+        assert a == b
+        follower.apply(a.writes)
+        leader.apply(b.writes)
+    assert len(proposed) == 0  # each taken by its entry
+    assert state_digest(follower) == state_digest(leader)
 
 
 # --- member addresses ---------------------------------------------------------------------
