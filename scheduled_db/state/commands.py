@@ -35,7 +35,7 @@ from scheduled_db.jobs.model import (
     JobStatus,
     SkipReason,
 )
-from scheduled_db.state.records import spec_to_wire
+from scheduled_db.state.records import packb, spec_to_wire
 
 COMMAND_VERSION = 1
 
@@ -433,8 +433,7 @@ def _from_wire(w: Any, nested: bool) -> Command:
 
 def encode_command(command: Command) -> bytes:
     """The entry data for ``command``: version byte + msgpack array."""
-    body = msgpack.packb(_to_wire(command), use_bin_type=True)
-    return bytes([COMMAND_VERSION]) + bytes(body)
+    return bytes([COMMAND_VERSION]) + packb(_to_wire(command))
 
 
 def encode_batch(encoded: Sequence[bytes]) -> bytes:
