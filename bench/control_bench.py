@@ -68,7 +68,9 @@ def batch_creates(measure_s: float, warmup_s: float) -> dict[str, Any]:
                 2, measure_s, warmup_s, cpu,
             )  # fmt: skip
             created = node.call("GET", "/jobs?limit=1")[1]["total"]
-    batch_jobs = batches["ops_per_s"] * BATCH
+    # From the count of batches, not ops_per_s: that is rounded to whole requests a
+    # second, which would count in steps of 1,000 jobs.
+    batch_jobs = round(batches["requests"] * BATCH / batches["seconds"])
     per_job = {k: round(v / BATCH, 1) for k, v in batches.get("server_cpu_us_per_op", {}).items()}
     return {
         "single": single,

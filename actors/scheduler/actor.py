@@ -689,6 +689,8 @@ class SchedulerActor(pykka.ThreadingActor):
 
     def _hold(self, key: str, job: Job, attempt: Attempt | None) -> None:
         """Hold the occurrence ``job`` waits for, if it is due within the hot window."""
+        if job.next_run_at_ms is not None and job.next_run_at_ms >= self.horizon:
+            return  # it fires no sooner than its next run (jitter only delays a run)
         due = _due_of(job, attempt)
         if due is not None and due.fire_at_ms < self.horizon:
             self._keep(due)
