@@ -409,7 +409,9 @@ class Simulation:
                 datas = [self._data() for _ in range(self.rng.randint(1, 5))]
                 if self.rng.random() < 0.35:
                     cmd = sim_jobs.client_command(self.rng, self.now, node.jobs.state)
-                    datas.insert(self.rng.randint(0, len(datas)), encode_command(cmd))
+                    data = encode_command(cmd)
+                    node.jobs.memo.remember(data, cmd)
+                    datas.insert(self.rng.randint(0, len(datas)), data)
                 self._try_propose(node, datas)
             self.at(self.rng.randint(3, 40), self._propose_loop)
 
@@ -464,7 +466,9 @@ class Simulation:
             self.at(node.paused_until - self.now, self._responded, nid, incarnation, a, ok)
             return
         if node.core.role is Role.LEADER and node.core.term == a.term:
-            self._propose_on(node, encode_command(sim_jobs.outcome(a, ok, self.now, self.rng)))
+            cmd = sim_jobs.outcome(a, ok, self.now, self.rng)
+            node.jobs.memo.remember(data := encode_command(cmd), cmd)
+            self._propose_on(node, data)
 
     def _data(self) -> bytes:
         self.client.counter += 1

@@ -94,6 +94,9 @@ class NodeJobs:
     proposed: dict[tuple[object, ...], int] = field(default_factory=dict)  # what -> when
     sent: dict[tuple[str, int, int], int] = field(default_factory=dict)  # attempt -> when
     fenced: bool = False  # an attempt waits for the lease
+    # The commands this node proposed, applied undecoded as a node's API does
+    # (c.Proposed): a difference from the decoded command shows in the digests.
+    memo: c.Proposed = field(default_factory=c.Proposed)
 
     def restore(self, data: bytes, index: int) -> None:
         """The state a snapshot carries (none: the bootstrap's, empty at ``index``)."""
@@ -113,10 +116,11 @@ class NodeJobs:
         """A restart, or a new term: the scheduler starts from the state alone."""
         self.proposed.clear()
         self.sent.clear()
+        self.memo = c.Proposed()
 
     def apply(self, entry: Entry, conf: ConfState | None) -> Applied:
         """Apply one committed entry."""
-        out = fsm.apply_entries(self.state, [entry], conf)
+        out = fsm.apply_entries(self.state, [entry], conf, self.memo)
         self.state.apply(out.writes)
         self.applied_term = entry.term
         digest = hashlib.blake2b(repr(out.writes).encode(), digest_size=16).digest()
@@ -332,4 +336,6 @@ def _once(
     if last is not None and now - last < RESEND_MS:
         return
     jobs.proposed[what] = now
-    propose(c.encode_command(cmd))
+    data = c.encode_command(cmd)
+    jobs.memo.remember(data, cmd)
+    propose(data)
