@@ -119,6 +119,7 @@ class NodeStore:
         self.synced_writes = 0  # synced write batches of persist_ready (tests, benchmarks)
         # Commands this node's API proposed, applied without decoding their entries.
         self.proposed = Proposed()
+        self._log_bytes = (-1, 0, 0)  # (snapshot index, applied index, log bytes between)
         self._adopt(db, self._read_pointer(db))
         drop_state_cfs(db, keep=(self._state_name,))
         hs, rec, ents = load_log(db.get_column_family(RAFT_CF))
@@ -373,7 +374,19 @@ class NodeStore:
             return False
         if applied - snap >= self.options.snapshot_entries:
             return True
-        return self.log.bytes_between(snap + 1, applied) >= self.options.snapshot_bytes
+        return self._applied_log_bytes(snap, applied) >= self.options.snapshot_bytes
+
+    def _applied_log_bytes(self, snap: int, applied: int) -> int:
+        """The log's bytes in (snap, applied], counted on from the last call: applied
+        entries never change, and only a new snapshot (a new ``snap``) drops them.
+        Summed afresh after every apply, it cost O(entries since the snapshot) each
+        time: up to 10,000 entries, about 1.5 ms an apply just before a snapshot."""
+        was_snap, upto, total = self._log_bytes
+        if was_snap != snap or upto > applied:
+            upto, total = snap, 0
+        total += self.log.bytes_between(upto + 1, applied)
+        self._log_bytes = (snap, applied, total)
+        return total
 
     def create_snapshot(self, force: bool = False) -> SnapshotMeta | None:
         """Snapshot the state at the applied index and compact the log below it."""

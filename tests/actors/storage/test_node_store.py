@@ -13,7 +13,7 @@ import pytest
 from rocksdict import Rdict
 
 from actors.storage.datadir import DB_DIR, META_KEY, SNAPSHOT_DIR, DataDirError, rocks_options
-from actors.storage.store import NodeStore
+from actors.storage.store import NodeStore, StoreOptions
 from scheduled_db.jobs.model import JobSpec, JobType
 from scheduled_db.raft.messages import ConfState, Entry, HardState
 from scheduled_db.raft.storage import CompactedError, MemoryStorage, Storage, UnavailableError
@@ -31,6 +31,26 @@ def _filled(path: Path, n: int, seed: int = 3, snapshot: bool = True) -> NodeSto
     if snapshot:
         store.create_snapshot()
     return store
+
+
+def test_a_snapshot_is_due_once_the_applied_log_holds_its_bytes(tmp_path: Path) -> None:
+    opts = StoreOptions(snapshot_entries=10_000, keep_entries=2, snapshot_bytes=10_000)
+    store = NodeStore.open(tmp_path, "n1", options=opts)
+    entries = [Entry(1, i, data=bytes(984)) for i in range(1, 40)]  # 1,000 bytes each
+    store.persist_ready(HardState(1, "n1", 39), entries[:1])
+    store.apply(entries[:1], ConfState(("n1",)))
+    seen = []
+    for i in range(2, 40):  # applied one or two at a time, counted on from the last
+        store.persist_ready(HardState(1, "n1", 39), entries[i - 1 : i])
+        store.apply(entries[i - 1 : i])
+        seen.append(store.should_snapshot())
+        if i == 25:
+            assert store.create_snapshot() is not None  # counting starts again after it
+    # seen[k] is after entry k + 2: 10,000 bytes since the start once entry 10 applies.
+    assert seen.index(True) == 10 - 2
+    assert seen[25 - 2] and not seen[26 - 2]  # the snapshot at 25 restarts the count
+    assert seen[26 - 2 :].index(True) == 35 - 26  # 26..35: ten entries again
+    store.close()
 
 
 def _same_reads(mem: MemoryStorage, store: NodeStore) -> None:
