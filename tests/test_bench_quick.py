@@ -65,11 +65,26 @@ def test_a_part_without_results_says_how_to_make_them(tmp_path: Path) -> None:
 
 
 def test_without_etcd_the_ratio_is_not_judged_and_says_why() -> None:
-    ours = {"half_max_open_loop": {"latency_ms": {"p99": 12.5}}}
-    rows = [{"connections": 32, "ops_per_s": 900, "etcd_ops_per_s": None, "ratio_ops": None}]
-    ratio, latency = http_checks(rows, ours, None, "etcd not found")
+    ours = {
+        "half_max_open_loop": {"latency_ms": {"p99": 12.5}},
+        "closed_loop": [
+            {"connections": 1, "latency_ms": {"p50": 2.4}},
+            {"connections": 32, "server_cpu_us_per_op": {"leader": 400, "follower": 120}},
+        ],
+    }
+    rows = [
+        {"connections": c, "ops_per_s": 900, "etcd_ops_per_s": None, "ratio_ops": None}
+        for c in (1, 32)
+    ]
+    found = {c["what"]: c for c in http_checks(rows, ours, None, "etcd not found")}
+    ratio = found["job creations/s at 32 connections, over etcd's puts/s"]
     assert ratio["met"] is None and ratio["value"] is None and ratio["note"] == "etcd not found"
+    assert found["job creations/s at 128 connections, over etcd's puts/s"]["met"] is None
+    latency = found["p99 create latency at half the maximum rate (ms)"]
     assert latency["met"] is True and latency["value"] == 12.5
+    assert found["CPU per create at 32 connections, leader (µs)"]["met"] is False
+    assert found["CPU per create at 32 connections, follower (µs)"]["met"] is True
+    assert found["p50 create latency at 1 connection (ms)"]["met"] is True
 
 
 def test_a_quick_run_without_apscheduler_leaves_the_tracked_files_alone() -> None:
