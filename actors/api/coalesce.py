@@ -11,7 +11,7 @@ entry, whose commands the state machine applies one by one with a result each
 
 Each command is encoded once, when proposed: the entry's data is assembled from
 those bytes (:func:`~scheduled_db.state.commands.encode_batch`).  With a
-:class:`~scheduled_db.state.commands.Proposed` memo, the entry's commands are
+:class:`~actors.storage.proposed.Proposed` memo, the entry's commands are
 remembered by its data, so this node's state machine applies them undecoded.
 
 Each caller waits for its own result with its own timeout; a refusal of the entry
@@ -30,8 +30,9 @@ from actors.raft.messages import ProposeOutcome
 from actors.runtime import tracing
 from actors.runtime.replies import Reply, loop_callback
 from actors.storage.messages import ReadResult
+from actors.storage.proposed import Proposed
 from scheduled_db.errors import UnknownOutcome
-from scheduled_db.state.commands import Batch, Command, Proposed, encode_batch, encode_command
+from scheduled_db.state.commands import Batch, Command, encode_batch, encode_command
 from scheduled_db.state.reads import Query
 from scheduled_db.state.results import CommandResult
 
@@ -123,8 +124,8 @@ SendReads = Callable[[tuple[Query, ...], Reply], None]
 
 class ReadBatcher:
     """Gathers the reads of one loop iteration into one storage hop, as
-    :class:`ProposalBatcher` does proposals (a create reads its id and the
-    counters before proposing, so under load reads outnumber writes)."""
+    :class:`ProposalBatcher` does proposals (a create reads the counters for
+    admission before proposing; a GET reads what it shows)."""
 
     def __init__(self, send: SendReads) -> None:
         self._send = send

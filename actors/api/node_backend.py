@@ -31,10 +31,11 @@ from actors.runtime import tracing
 from actors.runtime.replies import ActorRef, loop_reply
 from actors.storage.backup import BackupSource
 from actors.storage.messages import BackupCheckpoint, ReadMany, TakeBackupCheckpoint
+from actors.storage.proposed import Proposed
 from scheduled_db.config.model import NodeConfig
 from scheduled_db.errors import BackupUnavailable, UnknownOutcome
 from scheduled_db.raft.messages import ConfChange, ConfChangeType
-from scheduled_db.state.commands import Batch, Command, Proposed, encode_command
+from scheduled_db.state.commands import Batch, Command, encode_command
 from scheduled_db.state.reads import GetMembers
 from scheduled_db.state.records import encode_member
 from scheduled_db.state.results import CommandResult

@@ -62,6 +62,7 @@ from actors.storage.datadir import (
     unsynced,
     write_durably,
 )
+from actors.storage.proposed import Proposed
 from actors.storage.raft_log_store import RaftLogStore, SnapshotRecord, load_log
 from actors.storage.snapshots import (
     CheckpointReader,
@@ -79,7 +80,6 @@ from scheduled_db.raft.messages import (
 )
 from scheduled_db.raft.storage import bootstrap_snapshot
 from scheduled_db.state import fsm, queries
-from scheduled_db.state.commands import Proposed
 from scheduled_db.state.records import RecordError
 from scheduled_db.state.snapshot_codec import ChunkError, SnapshotCursor, decode_chunk
 from scheduled_db.state.stateview import state_digest

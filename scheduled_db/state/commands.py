@@ -20,7 +20,6 @@ by default, was added so to the claim and the outcome of an attempt; a
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from enum import Enum, IntEnum
@@ -35,7 +34,7 @@ from scheduled_db.jobs.model import (
     JobStatus,
     SkipReason,
 )
-from scheduled_db.state.records import packb, spec_to_wire
+from scheduled_db.state.records import spec_to_wire
 
 COMMAND_VERSION = 1
 
@@ -433,7 +432,8 @@ def _from_wire(w: Any, nested: bool) -> Command:
 
 def encode_command(command: Command) -> bytes:
     """The entry data for ``command``: version byte + msgpack array."""
-    return bytes([COMMAND_VERSION]) + packb(_to_wire(command))
+    body = msgpack.packb(_to_wire(command), use_bin_type=True)
+    return bytes([COMMAND_VERSION]) + bytes(body)
 
 
 def encode_batch(encoded: Sequence[bytes]) -> bytes:
@@ -464,47 +464,3 @@ def decode_command(data: bytes) -> Command:
         raise
     except Exception as exc:  # msgpack, enum, dataclass and type errors alike
         raise CommandDecodeError(f"malformed command: {type(exc).__name__}") from None
-
-
-class Proposed:
-    """Commands this process built and proposed, by the entry data they were encoded
-    to, so that the leader applies its own entries without decoding them again (a
-    batch of 1,000 creates decodes in about 8 ms of the GIL; docs/architecture.md).
-
-    Sound because ``decode_command(encode_command(c))`` equals ``c``, field by field
-    and type by type, for every command the API builds (tests/core/jobs/
-    test_properties_jobs.py holds the code to that): applying the one or the other
-    writes the same bytes, so the leader's state stays the followers'.  Keyed by
-    content, so an entry another leader wrote at the same index is decoded as any
-    entry is.  Bounded (entries that never commit are forgotten oldest first) and
-    safe between threads: the HTTP loop remembers, the storage thread takes.
-    """
-
-    def __init__(self, max_entries: int = 256, max_bytes: int = 16 << 20) -> None:
-        self._max_entries = max_entries
-        self._max_bytes = max_bytes
-        self._by_data: dict[bytes, Command] = {}
-        self._bytes = 0
-        self._lock = threading.Lock()
-
-    def remember(self, data: bytes, command: Command) -> None:
-        with self._lock:
-            if data in self._by_data:
-                return
-            self._by_data[data] = command
-            self._bytes += len(data)
-            while len(self._by_data) > self._max_entries or self._bytes > self._max_bytes:
-                oldest = next(iter(self._by_data))
-                del self._by_data[oldest]
-                self._bytes -= len(oldest)
-
-    def take(self, data: bytes) -> Command | None:
-        """The command ``data`` was encoded from here, or None (decode it)."""
-        with self._lock:
-            command = self._by_data.pop(data, None)
-            if command is not None:
-                self._bytes -= len(data)
-            return command
-
-    def __len__(self) -> int:
-        return len(self._by_data)

@@ -25,7 +25,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from scheduled_db.raft.messages import ConfChange, ConfState, DecodeError, Entry, EntryType
 from scheduled_db.state import commands as c
@@ -36,6 +36,13 @@ from scheduled_db.state.records import APPLIED, RecordError, decode_applied
 from scheduled_db.state.results import CommandResult, EntryResult, ResultCode
 from scheduled_db.state.stateview import StateView, Write
 from scheduled_db.state.txn import Txn
+
+
+class Proposals(Protocol):
+    """Commands this node encoded into entry data, to apply without decoding that
+    data (actors/storage/proposed.py): ``take`` gives the very command, or None."""
+
+    def take(self, data: bytes) -> c.Command | None: ...
 
 
 class ApplyOrderError(RuntimeError):
@@ -85,7 +92,7 @@ def apply_command(tx: Txn, command: c.Command) -> tuple[CommandResult, ...]:
     return (_HANDLERS[type(command)](tx, command),)
 
 
-def _apply_entry(tx: Txn, entry: Entry, proposed: c.Proposed | None) -> EntryResult:
+def _apply_entry(tx: Txn, entry: Entry, proposed: Proposals | None) -> EntryResult:
     if entry.type is EntryType.CONF_CHANGE:
         _record_member(tx, entry.data)
         return EntryResult(entry.index)
@@ -112,14 +119,14 @@ def apply_entries(
     view: StateView,
     entries: Sequence[Entry],
     conf_state: ConfState | None = None,
-    proposed: c.Proposed | None = None,
+    proposed: Proposals | None = None,
 ) -> ApplyOutcome:
     """Apply the committed ``entries`` (in index order) to ``view``.
 
     ``conf_state`` is the membership after the CONF_CHANGE entries among them;
     it is required if any is applied, and persisted with the batch if given.
     ``proposed``: the commands this node encoded into entry data, taken in place of
-    decoding it (the same command: see :class:`~scheduled_db.state.commands.Proposed`).
+    decoding it (the same command: see :class:`Proposals`).
     Raises :class:`ApplyOrderError` on a gap after the applied index.
     """
     index, term = applied_position(view)

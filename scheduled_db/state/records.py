@@ -40,7 +40,6 @@ record with ``scheduled`` set, scheduled_db.state.triggers.start_run).
 from __future__ import annotations
 
 import struct
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any, TypeVar
@@ -346,22 +345,8 @@ def decode_member(data: bytes) -> tuple[str, str]:
     return _decoded("member", data, build)
 
 
-_packers = threading.local()
-
-
-def packb(obj: Any) -> bytes:
-    """``msgpack.packb(obj, use_bin_type=True)``, the same bytes, with this thread's
-    Packer: a new one for each call costs half a microsecond, as much as packing an
-    execution record (a create packs a job and an execution on every replica)."""
-    try:
-        packer = _packers.packer
-    except AttributeError:
-        packer = _packers.packer = msgpack.Packer(use_bin_type=True)
-    return packer.pack(obj)  # type: ignore[no-any-return]
-
-
 def _pack(obj: Any) -> bytes:
-    return bytes([RECORD_VERSION]) + packb(obj)
+    return bytes([RECORD_VERSION]) + bytes(msgpack.packb(obj, use_bin_type=True))
 
 
 def _unpack(data: bytes) -> Any:

@@ -84,6 +84,17 @@ def job_spec(job_id: str) -> JobSpec:
     )
 
 
+class Proposed(dict[bytes, c.Command]):
+    """A node's memo of the commands it proposed (one thread: no lock, no bound; a
+    restart or a new term forgets it)."""
+
+    def remember(self, data: bytes, command: c.Command) -> None:
+        self[data] = command
+
+    def take(self, data: bytes) -> c.Command | None:
+        return self.pop(data, None)
+
+
 @dataclass
 class NodeJobs:
     """One node's applied job state and, while it leads, its scheduler's memory."""
@@ -95,8 +106,9 @@ class NodeJobs:
     sent: dict[tuple[str, int, int], int] = field(default_factory=dict)  # attempt -> when
     fenced: bool = False  # an attempt waits for the lease
     # The commands this node proposed, applied undecoded as a node's API does
-    # (c.Proposed): a difference from the decoded command shows in the digests.
-    memo: c.Proposed = field(default_factory=c.Proposed)
+    # (actors/storage/proposed.py): a difference from the decoded command shows in
+    # the digests.
+    memo: Proposed = field(default_factory=lambda: Proposed())
 
     def restore(self, data: bytes, index: int) -> None:
         """The state a snapshot carries (none: the bootstrap's, empty at ``index``)."""
@@ -116,7 +128,7 @@ class NodeJobs:
         """A restart, or a new term: the scheduler starts from the state alone."""
         self.proposed.clear()
         self.sent.clear()
-        self.memo = c.Proposed()
+        self.memo = Proposed()
 
     def apply(self, entry: Entry, conf: ConfState | None) -> Applied:
         """Apply one committed entry."""

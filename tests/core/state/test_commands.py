@@ -22,7 +22,7 @@ def test_every_command_round_trips(rng: random.Random) -> None:
     assert data[0] == c.COMMAND_VERSION
     assert c.decode_command(data) == cmd
     # Type for type too (1 == 1.0 == True, but their encodings differ): the leader
-    # applies the command it built, the followers the one they decode (c.Proposed).
+    # applies the command it built, the followers the one they decode (actors/storage/proposed.py).
     assert repr(c.decode_command(data)) == repr(cmd)
 
 
@@ -43,21 +43,6 @@ def _unbatched(rng: random.Random) -> c.Command:
     while isinstance(cmd := random_command(rng), c.Batch):
         pass
     return cmd
-
-
-def test_proposed_commands_are_taken_once_by_their_data_and_bounded() -> None:
-    memo = c.Proposed(max_entries=3, max_bytes=1 << 20)
-    cmds = [c.DeleteJob(f"j{i}") for i in range(5)]
-    for cmd in cmds:
-        memo.remember(c.encode_command(cmd), cmd)
-    assert len(memo) == 3  # the two oldest were forgotten
-    assert memo.take(c.encode_command(cmds[0])) is None
-    assert memo.take(bytes(c.encode_command(cmds[4]))) is cmds[4]  # equal bytes, not the object
-    assert memo.take(c.encode_command(cmds[4])) is None  # taken once
-    small = c.Proposed(max_entries=100, max_bytes=len(c.encode_command(cmds[0])) * 2)
-    for cmd in cmds:
-        small.remember(c.encode_command(cmd), cmd)
-    assert len(small) == 2
 
 
 @settings(max_examples=300, deadline=None)

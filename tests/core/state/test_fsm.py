@@ -18,6 +18,7 @@ from scheduled_db.state import records as r
 from scheduled_db.state.records import APPLIED, encode_member
 from scheduled_db.state.results import ResultCode
 from scheduled_db.state.stateview import MemoryState, state_digest
+from scheduled_db.testing import sim_jobs
 from tests.command_gen import random_command, random_entry_data
 from tests.fsm_helpers import ALL, Machine, check_invariants, spec
 
@@ -485,7 +486,7 @@ def test_the_leader_applying_its_own_commands_undecoded_writes_what_followers_wr
     rng = random.Random(seed)
     cmds = [random_command(rng) for _ in range(n)]
     follower, leader = MemoryState(), MemoryState()
-    proposed = c.Proposed()
+    proposed = sim_jobs.Proposed()  # what a node's memo gives, without its lock
     for i, cmd in enumerate(cmds, start=1):
         data = c.encode_command(cmd)
         proposed.remember(data, cmd)
