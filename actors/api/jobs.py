@@ -16,8 +16,10 @@ recognised as the same request, instead of failing "must be in the future".
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -69,6 +71,10 @@ from scheduled_db.state.results import CommandResult, ResultCode
 
 WRITE_TIMEOUT_S = 10.0
 READ_TIMEOUT_S = 10.0
+# Admission without a read (JobRoutes.admit): for this long after one, while what it
+# read plus what was admitted since stays under this share of each limit.
+COUNTERS_FRESH_S = 0.1
+FAR_FROM_LIMIT = 0.9
 MAX_REASON_CHARS = 1000
 LIST_PARAMS = frozenset(
     {"status", "limit", "cursor", "consistent", "label", "type", "paused", "id_prefix"}
@@ -106,6 +112,7 @@ class JobRoutes:
         self.guard = guard
         self.backend = backend
         self._limits = limits
+        self._seen: _SeenCounters | None = None  # the counters admission last read
         self.max_body = max_body_bytes
         self.clock = clock
         self.write_timeout = WRITE_TIMEOUT_S
@@ -161,18 +168,27 @@ class JobRoutes:
     # --- create -----------------------------------------------------------------------
 
     async def create(self, request: web.Request) -> web.Response:
+        """Create a job.  A retry of a create (same id, same body) is answered 200 with
+        the stored job and another body under a taken id 409: for a body that passes
+        validation by the state machine, in log order, with no read first (as a batch
+        item is); only a body refused here is looked up, since it may be a retry that
+        was valid when it created the job (a one-time job whose time has passed), or
+        one the queue limits would now refuse."""
         body = await read_json_object(request, self.max_body, required=True)
-        existing = await self.existing(body)
-        if existing is not None:
-            return json_response(job_view(existing))
         now = self.clock()
-        spec = self.parse_spec(body, now, str(uuid.uuid4()))
-        await self.guard.check_spec(spec)  # the SSRF guard (may resolve the host)
-        next_run = first_fire(spec, now)
-        if next_run is None:  # validation checked this at the same instant; belt and braces
-            raise ValidationError("cron_expression", "never fires after the start time")
-        command = CreateJob(spec, now, next_run, tracing.current_traceparent())
-        await self.admit(command)
+        try:
+            spec = self.parse_spec(body, now, str(uuid.uuid4()))
+            await self.guard.check_spec(spec)  # the SSRF guard (may resolve the host)
+            next_run = first_fire(spec, now)
+            if next_run is None:  # validation checked this at the same instant
+                raise ValidationError("cron_expression", "never fires after the start time")
+            command = CreateJob(spec, now, next_run, tracing.current_traceparent())
+            await self.admit(command, body_bytes=request.content_length)
+        except (ValidationError, CapacityExceeded):
+            existing = await self.existing(body)
+            if existing is not None:
+                return json_response(job_view(existing))
+            raise
         result = await self.propose(command)
         if result.code in (ResultCode.OK, ResultCode.EXISTS_IDENTICAL) and result.job:
             return json_response(job_view(result.job))
@@ -212,20 +228,35 @@ class JobRoutes:
         other connections may overshoot a limit by the number in flight.
 
         ``body_bytes``, the JSON they came in, allows a bound instead of encoding
-        every job (:func:`stored_bound`) when the queue is far from its limit."""
-        counters: Counters = await self.read_state(GetCounters())
+        every job (:func:`stored_bound`) when the queue is far from its limit; and
+        then the counters read for an earlier create stand in for a fresh read for
+        :data:`COUNTERS_FRESH_S`, with what this node admitted since added on (a
+        read is a hop to the storage thread and back: most of a create's
+        admission).  Near a limit every admission reads them."""
         limits = self._limits
-        if counters.jobs + len(commands) > limits.job_limit:
-            self._on_rejection("job_count")
-            raise CapacityExceeded("job_count", counters.jobs, limits.job_limit, len(commands))
-        if body_bytes is not None:
-            bound = stored_bound(body_bytes, commands)
-            if counters.bytes + bound <= limits.memory_limit_bytes:
+        n = len(commands)
+        bound = None if body_bytes is None else stored_bound(body_bytes, commands)
+        seen = self._seen
+        if bound is not None and seen is not None and seen.fresh(time.monotonic()):
+            jobs, size = seen.counters.jobs + seen.jobs + n, seen.counters.bytes + seen.bytes
+            if jobs <= FAR_FROM_LIMIT * limits.job_limit and (
+                size + bound <= FAR_FROM_LIMIT * limits.memory_limit_bytes
+            ):
+                seen.add(n, bound)
                 return
+        counters: Counters = await self.read_state(GetCounters())
+        seen = self._seen = _SeenCounters(time.monotonic(), counters)
+        if counters.jobs + n > limits.job_limit:
+            self._on_rejection("job_count")
+            raise CapacityExceeded("job_count", counters.jobs, limits.job_limit, n)
+        if bound is not None and counters.bytes + bound <= limits.memory_limit_bytes:
+            seen.add(n, bound)
+            return
         size = sum(new_job_bytes(created_job(c)) for c in commands)
         if counters.bytes + size > limits.memory_limit_bytes:
             self._on_rejection("memory")
             raise CapacityExceeded("memory", counters.bytes, limits.memory_limit_bytes, size)
+        seen.add(n, size)
 
     # --- reads ------------------------------------------------------------------------
     #
@@ -348,6 +379,23 @@ def created_job(command: CreateJob) -> Job:
         command.next_run_at_ms,
         traceparent=command.traceparent,
     )
+
+
+@dataclass(slots=True)
+class _SeenCounters:
+    """The counters as last read, and what this node admitted since (see admit)."""
+
+    at: float  # time.monotonic() of the read
+    counters: Counters
+    jobs: int = 0
+    bytes: int = 0
+
+    def fresh(self, now: float) -> bool:
+        return now - self.at < COUNTERS_FRESH_S
+
+    def add(self, jobs: int, size: int) -> None:
+        self.jobs += jobs
+        self.bytes += size
 
 
 def stored_bound(body_bytes: int, commands: Sequence[CreateJob]) -> int:

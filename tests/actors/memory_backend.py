@@ -62,6 +62,7 @@ class MemoryBackend:
         self.learners: list[tuple[str, str, str]] = []
         self.members = ["node-1", "node-2", "node-3"]
         self.read_indexes = 0  # linearizable reads confirmed
+        self.reads: list[str] = []  # the name of each query read, in order
         # Set by hold(): proposals (and reads) wait for it, so requests stay in flight.
         self.held_writes: asyncio.Event | None = None
         self.held_reads: asyncio.Event | None = None
@@ -135,6 +136,7 @@ class MemoryBackend:
             raise TimeoutError
         if self.read_error is not None:
             raise self.read_error
+        self.reads.append(type(query).__name__)
         return self.query(query)
 
     async def status(self) -> NodeStatus:

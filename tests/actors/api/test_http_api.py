@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from actors.api import jobs as jobs_module
 from scheduled_db.errors import NO_LEADER
 from scheduled_db.jobs.model import JobSpec, JobStatus, JobType
 from scheduled_db.jobs.schedule import first_fire
@@ -179,6 +180,23 @@ async def test_create_past_the_job_limit_is_507(api: Api) -> None:
     await api.create(id="b")
     reply = await api.call("POST", "/jobs", {"type": "unico", "timestamp": NOW_S + 9})
     assert reply.status == 507 and reply.body["type"] == "job_count"
+    # A retry of a create that made a job is still answered with it when full.
+    retry = await api.call("POST", "/jobs", {"type": "unico", "timestamp": NOW_S + 3600, "id": "a"})
+    assert retry.status == 200 and retry.body["id"] == "a"
+
+
+@api_test(config={"queue.job_limit": 10})
+async def test_admission_reads_the_counters_again_only_near_a_limit(api: Api) -> None:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(jobs_module, "COUNTERS_FRESH_S", 3600.0)  # no read goes stale
+        for i in range(10):
+            await api.create(id=f"c{i}")
+    # The first create read them; then what was admitted since is counted on, up to
+    # 90% of the limit (9 jobs), past which each admission reads them again.
+    assert api.backend.reads.count("GetCounters") == 2
+    reply = await api.call("POST", "/jobs", {"type": "unico", "timestamp": NOW_S + 9})
+    assert reply.status == 507 and reply.body["type"] == "job_count"
+    assert api.backend.reads.count("GetCounters") == 3
 
 
 # --- Raft refusals and internal errors -----------------------------------------------
@@ -493,14 +511,19 @@ async def test_a_consistent_read_without_a_leader_is_503(api: Api) -> None:
 
 
 @api_test()
-async def test_a_retried_create_confirms_the_job_still_exists_through_read_index(
+async def test_a_retried_create_is_answered_by_raft_or_confirmed_through_read_index(
     api: Api,
 ) -> None:
     body = {"id": "twice", "type": "unico", "timestamp": NOW_S + 60}
-    assert (await api.call("POST", "/jobs", body)).status == 200
-    assert api.backend.read_indexes == 0  # a new job: Raft alone decides
+    first = await api.call("POST", "/jobs", body)
     again = await api.call("POST", "/jobs", body)
-    assert again.status == 200 and again.body["id"] == "twice"
+    assert first.status == again.status == 200 and again.body == first.body
+    # A body that validates goes to Raft: the state machine answers it, in log order,
+    # from the state every replica has (no read first, none to confirm).
+    assert api.backend.read_indexes == 0
+    api.clock.now_ms += 3_600_000  # its timestamp has passed: refused, so looked up
+    late = await api.call("POST", "/jobs", body)
+    assert late.status == 200 and late.body == first.body
     assert api.backend.read_indexes == 1  # found locally: confirmed before answering
     api.backend.follow()  # no leader to confirm with: no answer from stale state
     reply = await api.call("POST", "/jobs", body)
