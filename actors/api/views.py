@@ -58,15 +58,21 @@ def callback_view(callback: Callback | None) -> dict[str, Any] | None:
 
 
 def job_view(job: Job) -> dict[str, Any]:
-    """A stored job as ``POST /jobs`` and ``GET /jobs/{id}`` show it."""
+    """A stored job as ``POST /jobs`` and ``GET /jobs/{id}`` show it.  Its instants are
+    written out as :func:`instant` writes them (not through it: a batch answer holds
+    1,000 views, and four small dicts unpacked into each cost a microsecond)."""
     spec = job.spec
+    timestamp, last_date = spec.timestamp_ms, spec.last_date_ms
+    created, next_run = job.created_at_ms, job.next_run_at_ms
     return {
         "id": spec.id,
         "type": spec.type.value,
-        **instant("timestamp", spec.timestamp_ms),
+        "timestamp": None if timestamp is None else timestamp // 1000,
+        "timestamp_ms": timestamp,
         "cron_expression": spec.cron_expression,
         "timezone": spec.timezone,
-        **instant("last_date", spec.last_date_ms),
+        "last_date": None if last_date is None else last_date // 1000,
+        "last_date_ms": last_date,
         "webhook_url": spec.webhook_url,
         "payload": spec.payload,
         "misfire_policy": spec.misfire_policy.value,
@@ -85,8 +91,10 @@ def job_view(job: Job) -> dict[str, Any]:
         "status": job.status.value,
         "paused": job.paused,
         "version": job.version,
-        **instant("created_at", job.created_at_ms),
-        **instant("next_run_at", job.next_run_at_ms),
+        "created_at": None if created is None else created // 1000,
+        "created_at_ms": created,
+        "next_run_at": None if next_run is None else next_run // 1000,
+        "next_run_at_ms": next_run,
     }
 
 
