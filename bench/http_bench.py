@@ -146,6 +146,13 @@ def compare(ours: dict[str, Any], etcd_figures: dict[str, Any] | None) -> list[d
     return rows
 
 
+def _at_most(
+    what: str, value: float | None, limit: float, unit: str, reference: str | None = None
+) -> dict[str, Any]:
+    met = None if value is None else value <= limit
+    return check(what, f"<= {limit:g} {unit}", value, met, reference=reference)
+
+
 def checks(
     rows: list[dict[str, Any]], ours: dict[str, Any], theirs: dict[str, Any] | None, why: str | None
 ) -> list[Any]:
@@ -170,37 +177,25 @@ def checks(
     closed = {r["connections"]: r for r in ours["closed_loop"]}
     cpu = closed.get(32, {}).get("server_cpu_us_per_op", {})
     for role, limit in TARGET_CPU_US.items():
-        value = cpu.get(role)
         found.append(
-            check(
-                f"CPU per create at 32 connections, {role} (µs)",
-                f"<= {limit} µs",
-                value,
-                None if value is None else value <= limit,
-            )
+            _at_most(f"CPU per create at 32 connections, {role} (µs)", cpu.get(role), limit, "µs")
         )
     one = closed.get(1, {}).get("latency_ms", {}).get("p50")
     their_one = by_conns.get(1, {}).get("etcd_p50_ms")
     found.append(
-        check(
-            "p50 create latency at 1 connection (ms)",
-            f"<= {TARGET_ONE_CONNECTION_P50_MS:g} ms",
-            one,
-            None if one is None else one <= TARGET_ONE_CONNECTION_P50_MS,
-            reference=None if their_one is None else f"etcd {their_one} ms",
+        _at_most(
+            "p50 create latency at 1 connection (ms)", one, TARGET_ONE_CONNECTION_P50_MS, "ms",
+            None if their_one is None else f"etcd {their_one} ms",
         )
-    )
+    )  # fmt: skip
     p99 = ours["half_max_open_loop"]["latency_ms"].get("p99")
     their_p99 = theirs["half_max_open_loop"]["latency_ms"].get("p99") if theirs else None
     found.append(
-        check(
-            "p99 create latency at half the maximum rate (ms)",
-            f"<= {TARGET_P99_MS:g} ms",
-            p99,
-            None if p99 is None else p99 <= TARGET_P99_MS,
-            reference=None if their_p99 is None else f"etcd {their_p99:.1f} ms at half its maximum",
+        _at_most(
+            "p99 create latency at half the maximum rate (ms)", p99, TARGET_P99_MS, "ms",
+            None if their_p99 is None else f"etcd {their_p99:.1f} ms at half its maximum",
         )
-    )
+    )  # fmt: skip
     return found
 
 
