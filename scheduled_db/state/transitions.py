@@ -82,7 +82,8 @@ def create(tx: Txn, cmd: c.CreateJob) -> CommandResult:
         next_run_at_ms=cmd.next_run_at_ms,
         traceparent=cmd.traceparent,
     )
-    tx.add_job(job, Execution(cmd.next_run_at_ms))
+    tx.put_job(None, job)
+    tx.put_exec(job_id, Execution(cmd.next_run_at_ms), new=True)
     return CommandResult(ResultCode.OK, K.CREATE, job_id, job)
 
 
