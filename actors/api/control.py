@@ -38,6 +38,7 @@ from actors.api.views import (
     job_view,
 )
 from actors.runtime import tracing
+from actors.webhook.guard import spec_urls
 from scheduled_db.errors import (
     JobConflict,
     JobFinished,
@@ -386,7 +387,7 @@ def _batch_items(body: dict[str, object]) -> list[object]:
 
 
 def _has_url(spec: JobSpec) -> bool:
-    return bool(spec.webhook_url or spec.on_failure or spec.on_success)
+    return any(url for _, url in spec_urls(spec))
 
 
 def _valid_id(value: object) -> bool:

@@ -49,12 +49,9 @@ class WebhookGuard:
     async def check_spec(self, spec: JobSpec, old: JobSpec | None = None) -> None:
         """Check every URL of ``spec`` a delivery or a notice goes to (those that
         changed from ``old``, when given), as :meth:`check` does."""
-        for field, url, before in (
-            ("webhook_url", spec.webhook_url, old and old.webhook_url),
-            ("on_failure.url", _url(spec.on_failure), old and _url(old.on_failure)),
-            ("on_success.url", _url(spec.on_success), old and _url(old.on_success)),
-        ):
-            if old is None or url != before:
+        before = {} if old is None else dict(spec_urls(old))
+        for field, url in spec_urls(spec):
+            if old is None or url != before[field]:
                 await self.check(url, field)
 
     async def check(self, url: str | None, field: str = "webhook_url") -> None:
@@ -82,6 +79,16 @@ class WebhookGuard:
         except (OSError, TimeoutError) as exc:  # gaierror is an OSError
             log.debug("webhook guard: %s did not resolve (%s); delivery will check", host, exc)
             return []
+
+
+def spec_urls(spec: JobSpec) -> tuple[tuple[str, str | None], ...]:
+    """Where the guard looks: each URL a job's deliveries and notices go to (None:
+    unset), named by its field."""
+    return (
+        ("webhook_url", spec.webhook_url),
+        ("on_failure.url", _url(spec.on_failure)),
+        ("on_success.url", _url(spec.on_success)),
+    )
 
 
 def _url(callback: Callback | None) -> str | None:
