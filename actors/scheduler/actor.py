@@ -13,8 +13,11 @@ While active:
 * ``claim_ahead`` before an occurrence is due, its claim (job, occurrence,
   attempt, node, term) is proposed, together with every other claim due then, in
   one Raft entry; only a committed claim is *armed*;
-* an armed occurrence fires at its own time (an alarm, not a poll): the
-  WebhookActor delivers it, and the outcome is proposed with what comes next
+* an armed occurrence fires at its own time (an alarm, not a poll): it is handed
+  to the WebhookActor HAND_OVER_AHEAD_MS before (``not_before_ms``: its time), which
+  readies it and sends it at that time, so a burst's Delivers are made and queued
+  before the burst, not in it; a pause takes back those not sent yet (``Withdraw``).
+  The WebhookActor delivers it, and the outcome is proposed with what comes next
   (a retry time, or the recurring job's next run, computed here); outcomes are
   batched, and held back while a burst is firing (see FIRING_SOON_MS);
 * claims left open by an older term are fired again with the same idempotency
@@ -44,7 +47,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from random import Random
 from typing import TYPE_CHECKING, Any
 
@@ -55,7 +58,14 @@ from actors.runtime.clock import Alarm, now_ms
 from actors.scheduler.messages import SchedulerProposed, Wake
 from actors.storage.messages import Applied, Read, ReadResult, SnapshotInstalled, Subscribe
 from actors.webhook import attempt as webhook_attempt
-from actors.webhook.messages import AbortAll, AbortDelivery, Deliver, DeliveryOutcome
+from actors.webhook.messages import (
+    AbortAll,
+    AbortDelivery,
+    Deliver,
+    DeliveryOutcome,
+    DeliveryOutcomes,
+    Withdraw,
+)
 from scheduled_db.config.model import NodeConfig
 from scheduled_db.errors import safe_text
 from scheduled_db.firing import decisions as firing
@@ -80,14 +90,20 @@ K = c.CommandKind
 # never a firing.
 OUTCOME_FLUSH_MS = 5
 # Firing comes first.  In a burst (an armed occurrence due within FIRING_SOON_MS,
-# or BURST_IN_FLIGHT deliveries out) the flush waits, since applying outcomes takes
-# the CPU the deliveries need; for at most OUTCOME_MAX_DELAY_MS after the oldest
-# outcome waiting.  That bound is also the window of deliveries a failover sends
-# again (their outcomes were not committed): a leader lost mid-burst redelivers what
-# it sent in roughly its last OUTCOME_MAX_DELAY_MS plus one commit.
+# BURST_IN_FLIGHT deliveries out, or one handed over and not due yet) the flush
+# waits, since applying outcomes takes the CPU the deliveries need; for at most
+# OUTCOME_MAX_DELAY_MS after the oldest outcome waiting (200: 2,000 deliveries due
+# at once go out in about 150 ms on one core, without an apply in their way).
+# That bound is also the window of deliveries a failover sends again (their
+# outcomes were not committed): a leader lost mid-burst redelivers what it sent in
+# roughly its last OUTCOME_MAX_DELAY_MS plus one commit.
 FIRING_SOON_MS = 20
 BURST_IN_FLIGHT = 32
-OUTCOME_MAX_DELAY_MS = 100
+OUTCOME_MAX_DELAY_MS = 200
+# An armed occurrence with a webhook is handed to the WebhookActor this long before
+# its time, to be sent at its time (see the module docstring); one without a webhook
+# completes at its time, here.
+HAND_OVER_AHEAD_MS = 100
 # A delivery fenced by an ended lease is tried again after this long: by then this
 # node has either renewed its lease or learnt that it no longer leads (and idles).
 FENCED_RETRY_MS = 50
@@ -183,6 +199,7 @@ class SchedulerActor(pykka.ThreadingActor):
         self.claiming: dict[SlotKey, Due] = {}
         self.armed: SlotIndex[_Armed] = SlotIndex(self.s.slot_gap_ms)
         self.in_flight: dict[SlotKey, _Armed] = {}
+        self.handed_until = 0  # the latest fire time of a delivery handed over
         # Job id -> asked ms of its triggered runs this scheduler has seen due: what a
         # cancel or delete of the job must drop (may name runs already finished).
         self.triggered: dict[str, set[int]] = {}
@@ -242,6 +259,9 @@ class SchedulerActor(pykka.ThreadingActor):
             self._read_done(message)
         elif isinstance(message, SchedulerProposed):
             self._proposed(message)
+        elif isinstance(message, DeliveryOutcomes):
+            for outcome in message.outcomes:
+                self._delivered(outcome)
         elif isinstance(message, DeliveryOutcome):
             self._delivered(message)
         elif isinstance(message, SnapshotInstalled):
@@ -354,7 +374,8 @@ class SchedulerActor(pykka.ThreadingActor):
     def _flush_unless_firing(self, now: int) -> None:
         soon = self.armed.next_at()
         real_now = now_ms()
-        busy = len(self.in_flight) >= BURST_IN_FLIGHT
+        # Out in numbers, or handed over and not due yet: a burst is firing.
+        busy = len(self.in_flight) >= BURST_IN_FLIGHT or now < self.handed_until
         if busy or (soon is not None and soon <= now + FIRING_SOON_MS):
             give_up_at = self.outbox_since + OUTCOME_MAX_DELAY_MS
             if real_now < give_up_at:
@@ -408,6 +429,7 @@ class SchedulerActor(pykka.ThreadingActor):
             self._record(armed, done)
             return
         self.in_flight[armed.key] = armed
+        self.handed_until = max(self.handed_until, armed.fire_at_ms)
         self.webhook.tell(
             Deliver(
                 spec.id,
@@ -427,6 +449,7 @@ class SchedulerActor(pykka.ThreadingActor):
                 spec.headers,
                 _jittered(spec, armed),
                 scheduled=armed.scheduled,
+                batched=True,
             )
         )
 
@@ -445,7 +468,13 @@ class SchedulerActor(pykka.ThreadingActor):
         if armed.job.id in self.paused and (not armed.trigger or armed.scheduled):
             self.held[key] = armed
         else:
-            self.armed.add(key, armed.fire_at_ms, armed)
+            self._arm_at(key, armed)
+
+    def _arm_at(self, key: SlotKey, armed: _Armed) -> None:
+        """Arm ``armed`` to go to the WebhookActor HAND_OVER_AHEAD_MS before its fire
+        time, or, with no webhook to call, to complete at it."""
+        ahead = 0 if armed.job.spec.webhook_url is None else HAND_OVER_AHEAD_MS
+        self.armed.add(key, armed.fire_at_ms - ahead, armed)
 
     def _record(self, armed: _Armed, result: firing.Attempted) -> None:
         spec = armed.job.spec
@@ -489,11 +518,22 @@ class SchedulerActor(pykka.ThreadingActor):
         if out.error_type == webhook_attempt.FENCED:
             # Not sent, and the claim still stands: try again once the lease has been
             # renewed, or drop it all when a Leadership event says we lost it.
-            self.armed.add(key, self.clock() + FENCED_RETRY_MS, armed)
+            self._arm_at(key, replace(armed, fire_at_ms=self.clock() + FENCED_RETRY_MS))
             self._wake()
             return
         if out.error_type == webhook_attempt.ABORTED:
             return  # cancelled or deleted: the state machine has closed the attempt
+        if out.error_type == webhook_attempt.WITHDRAWN:
+            # Taken back by a pause before it was sent: held while the job stays
+            # paused, else (resumed meanwhile) armed again, as a resume arms it.
+            if armed.job.id in self.paused:
+                self.held[key] = armed
+            else:
+                fire_at = max(armed.fire_at_ms, self.clock())
+                resumed = armed.resumed or not armed.trigger
+                self._arm_at(key, replace(armed, fire_at_ms=fire_at, resumed=resumed))
+                self._wake()
+            return
         self._record(armed, _attempted(out))
 
     # -- notices of outcomes --
@@ -529,6 +569,7 @@ class SchedulerActor(pykka.ThreadingActor):
                 trigger=notice.trigger,
                 headers=notice.headers,
                 notice=notice,
+                batched=True,
             )
         )
 
@@ -655,7 +696,7 @@ class SchedulerActor(pykka.ThreadingActor):
             if held is not None and job.status is JobStatus.IN_PROGRESS:
                 fire_at = max(held.fire_at_ms, self.clock())
                 resumed = _Armed(job, held.occurrence_ms, held.attempt, fire_at, resumed=True)
-                self.armed.add(key, fire_at, resumed)
+                self._arm_at(key, resumed)
                 return
             if job.status is JobStatus.IN_PROGRESS:
                 self.next_claim_check = 0  # an older term's claim: fire it again soon
@@ -663,18 +704,25 @@ class SchedulerActor(pykka.ThreadingActor):
 
     def _pause(self, job_id: str) -> None:
         """Hold what the job has claimed and not sent (its scheduled occurrence, and an
-        allow job's started runs); drop what waits for a claim.  Manual runs go on."""
+        allow job's started runs), and take back what was handed over but not sent;
+        drop what waits for a claim.  Manual runs go on."""
         keys: list[SlotKey] = [job_id]
         for asked in self.triggered.get(job_id, ()):
-            armed_run = self.armed.get((job_id, asked))
-            due_run = self.due.get((job_id, asked))
-            if (armed_run and armed_run.scheduled) or (due_run and due_run.scheduled):
-                keys.append((job_id, asked))
+            run_key: SlotKey = (job_id, asked)
+            run = self.armed.get(run_key) or self.due.get(run_key) or self.in_flight.get(run_key)
+            if run is not None and run.scheduled:
+                keys.append(run_key)
+        handed: list[tuple[int, bool]] = []
         for key in keys:
             self.due.remove(key)
             armed = self.armed.remove(key)
             if armed is not None:
                 self.held[key] = armed  # claimed, not sent: it waits for a resume
+            out = self.in_flight.get(key)
+            if out is not None:
+                handed.append((out.occurrence_ms, out.trigger))
+        if handed:  # held when the WebhookActor answers that it took them back
+            self.webhook.tell(Withdraw(job_id, tuple(handed)))
 
     def _resume_runs(self, job: Job) -> None:
         """An allow job's started runs held by its pause go again; those waiting for a
@@ -683,7 +731,7 @@ class SchedulerActor(pykka.ThreadingActor):
             held = self.held.pop(key)
             fire_at = max(held.fire_at_ms, self.clock())
             again = _Armed(job, held.occurrence_ms, held.attempt, fire_at, True, scheduled=True)
-            self.armed.add(key, fire_at, again)
+            self._arm_at(key, again)
         self.next_refill = 0
         self.next_claim_check = 0  # an older term's claims of its runs: fire them again
 

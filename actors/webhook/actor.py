@@ -21,9 +21,16 @@ Contract:
 - a delivery waits for its turn at most its timeout (``Deliver.timeout_ms``): past
   it, it fails as a ``timeout`` with nothing sent.  Once sent, the request has its
   whole timeout again, so an outcome comes within about twice the timeout;
+- a Deliver handed over ahead of its time (``not_before_ms`` at least
+  :data:`STAGE_AHEAD_MS` away: the scheduler hands a burst over before it is due)
+  is *staged*: its destination and span are worked out on arrival, and at its time
+  one timer per instant releases every delivery due then into the queues at
+  once, so the work of a burst's arrival is done before the burst, not in it;
 - :class:`~actors.webhook.messages.AbortDelivery` and :class:`~actors.webhook.messages.AbortAll` cut
-  deliveries short, queued or in flight: their outcome is an error of type
+  deliveries short, staged, queued or in flight: their outcome is an error of type
   ``aborted``.  Stopping the actor aborts whatever is left the same way.
+  :class:`~actors.webhook.messages.Withdraw` takes back those not sent yet (staged
+  or queued): their outcome is of type ``withdrawn``.
 
 Each Deliver is a single attempt; when to retry is the caller's decision
 (:mod:`scheduled_db.firing.retry`), since a retry needs a new claim through Raft.
@@ -35,7 +42,6 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from functools import partial
 from importlib import metadata
@@ -51,7 +57,14 @@ from actors.runtime.metrics import ApiMetrics
 from actors.webhook import attempt as webhook_attempt
 from actors.webhook.client import WebhookClient
 from actors.webhook.dns import Resolver, system_resolve
-from actors.webhook.messages import AbortAll, AbortDelivery, Deliver, DeliveryOutcome
+from actors.webhook.messages import (
+    AbortAll,
+    AbortDelivery,
+    Deliver,
+    DeliveryOutcome,
+    DeliveryOutcomes,
+    Withdraw,
+)
 from scheduled_db.errors import safe_text
 from scheduled_db.firing.fair_queue import FairQueue, Signal, signal_for
 from scheduled_db.policy.ssrf import DENY, AddressPolicy
@@ -63,6 +76,9 @@ STOP_TIMEOUT_S = 5.0
 DNS_CACHE_TTL_S = 30.0  # long enough to spare the resolver, short enough to follow a move
 # Execution takes up to the per-attempt timeout; lateness is milliseconds when healthy.
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+# A Deliver due at least this far ahead is staged until its time (see above); one due
+# sooner goes to its queue at once (and its task waits out the rest).
+STAGE_AHEAD_MS = 2
 LATENESS_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 15.0, 60.0)
 
 
@@ -119,6 +135,8 @@ class WebhookMetrics:
         if outcome.error_type == webhook_attempt.FENCED:
             self.fenced.inc()  # not an attempt: nothing left this node
             return
+        if outcome.error_type == webhook_attempt.WITHDRAWN:
+            return  # not an attempt either: taken back before its time
         (self.successes if outcome.ok else self.failed).inc()
         if not outcome.ok:
             self.failures.labels(outcome.error_type or "unknown").inc()
@@ -141,8 +159,12 @@ class _Pending:
     start_ms: int
     destination: str
     task: asyncio.Task[DeliveryOutcome] | None = None  # once it is sent
-    expiry: asyncio.TimerHandle | None = None  # while it waits for its turn
+    expiry: asyncio.TimerHandle | None = None  # while it waits for its turn (paced)
+    # While it waits for its turn: the deliveries that arrived with it and share its
+    # timeout, whose one timer expires those still waiting (see _arm_expiries).
+    waiting_in: set[_Pending] | None = None
     span: tracing.Span | None = None  # with tracing on: from its arrival to its outcome
+    staged: bool = False  # handed over ahead of its time, and not released yet
 
 
 class WebhookActor(pykka.ThreadingActor):
@@ -191,6 +213,18 @@ class WebhookActor(pykka.ThreadingActor):
         self._pacer: asyncio.TimerHandle | None = None  # the next admit a rate is owed
         self._pending: dict[str, set[_Pending]] = {}  # job id -> its deliveries
         self._arrived: list[_Pending] = []  # in this drain, to arm the waiting ones
+        # Deliveries staged until their time (not_before_ms -> destination -> them, in
+        # arrival order; a withdrawn or aborted one stays listed, unstaged), with a
+        # timer per instant.
+        self._staged: dict[int, dict[str, list[_Pending]]] = {}
+        self._release_timers: dict[int, asyncio.TimerHandle] = {}
+        # Destinations staged for in this drain -> (a URL of theirs, the instant): the
+        # drain opens the connections their burst will need (WebhookClient.warm).
+        self._to_warm: dict[str, tuple[str, int]] = {}
+        self._warmers: set[asyncio.Task[int]] = set()  # held, or the loop may lose them
+        # Outcomes of batched Delivers ended in this turn of the loop, per reply; sent
+        # at the start of the next one (_send_outcomes).
+        self._outbox: dict[Callable[[Any], None], list[DeliveryOutcome]] = {}
         self._stopping = False
         # Handed from the actor thread to the loop thread (deque appends and pops are
         # thread-safe); _wake_set says a drain is scheduled and has not started yet.
@@ -206,6 +240,8 @@ class WebhookActor(pykka.ThreadingActor):
             self._on_loop(self._abort, message.job_id)
         elif isinstance(message, AbortAll):
             self._on_loop(self._abort_all)
+        elif isinstance(message, Withdraw):
+            self._on_loop(self._withdraw, message)
         else:
             log.warning("webhook: ignoring unexpected message %r", type(message).__name__)
 
@@ -228,6 +264,21 @@ class WebhookActor(pykka.ThreadingActor):
         self._admit()  # once per batch: a burst is shared out in turn, not first-come
         self._arm_expiries()
         self._count_waiting()
+        if self._to_warm:
+            self._warm()
+
+    def _warm(self) -> None:
+        """Open ahead the connections a staged burst will send on at first: as many as
+        its destination's cap lets through at once, at most one per delivery."""
+        assert self._client is not None
+        loop = asyncio.get_running_loop()
+        for destination, (url, at) in self._to_warm.items():
+            staged = len(self._staged.get(at, {}).get(destination, ()))
+            n = min(self._queue.cap(destination), staged)
+            warmer = loop.create_task(self._client.warm(url, n))
+            self._warmers.add(warmer)
+            warmer.add_done_callback(self._warmers.discard)
+        self._to_warm.clear()
 
     # --- deliveries (loop thread) ------------------------------------------------------
 
@@ -237,27 +288,66 @@ class WebhookActor(pykka.ThreadingActor):
         pending = _Pending(deliver, start_ms, destination)
         pending.span = webhook_attempt.delivery_span(deliver, destination)
         self._pending.setdefault(deliver.job_id, set()).add(pending)
-        self._queue.push(pending.destination, pending)
-        self._arrived.append(pending)
+        now = self._clock()
+        if deliver.not_before_ms - now < STAGE_AHEAD_MS:
+            self._queue.push(pending.destination, pending)
+            self._arrived.append(pending)
+            return
+        pending.staged = True
+        at = deliver.not_before_ms
+        staged = self._staged.get(at)
+        if staged is None:
+            staged = self._staged[at] = {}
+            loop = asyncio.get_running_loop()
+            self._release_timers[at] = loop.call_later((at - now) / 1000, self._release, at)
+        staged.setdefault(pending.destination, []).append(pending)
+        self._to_warm[pending.destination] = (deliver.url, at)
+
+    def _release(self, at: int) -> None:
+        """The deliveries staged for ``at`` go to their queues, all at once; never
+        before ``at`` by this actor's clock (a timer may ring a little early)."""
+        early_ms = at - self._clock()
+        if early_ms > 0:
+            loop = asyncio.get_running_loop()
+            self._release_timers[at] = loop.call_later(early_ms / 1000, self._release, at)
+            return
+        del self._release_timers[at]
+        for destination, pendings in self._staged.pop(at).items():
+            released = [pending for pending in pendings if pending.staged]
+            for pending in released:
+                pending.staged = False
+            self._queue.push_many(destination, released)
+            self._arrived.extend(released)
+        self._admit()
+        self._arm_expiries()
+        self._count_waiting()
 
     def _arm_expiries(self) -> None:
-        """Give each delivery of this batch that has to wait a deadline (only those:
-        most are sent at once, and a timer each would cost a burst)."""
-        loop = asyncio.get_running_loop()
+        """Give the deliveries of this batch that have to wait a deadline: one timer for
+        those with the same timeout, not one each (a burst of thousands waits)."""
+        groups: dict[int, set[_Pending]] = {}
         for pending in self._arrived:
             if self._queue.is_waiting(pending.destination, pending):  # not sent, not aborted
-                timeout_s = pending.deliver.timeout_ms / 1000
-                pending.expiry = loop.call_later(timeout_s, self._expire, pending)
+                group = groups.get(pending.deliver.timeout_ms)
+                if group is None:
+                    group = groups[pending.deliver.timeout_ms] = set()
+                group.add(pending)
+                pending.waiting_in = group
         self._arrived.clear()
+        loop = asyncio.get_running_loop()
+        for timeout_ms, group in groups.items():
+            loop.call_later(timeout_ms / 1000, self._expire_group, group)
+
+    def _expire_group(self, group: set[_Pending]) -> None:
+        for pending in list(group):  # those still waiting: the others left the group
+            self._expire(pending)
 
     def _admit(self) -> None:
         """Send every delivery whose turn it is; with a rate per destination, come back
         when the next token is due."""
         loop = asyncio.get_running_loop()
         for _, pending in self._queue.admit(self._clock()):
-            if pending.expiry is not None:
-                pending.expiry.cancel()
-                pending.expiry = None
+            self._stop_waiting(pending)
             traceparent = tracing.traceparent_of(pending.span)
             pending.task = loop.create_task(
                 self._deliver(pending.deliver, pending.start_ms, traceparent)
@@ -289,10 +379,19 @@ class WebhookActor(pykka.ThreadingActor):
         self._admit()
         self._count_waiting()
 
+    def _stop_waiting(self, pending: _Pending) -> None:
+        """It no longer waits for its turn: no deadline."""
+        if pending.expiry is not None:
+            pending.expiry.cancel()
+            pending.expiry = None
+        if pending.waiting_in is not None:
+            pending.waiting_in.discard(pending)
+            pending.waiting_in = None
+
     def _expire(self, pending: _Pending) -> None:
         """Its timeout passed while it waited for its turn: it fails, never sent; unless
         what it waits for is its destination's rate, which delays but never drops."""
-        pending.expiry = None
+        self._stop_waiting(pending)
         if self._queue.is_paced(pending.destination):
             loop = asyncio.get_running_loop()
             timeout_s = pending.deliver.timeout_ms / 1000
@@ -318,16 +417,34 @@ class WebhookActor(pykka.ThreadingActor):
                 self._cancel(pending)
 
     def _cancel(self, pending: _Pending) -> None:
-        """Abort one delivery: cancel its request, or take it out of the queue."""
+        """Abort one delivery: cancel its request, or take it out of its queue."""
         if pending.task is not None:
             pending.task.cancel()  # _done reports it
             return
-        self._queue.withdraw(pending.destination, pending)
-        if pending.expiry is not None:
-            pending.expiry.cancel()
-        self._forget(pending)
+        self._unqueue(pending)
         aborted = webhook_attempt.aborted(pending.deliver, pending.start_ms, None, self._clock())
         self._finish(pending, aborted)
+
+    def _withdraw(self, message: Withdraw) -> None:
+        """Take back the named deliveries of a job that are not on their way."""
+        wanted = set(message.occurrences)
+        for pending in list(self._pending.get(message.job_id, ())):
+            deliver = pending.deliver
+            if pending.task is not None or deliver.notice is not None:
+                continue
+            if (deliver.scheduled_at_ms, deliver.trigger) in wanted:
+                self._unqueue(pending)
+                outcome = webhook_attempt.withdrawn(deliver, pending.start_ms, self._clock())
+                self._finish(pending, outcome)
+
+    def _unqueue(self, pending: _Pending) -> None:
+        """Take a delivery not sent yet out of its stage or queue, and forget it."""
+        if pending.staged:
+            pending.staged = False  # its instant's list drops it on release
+        else:
+            self._queue.withdraw(pending.destination, pending)
+        self._stop_waiting(pending)
+        self._forget(pending)
 
     def _forget(self, pending: _Pending) -> None:
         job_id = pending.deliver.job_id
@@ -349,18 +466,17 @@ class WebhookActor(pykka.ThreadingActor):
             if early_ms > 0:  # never before its time, whatever the caller's clock did
                 await asyncio.sleep(early_ms / 1000)
             sent_ms = self._clock()
-            with self._counted_in_flight():
-                return await webhook_attempt.attempt(
-                    self._client,
-                    deliver,
-                    self._user_agent,
-                    self._clock,
-                    start_ms,
-                    sent_ms,
-                    self._secrets,
-                    may_send,
-                    traceparent,
-                )
+            return await webhook_attempt.attempt(
+                self._client,
+                deliver,
+                self._user_agent,
+                self._clock,
+                start_ms,
+                sent_ms,
+                self._secrets,
+                may_send,
+                traceparent,
+            )
         except asyncio.CancelledError:
             # Only our own abort (or stop) cancels a delivery, and it still owes an
             # outcome: report it instead of propagating, so the task ends normally.
@@ -372,13 +488,11 @@ class WebhookActor(pykka.ThreadingActor):
             return webhook_attempt.failed(deliver, start_ms, sent_ms, self._clock(), exc)
 
     def _count_waiting(self) -> None:
+        """Set the gauges of waiting and in-flight deliveries (after each change: once
+        per batch, not per delivery)."""
         if self._metrics is not None:
             self._metrics.waiting.set(self._queue.waiting)
-
-    def _counted_in_flight(self) -> AbstractContextManager[object]:
-        if self._metrics is None:
-            return nullcontext()
-        return self._metrics.in_flight.track_inprogress()
+            self._metrics.in_flight.set(self._queue.in_flight)
 
     def _finish(self, pending: _Pending, outcome: DeliveryOutcome) -> None:
         """Count the outcome and give it to the delivery's ``reply``."""
@@ -387,15 +501,27 @@ class WebhookActor(pykka.ThreadingActor):
             webhook_attempt.end_delivery_span(pending.span, outcome)
         if self._metrics is not None:
             self._metrics.observe(deliver, outcome)
-        if deliver.reply is None:
+        reply = deliver.reply
+        if reply is None:
             return
+        if deliver.batched:
+            if not self._outbox:
+                asyncio.get_running_loop().call_soon(self._send_outcomes)
+            self._outbox.setdefault(reply, []).append(outcome)
+            return
+        self._reply(reply, outcome, outcome.job_id)
+
+    def _send_outcomes(self) -> None:
+        outbox, self._outbox = self._outbox, {}
+        for reply, outcomes in outbox.items():
+            self._reply(reply, DeliveryOutcomes(tuple(outcomes)), outcomes[0].job_id)
+
+    def _reply(self, reply: Callable[[Any], None], message: Any, job_id: str) -> None:
         try:
-            deliver.reply(outcome)
+            reply(message)
         except pykka.ActorDeadError:
             level = logging.DEBUG if self._stopping else logging.WARNING
-            log.log(
-                level, "webhook: dropping the outcome of %s: its receiver is gone", outcome.job_id
-            )
+            log.log(level, "webhook: dropping the outcome of %s: its receiver is gone", job_id)
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -422,6 +548,12 @@ class WebhookActor(pykka.ThreadingActor):
 
     async def _close(self) -> None:
         self._stopping = True
+        for timer in self._release_timers.values():
+            timer.cancel()
+        self._release_timers.clear()
+        self._staged.clear()  # each one is still in _pending: aborted below
+        for warmer in list(self._warmers):
+            warmer.cancel()
         if self._pacer is not None:
             self._pacer.cancel()
             self._pacer = None
@@ -429,6 +561,7 @@ class WebhookActor(pykka.ThreadingActor):
         tasks = [p.task for p in pendings if p.task is not None]
         self._abort_all()
         await asyncio.gather(*tasks, return_exceptions=True)
+        self._send_outcomes()  # the loop stops before another turn
         if self._client is not None:
             await self._client.close()
             self._client = None

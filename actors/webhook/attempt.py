@@ -59,6 +59,10 @@ ABORTED = "aborted"  # the error type of an attempt cut short by an abort or a s
 # (actors/raft/lease.py): nothing reached the receiver, and no attempt is used up.
 FENCED = "fenced"
 
+# The error type of a delivery taken back before it was sent (a Withdraw: its job
+# was paused): nothing reached the receiver, and no attempt is used up.
+WITHDRAWN = "withdrawn"
+
 Clock = Callable[[], int]
 
 
@@ -236,6 +240,12 @@ def aborted(deliver: Deliver, start_ms: int, sent_ms: int | None, end_ms: int) -
     """The outcome of an attempt cut short (its job went away, or leadership did)."""
     message = "aborted before it was sent" if sent_ms is None else "aborted in flight"
     return _outcome(deliver, start_ms, sent_ms, end_ms, ABORTED, message, retryable=False)
+
+
+def withdrawn(deliver: Deliver, start_ms: int, end_ms: int) -> DeliveryOutcome:
+    """The outcome of a delivery taken back before it was sent (see :data:`WITHDRAWN`)."""
+    message = "withdrawn before it was sent"
+    return _outcome(deliver, start_ms, None, end_ms, WITHDRAWN, message, retryable=False)
 
 
 def not_sent_in_time(

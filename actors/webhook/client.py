@@ -268,6 +268,7 @@ class WebhookClient:
         self._urls: dict[str, tuple[_Origin, str]] = {}  # parse_url's answers
         self._idle: dict[_Origin, list[_Connection]] = {}
         self._idle_count = 0
+        self._warming: set[_Origin] = set()  # origins a warm() is opening connections to
         self._dns = CachedResolver(resolve, dns_ttl_s)
         self._tls: ssl.SSLContext | None = None
 
@@ -314,6 +315,37 @@ class WebhookClient:
                 self._users[origin] = left
             else:
                 del self._users[origin]
+
+    async def warm(self, url: str, n: int) -> int:
+        """Open connections to ``url``'s origin until ``n`` are there, idle or in use
+        (posts to it are due soon: their first requests then need no handshake), within
+        :data:`MAX_IDLE`; how many were opened.  Dialled like any connection (the SSRF
+        policy decides).  Raises nothing: whatever failed here fails the posts too, and
+        they report it."""
+        try:
+            origin = self._parse(url)[0]
+        except InvalidURLError:
+            return 0
+        have = len(self._idle.get(origin, ())) + self._users.get(origin, 0)
+        want = min(n - have, MAX_IDLE - self._idle_count)
+        if want <= 0 or origin in self._warming:
+            return 0
+        self._warming.add(origin)
+        try:
+            opened = await asyncio.gather(
+                *(self._connect(origin) for _ in range(want)), return_exceptions=True
+            )
+        finally:
+            self._warming.discard(origin)
+        conns = [conn for conn in opened if isinstance(conn, _Connection)]
+        for conn in conns:
+            if self._idle_count < MAX_IDLE:
+                conn.idle_since = time.monotonic()
+                self._idle.setdefault(origin, []).append(conn)
+                self._idle_count += 1
+            else:
+                conn.close()
+        return len(conns)
 
     def _parse(self, url: str) -> tuple[_Origin, str]:
         parsed = self._urls.get(url)

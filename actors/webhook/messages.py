@@ -46,6 +46,9 @@ class Deliver:
     # With ``trigger`` (a run record's attempt): the run is an ``overlap: allow`` job's
     # scheduled occurrence, not a manual run: its key and body are a scheduled run's.
     scheduled: bool = False
+    # ``reply`` takes :class:`DeliveryOutcomes`: the outcomes of deliveries to one reply
+    # that end together (in one turn of the WebhookActor's loop) come in one message.
+    batched: bool = False
 
     @property
     def manual(self) -> bool:
@@ -59,6 +62,18 @@ class AbortDelivery:
     its outcome is still reported, as an error of type ``aborted``."""
 
     job_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Withdraw:
+    """Take back the deliveries of ``job_id``'s ``occurrences`` (each a Deliver's
+    ``(scheduled_at_ms, trigger)``) that have not been sent yet: those handed over
+    ahead of their time, or waiting for their destination's turn (the job was
+    paused).  Each is answered with an outcome of type ``withdrawn``, nothing sent;
+    one already on its way is left to finish and answered as usual."""
+
+    job_id: str
+    occurrences: tuple[tuple[int, bool], ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,3 +101,11 @@ class DeliveryOutcome:
     retry_after_ms: int | None = None
     trigger: bool = False  # the Deliver's
     notice: bytes | None = None  # the Deliver's notice's key
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryOutcomes:
+    """The outcomes of batched Delivers (``Deliver.batched``) that ended together, in
+    the order they ended: one message for a burst's answers, not one each."""
+
+    outcomes: tuple[DeliveryOutcome, ...]

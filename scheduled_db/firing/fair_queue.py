@@ -141,6 +141,21 @@ class FairQueue(Generic[K, T]):
         self.waiting += 1
         self._take_turn(key, dest)
 
+    def push_many(self, key: K, items: list[T]) -> None:
+        """Queue ``items`` for ``key`` in their order, as many :meth:`push` calls would
+        (a burst released at once: one turn taken, not one per item)."""
+        if not items:
+            return
+        dest = self._active.get(key)
+        if dest is None:
+            cap, tokens, filled_ms = self._idle.pop(key, (self.initial_cap, self._burst, None))
+            dest = self._active[key] = _Destination(cap, tokens)
+            dest.filled_ms = filled_ms
+        before = len(dest.waiting)
+        dest.waiting.update(dict.fromkeys(items))
+        self.waiting += len(dest.waiting) - before
+        self._take_turn(key, dest)
+
     def withdraw(self, key: K, item: T) -> bool:
         """Take a waiting ``item`` out of the queue (an abort); False if it is not waiting."""
         if not self.is_waiting(key, item):

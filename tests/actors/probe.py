@@ -24,6 +24,16 @@ class Inbox:
             self.items.append(msg)
             self._cond.notify_all()
 
+    def wait_until(self, pred: Callable[[list[Any]], bool], timeout: float = 10.0) -> None:
+        """Wait until ``pred`` holds of every message so far."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while not pred(self.items):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"not within {timeout}s: {self.items!r}")
+                self._cond.wait(left)
+
     def of_type(self, cls: type[T]) -> list[T]:
         with self._cond:
             return [m for m in self.items if isinstance(m, cls)]

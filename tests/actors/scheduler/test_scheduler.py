@@ -26,7 +26,7 @@ from actors.scheduler.messages import Wake
 from actors.storage.actor import StorageActor
 from actors.storage.messages import Applied, Read
 from actors.storage.store import NodeStore
-from actors.webhook.messages import AbortAll, Deliver, DeliveryOutcome
+from actors.webhook.messages import AbortAll, Deliver, DeliveryOutcome, Withdraw
 from scheduled_db.config.loading import load_config
 from scheduled_db.jobs.model import (
     Job,
@@ -168,13 +168,17 @@ def test_claims_before_firing_and_fires_at_its_own_time(world: World) -> None:
     _create(world, _unico("a", due), due)
     world.at(due - 1_000)
     assert world.job("a").status is JobStatus.PENDING
-    world.at(due - 100)  # within claim_ahead: the claim commits, nothing fires yet
+    world.at(due - 150)  # within claim_ahead: the claim commits, nothing fires yet
     job = world.wait_job("a", lambda j: j.status is JobStatus.IN_PROGRESS)
     assert job.attempt_count == 1 and job.executing_node_id == "n1"
-    assert world.webhook.of_type(Deliver) == []
-    world.at(due)
+    assert world.sent_so_far() == []
+    world.at(due - scheduler_mod.HAND_OVER_AHEAD_MS - 1)
+    assert world.sent_so_far() == []
+    # Handed to the WebhookActor ahead of its time, to be sent at it, not before.
+    world.at(due - scheduler_mod.HAND_OVER_AHEAD_MS)
     (d,) = world.delivers(1)
     assert (d.job_id, d.scheduled_at_ms, d.attempt, d.url) == ("a", due, 1, URL)
+    assert d.not_before_ms == due
     world.answer(d, ok=True, http_status=200)
     done = world.wait_job("a", lambda j: j.status is JobStatus.COMPLETED)
     assert done.completed_at_ms is not None
@@ -283,11 +287,11 @@ def test_a_fenced_delivery_is_sent_again_while_leadership_lasts(world: World) ->
     world.at(due)
     (d,) = world.delivers(1)
     world.answer(d, ok=False, error_type="fenced")
-    world.scheduler.ask(Wake())  # a barrier: the outcome is handled at the old time
-    assert len(world.webhook.of_type(Deliver)) == 1
-    world.at(due + scheduler_mod.FENCED_RETRY_MS)
+    # Handed over again at once (the retry is sooner than HAND_OVER_AHEAD_MS), to be
+    # sent FENCED_RETRY_MS later.
     again = world.delivers(2)[1]
     assert (again.scheduled_at_ms, again.attempt) == (d.scheduled_at_ms, d.attempt)
+    assert again.not_before_ms == due + scheduler_mod.FENCED_RETRY_MS
 
 
 def test_losing_leadership_idles_the_scheduler_and_aborts_deliveries(world: World) -> None:
@@ -340,8 +344,8 @@ def test_outcomes_wait_while_a_burst_fires_and_then_are_recorded(world: World) -
     _create(world, _unico("a", a_due), a_due)
     _create(world, _unico("b", b_due), b_due)
     world.at(a_due)
-    (a,) = world.delivers(1)
-    world.wait_job("b", lambda j: j.status is JobStatus.IN_PROGRESS)  # b's claim is armed
+    a, b = world.delivers(2)  # b handed over, to be sent at its time
+    assert b.not_before_ms == b_due
     world.answer(a, ok=True, http_status=200)
     answered = now_ms()
     while now_ms() <= answered + 2 * scheduler_mod.OUTCOME_FLUSH_MS:  # past a flush
@@ -360,19 +364,19 @@ def test_a_held_outcome_is_recorded_after_the_longest_delay(
     _create(world, _unico("a", a_due), a_due)
     _create(world, _unico("b", b_due), b_due)
     world.at(a_due)
-    (a,) = world.delivers(1)
+    a, b = world.delivers(2)  # b handed over, to be sent at its time
     world.answer(a, ok=True, http_status=200)
     # The scheduler's clock stays before b's time, so the burst never ends; the
     # outcome still goes out once it has waited OUTCOME_MAX_DELAY_MS (real time).
     world.wait_job("a", lambda j: j.status is JobStatus.COMPLETED)
     assert world.job("b").status is JobStatus.IN_PROGRESS
-    assert world.webhook.of_type(Deliver) == [a]
+    assert world.webhook.of_type(Deliver) == [a, b]
 
 
 def test_a_claim_paused_before_its_time_is_not_sent_and_goes_out_on_resume(world: World) -> None:
     due = T0 + 10_000
     _create(world, _unico("hold", due), due)
-    world.at(due - 100)  # claimed (claim_ahead 200 ms), armed, not yet due
+    world.at(due - 150)  # claimed (claim_ahead 200 ms), armed, not yet handed over
     world.wait_job("hold", lambda j: j.status is JobStatus.IN_PROGRESS)
     assert world.propose(c.PauseJob("hold")).results[0].code.value == "ok"
     world.at(due + 5_000)  # past its time, paused: nothing is sent
@@ -380,6 +384,36 @@ def test_a_claim_paused_before_its_time_is_not_sent_and_goes_out_on_resume(world
     assert world.propose(c.ResumeJob("hold")).results[0].code.value == "ok"
     (d,) = world.delivers(1)  # the claim held since the pause: same attempt, same key
     assert (d.job_id, d.scheduled_at_ms, d.attempt) == ("hold", due, 1)
+
+
+@pytest.mark.parametrize("resume_first", [False, True])
+def test_a_pause_takes_back_a_delivery_handed_over_ahead_of_its_time(
+    world: World, resume_first: bool
+) -> None:
+    """Handed to the WebhookActor before its time, then paused: the scheduler asks for
+    it back; once the WebhookActor answers that it was withdrawn, nothing sent, the
+    claim is held for the resume (or, resumed meanwhile, handed over again)."""
+    due = T0 + 10_000
+    _create(world, _unico("taken", due), due)
+    world.at(due - 50)  # claimed and handed over, due in 50 ms
+    (d,) = world.delivers(1)
+    assert world.propose(c.PauseJob("taken")).results[0].code.value == "ok"
+    withdraw = world.webhook.wait_for(Withdraw)
+    assert withdraw == Withdraw("taken", ((due, False),))
+    if resume_first:
+        assert world.propose(c.ResumeJob("taken")).results[0].code.value == "ok"
+    world.scheduler.ask(Wake())  # the pause (and resume) handled before the answer
+    world.answer(d, ok=False, error_type="withdrawn")
+    if not resume_first:
+        world.at(due + 5_000)  # past its time, paused: it stays held
+        assert world.sent_so_far() == [d]
+        assert world.job("taken").status is JobStatus.IN_PROGRESS
+        assert world.propose(c.ResumeJob("taken")).results[0].code.value == "ok"
+    again = world.delivers(2)[1]  # the same claim: same attempt, same key
+    assert (again.job_id, again.scheduled_at_ms, again.attempt) == ("taken", due, 1)
+    assert again.not_before_ms >= due
+    world.answer(again, ok=True, http_status=200)
+    world.wait_job("taken", lambda j: j.status is JobStatus.COMPLETED)
 
 
 def test_a_job_updated_while_its_claim_was_proposed_fires_on_its_new_time(world: World) -> None:
@@ -410,7 +444,7 @@ def test_runs_a_claim_held_across_a_pause_stood_for_are_recorded_as_paused(world
                    webhook_url=URL)  # fmt: skip
     due = T0 + 10_000
     _create(world, spec, due)
-    world.at(due - 100)  # claimed (claim_ahead 200 ms), not yet sent
+    world.at(due - 150)  # claimed (claim_ahead 200 ms), not yet handed over
     world.wait_job("tick", lambda j: j.status is JobStatus.IN_PROGRESS)
     assert world.propose(c.PauseJob("tick")).results[0].code.value == "ok"
     world.at(due + 3_500)
@@ -452,7 +486,7 @@ def test_an_allow_job_fires_its_next_run_on_time_while_the_last_is_in_flight(wor
         return sum(a.status is JobStatus.COMPLETED for a in done) == 2
 
     world.wait_job("tick", both_done)
-    world.at(due + 1_900)  # the run of due + 2 s is claimed ahead, not yet sent
+    world.at(due + 1_850)  # the run of due + 2 s is claimed ahead, not yet handed over
     assert world.propose(c.PauseJob("tick")).results[0].code.value == "ok"
     world.at(due + 3_500)
     assert len(world.webhook.of_type(Deliver)) == 2  # paused: nothing more went out

@@ -30,6 +30,7 @@ from actors.webhook.client import (
     WebhookClient,
     parse_url,
 )
+from scheduled_db.policy.ssrf import DENY
 from tests.actors.raw_http_server import (
     Hold,
     Peer,
@@ -100,6 +101,32 @@ async def test_per_origin_cap_holds_concurrent_posts_to_four() -> None:
     assert hold.max_held == 4
     assert len(server.requests) == 20
     assert len(server.peers) == 4  # a post that got a slot took an idle connection
+
+
+@bounded
+async def test_warming_opens_the_connections_posts_then_use() -> None:
+    hold = Hold()
+    async with RawServer(hold) as server, webhook_client() as client, Spawn() as spawn:
+        assert await client.warm(server.url(), 3) == 3
+        await server.wait_until(lambda: len(server.peers) == 3)
+        assert await client.warm(server.url(), 3) == 0  # there already
+        assert server.requests == []  # connected, nothing sent
+        posts = [spawn(post(client, server.url())) for _ in range(3)]
+        await server.wait_until(lambda: hold.held == 3)
+        assert await client.warm(server.url(), 4) == 1  # three in use, one more wanted
+        hold.gate.set()
+        assert await asyncio.gather(*posts) == [(200, b"ok")] * 3
+    assert sorted(r.peer for r in server.requests) == [0, 1, 2]  # on the warmed ones
+
+
+@bounded
+async def test_warming_a_refused_or_unusable_origin_raises_nothing() -> None:
+    async with webhook_client() as client:
+        assert await client.warm(f"http://127.0.0.1:{closed_port()}/hook", 2) == 0
+        assert await client.warm("ftp://127.0.0.1/hook", 2) == 0
+    async with RawServer(answer_ok) as server, webhook_client(policy=DENY) as client:
+        assert await client.warm(server.url(), 2) == 0  # loopback: refused, never dialled
+    assert server.peers == []
 
 
 @bounded

@@ -19,7 +19,14 @@ from actors.runtime.clock import now_ms
 from actors.runtime.metrics import ApiMetrics
 from actors.webhook.actor import USER_AGENT, WebhookActor
 from actors.webhook.attempt import Secrets
-from actors.webhook.messages import AbortAll, AbortDelivery, Deliver, DeliveryOutcome
+from actors.webhook.messages import (
+    AbortAll,
+    AbortDelivery,
+    Deliver,
+    DeliveryOutcome,
+    DeliveryOutcomes,
+    Withdraw,
+)
 from scheduled_db.policy import signing
 from tests.actors.http_harness import FakeClock
 from tests.actors.probe import Inbox, start_probe
@@ -373,6 +380,97 @@ def test_a_delivery_aborted_while_waiting_for_a_slot_was_never_sent(
     receiver.release()
     assert outcome_of(inbox, "holder").ok
     assert receiver.received("/ok") == []
+
+
+# --- handed over ahead of time ------------------------------------------------------------------
+
+
+def test_deliveries_handed_over_ahead_go_out_at_their_time_never_before(
+    receiver: Receiver, probe: tuple[Ref, Inbox], start_webhook: StartWebhook
+) -> None:
+    ref, inbox = probe
+    webhook = start_webhook()
+    at = now_ms() + 300
+    times = {"a": at, "b": at, "c": at, "d": at + 100}
+    for job_id, not_before in times.items():
+        webhook.tell(deliver(receiver.url("/ok"), ref, job_id=job_id, not_before_ms=not_before))
+    outcomes = {job_id: outcome_of(inbox, job_id) for job_id in times}
+    for job_id, outcome in outcomes.items():
+        assert outcome.ok and outcome.sent_ms is not None
+        assert outcome.sent_ms >= times[job_id], (job_id, outcome.sent_ms - times[job_id])
+    arrived = {json.loads(r.body)["job_id"]: r.at * 1000 for r in receiver.received("/ok")}
+    assert all(arrived[job_id] >= times[job_id] for job_id in times), arrived
+
+
+def test_withdraw_takes_back_what_was_not_sent_and_nothing_else(
+    receiver: Receiver, probe: tuple[Ref, Inbox], start_webhook: StartWebhook
+) -> None:
+    ref, inbox = probe
+    webhook = start_webhook()
+    at = now_ms() + 1_000
+    url = receiver.url("/ok")
+    webhook.tell(deliver(url, ref, job_id="paused", not_before_ms=at))
+    # The same job's manual run, and another occurrence: not named, not withdrawn.
+    manual = deliver(url, ref, job_id="paused", not_before_ms=at, trigger=True)
+    webhook.tell(manual)
+    webhook.tell(deliver(url, ref, job_id="paused", scheduled_at_ms=SCHEDULED_MS + 1))
+    webhook.tell(Withdraw("paused", ((SCHEDULED_MS, False),)))
+    taken = inbox.wait_for(DeliveryOutcome, lambda o: o.error_type == "withdrawn")
+    assert (taken.scheduled_at_ms, taken.trigger, taken.sent_ms) == (SCHEDULED_MS, False, None)
+    assert now_ms() < at  # answered at once, not at its time
+    webhook.tell(deliver(url, ref, job_id="marker", not_before_ms=at))  # after it, at once
+    outcome_of(inbox, "marker")
+    outcomes = inbox.of_type(DeliveryOutcome)
+    assert len(outcomes) == 4 and [o for o in outcomes if not o.ok] == [taken]
+    sent = sorted((b["job_id"], b["scheduled_at_ms"], b.get("trigger", False))
+                  for b in (json.loads(r.body) for r in receiver.received("/ok")))  # fmt: skip
+    assert sent == [
+        ("marker", SCHEDULED_MS, False),
+        ("paused", SCHEDULED_MS, True),
+        ("paused", SCHEDULED_MS + 1, False),
+    ]
+
+
+def test_an_abort_cuts_short_a_delivery_handed_over_ahead(
+    receiver: Receiver, probe: tuple[Ref, Inbox], start_webhook: StartWebhook
+) -> None:
+    ref, inbox = probe
+    webhook = start_webhook()
+    at = now_ms() + 1_000
+    webhook.tell(deliver(receiver.url("/ok"), ref, job_id="gone", not_before_ms=at))
+    webhook.tell(AbortDelivery("gone"))
+    outcome = outcome_of(inbox, "gone")
+    assert (outcome.error_type, outcome.sent_ms) == ("aborted", None)
+    assert now_ms() < at
+    webhook.tell(deliver(receiver.url("/ok"), ref, job_id="marker", not_before_ms=at))
+    outcome_of(inbox, "marker")
+    assert [json.loads(r.body)["job_id"] for r in receiver.received("/ok")] == ["marker"]
+
+
+def test_batched_outcomes_ending_together_come_in_one_message(
+    receiver: Receiver, probe: tuple[Ref, Inbox], start_webhook: StartWebhook
+) -> None:
+    ref, inbox = probe
+    webhook = start_webhook()
+    at = now_ms() + 10_000
+    for n in range(5):  # staged: an abort ends them all in one turn of the loop
+        webhook.tell(deliver(receiver.url("/ok"), ref, f"s{n}", not_before_ms=at, batched=True))
+    webhook.tell(AbortAll())
+    (batch,) = [inbox.wait_for(DeliveryOutcomes)]
+    assert [(o.job_id, o.error_type) for o in batch.outcomes] == [
+        (f"s{n}", "aborted") for n in range(5)
+    ]
+    for n in range(20):  # sent: each outcome comes once, in whichever batch
+        webhook.tell(deliver(receiver.url("/ok"), ref, f"b{n}", batched=True))
+
+    def sent_outcomes(items: list[Any] | None = None) -> list[DeliveryOutcome]:
+        seen = inbox.of_type(DeliveryOutcomes) if items is None else items
+        batches = [m for m in seen if isinstance(m, DeliveryOutcomes)][1:]  # past the aborts
+        return [o for b in batches for o in b.outcomes]
+
+    inbox.wait_until(lambda items: len(sent_outcomes(items)) >= 20, TIMEOUT_S)
+    assert sorted(o.job_id for o in sent_outcomes()) == sorted(f"b{n}" for n in range(20))
+    assert all(o.ok for o in sent_outcomes()) and inbox.of_type(DeliveryOutcome) == []
 
 
 # --- bounds, metrics, lifecycle ------------------------------------------------------------------

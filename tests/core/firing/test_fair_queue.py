@@ -274,3 +274,23 @@ def test_without_a_rate_nothing_is_paced() -> None:
     assert len(q.admit()) == INITIAL_CAP and q.next_due_ms() is None
     with pytest.raises(ValueError):
         FairQueue(1, 1, rate=0)
+
+
+def test_pushing_many_at_once_queues_them_as_pushing_each_would() -> None:
+    one_by_one: Queue = FairQueue(slots=3, per_destination=32)
+    at_once: Queue = FairQueue(slots=3, per_destination=32)
+    for queue in (one_by_one, at_once):
+        queue.push("b", "b0")
+    for item in ("a0", "a1", "a2"):
+        one_by_one.push("a", item)
+    at_once.push_many("a", ["a0", "a1", "a2"])
+    at_once.push_many("c", [])  # nothing: no destination made for it
+    for queue in (one_by_one, at_once):
+        assert queue.waiting == 4
+        order = []
+        while queue.waiting:
+            for key, item in queue.admit():
+                order.append(item)
+                queue.release(key, Signal.ANSWERED)
+        assert order == ["b0", "a0", "a1", "a2"]
+        assert queue.cap("c") == INITIAL_CAP and not queue.withdraw("c", "c0")
