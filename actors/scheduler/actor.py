@@ -764,11 +764,16 @@ class SchedulerActor(pykka.ThreadingActor):
         keys: list[SlotKey] = [job_id]
         keys += [(job_id, asked) for asked in self.triggered.pop(job_id, ())]
         self.paused.discard(job_id)
+        out = False
         for key in keys:
             self.held.pop(key, None)
             self.due.remove(key)
             self.armed.remove(key)
-        if any(key in self.in_flight for key in keys):
+            # Forgotten: its outcome, whatever it is (aborted, withdrawn by a pause
+            # before, or sent before the abort), is the state machine's to refuse, and
+            # must not arm anything again here.
+            out = self.in_flight.pop(key, None) is not None or out
+        if out:
             self.webhook.tell(AbortDelivery(job_id))  # every delivery of the job
 
     def _check_open_claims(self, claims: tuple[Attempt, ...]) -> None:

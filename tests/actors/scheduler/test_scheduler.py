@@ -437,6 +437,24 @@ def test_a_job_updated_while_its_claim_was_proposed_fires_on_its_new_time(world:
     assert (d.scheduled_at_ms, d.attempt) == (new_due, 1)
 
 
+def test_a_delivery_taken_back_by_a_pause_is_not_sent_once_its_job_is_cancelled(
+    world: World,
+) -> None:
+    """Paused after the hand-over, then cancelled before the WebhookActor answered the
+    Withdraw: its answer (withdrawn) must not hand the delivery over again."""
+    due = T0 + 10_000
+    _create(world, _unico("gone", due), due)
+    world.at(due - 50)
+    (d,) = world.delivers(1)
+    assert world.propose(c.PauseJob("gone")).results[0].code.value == "ok"
+    world.webhook.wait_for(Withdraw)
+    assert world.propose(c.CancelJob("gone", due - 40)).results[0].code.value == "ok"
+    world.scheduler.ask(Wake())  # the pause and the cancel handled before the answer
+    world.answer(d, ok=False, error_type="withdrawn")
+    world.at(due + 5_000)
+    assert world.sent_so_far() == [d]
+
+
 def test_runs_a_claim_held_across_a_pause_stood_for_are_recorded_as_paused(world: World) -> None:
     """Claimed just before a pause, sent after the resume 3.5 s later: the three runs
     due meanwhile were missed because of the pause, not overlapped by the delivery."""
