@@ -224,6 +224,9 @@ class SchedulerActor(pykka.ThreadingActor):
         self.next_claim_check = 0
         self.next_prune = 0
         self.outbox: list[c.Command] = []
+        # Outcomes that came while a burst was firing, read once it is over (or when
+        # the flush can wait no longer): reading one costs the GIL the burst needs.
+        self.unread: list[DeliveryOutcome] = []
         self.outbox_since = 0
         self.next_flush: int | None = None
 
@@ -243,6 +246,7 @@ class SchedulerActor(pykka.ThreadingActor):
         self.alarm.stop()
         self.flush_alarm.stop()
         if self.active:
+            self._read_unread()
             self._flush()  # outcomes held back are proposed, not lost with us
 
     def on_receive(self, message: Any) -> None:
@@ -260,10 +264,9 @@ class SchedulerActor(pykka.ThreadingActor):
         elif isinstance(message, SchedulerProposed):
             self._proposed(message)
         elif isinstance(message, DeliveryOutcomes):
-            for outcome in message.outcomes:
-                self._delivered(outcome)
+            self._outcomes(message.outcomes)
         elif isinstance(message, DeliveryOutcome):
-            self._delivered(message)
+            self._outcomes((message,))
         elif isinstance(message, SnapshotInstalled):
             self.next_refill = 0  # the state was replaced: reload the window
 
@@ -371,17 +374,42 @@ class SchedulerActor(pykka.ThreadingActor):
             self.next_flush = self.outbox_since + OUTCOME_FLUSH_MS
             self.flush_alarm.set(self.next_flush)
 
-    def _flush_unless_firing(self, now: int) -> None:
+    def _firing(self, now: int) -> bool:
+        """Is a burst firing: deliveries out in numbers, one handed over and not due
+        yet, or an armed occurrence due within FIRING_SOON_MS?"""
+        if len(self.in_flight) - len(self.unread) >= BURST_IN_FLIGHT or now < self.handed_until:
+            return True
         soon = self.armed.next_at()
+        return soon is not None and soon <= now + FIRING_SOON_MS
+
+    def _outcomes(self, outcomes: tuple[DeliveryOutcome, ...]) -> None:
+        """Read the outcomes now, or, while a burst fires, once it is over: they wait
+        with the outbox (at most OUTCOME_MAX_DELAY_MS), and only their bookkeeping
+        waits, since a retry is at least a backoff away."""
+        if not self.unread and not self._firing(self.clock()):
+            for outcome in outcomes:
+                self._delivered(outcome)
+            return
+        self.unread.extend(outcomes)
+        if self.next_flush is None:
+            self.outbox_since = now_ms()
+            self.next_flush = self.outbox_since + OUTCOME_FLUSH_MS
+            self.flush_alarm.set(self.next_flush)
+
+    def _read_unread(self) -> None:
+        unread, self.unread = self.unread, []
+        for outcome in unread:
+            self._delivered(outcome)
+
+    def _flush_unless_firing(self, now: int) -> None:
         real_now = now_ms()
-        # Out in numbers, or handed over and not due yet: a burst is firing.
-        busy = len(self.in_flight) >= BURST_IN_FLIGHT or now < self.handed_until
-        if busy or (soon is not None and soon <= now + FIRING_SOON_MS):
+        if self._firing(now):
             give_up_at = self.outbox_since + OUTCOME_MAX_DELAY_MS
             if real_now < give_up_at:
                 self.next_flush = min(real_now + OUTCOME_FLUSH_MS, give_up_at)
                 self.flush_alarm.set(self.next_flush)
                 return
+        self._read_unread()
         self._flush()
 
     def _flush(self) -> None:
