@@ -92,14 +92,15 @@ OUTCOME_FLUSH_MS = 5
 # Firing comes first.  In a burst (an armed occurrence due within FIRING_SOON_MS,
 # BURST_IN_FLIGHT deliveries out, or one handed over and not due yet) the flush
 # waits, since applying outcomes takes the CPU the deliveries need; for at most
-# OUTCOME_MAX_DELAY_MS after the oldest outcome waiting (200: 2,000 deliveries due
-# at once go out in about 150 ms on one core, without an apply in their way).
+# OUTCOME_MAX_DELAY_MS after the oldest outcome waiting (150: 2,000 deliveries due
+# at once go out in about 100-150 ms on one core, without an apply in their way,
+# and a failover's echo keeps a margin under the fault suite's 250 ms).
 # That bound is also the window of deliveries a failover sends again (their
 # outcomes were not committed): a leader lost mid-burst redelivers what it sent in
 # roughly its last OUTCOME_MAX_DELAY_MS plus one commit.
 FIRING_SOON_MS = 20
 BURST_IN_FLIGHT = 32
-OUTCOME_MAX_DELAY_MS = 200
+OUTCOME_MAX_DELAY_MS = 150
 # An armed occurrence with a webhook is handed to the WebhookActor this long before
 # its time, to be sent at its time (see the module docstring); one without a webhook
 # completes at its time, here.
