@@ -370,6 +370,11 @@ class SchedulerActor(pykka.ThreadingActor):
     def _later(self, commands: tuple[c.Command, ...]) -> None:
         """Queue outcome commands for the next flush (see OUTCOME_FLUSH_MS)."""
         self.outbox.extend(commands)
+        self._start_flush_clock()
+
+    def _start_flush_clock(self) -> None:
+        """Something waits for a flush: unless one is set, it is due in OUTCOME_FLUSH_MS
+        and the wait counts from now (OUTCOME_MAX_DELAY_MS)."""
         if self.next_flush is None:
             self.outbox_since = now_ms()
             self.next_flush = self.outbox_since + OUTCOME_FLUSH_MS
@@ -392,10 +397,7 @@ class SchedulerActor(pykka.ThreadingActor):
                 self._delivered(outcome)
             return
         self.unread.extend(outcomes)
-        if self.next_flush is None:
-            self.outbox_since = now_ms()
-            self.next_flush = self.outbox_since + OUTCOME_FLUSH_MS
-            self.flush_alarm.set(self.next_flush)
+        self._start_flush_clock()
 
     def _read_unread(self) -> None:
         unread, self.unread = self.unread, []

@@ -339,12 +339,7 @@ class WebhookClient:
             self._warming.discard(origin)
         conns = [conn for conn in opened if isinstance(conn, _Connection)]
         for conn in conns:
-            if self._idle_count < MAX_IDLE:
-                conn.idle_since = time.monotonic()
-                self._idle.setdefault(origin, []).append(conn)
-                self._idle_count += 1
-            else:
-                conn.close()
+            self._park(origin, conn)
         return len(conns)
 
     def _parse(self, url: str) -> tuple[_Origin, str]:
@@ -401,7 +396,14 @@ class WebhookClient:
         return response
 
     def _keep_idle(self, origin: _Origin, conn: _Connection) -> None:
-        if conn.reusable and self._idle_count < MAX_IDLE:
+        if conn.reusable:
+            self._park(origin, conn)
+        else:
+            conn.close()
+
+    def _park(self, origin: _Origin, conn: _Connection) -> None:
+        """Keep ``conn`` in ``origin``'s idle pool, or close it if the pool is full."""
+        if self._idle_count < MAX_IDLE:
             conn.idle_since = time.monotonic()
             self._idle.setdefault(origin, []).append(conn)
             self._idle_count += 1

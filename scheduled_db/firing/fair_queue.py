@@ -132,11 +132,7 @@ class FairQueue(Generic[K, T]):
 
     def push(self, key: K, item: T) -> None:
         """Queue ``item`` for ``key``; it leaves through :meth:`admit` or :meth:`withdraw`."""
-        dest = self._active.get(key)
-        if dest is None:
-            cap, tokens, filled_ms = self._idle.pop(key, (self.initial_cap, self._burst, None))
-            dest = self._active[key] = _Destination(cap, tokens)
-            dest.filled_ms = filled_ms
+        dest = self._activate(key)
         dest.waiting[item] = None
         self.waiting += 1
         self._take_turn(key, dest)
@@ -146,11 +142,7 @@ class FairQueue(Generic[K, T]):
         (a burst released at once: one turn taken, not one per item)."""
         if not items:
             return
-        dest = self._active.get(key)
-        if dest is None:
-            cap, tokens, filled_ms = self._idle.pop(key, (self.initial_cap, self._burst, None))
-            dest = self._active[key] = _Destination(cap, tokens)
-            dest.filled_ms = filled_ms
+        dest = self._activate(key)
         before = len(dest.waiting)
         dest.waiting.update(dict.fromkeys(items))
         self.waiting += len(dest.waiting) - before
@@ -221,6 +213,15 @@ class FairQueue(Generic[K, T]):
             return True
         self._paced[key] = now_ms + max(1, math.ceil((1 - dest.tokens) * 1000 / self.rate))
         return False
+
+    def _activate(self, key: K) -> _Destination[T]:
+        """``key``'s active state, made from what is remembered of it (or the defaults)."""
+        dest = self._active.get(key)
+        if dest is None:
+            cap, tokens, filled_ms = self._idle.pop(key, (self.initial_cap, self._burst, None))
+            dest = self._active[key] = _Destination(cap, tokens)
+            dest.filled_ms = filled_ms
+        return dest
 
     def _take_turn(self, key: K, dest: _Destination[T]) -> None:
         """Keep ``key`` in the line of turns exactly while it has a delivery waiting and
