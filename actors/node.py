@@ -33,7 +33,7 @@ from actors.api.messages import GetBoundPorts
 from actors.api.node_backend import NodeBackend
 from actors.raft.actor import RaftActor, RaftSettings
 from actors.raft.identify import HttpEndpoint
-from actors.raft.lease import LeaderLease
+from actors.raft.lease import LeaderLease, SharedLease
 from actors.raft.messages import (
     GetRaftStatus,
     GetTransportStatus,
@@ -55,6 +55,7 @@ from actors.storage.datadir import DataDirError
 from actors.storage.store import NodeStore, StoreOptions
 from actors.webhook.actor import WebhookActor
 from actors.webhook.attempt import Secrets
+from actors.webhook.workers import DeliveryWorkers, WorkerSettings
 from scheduled_db.config.kinds import Address
 from scheduled_db.config.loading import ConfigError
 from scheduled_db.config.model import NodeConfig
@@ -126,7 +127,9 @@ class Node:
         storage = self._add("storage", StorageActor.start(store))
         settings = RaftSettings.from_config(cfg.node.id, cfg.raft)
         metrics = ApiMetrics()
-        lease = LeaderLease()  # granted by the Raft actor, checked before each delivery
+        # Granted by the Raft actor, checked before each delivery; in shared memory when
+        # worker processes deliver (actors/webhook/workers.py).
+        lease = SharedLease() if cfg.execution.delivery_workers else LeaderLease()
         transport = self._start_transport()
         snapshots = None
         if transport is not None:
@@ -150,20 +153,7 @@ class Node:
         )
         if transport is not None:
             transport.tell(SetTransportInbox(raft, snapshots))
-        ex = cfg.execution
-        webhook = self._add(
-            "webhook",
-            WebhookActor.start(
-                cfg.node.id,
-                webhook_slots(ex.concurrency, raise_soft_limit()),
-                metrics,
-                secrets=_webhook_secrets(cfg),
-                policy=cfg.webhooks.address_policy,
-                per_destination=ex.per_destination,
-                lease=lease,
-                per_destination_rate=cfg.webhooks.per_destination_rate or None,
-            ),
-        )
+        webhook = self._add("webhook", _start_webhook(cfg, metrics, lease))
         _log_webhook_policy(cfg)
         self._add(
             "scheduler",
@@ -447,6 +437,36 @@ def _log_webhook_policy(cfg: NodeConfig) -> None:
     elif hooks.allow_networks:
         nets = ", ".join(str(net) for net in hooks.allow_networks)
         log.info("webhooks may reach these private networks too: %s", nets)
+
+
+def _start_webhook(cfg: NodeConfig, metrics: ApiMetrics, lease: LeaderLease) -> ActorRef:
+    """The actor the scheduler tells to deliver: the WebhookActor in this process, or
+    with ``execution.delivery_workers`` the one that hands deliveries to workers."""
+    ex = cfg.execution
+    slots = webhook_slots(ex.concurrency, raise_soft_limit())
+    if ex.delivery_workers and isinstance(lease, SharedLease):
+        settings = WorkerSettings(
+            cfg.node.id,
+            slots,
+            ex.per_destination,
+            cfg.webhooks.per_destination_rate or None,
+            _webhook_secrets(cfg),
+            cfg.webhooks.address_policy,
+            cfg.log.level,
+            cfg.log.json,
+            tuple(s for s in (cfg.cluster.secret, cfg.cluster.join_token) if s),
+        )
+        return DeliveryWorkers.start(settings, ex.delivery_workers, lease, metrics)
+    return WebhookActor.start(
+        cfg.node.id,
+        slots,
+        metrics,
+        secrets=_webhook_secrets(cfg),
+        policy=cfg.webhooks.address_policy,
+        per_destination=ex.per_destination,
+        lease=lease,
+        per_destination_rate=cfg.webhooks.per_destination_rate or None,
+    )
 
 
 def _webhook_secrets(cfg: NodeConfig) -> Secrets:

@@ -307,14 +307,62 @@ def run(quick: bool) -> dict[str, Any]:
     for n in list(BURSTS)[:1] if quick else BURSTS:
         say(f"firing: {n:,} jobs due at the same instant")
         bursts.append(measure_size(n, b))
+    say("firing: the spread burst with and without a delivery worker process")
+    workers = compare_workers(SIZES[0] if quick else TARGET_SIZE, 1 if quick else WORKER_RUNS)
     return {
         "targets": TARGETS,
         "target_size": TARGET_SIZE,
         "sizes": sizes,
         "burst_targets": {str(n): t for n, t in BURSTS.items()},
         "bursts": bursts,
-        "checks": checks(sizes) + burst_checks(bursts),
+        "delivery_workers": workers,
+        "checks": checks(sizes) + burst_checks(bursts) + [worker_check(workers)],
     }
+
+
+WORKER_RUNS = 3  # of each setting, alternated: a 2-core machine's runs vary by 2x
+WORKER_GOAL = 1.6  # issue 18: deliveries/s with a second process over one
+
+
+def compare_workers(n: int, runs: int) -> dict[str, Any]:
+    """The spread burst of ``n`` jobs on a node that sends from its own process
+    (``--execution-delivery-workers 0``) and on one with one worker process (the
+    default), ``runs`` times each, alternated; medians of each figure."""
+    seen: dict[int, list[dict[str, Any]]] = {0: [], 1: []}
+    for _ in range(runs):
+        for w in seen:
+            a = parse_args(["--delivery-workers", str(w), "--margin", "8", "--aps-workers"])
+            seen[w].append(measure_size(n, a)["scheduled_db"])
+
+    def summary(figs: list[dict[str, Any]]) -> dict[str, Any]:
+        def med(read: Callable[[dict[str, Any]], Any]) -> Any:
+            values = sorted(v for v in map(read, figs) if v is not None)
+            return values[len(values) // 2] if values else None
+
+        return {
+            "runs": len(figs),
+            "deliveries_per_s": med(lambda f: f["deliveries_per_s"]),
+            "deliveries_per_s_all": [f["deliveries_per_s"] for f in figs],
+            "lateness_p50_ms": med(lambda f: f["lateness_ms"].get("p50")),
+            "lateness_p50_ms_all": [f["lateness_ms"].get("p50") for f in figs],
+            "lateness_p99_ms": med(lambda f: f["lateness_ms"].get("p99")),
+            "delivered_all": all(f["delivered"] == n for f in figs),
+        }
+
+    one, two = summary(seen[0]), summary(seen[1])
+    return {
+        "jobs": n,
+        "in_process": one,
+        "one_worker": two,
+        "ratio_deliveries_per_s": ratio(two["deliveries_per_s"], one["deliveries_per_s"]),
+    }
+
+
+def worker_check(workers: dict[str, Any]) -> dict[str, Any]:
+    value = workers["ratio_deliveries_per_s"]
+    met = value is not None and value >= WORKER_GOAL and workers["one_worker"]["delivered_all"]
+    what = f"{workers['jobs']:,} spread: deliveries/s, 2 processes over 1 (x)"
+    return check(what, f">= {WORKER_GOAL:g}x", value, met)
 
 
 def burst_checks(bursts: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -351,6 +399,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--concurrency", type=int, help="the node's --execution-concurrency")
     p.add_argument("--claim-ahead", help="the node's --scheduler-claim-ahead (e.g. 500ms)")
+    p.add_argument("--delivery-workers", type=int, help="the node's --execution-delivery-workers")
     p.add_argument("--aps-workers", type=int, nargs="*", default=[20, 100])
     p.add_argument("--margin", type=float, default=10.0, help="seconds between creation and T")
     return p.parse_args(argv)
@@ -362,6 +411,8 @@ def node_flags(a: argparse.Namespace) -> list[str]:
         flags += ["--execution-concurrency", str(a.concurrency)]
     if a.claim_ahead is not None:
         flags += ["--scheduler-claim-ahead", a.claim_ahead]
+    if getattr(a, "delivery_workers", None) is not None:
+        flags += ["--execution-delivery-workers", str(a.delivery_workers)]
     return flags
 
 

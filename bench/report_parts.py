@@ -167,7 +167,30 @@ def firing(figures: dict[str, Any]) -> str:
         )
         for burst in figures["bursts"]:
             out += _firing_tables(burst)
+    if figures.get("delivery_workers"):
+        out += _worker_table(figures["delivery_workers"])
     return "\n".join(out)
+
+
+def _worker_table(w: dict[str, Any]) -> list[str]:
+    """The spread burst sent from the node's process vs from a worker process."""
+    head = ["node", "runs", "deliveries/s (median)", "each run", "p50 ms (median)", "each run"]
+    head.append("p99 ms (median)")
+    rows = []
+    for name, key in (("1 process (delivery_workers 0)", "in_process"),
+                      ("2 processes (delivery_workers 1)", "one_worker")):  # fmt: skip
+        f = w[key]
+        each_rate = ", ".join(f"{x:,.0f}" for x in f["deliveries_per_s_all"])
+        each_p50 = ", ".join(fmt(x) for x in f["lateness_p50_ms_all"])
+        rows.append([name, f["runs"], f["deliveries_per_s"], each_rate, f["lateness_p50_ms"],
+                     each_p50, f["lateness_p99_ms"]])  # fmt: skip
+    return [
+        f"\n**{w['jobs']:,} jobs spread over one second, sent from the node's process or from"
+        " a worker process** (issue 18, goal 3; runs alternated; the receiver shares the"
+        " same two cores):\n",
+        table(head, rows),
+        f"\nDeliveries/s with a worker over without: {fmt(w['ratio_deliveries_per_s'])}×.",
+    ]
 
 
 # --- failover -----------------------------------------------------------------------------

@@ -45,7 +45,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from importlib import metadata
-from typing import Any
+from typing import Any, Protocol
 
 import pykka
 
@@ -63,6 +63,7 @@ from actors.webhook.messages import (
     Deliver,
     DeliveryOutcome,
     DeliveryOutcomes,
+    Messages,
     Withdraw,
 )
 from scheduled_db.errors import safe_text
@@ -151,6 +152,30 @@ class WebhookMetrics:
             self.lateness.observe(max(0, outcome.sent_ms - due_ms) / 1000)
 
 
+class _Count(Protocol):
+    def inc(self, amount: float = 1) -> None: ...
+
+
+class _Level(Protocol):
+    def set(self, value: float) -> None: ...
+
+
+class DeliveryMetrics(Protocol):
+    """What the actor counts into: :class:`WebhookMetrics`, or a delivery worker's
+    (actors/webhook/workers.py), which passes the figures to the node's process."""
+
+    @property
+    def cuts(self) -> _Count: ...
+
+    @property
+    def waiting(self) -> _Level: ...
+
+    @property
+    def in_flight(self) -> _Level: ...
+
+    def observe(self, deliver: Deliver, outcome: DeliveryOutcome) -> None: ...
+
+
 @dataclass(eq=False, slots=True)
 class _Pending:
     """One Deliver, from its arrival to its outcome (compared by identity)."""
@@ -179,7 +204,7 @@ class WebhookActor(pykka.ThreadingActor):
         self,
         node_id: str,
         concurrency: int = 4096,
-        metrics: ApiMetrics | None = None,
+        metrics: ApiMetrics | DeliveryMetrics | None = None,
         clock: Callable[[], int] = now_ms,
         user_agent: str = USER_AGENT,
         secrets: webhook_attempt.Secrets | None = None,
@@ -201,7 +226,9 @@ class WebhookActor(pykka.ThreadingActor):
             )
         self._node_id = node_id
         self._per_destination = per_destination
-        self._metrics = WebhookMetrics(metrics) if metrics is not None else None
+        self._metrics: DeliveryMetrics | None = (
+            WebhookMetrics(metrics) if isinstance(metrics, ApiMetrics) else metrics
+        )
         self._clock = clock
         self._user_agent = user_agent
         self._lt: LoopThread | None = None
@@ -234,7 +261,10 @@ class WebhookActor(pykka.ThreadingActor):
     # --- messages (actor thread) -------------------------------------------------------
 
     def on_receive(self, message: Any) -> None:
-        if isinstance(message, Deliver):
+        if isinstance(message, Messages):
+            for item in message.items:
+                self.on_receive(item)
+        elif isinstance(message, Deliver):
             self._on_loop(self._spawn, message, self._clock())
         elif isinstance(message, AbortDelivery):
             self._on_loop(self._abort, message.job_id)

@@ -109,3 +109,11 @@ class DeliveryOutcomes:
     the order they ended: one message for a burst's answers, not one each."""
 
     outcomes: tuple[DeliveryOutcome, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Messages:
+    """Several of the messages above, handled in order as if told one by one: how a
+    delivery worker (actors/webhook/workers.py) passes on a batch from its pipe."""
+
+    items: tuple[Any, ...]

@@ -12,6 +12,7 @@ import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
+from tests.faults import scenarios
 from tests.faults.figures import Figures
 from tests.faults.scenarios import SCENARIOS
 
@@ -35,7 +36,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=3, help="rounds of each scenario")
     p.add_argument("--only", default="", help="comma-separated scenarios (default: all)")
     p.add_argument("--json", type=Path, help="also write every round's figures here")
+    p.add_argument(
+        "--delivery-workers",
+        type=int,
+        default=0,
+        help="every node's --execution-delivery-workers (default 0: in the node's process)",
+    )
     a = p.parse_args(argv)
+    if a.delivery_workers:
+        scenarios.NODE_FLAGS[:] = ["--execution-delivery-workers", str(a.delivery_workers)]
     names = [x for x in a.only.split(",") if x] or list(SCENARIOS)
     unknown = [x for x in names if x not in SCENARIOS]
     if unknown:

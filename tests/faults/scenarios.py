@@ -26,6 +26,9 @@ from tests.integration.hanging_receivers import HangingReceivers
 CREATE_THREADS = 8
 CREATE_BUDGET_S = 0.01  # per job: the burst starts after they are all created
 DELIVERY_WAIT_S = 30.0  # after the burst: generous for a loaded 2-core machine
+# Flags every node of every scenario gets besides its own (python -m tests.faults
+# --delivery-workers N runs them all with deliveries sent from worker processes).
+NODE_FLAGS: list[str] = []
 
 
 def _create_burst(
@@ -69,7 +72,7 @@ def handover_before_burst(root: Path, n: int = 300, spread_s: float = 2.0) -> Fi
     before a burst whose claims it has already made: nothing may go out early."""
     rx = RecordingReceiver().start()
     try:
-        with running_cluster(root) as nodes:
+        with running_cluster(root, extra=tuple(NODE_FLAGS)) as nodes:
             leader = wait_leader(nodes)
             start, keys = _create_burst(leader, rx.url(), n, spread_s, "handover")
             _wait_clock(start - 0.1)
@@ -90,7 +93,7 @@ def pause_mid_burst(
     deliveries are queued in the leader's webhook loop when it stops."""
     rx = RecordingReceiver(delay=0.3).start()
     try:
-        with running_cluster(root, extra=("--execution-concurrency", "8")) as nodes:
+        with running_cluster(root, extra=(*NODE_FLAGS, "--execution-concurrency", "8")) as nodes:
             leader = wait_leader(nodes)
             old_term = _term(leader)
             start, keys = _create_burst(leader, rx.url(), n, spread_s, "pause")
@@ -120,7 +123,7 @@ def kill_mid_burst(root: Path, n: int = 1000, spread_s: float = 2.0) -> Figures:
     at most 1% of the burst or what it delivered in its last 250 ms."""
     rx = RecordingReceiver().start()
     try:
-        with running_cluster(root) as nodes:
+        with running_cluster(root, extra=tuple(NODE_FLAGS)) as nodes:
             leader = wait_leader(nodes)
             old_term = _term(leader)
             start, keys = _create_burst(leader, rx.url(), n, spread_s, "kill")
@@ -142,7 +145,7 @@ def cron_across_failovers(root: Path, kills: int = 3) -> Figures:
     is delivered, once a failover is over."""
     rx = RecordingReceiver().start()
     try:
-        with running_cluster(root) as nodes:
+        with running_cluster(root, extra=tuple(NODE_FLAGS)) as nodes:
             leader = wait_leader(nodes)
             body: dict[str, Any] = {
                 "id": "every-second",
@@ -191,7 +194,10 @@ def hanging_receivers(root: Path, hanging: int = 600, normal: int = 100) -> Figu
     after: those must stay on time (p99 lateness <= 1 s)."""
     rx = RecordingReceiver().start()
     try:
-        with HangingReceivers(hanging) as hang, running_cluster(root) as nodes:
+        with (
+            HangingReceivers(hanging) as hang,
+            running_cluster(root, extra=tuple(NODE_FLAGS)) as nodes,
+        ):
             leader = wait_leader(nodes)
             due = round(time.time() + 3.0 + (hanging + normal) * CREATE_BUDGET_S, 3)
             stuck = [job(f"hang-{i}", due, hang.url(i)) for i in range(hanging)]

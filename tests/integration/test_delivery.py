@@ -29,9 +29,11 @@ class FastNode(NodeProcess):
         ]  # fmt: skip
 
 
-@pytest.fixture
-def node(tmp_path: Path) -> Iterator[FastNode]:
-    proc = FastNode(tmp_path / "data")
+@pytest.fixture(params=[0, 1], ids=["in-process", "delivery-worker"])
+def node(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[FastNode]:
+    """The node sends webhooks from its own process, or from a worker process
+    (``execution.delivery_workers``): the same behaviour either way."""
+    proc = FastNode(tmp_path / "data", extra=["--execution-delivery-workers", str(request.param)])
     proc.start()
     yield proc
     proc.stop_if_running()
@@ -326,5 +328,42 @@ def test_a_rate_per_destination_spreads_a_burst_and_drops_nothing(
         for j in jobs:
             _wait_status(node, j["id"], "completed")
             assert len(_attempts(node, j["id"])) == 1
+    finally:
+        node.stop_if_running()
+
+
+def _workers_of(pid: int) -> set[int]:
+    """The delivery worker processes of the node ``pid`` (spawned interpreters)."""
+    found = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
+            if b"spawn_main" in cmdline:
+                found.add(int(child))
+    return found
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL], ids=["stopped", "killed"])
+def test_a_nodes_delivery_workers_end_with_it(
+    tmp_path: Path, receiver: Receiver, how: signal.Signals
+) -> None:
+    node = FastNode(tmp_path / "data", extra=["--execution-delivery-workers", "2"])
+    node.start()
+    try:
+        assert node.proc is not None
+        workers = _workers_of(node.proc.pid)
+        assert len(workers) == 2
+        _create(node, id="w", type="unico", timestamp=_soon(0.5), webhook_url=receiver.url("/ok"))
+        receiver.wait_until(lambda r: len(r.received("/ok")) == 1, timeout=15)
+        node.stop(how)
+        wait_until(lambda: not any(_running(p) for p in workers), 15, "the workers to end")
     finally:
         node.stop_if_running()
