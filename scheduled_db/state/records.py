@@ -398,8 +398,9 @@ def spec_to_wire(spec: JobSpec) -> dict[str, Any]:
     return d
 
 
-def job_to_wire(job: Job) -> dict[str, Any]:
-    d: dict[str, Any] = {"spec": spec_to_wire(job.spec)}
+def job_to_wire(job: Job, spec_wire: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``spec_wire``: :func:`spec_to_wire` of ``job.spec``, if the caller has it."""
+    d: dict[str, Any] = {"spec": spec_to_wire(job.spec) if spec_wire is None else spec_wire}
     d.update((name, getattr(job, name)) for name in _JOB_FIELDS)
     d["status"] = job.status.value
     for name in JOB_ADDED_LATER:
@@ -410,8 +411,8 @@ def job_to_wire(job: Job) -> dict[str, Any]:
     return d
 
 
-def encode_job(job: Job) -> bytes:
-    return _pack(job_to_wire(job))
+def encode_job(job: Job, spec_wire: dict[str, Any] | None = None) -> bytes:
+    return _pack(job_to_wire(job, spec_wire))
 
 
 def decode_job(data: bytes) -> Job:

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
+from typing import Any
 
-from scheduled_db.jobs.model import Attempt, Job, JobStatus
+from scheduled_db.jobs.model import Attempt, Job, JobSpec, JobStatus
 from scheduled_db.raft.messages import ConfChange, ConfChangeType, ConfState
 from scheduled_db.state import records as r
 from scheduled_db.state.stateview import Overlay, StateView, Write
@@ -46,12 +47,26 @@ class Txn:
         self._bytes = base.bytes
         self._by_status: Counter[JobStatus] = Counter(dict(base.by_status))
         self._last_executed = base.last_executed_ms
+        # Jobs read or written in this transaction, decoded: an occurrence's outcome
+        # and its completion (one entry) read the job the other just wrote.  Only
+        # the methods below write job records, so this never disagrees with them.
+        self._decoded: dict[str, Job] = {}
+        # The wire form of each spec written, by the spec's identity (held here, so
+        # no id is reused meanwhile): a job's spec is the same object from one
+        # version of the job to the next, and its wire form the costliest part.
+        self._spec_wire: dict[int, tuple[JobSpec, dict[str, Any]]] = {}
 
     # -- jobs --
 
     def get_job(self, job_id: str) -> Job | None:
+        job = self._decoded.get(job_id)
+        if job is not None:
+            return job
         raw = self.ov.get(r.job_key(job_id))
-        return None if raw is None else r.decode_job(raw)
+        if raw is None:
+            return None
+        job = self._decoded[job_id] = r.decode_job(raw)
+        return job
 
     def put_job(self, old: Job | None, new: Job) -> None:
         """Write ``new`` (which replaces ``old``, None for a new job) and its indexes.
@@ -60,7 +75,8 @@ class Txn:
         for an old size (:meth:`Overlay.put_new`): on a node that is a RocksDB read
         a key fewer."""
         put = self.ov.put_new if old is None else self.ov.put
-        put(r.job_key(new.id), r.encode_job(new))
+        put(r.job_key(new.id), r.encode_job(new, self._wire_of(new.spec)))
+        self._decoded[new.id] = new
         if old is None:
             self._jobs += 1
         if old is None or old.status is not new.status:
@@ -85,6 +101,12 @@ class Txn:
                 if key not in old_keys:
                     put(key, b"")
 
+    def _wire_of(self, spec: JobSpec) -> dict[str, Any]:
+        held = self._spec_wire.get(id(spec))
+        if held is None or held[0] is not spec:
+            held = self._spec_wire[id(spec)] = (spec, r.spec_to_wire(spec))
+        return held[1]
+
     def remove_job(self, job: Job) -> None:
         """Delete the job, its indexes, its execution record and its history."""
         for key, value in list(self.ov.iter_range(*_range(r.history_prefix(job.id)))):
@@ -103,6 +125,7 @@ class Txn:
             self.ov.delete(key)
         self._jobs -= 1
         self._by_status[job.status] -= 1
+        self._decoded.pop(job.id, None)
 
     # -- execution state --
 
