@@ -203,7 +203,7 @@ KEYS: tuple[Key, ...] = (
         "Most webhook requests in flight at once (a socket each); at most half the fd limit."),
     Key("execution.per_destination", _COUNT, 128, None,
         "Most webhook requests in flight to one origin; timeouts there cut it, down to 1."),
-    Key("execution.delivery_workers", integer(0, 32), 1, None,
+    Key("execution.delivery_workers", integer(0, 32), 0, None,
         "Worker processes that send webhooks, each with its own GIL (0: the node's own process)."),
     Key("health.failure_threshold", number(0, 1), 0.1, "HEALTH_FAILURE_THRESHOLD",
         "Share of recent runs that may fail before the health check reports unhealthy."),

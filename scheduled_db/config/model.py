@@ -163,7 +163,7 @@ class ExecutionConfig:
     backoff_cap_ms: int
     concurrency: int
     per_destination: int
-    delivery_workers: int = 1  # 0: deliveries are sent from the node's own process
+    delivery_workers: int = 0  # 0: deliveries are sent from the node's own process
 
 
 @dataclass(frozen=True, slots=True)
