@@ -444,7 +444,7 @@ def _start_webhook(cfg: NodeConfig, metrics: ApiMetrics, lease: LeaderLease) -> 
     with ``execution.delivery_workers`` the one that hands deliveries to workers."""
     ex = cfg.execution
     slots = webhook_slots(ex.concurrency, raise_soft_limit())
-    if ex.delivery_workers and isinstance(lease, SharedLease):
+    if isinstance(lease, SharedLease):  # made so for execution.delivery_workers
         settings = WorkerSettings(
             cfg.node.id,
             slots,
@@ -454,7 +454,7 @@ def _start_webhook(cfg: NodeConfig, metrics: ApiMetrics, lease: LeaderLease) -> 
             cfg.webhooks.address_policy,
             cfg.log.level,
             cfg.log.json,
-            tuple(s for s in (cfg.cluster.secret, cfg.cluster.join_token) if s),
+            cfg.cluster.secrets,
         )
         return DeliveryWorkers.start(settings, ex.delivery_workers, lease, metrics)
     return WebhookActor.start(

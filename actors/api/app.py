@@ -303,11 +303,6 @@ def _join_value(body: dict[str, object], name: str, parse: Callable[[object], An
         raise ValidationError(name, str(exc)) from None
 
 
-def membership_secrets(config: NodeConfig) -> tuple[str, ...]:
-    """The bearer values besides admin tokens that may change the membership."""
-    return tuple(s for s in (config.cluster.secret, config.cluster.join_token) if s)
-
-
 def build_app(
     backend: Backend,
     config: NodeConfig,
@@ -332,7 +327,7 @@ def build_app(
         metrics_middleware(metrics),
         cors_middleware(CorsPolicy(config.http.cors_origins)),
         error_middleware(max_body),
-        auth_middleware(config.api.tokens, config.api.open_health, membership_secrets(config)),
+        auth_middleware(config.api.tokens, config.api.open_health, config.cluster.secrets),
     ]
     if config.api.rate_limit > 0:
         limiter = RateLimiter(config.api.rate_limit, config.api.rate_burst)
@@ -366,9 +361,9 @@ def build_app(
         on_skipped=on_skipped,
     )
     app.router.add_routes(jobs.routes())
-    node_routes = NodeRoutes(backend, metrics, limits, max_body, membership_secrets(config))
+    node_routes = NodeRoutes(backend, metrics, limits, max_body, config.cluster.secrets)
     app.router.add_routes(node_routes.routes())
-    app.router.add_routes(AdminRoutes(backend, membership_secrets(config)).routes())
+    app.router.add_routes(AdminRoutes(backend, config.cluster.secrets).routes())
     app.router.add_routes(console_routes())  # the web console: static files, not the API
     return app
 
@@ -380,7 +375,7 @@ def build_metrics_app(backend: Backend, config: NodeConfig, metrics: ApiMetrics)
         client_max_size=max_body,
         middlewares=[
             error_middleware(max_body),
-            auth_middleware(config.api.tokens, config.api.open_health, membership_secrets(config)),
+            auth_middleware(config.api.tokens, config.api.open_health, config.cluster.secrets),
         ],
     )
     app.on_response_prepare.append(render_json_errors)

@@ -47,14 +47,17 @@ class LeaderLease:
     def revoke(self) -> None:
         self._state = (0, 0.0)
 
+    def _read(self) -> tuple[int, float]:
+        return self._state
+
     def holds(self, term: int) -> bool:
         """True while this node surely leads ``term``: checked just before sending."""
-        held, until = self._state
+        held, until = self._read()
         return held == term and time.monotonic() < until
 
     def remaining(self) -> float:
         """Seconds left on the lease (0 when none): for logs and tests."""
-        return max(0.0, self._state[1] - time.monotonic())
+        return max(0.0, self._read()[1] - time.monotonic())
 
 
 class SharedLease(LeaderLease):
@@ -90,13 +93,6 @@ class SharedLease(LeaderLease):
                 term, until = cells[1], cells[2]
                 if cells[0] == seq:
                     return int(term), until
-
-    def holds(self, term: int) -> bool:
-        held, until = self._read()
-        return held == term and time.monotonic() < until
-
-    def remaining(self) -> float:
-        return max(0.0, self._read()[1] - time.monotonic())
 
 
 class WorkerLease(SharedLease):

@@ -152,6 +152,16 @@ class WebhookMetrics:
             self.lateness.observe(max(0, outcome.sent_ms - due_ms) / 1000)
 
 
+def give_outcome(reply: Callable[[Any], None], message: Any, job_id: str, stopping: bool) -> None:
+    """Tell ``reply`` an outcome (or a batch of them); a receiver gone is logged, and
+    only quietly while this side stops too."""
+    try:
+        reply(message)
+    except pykka.ActorDeadError:
+        level = logging.DEBUG if stopping else logging.WARNING
+        log.log(level, "webhook: dropping the outcome of %s: its receiver is gone", job_id)
+
+
 class _Count(Protocol):
     def inc(self, amount: float = 1) -> None: ...
 
@@ -547,11 +557,7 @@ class WebhookActor(pykka.ThreadingActor):
             self._reply(reply, DeliveryOutcomes(tuple(outcomes)), outcomes[0].job_id)
 
     def _reply(self, reply: Callable[[Any], None], message: Any, job_id: str) -> None:
-        try:
-            reply(message)
-        except pykka.ActorDeadError:
-            level = logging.DEBUG if self._stopping else logging.WARNING
-            log.log(level, "webhook: dropping the outcome of %s: its receiver is gone", job_id)
+        give_outcome(reply, message, job_id, self._stopping)
 
     # --- lifecycle ---------------------------------------------------------------------
 

@@ -42,7 +42,7 @@ import pykka
 
 from actors.raft.lease import SharedLease, WorkerLease, beat
 from actors.runtime.metrics import ApiMetrics
-from actors.webhook.actor import WebhookActor, WebhookMetrics
+from actors.webhook.actor import WebhookActor, WebhookMetrics, give_outcome
 from actors.webhook.messages import (
     AbortAll,
     AbortDelivery,
@@ -300,11 +300,7 @@ class DeliveryWorkers(pykka.ThreadingActor):
         return deliver
 
     def _reply(self, reply: Callable[[Any], None], message: Any, job_id: str) -> None:
-        try:
-            reply(message)
-        except pykka.ActorDeadError:
-            level = logging.DEBUG if self._stopping else logging.WARNING
-            log.log(level, "webhook: dropping the outcome of %s: its receiver is gone", job_id)
+        give_outcome(reply, message, job_id, self._stopping)
 
     def _gauges(self, worker: _Worker, report: _Report) -> None:
         worker.waiting, worker.in_flight = report.waiting, report.in_flight

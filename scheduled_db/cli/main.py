@@ -209,10 +209,6 @@ def _read_config_file(path: str) -> str:
         raise ConfigError(None, f"cannot read {path}: not UTF-8 text") from None
 
 
-def _secrets(config: NodeConfig) -> list[str]:
-    return [s for s in (config.cluster.secret, config.cluster.join_token) if s]
-
-
 def _setup_logging(level: str, json_lines: bool, node_id: str, redact: Sequence[str]) -> None:
     setup: Callable[..., None] = shell("actors.runtime.logs", "setup_logging")
     setup(level, json_lines, node_id, redact=redact)
@@ -220,7 +216,7 @@ def _setup_logging(level: str, json_lines: bool, node_id: str, redact: Sequence[
 
 def _run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     config = _config(args, environ)
-    _setup_logging(config.log.level, config.log.json, config.node.id, _secrets(config))
+    _setup_logging(config.log.level, config.log.json, config.node.id, config.cluster.secrets)
     log = logging.getLogger("scheduled_db.cli")
     for line in args.notices:
         log.warning("%s", line)

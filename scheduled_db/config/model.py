@@ -122,6 +122,12 @@ class ClusterConfig:
         """Whether ``node_id`` is one of several nodes (or may learn of others)."""
         return bool(self.peers(node_id) or self.peer_addresses)
 
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """The cluster secret and the join token, those set: bearer values that may
+        change the membership, and strings every log line hides."""
+        return tuple(s for s in (self.secret, self.join_token) if s)
+
 
 @dataclass(frozen=True, slots=True)
 class SchedulerConfig:
