@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import uuid
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
@@ -188,7 +187,7 @@ class JobControl:
         try:
             if not isinstance(item, dict):
                 raise ValidationError("jobs", f"item {i} must be a JSON object")
-            generated = "" if isinstance(item.get("id"), str) else str(uuid.uuid4())
+            generated = "" if isinstance(item.get("id"), str) else jobs.new_id()
             spec = jobs.parse_spec(item, now, generated)
             next_ms = first_fire(spec, now)
             if next_ms is None:

@@ -17,7 +17,6 @@ recognised as the same request, instead of failing "must be in the future".
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +26,7 @@ from aiohttp import web
 from actors.api import params, trigger
 from actors.api.backend import Backend
 from actors.api.body import no_fields, read_json_object
+from actors.api.ids import IdSource
 from actors.api.control import JobControl
 from actors.api.responses import json_response
 from actors.api.views import (
@@ -115,6 +115,7 @@ class JobRoutes:
         self._seen: _SeenCounters | None = None  # the counters admission last read
         self.max_body = max_body_bytes
         self.clock = clock
+        self.new_id = IdSource()  # ids for creates that bring none
         self.write_timeout = WRITE_TIMEOUT_S
 
     def routes(self) -> list[web.RouteDef]:
@@ -177,7 +178,8 @@ class JobRoutes:
         body = await read_json_object(request, self.max_body, required=True)
         now = self.clock()
         try:
-            spec = self.parse_spec(body, now, str(uuid.uuid4()))
+            generated = "" if isinstance(body.get("id"), str) else self.new_id()
+            spec = self.parse_spec(body, now, generated)
             await self.guard.check_spec(spec)  # the SSRF guard (may resolve the host)
             next_run = first_fire(spec, now)
             if next_run is None:  # validation checked this at the same instant
