@@ -26,8 +26,8 @@ from aiohttp import web
 from actors.api import params, trigger
 from actors.api.backend import Backend
 from actors.api.body import no_fields, read_json_object
-from actors.api.ids import IdSource
 from actors.api.control import JobControl
+from actors.api.ids import IdSource
 from actors.api.responses import json_response
 from actors.api.views import (
     Limits,
