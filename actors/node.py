@@ -35,6 +35,7 @@ from actors.raft.actor import RaftActor, RaftSettings
 from actors.raft.identify import HttpEndpoint
 from actors.raft.lease import LeaderLease, SharedLease
 from actors.raft.messages import (
+    GetPeerSender,
     GetRaftStatus,
     GetTransportStatus,
     SetTransportInbox,
@@ -131,8 +132,9 @@ class Node:
         # worker processes deliver (actors/webhook/workers.py).
         lease = SharedLease() if cfg.execution.delivery_workers else LeaderLease()
         transport = self._start_transport()
-        snapshots = None
+        snapshots = peer_sender = None
         if transport is not None:
+            peer_sender = wait_reply(transport, GetPeerSender, None)
             snapshots = self._add(
                 "snapshots", SnapshotStreamActor.start(cfg.node.id, storage, transport)
             )
@@ -144,6 +146,7 @@ class Node:
                 store.applied()[0],
                 storage,
                 transport=transport,
+                peer_sender=peer_sender,
                 snapshots=snapshots,
                 static_peers=_static_peers(cfg),
                 hooks=metrics.raft_hooks(),

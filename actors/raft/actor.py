@@ -105,7 +105,7 @@ from scheduled_db.state.reads import GetMembers
 
 if TYPE_CHECKING:
     from actors.raft.snapshot_stream import SnapshotStreamActor
-    from actors.raft.transport import TransportActor
+    from actors.raft.transport import PeerSender, TransportActor
     from actors.storage.actor import StorageActor
 
 log = logging.getLogger(__name__)
@@ -149,6 +149,7 @@ class RaftActor(pykka.ThreadingActor):
         applied_index: int,
         storage: pykka.ActorRef[StorageActor],
         transport: pykka.ActorRef[TransportActor] | None = None,
+        peer_sender: PeerSender | None = None,
         snapshots: pykka.ActorRef[SnapshotStreamActor] | None = None,
         static_peers: Mapping[str, tuple[str, int]] | None = None,
         seed: int | None = None,
@@ -163,6 +164,8 @@ class RaftActor(pykka.ThreadingActor):
         self.settings = settings
         self.storage = storage
         self.transport = transport
+        # The transport's direct path (GetPeerSender): sends without waking its actor.
+        self._peer_sender = peer_sender
         self.snapshots = snapshots
         self._static_peers = dict(static_peers or {})
         self._learned: dict[str, LearnedPeer] = {}  # peers found by probing their address
@@ -298,7 +301,10 @@ class RaftActor(pykka.ThreadingActor):
                 continue
             addresses.setdefault(node_id, (address.host, address.port))
         peers = {node_id: addresses[node_id] for node_id in members if node_id in addresses}
-        self.transport.tell(SetPeers.of(peers))
+        if self._peer_sender is not None:
+            self._peer_sender.set_peers(peers)
+        else:
+            self.transport.tell(SetPeers.of(peers))
 
     # -- peers listed by address (the original's STATIC_PEERS; scheduled_db/raft/formation.py) --
 
@@ -604,7 +610,10 @@ class RaftActor(pykka.ThreadingActor):
         if self.transport is None:
             log.debug("raft: no transport; %d messages to peers dropped", len(msgs))
             return
-        self.transport.tell(SendMessages(msgs))
+        if self._peer_sender is not None:
+            self._peer_sender.send(msgs)
+        else:
+            self.transport.tell(SendMessages(msgs))
 
     def _set_applied(self, index: int) -> None:
         self._applied_index = index

@@ -255,6 +255,14 @@ class GetTransportStatus:
 
 
 @dataclass(frozen=True, slots=True)
+class GetPeerSender:
+    """A :class:`~actors.raft.transport.PeerSender` to ``reply``: sends and peer maps
+    from the caller's thread straight to the transport's loop (the Raft actor's path)."""
+
+    reply: Reply
+
+
+@dataclass(frozen=True, slots=True)
 class PeerLinkStatus:
     """One peer as the transport sees it: whether the connection to it is up,
     messages queued for it, sent to it, received from it, dropped (its queue was

@@ -75,6 +75,7 @@ import pykka
 
 from actors.raft.identify import HttpEndpoint, identify, probe_answer
 from actors.raft.messages import (
+    GetPeerSender,
     GetTransportStatus,
     PeerIdentified,
     PeerLinkStatus,
@@ -617,9 +618,11 @@ class TransportActor(pykka.ThreadingActor):
         lt = self._lt
         assert lt is not None, "on_start creates the loop before any message"
         if isinstance(message, SendMessages):
-            frames = self._encode(message.messages)
+            frames = _encode(message.messages)
             if frames:
                 lt.call(self._net.enqueue, frames)
+        elif isinstance(message, GetPeerSender):
+            answer(message.reply, PeerSender(lt, self._net))
         elif isinstance(message, SetPeers):
             peers = {p.node_id: (p.host, p.port) for p in message.peers}
             lt.call(self._net.set_peers, peers)
@@ -636,13 +639,45 @@ class TransportActor(pykka.ThreadingActor):
         else:
             log.warning("transport: ignoring unexpected message %r", type(message).__name__)
 
-    def _encode(self, msgs: tuple[Message, ...]) -> list[tuple[str, bytes]]:
-        # Encoded here, off the loop thread, so the loop only moves bytes.
-        frames = []
-        for msg in msgs:
-            data = frame(KIND_RAFT, encode_message(msg))
-            if len(data) - LENGTH_BYTES > MAX_FRAME_BYTES:
-                log.warning("transport: a %d-byte message to %s is too big", len(data), msg.to)
-                continue
-            frames.append((msg.to, data))
-        return frames
+
+def _encode(msgs: tuple[Message, ...]) -> list[tuple[str, bytes]]:
+    # Encoded on the sender's thread, so the loop only moves bytes.
+    frames = []
+    for msg in msgs:
+        data = frame(KIND_RAFT, encode_message(msg))
+        if len(data) - LENGTH_BYTES > MAX_FRAME_BYTES:
+            log.warning("transport: a %d-byte message to %s is too big", len(data), msg.to)
+            continue
+        frames.append((msg.to, data))
+    return frames
+
+
+class PeerSender:
+    """What :class:`SendMessages` and :class:`SetPeers` do, from the caller's thread.
+
+    The Raft actor sends through this rather than by telling the actor: the messages
+    are encoded on its own thread and queued on the transport's loop directly, one
+    thread hand-off a send instead of two (the actor's thread woken, then the loop's).
+    Sends and peer maps keep their order, both going through the loop's queue; what
+    the actor is told (snapshot frames, status) is ordered with them only as far as
+    it reaches the loop in turn.  Once the transport has stopped, both are dropped,
+    as messages to an unreachable peer are: Raft sends again what matters.
+    """
+
+    def __init__(self, loop_thread: LoopThread, network: _Network) -> None:
+        self._lt = loop_thread
+        self._net = network
+
+    def send(self, msgs: tuple[Message, ...]) -> None:
+        frames = _encode(msgs)
+        if frames:
+            self._call(self._net.enqueue, frames)
+
+    def set_peers(self, peers: Mapping[str, Address]) -> None:
+        self._call(self._net.set_peers, dict(peers))
+
+    def _call(self, fn: Any, arg: Any) -> None:
+        try:
+            self._lt.call(fn, arg)
+        except RuntimeError:  # the loop is closed: the transport has stopped
+            log.debug("transport: stopped; %s dropped", getattr(fn, "__name__", "a call"))

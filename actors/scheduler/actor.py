@@ -56,7 +56,14 @@ import pykka
 from actors.raft.messages import Leadership, Propose, ProposeOutcome, SubscribeLeadership
 from actors.runtime.clock import Alarm, now_ms
 from actors.scheduler.messages import SchedulerProposed, Wake
-from actors.storage.messages import Applied, Read, ReadResult, SnapshotInstalled, Subscribe
+from actors.storage.messages import (
+    Applied,
+    Read,
+    ReadResult,
+    SnapshotInstalled,
+    Subscribe,
+    Unsubscribe,
+)
 from actors.webhook import attempt as webhook_attempt
 from actors.webhook.messages import (
     AbortAll,
@@ -240,8 +247,9 @@ class SchedulerActor(pykka.ThreadingActor):
     def on_start(self) -> None:
         self.alarm.start()
         self.flush_alarm.start()
+        # Storage's Applied events come only while active (_leadership): a follower's
+        # scheduler would drop each, and every one woke this thread for nothing.
         self.raft.tell(SubscribeLeadership(self.actor_ref))
-        self.storage.tell(Subscribe(self.actor_ref))
 
     def on_stop(self) -> None:
         self.alarm.stop()
@@ -280,11 +288,15 @@ class SchedulerActor(pykka.ThreadingActor):
             self.active, self.term = True, ev.term
             self.active_since = self.clock()
             self._reset()
+            # Before the first read (the refill in _wake): storage answers in order, so
+            # what it applied before this is in that read and what after, in an Applied.
+            self.storage.tell(Subscribe(self.actor_ref))
             log.info("scheduler: active in term %d", ev.term)
             self._wake()
         elif not should and self.active:
             self.epoch += 1
             self.active = False
+            self.storage.tell(Unsubscribe(self.actor_ref))
             if self.in_flight:
                 self.webhook.tell(AbortAll())
             self._reset()

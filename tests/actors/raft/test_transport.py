@@ -24,6 +24,7 @@ import pytest
 from actors.raft import transport as t
 from actors.raft import wire as w
 from actors.raft.messages import (
+    GetPeerSender,
     GetTransportStatus,
     PeerLinkStatus,
     PeerMessage,
@@ -35,7 +36,7 @@ from actors.raft.messages import (
     SnapshotFrame,
     TransportStatus,
 )
-from actors.raft.transport import TransportActor
+from actors.raft.transport import PeerSender, TransportActor
 from actors.runtime.replies import wait_reply
 from scheduled_db.raft.messages import Entry, Message, MessageType, encode_message
 from tests.actors.probe import start_probe
@@ -188,6 +189,26 @@ def test_three_nodes_exchange_messages_in_order_per_link(nodes: Callable[..., No
     a, b, _ = cluster
     assert a.link("b").sent == 200 and b.link("a").received == 200
     assert a.status().auth_failures == 0 and a.status().bad_frames == 0
+
+
+def test_the_peer_sender_sends_and_sets_peers_in_order_from_the_callers_thread(
+    nodes: Callable[..., Node],
+) -> None:
+    """The Raft actor's path (GetPeerSender): no hop through the actor's thread, and a
+    peer map set through it reaches the loop before the sends that follow it."""
+    a, b = nodes("a"), nodes("b")
+    b.set_peers({"a": a.address})
+    sender = wait_reply(a.ref, GetPeerSender, TIMEOUT_S)
+    assert isinstance(sender, PeerSender)
+    sender.set_peers({"b": b.address, "a": a.address})  # its own entry is ignored
+    sender.send(tuple(msg("a", "b", i, b"y" * i) for i in range(1, 101)))
+    sender.send((msg("a", "nobody", 101),))  # not a peer: dropped
+    eventually(lambda: len(b.received()) == 100)
+    assert b.received() == [msg("a", "b", i, b"y" * i) for i in range(1, 101)]
+    assert a.link("b").sent == 100
+    a.ref.stop(timeout=TIMEOUT_S)
+    sender.send((msg("a", "b", 102),))  # the transport has stopped: dropped, no error
+    sender.set_peers({})
 
 
 def test_snapshot_frames_go_to_the_snapshot_inbox_in_order(nodes: Callable[..., Node]) -> None:

@@ -7,6 +7,7 @@ wake.  Waits are bounded conditions, never sleeps.
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
@@ -302,6 +303,38 @@ def test_losing_leadership_idles_the_scheduler_and_aborts_deliveries(world: Worl
     world.scheduler.tell(Leadership("n2", 99, False, False))
     world.webhook.wait_for(AbortAll)  # the probe handles it on its own thread
     assert not world.scheduler.proxy().active.get()
+
+
+def test_storage_tells_the_scheduler_what_it_applies_only_while_it_is_active(
+    world: World,
+) -> None:
+    """An idle (follower's) scheduler drops every Applied event, so storage does not
+    send them: each woke its thread for nothing.  It subscribes again when it becomes
+    active, before it reads the window, and a job created then is still fired."""
+
+    (storage,) = (  # the actor behind the ref: pykka shows no private field through it
+        o for o in gc.get_objects() if isinstance(o, pykka.Actor) and o.actor_ref == world.storage
+    )
+
+    def subscribed() -> bool:
+        # A barrier first: storage has handled what the scheduler told it before.
+        wait_reply(world.storage, lambda r: Read(0, GetJob("none"), r), T)
+        return world.scheduler in storage._subscribers
+
+    world.scheduler.ask(Wake())
+    assert subscribed()
+    world.scheduler.tell(Leadership("n2", 99, False, False))
+    world.scheduler.ask(Wake())
+    assert not subscribed()
+    due = T0 + 1_000
+    _create(world, _unico("while-idle", due), due)
+    status = wait_reply(world.raft, GetRaftStatus, T)
+    world.scheduler.tell(Leadership("n1", status.term, True, True))
+    world.scheduler.ask(Wake())
+    assert subscribed()
+    world.at(due)
+    (d,) = world.delivers(1)
+    assert d.job_id == "while-idle"
 
 
 def test_only_the_hot_window_is_held_and_it_refills_as_time_passes(world: World) -> None:
