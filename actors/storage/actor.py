@@ -256,6 +256,8 @@ class StorageActor(pykka.ThreadingActor):
         self._publish(event)
         if self.store.should_snapshot():
             self._snapshot(msg.reply)
+        else:
+            self.store.flush_ahead_of_snapshot()
 
     def _snapshot(self, reply: Reply | None) -> None:
         try:

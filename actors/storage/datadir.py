@@ -39,6 +39,7 @@ from rocksdict import (
     AccessType,
     BlockBasedOptions,
     Cache,
+    Checkpoint,
     DBCompressionType,
     DBRecoveryMode,
     Options,
@@ -325,10 +326,23 @@ def drop_state_cfs(db: Rdict, keep: tuple[str, ...]) -> None:
             db.drop_column_family(name)
 
 
-def flush_all(db: Rdict) -> None:
-    """Flush every column family's memtable (``Rdict.close`` flushes only the default)."""
+def flush_all(db: Rdict, wait: bool = True) -> None:
+    """Flush every column family's memtable (``Rdict.close`` flushes only the default);
+    with ``wait`` False, only start the flushes (RocksDB's own threads do them)."""
     for name in Rdict.list_cf(db.path(), rocks_options()):
-        db.get_column_family(name).flush(True)
+        db.get_column_family(name).flush(wait)
+
+
+def checkpoint(db: Rdict, path: Path) -> None:
+    """A RocksDB checkpoint of ``db`` at ``path`` (hard links), the memtables flushed
+    first.  rocksdict holds the GIL through ``create_checkpoint``, the memtable flush
+    it starts with included, and a flush lets the GIL go: a checkpoint that flushed
+    30 MB of memtable stopped every thread of the node for 140-180 ms (all three
+    nodes at once, a snapshot being due at the same index on each), and a few
+    hundred writes of an open loop at 2,100/s were refused meanwhile.  Flushed here
+    first, the checkpoint itself has only links to make."""
+    flush_all(db)
+    Checkpoint(db).create_checkpoint(str(path))
 
 
 REOPEN_HEADROOM = 4 << 20  # free bytes, beyond the write-ahead log, to reopen RocksDB

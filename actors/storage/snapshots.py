@@ -16,10 +16,11 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from rocksdict import Checkpoint, Rdict
+from rocksdict import Rdict
 
 from actors.storage.datadir import (
     RocksStateView,
+    checkpoint,
     fsync_dir,
     new_batch,
     open_rocks,
@@ -62,7 +63,7 @@ class SnapshotFiles:
         target = self.path(rec)
         if target.exists():  # left by a crash before the snapshot was recorded
             shutil.rmtree(target)
-        Checkpoint(db).create_checkpoint(str(target))
+        checkpoint(db, target)
         fsync_dir(self.root)
 
     def remove_all_but(self, keep: SnapshotRecord | None) -> None:

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rocksdict import Checkpoint, Rdict
+from rocksdict import Rdict
 
 from actors.storage import watermark
 from actors.storage.datadir import (
@@ -48,6 +48,7 @@ from actors.storage.datadir import (
     DataDirError,
     DirMeta,
     RocksStateView,
+    checkpoint,
     drop_state_cfs,
     encode_meta,
     flush_all,
@@ -87,6 +88,11 @@ from scheduled_db.state.txn import Txn
 
 log = logging.getLogger(__name__)
 
+# How far towards a snapshot (entries or bytes) the memtables start flushing ahead of
+# it, in RocksDB's threads (NodeStore.flush_ahead_of_snapshot): by the time it is due,
+# its checkpoint has about a tenth of them left to flush on the storage thread.
+FLUSH_AHEAD_AT = 0.9
+
 
 @dataclass(frozen=True, slots=True)
 class StoreOptions:
@@ -120,6 +126,7 @@ class NodeStore:
         # Commands this node's API proposed, applied without decoding their entries.
         self.proposed = Proposed()
         self._log_bytes = (-1, 0, 0)  # (snapshot index, applied index, log bytes between)
+        self._flushed_ahead = -1  # the snapshot index after which a flush was started
         self._adopt(db, self._read_pointer(db))
         drop_state_cfs(db, keep=(self._state_name,))
         hs, rec, ents = load_log(db.get_column_family(RAFT_CF))
@@ -363,18 +370,39 @@ class NodeStore:
         root = self.data_dir / BACKUP_DIR
         root.mkdir(exist_ok=True)
         path = root / secrets.token_hex(8)
-        Checkpoint(self._db).create_checkpoint(str(path))
+        checkpoint(self._db, path)
         return path, self._state_name
 
     # -- snapshots --
 
     def should_snapshot(self) -> bool:
+        return self._snapshot_progress() >= 1.0
+
+    def flush_ahead_of_snapshot(self) -> bool:
+        """Start flushing the memtables (in RocksDB's threads) once a snapshot is
+        near (:data:`FLUSH_AHEAD_AT` of the way), once per snapshot: its checkpoint
+        must flush them first (:func:`~actors.storage.datadir.checkpoint`), and this
+        thread waits for that flush, with every write behind it.  Whether it started."""
+        snap = self.log.snapshot_meta().index
+        if self._flushed_ahead == snap or self._snapshot_progress() < FLUSH_AHEAD_AT:
+            return False
+        self._flushed_ahead = snap
+        try:
+            flush_all(self._db, wait=False)
+        except Exception as exc:  # only a head start: the checkpoint flushes anyway
+            log.warning("storage: could not start flushing ahead of a snapshot: %s", exc)
+            return False
+        return True
+
+    def _snapshot_progress(self) -> float:
+        """How far the applied log is towards the next snapshot (1.0: due)."""
         applied, snap = self.applied()[0], self.log.snapshot_meta().index
         if applied <= snap or applied > self.log.last_index():
-            return False
-        if applied - snap >= self.options.snapshot_entries:
-            return True
-        return self._applied_log_bytes(snap, applied) >= self.options.snapshot_bytes
+            return 0.0
+        entries = (applied - snap) / self.options.snapshot_entries
+        if entries >= 1.0:
+            return entries
+        return max(entries, self._applied_log_bytes(snap, applied) / self.options.snapshot_bytes)
 
     def _applied_log_bytes(self, snap: int, applied: int) -> int:
         """The log's bytes in (snap, applied], counted on from the last call: applied

@@ -53,6 +53,26 @@ def test_a_snapshot_is_due_once_the_applied_log_holds_its_bytes(tmp_path: Path) 
     store.close()
 
 
+def test_memtables_start_flushing_once_a_snapshot_is_near_once_per_snapshot(
+    tmp_path: Path,
+) -> None:
+    """At 9 of 10 entries (FLUSH_AHEAD_AT) a flush starts in RocksDB's threads, so the
+    snapshot's checkpoint finds little left to flush on the storage thread."""
+    opts = StoreOptions(snapshot_entries=10, keep_entries=2)
+    store = NodeStore.open(tmp_path, "n1", options=opts)
+    started = []
+    for i in range(1, 26):
+        entry = Entry(1, i, data=b"x" * 100)
+        store.persist_ready(HardState(1, "n1", i), [entry])
+        store.apply([entry], ConfState(("n1",)) if i == 1 else None)
+        if store.should_snapshot():
+            assert store.create_snapshot() is not None
+        elif store.flush_ahead_of_snapshot():
+            started.append(i)
+    assert started == [9, 19]  # snapshots at 10 and 20; none started again at 10 or 20
+    store.close()
+
+
 def _same_reads(mem: MemoryStorage, store: NodeStore) -> None:
     log = store.log
     assert (log.first_index(), log.last_index()) == (mem.first_index(), mem.last_index())
