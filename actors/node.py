@@ -54,9 +54,8 @@ from actors.scheduler.actor import SchedulerActor, SchedulerSettings
 from actors.storage.actor import StorageActor
 from actors.storage.datadir import DataDirError
 from actors.storage.store import NodeStore, StoreOptions
-from actors.webhook.actor import WebhookActor
 from actors.webhook.attempt import Secrets
-from actors.webhook.workers import DeliveryWorkers, WorkerSettings
+from actors.webhook.workers import DeliverySettings, DeliveryWorkers
 from scheduled_db.config.kinds import Address
 from scheduled_db.config.loading import ConfigError
 from scheduled_db.config.model import NodeConfig
@@ -446,30 +445,20 @@ def _start_webhook(cfg: NodeConfig, metrics: ApiMetrics, lease: LeaderLease) -> 
     """The actor the scheduler tells to deliver: the WebhookActor in this process, or
     with ``execution.delivery_workers`` the one that hands deliveries to workers."""
     ex = cfg.execution
-    slots = webhook_slots(ex.concurrency, raise_soft_limit())
-    if isinstance(lease, SharedLease):  # made so for execution.delivery_workers
-        settings = WorkerSettings(
-            cfg.node.id,
-            slots,
-            ex.per_destination,
-            cfg.webhooks.per_destination_rate or None,
-            _webhook_secrets(cfg),
-            cfg.webhooks.address_policy,
-            cfg.log.level,
-            cfg.log.json,
-            cfg.cluster.secrets,
-        )
-        return DeliveryWorkers.start(settings, ex.delivery_workers, lease, metrics)
-    return WebhookActor.start(
+    settings = DeliverySettings(
         cfg.node.id,
-        slots,
-        metrics,
-        secrets=_webhook_secrets(cfg),
-        policy=cfg.webhooks.address_policy,
-        per_destination=ex.per_destination,
-        lease=lease,
-        per_destination_rate=cfg.webhooks.per_destination_rate or None,
+        webhook_slots(ex.concurrency, raise_soft_limit()),
+        ex.per_destination,
+        cfg.webhooks.per_destination_rate or None,
+        _webhook_secrets(cfg),
+        cfg.webhooks.address_policy,
+        cfg.log.level,
+        cfg.log.json,
+        cfg.cluster.secrets,
     )
+    if isinstance(lease, SharedLease):  # made so for execution.delivery_workers
+        return DeliveryWorkers.start(settings, ex.delivery_workers, lease, metrics)
+    return settings.start_actor(metrics, lease)
 
 
 def _webhook_secrets(cfg: NodeConfig) -> Secrets:

@@ -40,7 +40,7 @@ from urllib.parse import urlsplit
 
 import pykka
 
-from actors.raft.lease import SharedLease, WorkerLease, beat
+from actors.raft.lease import LeaderLease, SharedLease, WorkerLease, beat
 from actors.runtime.metrics import ApiMetrics
 from actors.webhook.actor import WebhookActor, WebhookMetrics, give_outcome
 from actors.webhook.messages import (
@@ -65,8 +65,9 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 @dataclass(frozen=True, slots=True)
-class WorkerSettings:
-    """What a worker process needs to build its WebhookActor (all picklable)."""
+class DeliverySettings:
+    """How a node's WebhookActor is built, in the node's process or in a delivery
+    worker's (all picklable; the log fields serve a worker's own logging)."""
 
     node_id: str
     concurrency: int
@@ -77,6 +78,19 @@ class WorkerSettings:
     log_level: str = "INFO"
     log_json: bool = False
     redact: tuple[str, ...] = ()
+
+    def start_actor(self, metrics: Any, lease: LeaderLease) -> pykka.ActorRef[WebhookActor]:
+        """Start the WebhookActor these settings describe, checking ``lease``."""
+        return WebhookActor.start(
+            self.node_id,
+            self.concurrency,
+            metrics,
+            secrets=self.secrets,
+            policy=self.policy,
+            per_destination=self.per_destination,
+            lease=lease,
+            per_destination_rate=self.per_destination_rate,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,7 +153,7 @@ class DeliveryWorkers(pykka.ThreadingActor):
 
     def __init__(
         self,
-        settings: WorkerSettings,
+        settings: DeliverySettings,
         workers: int,
         lease: SharedLease,
         metrics: ApiMetrics | None = None,
@@ -347,7 +361,7 @@ class WorkerMetrics:
         return _Report(outcomes, self.waiting.value, self.in_flight.value, cuts)
 
 
-def run_worker(conn: Connection, cells: Any, settings: WorkerSettings, index: int) -> None:
+def run_worker(conn: Connection, cells: Any, settings: DeliverySettings, index: int) -> None:
     """A worker process's body: a WebhookActor fed from ``conn`` until told to stop, or
     until the node's process is gone (the pipe closes)."""
     from actors.node import tune_interpreter
@@ -368,16 +382,7 @@ def run_worker(conn: Connection, cells: Any, settings: WorkerSettings, index: in
         with send_lock:
             conn.send(report)
 
-    actor = WebhookActor.start(
-        settings.node_id,
-        settings.concurrency,
-        metrics,
-        secrets=settings.secrets,
-        policy=settings.policy,
-        per_destination=settings.per_destination,
-        lease=WorkerLease(cells, FRESH_S),
-        per_destination_rate=settings.per_destination_rate,
-    )
+    actor = settings.start_actor(metrics, WorkerLease(cells, FRESH_S))
     conn.send(_READY)
     try:
         _serve(conn, actor, send)

@@ -24,7 +24,7 @@ from actors.webhook.messages import (
     DeliveryOutcomes,
     Withdraw,
 )
-from actors.webhook.workers import DeliveryWorkers, WorkerSettings, shard
+from actors.webhook.workers import DeliverySettings, DeliveryWorkers, shard
 from scheduled_db.testing.harness import wait_until
 from tests.actors.probe import Inbox
 from tests.actors.webhook.test_webhook import SCHEDULED_MS, deliver, outcome_of
@@ -48,7 +48,7 @@ def start_workers() -> Iterator[StartWorkers]:
         lease = SharedLease()
         if lease_held:
             lease.grant(TERM, time.monotonic() + 3600)
-        settings = WorkerSettings(
+        settings = DeliverySettings(
             "n1",
             kw.pop("concurrency", 64),
             kw.pop("per_destination", 16),
