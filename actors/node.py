@@ -165,7 +165,7 @@ class Node:
         )
         address = f"{cfg.http.host}:{cfg.http.port}"
         backend = NodeBackend(cfg, raft, storage, address, store.proposed)
-        http = HttpActor.start(backend, cfg, metrics, tls=self._tls.api)
+        http = HttpActor.start(backend, cfg, metrics, tls=self._tls.api, workers=cfg.http.workers)
         self._add("http", http)
         try:
             ports: tuple[int, int] = wait_reply(http, GetBoundPorts, None)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -29,6 +30,7 @@ from actors.api.app import build_app, build_metrics_app
 from actors.api.backend import Backend
 from actors.api.messages import GetBoundPorts
 from actors.api.protocol import ApiRunner
+from actors.api.workers import IngressWorkers
 from actors.runtime.clock import now_ms
 from actors.runtime.loop_thread import LoopThread
 from actors.runtime.metrics import ApiMetrics
@@ -70,8 +72,10 @@ class HttpActor(pykka.ThreadingActor):
         *,
         metrics_enabled: bool | None = None,
         tls: ApiTls | None = None,
+        workers: int = 0,
     ) -> None:
         super().__init__()
+        self._workers = workers
         self._backend = backend
         self._config = config
         self._tls = tls
@@ -82,6 +86,7 @@ class HttpActor(pykka.ThreadingActor):
         self._lt: LoopThread | None = None
         self._runners: list[web.AppRunner] = []
         self._ports: BoundPorts | None = None
+        self._ingress: IngressWorkers | None = None
 
     # --- queries (ask through the ref) ----------------------------------------------------
 
@@ -104,6 +109,9 @@ class HttpActor(pykka.ThreadingActor):
     # --- lifecycle --------------------------------------------------------------------------
 
     def on_start(self) -> None:
+        if self._workers:
+            self._ingress = IngressWorkers(self._config, self._workers, self._metrics)
+            self._ingress.spawn(_listen(self._config.http.host, self._config.http.port))
         self._lt = LoopThread(f"http-{self._config.node.id}")
         self._ports = self._lt.start(self._start_servers(), START_TIMEOUT_S, self._stop_servers)
         log.info("http: serving on port %d (metrics: %s)", self._ports.http, self._ports.metrics)
@@ -117,13 +125,18 @@ class HttpActor(pykka.ThreadingActor):
     async def _start_servers(self) -> BoundPorts:
         http = self._config.http
         forward_tls = None if self._tls is None else self._tls.client
-        app = build_app(
-            self._backend, self._config, self._metrics, self._clock, forward_tls=forward_tls
-        )
-        port = await self._serve(app, http.host, http.port)
+        render = None
+        if self._ingress is not None:  # the workers serve the API; this loop answers them
+            await self._ingress.serve(self._backend, self._lost_a_worker)
+            port, render = self._ingress.port, self._ingress.render_metrics
+        else:
+            app = build_app(
+                self._backend, self._config, self._metrics, self._clock, forward_tls=forward_tls
+            )
+            port = await self._serve(app, http.host, http.port)
         metrics_port = 0
         if self._metrics_enabled:
-            metrics_app = build_metrics_app(self._backend, self._config, self._metrics)
+            metrics_app = build_metrics_app(self._backend, self._config, self._metrics, render)
             metrics_port = await self._serve(metrics_app, http.host, self._config.metrics.port)
         return BoundPorts(port, metrics_port)
 
@@ -138,7 +151,12 @@ class HttpActor(pykka.ThreadingActor):
         await site.start()
         return int(runner.addresses[0][1])
 
+    def _lost_a_worker(self) -> None:
+        self.actor_ref.stop(block=False)
+
     async def _stop_servers(self) -> None:
+        if self._ingress is not None:
+            await self._ingress.stop()
         runners, self._runners = self._runners, []
         for runner in reversed(runners):
             await runner.cleanup()
@@ -152,3 +170,12 @@ class HttpActor(pykka.ThreadingActor):
         """Stop the servers and the loop, waiting a bounded time for each; idempotent."""
         if self._lt is not None:
             self._lt.stop(self._stop_servers, STOP_TIMEOUT_S)
+        if self._ingress is not None:
+            self._ingress.join()  # at once if they exited; else killed after a while
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """The API's listening socket, for worker processes to accept from (raises
+    OSError: the port in use, say)."""
+    family = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM)[0][0]
+    return socket.create_server((host, port), family=family, backlog=LISTEN_BACKLOG)

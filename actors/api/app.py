@@ -26,7 +26,7 @@ import logging
 import os
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -60,6 +60,8 @@ from scheduled_db.state.records import Counters
 
 log = logging.getLogger(__name__)
 
+# Makes the body of GET /metrics (the Prometheus text format).
+RenderMetrics = Callable[[], Awaitable[bytes]]
 SCRAPE_TIMEOUT_S = 2.0  # a scrape answers with the last values rather than hang
 _JOIN_FIELDS = ("node_id", "address", "http_address")
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -148,12 +150,14 @@ class NodeRoutes:
         limits: Limits,
         max_body_bytes: int,
         membership: tuple[str, ...] = (),
+        render: RenderMetrics | None = None,
     ) -> None:
         self._backend = backend
         self._metrics = metrics
         self._limits = limits
         self._max_body = max_body_bytes
         self._membership = membership
+        self._render = render if render is not None else self.render_metrics
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -275,10 +279,13 @@ class NodeRoutes:
         return json_response({"node_id": node_id, "removed": True})
 
     async def metrics(self, request: web.Request) -> web.Response:
+        body = await self._render()
+        return web.Response(body=body, headers={"Content-Type": self._metrics.content_type})
+
+    async def render_metrics(self) -> bytes:
+        """This process's metrics, the node's gauges refreshed first."""
         await self.refresh_metrics()
-        return web.Response(
-            body=self._metrics.render(), headers={"Content-Type": self._metrics.content_type}
-        )
+        return self._metrics.render()
 
     async def refresh_metrics(self) -> None:
         """Update the state gauges from the node; on a timeout keep the last values."""
@@ -311,12 +318,14 @@ def build_app(
     *,
     forward_tls: ssl.SSLContext | None = None,
     guard: WebhookGuard | None = None,
+    render_metrics: RenderMetrics | None = None,
 ) -> web.Application:
     """The REST API of one node.  ``clock`` gives epoch milliseconds (the leader's
     "now" for the times a write decides); ``forward_tls``, if set, is how writes
     forwarded to the leader are sent (HTTPS, checked with this context); ``guard``
     checks new webhook URLs (by default against ``webhooks.*`` with the system
-    resolver)."""
+    resolver); ``render_metrics`` makes ``/metrics``'s body (by default ``metrics``
+    rendered, the node's gauges refreshed first: an API worker asks its node)."""
     if guard is None:
         guard = WebhookGuard(config.webhooks.address_policy)
     limits = node_limits(config)
@@ -361,15 +370,23 @@ def build_app(
         on_skipped=on_skipped,
     )
     app.router.add_routes(jobs.routes())
-    node_routes = NodeRoutes(backend, metrics, limits, max_body, config.cluster.secrets)
+    node_routes = NodeRoutes(
+        backend, metrics, limits, max_body, config.cluster.secrets, render_metrics
+    )
     app.router.add_routes(node_routes.routes())
     app.router.add_routes(AdminRoutes(backend, config.cluster.secrets).routes())
     app.router.add_routes(console_routes())  # the web console: static files, not the API
     return app
 
 
-def build_metrics_app(backend: Backend, config: NodeConfig, metrics: ApiMetrics) -> web.Application:
-    """The metrics listener: ``GET /metrics`` and nothing else (JSON 404/405 otherwise)."""
+def build_metrics_app(
+    backend: Backend,
+    config: NodeConfig,
+    metrics: ApiMetrics,
+    render_metrics: RenderMetrics | None = None,
+) -> web.Application:
+    """The metrics listener: ``GET /metrics`` and nothing else (JSON 404/405 otherwise);
+    ``render_metrics`` as for :func:`build_app`."""
     max_body = config.http.max_body_bytes
     app = web.Application(
         client_max_size=max_body,
@@ -379,6 +396,6 @@ def build_metrics_app(backend: Backend, config: NodeConfig, metrics: ApiMetrics)
         ],
     )
     app.on_response_prepare.append(render_json_errors)
-    routes = NodeRoutes(backend, metrics, node_limits(config), max_body)
+    routes = NodeRoutes(backend, metrics, node_limits(config), max_body, render=render_metrics)
     app.router.add_get("/metrics", routes.metrics)
     return app

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pykka
@@ -94,6 +95,16 @@ class NodeBackend:
             raise RuntimeError(f"expected {len(commands)} results, got {len(outcome.results)}")
         return tuple(outcome.results)
 
+    async def propose_entry(
+        self, data: bytes, command: Command, traced: tuple[str, ...], timeout: float
+    ) -> ProposeOutcome:
+        """Propose one entry another process grouped and encoded (``data`` is
+        ``command``'s encoding: an API worker's :class:`ProposalBatcher` made both);
+        its outcome, refusals included, as the Raft actor gave it."""
+        if self._proposed is not None:
+            self._proposed.remember(data, command)
+        return await self._proposal(lambda r: Propose(data, r, traced), timeout)
+
     async def _proposal(self, make: Any, timeout: float) -> ProposeOutcome:
         """Propose and wait; a proposal with no answer in time may still commit."""
         try:
@@ -112,13 +123,18 @@ class NodeBackend:
             raise refusal_error(outcome.error, outcome.leader, outcome.detail)
 
     async def open_backup(self, timeout: float = 30.0) -> BackupStream:
+        path, cf = await self.backup_checkpoint(timeout)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(None, BackupSource, path, cf, self.node_id)
+
+    async def backup_checkpoint(self, timeout: float = 30.0) -> tuple[Path, str]:
+        """A checkpoint for a backup, once caught up (see :meth:`open_backup`): its
+        directory and the state's column family; whoever reads it removes it."""
         await self.read_index(timeout)
         taken: BackupCheckpoint = await self._call(self._storage, TakeBackupCheckpoint, timeout)
         if taken.path is None:
             raise BackupUnavailable(taken.error or "no checkpoint")
-        loop = asyncio.get_running_loop()
-        path, cf = taken.path, taken.state_cf
-        return await loop.run_in_executor(None, BackupSource, path, cf, self.node_id)
+        return taken.path, taken.state_cf
 
     async def add_learner(self, node_id: str, raft_address: str, http_address: str) -> None:
         context = encode_member(raft_address, http_address)

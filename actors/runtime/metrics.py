@@ -14,10 +14,11 @@ metrics to the same holder with :meth:`ApiMetrics.counter`,
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.metrics import Counter, Gauge, Histogram
+from prometheus_client.metrics_core import Metric
 
 from actors.api.backend import NodeStatus
 from actors.raft.hooks import RaftHooks
@@ -176,4 +177,56 @@ class ApiMetrics:
         """The registry in the Prometheus text exposition format."""
         return generate_latest(self.registry)
 
+    def http_families(self) -> list[Metric]:
+        """The families the REST API's handlers write (requests, admission, refused
+        creations, skipped runs): what an API worker process counts for its node."""
+        owned = (
+            self.http_requests,
+            self.http_latency,
+            self.requests_shed,
+            self.requests_in_flight,
+            self.admission_limit,
+            self.job_rejections,
+            self.occurrences_skipped,
+        )
+        return [family for metric in owned for family in metric.collect()]
+
+    def render_with(self, families: Iterable[Metric]) -> bytes:
+        """:meth:`render`, with ``families`` (:meth:`http_families` of API workers)
+        summed into this registry's families of the same names."""
+        return generate_latest(_Summed(self.registry, families))
+
     content_type = CONTENT_TYPE_LATEST
+
+
+class _Summed:
+    """A registry's families with others' samples added: values of the same sample
+    name and labels are summed (a ``_created`` time is the earliest)."""
+
+    def __init__(self, registry: CollectorRegistry, extra: Iterable[Metric]) -> None:
+        self._registry = registry
+        self._extra: dict[str, list[Metric]] = {}
+        for family in extra:
+            self._extra.setdefault(family.name, []).append(family)
+
+    def collect(self) -> Iterator[Metric]:
+        for family in self._registry.collect():
+            more = self._extra.get(family.name)
+            yield family if not more else _sum(family, more)
+
+
+def _sum(family: Metric, more: list[Metric]) -> Metric:
+    values: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+    for sample in (s for f in (family, *more) for s in f.samples):
+        key = (sample.name, tuple(sorted(sample.labels.items())))
+        seen = values.get(key)
+        if seen is None:
+            values[key] = sample.value
+        elif sample.name.endswith("_created"):
+            values[key] = min(seen, sample.value)
+        else:
+            values[key] = seen + sample.value
+    out = Metric(family.name, family.documentation, family.type, family.unit)
+    for (name, labels), value in values.items():
+        out.add_sample(name, dict(labels), value)
+    return out

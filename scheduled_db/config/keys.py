@@ -101,6 +101,8 @@ KEYS: tuple[Key, ...] = (
         "Closes a connection idle this long, or whose request headers take longer."),
     Key("http.body_timeout", DURATION, "30s", "HTTP_READ_TIMEOUT",
         "Time allowed to receive a request's body (408 past it)."),
+    Key("http.workers", integer(0, 32), 0, None,
+        "Worker processes that serve the API, each with its own GIL (0: the node's own process)."),
     Key("api.tokens", TOKENS, [], "API_TOKENS",
         f"Bearer tokens by SHA-256, role read|write|admin; env form {TOKENS_FORMAT},... "
         "None: no token needed."),

@@ -38,6 +38,7 @@ class HttpConfig:
     max_header_size_bytes: int
     idle_timeout_ms: int
     body_timeout_ms: int
+    workers: int = 0  # 0: the node's own process serves the API
 
 
 @dataclass(frozen=True, slots=True)

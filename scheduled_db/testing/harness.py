@@ -282,3 +282,23 @@ def wait_leader(nodes: Sequence[N], timeout: float = 30) -> N:
 
     wait_until(agreed, timeout, "the nodes to agree on one leader")
     return found[-1]
+
+
+def spawned_children(pid: int) -> set[int]:
+    """The worker processes of the node ``pid``: its children that are spawned
+    Python interpreters (``multiprocessing``'s spawn start method)."""
+    found = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes():
+                found.add(int(child))
+    return found
+
+
+def process_running(pid: int) -> bool:
+    """Whether process ``pid`` exists and has not exited (a zombie has)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"

@@ -14,7 +14,13 @@ from typing import Any
 
 import pytest
 
-from scheduled_db.testing.harness import NodeProcess, free_port, wait_until
+from scheduled_db.testing.harness import (
+    NodeProcess,
+    free_port,
+    process_running,
+    spawned_children,
+    wait_until,
+)
 from tests.actors.webhook_receiver import Receiver
 
 
@@ -332,25 +338,6 @@ def test_a_rate_per_destination_spreads_a_burst_and_drops_nothing(
         node.stop_if_running()
 
 
-def _workers_of(pid: int) -> set[int]:
-    """The delivery worker processes of the node ``pid`` (spawned interpreters)."""
-    found = set()
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        for child in (task / "children").read_text().split():
-            cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
-            if b"spawn_main" in cmdline:
-                found.add(int(child))
-    return found
-
-
-def _running(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
 @pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL], ids=["stopped", "killed"])
 def test_a_nodes_delivery_workers_end_with_it(
     tmp_path: Path, receiver: Receiver, how: signal.Signals
@@ -359,11 +346,11 @@ def test_a_nodes_delivery_workers_end_with_it(
     node.start()
     try:
         assert node.proc is not None
-        workers = _workers_of(node.proc.pid)
+        workers = spawned_children(node.proc.pid)
         assert len(workers) == 2
         _create(node, id="w", type="unico", timestamp=_soon(0.5), webhook_url=receiver.url("/ok"))
         receiver.wait_until(lambda r: len(r.received("/ok")) == 1, timeout=15)
         node.stop(how)
-        wait_until(lambda: not any(_running(p) for p in workers), 15, "the workers to end")
+        wait_until(lambda: not any(process_running(p) for p in workers), 15, "the workers to end")
     finally:
         node.stop_if_running()

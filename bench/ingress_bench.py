@@ -1,0 +1,106 @@
+"""One node's creates/s with the API in its own process and in worker processes.
+
+    python -m bench.ingress_bench [seconds] [--rounds N]
+
+Issue 18's goal 3 asks whether a node uses more than one core.  One node (no
+peers: every create is the node's own fsync), ``POST /jobs`` from ``wrk`` (C:
+its own CPU per request is a small fraction of the node's, where a Python
+client would take a core of its own) at 32 and 128 connections, ``seconds``
+each after 2 s of warm-up, with ``http.workers`` 0 (the node's process serves
+the API), 1 and 2; the three alternate, ``rounds`` times, and the medians are
+printed, with each process's CPU per create from /proc.  ``api.max_in_flight``
+is raised so that admission, shared out between the workers, does not refuse
+an unevenly shared connection.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from bench.http_bench import cpu_seconds
+from bench.procs import READY_S, Node
+from scheduled_db.testing.harness import running, wait_leader
+
+WORKERS = (0, 1, 2)
+CONNECTIONS = (32, 128)
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        out += [int(c) for c in (task / "children").read_text().split()]
+    return out
+
+
+def _wrk(url: str, script: Path, connections: int, seconds: int) -> tuple[float, str]:
+    args = ["wrk", "-t1", "-c", str(connections), "-d", f"{seconds}s", "--latency"]
+    out = subprocess.run([*args, "-s", str(script), url], capture_output=True, text=True).stdout
+    rate = next(line for line in out.splitlines() if line.startswith("Requests/sec"))
+    errors = [line.strip() for line in out.splitlines() if "Non-2xx" in line]
+    return float(rate.split()[1]), "; ".join(errors)
+
+
+def measure(workers: int, seconds: int, root: Path) -> dict[int, dict[str, object]]:
+    due = round(time.time() + 30 * 86_400)
+    body = json.dumps({"type": "unico", "timestamp": due, "payload": {"pad": "x" * 100}})
+    script = root / "post.lua"
+    script.write_text(
+        f"wrk.method = 'POST'\nwrk.body = {json.dumps(body)}\n"
+        "wrk.headers['Content-Type'] = 'application/json'\n"
+    )
+    extra = ["--http-workers", str(workers), "--api-max-in-flight", "4096"]
+    out: dict[int, dict[str, object]] = {}
+    with running([Node(root / f"w{workers}", "node-1", extra)], READY_S) as nodes:
+        node = wait_leader(nodes)
+        assert node.proc is not None
+        url = node.base + "/jobs"
+        for connections in CONNECTIONS:
+            _wrk(url, script, connections, 2)  # warm-up
+            pids = [node.proc.pid, *_children(node.proc.pid)]
+            before = {p: cpu_seconds(p) for p in pids}
+            rate, errors = _wrk(url, script, connections, seconds)
+            spent = {p: cpu_seconds(p) - before[p] for p in pids}
+            ops = rate * seconds
+            per_op = [round(1e6 * spent[p] / ops) for p in pids if spent[p] > 0.01 * seconds]
+            out[connections] = {"creates_per_s": rate, "cpu_us": per_op, "errors": errors}
+    return out
+
+
+def main(seconds: int, rounds: int) -> None:
+    runs: dict[tuple[int, int], list[dict[str, object]]] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-ingress-") as tmp:
+        for r in range(rounds):
+            for workers in WORKERS:
+                root = Path(tmp) / f"r{r}"
+                root.mkdir(exist_ok=True)
+                for connections, figures in measure(workers, seconds, root).items():
+                    runs.setdefault((workers, connections), []).append(figures)
+    for connections in CONNECTIONS:
+        base = statistics.median(
+            float(f["creates_per_s"])  # type: ignore[arg-type]
+            for f in runs[(0, connections)]
+        )
+        for workers in WORKERS:
+            figures = runs[(workers, connections)]
+            rates = [float(f["creates_per_s"]) for f in figures]  # type: ignore[arg-type]
+            median = statistics.median(rates)
+            print(
+                f"{connections} connections, http.workers {workers}: "
+                f"{median:,.0f} creates/s ({median / base:.2f}x), runs "
+                f"{', '.join(f'{x:,.0f}' for x in rates)}; CPU us/create by process "
+                f"{[f['cpu_us'] for f in figures]} {[f['errors'] for f in figures if f['errors']]}"
+            )
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("seconds", nargs="?", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    main(args.seconds, args.rounds)
