@@ -29,6 +29,7 @@ import contextlib
 import logging
 import multiprocessing
 import os
+import signal
 import socket
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -165,6 +166,9 @@ def run_worker(
 ) -> None:
     """A worker process's body: serve the API on ``listener`` until the node says stop
     or goes away."""
+    # Ctrl-C in a terminal signals the whole process group: the node stops its
+    # workers itself, after its requests in flight, so a worker leaves it to the node.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     from actors.node import tune_interpreter
     from actors.runtime import tracing
     from actors.runtime.logs import setup_logging
@@ -216,9 +220,9 @@ async def _serve_api(
     )
     runner = ApiRunner(app, config.http, shutdown_timeout=SHUTDOWN_GRACE_S, handle_signals=False)
     await runner.setup()
+    await channel.call("ready", index, os.getpid())  # answered once every worker is
     site = web.SockSite(runner, listener, ssl_context=None if tls is None else tls.server)
     await site.start()
-    await channel.call("ready", index, os.getpid())
     ended = asyncio.ensure_future(channel.closed())
     await asyncio.wait({stop, ended}, return_when=asyncio.FIRST_COMPLETED)
     await runner.cleanup()  # stops accepting, lets requests in flight finish
@@ -325,8 +329,9 @@ class IngressWorkers:
             return await backend.remove_member(*args)
         if name == "metrics":
             return await self.render_metrics()
-        if name == "ready":
+        if name == "ready":  # a worker accepts once all are ready: none serves alone
             self._ready[args[0]].set_result(args[1])
+            await asyncio.gather(*self._ready.values())
             return None
         raise ValueError(f"unknown call {name!r}")
 

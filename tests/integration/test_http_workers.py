@@ -19,9 +19,16 @@ from scheduled_db.testing.harness import (
     spawned_children,
     wait_until,
 )
+from tests.integration.cluster import running_cluster
+from tests.integration.test_cluster import (
+    test_a_write_sent_to_a_follower_is_answered_by_the_leader as check_forwarding,
+)
+from tests.integration.test_cluster import (
+    test_three_nodes_elect_one_leader_and_replicate_every_write as check_replication,
+)
+from tests.integration.test_node_e2e import _check_error
 from tests.integration.test_node_e2e import (
-    _check_error,
-    test_every_endpoint_then_restart_keeps_every_job,
+    test_every_endpoint_then_restart_keeps_every_job as check_every_endpoint,
 )
 
 SECRET = "a-cluster-secret-for-tests"
@@ -49,7 +56,7 @@ def _count(text: str, route: str, method: str, status: str) -> float:
 
 def test_every_endpoint_answers_the_same_through_workers(node: NodeProcess) -> None:
     assert node.proc is not None and len(spawned_children(node.proc.pid)) == 2
-    test_every_endpoint_then_restart_keeps_every_job(node)  # a restart included
+    check_every_endpoint(node)  # a restart included
     assert node.proc is not None and len(spawned_children(node.proc.pid)) == 2
 
 
@@ -113,3 +120,26 @@ def test_a_worker_and_its_node_end_together(tmp_path: Path, who: str) -> None:
         wait_until(lambda: not any(process_running(p) for p in workers), 15, "the workers to end")
     finally:
         node.stop_if_running()
+
+
+def test_ctrl_c_in_a_terminal_stops_the_node_cleanly(tmp_path: Path) -> None:
+    # A terminal's Ctrl-C signals the node and its workers alike (one process group).
+    node = NodeProcess(tmp_path / "data", extra=["--http-workers", "2"])
+    node.start()
+    try:
+        assert node.proc is not None
+        workers = spawned_children(node.proc.pid)
+        for pid in (node.proc.pid, *workers):
+            os.kill(pid, signal.SIGINT)
+        assert node.proc.wait(30) == 0, node.log()[-2000:]
+        wait_until(lambda: not any(process_running(p) for p in workers), 15, "the workers to end")
+    finally:
+        node.stop_if_running()
+
+
+def test_a_cluster_whose_nodes_serve_through_workers(tmp_path: Path) -> None:
+    # Every node's API in a worker: leader election seen, writes replicated, and a
+    # write sent to a follower's worker forwarded to the leader's.
+    with running_cluster(tmp_path, extra=("--http-workers", "1")) as nodes:
+        check_replication(nodes)
+        check_forwarding(nodes)
