@@ -9,8 +9,7 @@ client would take a core of its own) at 32 and 128 connections, ``seconds``
 each after 2 s of warm-up, with ``http.workers`` 0 (the node's process serves
 the API), 1 and 2; the three alternate, ``rounds`` times, and the medians are
 printed, with each process's CPU per create from /proc.  ``api.max_in_flight``
-is raised so that admission, shared out between the workers, does not refuse
-an unevenly shared connection.
+is raised above the connections, so that no run is refused for load.
 """
 
 from __future__ import annotations

@@ -111,7 +111,7 @@ class HttpActor(pykka.ThreadingActor):
     def on_start(self) -> None:
         if self._workers:
             self._ingress = IngressWorkers(self._config, self._workers, self._metrics)
-            self._ingress.spawn(_listen(self._config.http.host, self._config.http.port))
+            self._ingress.spawn(_reserve(self._config.http.host, self._config.http.port))
         self._lt = LoopThread(f"http-{self._config.node.id}")
         self._ports = self._lt.start(self._start_servers(), START_TIMEOUT_S, self._stop_servers)
         log.info("http: serving on port %d (metrics: %s)", self._ports.http, self._ports.metrics)
@@ -174,8 +174,18 @@ class HttpActor(pykka.ThreadingActor):
             self._ingress.join()  # at once if they exited; else killed after a while
 
 
-def _listen(host: str, port: int) -> socket.socket:
-    """The API's listening socket, for worker processes to accept from (raises
-    OSError: the port in use, say)."""
-    family = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM)[0][0]
-    return socket.create_server((host, port), family=family, backlog=LISTEN_BACKLOG)
+def _reserve(host: str, port: int) -> socket.socket:
+    """The API's address, bound (port 0 picks one) but not listening, with
+    SO_REUSEPORT: each API worker listens on it with a socket of its own, and the
+    kernel shares new connections out between them (raises OSError: the port in
+    use, say)."""
+    family, _, _, _, address = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM)[0]
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind(address)
+    except BaseException:
+        sock.close()
+        raise
+    return sock

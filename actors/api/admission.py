@@ -30,7 +30,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from enum import Enum
+from typing import Any, Protocol
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -60,6 +62,40 @@ def traffic_of(request: web.Request) -> Traffic | None:
     return Traffic.READ if request.method in _READS else Traffic.WRITE
 
 
+class SharedCount(Protocol):
+    """A count several processes share (``multiprocessing.Value``)."""
+
+    value: int
+
+    def get_lock(self) -> Any: ...
+
+
+@dataclass(frozen=True)
+class NodeWide:
+    """The bounds of a node whose API is served by several worker processes: each
+    worker's gates adapt on their own, and these counts, in shared memory, hold the
+    sum of all the workers' requests in flight to ``api.max_in_flight`` and
+    ``api.max_reads_in_flight`` (new connections are not shared out evenly, so an
+    even split of the bound would refuse requests a single process would take)."""
+
+    counts: dict[Traffic, SharedCount]
+    caps: dict[Traffic, int]
+    workers: int
+
+    def take(self, traffic: Traffic) -> bool:
+        count = self.counts[traffic]
+        with count.get_lock():
+            if count.value >= self.caps[traffic]:
+                return False
+            count.value += 1
+            return True
+
+    def give_back(self, traffic: Traffic) -> None:
+        count = self.counts[traffic]
+        with count.get_lock():
+            count.value -= 1
+
+
 def admissions(api: ApiConfig, now: float) -> dict[Traffic, Admission]:
     """The admission state of one node, from its ``api`` section."""
     return {
@@ -72,14 +108,24 @@ def admission_middleware(
     gates: dict[Traffic, Admission],
     metrics: ApiMetrics,
     clock: Callable[[], float] = time.monotonic,
+    node_wide: NodeWide | None = None,
 ) -> object:
-    """The middleware over ``gates`` (see :func:`admissions`); it keeps the shed,
-    in-flight and limit metrics of each kind."""
+    """The middleware over ``gates`` (see :func:`admissions`), and in an API worker
+    over ``node_wide`` too; it keeps the shed, in-flight and limit metrics of each
+    kind (a worker's limit gauge is its share, so the workers' gauges sum to the
+    node's limit)."""
     shed = {t: metrics.requests_shed.labels(t.value) for t in gates}
     in_flight = {t: metrics.requests_in_flight.labels(t.value) for t in gates}
     limits = {t: metrics.admission_limit.labels(t.value) for t in gates}
-    for traffic, gate in gates.items():
-        limits[traffic].set(gate.limit)
+    share = 1 if node_wide is None else node_wide.workers
+
+    def limit_of(traffic: Traffic) -> int:
+        if node_wide is None:
+            return gates[traffic].limit
+        return min(gates[traffic].limit, node_wide.caps[traffic])
+
+    for traffic in gates:
+        limits[traffic].set(limit_of(traffic) / share)
 
     @web.middleware
     async def admit(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -90,14 +136,20 @@ def admission_middleware(
         started = clock()
         if not gate.admit(started):
             shed[traffic].inc()
-            raise Overloaded(traffic.value, gate.limit)
+            raise Overloaded(traffic.value, limit_of(traffic))
+        if node_wide is not None and not node_wide.take(traffic):
+            gate.withdraw()
+            shed[traffic].inc()
+            raise Overloaded(traffic.value, limit_of(traffic))
         in_flight[traffic].set(gate.in_flight)
         try:
             return await handler(request)
         finally:
+            if node_wide is not None:
+                node_wide.give_back(traffic)
             now = clock()
             gate.release(now - started, now)
             in_flight[traffic].set(gate.in_flight)
-            limits[traffic].set(gate.limit)
+            limits[traffic].set(limit_of(traffic) / share)
 
     return admit

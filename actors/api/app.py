@@ -33,7 +33,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from actors.api.admin import AdminRoutes
-from actors.api.admission import admission_middleware, admissions
+from actors.api.admission import NodeWide, admission_middleware, admissions
 from actors.api.auth import CLIENT, ROLE, auth_middleware, require_secret
 from actors.api.backend import Backend
 from actors.api.body import BODY_TIMEOUT_S, read_json_object
@@ -319,13 +319,15 @@ def build_app(
     forward_tls: ssl.SSLContext | None = None,
     guard: WebhookGuard | None = None,
     render_metrics: RenderMetrics | None = None,
+    node_wide: NodeWide | None = None,
 ) -> web.Application:
     """The REST API of one node.  ``clock`` gives epoch milliseconds (the leader's
     "now" for the times a write decides); ``forward_tls``, if set, is how writes
     forwarded to the leader are sent (HTTPS, checked with this context); ``guard``
     checks new webhook URLs (by default against ``webhooks.*`` with the system
     resolver); ``render_metrics`` makes ``/metrics``'s body (by default ``metrics``
-    rendered, the node's gauges refreshed first: an API worker asks its node)."""
+    rendered, the node's gauges refreshed first: an API worker asks its node);
+    ``node_wide``, in an API worker, the bounds all the workers share."""
     if guard is None:
         guard = WebhookGuard(config.webhooks.address_policy)
     limits = node_limits(config)
@@ -342,7 +344,7 @@ def build_app(
         limiter = RateLimiter(config.api.rate_limit, config.api.rate_burst)
         middlewares.append(rate_limit_middleware(limiter, config.cluster.secret))
     gates = admissions(config.api, time.monotonic())
-    middlewares.append(admission_middleware(gates, metrics))
+    middlewares.append(admission_middleware(gates, metrics, node_wide=node_wide))
     app = web.Application(client_max_size=max_body, middlewares=middlewares)
     app[BODY_TIMEOUT_S] = config.http.body_timeout_ms / 1000
     app.on_response_prepare.append(render_json_errors)

@@ -13,8 +13,10 @@ worker processes instead:
   contract crosses a :class:`~actors.api.channel.Channel` (a Unix socket pair) to
   the node's HTTP loop, where the node's own backend answers it.  A turn of
   either loop is one write: many requests' calls cost one wake-up of the node.
-- Admission (``api.max_in_flight``, ``api.max_reads_in_flight``) and the
-  per-client rate limit are shared out evenly between the workers, rounded up.
+- Admission (``api.max_in_flight``, ``api.max_reads_in_flight``) holds the sum
+  of the workers' requests in flight, counted in shared memory
+  (:class:`~actors.api.admission.NodeWide`); the per-client rate limit is shared
+  out evenly between the workers.
 - Metrics: the workers count their requests in registries of their own; a
   scrape (a worker's ``/metrics`` or the metrics listener, which stays in the
   node) asks every worker for those families and sums them into the node's.
@@ -39,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from actors.api.admission import NodeWide, Traffic
 from actors.api.backend import BackupStream, NodeStatus
 from actors.api.channel import Channel
 from actors.api.coalesce import ProposalBatcher
@@ -61,20 +64,26 @@ SCRAPE_TIMEOUT_S = 2.0
 ENTRY_TIMEOUT_S = 10.0
 # How long a worker lets its requests in flight finish when the node stops it.
 SHUTDOWN_GRACE_S = 2.0
+# Connections the kernel holds for each worker's listener (see actors/api/actor.py).
+LISTEN_BACKLOG = 2048
 
 
 def worker_config(config: NodeConfig, workers: int) -> NodeConfig:
-    """``config`` as one of ``workers`` workers applies it: its share of admission
-    and of the per-client rate limit."""
+    """``config`` as one of ``workers`` workers applies it: its share of the
+    per-client rate limit (admission is node-wide: :class:`NodeWide`)."""
     api = config.api
     share = replace(
         api,
-        max_in_flight=-(-api.max_in_flight // workers),
-        max_reads_in_flight=-(-api.max_reads_in_flight // workers),
         rate_limit=api.rate_limit / workers,
         rate_burst=max(1, -(-api.rate_burst // workers)),
     )
     return replace(config, api=share)
+
+
+def node_wide(config: NodeConfig, counts: dict[Traffic, Any], workers: int) -> NodeWide:
+    """The admission bounds the workers share, over ``counts`` in shared memory."""
+    caps = {Traffic.WRITE: config.api.max_in_flight, Traffic.READ: config.api.max_reads_in_flight}
+    return NodeWide(counts, caps, workers)
 
 
 # --- the worker's side ------------------------------------------------------------------
@@ -162,10 +171,16 @@ def _outcome(done: asyncio.Future[Any]) -> ProposeOutcome:
 
 
 def run_worker(
-    listener: socket.socket, link: socket.socket, config: NodeConfig, index: int, count: int
+    address: tuple[int, tuple[Any, ...]],
+    link: socket.socket,
+    config: NodeConfig,
+    index: int,
+    count: int,
+    in_flight: dict[Traffic, Any],
 ) -> None:
-    """A worker process's body: serve the API on ``listener`` until the node says stop
-    or goes away."""
+    """A worker process's body: serve the API on ``address`` (a family and a socket
+    address the node holds with SO_REUSEPORT) until the node says stop or goes away;
+    ``in_flight`` are the node-wide counts of requests in flight."""
     # Ctrl-C in a terminal signals the whole process group: the node stops its
     # workers itself, after its requests in flight, so a worker leaves it to the node.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -181,13 +196,25 @@ def run_worker(
     except tracing.TracingError as exc:  # the node itself checked the same variables
         log.warning("http worker %d: tracing off: %s", index, exc)
     try:
-        asyncio.run(_serve_api(listener, link, worker_config(config, count), index))
+        listener = _listen(*address)
+        bounds = node_wide(config, in_flight, count)
+        asyncio.run(_serve_api(listener, link, worker_config(config, count), index, bounds))
     finally:
         tracing.shutdown()
 
 
+def _listen(family: int, address: tuple[Any, ...]) -> socket.socket:
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind(address)
+    sock.listen(LISTEN_BACKLOG)
+    sock.setblocking(False)
+    return sock
+
+
 async def _serve_api(
-    listener: socket.socket, link: socket.socket, config: NodeConfig, index: int
+    listener: socket.socket, link: socket.socket, config: NodeConfig, index: int, bounds: NodeWide
 ) -> None:
     from actors.api.app import build_app
     from actors.api.protocol import ApiRunner
@@ -217,6 +244,7 @@ async def _serve_api(
         now_ms,
         forward_tls=None if tls is None else tls.client,
         render_metrics=backend.metrics_text,
+        node_wide=bounds,
     )
     runner = ApiRunner(app, config.http, shutdown_timeout=SHUTDOWN_GRACE_S, handle_signals=False)
     await runner.setup()
@@ -252,20 +280,27 @@ class IngressWorkers:
         self._backend: NodeBackend | None = None
         self._routes: Any = None
         self._stopping = False
+        self._reserved: socket.socket | None = None
+        self._in_flight: dict[Traffic, Any] = {}
         self.port = 0
 
-    def spawn(self, listener: socket.socket) -> None:
-        """Start the worker processes on the bound, listening ``listener`` (blocks
-        while they start: call it off the event loop)."""
-        self.port = int(listener.getsockname()[1])
+    def spawn(self, reserved: socket.socket) -> None:
+        """Start the worker processes listening on ``reserved``'s address (bound with
+        SO_REUSEPORT, not listening; closed once they all listen).  Blocks while
+        they start: call it off the event loop."""
+        self._reserved = reserved
+        address = (reserved.family, reserved.getsockname())
+        self.port = int(address[1][1])
         ctx = multiprocessing.get_context("spawn")
+        # Kept here: a worker still starting rebuilds their locks from their names.
+        in_flight = self._in_flight = {traffic: ctx.Value("q", 0) for traffic in Traffic}
         # The config's mappings are read-only views; a worker gets its own copy.
         ForkingPickler.register(MappingProxyType, _reduce_mapping_proxy)
         for index in range(self._count):
             here, there = socket.socketpair()
             proc = ctx.Process(
                 target=run_worker,
-                args=(listener, there, self._config, index, self._count),
+                args=(address, there, self._config, index, self._count, in_flight),
                 name=f"scheduled-db-http-{index}",
                 daemon=True,
             )
@@ -297,6 +332,9 @@ class IngressWorkers:
             await asyncio.wait_for(asyncio.gather(*self._ready.values()), START_TIMEOUT_S)
         except TimeoutError:
             raise OSError("an HTTP worker did not start") from None
+        finally:
+            if self._reserved is not None:  # the workers hold the port now
+                self._reserved.close()
         log.info("the API is served by %d worker process(es)", self._count)
 
     async def _watch(self, index: int, channel: Channel, on_lost: Callable[[], None]) -> None:

@@ -77,6 +77,13 @@ class Admission:
         self.in_flight += 1
         return True
 
+    def withdraw(self) -> None:
+        """Undo an admit whose request did not start after all (another bound refused
+        it): no latency is counted."""
+        if self.in_flight <= 0:
+            raise RuntimeError("withdraw without a matching admit")
+        self.in_flight -= 1
+
     def release(self, latency_s: float, now: float) -> None:
         """An admitted request ended at ``now``, ``latency_s`` after it was admitted."""
         if self.in_flight <= 0:

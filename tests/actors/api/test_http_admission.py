@@ -5,13 +5,20 @@ flight."""
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import CollectorRegistry
 
-from tests.actors.http_harness import START_MS, Api, Reply, api_test
+from actors.api.admission import Traffic
+from actors.api.app import build_app
+from actors.api.workers import node_wide
+from actors.runtime.metrics import ApiMetrics
+from tests.actors.http_harness import START_MS, Api, FakeClock, Reply, api_test, make_config
+from tests.actors.memory_backend import MemoryBackend
 
 BOUNDS = {"api.max_in_flight": 2, "api.max_reads_in_flight": 3}
 JOB = {"type": "unico", "timestamp": START_MS // 1000 + 3600}
@@ -95,3 +102,35 @@ async def test_the_limits_in_force_are_exported(api: Api) -> None:
     registry = api.metrics.registry
     assert sample(registry, "http_admission_limit", "write") == 128
     assert sample(registry, "http_admission_limit", "read") == 1024
+
+
+def test_api_workers_share_one_node_wide_bound() -> None:
+    """With the API in worker processes, the bound holds the sum of every worker's
+    requests in flight (counted in shared memory): one worker's held writes refuse
+    another's, as one process would refuse them."""
+    config = make_config(BOUNDS)
+    counts = {t: multiprocessing.get_context("spawn").Value("q", 0) for t in Traffic}
+    backend = MemoryBackend()
+
+    async def scenario() -> None:
+        metrics = [ApiMetrics(), ApiMetrics()]
+        apps = [
+            build_app(backend, config, m, FakeClock(), node_wide=node_wide(config, counts, 2))
+            for m in metrics
+        ]
+        async with TestClient(TestServer(apps[0])) as one, TestClient(TestServer(apps[1])) as two:
+            backend.hold()
+            held = [asyncio.ensure_future(one.post("/jobs", json=JOB)) for _ in range(2)]
+            await until(lambda: backend.waiting == 2, "two held writes in the first worker")
+            async with two.post("/jobs", json=JOB) as refused:
+                assert refused.status == 503
+                assert (await refused.json())["limit"] == 2
+            limits = [sample(m.registry, "http_admission_limit", "write") for m in metrics]
+            assert limits == [1.0, 1.0]  # shares: the node's scrape sums them to 2
+            backend.let_go()
+            assert [r.status for r in await asyncio.gather(*held)] == [200, 200]
+            async with two.post("/jobs", json=JOB) as taken:
+                assert taken.status == 200  # room again, in either worker
+        assert counts[Traffic.WRITE].value == 0
+
+    asyncio.run(scenario())
