@@ -70,11 +70,15 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
 # --- one node with an HTTPS API ---------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def https_node(tmp_path_factory: pytest.TempPathFactory, pki: Pki) -> Iterator[NodeProcess]:
+@pytest.fixture(scope="module", params=[0, 2], ids=["in-process", "api-workers"])
+def https_node(
+    tmp_path_factory: pytest.TempPathFactory, pki: Pki, request: pytest.FixtureRequest
+) -> Iterator[NodeProcess]:
+    """The API served by the node's process, or by two worker processes (``http.workers``)."""
     files = pki.certs["node-1"]
     node = NodeProcess(
         tmp_path_factory.mktemp("single") / "data",
+        extra=["--http-workers", str(request.param)],
         API_TLS_CERT=str(files.cert),
         API_TLS_KEY=str(files.key),
     )
