@@ -36,6 +36,7 @@ PARTS = {
     "snapshot": "bench.snapshot_bench",
     "overload": "bench.overload_bench",
     "control": "bench.control_bench",
+    "ingress": "bench.ingress_bench",
 }
 
 

@@ -29,6 +29,7 @@ TITLES = {
     "snapshot": "Snapshot install",
     "overload": "Overload: admission control",
     "control": "Operating jobs: batch creation and label filters",
+    "ingress": "One node's writes with the API in worker processes",
 }
 
 HEAD = """# Benchmarks
@@ -48,7 +49,7 @@ REPRODUCE = """## How to reproduce
 
 ```sh
 pip install '.[bench]'                 # APScheduler 3 and matplotlib
-sudo apt-get install -y etcd-server    # etcd 3.4, the reference for cluster writes
+sudo apt-get install -y etcd-server wrk  # etcd 3.4 (cluster writes' reference); wrk
 python -m bench                        # the whole suite (about 20 minutes on 2 quiet cores)
 python -m bench --quick                # a smoke run (about 2 minutes) into a scratch directory
 python -m bench --only firing,failover # some parts; the page is regenerated from all JSON

@@ -400,6 +400,28 @@ def control(figures: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+def ingress(figures: dict[str, Any]) -> str:
+    text = (
+        "One node (no peers), `POST /jobs` from `wrk` (one thread: its own CPU is a"
+        " small share of the node's, where a Python client would take a core) for"
+        f" {figures['seconds']} s after 2 s of warm-up, with the API served by the"
+        " node's own process (`http.workers: 0`), by one worker process (two"
+        " processes in all) and by two; the settings alternate, "
+        f"{figures['rounds']} rounds, medians shown. Target (issue 18, goal 3): two"
+        " processes at least 1.6x one. CPU per create of each process from /proc,"
+        " the node's first."
+    )
+    head = ["connections", "processes", "creates/s (median)", "each run", "over 1 process",
+            "CPU µs/create by process"]  # fmt: skip
+    rows = []
+    for s in figures["settings"]:
+        each = ", ".join(f"{x:,}" for x in s["creates_per_s_all"])
+        cpu = "; ".join(" + ".join(str(x) for x in run) for run in s["cpu_us_per_create"])
+        rows.append([s["connections"], s["workers"] + 1, s["creates_per_s"], each,
+                     s["over_one_process"], cpu])  # fmt: skip
+    return "\n".join([text, "", table(head, rows)])
+
+
 SECTIONS: dict[str, Callable[[dict[str, Any]], str]] = {
     "raft": raft,
     "http": http,
@@ -409,4 +431,5 @@ SECTIONS: dict[str, Callable[[dict[str, Any]], str]] = {
     "snapshot": snapshot,
     "overload": overload,
     "control": control,
+    "ingress": ingress,
 }
