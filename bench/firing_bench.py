@@ -308,7 +308,12 @@ def run(quick: bool) -> dict[str, Any]:
         say(f"firing: {n:,} jobs due at the same instant")
         bursts.append(measure_size(n, b))
     say("firing: the spread burst with and without a delivery worker process")
-    workers = compare_workers(SIZES[0] if quick else TARGET_SIZE, 1 if quick else WORKER_RUNS)
+    runs = 1 if quick else WORKER_RUNS
+    workers = compare_workers(SIZES[0] if quick else TARGET_SIZE, runs)
+    # 10,000 a second is offered at most: a node that keeps up cannot show more.  The
+    # capacities compare where both fall behind (goal 3's figure).
+    say("firing: the largest spread burst with and without a delivery worker process")
+    capacity = compare_workers(SIZES[0] if quick else SIZES[-1], runs)
     return {
         "targets": TARGETS,
         "target_size": TARGET_SIZE,
@@ -316,7 +321,8 @@ def run(quick: bool) -> dict[str, Any]:
         "burst_targets": {str(n): t for n, t in BURSTS.items()},
         "bursts": bursts,
         "delivery_workers": workers,
-        "checks": checks(sizes) + burst_checks(bursts) + [worker_check(workers)],
+        "delivery_workers_capacity": capacity,
+        "checks": checks(sizes) + burst_checks(bursts) + [worker_check(capacity)],
     }
 
 

@@ -170,6 +170,14 @@ def firing(figures: dict[str, Any]) -> str:
             out += _firing_tables(burst)
     if figures.get("delivery_workers"):
         out += _worker_table(figures["delivery_workers"])
+    if figures.get("delivery_workers_capacity"):
+        out += _worker_table(figures["delivery_workers_capacity"])
+        out.append(
+            "\nAt 10,000 a second offered, a node that keeps up delivers about 10,000 a"
+            " second whatever it could do, so the ratio above is capped near the"
+            " in-process shortfall; with 50,000 offered both fall behind, and the ratio"
+            " is of what each can send (goal 3's check)."
+        )
     return "\n".join(out)
 
 
