@@ -27,19 +27,12 @@ from typing import Any
 from bench.common import check, ratio, say
 from bench.http_bench import cpu_seconds
 from bench.procs import READY_S, Node
-from scheduled_db.testing.harness import running, wait_leader
+from scheduled_db.testing.harness import running, spawned_children, wait_leader
 
 NAME = "ingress"
 WORKERS = (0, 1, 2)
 CONNECTIONS = (32, 128)
 GOAL = 1.6  # issue 18, goal 3: two processes over one
-
-
-def _children(pid: int) -> list[int]:
-    out = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        out += [int(c) for c in (task / "children").read_text().split()]
-    return out
 
 
 def _wrk(url: str, script: Path, connections: int, seconds: int) -> tuple[float, str]:
@@ -66,7 +59,7 @@ def measure(workers: int, seconds: int, root: Path) -> dict[int, dict[str, objec
         url = node.base + "/jobs"
         for connections in CONNECTIONS:
             _wrk(url, script, connections, 2)  # warm-up
-            pids = [node.proc.pid, *_children(node.proc.pid)]
+            pids = [node.proc.pid, *sorted(spawned_children(node.proc.pid))]
             before = {p: cpu_seconds(p) for p in pids}
             rate, errors = _wrk(url, script, connections, seconds)
             spent = {p: cpu_seconds(p) - before[p] for p in pids}

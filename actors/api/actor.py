@@ -30,7 +30,7 @@ from actors.api.app import build_app, build_metrics_app
 from actors.api.backend import Backend
 from actors.api.messages import GetBoundPorts
 from actors.api.protocol import ApiRunner
-from actors.api.workers import IngressWorkers
+from actors.api.workers import IngressWorkers, shared_port_socket
 from actors.runtime.clock import now_ms
 from actors.runtime.loop_thread import LoopThread
 from actors.runtime.metrics import ApiMetrics
@@ -180,12 +180,4 @@ def _reserve(host: str, port: int) -> socket.socket:
     kernel shares new connections out between them (raises OSError: the port in
     use, say)."""
     family, _, _, _, address = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM)[0]
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        sock.bind(address)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
+    return shared_port_socket(family, address)

@@ -203,11 +203,22 @@ def run_worker(
         tracing.shutdown()
 
 
-def _listen(family: int, address: tuple[Any, ...]) -> socket.socket:
+def shared_port_socket(family: int, address: tuple[Any, ...]) -> socket.socket:
+    """A TCP socket bound to ``address`` with SO_REUSEPORT: the node's, holding the
+    API's port, and each worker's, listening on it (raises OSError: the port in use)."""
     sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind(address)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind(address)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _listen(family: int, address: tuple[Any, ...]) -> socket.socket:
+    sock = shared_port_socket(family, address)
     sock.listen(LISTEN_BACKLOG)
     sock.setblocking(False)
     return sock
@@ -258,6 +269,21 @@ async def _serve_api(
     reading.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await reading
+
+
+# The NodeBackend methods a worker's RemoteBackend calls, by name, with its arguments.
+_BACKEND_CALLS = frozenset(
+    {
+        "propose_entry",
+        "propose_batch",
+        "read",
+        "status",
+        "read_index",
+        "backup_checkpoint",
+        "add_learner",
+        "remove_member",
+    }
+)
 
 
 # --- the node's side --------------------------------------------------------------------
@@ -347,24 +373,8 @@ class IngressWorkers:
             on_lost()
 
     async def _serve(self, name: str, args: tuple[Any, ...]) -> Any:
-        backend = self._backend
-        assert backend is not None
-        if name == "propose_entry":
-            return await backend.propose_entry(*args)
-        if name == "propose_batch":
-            return await backend.propose_batch(*args)
-        if name == "read":
-            return await backend.read(*args)
-        if name == "status":
-            return await backend.status()
-        if name == "read_index":
-            return await backend.read_index(*args)
-        if name == "backup_checkpoint":
-            return await backend.backup_checkpoint(*args)
-        if name == "add_learner":
-            return await backend.add_learner(*args)
-        if name == "remove_member":
-            return await backend.remove_member(*args)
+        if name in _BACKEND_CALLS:
+            return await getattr(self._backend, name)(*args)
         if name == "metrics":
             return await self.render_metrics()
         if name == "ready":  # a worker accepts once all are ready: none serves alone
@@ -405,9 +415,6 @@ class IngressWorkers:
                 proc.join(STOP_TIMEOUT_S)
         for link in self._links:
             link.close()
-
-    def pids(self) -> list[int]:
-        return [p.pid for p in self._procs]
 
 
 def _reduce_mapping_proxy(proxy: MappingProxyType[Any, Any]) -> tuple[Any, ...]:
