@@ -160,7 +160,12 @@ class Node:
         self._add(
             "scheduler",
             SchedulerActor.start(
-                SchedulerSettings.from_config(cfg), raft, storage, webhook, metrics=metrics
+                SchedulerSettings.from_config(cfg),
+                raft,
+                storage,
+                webhook,
+                metrics=metrics,
+                proposed=store.proposed,
             ),
         )
         address = f"{cfg.http.host}:{cfg.http.port}"

@@ -64,6 +64,7 @@ from actors.storage.messages import (
     Subscribe,
     Unsubscribe,
 )
+from actors.storage.proposed import Proposed
 from actors.webhook import attempt as webhook_attempt
 from actors.webhook.messages import (
     AbortAll,
@@ -185,9 +186,13 @@ class SchedulerActor(pykka.ThreadingActor):
         clock: Any = now_ms,
         seed: int | None = None,
         metrics: Any = None,
+        proposed: Proposed | None = None,
     ) -> None:
         super().__init__()
         self.metrics = metrics
+        # Where the commands proposed are remembered, so this node's storage applies
+        # them without decoding their entries (actors/storage/proposed.py).
+        self.proposed = proposed
         self.s = settings
         self.raft, self.storage, self.webhook = raft, storage, webhook
         self.clock = clock
@@ -326,7 +331,10 @@ class SchedulerActor(pykka.ThreadingActor):
             with contextlib.suppress(pykka.ActorDeadError):
                 ref.tell(SchedulerProposed(epoch, purpose, keys, outcome))
 
-        self.raft.tell(Propose(c.encode_command(cmd), reply))
+        data = c.encode_command(cmd)
+        if self.proposed is not None:
+            self.proposed.remember(data, cmd)
+        self.raft.tell(Propose(data, reply))
 
     def _proposed(self, msg: SchedulerProposed) -> None:
         if msg.epoch != self.epoch:

@@ -84,7 +84,7 @@ from scheduled_db.state import fsm, queries
 from scheduled_db.state.records import RecordError
 from scheduled_db.state.snapshot_codec import ChunkError, SnapshotCursor, decode_chunk
 from scheduled_db.state.stateview import state_digest
-from scheduled_db.state.txn import Txn
+from scheduled_db.state.txn import JobMemo, Txn
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +125,8 @@ class NodeStore:
         self.synced_writes = 0  # synced write batches of persist_ready (tests, benchmarks)
         # Commands this node's API proposed, applied without decoding their entries.
         self.proposed = Proposed()
+        # The jobs recent applies wrote, read again by later ones without decoding.
+        self.memo = JobMemo()
         self._log_bytes = (-1, 0, 0)  # (snapshot index, applied index, log bytes between)
         self._flushed_ahead = -1  # the snapshot index after which a flush was started
         self._adopt(db, self._read_pointer(db))
@@ -243,7 +245,7 @@ class NodeStore:
         self, entries: Iterable[Entry], conf_state: ConfState | None = None
     ) -> fsm.ApplyOutcome:
         """Apply committed entries (see :func:`scheduled_db.state.fsm.apply_entries`)."""
-        out = fsm.apply_entries(self.view(), list(entries), conf_state, self.proposed)
+        out = fsm.apply_entries(self.view(), list(entries), conf_state, self.proposed, self.memo)
         if out.writes:
             handle = self._db.get_column_family_handle(self._state_name)
             wb = new_batch()

@@ -7,9 +7,10 @@ new record, made by the state machine when it applies a command.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields
 from enum import StrEnum
-from typing import Any
+from operator import attrgetter
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 MAX_JOB_ID_CHARS = 256  # characters (code points); the other rules: jobs.validation
@@ -202,6 +203,30 @@ SPEC_ADDED_LATER = (
 )
 
 
+T = TypeVar("T")
+# Per dataclass: a getter of all its fields at once, and each field's position.
+_SHAPES: dict[type, tuple[attrgetter[Any], dict[str, int]]] = {}
+
+
+def evolved(obj: T, **changes: Any) -> T:
+    """``dataclasses.replace(obj, **changes)`` for the plain dataclasses of the state
+    (every field in ``__init__``, no ``__post_init__``), at half its cost: it reads
+    the fields in one call instead of walking them on every use, and the state
+    machine makes several new versions of records for every occurrence it fires."""
+    cls = type(obj)
+    shape = _SHAPES.get(cls)
+    if shape is None:
+        names = [f.name for f in fields(cls)]  # type: ignore[arg-type]
+        shape = _SHAPES[cls] = (attrgetter(*names), {n: i for i, n in enumerate(names)})
+    args = list(shape[0](obj))
+    for name, value in changes.items():
+        at = shape[1].get(name)
+        if at is None:
+            raise TypeError(f"{cls.__name__} has no field {name!r}")
+        args[at] = value
+    return cls(*args)
+
+
 # On the wire only when set (not None).
 JOB_ADDED_LATER = ("cancellation_reason", "cancelled_at_ms", "traceparent")
 FIRST_VERSION = 1
@@ -242,7 +267,7 @@ class Job:
         return self.spec.id
 
     def evolve(self, **changes: Any) -> Job:
-        return replace(self, **changes)
+        return evolved(self, **changes)
 
     def to_wire(self) -> dict[str, Any]:
         d = asdict(self)

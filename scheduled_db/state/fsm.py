@@ -35,7 +35,7 @@ from scheduled_db.state import triggers as g
 from scheduled_db.state.records import APPLIED, RecordError, decode_applied
 from scheduled_db.state.results import CommandResult, EntryResult, ResultCode
 from scheduled_db.state.stateview import StateView, Write
-from scheduled_db.state.txn import Txn
+from scheduled_db.state.txn import JobMemo, Txn
 
 
 class Proposals(Protocol):
@@ -120,17 +120,19 @@ def apply_entries(
     entries: Sequence[Entry],
     conf_state: ConfState | None = None,
     proposed: Proposals | None = None,
+    memo: JobMemo | None = None,
 ) -> ApplyOutcome:
     """Apply the committed ``entries`` (in index order) to ``view``.
 
     ``conf_state`` is the membership after the CONF_CHANGE entries among them;
     it is required if any is applied, and persisted with the batch if given.
     ``proposed``: the commands this node encoded into entry data, taken in place of
-    decoding it (the same command: see :class:`Proposals`).
+    decoding it (the same command: see :class:`Proposals`).  ``memo``: the jobs
+    earlier calls wrote, kept to be read without decoding (:class:`JobMemo`).
     Raises :class:`ApplyOrderError` on a gap after the applied index.
     """
     index, term = applied_position(view)
-    tx = Txn(view)
+    tx = Txn(view, memo)
     results: list[EntryResult] = []
     conf_seen = False
     for entry in entries:

@@ -85,19 +85,26 @@ class Overlay:
     """Pending writes over a base view: reads see them, nothing touches the base.
 
     Keeps ``size_delta``: the change of the sum of ``len(key) + len(value)``
-    over the non-``m/`` keys, which feeds the capacity counters.
+    over the non-``m/`` keys, which feeds the capacity counters.  The base does not
+    change while an overlay is in use, so what it answered is remembered: a write
+    of a key just read (a job's record, its execution record) does not read the
+    base again for the old value's size.
     """
 
     def __init__(self, base: StateView) -> None:
         self._base = base
         self._w: dict[bytes, bytes | None] = {}
+        self._read: dict[bytes, bytes | None] = {}  # the base's answers so far
         self._sorted_w: list[bytes] | None = []
         self.size_delta = 0
 
     def get(self, key: bytes) -> bytes | None:
         if key in self._w:
             return self._w[key]
-        return self._base.get(key)
+        if key in self._read:
+            return self._read[key]
+        value = self._read[key] = self._base.get(key)
+        return value
 
     def put(self, key: bytes, value: bytes) -> None:
         self._set(key, value)

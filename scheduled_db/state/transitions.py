@@ -28,10 +28,9 @@ is kept as ``claimed_at_ms``.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
-from scheduled_db.jobs.model import Attempt, Job, JobStatus, JobType
+from scheduled_db.jobs.model import Attempt, Job, JobStatus, JobType, evolved
 from scheduled_db.state import commands as c
 from scheduled_db.state.notices import after_outcome
 from scheduled_db.state.records import MAX_JOB_ID_BYTES, Execution
@@ -112,7 +111,7 @@ def cancel(tx: Txn, cmd: c.CancelJob) -> CommandResult:
             closed = _closed(opened, JobStatus.CANCELLED, cmd.at_ms)
             tx.put_attempt(closed)
             times = _attempt_times(job, closed.attempt_num, closed.start_time_ms)
-        tx.put_exec(job.id, replace(ex, claim_open=False))
+        tx.put_exec(job.id, evolved(ex, claim_open=False))
     _cancel_triggered_runs(tx, job, cmd.at_ms)
     new = job.evolve(
         **times,
@@ -213,7 +212,7 @@ def record_outcome(tx: Txn, cmd: c.RecordOutcome) -> CommandResult:
         return _reject(code, K.RECORD_OUTCOME, job.id, job, why or "no such attempt")
     closed = closed_attempt(opened, cmd)
     tx.put_attempt(closed)
-    tx.put_exec(job.id, replace(ex, claim_open=False))
+    tx.put_exec(job.id, evolved(ex, claim_open=False))
     new = job.evolve(
         status=cmd.status,
         next_run_at_ms=cmd.retry_at_ms,
@@ -229,7 +228,7 @@ def record_outcome(tx: Txn, cmd: c.RecordOutcome) -> CommandResult:
 def closed_attempt(opened: Attempt, cmd: c.RecordOutcome) -> Attempt:
     """The attempt ``opened`` as the outcome ``cmd`` closes it."""
     sent_ms = None if cmd.response_time_ms is None else cmd.end_time_ms - cmd.response_time_ms
-    return replace(
+    return evolved(
         _closed(opened, cmd.status, cmd.end_time_ms, sent_ms),
         http_status=cmd.http_status,
         response_time_ms=cmd.response_time_ms,
@@ -245,7 +244,7 @@ def _closed(opened: Attempt, status: JobStatus, end_ms: int, sent_ms: int | None
     cancelled before its fire time ends at once).  The claim time is kept: records
     from before ``claimed_at_ms`` existed hold it as their start."""
     start_ms = opened.start_time_ms if sent_ms is None else max(sent_ms, opened.claim_ms)
-    return replace(
+    return evolved(
         opened,
         status=status,
         start_time_ms=min(start_ms, end_ms),

@@ -37,11 +37,48 @@ def load_counters(view: StateView) -> r.Counters:
     return r.Counters() if raw is None else r.decode_counters(raw)
 
 
-class Txn:
-    """Reads see earlier writes of the same transaction; :meth:`finish` ends it."""
+class JobMemo:
+    """The jobs last written, decoded, kept from one transaction to the next.
 
-    def __init__(self, view: StateView) -> None:
+    An occurrence is claimed in one entry and its outcome recorded in a later one:
+    each reads the job the one before wrote.  A read that finds in the state the
+    very bytes remembered here takes the job remembered with them instead of
+    decoding those bytes again (and the wire form of its spec with it).  Equal
+    bytes are the same record, so a memo never changes what is read, whatever it
+    holds: a write that never reached the disk, a job changed since, or nothing.
+    Holds at most ``size`` jobs, dropping the longest unwritten first.
+    """
+
+    def __init__(self, size: int = 8192) -> None:
+        self.size = size
+        self._jobs: dict[str, tuple[bytes, Job, dict[str, Any]]] = {}
+        self.hits = 0
+
+    def find(self, job_id: str, raw: bytes) -> tuple[Job, dict[str, Any]] | None:
+        held = self._jobs.get(job_id)
+        if held is None or held[0] != raw:
+            return None
+        self.hits += 1
+        return held[1], held[2]
+
+    def keep(self, raw: bytes, job: Job, spec_wire: dict[str, Any]) -> None:
+        jobs = self._jobs
+        jobs.pop(job.id, None)  # to the newest end
+        jobs[job.id] = (raw, job, spec_wire)
+        if len(jobs) > self.size:
+            del jobs[next(iter(jobs))]
+
+    def forget(self, job_id: str) -> None:
+        self._jobs.pop(job_id, None)
+
+
+class Txn:
+    """Reads see earlier writes of the same transaction; :meth:`finish` ends it.
+    ``memo``: the jobs earlier transactions wrote (:class:`JobMemo`), if kept."""
+
+    def __init__(self, view: StateView, memo: JobMemo | None = None) -> None:
         self.ov = Overlay(view)
+        self._memo = memo
         base = load_counters(view)
         self._jobs = base.jobs
         self._bytes = base.bytes
@@ -65,7 +102,13 @@ class Txn:
         raw = self.ov.get(r.job_key(job_id))
         if raw is None:
             return None
-        job = self._decoded[job_id] = r.decode_job(raw)
+        known = None if self._memo is None else self._memo.find(job_id, raw)
+        if known is None:
+            job = r.decode_job(raw)
+        else:
+            job, spec_wire = known
+            self._spec_wire[id(job.spec)] = (job.spec, spec_wire)
+        self._decoded[job_id] = job
         return job
 
     def put_job(self, old: Job | None, new: Job) -> None:
@@ -75,8 +118,12 @@ class Txn:
         for an old size (:meth:`Overlay.put_new`): on a node that is a RocksDB read
         a key fewer."""
         put = self.ov.put_new if old is None else self.ov.put
-        put(r.job_key(new.id), r.encode_job(new, self._wire_of(new.spec)))
+        spec_wire = self._wire_of(new.spec)
+        raw = r.encode_job(new, spec_wire)
+        put(r.job_key(new.id), raw)
         self._decoded[new.id] = new
+        if self._memo is not None:
+            self._memo.keep(raw, new, spec_wire)
         if old is None:
             self._jobs += 1
         if old is None or old.status is not new.status:
@@ -126,6 +173,8 @@ class Txn:
         self._jobs -= 1
         self._by_status[job.status] -= 1
         self._decoded.pop(job.id, None)
+        if self._memo is not None:
+            self._memo.forget(job.id)
 
     # -- execution state --
 

@@ -48,6 +48,7 @@ from scheduled_db.state import fsm, queries
 from scheduled_db.state import records as r
 from scheduled_db.state.results import CommandResult, ResultCode
 from scheduled_db.state.stateview import MemoryState
+from scheduled_db.state.txn import JobMemo
 
 ALLOW_JOB = "a1"  # recurring, overlap: allow (its runs start every RUN_EVERY_MS)
 RUN_EVERY_MS = 150
@@ -109,6 +110,10 @@ class NodeJobs:
     # (actors/storage/proposed.py): a difference from the decoded command shows in
     # the digests.
     memo: Proposed = field(default_factory=lambda: Proposed())
+    # The jobs its applies wrote, read back undecoded as a node's storage does
+    # (scheduled_db.state.txn.JobMemo); small, so jobs fall out of it, and kept over
+    # restores and restarts: whatever it holds, what a read finds must not change.
+    jobs_written: JobMemo = field(default_factory=lambda: JobMemo(size=16))
 
     def restore(self, data: bytes, index: int) -> None:
         """The state a snapshot carries (none: the bootstrap's, empty at ``index``)."""
@@ -132,7 +137,7 @@ class NodeJobs:
 
     def apply(self, entry: Entry, conf: ConfState | None) -> Applied:
         """Apply one committed entry."""
-        out = fsm.apply_entries(self.state, [entry], conf, self.memo)
+        out = fsm.apply_entries(self.state, [entry], conf, self.memo, self.jobs_written)
         self.state.apply(out.writes)
         self.applied_term = entry.term
         digest = hashlib.blake2b(repr(out.writes).encode(), digest_size=16).digest()

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scheduled_db.jobs.model import JobStatus
+from scheduled_db.jobs.model import Job, JobStatus
 from scheduled_db.raft.messages import ConfChange, ConfChangeType, ConfState, Entry, EntryType
 from scheduled_db.state import commands as c
 from scheduled_db.state import fsm, queries
@@ -18,6 +18,7 @@ from scheduled_db.state import records as r
 from scheduled_db.state.records import APPLIED, encode_member
 from scheduled_db.state.results import ResultCode
 from scheduled_db.state.stateview import MemoryState, state_digest
+from scheduled_db.state.txn import JobMemo
 from scheduled_db.testing import sim_jobs
 from tests.command_gen import random_command, random_entry_data
 from tests.fsm_helpers import ALL, Machine, check_invariants, spec
@@ -498,6 +499,81 @@ def test_the_leader_applying_its_own_commands_undecoded_writes_what_followers_wr
         leader.apply(b.writes)
     assert len(proposed) == 0  # each taken by its entry
     assert state_digest(follower) == state_digest(leader)
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**32), n=st.integers(1, 80), size=st.integers(1, 4))
+def test_a_memo_of_written_jobs_never_changes_what_an_apply_writes(
+    seed: int, n: int, size: int
+) -> None:
+    """Each entry applied by a node that decodes every job and by one that reads the
+    jobs it wrote from a small memo (jobs fall out of it; some of its jobs are stale:
+    every fourth entry's writes never reach that node's state, as a failed write)."""
+    rng = random.Random(seed)
+    plain, memoized = MemoryState(), MemoryState()
+    memo = JobMemo(size=size)
+    for i in range(1, n + 1):
+        entry = [Entry(1, i, data=c.encode_command(random_command(rng)))]
+        a = fsm.apply_entries(plain, entry)
+        b = fsm.apply_entries(memoized, entry, memo=memo)
+        assert a == b
+        plain.apply(a.writes)
+        memoized.apply(b.writes)
+        if i % 4 == 0:  # a stale memo: this entry's jobs, written again and not kept
+            fsm.apply_entries(memoized, [Entry(1, i + 1, data=entry[0].data)], memo=memo)
+    assert state_digest(plain) == state_digest(memoized)
+
+
+def test_an_occurrence_reads_back_from_the_memo_the_jobs_it_wrote(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Create, claim, and the outcome with the completion, each in an entry of its
+    own: with a memo the job is never decoded; without one, at each later entry."""
+    decoded: list[bytes] = []
+    decode = r.decode_job
+
+    def counting(data: bytes) -> Job:
+        decoded.append(data)
+        return decode(data)
+
+    monkeypatch.setattr(r, "decode_job", counting)
+    cmds = [
+        c.CreateJob(spec("z"), 10, 1_000),  # the first apply (it builds any indexes missing)
+        c.CreateJob(spec("a"), 10, 1_000),
+        c.ClaimOccurrence("a", 1_000, 1, "n1", 1, 990),
+        c.Batch((
+            c.RecordOutcome("a", 1_000, 1, JobStatus.COMPLETED, 1_003, http_status=200),
+            c.CompleteOccurrence("a", 1_000, None, JobStatus.COMPLETED, 1_003),
+        )),
+    ]  # fmt: skip
+    for memo, decodes in ((None, 2), (JobMemo(), 0)):
+        state, decoded[:] = MemoryState(), []
+        for i, cmd in enumerate(cmds, start=1):
+            out = fsm.apply_entries(state, [Entry(1, i, data=c.encode_command(cmd))], memo=memo)
+            assert all(res.code is OK for e in out.results for res in e.results)
+            state.apply(out.writes)
+            if i == 1:
+                decoded.clear()
+        assert len(decoded) == decodes
+        job = queries.get_job(state, "a")
+        assert job is not None and job.status is JobStatus.COMPLETED
+    assert memo is not None and memo.hits == 2
+
+
+def test_a_memo_holds_its_size_and_forgets_a_deleted_job() -> None:
+    memo, state = JobMemo(size=2), MemoryState()
+    for i, job_id in enumerate(("a", "b", "c"), start=1):
+        out = fsm.apply_entries(state, [Entry(1, i, data=c.encode_command(
+            c.CreateJob(spec(job_id), 10, 1_000)))], memo=memo)  # fmt: skip
+        state.apply(out.writes)
+    raw = {job_id: state.get(r.job_key(job_id)) for job_id in "abc"}
+    assert memo.find("a", raw["a"] or b"") is None  # the oldest went
+    assert memo.find("c", raw["c"] or b"") is not None
+    assert memo.find("c", (raw["c"] or b"") + b"x") is None  # other bytes, another record
+    out = fsm.apply_entries(
+        state, [Entry(1, 4, data=c.encode_command(c.DeleteJob("c")))], memo=memo
+    )
+    assert memo.find("c", raw["c"] or b"") is None
 
 
 # --- member addresses ---------------------------------------------------------------------

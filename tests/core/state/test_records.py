@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
 import msgpack
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scheduled_db.jobs.model import Attempt, ErrorType, Job, JobStatus
+from scheduled_db.jobs.model import Attempt, ErrorType, Job, JobStatus, evolved
 from scheduled_db.state import records as r
 from tests.command_gen import GOLDEN_SPEC, TRACEPARENT, random_spec
 
@@ -107,3 +109,23 @@ def test_a_job_created_untraced_is_stored_as_before_and_a_traced_one_keeps_its_c
     # What admission counts a create as grows by what the record grows by.
     grown = len(r.encode_job(traced)) - len(OLD_JOB)
     assert r.new_job_bytes(traced) - r.new_job_bytes(job) == grown > len(TRACEPARENT)
+
+
+@settings(max_examples=100, deadline=None)
+@given(rng=st.randoms(use_true_random=False))
+def test_evolved_is_dataclasses_replace(rng: random.Random) -> None:
+    job = Job(random_spec(rng, "job-1"), 1, 5, extra={"x": [1]})
+    attempt = Attempt("job-1", 5, 2, "n1", 3, 6)
+    execution = r.Execution(5, 1, True, "n1", 3)
+    for obj, changes in (
+        (job, {"status": rng.choice(list(JobStatus)), "attempt_count": rng.randint(0, 9)}),
+        (job, {"next_run_at_ms": None, "executing_node_id": "n2", "version": 4}),
+        (attempt, {"end_time_ms": 9, "error_type": ErrorType.TIMEOUT, "trigger": True}),
+        (execution, {"claim_open": False}),
+        (execution, {}),
+    ):
+        made = evolved(obj, **changes)
+        assert made == replace(obj, **changes)
+        assert type(made) is type(obj)
+    with pytest.raises(TypeError, match="no field 'colour'"):
+        evolved(job, colour="red")
