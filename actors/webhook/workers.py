@@ -52,6 +52,7 @@ from actors.webhook.messages import (
     Messages,
     Withdraw,
 )
+from scheduled_db.jobs.model import evolved
 
 log = logging.getLogger(__name__)
 
@@ -258,7 +259,7 @@ class DeliveryWorkers(pykka.ThreadingActor):
                 sent = self._sent[key] = deque()
             sent.append(deliver)
         worker = self._workers[shard(deliver.url, self._count)]
-        worker.outbox.append(replace(deliver, reply=None, batched=True))
+        worker.outbox.append(evolved(deliver, reply=None, batched=True))
 
     def _flush(self) -> None:
         for worker in self._workers:
