@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from enum import Enum, IntEnum
+from operator import attrgetter
 from typing import Any
 
 import msgpack
@@ -400,16 +401,44 @@ def kind_of(command: Command) -> CommandKind:
     return _KIND_OF[type(command)]
 
 
+@dataclass(frozen=True, slots=True)
+class _Shape:
+    """How a kind of command goes to the wire, worked out once per kind (the entry
+    encoding runs for every command a leader proposes)."""
+
+    kind: int
+    values: Callable[[Any], tuple[Any, ...]]  # all the fields' values, in order
+    encoders: tuple[Callable[[Any], Any], ...]
+    defaults: tuple[Any, ...]  # of the fields added later, last first
+
+
+def _shape(cls: type[Any], kind: CommandKind) -> _Shape:
+    described = fields(cls)
+    later = described[len(described) - _ADDED_LATER.get(kind, 0) :]
+    return _Shape(
+        int(kind),
+        attrgetter(*(f.name for f in described)) if len(described) > 1 else _one(described),
+        tuple(enc for enc, _ in _SCHEMA[kind][1]),
+        tuple(f.default for f in reversed(later)),
+    )
+
+
+def _one(described: tuple[Any, ...]) -> Callable[[Any], tuple[Any, ...]]:
+    name = described[0].name
+    return lambda command: (getattr(command, name),)
+
+
+_SHAPES: dict[type[Any], _Shape] = {cls: _shape(cls, kind) for kind, (cls, _) in _SCHEMA.items()}
+
+
 def _to_wire(command: Command) -> list[Any]:
     if isinstance(command, Batch):
         return [int(CommandKind.BATCH), [_to_wire(c) for c in command.commands]]
-    kind = _KIND_OF[type(command)]
-    codecs = _SCHEMA[kind][1]
-    described = fields(command)
-    values = [getattr(command, f.name) for f in described]
-    wire = [int(kind)] + [enc(v) for (enc, _), v in zip(codecs, values, strict=True)]
-    for f in reversed(described[len(described) - _ADDED_LATER.get(kind, 0) :]):
-        if getattr(command, f.name) != f.default:
+    shape = _SHAPES[type(command)]
+    values = shape.values(command)
+    wire = [shape.kind] + [enc(v) for enc, v in zip(shape.encoders, values, strict=True)]
+    for i, default in enumerate(shape.defaults, start=1):  # trailing defaults stay off
+        if values[-i] != default:
             break
         wire.pop()
     return wire

@@ -122,6 +122,17 @@ class Overlay:
         self._sorted_w = None
         self._w[key] = value
 
+    def delete_present(self, key: bytes, value: bytes = b"") -> None:
+        """:meth:`delete` of a key the caller knows the base holds with ``value`` (an
+        index key of a job, which the job's record implies): its size is uncounted
+        without reading the base for it."""
+        if key in self._w or key.startswith(META_PREFIX):
+            self._set(key, None)
+            return
+        self.size_delta -= len(key) + len(value)
+        self._sorted_w = None
+        self._w[key] = None
+
     def _set(self, key: bytes, value: bytes | None) -> None:
         if not key.startswith(META_PREFIX):
             old = self.get(key)

@@ -228,8 +228,11 @@ def record_outcome(tx: Txn, cmd: c.RecordOutcome) -> CommandResult:
 def closed_attempt(opened: Attempt, cmd: c.RecordOutcome) -> Attempt:
     """The attempt ``opened`` as the outcome ``cmd`` closes it."""
     sent_ms = None if cmd.response_time_ms is None else cmd.end_time_ms - cmd.response_time_ms
-    return evolved(
-        _closed(opened, cmd.status, cmd.end_time_ms, sent_ms),
+    return _closed(
+        opened,
+        cmd.status,
+        cmd.end_time_ms,
+        sent_ms,
         http_status=cmd.http_status,
         response_time_ms=cmd.response_time_ms,
         error_message=cmd.error_message,
@@ -237,12 +240,15 @@ def closed_attempt(opened: Attempt, cmd: c.RecordOutcome) -> Attempt:
     )
 
 
-def _closed(opened: Attempt, status: JobStatus, end_ms: int, sent_ms: int | None = None) -> Attempt:
+def _closed(
+    opened: Attempt, status: JobStatus, end_ms: int, sent_ms: int | None = None, **more: Any
+) -> Attempt:
     """The attempt ``opened`` ended at ``end_ms`` with ``status``; it started when its
     request went out (``sent_ms``), or if it sent nothing when it was to be sent.
     Not before its claim (a clock stepped back), nor after its end (an attempt
     cancelled before its fire time ends at once).  The claim time is kept: records
-    from before ``claimed_at_ms`` existed hold it as their start."""
+    from before ``claimed_at_ms`` existed hold it as their start.  ``more``: other
+    fields of the closed attempt (the response's)."""
     start_ms = opened.start_time_ms if sent_ms is None else max(sent_ms, opened.claim_ms)
     return evolved(
         opened,
@@ -250,6 +256,7 @@ def _closed(opened: Attempt, status: JobStatus, end_ms: int, sent_ms: int | None
         start_time_ms=min(start_ms, end_ms),
         end_time_ms=end_ms,
         claimed_at_ms=opened.claim_ms,
+        **more,
     )
 
 

@@ -126,19 +126,22 @@ class Txn:
             self._memo.keep(raw, new, spec_wire)
         if old is None:
             self._jobs += 1
+        # A job's status and due keys are what its record says they are (the indexes
+        # are kept here and nowhere else), so the old ones are there and the new ones
+        # are not: none is read from the base for the size of its value.
         if old is None or old.status is not new.status:
             if old is not None:
-                self.ov.delete(r.status_key(old.status, old.id))
+                self.ov.delete_present(r.status_key(old.status, old.id))
                 self._by_status[old.status] -= 1
-            put(r.status_key(new.status, new.id), b"")
+            self.ov.put_new(r.status_key(new.status, new.id), b"")
             self._by_status[new.status] += 1
         old_due = None if old is None else due_index_key(old)
         new_due = due_index_key(new)
         if old_due != new_due:
             if old_due is not None:
-                self.ov.delete(old_due)
+                self.ov.delete_present(old_due)
             if new_due is not None:
-                put(new_due, b"")
+                self.ov.put_new(new_due, b"")
         if old is None or old.spec is not new.spec or old.paused is not new.paused:
             old_keys = set() if old is None else set(r.index_keys(old))
             new_keys = r.index_keys(new)
