@@ -46,12 +46,15 @@ class JobMemo:
     decoding those bytes again (and the wire form of its spec with it).  Equal
     bytes are the same record, so a memo never changes what is read, whatever it
     holds: a write that never reached the disk, a job changed since, or nothing.
-    Holds at most ``size`` jobs, dropping the longest unwritten first.
+    Holds at most ``size`` jobs and ``max_bytes`` of their records (a decoded job
+    takes about twice its record's bytes), dropping the longest unwritten first.
     """
 
-    def __init__(self, size: int = 8192) -> None:
+    def __init__(self, size: int = 8192, max_bytes: int = 8 << 20) -> None:
         self.size = size
+        self.max_bytes = max_bytes
         self._jobs: dict[str, tuple[bytes, Job, dict[str, Any]]] = {}
+        self._bytes = 0
         self.hits = 0
 
     def find(self, job_id: str, raw: bytes) -> tuple[Job, dict[str, Any]] | None:
@@ -63,13 +66,19 @@ class JobMemo:
 
     def keep(self, raw: bytes, job: Job, spec_wire: dict[str, Any]) -> None:
         jobs = self._jobs
-        jobs.pop(job.id, None)  # to the newest end
+        self.forget(job.id)  # to the newest end
         jobs[job.id] = (raw, job, spec_wire)
-        if len(jobs) > self.size:
-            del jobs[next(iter(jobs))]
+        self._bytes += len(raw)
+        while len(jobs) > self.size or self._bytes > self.max_bytes:
+            self.forget(next(iter(jobs)))
 
     def forget(self, job_id: str) -> None:
-        self._jobs.pop(job_id, None)
+        held = self._jobs.pop(job_id, None)
+        if held is not None:
+            self._bytes -= len(held[0])
+
+    def __len__(self) -> int:
+        return len(self._jobs)
 
 
 class Txn:

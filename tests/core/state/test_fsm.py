@@ -570,10 +570,22 @@ def test_a_memo_holds_its_size_and_forgets_a_deleted_job() -> None:
     assert memo.find("a", raw["a"] or b"") is None  # the oldest went
     assert memo.find("c", raw["c"] or b"") is not None
     assert memo.find("c", (raw["c"] or b"") + b"x") is None  # other bytes, another record
-    out = fsm.apply_entries(
-        state, [Entry(1, 4, data=c.encode_command(c.DeleteJob("c")))], memo=memo
-    )
+    fsm.apply_entries(state, [Entry(1, 4, data=c.encode_command(c.DeleteJob("c")))], memo=memo)
     assert memo.find("c", raw["c"] or b"") is None
+    assert len(memo) == 1  # b
+
+
+def test_a_memo_holds_its_bytes() -> None:
+    """Big payloads: the memo keeps what fits in its bytes, not a count of jobs."""
+    memo, state = JobMemo(size=100, max_bytes=3 * 10_000), MemoryState()
+    for i in range(10):
+        job = spec(f"j{i}", payload={"blob": "x" * 9_000})
+        out = fsm.apply_entries(state, [Entry(1, i + 1, data=c.encode_command(
+            c.CreateJob(job, 10, 1_000)))], memo=memo)  # fmt: skip
+        state.apply(out.writes)
+    assert len(memo) == 3
+    kept = [i for i in range(10) if memo.find(f"j{i}", state.get(r.job_key(f"j{i}")) or b"")]
+    assert kept == [7, 8, 9]
 
 
 # --- member addresses ---------------------------------------------------------------------
