@@ -30,7 +30,7 @@ from actors.api.app import build_app, build_metrics_app
 from actors.api.backend import Backend
 from actors.api.messages import GetBoundPorts
 from actors.api.protocol import ApiRunner
-from actors.api.workers import IngressWorkers, shared_port_socket
+from actors.api.workers import LISTEN_BACKLOG, IngressWorkers, shared_port_socket
 from actors.runtime.clock import now_ms
 from actors.runtime.loop_thread import LoopThread
 from actors.runtime.metrics import ApiMetrics
@@ -45,11 +45,6 @@ STOP_TIMEOUT_S = 5.0
 # In-flight requests get this long to finish at shutdown; less than the stop
 # handshake, so cleanup ends before the actor gives up waiting for it.
 SHUTDOWN_GRACE_S = 2.0
-# Connections the kernel holds for the listener before it accepts them.  aiohttp's
-# default, 128, drops the rest of a burst of new connections: each dropped client
-# waits for its SYN to be sent again (a second or more) before the node can even
-# refuse it.  The kernel caps this at net.core.somaxconn.
-LISTEN_BACKLOG = 2048
 
 
 class BoundPorts(NamedTuple):

@@ -64,7 +64,11 @@ SCRAPE_TIMEOUT_S = 2.0
 ENTRY_TIMEOUT_S = 10.0
 # How long a worker lets its requests in flight finish when the node stops it.
 SHUTDOWN_GRACE_S = 2.0
-# Connections the kernel holds for each worker's listener (see actors/api/actor.py).
+# Connections the kernel holds for the API's listener (the node's own, or each
+# worker's) before it accepts them.  aiohttp's default, 128, drops the rest of a
+# burst of new connections: each dropped client waits for its SYN to be sent again
+# (a second or more) before the node can even refuse it.  The kernel caps this at
+# net.core.somaxconn.
 LISTEN_BACKLOG = 2048
 
 

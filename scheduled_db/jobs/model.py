@@ -7,6 +7,7 @@ new record, made by the state machine when it applies a command.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from enum import StrEnum
 from operator import attrgetter
@@ -204,8 +205,22 @@ SPEC_ADDED_LATER = (
 
 
 T = TypeVar("T")
-# Per dataclass: a getter of all its fields at once, and each field's position.
-_SHAPES: dict[type, tuple[attrgetter[Any], dict[str, int]]] = {}
+
+
+def field_values(cls: type[Any]) -> Callable[[Any], tuple[Any, ...]]:
+    """A function giving the values of all of dataclass ``cls``'s fields, in order,
+    in one call (an ``attrgetter``; a tuple even for a single field), for the copies,
+    encodings and pickles made by the thousand a second that would otherwise walk
+    ``dataclasses.fields`` every time."""
+    names = [f.name for f in fields(cls)]
+    if len(names) == 1:
+        name = names[0]
+        return lambda obj: (getattr(obj, name),)
+    return attrgetter(*names)
+
+
+# Per dataclass: its field values getter, and each field's position.
+_SHAPES: dict[type, tuple[Callable[[Any], tuple[Any, ...]], dict[str, int]]] = {}
 
 
 def evolved(obj: T, **changes: Any) -> T:
@@ -217,7 +232,7 @@ def evolved(obj: T, **changes: Any) -> T:
     shape = _SHAPES.get(cls)
     if shape is None:
         names = [f.name for f in fields(cls)]  # type: ignore[arg-type]
-        shape = _SHAPES[cls] = (attrgetter(*names), {n: i for i, n in enumerate(names)})
+        shape = _SHAPES[cls] = (field_values(cls), {n: i for i, n in enumerate(names)})
     args = list(shape[0](obj))
     for name, value in changes.items():
         at = shape[1].get(name)

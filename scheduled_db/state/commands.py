@@ -23,7 +23,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from enum import Enum, IntEnum
-from operator import attrgetter
 from typing import Any
 
 import msgpack
@@ -34,6 +33,7 @@ from scheduled_db.jobs.model import (
     JobSpec,
     JobStatus,
     SkipReason,
+    field_values,
 )
 from scheduled_db.state.records import spec_to_wire
 
@@ -417,15 +417,10 @@ def _shape(cls: type[Any], kind: CommandKind) -> _Shape:
     later = described[len(described) - _ADDED_LATER.get(kind, 0) :]
     return _Shape(
         int(kind),
-        attrgetter(*(f.name for f in described)) if len(described) > 1 else _one(described),
+        field_values(cls),
         tuple(enc for enc, _ in _SCHEMA[kind][1]),
         tuple(f.default for f in reversed(later)),
     )
-
-
-def _one(described: tuple[Any, ...]) -> Callable[[Any], tuple[Any, ...]]:
-    name = described[0].name
-    return lambda command: (getattr(command, name),)
 
 
 _SHAPES: dict[type[Any], _Shape] = {cls: _shape(cls, kind) for kind, (cls, _) in _SCHEMA.items()}

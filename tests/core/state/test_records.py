@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import random
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import msgpack
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scheduled_db.jobs.model import Attempt, ErrorType, Job, JobStatus, evolved
+from scheduled_db.jobs.model import Attempt, ErrorType, Job, JobStatus, evolved, field_values
 from scheduled_db.state import records as r
 from tests.command_gen import GOLDEN_SPEC, TRACEPARENT, random_spec
 
@@ -129,3 +129,15 @@ def test_evolved_is_dataclasses_replace(rng: random.Random) -> None:
         assert type(made) is type(obj)
     with pytest.raises(TypeError, match="no field 'colour'"):
         evolved(job, colour="red")
+
+
+def test_evolved_copies_a_dataclass_of_one_field() -> None:
+    """``field_values`` gives a tuple for one field too (a bare ``attrgetter`` of one
+    name gives the value itself, which a string would spread into characters)."""
+    assert evolved(Withdrawn("job-1"), job_id="job-2") == Withdrawn("job-2")
+    assert field_values(Withdrawn)(Withdrawn("job-1")) == ("job-1",)
+
+
+@dataclass(frozen=True, slots=True)
+class Withdrawn:
+    job_id: str
